@@ -1,0 +1,90 @@
+"""resthooks: an embeddable REST hooks (webhooks) engine.
+
+Clients subscribe URLs to events; the host application emits events; resthooks delivers
+``{"event": ..., "payload": [...]}`` to every subscribed URL, retries on Capsule's schedule,
+removes a hook whose URL answers ``410 Gone`` and marks a hook dead when its retries run out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .clock import Clock, SystemClock
+from .dispatcher import DeliverySummary, Dispatcher
+from .encoding import encode_body, isoformat_z
+from .errors import (
+    ConfigurationError,
+    DeliveryNotFound,
+    HookLimitReached,
+    HookNotFound,
+    InvalidStateError,
+    NotFound,
+    PayloadError,
+    ResthooksError,
+    SchemaError,
+    StoreError,
+    TransportError,
+    ValidationError,
+)
+from .events import CAPSULE_EVENTS, EventCatalogue
+from .model import (
+    Attempt,
+    Claim,
+    Delivery,
+    DeliveryState,
+    Hook,
+    HookState,
+    Outcome,
+    OutcomeKind,
+    RecordResult,
+    Stats,
+)
+from .retry import CAPSULE_SCHEDULE, RetryPolicy
+from .signing import generate_secret, sign
+from .transports import Timeouts
+
+__all__ = [
+    "CAPSULE_EVENTS",
+    "CAPSULE_SCHEDULE",
+    "Attempt",
+    "Claim",
+    "Clock",
+    "ConfigurationError",
+    "Delivery",
+    "DeliveryNotFound",
+    "DeliveryState",
+    "DeliverySummary",
+    "Dispatcher",
+    "EventCatalogue",
+    "Hook",
+    "HookLimitReached",
+    "HookNotFound",
+    "HookState",
+    "InvalidStateError",
+    "NotFound",
+    "Outcome",
+    "OutcomeKind",
+    "PayloadError",
+    "RecordResult",
+    "ResthooksError",
+    "RetryPolicy",
+    "SchemaError",
+    "Stats",
+    "StoreError",
+    "SystemClock",
+    "Timeouts",
+    "TransportError",
+    "ValidationError",
+    "encode_body",
+    "generate_secret",
+    "isoformat_z",
+    "sign",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version  # noqa: PLC0415 - read lazily, on demand
+
+        return version("resthooks")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

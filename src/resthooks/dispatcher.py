@@ -1,0 +1,516 @@
+"""The Dispatcher: the engine a host application holds."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from functools import cache
+from importlib.metadata import version
+
+import attrs
+
+from .clock import Clock, SystemClock
+from .encoding import encode_body
+from .errors import (
+    ConfigurationError,
+    DeliveryNotFound,
+    HookNotFound,
+    TransportError,
+    ValidationError,
+)
+from .events import CAPSULE_EVENTS, EventCatalogue
+from .model import Attempt, Claim, Delivery, DeliveryState, Hook, HookState, Outcome, OutcomeKind
+from .retry import RetryPolicy
+from .signing import generate_secret, parse_secret, sign
+from .stores import Store
+from .transports import Request, Response, Timeouts, Transport, Urllib3Transport
+from .urls import validate_target_url
+
+__all__ = ["DeliverySummary", "Dispatcher"]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_OWNER_LENGTH = 255
+
+
+@cache
+def _user_agent() -> str:
+    return f"resthooks/{version('resthooks')}"
+
+
+@attrs.frozen
+class DeliverySummary:
+    """Counts of what one :meth:`Dispatcher.deliver_due` call (or a worker) did.
+
+    Attributes:
+        delivered: Deliveries that got a 2xx.
+        retried: Failed attempts that will be retried.
+        failed: Deliveries whose last retry failed (their hooks died).
+        gone: Deliveries answered ``410 Gone`` (their hooks were removed).
+        cancelled: Other deliveries cancelled because their hook died or was removed.
+        stale: Outcomes refused because another worker had claimed the delivery since.
+
+    Example:
+        >>> DeliverySummary(delivered=2) + DeliverySummary(delivered=1, retried=1)
+        DeliverySummary(delivered=3, retried=1, failed=0, gone=0, cancelled=0, stale=0)
+    """
+
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    gone: int = 0
+    cancelled: int = 0
+    stale: int = 0
+
+    def __add__(self, other: DeliverySummary) -> DeliverySummary:
+        return DeliverySummary(
+            *(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other), strict=True))
+        )
+
+    @property
+    def attempts(self) -> int:
+        """Attempts whose outcome was recorded."""
+        return self.delivered + self.retried + self.failed + self.gone
+
+
+def _validate_owner(owner: object) -> str:
+    if not isinstance(owner, str):
+        raise ValidationError("owner", f"must be a string, not {type(owner).__name__}")
+    if not owner:
+        raise ValidationError("owner", "must not be empty")
+    if len(owner) > MAX_OWNER_LENGTH:
+        raise ValidationError("owner", f"must be at most {MAX_OWNER_LENGTH} characters")
+    if _CONTROL.search(owner):
+        raise ValidationError("owner", "must not contain control characters")
+    return owner
+
+
+def _validate_id(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+class Dispatcher:
+    """The engine: subscriptions, emitting events, and delivering them.
+
+    Args:
+        store: Where hooks and deliveries live (:class:`~resthooks.stores.MemoryStore`,
+            :class:`~resthooks.stores.SQLiteStore`, or your own :class:`~resthooks.stores.Store`).
+        events: The event catalogue. Default: Capsule's 19 events.
+        clock: Where time comes from. Default: :class:`~resthooks.clock.SystemClock`.
+        transport: How requests are sent. Default: a new
+            :class:`~resthooks.transports.Urllib3Transport`.
+        retry: The retry schedule. Default: Capsule's (5 s, 1 min, 5 min, 15 min, 15 min).
+        timeouts: Connect timeout and total deadline of one attempt (default 5 s and 15 s).
+        lease: How long a claim lasts before another worker may take the delivery over. Must
+            be longer than ``timeouts.total``. Default 60 s.
+        max_hooks_per_owner: Capsule's cap is 20; ``None`` for no cap.
+        max_description_length: Default 255 characters.
+        max_payload_bytes: The largest JSON body an emit may produce. Default 256 KiB.
+        max_response_bytes: How much of a response body is read and kept. Default 4 KiB.
+        max_in_flight_per_host: Deliveries to one target host in flight at once. Default 4.
+        sign_deliveries: Give every new hook a signing secret (Standard Webhooks). Default on.
+
+    Raises:
+        ConfigurationError: If the options cannot work together.
+
+    Example:
+        >>> from resthooks import Dispatcher
+        >>> from resthooks.stores import MemoryStore
+        >>> from resthooks.testing import FakeClock, RecordingTransport
+        >>> transport = RecordingTransport()
+        >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), transport=transport)
+        >>> hook = dispatcher.subscribe("party/created", "https://example.com/h", owner="acme")
+        >>> [d.state.value for d in dispatcher.emit("party/created", {"id": 1}, owner="acme")]
+        ['pending']
+        >>> dispatcher.deliver_due().delivered
+        1
+        >>> transport.requests[0].body
+        b'{"event":"party/created","payload":[{"id":1}]}'
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        events: EventCatalogue = CAPSULE_EVENTS,
+        clock: Clock | None = None,
+        transport: Transport | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        lease: float | timedelta = 60.0,
+        max_hooks_per_owner: int | None = 20,
+        max_description_length: int = 255,
+        max_payload_bytes: int = 256 * 1024,
+        max_response_bytes: int = 4096,
+        max_in_flight_per_host: int | None = 4,
+        sign_deliveries: bool = True,
+    ) -> None:
+        if not isinstance(events, EventCatalogue):
+            raise ConfigurationError("events must be an EventCatalogue")
+        self.store = store
+        self.events = events
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.transport: Transport = transport if transport is not None else Urllib3Transport()
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.timeouts = timeouts if timeouts is not None else Timeouts()
+        self.lease = lease if isinstance(lease, timedelta) else timedelta(seconds=lease)
+        if self.lease.total_seconds() <= self.timeouts.total:
+            raise ConfigurationError(
+                f"the lease ({self.lease.total_seconds()} s) must be longer than the total "
+                f"deadline of an attempt ({self.timeouts.total} s), or a slow attempt's "
+                "delivery would be claimed twice"
+            )
+        for name, value in (
+            ("max_description_length", max_description_length),
+            ("max_payload_bytes", max_payload_bytes),
+            ("max_response_bytes", max_response_bytes),
+        ):
+            if not isinstance(value, int) or value < 0:
+                raise ConfigurationError(f"{name} must be an int >= 0")
+        for name, maybe in (
+            ("max_hooks_per_owner", max_hooks_per_owner),
+            ("max_in_flight_per_host", max_in_flight_per_host),
+        ):
+            if maybe is not None and (not isinstance(maybe, int) or maybe < 1):
+                raise ConfigurationError(f"{name} must be None or an int >= 1")
+        self.max_hooks_per_owner = max_hooks_per_owner
+        self.max_description_length = max_description_length
+        self.max_payload_bytes = max_payload_bytes
+        self.max_response_bytes = max_response_bytes
+        self.max_in_flight_per_host = max_in_flight_per_host
+        self.sign_deliveries = sign_deliveries
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        event: str,
+        target_url: str,
+        *,
+        owner: str,
+        description: str = "",
+        secret: str | None = None,
+    ) -> Hook:
+        """Subscribe ``target_url`` to ``event`` for ``owner``.
+
+        Subscribing the same ``(owner, event, target_url)`` again returns the existing hook
+        (made active again if it was dead) instead of creating a second one.
+
+        Args:
+            event: An event of the catalogue.
+            target_url: An absolute ``http``/``https`` URL.
+            owner: The account the hook belongs to.
+            description: Free text, at most ``max_description_length`` characters.
+            secret: A ``whsec_`` signing secret to use instead of a generated one.
+
+        Returns:
+            The new (or existing) hook. Its ``secret`` is the only time the caller sees it
+            through the API layer.
+
+        Raises:
+            ValidationError: Naming the field at fault; nothing is stored.
+            HookLimitReached: If the owner already has ``max_hooks_per_owner`` hooks.
+        """
+        owner = _validate_owner(owner)
+        event = self.events.validate(event)
+        target_url = validate_target_url(target_url)
+        if not isinstance(description, str):
+            raise ValidationError(
+                "description", f"must be a string, not {type(description).__name__}"
+            )
+        if len(description) > self.max_description_length:
+            raise ValidationError(
+                "description", f"must be at most {self.max_description_length} characters"
+            )
+        if secret is not None:
+            parse_secret(secret)
+        elif self.sign_deliveries:
+            secret = generate_secret()
+        now = self.clock.now()
+        hook = Hook(
+            id="hook_" + secrets.token_hex(12),
+            owner=owner,
+            event=event,
+            target_url=target_url,
+            description=description,
+            created_at=now,
+            updated_at=now,
+            secret=secret,
+        )
+        stored, _ = self.store.add_hook(hook, max_per_owner=self.max_hooks_per_owner)
+        return stored
+
+    def get_hook(self, hook_id: str, *, owner: str) -> Hook:
+        """Return the owner's hook with this id.
+
+        Raises:
+            HookNotFound: If there is none (or it belongs to another owner).
+        """
+        owner = _validate_owner(owner)
+        hook = self.store.get_hook(_validate_id(hook_id, "hook_id"))
+        if hook is None or hook.owner != owner:
+            raise HookNotFound(hook_id)
+        return hook
+
+    def hooks(
+        self, *, owner: str, event: str | None = None, state: HookState | str | None = None
+    ) -> list[Hook]:
+        """The owner's hooks, oldest first, optionally only of one event or state."""
+        owner = _validate_owner(owner)
+        if event is not None:
+            event = self.events.validate(event)
+        return self.store.list_hooks(owner=owner, event=event, state=_hook_state(state))
+
+    def unsubscribe(self, hook_id: str, *, owner: str) -> None:
+        """Remove the owner's hook; its deliveries not yet sent are cancelled.
+
+        Raises:
+            HookNotFound: If there is no such hook for this owner.
+        """
+        hook = self.get_hook(hook_id, owner=owner)
+        self.store.remove_hook(hook.id, now=self.clock.now())
+
+    # -- events ------------------------------------------------------------------------------
+
+    def emit(self, event: str, payload: object, *, owner: str) -> list[Delivery]:
+        """Queue ``event`` for every active hook of ``owner`` subscribed to it.
+
+        The body ``{"event": event, "payload": [...]}`` is serialised once, here; errors in
+        the payload surface now, before anything is stored.
+
+        Args:
+            event: An event of the catalogue.
+            payload: One entity (a mapping or attrs instance) or a sequence of them.
+            owner: Whose hooks receive it.
+
+        Returns:
+            The new pending deliveries, one per hook (empty when no hook matched).
+
+        Raises:
+            ValidationError: For an unknown event or a bad owner.
+            PayloadError: If the payload cannot be encoded or is too large.
+        """
+        owner = _validate_owner(owner)
+        event = self.events.validate(event)
+        body = encode_body(event, payload, max_bytes=self.max_payload_bytes)
+        return self.store.enqueue(owner=owner, event=event, body=body, now=self.clock.now())
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def deliveries(
+        self,
+        *,
+        owner: str,
+        hook_id: str | None = None,
+        state: DeliveryState | str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """The owner's deliveries, newest first."""
+        owner = _validate_owner(owner)
+        return self.store.list_deliveries(
+            owner=owner, hook_id=hook_id, state=_delivery_state(state), limit=limit
+        )
+
+    def get_delivery(self, delivery_id: str, *, owner: str) -> Delivery:
+        """Return the owner's delivery with this id.
+
+        Raises:
+            DeliveryNotFound: If there is none for this owner.
+        """
+        owner = _validate_owner(owner)
+        delivery = self.store.get_delivery(_validate_id(delivery_id, "delivery_id"))
+        if delivery is None or delivery.owner != owner:
+            raise DeliveryNotFound(delivery_id)
+        return delivery
+
+    def attempts(self, delivery_id: str, *, owner: str) -> list[Attempt]:
+        """The attempt log of the owner's delivery, oldest first.
+
+        Raises:
+            DeliveryNotFound: If there is no such delivery for this owner.
+        """
+        delivery = self.get_delivery(delivery_id, owner=owner)
+        return self.store.attempts(delivery.id)
+
+    def deliver_due(self, *, batch_size: int = 100) -> DeliverySummary:
+        """Send every delivery due now, one after the other, and record each outcome.
+
+        This is what a test or a cron-style host calls; deliveries that become due while it
+        runs (a retry due at once, say) are sent too.
+
+        Returns:
+            The counts of outcomes.
+        """
+        summary = DeliverySummary()
+        while True:
+            now = self.clock.now()
+            claims = self.store.claim_due(
+                now=now,
+                limit=batch_size,
+                lease_until=now + self.lease,
+                max_in_flight_per_host=self.max_in_flight_per_host,
+            )
+            if not claims:
+                return summary
+            outcomes = [self.attempt(claim) for claim in claims]
+            summary += self.record(outcomes)
+
+    # -- the policy, one attempt at a time -----------------------------------------------------
+
+    def build_request(self, claim: Claim, *, now: datetime) -> Request:
+        """The request for one attempt of a claimed delivery, signed if the hook has a secret."""
+        delivery, hook = claim.delivery, claim.hook
+        timestamp = int(now.timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": _user_agent(),
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(timestamp),
+        }
+        signatures = [sign(s, delivery.id, timestamp, claim.body) for s in _live_secrets(hook, now)]
+        if signatures:
+            headers["webhook-signature"] = " ".join(signatures)
+        return Request(
+            method="POST",
+            url=hook.target_url,
+            headers=headers,
+            body=claim.body,
+            timeouts=self.timeouts,
+            max_response_bytes=self.max_response_bytes,
+        )
+
+    def attempt(self, claim: Claim) -> Outcome:
+        """Make one attempt for a claimed delivery and decide its outcome (nothing recorded)."""
+        started = self.clock.now()
+        request = self.build_request(claim, now=started)
+        response: Response | None = None
+        error: TransportError | None = None
+        try:
+            response = self.transport.send(request)
+        except TransportError as exc:
+            error = exc
+        except Exception as exc:  # noqa: BLE001 - a broken custom transport must not lose the delivery
+            error = TransportError("protocol", f"transport raised {type(exc).__name__}: {exc}")
+        finished = self.clock.now()
+        return self.decide(
+            claim, started=started, finished=finished, response=response, error=error
+        )
+
+    def decide(
+        self,
+        claim: Claim,
+        *,
+        started: datetime,
+        finished: datetime,
+        response: Response | None,
+        error: TransportError | None,
+    ) -> Outcome:
+        """The outcome of one attempt: delivered, gone (410), retry later, or failed for good."""
+        number = claim.delivery.attempts + 1
+        duration = max((finished - started).total_seconds(), 0.0)
+        if response is not None:
+            ok = 200 <= response.status < 300
+            attempt = Attempt(
+                delivery_id=claim.delivery.id,
+                number=number,
+                started_at=started,
+                duration=duration,
+                status=response.status,
+                error_kind=None if ok else "http",
+                error=None if ok else f"HTTP {response.status}",
+                response_excerpt=response.body[: self.max_response_bytes].decode(
+                    "utf-8", "replace"
+                ),
+            )
+        else:
+            assert error is not None
+            attempt = Attempt(
+                delivery_id=claim.delivery.id,
+                number=number,
+                started_at=started,
+                duration=duration,
+                error_kind=error.kind,
+                error=error.message[:500],
+            )
+        kind, next_at, reason = self._policy(attempt, finished)
+        return Outcome(
+            delivery_id=claim.delivery.id,
+            token=claim.token,
+            kind=kind,
+            attempt=attempt,
+            next_attempt_at=next_at,
+            reason=reason,
+        )
+
+    def _policy(
+        self, attempt: Attempt, finished: datetime
+    ) -> tuple[OutcomeKind, datetime | None, str | None]:
+        if attempt.succeeded:
+            return OutcomeKind.DELIVERED, None, None
+        if attempt.status == 410:
+            return OutcomeKind.GONE, None, None
+        delay = self.retry.delay_after(attempt.number)
+        if delay is None:
+            reason = f"{attempt.number} attempts failed; the last: {attempt.summary}"
+            return OutcomeKind.FAILED, None, reason
+        return OutcomeKind.RETRY, finished + timedelta(seconds=delay), None
+
+    def record(self, outcomes: Sequence[Outcome]) -> DeliverySummary:
+        """Record a batch of outcomes in the store (one transaction) and count them."""
+        if not outcomes:
+            return DeliverySummary()
+        results = self.store.record(outcomes, now=self.clock.now())
+        counts = dict.fromkeys(("delivered", "retried", "failed", "gone", "cancelled", "stale"), 0)
+        for outcome, result in zip(outcomes, results, strict=True):
+            if not result.applied:
+                counts["stale"] += 1
+                continue
+            counts["cancelled"] += len(result.cancelled)
+            key = {
+                OutcomeKind.DELIVERED: "delivered",
+                OutcomeKind.RETRY: "retried",
+                OutcomeKind.FAILED: "failed",
+                OutcomeKind.GONE: "gone",
+            }.get(outcome.kind)
+            if key:
+                counts[key] += 1
+        return DeliverySummary(**counts)
+
+    def __repr__(self) -> str:
+        return f"<Dispatcher store={self.store!r} transport={self.transport!r}>"
+
+
+def _live_secrets(hook: Hook, now: datetime) -> list[str]:
+    found = [hook.secret] if hook.secret else []
+    if (
+        hook.previous_secret
+        and hook.previous_secret_until is not None
+        and now < hook.previous_secret_until
+    ):
+        found.append(hook.previous_secret)
+    return found
+
+
+def _hook_state(state: HookState | str | None) -> HookState | None:
+    if state is None or isinstance(state, HookState):
+        return state
+    try:
+        return HookState(state)
+    except ValueError:
+        raise ValidationError(
+            "state", f"must be one of {', '.join(s.value for s in HookState)}"
+        ) from None
+
+
+def _delivery_state(state: DeliveryState | str | None) -> DeliveryState | None:
+    if state is None or isinstance(state, DeliveryState):
+        return state
+    try:
+        return DeliveryState(state)
+    except ValueError:
+        raise ValidationError(
+            "state", f"must be one of {', '.join(s.value for s in DeliveryState)}"
+        ) from None

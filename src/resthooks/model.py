@@ -1,0 +1,263 @@
+"""The plain, immutable values resthooks works with: hooks, deliveries and attempts."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import attrs
+
+__all__ = [
+    "Attempt",
+    "Claim",
+    "Delivery",
+    "DeliveryState",
+    "Hook",
+    "HookState",
+    "Outcome",
+    "OutcomeKind",
+    "RecordResult",
+    "Stats",
+]
+
+
+class HookState(str, enum.Enum):
+    """The state of a hook. A removed hook no longer exists, so it has no state."""
+
+    ACTIVE = "active"
+    """Receives deliveries."""
+    DEAD = "dead"
+    """Its retries ran out: it receives nothing more until revived, and stays listed."""
+
+
+class DeliveryState(str, enum.Enum):
+    """The state of one delivery (one event to one hook)."""
+
+    PENDING = "pending"
+    """Waiting for its next attempt (the first one, or a retry)."""
+    IN_FLIGHT = "in_flight"
+    """Claimed by a worker whose lease has not expired."""
+    DELIVERED = "delivered"
+    """An attempt got a 2xx answer. Final."""
+    FAILED = "failed"
+    """Every attempt of the retry schedule failed. Final (until redelivered)."""
+    CANCELLED = "cancelled"
+    """Its hook was removed or died before the delivery succeeded. Final (until redelivered)."""
+
+    @property
+    def is_final(self) -> bool:
+        """Whether no attempt will be made unless someone redelivers it."""
+        return self in (DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED)
+
+
+@attrs.frozen(kw_only=True)
+class Hook:
+    """A subscription: deliver ``event`` of ``owner`` to ``target_url``.
+
+    Attributes:
+        id: Opaque, unique id.
+        owner: The account, tenant or API client the hook belongs to.
+        event: The ``entity/action`` it is subscribed to.
+        target_url: Where deliveries are POSTed.
+        description: Free text from the subscriber.
+        state: :class:`HookState`.
+        created_at: When it was subscribed (aware, UTC).
+        updated_at: When it last changed (aware, UTC).
+        dead_reason: Why it died (the last attempt's error), when it is dead.
+        dead_at: When it died.
+        secret: The signing secret (``whsec_...``), or ``None`` for unsigned deliveries.
+            Never shown in ``repr``.
+        previous_secret: During a rotation, the secret that is still used as well.
+        previous_secret_until: When the previous secret stops being used.
+    """
+
+    id: str
+    owner: str
+    event: str
+    target_url: str
+    description: str = ""
+    state: HookState = HookState.ACTIVE
+    created_at: datetime
+    updated_at: datetime
+    dead_reason: str | None = None
+    dead_at: datetime | None = None
+    secret: str | None = attrs.field(default=None, repr=False)
+    previous_secret: str | None = attrs.field(default=None, repr=False)
+    previous_secret_until: datetime | None = None
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the hook receives deliveries."""
+        return self.state is HookState.ACTIVE
+
+
+@attrs.frozen(kw_only=True)
+class Delivery:
+    """One event on its way to one hook.
+
+    Attributes:
+        id: Stable, unique; sent as ``webhook-id`` on every attempt.
+        hook_id: The hook it goes to (the hook may since have been removed).
+        owner: The hook's owner.
+        event: The event name.
+        state: :class:`DeliveryState`.
+        attempts: Attempts made in the current series (a redelivery starts a new series).
+        next_attempt_at: When the next attempt is due; ``None`` once final.
+        created_at: When it was emitted.
+        updated_at: When its state last changed.
+        last_error: A short description of the last failed attempt, if any.
+    """
+
+    id: str
+    hook_id: str
+    owner: str
+    event: str
+    state: DeliveryState = DeliveryState.PENDING
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    last_error: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Attempt:
+    """The log entry of one attempt to deliver.
+
+    Attributes:
+        delivery_id: The delivery it belongs to.
+        number: 1 for the first attempt of a series; a redelivery starts a new series at 1.
+        started_at: When the request started (the Dispatcher's clock).
+        duration: Seconds the attempt took.
+        status: The HTTP status, or ``None`` when no answer came.
+        error_kind: ``None`` on a 2xx; otherwise ``http`` (a non-2xx status), ``timeout``,
+            ``connection``, ``tls``, ``blocked``, ``protocol``...
+        error: A human-readable message for the failure, without secrets.
+        response_excerpt: At most the first 4 KiB of the response body, decoded as UTF-8 with
+            replacement characters.
+    """
+
+    delivery_id: str
+    number: int
+    started_at: datetime
+    duration: float
+    status: int | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    response_excerpt: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the attempt got a 2xx answer."""
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def summary(self) -> str | None:
+        """A short description of a failed attempt (``None`` if it succeeded).
+
+        Stores keep it as the delivery's ``last_error``.
+
+        Example:
+            >>> from datetime import datetime, timezone
+            >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+            >>> Attempt(delivery_id="msg_1", number=1, started_at=t, duration=0.1, status=500,
+            ...         error_kind="http").summary
+            'HTTP 500'
+        """
+        if self.succeeded:
+            return None
+        if self.status is not None:
+            return f"HTTP {self.status}"
+        if self.error:
+            return f"{self.error_kind}: {self.error}"
+        return self.error_kind
+
+
+@attrs.frozen(kw_only=True)
+class Claim:
+    """A delivery a worker has claimed, with everything needed to send it.
+
+    Attributes:
+        delivery: The delivery, in state ``in_flight``.
+        hook: Its hook as it was when claimed.
+        body: The JSON body to POST, exactly as serialised at emit time.
+        token: The fencing token: recording an outcome with a stale token is refused.
+        lease_until: When the claim expires and the delivery becomes claimable again.
+    """
+
+    delivery: Delivery
+    hook: Hook
+    body: bytes = attrs.field(repr=False)
+    token: str
+    lease_until: datetime
+
+
+class OutcomeKind(str, enum.Enum):
+    """What the Dispatcher decided after an attempt; the store applies it atomically."""
+
+    DELIVERED = "delivered"
+    """Mark the delivery delivered."""
+    RETRY = "retry"
+    """Make it pending again, due at ``Outcome.next_attempt_at``."""
+    FAILED = "failed"
+    """Retries ran out: mark it failed, mark the hook dead, cancel the hook's pending deliveries."""
+    GONE = "gone"
+    """The receiver answered 410: mark it cancelled, remove the hook, cancel its pending
+    deliveries."""
+    RELEASE = "release"
+    """No attempt was made (the worker is stopping): make it pending again, unchanged."""
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """One decision for one claimed delivery.
+
+    Attributes:
+        delivery_id: The claimed delivery.
+        token: The claim's fencing token.
+        kind: :class:`OutcomeKind`.
+        attempt: The attempt to log (``None`` for ``release``).
+        next_attempt_at: For ``retry``: when it is due again.
+        reason: For ``failed``: why the hook died (stored as ``dead_reason``).
+    """
+
+    delivery_id: str
+    token: str
+    kind: OutcomeKind
+    attempt: Attempt | None = None
+    next_attempt_at: datetime | None = None
+    reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RecordResult:
+    """What a store did with one :class:`Outcome`.
+
+    Attributes:
+        delivery_id: The delivery.
+        applied: ``False`` when the claim's token was stale (another worker claimed the
+            delivery after this claim's lease expired): nothing was written.
+        cancelled: Ids of other deliveries that were cancelled as a consequence (the hook died
+            or was removed).
+        hook_id: The hook of the delivery.
+    """
+
+    delivery_id: str
+    applied: bool
+    hook_id: str = ""
+    cancelled: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Stats:
+    """Counts for an owner, or for the whole store.
+
+    Attributes:
+        hooks: Hook state -> count (every state present, zero included).
+        deliveries: Delivery state -> count (every state present, zero included).
+        oldest_pending_at: ``created_at`` of the oldest delivery not yet final, or ``None``.
+    """
+
+    hooks: dict[str, int]
+    deliveries: dict[str, int]
+    oldest_pending_at: datetime | None = None

@@ -1,0 +1,195 @@
+"""The storage protocols every store implements: hooks (the registry) and deliveries (the outbox).
+
+Stores only store: every decision (retries, 410, dead hooks, validation) is the Dispatcher's.
+A store receives already-validated values and applies each call atomically: a call that
+changes several rows does so in one transaction, so a crash leaves either all of it or none.
+
+All datetimes passed in and returned are aware UTC datetimes. Stores must round-trip them to
+at least millisecond precision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from ..model import (
+    Attempt,
+    Claim,
+    Delivery,
+    DeliveryState,
+    Hook,
+    HookState,
+    Outcome,
+    RecordResult,
+    Stats,
+)
+
+__all__ = ["DeliveryStore", "HookRegistry", "Store"]
+
+
+@runtime_checkable
+class HookRegistry(Protocol):
+    """Where hooks live."""
+
+    def add_hook(self, hook: Hook, *, max_per_owner: int | None) -> tuple[Hook, bool]:
+        """Store ``hook`` unless its owner already has the same subscription.
+
+        In one transaction: if a hook with the same ``(owner, event, target_url)`` exists,
+        return ``(existing, False)`` (a dead one is made active again first, as a re-subscribe
+        means "deliver to me again"); otherwise, if ``max_per_owner`` is not ``None`` and the
+        owner already has that many hooks (any state), raise
+        :class:`~resthooks.errors.HookLimitReached`; otherwise store it and return
+        ``(hook, True)``.
+        """
+        ...
+
+    def get_hook(self, hook_id: str) -> Hook | None:
+        """Return the hook with this id, or ``None``."""
+        ...
+
+    def list_hooks(
+        self,
+        *,
+        owner: str | None = None,
+        event: str | None = None,
+        state: HookState | None = None,
+    ) -> list[Hook]:
+        """Hooks matching every filter given, oldest first (by ``created_at``, then ``id``)."""
+        ...
+
+    def active_hooks(self, *, owner: str, event: str) -> list[Hook]:
+        """The active hooks of ``owner`` subscribed to ``event``, oldest first."""
+        ...
+
+    def remove_hook(self, hook_id: str, *, now: datetime) -> list[str]:
+        """Delete the hook and cancel its deliveries that are not final, in one transaction.
+
+        Returns:
+            The ids of the cancelled deliveries (empty if the hook did not exist).
+            In-flight deliveries are cancelled too; their worker's outcome is then refused.
+        """
+        ...
+
+    def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
+        """Mark the hook dead and cancel its deliveries that are not final; return their ids."""
+        ...
+
+    def revive_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
+        """Make a dead hook active again (its cancelled deliveries stay cancelled).
+
+        Returns the updated hook, or ``None`` if it does not exist. Reviving an active hook
+        returns it unchanged.
+        """
+        ...
+
+    def set_secret(
+        self,
+        hook_id: str,
+        *,
+        secret: str | None,
+        previous_secret: str | None,
+        previous_secret_until: datetime | None,
+        now: datetime,
+    ) -> Hook | None:
+        """Replace the hook's secrets (rotation); return the updated hook or ``None``."""
+        ...
+
+
+@runtime_checkable
+class DeliveryStore(Protocol):
+    """The outbox: deliveries waiting to be sent, their claims and their attempt log."""
+
+    def enqueue(self, *, owner: str, event: str, body: bytes, now: datetime) -> list[Delivery]:
+        """Fan out one event: one pending delivery, due ``now``, per active hook of ``owner``
+        subscribed to ``event``, in one transaction. ``body`` is stored once per call or per
+        delivery, as the store likes. Returns the new deliveries (empty if no hook matched:
+        then nothing is stored).
+        """
+        ...
+
+    def claim_due(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        max_in_flight_per_host: int | None = None,
+    ) -> list[Claim]:
+        """Claim up to ``limit`` deliveries due at ``now``, oldest due first, in one transaction.
+
+        Due means pending with ``next_attempt_at <= now``, or in flight with an expired lease
+        (``lease_until <= now``: its worker is presumed dead). Each claimed delivery becomes
+        ``in_flight`` with a new fencing token and ``lease_until``. With
+        ``max_in_flight_per_host``, a delivery is skipped (left due) while that many
+        deliveries to the same target host are in flight under unexpired leases, counting
+        those claimed by this call.
+        """
+        ...
+
+    def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:
+        """Apply a batch of outcomes in one transaction; return one result per outcome, in order.
+
+        An outcome whose token does not match the delivery's current claim (or whose delivery
+        is no longer in flight) is refused: nothing is written for it, ``applied=False``.
+        Otherwise the attempt (if any) is appended to the log and:
+
+        - ``delivered``: state delivered, ``next_attempt_at`` cleared;
+        - ``retry``: state pending, due ``next_attempt_at``, ``last_error`` set;
+        - ``failed``: state failed; the hook is marked dead with ``reason``, its deliveries not
+          final are cancelled;
+        - ``gone``: state cancelled; the hook is removed, its deliveries not final cancelled;
+        - ``release``: back to pending, due as before, attempts unchanged.
+
+        ``attempts`` counts up by one for every outcome with an attempt.
+        """
+        ...
+
+    def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """Return the delivery with this id, or ``None``."""
+        ...
+
+    def list_deliveries(
+        self,
+        *,
+        owner: str | None = None,
+        hook_id: str | None = None,
+        state: DeliveryState | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries matching every filter given, newest first (``created_at``, then ``id``)."""
+        ...
+
+    def attempts(self, delivery_id: str) -> list[Attempt]:
+        """The attempt log of a delivery, oldest first."""
+        ...
+
+    def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
+        """Start a new attempt series for a final delivery: pending, due ``now``,
+        ``attempts`` reset to 0, same id. Returns ``None`` if it does not exist. The caller has
+        checked the state; the store does not decide."""
+        ...
+
+    def next_due_at(self) -> datetime | None:
+        """When the next delivery becomes due (pending ``next_attempt_at``, or the lease expiry
+        of an in-flight one), or ``None`` when nothing is waiting."""
+        ...
+
+    def stats(self, *, owner: str | None = None) -> Stats:
+        """Hooks by state, deliveries by state, and the oldest delivery not yet final."""
+        ...
+
+    def purge(self, *, before: datetime) -> int:
+        """Delete final deliveries last updated before ``before``, with their attempts and
+        bodies; return how many deliveries were deleted."""
+        ...
+
+
+@runtime_checkable
+class Store(HookRegistry, DeliveryStore, Protocol):
+    """A complete store: the hook registry and the outbox, sharing one transaction scope."""
+
+    def close(self) -> None:
+        """Release connections and files. The store is unusable afterwards."""
+        ...

@@ -1,0 +1,385 @@
+"""The in-memory store: the reference implementation of the store protocols."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+
+from ..errors import HookLimitReached
+from ..model import (
+    Attempt,
+    Claim,
+    Delivery,
+    DeliveryState,
+    Hook,
+    HookState,
+    Outcome,
+    OutcomeKind,
+    RecordResult,
+    Stats,
+)
+from ._common import NOT_FINAL_STATES, new_delivery_id, new_token, target_host
+
+__all__ = ["MemoryStore"]
+
+
+@attrs.define
+class _Row:
+    delivery: Delivery
+    body: bytes
+    host: str
+    token: str | None = None
+    lease_until: datetime | None = None
+
+
+class MemoryStore:
+    """A thread-safe store that keeps everything in the process's memory.
+
+    It is the reference implementation of :class:`resthooks.stores.Store`: fast, exact, and
+    gone when the process ends. Use it in tests and for hosts that accept losing pending
+    deliveries on a restart; use :class:`resthooks.stores.SQLiteStore` otherwise.
+
+    Example:
+        >>> from resthooks import Dispatcher
+        >>> from resthooks.stores import MemoryStore
+        >>> dispatcher = Dispatcher(MemoryStore())
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._hooks: dict[str, Hook] = {}
+        self._rows: dict[str, _Row] = {}
+        self._attempts: dict[str, list[Attempt]] = {}
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def add_hook(self, hook: Hook, *, max_per_owner: int | None) -> tuple[Hook, bool]:
+        with self._lock:
+            for existing in self._hooks.values():
+                if (existing.owner, existing.event, existing.target_url) == (
+                    hook.owner,
+                    hook.event,
+                    hook.target_url,
+                ):
+                    if existing.state is HookState.DEAD:
+                        return self._revive(existing, hook.updated_at), False
+                    return existing, False
+            if max_per_owner is not None:
+                count = sum(1 for h in self._hooks.values() if h.owner == hook.owner)
+                if count >= max_per_owner:
+                    raise HookLimitReached(max_per_owner)
+            self._hooks[hook.id] = hook
+            return hook, True
+
+    def get_hook(self, hook_id: str) -> Hook | None:
+        with self._lock:
+            return self._hooks.get(hook_id)
+
+    def list_hooks(
+        self,
+        *,
+        owner: str | None = None,
+        event: str | None = None,
+        state: HookState | None = None,
+    ) -> list[Hook]:
+        with self._lock:
+            found = [
+                h
+                for h in self._hooks.values()
+                if (owner is None or h.owner == owner)
+                and (event is None or h.event == event)
+                and (state is None or h.state is state)
+            ]
+        return sorted(found, key=lambda h: (h.created_at, h.id))
+
+    def active_hooks(self, *, owner: str, event: str) -> list[Hook]:
+        return self.list_hooks(owner=owner, event=event, state=HookState.ACTIVE)
+
+    def remove_hook(self, hook_id: str, *, now: datetime) -> list[str]:
+        with self._lock:
+            if self._hooks.pop(hook_id, None) is None:
+                return []
+            return self._cancel_open(hook_id, now)
+
+    def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
+        with self._lock:
+            hook = self._hooks.get(hook_id)
+            if hook is None:
+                return []
+            if hook.state is not HookState.DEAD:
+                self._hooks[hook_id] = attrs.evolve(
+                    hook, state=HookState.DEAD, dead_reason=reason, dead_at=now, updated_at=now
+                )
+            return self._cancel_open(hook_id, now)
+
+    def revive_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
+        with self._lock:
+            hook = self._hooks.get(hook_id)
+            if hook is None or hook.state is HookState.ACTIVE:
+                return hook
+            return self._revive(hook, now)
+
+    def _revive(self, hook: Hook, now: datetime) -> Hook:
+        revived = attrs.evolve(
+            hook, state=HookState.ACTIVE, dead_reason=None, dead_at=None, updated_at=now
+        )
+        self._hooks[hook.id] = revived
+        return revived
+
+    def set_secret(
+        self,
+        hook_id: str,
+        *,
+        secret: str | None,
+        previous_secret: str | None,
+        previous_secret_until: datetime | None,
+        now: datetime,
+    ) -> Hook | None:
+        with self._lock:
+            hook = self._hooks.get(hook_id)
+            if hook is None:
+                return None
+            hook = attrs.evolve(
+                hook,
+                secret=secret,
+                previous_secret=previous_secret,
+                previous_secret_until=previous_secret_until,
+                updated_at=now,
+            )
+            self._hooks[hook_id] = hook
+            return hook
+
+    def _cancel_open(self, hook_id: str, now: datetime) -> list[str]:
+        cancelled = []
+        for row in self._rows.values():
+            d = row.delivery
+            if d.hook_id == hook_id and d.state in NOT_FINAL_STATES:
+                row.delivery = attrs.evolve(
+                    d, state=DeliveryState.CANCELLED, next_attempt_at=None, updated_at=now
+                )
+                row.token = row.lease_until = None
+                cancelled.append(d.id)
+        return cancelled
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def enqueue(self, *, owner: str, event: str, body: bytes, now: datetime) -> list[Delivery]:
+        with self._lock:
+            created = []
+            for hook in self.active_hooks(owner=owner, event=event):
+                delivery = Delivery(
+                    id=new_delivery_id(),
+                    hook_id=hook.id,
+                    owner=owner,
+                    event=event,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+                self._rows[delivery.id] = _Row(delivery, body, target_host(hook.target_url))
+                created.append(delivery)
+            return created
+
+    def _is_due(self, row: _Row, now: datetime) -> bool:
+        d = row.delivery
+        if d.state is DeliveryState.PENDING:
+            return d.next_attempt_at is not None and d.next_attempt_at <= now
+        if d.state is DeliveryState.IN_FLIGHT:
+            return row.lease_until is not None and row.lease_until <= now
+        return False
+
+    def _due_at(self, row: _Row) -> datetime | None:
+        d = row.delivery
+        if d.state is DeliveryState.PENDING:
+            return d.next_attempt_at
+        if d.state is DeliveryState.IN_FLIGHT:
+            return row.lease_until
+        return None
+
+    def claim_due(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        max_in_flight_per_host: int | None = None,
+    ) -> list[Claim]:
+        with self._lock:
+            due = sorted(
+                (r for r in self._rows.values() if self._is_due(r, now)),
+                key=lambda r: (self._due_at(r), r.delivery.created_at, r.delivery.id),
+            )
+            in_flight: Counter[str] = Counter()
+            if max_in_flight_per_host is not None:
+                in_flight.update(
+                    r.host
+                    for r in self._rows.values()
+                    if r.delivery.state is DeliveryState.IN_FLIGHT
+                    and r.lease_until is not None
+                    and r.lease_until > now
+                )
+            claims: list[Claim] = []
+            for row in due:
+                if len(claims) >= limit:
+                    break
+                hook = self._hooks.get(row.delivery.hook_id)
+                if hook is None:  # pragma: no cover - removal cancels deliveries first
+                    continue
+                if max_in_flight_per_host is not None:
+                    if in_flight[row.host] >= max_in_flight_per_host:
+                        continue
+                    in_flight[row.host] += 1
+                row.token = new_token()
+                row.lease_until = lease_until
+                row.delivery = attrs.evolve(
+                    row.delivery, state=DeliveryState.IN_FLIGHT, updated_at=now
+                )
+                claims.append(
+                    Claim(
+                        delivery=row.delivery,
+                        hook=hook,
+                        body=row.body,
+                        token=row.token,
+                        lease_until=lease_until,
+                    )
+                )
+            return claims
+
+    def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:
+        with self._lock:
+            return [self._record_one(o, now) for o in outcomes]
+
+    def _record_one(self, outcome: Outcome, now: datetime) -> RecordResult:
+        row = self._rows.get(outcome.delivery_id)
+        if (
+            row is None
+            or row.delivery.state is not DeliveryState.IN_FLIGHT
+            or row.token != outcome.token
+        ):
+            return RecordResult(
+                delivery_id=outcome.delivery_id,
+                applied=False,
+                hook_id=row.delivery.hook_id if row else "",
+            )
+        d = row.delivery
+        attempts = d.attempts
+        last_error = d.last_error
+        if outcome.attempt is not None:
+            self._attempts.setdefault(d.id, []).append(outcome.attempt)
+            attempts += 1
+            last_error = outcome.attempt.summary
+        row.token = row.lease_until = None
+        cancelled: list[str] = []
+        kind = outcome.kind
+        if kind is OutcomeKind.DELIVERED:
+            new = attrs.evolve(d, state=DeliveryState.DELIVERED, next_attempt_at=None)
+        elif kind is OutcomeKind.RETRY:
+            new = attrs.evolve(
+                d, state=DeliveryState.PENDING, next_attempt_at=outcome.next_attempt_at
+            )
+        elif kind is OutcomeKind.RELEASE:
+            new = attrs.evolve(d, state=DeliveryState.PENDING)
+        elif kind is OutcomeKind.FAILED:
+            new = attrs.evolve(d, state=DeliveryState.FAILED, next_attempt_at=None)
+        else:
+            new = attrs.evolve(d, state=DeliveryState.CANCELLED, next_attempt_at=None)
+        row.delivery = attrs.evolve(new, attempts=attempts, last_error=last_error, updated_at=now)
+        if kind is OutcomeKind.FAILED:
+            cancelled = self.mark_dead(
+                d.hook_id, reason=outcome.reason or "retries exhausted", now=now
+            )
+        elif kind is OutcomeKind.GONE:
+            cancelled = self.remove_hook(d.hook_id, now=now)
+        return RecordResult(
+            delivery_id=d.id, applied=True, hook_id=d.hook_id, cancelled=tuple(cancelled)
+        )
+
+    def get_delivery(self, delivery_id: str) -> Delivery | None:
+        with self._lock:
+            row = self._rows.get(delivery_id)
+            return row.delivery if row else None
+
+    def list_deliveries(
+        self,
+        *,
+        owner: str | None = None,
+        hook_id: str | None = None,
+        state: DeliveryState | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        with self._lock:
+            found = [
+                r.delivery
+                for r in self._rows.values()
+                if (owner is None or r.delivery.owner == owner)
+                and (hook_id is None or r.delivery.hook_id == hook_id)
+                and (state is None or r.delivery.state is state)
+            ]
+        found.sort(key=lambda d: (d.created_at, d.id), reverse=True)
+        return found[: max(limit, 0)]
+
+    def attempts(self, delivery_id: str) -> list[Attempt]:
+        with self._lock:
+            return list(self._attempts.get(delivery_id, ()))
+
+    def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
+        with self._lock:
+            row = self._rows.get(delivery_id)
+            if row is None:
+                return None
+            row.token = row.lease_until = None
+            row.delivery = attrs.evolve(
+                row.delivery,
+                state=DeliveryState.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                updated_at=now,
+            )
+            return row.delivery
+
+    def next_due_at(self) -> datetime | None:
+        with self._lock:
+            times = [t for r in self._rows.values() if (t := self._due_at(r)) is not None]
+        return min(times, default=None)
+
+    def stats(self, *, owner: str | None = None) -> Stats:
+        with self._lock:
+            hooks = Counter(
+                h.state.value for h in self._hooks.values() if owner is None or h.owner == owner
+            )
+            deliveries = [
+                r.delivery
+                for r in self._rows.values()
+                if owner is None or r.delivery.owner == owner
+            ]
+        counts = Counter(d.state.value for d in deliveries)
+        oldest = min(
+            (d.created_at for d in deliveries if d.state in NOT_FINAL_STATES), default=None
+        )
+        return Stats(
+            hooks={s.value: hooks[s.value] for s in HookState},
+            deliveries={s.value: counts[s.value] for s in DeliveryState},
+            oldest_pending_at=oldest,
+        )
+
+    def purge(self, *, before: datetime) -> int:
+        with self._lock:
+            doomed = [
+                i
+                for i, r in self._rows.items()
+                if r.delivery.state.is_final and r.delivery.updated_at < before
+            ]
+            for i in doomed:
+                del self._rows[i]
+                self._attempts.pop(i, None)
+            return len(doomed)
+
+    def close(self) -> None:
+        """Nothing to release; present so MemoryStore is a complete :class:`Store`."""
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore hooks={len(self._hooks)} deliveries={len(self._rows)}>"

@@ -1,0 +1,614 @@
+"""The store conformance suite: the checks every store must pass, ours and yours."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+from ..errors import HookLimitReached
+from ..model import (
+    Attempt,
+    DeliveryState,
+    Hook,
+    HookState,
+    Outcome,
+    OutcomeKind,
+)
+from ..stores import Store
+
+__all__ = ["STORE_CHECKS", "check_store"]
+
+StoreFactory = Callable[[], Store]
+Check = Callable[[Store], None]
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+STORE_CHECKS: dict[str, Check] = {}
+
+
+def _check(fn: Check) -> Check:
+    STORE_CHECKS[fn.__name__.removeprefix("check_")] = fn
+    return fn
+
+
+def _t(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def _hook(
+    n: int,
+    *,
+    owner: str = "acme",
+    event: str = "party/created",
+    url: str | None = None,
+    at: float = 0,
+) -> Hook:
+    return Hook(
+        id=f"hook_{n:04d}",
+        owner=owner,
+        event=event,
+        target_url=url or f"https://h{n}.example.com/hook",
+        description=f"hook {n}",
+        created_at=_t(at),
+        updated_at=_t(at),
+        secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",  # noqa: S106 - the spec's test secret
+    )
+
+
+def _attempt(delivery_id: str, number: int, at: float, status: int | None = 500) -> Attempt:
+    return Attempt(
+        delivery_id=delivery_id,
+        number=number,
+        started_at=_t(at),
+        duration=0.25,
+        status=status,
+        error_kind=None if status and 200 <= status < 300 else ("http" if status else "timeout"),
+        error=None if status and 200 <= status < 300 else "boom",
+        response_excerpt="résumé ok",
+    )
+
+
+def _lease(at: float, seconds: float = 60) -> datetime:
+    return _t(at + seconds)
+
+
+# -- hooks ------------------------------------------------------------------------------------
+
+
+@_check
+def check_add_and_get_hook(store: Store) -> None:
+    hook = _hook(1)
+    stored, created = store.add_hook(hook, max_per_owner=20)
+    assert created, "a new hook must be created"
+    assert stored == hook, f"add_hook must return the hook as given: {stored!r}"
+    got = store.get_hook(hook.id)
+    assert got == hook, f"get_hook must round-trip every field: {got!r} != {hook!r}"
+    assert got is not None
+    assert got.secret == hook.secret, "the secret must round-trip"
+    assert store.get_hook("hook_missing") is None
+
+
+@_check
+def check_duplicate_subscription_returns_existing(store: Store) -> None:
+    first, _ = store.add_hook(_hook(1, url="https://a.example.com/"), max_per_owner=20)
+    again = _hook(2, url="https://a.example.com/")
+    stored, created = store.add_hook(again, max_per_owner=20)
+    assert not created
+    assert stored.id == first.id
+    assert len(store.list_hooks(owner="acme")) == 1
+
+
+@_check
+def check_owner_cap(store: Store) -> None:
+    for n in range(3):
+        store.add_hook(_hook(n), max_per_owner=3)
+    try:
+        store.add_hook(_hook(9), max_per_owner=3)
+    except HookLimitReached:
+        pass
+    else:
+        raise AssertionError("the fourth hook over a cap of 3 must raise HookLimitReached")
+    assert store.get_hook(_hook(9).id) is None, "nothing is stored past the cap"
+    # The cap is per owner, and a duplicate is not refused by it.
+    store.add_hook(_hook(10, owner="other"), max_per_owner=3)
+    _, created = store.add_hook(_hook(11, url=_hook(0).target_url), max_per_owner=3)
+    assert not created
+
+
+@_check
+def check_list_hooks_filters_and_order(store: Store) -> None:
+    store.add_hook(_hook(3, at=3), max_per_owner=None)
+    store.add_hook(_hook(1, at=1, event="party/updated"), max_per_owner=None)
+    store.add_hook(_hook(2, at=2, owner="other"), max_per_owner=None)
+    assert [h.id for h in store.list_hooks(owner="acme")] == ["hook_0001", "hook_0003"]
+    assert [h.id for h in store.list_hooks(event="party/created")] == ["hook_0002", "hook_0003"]
+    assert [h.id for h in store.list_hooks()] == ["hook_0001", "hook_0002", "hook_0003"]
+    assert store.list_hooks(state=HookState.DEAD) == []
+    assert [h.id for h in store.active_hooks(owner="acme", event="party/created")] == ["hook_0003"]
+
+
+@_check
+def check_mark_dead_and_revive(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.mark_dead("hook_0001", reason="6 attempts failed", now=_t(10))
+    dead = store.get_hook("hook_0001")
+    assert dead is not None
+    assert dead.state is HookState.DEAD
+    assert dead.dead_reason == "6 attempts failed"
+    assert dead.dead_at == _t(10)
+    assert store.active_hooks(owner="acme", event="party/created") == []
+    assert [h.id for h in store.list_hooks(state=HookState.DEAD)] == ["hook_0001"]
+    revived = store.revive_hook("hook_0001", now=_t(20))
+    assert revived is not None
+    assert revived.state is HookState.ACTIVE
+    assert revived.dead_reason is None
+    assert revived.updated_at == _t(20)
+    assert store.revive_hook("hook_missing", now=_t(20)) is None
+
+
+@_check
+def check_resubscribing_a_dead_hook_revives_it(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.mark_dead("hook_0001", reason="dead", now=_t(1))
+    stored, created = store.add_hook(_hook(2, url=_hook(1).target_url, at=5), max_per_owner=None)
+    assert not created
+    assert stored.id == "hook_0001"
+    assert stored.state is HookState.ACTIVE
+
+
+@_check
+def check_remove_hook(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.add_hook(_hook(2), max_per_owner=None)
+    assert store.remove_hook("hook_0001", now=_t(1)) == []
+    assert store.get_hook("hook_0001") is None
+    assert store.get_hook("hook_0002") is not None
+    assert store.remove_hook("hook_0001", now=_t(2)) == []
+
+
+@_check
+def check_set_secret(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    new = "whsec_" + "A" * 44
+    hook = store.set_secret(
+        "hook_0001",
+        secret=new,
+        previous_secret=_hook(1).secret,
+        previous_secret_until=_t(86400),
+        now=_t(5),
+    )
+    assert hook is not None
+    again = store.get_hook("hook_0001")
+    assert again == hook
+    assert again is not None
+    assert again.secret == new
+    assert again.previous_secret == _hook(1).secret
+    assert again.previous_secret_until == _t(86400)
+    assert (
+        store.set_secret(
+            "hook_x", secret=None, previous_secret=None, previous_secret_until=None, now=_t(5)
+        )
+        is None
+    )
+
+
+# -- deliveries -------------------------------------------------------------------------------
+
+
+@_check
+def check_enqueue_fans_out_to_active_hooks_of_owner(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.add_hook(_hook(2), max_per_owner=None)
+    store.add_hook(_hook(3, owner="other"), max_per_owner=None)
+    store.add_hook(_hook(4, event="party/deleted"), max_per_owner=None)
+    store.add_hook(_hook(5), max_per_owner=None)
+    store.mark_dead("hook_0005", reason="dead", now=_t(0))
+    body = b'{"event":"party/created","payload":[{"id":1}]}'
+    made = store.enqueue(owner="acme", event="party/created", body=body, now=_t(1))
+    assert sorted(d.hook_id for d in made) == ["hook_0001", "hook_0002"]
+    assert len({d.id for d in made}) == 2, "delivery ids are unique"
+    for d in made:
+        assert d.state is DeliveryState.PENDING
+        assert d.attempts == 0
+        assert d.next_attempt_at == _t(1)
+        assert d.created_at == _t(1)
+        assert d.owner == "acme"
+        assert d.event == "party/created"
+        assert store.get_delivery(d.id) == d
+    assert store.enqueue(owner="acme", event="task/created", body=b"{}", now=_t(1)) == []
+    assert len(store.list_deliveries()) == 2, "an emit with no hook stores nothing"
+
+
+@_check
+def check_claim_due_leases_and_returns_body(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    body = '{"event":"party/created","payload":[{"name":"Zoë"}]}'.encode()
+    (d,) = store.enqueue(owner="acme", event="party/created", body=body, now=_t(0))
+    assert store.claim_due(now=_t(-1), limit=10, lease_until=_lease(-1)) == []
+    (claim,) = store.claim_due(now=_t(0), limit=10, lease_until=_lease(0))
+    assert claim.delivery.id == d.id
+    assert claim.delivery.state is DeliveryState.IN_FLIGHT
+    assert claim.body == body, "the body must come back byte for byte"
+    assert claim.hook.id == "hook_0001"
+    assert claim.hook.secret == _hook(1).secret
+    assert claim.lease_until == _lease(0)
+    assert claim.token
+    got = store.get_delivery(d.id)
+    assert got is not None
+    assert got.state is DeliveryState.IN_FLIGHT
+    assert store.claim_due(now=_t(1), limit=10, lease_until=_lease(1)) == [], (
+        "a claimed delivery is not claimed again while its lease lasts"
+    )
+
+
+@_check
+def check_claim_order_and_limit(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    ids = [
+        store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(i))[0].id
+        for i in range(5)
+    ]
+    first = store.claim_due(now=_t(10), limit=2, lease_until=_lease(10))
+    assert [c.delivery.id for c in first] == ids[:2], "oldest due first"
+    rest = store.claim_due(now=_t(10), limit=10, lease_until=_lease(10))
+    assert [c.delivery.id for c in rest] == ids[2:]
+
+
+@_check
+def check_expired_lease_is_claimable_and_fenced(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    (d,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    (old,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0, 30))
+    assert store.next_due_at() == _lease(0, 30), "an in-flight delivery is due at its lease end"
+    (new,) = store.claim_due(now=_t(30), limit=1, lease_until=_lease(30, 30))
+    assert new.delivery.id == d.id
+    assert new.token != old.token, "every claim gets a new token"
+    stale = Outcome(
+        delivery_id=d.id,
+        token=old.token,
+        kind=OutcomeKind.DELIVERED,
+        attempt=_attempt(d.id, 1, 0, 200),
+    )
+    (result,) = store.record([stale], now=_t(31))
+    assert not result.applied, "a stale claim cannot record an outcome"
+    assert store.attempts(d.id) == [], "nothing of a stale outcome is written"
+    fresh = Outcome(
+        delivery_id=d.id,
+        token=new.token,
+        kind=OutcomeKind.DELIVERED,
+        attempt=_attempt(d.id, 1, 30, 200),
+    )
+    (result,) = store.record([fresh], now=_t(32))
+    assert result.applied
+    got = store.get_delivery(d.id)
+    assert got is not None
+    assert got.state is DeliveryState.DELIVERED
+    assert got.next_attempt_at is None
+    (again,) = store.record([fresh], now=_t(33))
+    assert not again.applied, "an outcome applies once"
+
+
+@_check
+def check_record_retry_then_delivered(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    (d,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
+    retry = Outcome(
+        delivery_id=d.id,
+        token=claim.token,
+        kind=OutcomeKind.RETRY,
+        attempt=_attempt(d.id, 1, 0, 503),
+        next_attempt_at=_t(5),
+    )
+    (result,) = store.record([retry], now=_t(1))
+    assert result.applied
+    got = store.get_delivery(d.id)
+    assert got is not None
+    assert got.state is DeliveryState.PENDING
+    assert got.attempts == 1
+    assert got.next_attempt_at == _t(5)
+    assert got.last_error == "HTTP 503"
+    assert store.next_due_at() == _t(5)
+    assert store.claim_due(now=_t(4), limit=1, lease_until=_lease(4)) == []
+    (claim,) = store.claim_due(now=_t(5), limit=1, lease_until=_lease(5))
+    assert claim.delivery.attempts == 1
+    ok = Outcome(
+        delivery_id=d.id,
+        token=claim.token,
+        kind=OutcomeKind.DELIVERED,
+        attempt=_attempt(d.id, 2, 5, 200),
+    )
+    store.record([ok], now=_t(6))
+    got = store.get_delivery(d.id)
+    assert got is not None
+    assert got.state is DeliveryState.DELIVERED
+    assert got.attempts == 2
+    log = store.attempts(d.id)
+    assert [a.number for a in log] == [1, 2]
+    assert log[0] == _attempt(d.id, 1, 0, 503), f"the attempt log round-trips: {log[0]!r}"
+    assert log[1].status == 200
+    assert store.next_due_at() is None
+
+
+@_check
+def check_record_failed_kills_hook_and_cancels_pending(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.add_hook(_hook(2, event="party/updated"), max_per_owner=None)
+    (first,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    (second,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(1))
+    (other,) = store.enqueue(owner="acme", event="party/updated", body=b"{}", now=_t(1))
+    (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
+    assert claim.delivery.id == first.id
+    outcome = Outcome(
+        delivery_id=first.id,
+        token=claim.token,
+        kind=OutcomeKind.FAILED,
+        attempt=_attempt(first.id, 1, 0, 500),
+        reason="6 attempts failed",
+    )
+    (result,) = store.record([outcome], now=_t(2))
+    assert result.applied
+    assert result.hook_id == "hook_0001"
+    assert list(result.cancelled) == [second.id]
+    hook = store.get_hook("hook_0001")
+    assert hook is not None
+    assert hook.state is HookState.DEAD
+    assert hook.dead_reason == "6 attempts failed"
+    assert hook.dead_at == _t(2)
+    failed = store.get_delivery(first.id)
+    assert failed is not None
+    assert failed.state is DeliveryState.FAILED
+    assert failed.attempts == 1
+    assert failed.last_error == "HTTP 500"
+    cancelled = store.get_delivery(second.id)
+    assert cancelled is not None
+    assert cancelled.state is DeliveryState.CANCELLED
+    untouched = store.get_delivery(other.id)
+    assert untouched is not None
+    assert untouched.state is DeliveryState.PENDING, "other hooks are untouched"
+
+
+@_check
+def check_record_gone_removes_hook(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    (d1,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    (d2,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(1))
+    (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
+    gone = Outcome(
+        delivery_id=d1.id,
+        token=claim.token,
+        kind=OutcomeKind.GONE,
+        attempt=_attempt(d1.id, 1, 0, 410),
+    )
+    (result,) = store.record([gone], now=_t(2))
+    assert result.cancelled == (d2.id,)
+    assert store.get_hook("hook_0001") is None
+    got1, got2 = store.get_delivery(d1.id), store.get_delivery(d2.id)
+    assert got1 is not None
+    assert got2 is not None
+    assert got1.state is DeliveryState.CANCELLED
+    assert got2.state is DeliveryState.CANCELLED
+    assert [a.status for a in store.attempts(d1.id)] == [410], "the log outlives the hook"
+    assert store.claim_due(now=_t(100), limit=10, lease_until=_lease(100)) == []
+
+
+@_check
+def check_release_keeps_attempts(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    (d,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
+    (result,) = store.record(
+        [Outcome(delivery_id=d.id, token=claim.token, kind=OutcomeKind.RELEASE)], now=_t(1)
+    )
+    assert result.applied
+    got = store.get_delivery(d.id)
+    assert got is not None
+    assert got.state is DeliveryState.PENDING
+    assert got.attempts == 0
+    assert store.attempts(d.id) == []
+    assert len(store.claim_due(now=_t(1), limit=1, lease_until=_lease(1))) == 1
+
+
+@_check
+def check_removing_hook_cancels_in_flight_and_fences_it(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    (d,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
+    assert store.remove_hook("hook_0001", now=_t(1)) == [d.id]
+    ok = Outcome(
+        delivery_id=d.id,
+        token=claim.token,
+        kind=OutcomeKind.DELIVERED,
+        attempt=_attempt(d.id, 1, 0, 200),
+    )
+    (result,) = store.record([ok], now=_t(2))
+    assert not result.applied
+    got = store.get_delivery(d.id)
+    assert got is not None
+    assert got.state is DeliveryState.CANCELLED
+
+
+@_check
+def check_record_batch_is_in_order(store: Store) -> None:
+    for n in range(3):
+        store.add_hook(_hook(n), max_per_owner=None)
+    store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    claims = store.claim_due(now=_t(0), limit=10, lease_until=_lease(0))
+    assert len(claims) == 3
+    outcomes = [
+        Outcome(
+            delivery_id=c.delivery.id,
+            token=c.token if i != 1 else "not-the-token",
+            kind=OutcomeKind.DELIVERED,
+            attempt=_attempt(c.delivery.id, 1, 0, 200),
+        )
+        for i, c in enumerate(claims)
+    ]
+    results = store.record(outcomes, now=_t(1))
+    assert [r.delivery_id for r in results] == [c.delivery.id for c in claims]
+    assert [r.applied for r in results] == [True, False, True]
+
+
+@_check
+def check_per_host_limit(store: Store) -> None:
+    store.add_hook(_hook(1, url="https://slow.example.com/a"), max_per_owner=None)
+    store.add_hook(_hook(2, url="https://SLOW.example.com/b"), max_per_owner=None)
+    store.add_hook(_hook(3, url="https://fast.example.com/"), max_per_owner=None)
+    for i in range(3):
+        store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(i))
+    claims = store.claim_due(
+        now=_t(10), limit=100, lease_until=_lease(10), max_in_flight_per_host=2
+    )
+    hosts = sorted(c.hook.target_url.split("/")[2].lower() for c in claims)
+    assert hosts == ["fast.example.com"] * 2 + ["slow.example.com"] * 2, hosts
+    more = store.claim_due(now=_t(10), limit=100, lease_until=_lease(10), max_in_flight_per_host=2)
+    assert [c.hook.target_url for c in more] == []
+    everything = store.claim_due(now=_t(10), limit=100, lease_until=_lease(10))
+    assert len(everything) == 5, "without a limit every due delivery is claimed"
+
+
+@_check
+def check_requeue(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    (d,) = store.enqueue(owner="acme", event="party/created", body=b"body", now=_t(0))
+    (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
+    store.record(
+        [
+            Outcome(
+                delivery_id=d.id,
+                token=claim.token,
+                kind=OutcomeKind.FAILED,
+                attempt=_attempt(d.id, 1, 0, 500),
+                reason="dead",
+            )
+        ],
+        now=_t(1),
+    )
+    store.revive_hook("hook_0001", now=_t(2))
+    again = store.requeue(d.id, now=_t(3))
+    assert again is not None
+    assert again.id == d.id
+    assert again.state is DeliveryState.PENDING
+    assert again.attempts == 0
+    assert again.next_attempt_at == _t(3)
+    (claim,) = store.claim_due(now=_t(3), limit=1, lease_until=_lease(3))
+    assert claim.body == b"body"
+    assert store.requeue("msg_missing", now=_t(3)) is None
+
+
+@_check
+def check_list_deliveries(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.add_hook(_hook(2, owner="other"), max_per_owner=None)
+    a = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))[0]
+    b = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(1))[0]
+    c = store.enqueue(owner="other", event="party/created", body=b"{}", now=_t(2))[0]
+    assert [d.id for d in store.list_deliveries(owner="acme")] == [b.id, a.id], "newest first"
+    assert [d.id for d in store.list_deliveries(hook_id="hook_0002")] == [c.id]
+    assert [d.id for d in store.list_deliveries(limit=1)] == [c.id]
+    assert store.list_deliveries(state=DeliveryState.DELIVERED) == []
+
+
+@_check
+def check_stats(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.add_hook(_hook(2, owner="other"), max_per_owner=None)
+    store.mark_dead("hook_0002", reason="dead", now=_t(0))
+    store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(5))
+    store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(6))
+    stats = store.stats()
+    assert stats.hooks == {"active": 1, "dead": 1}
+    assert stats.deliveries["pending"] == 2
+    assert stats.deliveries["delivered"] == 0
+    assert set(stats.deliveries) == {s.value for s in DeliveryState}
+    assert stats.oldest_pending_at == _t(5)
+    other = store.stats(owner="other")
+    assert other.hooks == {"active": 0, "dead": 1}
+    assert other.oldest_pending_at is None
+
+
+@_check
+def check_purge(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    (old,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
+    store.record(
+        [
+            Outcome(
+                delivery_id=old.id,
+                token=claim.token,
+                kind=OutcomeKind.DELIVERED,
+                attempt=_attempt(old.id, 1, 0, 200),
+            )
+        ],
+        now=_t(1),
+    )
+    (pending,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(2))
+    assert store.purge(before=_t(1)) == 0, "purge is strictly before"
+    assert store.purge(before=_t(100)) == 1
+    assert store.get_delivery(old.id) is None
+    assert store.attempts(old.id) == []
+    assert store.get_delivery(pending.id) is not None, "deliveries not final are kept"
+
+
+@_check
+def check_concurrent_claims_never_share(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    for _ in range(200):
+        store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    seen: list[str] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            while claims := store.claim_due(now=_t(1), limit=7, lease_until=_lease(1)):
+                with lock:
+                    seen.extend(c.delivery.id for c in claims)
+        except BaseException as exc:  # noqa: BLE001 - any error in a thread is reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(seen) == 200
+    assert len(set(seen)) == 200, "no delivery is claimed twice"
+
+
+@contextmanager
+def _opened(factory: StoreFactory) -> Iterator[Store]:
+    store = factory()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def check_store(factory: StoreFactory, *, only: str | None = None) -> None:
+    """Run the conformance suite against the stores ``factory`` makes.
+
+    Each check gets a new, empty store from ``factory`` and closes it afterwards.
+
+    Args:
+        factory: Returns a new, empty store each time it is called.
+        only: Run only the check of this name (a key of :data:`STORE_CHECKS`).
+
+    Raises:
+        AssertionError: On the first check that fails, naming it.
+
+    Example:
+        >>> from resthooks.stores import MemoryStore
+        >>> check_store(MemoryStore)
+    """
+    names = [only] if only is not None else list(STORE_CHECKS)
+    for name in names:
+        check = STORE_CHECKS[name]
+        with _opened(factory) as store:
+            try:
+                check(store)
+            except AssertionError as exc:
+                raise AssertionError(f"store check {name!r} failed: {exc}") from exc

@@ -1,0 +1,97 @@
+"""The transport protocol: send one HTTP request, once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+__all__ = ["Request", "Response", "Timeouts", "Transport"]
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{attribute.name} must be a finite number of seconds > 0, got {value!r}")
+
+
+@attrs.frozen
+class Timeouts:
+    """How long one attempt may take, in seconds.
+
+    Args:
+        connect: To open the TCP (and TLS) connection. Default 5 s.
+        total: The whole attempt, from the first byte sent to the last byte read, however
+            slowly the server answers. Default 15 s. At least ``connect``.
+
+    Example:
+        >>> Timeouts()
+        Timeouts(connect=5.0, total=15.0)
+    """
+
+    connect: float = attrs.field(default=5.0, converter=float, validator=_positive)
+    total: float = attrs.field(default=15.0, converter=float, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.connect > self.total:
+            raise ValueError("the connect timeout cannot be longer than the total deadline")
+
+
+@attrs.frozen(kw_only=True)
+class Request:
+    """One request to send.
+
+    Attributes:
+        method: Always ``POST`` for deliveries.
+        url: The target URL.
+        headers: Every header to send, already built by the Dispatcher.
+        body: The exact bytes to send.
+        timeouts: The limits of this attempt.
+        max_response_bytes: Read at most this many bytes of the response body.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes = attrs.field(repr=False)
+    timeouts: Timeouts = Timeouts()
+    max_response_bytes: int = 4096
+
+
+@attrs.frozen(kw_only=True)
+class Response:
+    """What came back.
+
+    Attributes:
+        status: The HTTP status code.
+        headers: Response headers; names lower case.
+        body: At most ``max_response_bytes`` of the body.
+        truncated: Whether the body was longer than that (the rest was not read).
+    """
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes = b""
+    truncated: bool = False
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Sends one request and reports what came back.
+
+    Contract: a transport sends exactly once — it never retries and never follows a
+    redirect (a 3xx is returned like any other status). It reads at most
+    ``request.max_response_bytes`` of the body and stops the attempt at
+    ``request.timeouts.total``. When no status is available it raises
+    :class:`resthooks.errors.TransportError` with a ``kind`` (``timeout``, ``connection``,
+    ``tls``, ``blocked``, ``protocol``); it raises nothing else. It is safe to call from several
+    threads at once.
+    """
+
+    def send(self, request: Request) -> Response:
+        """Send ``request`` once and return the response."""
+        ...
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        ...

@@ -1,0 +1,29 @@
+"""Fixtures shared by the project's own tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from resthooks import Dispatcher
+from resthooks.stores import MemoryStore
+from resthooks.testing import FakeClock, RecordingTransport
+
+
+@pytest.fixture(name="clock")
+def _clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(name="transport")
+def _transport() -> RecordingTransport:
+    return RecordingTransport()
+
+
+@pytest.fixture(name="store")
+def _store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture(name="dispatcher")
+def _dispatcher(store: MemoryStore, clock: FakeClock, transport: RecordingTransport) -> Dispatcher:
+    return Dispatcher(store, clock=clock, transport=transport)
