@@ -275,7 +275,9 @@ class Dispatcher:
 
     # -- events ------------------------------------------------------------------------------
 
-    def emit(self, event: str, payload: object, *, owner: str) -> list[Delivery]:
+    def emit(
+        self, event: str, payload: object, *, owner: str, connection: object | None = None
+    ) -> list[Delivery]:
         """Queue ``event`` for every active hook of ``owner`` subscribed to it.
 
         The body ``{"event": event, "payload": [...]}`` is serialised once, here; errors in
@@ -285,6 +287,9 @@ class Dispatcher:
             event: An event of the catalogue.
             payload: One entity (a mapping or attrs instance) or a sequence of them.
             owner: Whose hooks receive it.
+            connection: The transactional outbox: a connection of the host's to the store's
+                database, with the host's transaction open. The deliveries are written
+                through it and exist only if that transaction commits (see the store's docs).
 
         Returns:
             The new pending deliveries, one per hook (empty when no hook matched).
@@ -296,7 +301,9 @@ class Dispatcher:
         owner = _validate_owner(owner)
         event = self.events.validate(event)
         body = encode_body(event, payload, max_bytes=self.max_payload_bytes)
-        return self.store.enqueue(owner=owner, event=event, body=body, now=self.clock.now())
+        return self.store.enqueue(
+            owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
+        )
 
     # -- deliveries --------------------------------------------------------------------------
 

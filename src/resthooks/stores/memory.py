@@ -9,7 +9,7 @@ from datetime import datetime
 
 import attrs
 
-from ..errors import HookLimitReached
+from ..errors import ConfigurationError, HookLimitReached
 from ..model import (
     Attempt,
     Claim,
@@ -167,7 +167,20 @@ class MemoryStore:
 
     # -- deliveries --------------------------------------------------------------------------
 
-    def enqueue(self, *, owner: str, event: str, body: bytes, now: datetime) -> list[Delivery]:
+    def enqueue(
+        self,
+        *,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        connection: object | None = None,
+    ) -> list[Delivery]:
+        if connection is not None:
+            raise ConfigurationError(
+                "MemoryStore has no database connection to share; use SQLiteStore or "
+                "PostgresStore for a transactional outbox"
+            )
         with self._lock:
             created = []
             for hook in self.active_hooks(owner=owner, event=event):
