@@ -101,11 +101,24 @@ class HookRegistry(Protocol):
 class DeliveryStore(Protocol):
     """The outbox: deliveries waiting to be sent, their claims and their attempt log."""
 
-    def enqueue(self, *, owner: str, event: str, body: bytes, now: datetime) -> list[Delivery]:
+    def enqueue(
+        self,
+        *,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        connection: object | None = None,
+    ) -> list[Delivery]:
         """Fan out one event: one pending delivery, due ``now``, per active hook of ``owner``
         subscribed to ``event``, in one transaction. ``body`` is stored once per call or per
         delivery, as the store likes. Returns the new deliveries (empty if no hook matched:
         then nothing is stored).
+
+        ``connection`` (the transactional outbox): a database connection of the caller's,
+        with a transaction open. The store writes through it and neither commits nor rolls
+        back, so the deliveries exist only if the caller's transaction commits. A store that
+        cannot do this raises :class:`~resthooks.errors.ConfigurationError` when given one.
         """
         ...
 
