@@ -6,5 +6,6 @@ protocols) and passes :func:`resthooks.testing.check_store`.
 
 from ._protocol import DeliveryStore, HookRegistry, Store
 from .memory import MemoryStore
+from .sqlite import SQLiteStore
 
-__all__ = ["DeliveryStore", "HookRegistry", "MemoryStore", "Store"]
+__all__ = ["DeliveryStore", "HookRegistry", "MemoryStore", "SQLiteStore", "Store"]

@@ -1,0 +1,1078 @@
+"""The SQLite store: a durable outbox in one file, shared by threads and processes."""
+
+# SQL text here is assembled only from this module's constants; values are always bound
+# as parameters, never formatted in.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from ..errors import ConfigurationError, HookLimitReached, SchemaError, StoreError
+from ..model import (
+    Attempt,
+    Claim,
+    Delivery,
+    DeliveryState,
+    Hook,
+    HookState,
+    Outcome,
+    OutcomeKind,
+    RecordResult,
+    Stats,
+)
+from ._common import target_host
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+#: ``PRAGMA application_id`` of a resthooks database ("RHKS"): how a file is known as ours.
+APPLICATION_ID = 0x52484B53
+
+# Ordered migrations: _MIGRATIONS[i] brings a database from user_version i to i + 1. A file
+# at version v gets every migration after v applied on open, in one transaction.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE hooks (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            event TEXT NOT NULL,
+            target_url TEXT NOT NULL,
+            host TEXT NOT NULL,
+            description TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            dead_reason TEXT,
+            dead_at INTEGER,
+            secret TEXT,
+            previous_secret TEXT,
+            previous_secret_until INTEGER,
+            UNIQUE (owner, event, target_url)
+        )
+        """,
+        "CREATE INDEX hooks_by_created ON hooks (created_at, id)",
+        # One row per emit: the body is stored once however many hooks it fans out to.
+        # ``remaining`` counts the deliveries still pointing at it, so purge can drop it.
+        """
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            body BLOB NOT NULL,
+            remaining INTEGER NOT NULL
+        )
+        """,
+        # ``due_at`` is what claiming orders by: next_attempt_at while pending, lease_until
+        # while in flight, NULL once final. Times are integer microseconds since the epoch.
+        """
+        CREATE TABLE deliveries (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            hook_id TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            event TEXT NOT NULL,
+            host TEXT NOT NULL,
+            message_id INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            last_error TEXT,
+            token TEXT,
+            lease_until INTEGER,
+            due_at INTEGER
+        )
+        """,
+        "CREATE INDEX deliveries_due ON deliveries (due_at, created_at, seq)"
+        " WHERE due_at IS NOT NULL",
+        "CREATE INDEX deliveries_host_due ON deliveries (host, due_at, created_at, seq)"
+        " WHERE due_at IS NOT NULL",
+        "CREATE INDEX deliveries_in_flight ON deliveries (host, lease_until)"
+        " WHERE state = 'in_flight'",
+        "CREATE INDEX deliveries_by_hook ON deliveries (hook_id, created_at, seq)",
+        "CREATE INDEX deliveries_by_owner ON deliveries (owner, created_at, seq)",
+        "CREATE INDEX deliveries_final ON deliveries (updated_at) WHERE due_at IS NULL",
+        """
+        CREATE TABLE attempts (
+            delivery_id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            started_at INTEGER NOT NULL,
+            duration REAL NOT NULL,
+            status INTEGER,
+            error_kind TEXT,
+            error TEXT,
+            response_excerpt TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX attempts_by_delivery ON attempts (delivery_id)",
+    ),
+)
+
+#: The schema version this release writes (``PRAGMA user_version``).
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+# Rows examined by the plain oldest-first scan before claim_due falls back to one index
+# probe per host (which stays fast however large one saturated host's backlog is).
+_SCAN_BUDGET = 256
+
+_HOOK_COLUMNS = (
+    "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason,"
+    " dead_at, secret, previous_secret, previous_secret_until"
+)
+_DELIVERY_COLUMNS = (
+    "id, hook_id, owner, event, state, attempts, next_attempt_at, created_at, updated_at,"
+    " last_error"
+)
+_OPEN = "due_at IS NOT NULL"
+_CLAIM_COLUMNS = ", ".join(
+    [f"d.{c}" for c in _DELIVERY_COLUMNS.split(", ")]
+    + [f"h.{c}" for c in _HOOK_COLUMNS.split(", ")]
+)
+
+
+def _us(value: datetime, field: str) -> int:
+    if value.utcoffset() is None:
+        raise ConfigurationError(f"{field} must be an aware datetime, got a naive one")
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def _us_or_none(value: datetime | None, field: str) -> int | None:
+    return None if value is None else _us(value, field)
+
+
+def _dt(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + value * _MICROSECOND
+
+
+def _dt_required(value: int) -> datetime:
+    return _EPOCH + value * _MICROSECOND
+
+
+def _hook(row: Sequence[Any]) -> Hook:
+    (id_, owner, event, url, desc, state, created, updated, reason, dead_at, s1, s2, s2_until) = row
+    return Hook(
+        id=id_,
+        owner=owner,
+        event=event,
+        target_url=url,
+        description=desc,
+        state=HookState(state),
+        created_at=_dt_required(created),
+        updated_at=_dt_required(updated),
+        dead_reason=reason,
+        dead_at=_dt(dead_at),
+        secret=s1,
+        previous_secret=s2,
+        previous_secret_until=_dt(s2_until),
+    )
+
+
+def _delivery(row: Sequence[Any]) -> Delivery:
+    (id_, hook_id, owner, event, state, attempts, next_at, created, updated, last_error) = row
+    return Delivery(
+        id=id_,
+        hook_id=hook_id,
+        owner=owner,
+        event=event,
+        state=DeliveryState(state),
+        attempts=attempts,
+        next_attempt_at=_dt(next_at),
+        created_at=_dt_required(created),
+        updated_at=_dt_required(updated),
+        last_error=last_error,
+    )
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+class SQLiteStore:
+    """A store in one SQLite file: durable, and shared by threads and processes on one host.
+
+    Hooks, deliveries (the outbox), message bodies and the attempt log all live in the file,
+    so a restart loses nothing. The file is in WAL mode; every transaction that writes starts
+    with ``BEGIN IMMEDIATE`` and waits up to ``busy_timeout`` for another writer. Each thread
+    gets its own connection; several processes may open the same file (on one machine: WAL
+    does not work over a network file system). See the storage guide for what is in the
+    file, the durability settings and backups.
+
+    Args:
+        path: The database file. Created, with its schema, if it does not exist.
+        synchronous: ``"NORMAL"`` (the default: a commit survives a crash of the process; a
+            power loss may lose the last transactions, never corrupt the file) or ``"FULL"``
+            (a commit also survives a power loss, at several times the cost per transaction).
+        busy_timeout: Seconds a transaction waits for another connection's write lock before
+            it fails with :class:`~resthooks.errors.StoreError`. Default 5 s.
+
+    Raises:
+        SchemaError: If the file is not a resthooks database (another application's SQLite
+            file, or not SQLite at all), or was written by a newer version of resthooks. The
+            file is left as it was.
+        StoreError: If the file cannot be opened or created (a read-only directory, say).
+        ConfigurationError: For an unknown ``synchronous`` or a negative ``busy_timeout``.
+
+    Example:
+        >>> import os, tempfile
+        >>> from resthooks import Dispatcher
+        >>> from resthooks.stores import SQLiteStore
+        >>> from resthooks.testing import FakeClock, RecordingTransport
+        >>> path = os.path.join(tempfile.mkdtemp(), "hooks.db")
+        >>> store = SQLiteStore(path)
+        >>> dispatcher = Dispatcher(store, clock=FakeClock(), transport=RecordingTransport())
+        >>> _ = dispatcher.subscribe("party/created", "https://example.com/h", owner="acme")
+        >>> [d.state.value for d in dispatcher.emit("party/created", {"id": 1}, owner="acme")]
+        ['pending']
+        >>> store.close()
+        >>> store = SQLiteStore(path)  # reopened: the delivery is still there
+        >>> store.stats().deliveries["pending"]
+        1
+        >>> store.close()
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        if sqlite3.sqlite_version_info < (3, 35, 0):  # pragma: no cover - depends on the build
+            raise ConfigurationError(
+                f"SQLiteStore needs SQLite 3.35 or newer; this Python has {sqlite3.sqlite_version}"
+            )
+        if not isinstance(synchronous, str) or synchronous.upper() not in ("NORMAL", "FULL"):
+            raise ConfigurationError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+        if (
+            isinstance(busy_timeout, bool)
+            or not isinstance(busy_timeout, (int, float))
+            or not busy_timeout >= 0
+        ):
+            raise ConfigurationError(
+                f"busy_timeout must be a number of seconds >= 0, not {busy_timeout!r}"
+            )
+        self.path = os.fspath(path)
+        self.synchronous = synchronous.upper()
+        self.busy_timeout = float(busy_timeout)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        self._open_schema()
+
+    # -- connections and transactions ----------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,  # each connection is used by one thread, then closed
+            )
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from exc
+        try:
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._wrap(exc, "configuring the connection") from exc
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreError(f"the store on {self.path!r} is closed")
+            conn = self._connect()
+            with self._connections_lock:
+                self._connections.append(conn)
+            self._local.conn = conn
+        elif self._closed:
+            raise StoreError(f"the store on {self.path!r} is closed")
+        return conn
+
+    def _open_error(self, exc: sqlite3.Error) -> StoreError:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.access(directory, os.W_OK):
+            return StoreError(
+                f"cannot open {self.path!r}: its directory is not writable (SQLite needs to "
+                f"create the database and its -wal and -shm files there): {exc}"
+            )
+        return StoreError(f"cannot open {self.path!r}: {exc}")
+
+    def _wrap(self, exc: sqlite3.Error, doing: str) -> StoreError:
+        if _is_busy(exc):
+            return StoreError(
+                f"{doing} on {self.path!r}: the database stayed locked by another connection "
+                f"for longer than busy_timeout ({self.busy_timeout} s); nothing was written"
+            )
+        if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+            return SchemaError(f"{self.path!r} is not a SQLite database: {exc}")
+        if "readonly" in str(exc).replace(" ", "").lower():
+            return StoreError(f"{doing} on {self.path!r}: the database is read-only: {exc}")
+        return StoreError(f"{doing} on {self.path!r} failed: {exc}")
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One writing transaction: BEGIN IMMEDIATE, so a busy database waits at the start
+        (where nothing is written yet) instead of failing half-way."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, doing) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            # The transaction may already be gone; the original error says why.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._wrap(exc, doing) from exc
+            raise
+
+    @contextmanager
+    def _read(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot for several SELECTs."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, doing) from exc
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def _open_schema(self) -> None:
+        self._check_header()
+        conn = self._conn()
+        try:
+            version = self._identify(conn)
+            # Only now that the file is known to be ours (or empty) may anything be written.
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            if version < SCHEMA_VERSION:
+                self._migrate(conn)
+        except sqlite3.Error as exc:
+            self.close()
+            raise self._wrap(exc, "opening the database") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_header(self) -> None:
+        # Read the first bytes ourselves: a file that is not SQLite must not be touched at all.
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(len(_SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.path!r}: {exc}") from exc
+        if header and header != _SQLITE_HEADER:
+            raise SchemaError(f"{self.path!r} is not a resthooks database: it is not a SQLite file")
+
+    def _identify(self, conn: sqlite3.Connection) -> int:
+        """The file's schema version; SchemaError if it is not ours or is too new."""
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, "reading the schema") from exc
+        if app_id != APPLICATION_ID:
+            if app_id == 0 and version == 0 and objects == 0:
+                return 0  # a new, empty database
+            raise SchemaError(
+                f"{self.path!r} is not a resthooks database (application_id {app_id:#x}, "
+                f"{objects} schema objects); it was left untouched"
+            )
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"{self.path!r} has resthooks schema version {version}, written by a newer "
+                f"resthooks; this version knows versions up to {SCHEMA_VERSION}. Upgrade "
+                "resthooks to open it"
+            )
+        return int(version)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        with self._write("migrating the schema"):
+            # Another process may have migrated between our look and our lock: look again.
+            version = self._identify(conn)
+            for number in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[number]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def add_hook(self, hook: Hook, *, max_per_owner: int | None) -> tuple[Hook, bool]:
+        """See :meth:`resthooks.stores.HookRegistry.add_hook`."""
+        with self._write("adding a hook") as conn:
+            row = conn.execute(
+                f"SELECT {_HOOK_COLUMNS} FROM hooks WHERE owner = ? AND event = ? "
+                "AND target_url = ?",
+                (hook.owner, hook.event, hook.target_url),
+            ).fetchone()
+            if row is not None:
+                existing = _hook(row)
+                if existing.state is HookState.DEAD:
+                    return self._revive(conn, existing.id, hook.updated_at), False
+                return existing, False
+            if max_per_owner is not None:
+                (count,) = conn.execute(
+                    "SELECT count(*) FROM hooks WHERE owner = ?", (hook.owner,)
+                ).fetchone()
+                if count >= max_per_owner:
+                    raise HookLimitReached(max_per_owner)
+            conn.execute(
+                f"INSERT INTO hooks ({_HOOK_COLUMNS}, host) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    hook.id,
+                    hook.owner,
+                    hook.event,
+                    hook.target_url,
+                    hook.description,
+                    hook.state.value,
+                    _us(hook.created_at, "created_at"),
+                    _us(hook.updated_at, "updated_at"),
+                    hook.dead_reason,
+                    _us_or_none(hook.dead_at, "dead_at"),
+                    hook.secret,
+                    hook.previous_secret,
+                    _us_or_none(hook.previous_secret_until, "previous_secret_until"),
+                    target_host(hook.target_url),
+                ),
+            )
+            return hook, True
+
+    def _get_hook(self, conn: sqlite3.Connection, hook_id: str) -> Hook | None:
+        row = conn.execute(f"SELECT {_HOOK_COLUMNS} FROM hooks WHERE id = ?", (hook_id,)).fetchone()
+        return None if row is None else _hook(row)
+
+    def get_hook(self, hook_id: str) -> Hook | None:
+        """See :meth:`resthooks.stores.HookRegistry.get_hook`."""
+        try:
+            return self._get_hook(self._conn(), hook_id)
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, "reading a hook") from exc
+
+    def list_hooks(
+        self,
+        *,
+        owner: str | None = None,
+        event: str | None = None,
+        state: HookState | None = None,
+    ) -> list[Hook]:
+        """See :meth:`resthooks.stores.HookRegistry.list_hooks`."""
+        where, params = [], []
+        for column, value in (("owner", owner), ("event", event)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if state is not None:
+            where.append("state = ?")
+            params.append(state.value)
+        sql = f"SELECT {_HOOK_COLUMNS} FROM hooks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        try:
+            rows = self._conn().execute(sql + " ORDER BY created_at, id", params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, "listing hooks") from exc
+        return [_hook(r) for r in rows]
+
+    def active_hooks(self, *, owner: str, event: str) -> list[Hook]:
+        """See :meth:`resthooks.stores.HookRegistry.active_hooks`."""
+        return self.list_hooks(owner=owner, event=event, state=HookState.ACTIVE)
+
+    def _cancel_open(self, conn: sqlite3.Connection, hook_id: str, now: datetime) -> list[str]:
+        rows = conn.execute(
+            "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at = NULL, "
+            "token = NULL, lease_until = NULL, updated_at = ? "
+            f"WHERE hook_id = ? AND {_OPEN} RETURNING id, created_at, seq",
+            (_us(now, "now"), hook_id),
+        ).fetchall()
+        return [r[0] for r in sorted(rows, key=lambda r: (r[1], r[2]))]
+
+    def remove_hook(self, hook_id: str, *, now: datetime) -> list[str]:
+        """See :meth:`resthooks.stores.HookRegistry.remove_hook`."""
+        with self._write("removing a hook") as conn:
+            return self._remove(conn, hook_id, now)
+
+    def _remove(self, conn: sqlite3.Connection, hook_id: str, now: datetime) -> list[str]:
+        if conn.execute("DELETE FROM hooks WHERE id = ?", (hook_id,)).rowcount == 0:
+            return []
+        return self._cancel_open(conn, hook_id, now)
+
+    def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
+        """See :meth:`resthooks.stores.HookRegistry.mark_dead`."""
+        with self._write("marking a hook dead") as conn:
+            return self._mark_dead(conn, hook_id, reason, now)
+
+    def _mark_dead(
+        self, conn: sqlite3.Connection, hook_id: str, reason: str, now: datetime
+    ) -> list[str]:
+        row = conn.execute("SELECT state FROM hooks WHERE id = ?", (hook_id,)).fetchone()
+        if row is None:
+            return []
+        if row[0] != HookState.DEAD.value:
+            at = _us(now, "now")
+            conn.execute(
+                "UPDATE hooks SET state = 'dead', dead_reason = ?, dead_at = ?, updated_at = ? "
+                "WHERE id = ?",
+                (reason, at, at, hook_id),
+            )
+        return self._cancel_open(conn, hook_id, now)
+
+    def revive_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
+        """See :meth:`resthooks.stores.HookRegistry.revive_hook`."""
+        with self._write("reviving a hook") as conn:
+            hook = self._get_hook(conn, hook_id)
+            if hook is None or hook.state is HookState.ACTIVE:
+                return hook
+            return self._revive(conn, hook_id, now)
+
+    def _revive(self, conn: sqlite3.Connection, hook_id: str, now: datetime) -> Hook:
+        row = conn.execute(
+            "UPDATE hooks SET state = 'active', dead_reason = NULL, dead_at = NULL, "
+            f"updated_at = ? WHERE id = ? RETURNING {_HOOK_COLUMNS}",
+            (_us(now, "now"), hook_id),
+        ).fetchone()
+        return _hook(row)
+
+    def set_secret(
+        self,
+        hook_id: str,
+        *,
+        secret: str | None,
+        previous_secret: str | None,
+        previous_secret_until: datetime | None,
+        now: datetime,
+    ) -> Hook | None:
+        """See :meth:`resthooks.stores.HookRegistry.set_secret`."""
+        with self._write("replacing a hook's secret") as conn:
+            row = conn.execute(
+                "UPDATE hooks SET secret = ?, previous_secret = ?, previous_secret_until = ?, "
+                f"updated_at = ? WHERE id = ? RETURNING {_HOOK_COLUMNS}",
+                (
+                    secret,
+                    previous_secret,
+                    _us_or_none(previous_secret_until, "previous_secret_until"),
+                    _us(now, "now"),
+                    hook_id,
+                ),
+            ).fetchone()
+            return None if row is None else _hook(row)
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        *,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        connection: object | None = None,
+    ) -> list[Delivery]:
+        """Fan out one event (see :meth:`resthooks.stores.DeliveryStore.enqueue`).
+
+        The body is stored once; one ``INSERT ... SELECT`` creates a delivery per active
+        hook, all in one transaction.
+
+        ``connection`` is the transactional outbox: pass your own :class:`sqlite3.Connection`
+        to the same file, with your transaction open (``BEGIN IMMEDIATE`` is best: a deferred
+        transaction that only read so far may fail with "database is locked" when it first
+        writes). The deliveries are written through it and are neither committed nor rolled
+        back here: they exist if, and only if, your transaction commits.
+
+        Raises:
+            ConfigurationError: If ``connection`` is not a :class:`sqlite3.Connection`, has
+                no open transaction, or is connected to another file.
+            StoreError: If the database cannot be written (nothing was).
+        """
+        if connection is None:
+            with self._write("enqueueing deliveries") as conn:
+                return self._enqueue(conn, owner, event, body, now)
+        conn = self._host_connection(connection)
+        try:
+            return self._enqueue(conn, owner, event, body, now)
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
+
+    def _host_connection(self, connection: object) -> sqlite3.Connection:
+        if not isinstance(connection, sqlite3.Connection):
+            raise ConfigurationError(
+                "connection must be a sqlite3.Connection to the store's file, not "
+                f"{type(connection).__name__}"
+            )
+        try:
+            in_transaction = connection.in_transaction
+            files = connection.execute("PRAGMA database_list").fetchall()
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"connection cannot be used: {exc}") from exc
+        main = next((f for _, name, f in files if name == "main"), "")
+        try:
+            same = bool(main) and os.path.samefile(main, self.path)
+        except OSError:
+            same = False
+        if not same:
+            raise ConfigurationError(
+                f"connection is connected to {main or 'an in-memory database'!r}, not to the "
+                f"store's file {self.path!r}"
+            )
+        if not in_transaction:
+            raise ConfigurationError(
+                "connection has no open transaction: begin one (BEGIN IMMEDIATE) so the "
+                "deliveries commit or roll back with your own writes"
+            )
+        return connection
+
+    def _enqueue(
+        self, conn: sqlite3.Connection, owner: str, event: str, body: bytes, now: datetime
+    ) -> list[Delivery]:
+        at = _us(now, "now")
+        message_id = conn.execute(
+            "INSERT INTO messages (body, remaining) VALUES (?, 0)", (body,)
+        ).lastrowid
+        # Ids start with the time (hex microseconds) so they are appended to the unique index
+        # rather than scattered through it; 64 random bits keep them unguessable and unique.
+        rows = conn.execute(
+            "INSERT INTO deliveries (id, hook_id, owner, event, host, message_id, state, "
+            "attempts, next_attempt_at, created_at, updated_at, due_at) "
+            "SELECT printf('msg_%013x', :at) || lower(hex(randomblob(8))), id, owner, event, "
+            "host, :message, 'pending', 0, :at, :at, :at, :at FROM hooks "
+            "WHERE owner = :owner AND event = :event AND state = 'active' "
+            "ORDER BY created_at, id RETURNING id, hook_id",
+            {"at": at, "message": message_id, "owner": owner, "event": event},
+        ).fetchall()
+        if not rows:
+            conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            return []
+        conn.execute("UPDATE messages SET remaining = ? WHERE id = ?", (len(rows), message_id))
+        return [
+            Delivery(
+                id=delivery_id,
+                hook_id=hook_id,
+                owner=owner,
+                event=event,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            for delivery_id, hook_id in rows
+        ]
+
+    def claim_due(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        max_in_flight_per_host: int | None = None,
+    ) -> list[Claim]:
+        """See :meth:`resthooks.stores.DeliveryStore.claim_due`.
+
+        Uses the index on ``due_at``: the cost grows with the log of the backlog, not with it.
+        """
+        if limit <= 0:
+            return []
+        at, lease = _us(now, "now"), _us(lease_until, "lease_until")
+        with self._write("claiming deliveries") as conn:
+            if max_in_flight_per_host is None:
+                picked = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT seq FROM deliveries WHERE due_at <= ? "
+                        "ORDER BY due_at, created_at, seq LIMIT ?",
+                        (at, limit),
+                    )
+                ]
+            else:
+                picked = self._pick_per_host(conn, at, limit, max_in_flight_per_host)
+            if not picked:
+                return []
+            return self._lease(conn, picked, at, lease, lease_until)
+
+    def _pick_per_host(
+        self, conn: sqlite3.Connection, at: int, limit: int, per_host: int
+    ) -> list[int]:
+        baseline: Counter[str] = Counter(
+            dict(
+                conn.execute(
+                    "SELECT host, count(*) FROM deliveries "
+                    "WHERE state = 'in_flight' AND lease_until > ? GROUP BY host",
+                    (at,),
+                ).fetchall()
+            )
+        )
+        in_flight = baseline.copy()
+        picked: list[int] = []
+        cursor = conn.execute(
+            "SELECT seq, host FROM deliveries WHERE due_at <= ? ORDER BY due_at, created_at, seq",
+            (at,),
+        )
+        exhausted = True
+        for scanned, (seq, host) in enumerate(cursor, start=1):
+            if in_flight[host] < per_host:
+                in_flight[host] += 1
+                picked.append(seq)
+                if len(picked) >= limit:
+                    return picked
+            if scanned >= _SCAN_BUDGET:
+                exhausted = False
+                break
+        cursor.close()
+        if exhausted:
+            return picked
+        # One saturated host's backlog fills the front of the queue: rather than walk it,
+        # take the oldest due rows of each host that still has room, and merge them.
+        hosts = [
+            r[0]
+            for r in conn.execute(
+                "WITH RECURSIVE h(host) AS ("
+                f" SELECT min(host) FROM deliveries WHERE {_OPEN}"
+                " UNION ALL"
+                f" SELECT (SELECT min(host) FROM deliveries WHERE {_OPEN} AND host > h.host)"
+                " FROM h WHERE h.host IS NOT NULL"
+                ") SELECT host FROM h WHERE host IS NOT NULL"
+            )
+        ]
+        candidates: list[list[tuple[int, int, int]]] = []
+        for host in hosts:
+            room = min(per_host - baseline[host], limit)
+            if room <= 0:
+                continue
+            candidates.append(
+                conn.execute(
+                    "SELECT due_at, created_at, seq FROM deliveries "
+                    "WHERE host = ? AND due_at <= ? ORDER BY due_at, created_at, seq LIMIT ?",
+                    (host, at, room),
+                ).fetchall()
+            )
+        return [seq for _, _, seq in heapq.merge(*candidates)][:limit]
+
+    def _lease(
+        self,
+        conn: sqlite3.Connection,
+        picked: list[int],
+        at: int,
+        lease: int,
+        lease_until: datetime,
+    ) -> list[Claim]:
+        claims: dict[int, Claim] = {}
+        for start in range(0, len(picked), 500):
+            chunk = picked[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            tokens = dict(
+                conn.execute(
+                    "UPDATE deliveries SET state = 'in_flight', "
+                    "token = lower(hex(randomblob(12))), lease_until = ?, due_at = ?, "
+                    f"updated_at = ? WHERE seq IN ({marks}) RETURNING seq, token",
+                    (lease, lease, at, *chunk),
+                ).fetchall()
+            )
+            rows = conn.execute(
+                f"SELECT d.seq, m.body, {_CLAIM_COLUMNS} "
+                "FROM deliveries d JOIN messages m ON m.id = d.message_id "
+                f"JOIN hooks h ON h.id = d.hook_id WHERE d.seq IN ({marks})",
+                chunk,
+            ).fetchall()
+            for row in rows:
+                seq, body = row[0], row[1]
+                claims[seq] = Claim(
+                    delivery=_delivery(row[2:12]),
+                    hook=_hook(row[12:]),
+                    body=bytes(body),
+                    token=tokens[seq],
+                    lease_until=lease_until,
+                )
+        return [claims[seq] for seq in picked if seq in claims]
+
+    def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:
+        """See :meth:`resthooks.stores.DeliveryStore.record`. One transaction per batch."""
+        at = _us(now, "now")
+        with self._write("recording outcomes") as conn:
+            return [self._record_one(conn, o, now, at) for o in outcomes]
+
+    def _record_one(
+        self, conn: sqlite3.Connection, outcome: Outcome, now: datetime, at: int
+    ) -> RecordResult:
+        kind = outcome.kind
+        counted = 0 if outcome.attempt is None else 1
+        error = outcome.attempt.summary if outcome.attempt is not None else None
+        next_at: int | None = None
+        if kind is OutcomeKind.DELIVERED or kind is OutcomeKind.FAILED:
+            state, sets = kind.value, "next_attempt_at = NULL, due_at = NULL"
+        elif kind is OutcomeKind.RETRY:
+            next_at = _us_or_none(outcome.next_attempt_at, "next_attempt_at")
+            state, sets = "pending", "next_attempt_at = :next, due_at = :next"
+        elif kind is OutcomeKind.RELEASE:
+            state, sets = "pending", "due_at = next_attempt_at"
+        else:  # gone
+            state, sets = "cancelled", "next_attempt_at = NULL, due_at = NULL"
+        row = conn.execute(
+            f"UPDATE deliveries SET state = :state, {sets}, token = NULL, lease_until = NULL, "
+            "attempts = attempts + :counted, "
+            "last_error = CASE WHEN :counted THEN :error ELSE last_error END, updated_at = :at "
+            "WHERE id = :id AND state = 'in_flight' AND token = :token RETURNING hook_id",
+            {
+                "state": state,
+                "next": next_at,
+                "counted": counted,
+                "error": error,
+                "at": at,
+                "id": outcome.delivery_id,
+                "token": outcome.token,
+            },
+        ).fetchone()
+        if row is None:
+            found = conn.execute(
+                "SELECT hook_id FROM deliveries WHERE id = ?", (outcome.delivery_id,)
+            ).fetchone()
+            return RecordResult(
+                delivery_id=outcome.delivery_id,
+                applied=False,
+                hook_id=found[0] if found else "",
+            )
+        hook_id = row[0]
+        attempt = outcome.attempt
+        if attempt is not None:
+            conn.execute(
+                "INSERT INTO attempts (delivery_id, number, started_at, duration, status, "
+                "error_kind, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    outcome.delivery_id,
+                    attempt.number,
+                    _us(attempt.started_at, "started_at"),
+                    attempt.duration,
+                    attempt.status,
+                    attempt.error_kind,
+                    attempt.error,
+                    attempt.response_excerpt,
+                ),
+            )
+        cancelled: list[str] = []
+        if kind is OutcomeKind.FAILED:
+            cancelled = self._mark_dead(conn, hook_id, outcome.reason or "retries exhausted", now)
+        elif kind is OutcomeKind.GONE:
+            cancelled = self._remove(conn, hook_id, now)
+        return RecordResult(
+            delivery_id=outcome.delivery_id,
+            applied=True,
+            hook_id=hook_id,
+            cancelled=tuple(cancelled),
+        )
+
+    def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """See :meth:`resthooks.stores.DeliveryStore.get_delivery`."""
+        try:
+            row = (
+                self._conn()
+                .execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,))
+                .fetchone()
+            )
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, "reading a delivery") from exc
+        return None if row is None else _delivery(row)
+
+    def list_deliveries(
+        self,
+        *,
+        owner: str | None = None,
+        hook_id: str | None = None,
+        state: DeliveryState | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """See :meth:`resthooks.stores.DeliveryStore.list_deliveries`."""
+        where, params = [], []
+        for column, value in (("owner", owner), ("hook_id", hook_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if state is not None:
+            where.append("state = ?")
+            params.append(state.value)
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        try:
+            rows = self._conn().execute(sql, (*params, max(limit, 0))).fetchall()
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, "listing deliveries") from exc
+        return [_delivery(r) for r in rows]
+
+    def attempts(self, delivery_id: str) -> list[Attempt]:
+        """See :meth:`resthooks.stores.DeliveryStore.attempts`."""
+        try:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT delivery_id, number, started_at, duration, status, error_kind, "
+                    "error, response_excerpt FROM attempts WHERE delivery_id = ? ORDER BY rowid",
+                    (delivery_id,),
+                )
+                .fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, "reading attempts") from exc
+        return [
+            Attempt(
+                delivery_id=r[0],
+                number=r[1],
+                started_at=_dt_required(r[2]),
+                duration=r[3],
+                status=r[4],
+                error_kind=r[5],
+                error=r[6],
+                response_excerpt=r[7],
+            )
+            for r in rows
+        ]
+
+    def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
+        """See :meth:`resthooks.stores.DeliveryStore.requeue`."""
+        at = _us(now, "now")
+        with self._write("requeueing a delivery") as conn:
+            row = conn.execute(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = :at, "
+                "due_at = :at, token = NULL, lease_until = NULL, updated_at = :at "
+                f"WHERE id = :id RETURNING {_DELIVERY_COLUMNS}",
+                {"at": at, "id": delivery_id},
+            ).fetchone()
+            return None if row is None else _delivery(row)
+
+    def next_due_at(self) -> datetime | None:
+        """See :meth:`resthooks.stores.DeliveryStore.next_due_at`."""
+        try:
+            (value,) = (
+                self._conn().execute(f"SELECT min(due_at) FROM deliveries WHERE {_OPEN}").fetchone()
+            )
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, "reading the next due time") from exc
+        return _dt(value)
+
+    def stats(self, *, owner: str | None = None) -> Stats:
+        """See :meth:`resthooks.stores.DeliveryStore.stats`."""
+        where, params = ("WHERE owner = ?", (owner,)) if owner is not None else ("", ())
+        with self._read("counting") as conn:
+            hooks = dict(
+                conn.execute(f"SELECT state, count(*) FROM hooks {where} GROUP BY state", params)
+            )
+            deliveries = dict(
+                conn.execute(
+                    f"SELECT state, count(*) FROM deliveries {where} GROUP BY state", params
+                )
+            )
+            (oldest,) = conn.execute(
+                f"SELECT min(created_at) FROM deliveries {where or 'WHERE 1'} AND {_OPEN}",
+                params,
+            ).fetchone()
+        return Stats(
+            hooks={s.value: hooks.get(s.value, 0) for s in HookState},
+            deliveries={s.value: deliveries.get(s.value, 0) for s in DeliveryState},
+            oldest_pending_at=_dt(oldest),
+        )
+
+    def purge(self, *, before: datetime) -> int:
+        """See :meth:`resthooks.stores.DeliveryStore.purge`."""
+        cutoff = _us(before, "before")
+        with self._write("purging deliveries") as conn:
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS purged (id TEXT PRIMARY KEY, message_id INTEGER)"
+            )
+            conn.execute("DELETE FROM temp.purged")
+            conn.execute(
+                "INSERT INTO temp.purged SELECT id, message_id FROM deliveries "
+                "WHERE due_at IS NULL AND updated_at < ?",
+                (cutoff,),
+            )
+            conn.execute("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM temp.purged)")
+            count = conn.execute(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM temp.purged)"
+            ).rowcount
+            conn.execute(
+                "UPDATE messages SET remaining = remaining - (SELECT count(*) FROM temp.purged p "
+                "WHERE p.message_id = messages.id) "
+                "WHERE id IN (SELECT message_id FROM temp.purged)"
+            )
+            conn.execute("DELETE FROM messages WHERE remaining <= 0")
+            conn.execute("DELETE FROM temp.purged")
+            return count
+
+    # -- the file ----------------------------------------------------------------------------
+
+    def backup(self, target_path: str | os.PathLike[str]) -> None:
+        """Copy the database to ``target_path`` with SQLite's online backup API.
+
+        Safe while other threads and processes keep using the store: the copy is one
+        consistent snapshot. An existing file at ``target_path`` is replaced.
+
+        Raises:
+            StoreError: If the copy cannot be written.
+
+        Example:
+            >>> import os, tempfile
+            >>> from resthooks.stores import SQLiteStore
+            >>> folder = tempfile.mkdtemp()
+            >>> store = SQLiteStore(os.path.join(folder, "hooks.db"))
+            >>> store.backup(os.path.join(folder, "copy.db"))
+            >>> store.close()
+            >>> with SQLiteStore(os.path.join(folder, "copy.db")) as copy:
+            ...     copy.stats().deliveries["pending"]
+            0
+        """
+        source = self._conn()
+        try:
+            target = sqlite3.connect(os.fspath(target_path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open the backup target {os.fspath(target_path)!r}: {exc}"
+            ) from exc
+        try:
+            source.backup(target)
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, f"backing up to {os.fspath(target_path)!r}") from exc
+        finally:
+            target.close()
+
+    def close(self) -> None:
+        """Close every connection the store opened. Idempotent; the store is unusable after."""
+        self._closed = True
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {self.path!r} synchronous={self.synchronous}>"
