@@ -147,9 +147,9 @@ def test_restart_loses_nothing_and_dead_hook_stays_dead(tmp_path: Path, receiver
         clock.advance(16 * 60)
     dead = store.get_hook("hook_dying")
     assert dead is not None
-    assert HookState.DEAD == dead.state
+    assert dead.state == HookState.DEAD
     emitted = {d.id for d in dispatcher.emit("party/created", {"n": 1}, owner="acme")}
-    assert 2 == len(emitted)
+    assert len(emitted) == 2
     store.close()
 
     reopened = SQLiteStore(db)
@@ -160,11 +160,11 @@ def test_restart_loses_nothing_and_dead_hook_stays_dead(tmp_path: Path, receiver
             reopened, clock=clock, transport=transport, max_in_flight_per_host=None
         )
         more = {d.id for d in dispatcher.emit("party/created", {"n": 2}, owner="acme")}
-        assert 2 == len(more), "the dead hook receives nothing new"
-        assert 4 == dispatcher.deliver_due().delivered
+        assert len(more) == 2, "the dead hook receives nothing new"
+        assert dispatcher.deliver_due().delivered == 4
         assert emitted | more <= set(receiver.snapshot())
         assert all(
-            DeliveryState.DELIVERED == reopened.get_delivery(i).state  # type: ignore[union-attr]
+            reopened.get_delivery(i).state == DeliveryState.DELIVERED  # type: ignore[union-attr]
             for i in emitted | more
         )
     finally:
@@ -179,7 +179,7 @@ def test_sigkilled_workers_lose_no_delivery(tmp_path: Path, receiver: Receiver) 
     store = SQLiteStore(db)
     _add_hooks(store, receiver, 10)
     emitted = _emit(store, 150)
-    assert 1500 == len(emitted)
+    assert len(emitted) == 1500
     rng = random.Random()
     kills = 0
     for _ in range(5):
@@ -207,7 +207,7 @@ def test_sigkilled_workers_lose_no_delivery(tmp_path: Path, receiver: Receiver) 
     stats = store.stats().deliveries
     assert len(emitted) == stats["delivered"]
     store.close()
-    assert "ok" == _integrity(db)
+    assert _integrity(db) == "ok"
 
 
 def test_two_workers_send_each_delivery_once(tmp_path: Path, receiver: Receiver) -> None:
@@ -223,4 +223,4 @@ def test_two_workers_send_each_delivery_once(tmp_path: Path, receiver: Receiver)
     counts = receiver.snapshot()
     assert emitted == set(counts)
     assert {1} == set(counts.values()), "no delivery was sent twice"
-    assert "ok" == _integrity(db)
+    assert _integrity(db) == "ok"

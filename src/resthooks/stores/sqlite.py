@@ -322,7 +322,9 @@ class SQLiteStore:
             )
         if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
             return SchemaError(f"{self.path!r} is not a SQLite database: {exc}")
-        if "readonly" in str(exc).replace(" ", "").lower():
+        if "readonly" in str(exc).replace(" ", "").lower() or "unable to open" in str(exc):
+            if not os.access(os.path.dirname(os.path.abspath(self.path)), os.W_OK):
+                return self._open_error(exc)
             return StoreError(f"{doing} on {self.path!r}: the database is read-only: {exc}")
         return StoreError(f"{doing} on {self.path!r} failed: {exc}")
 
