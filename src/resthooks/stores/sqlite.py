@@ -101,7 +101,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
         "CREATE INDEX deliveries_due ON deliveries (due_at, seq) WHERE due_at IS NOT NULL",
-        "CREATE INDEX deliveries_by_hook ON deliveries (hook_id, due_at, seq)",
+        # Open deliveries only: an index keyed by hook takes one scattered entry per hook on
+        # every fan-out, so it must stay as small as the backlog, not grow with the history.
+        "CREATE INDEX deliveries_open_by_hook ON deliveries (hook_id, due_at, seq)"
+        " WHERE due_at IS NOT NULL",
         "CREATE INDEX deliveries_by_message ON deliveries (message_id)",
         "CREATE INDEX deliveries_in_flight ON deliveries (lease_until) WHERE state = 'in_flight'",
         "CREATE INDEX deliveries_final ON deliveries (updated_at) WHERE due_at IS NULL",
