@@ -740,18 +740,34 @@ class SQLiteStore:
             "WHERE d.due_at <= ? ORDER BY d.due_at, d.seq",
             (at,),
         )
+        # Hosts of active hooks that can take more, looked up the first time the scan meets a
+        # saturated host: once it is empty nothing more can be claimed, so the scan stops
+        # instead of walking the rest of a saturated host's backlog.
+        with_room: set[str] | None = None
         exhausted = True
         for scanned, (seq, host) in enumerate(cursor, start=1):
             if in_flight[host] < per_host:
                 in_flight[host] += 1
                 picked.append(seq)
                 if len(picked) >= limit:
-                    return picked
+                    break
+                if with_room is not None and in_flight[host] >= per_host:
+                    with_room.discard(host)
+            elif with_room is None:
+                with_room = {
+                    h
+                    for (h,) in conn.execute(
+                        "SELECT DISTINCT host FROM hooks WHERE state = 'active'"
+                    )
+                    if in_flight[h] < per_host
+                }
+            if with_room is not None and not with_room:
+                break
             if scanned >= _SCAN_BUDGET:
                 exhausted = False
                 break
         cursor.close()
-        if exhausted:
+        if exhausted or (with_room is not None and not with_room):
             return picked
         # Saturated hosts' backlogs fill the front of the queue: rather than walk past them,
         # take the oldest due rows of each hook whose host still has room (one probe of the
