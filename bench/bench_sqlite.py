@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import urllib3
@@ -129,57 +130,80 @@ s.serve_forever()
 """
 
 
-def bench_end_to_end(folder: Path, count: int) -> None:
-    print(f"\n## End to end: {count:,} deliveries to a loopback receiver (another process)")
+def _plain_loop(url: str, count: int) -> float:
+    pool = urllib3.PoolManager(retries=False)
+    body = b'{"event":"party/created","payload":[{"n":1}]}'
+    start = time.perf_counter()
+    for _ in range(count):
+        response = pool.request(
+            "POST", url, body=body, headers={"Content-Type": "application/json"}
+        )
+        response.data  # noqa: B018 - read the body, as the transport does
+    rate = count / (time.perf_counter() - start)
+    pool.clear()
+    return rate
+
+
+def _dispatcher_loop(store: Store, url: str, count: int, per_host: int | None) -> float:
+    add_hooks(store, 1, url)
+    emitter = Dispatcher(store, clock=FakeClock(), transport=RecordingTransport())
+    for n in range(count):
+        emitter.emit("party/created", {"n": n}, owner="acme")
+    transport = Urllib3Transport()
+    dispatcher = Dispatcher(
+        store,
+        clock=SystemClock(),
+        transport=transport,
+        sign_deliveries=False,
+        max_in_flight_per_host=per_host,
+    )
+    start = time.perf_counter()
+    summary = dispatcher.deliver_due(batch_size=100)
+    rate = count / (time.perf_counter() - start)
+    assert summary.delivered == count, summary
+    transport.close()
+    store.close()
+    return rate
+
+
+def bench_end_to_end(folder: Path, count: int, rounds: int) -> None:
+    print(
+        f"\n## End to end: {count:,} deliveries to a loopback receiver in another process"
+        f" ({rounds} rounds, interleaved, median)"
+    )
     server = subprocess.Popen([sys.executable, "-c", SERVE], stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     url = f"http://127.0.0.1:{server.stdout.readline().strip()}/hook"
+    plain = "plain urllib3 PoolManager loop"
+    samples: dict[str, list[float]] = {}
     try:
-        rates: dict[str, float] = {}
-        pool = urllib3.PoolManager(retries=False)
-        body = b'{"event":"party/created","payload":[{"n":1}]}'
-        start = time.perf_counter()
-        for _ in range(count):
-            pool.request("POST", url, body=body, headers={"Content-Type": "application/json"}).data  # noqa: B018 - read the body, as the transport does
-        rates["plain urllib3 PoolManager loop"] = count / (time.perf_counter() - start)
-        pool.clear()
-        for name, make, per_host in (
-            ("MemoryStore", MemoryStore, None),
-            ("SQLiteStore", lambda: SQLiteStore(folder / "e2e.db"), None),
-            ("SQLiteStore, max_in_flight_per_host=4", lambda: SQLiteStore(folder / "e2e4.db"), 4),
-        ):
-            store = make()
-            add_hooks(store, 1, url)
-            emitter = Dispatcher(store, clock=FakeClock(), transport=RecordingTransport())
-            for n in range(count):
-                emitter.emit("party/created", {"n": n}, owner="acme")
-            transport = Urllib3Transport()
-            dispatcher = Dispatcher(
-                store,
-                clock=SystemClock(),
-                transport=transport,
-                sign_deliveries=False,
-                max_in_flight_per_host=per_host,
-            )
-            start = time.perf_counter()
-            summary = dispatcher.deliver_due(batch_size=100)
-            elapsed = time.perf_counter() - start
-            assert summary.delivered == count, summary
-            rates[name] = count / elapsed
-            transport.close()
-            store.close()
-        base = rates["plain urllib3 PoolManager loop"]
-        for name, rate in rates.items():
-            print(f"{name:40s} {rate:9,.0f} deliveries/s   {rate / base:5.2f}x plain loop")
+        _plain_loop(url, 200)  # warm up the receiver
+        for r in range(rounds):
+            samples.setdefault(plain, []).append(_plain_loop(url, count))
+            for name, make, per_host in (
+                ("MemoryStore", MemoryStore, None),
+                ("SQLiteStore", partial(SQLiteStore, folder / f"e2e-{r}.db"), None),
+                (
+                    "SQLiteStore, max_in_flight_per_host=4",
+                    partial(SQLiteStore, folder / f"e2e4-{r}.db"),
+                    4,
+                ),
+            ):
+                samples.setdefault(name, []).append(_dispatcher_loop(make(), url, count, per_host))
     finally:
         server.terminate()
         server.wait()
+    base = statistics.median(samples[plain])
+    for name, values in samples.items():
+        rate = statistics.median(values)
+        print(f"{name:40s} {rate:9,.0f} deliveries/s   {rate / base:5.2f}x plain loop")
 
 
 # -- backlog scaling -------------------------------------------------------------------------
 
 CLAIMER = """
-import resource, statistics, sys, time
+import statistics, sys, time
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from resthooks.stores import SQLiteStore
 store = SQLiteStore(sys.argv[1])
@@ -192,14 +216,15 @@ for _ in range(30):
                              max_in_flight_per_host=per_host)
     samples.append(time.perf_counter() - start)
     assert len(claims) == 100, len(claims)
-print(statistics.median(samples), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(statistics.median(samples), peak)
 store.close()
 """
 
 
 def bench_backlog(folder: Path, sizes: list[int]) -> None:
     print("\n## Backlog scaling: claim_due(limit=100) on a backlog of pending deliveries")
-    print("(in a fresh worker process each time; peak RSS of that process)")
+    print("(in a fresh worker process each time; its peak RSS, VmHWM)")
     db = folder / "backlog.db"
     hooks = 1000
     store = SQLiteStore(db)
@@ -303,6 +328,9 @@ def bench_threads(folder: Path, count: int, threads: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument(
+        "--only", choices=["fan-out", "end-to-end", "backlog", "threads"], help="one section"
+    )
     args = parser.parse_args()
     print(
         f"SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}, "
@@ -310,16 +338,19 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        if args.quick:
-            bench_fan_out(folder, 1000, 3)
-            bench_end_to_end(folder, 300)
-            bench_backlog(folder, [10_000, 20_000])
-            bench_threads(folder, 2000, 4)
-        else:
-            bench_fan_out(folder, 10_000, 7)
-            bench_end_to_end(folder, 3000)
-            bench_backlog(folder, [10_000, 100_000, 1_000_000])
-            bench_threads(folder, 20_000, 4)
+        sections = {
+            "fan-out": lambda: bench_fan_out(folder, *((1000, 3) if args.quick else (10_000, 7))),
+            "end-to-end": lambda: bench_end_to_end(
+                folder, *((300, 2) if args.quick else (2000, 5))
+            ),
+            "backlog": lambda: bench_backlog(
+                folder, [10_000, 20_000] if args.quick else [10_000, 100_000, 1_000_000]
+            ),
+            "threads": lambda: bench_threads(folder, 2000 if args.quick else 20_000, 4),
+        }
+        for name, run in sections.items():
+            if args.only in (None, name):
+                run()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of the benchmark process: {peak:.0f} MiB")
 

@@ -273,6 +273,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._closed = False
         self._open_schema()
 
@@ -334,22 +335,35 @@ class SQLiteStore:
     @contextmanager
     def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
         """One writing transaction: BEGIN IMMEDIATE, so a busy database waits at the start
-        (where nothing is written yet) instead of failing half-way."""
+        (where nothing is written yet) instead of failing half-way.
+
+        Threads of this process queue on a lock first: SQLite's own busy handler waits by
+        sleeping and polling, which wastes time between threads that a lock hands over at
+        once. Other processes still meet SQLite's lock and its busy timeout.
+        """
         conn = self._conn()
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise StoreError(
+                f"{doing} on {self.path!r}: other threads of this process held the write "
+                f"lock for longer than busy_timeout ({self.busy_timeout} s); nothing was written"
+            )
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise self._wrap(exc, doing) from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            # The transaction may already be gone; the original error says why.
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
                 raise self._wrap(exc, doing) from exc
-            raise
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                # The transaction may already be gone; the original error says why.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._wrap(exc, doing) from exc
+                raise
+        finally:
+            self._write_lock.release()
 
     @contextmanager
     def _read(self, doing: str) -> Iterator[sqlite3.Connection]:
