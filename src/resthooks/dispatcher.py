@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import version
@@ -130,6 +130,11 @@ class Dispatcher:
         >>> transport.requests[0].body
         b'{"event":"party/created","payload":[{"id":1}]}'
     """
+
+    #: Called with the new deliveries after every :meth:`emit` that stored some (and was not
+    #: given a ``connection``: those exist only once the host commits). ``None`` by default.
+    #: A hook point for test settings: :func:`resthooks.testing.synchronous` sets it.
+    after_emit: Callable[[list[Delivery]], object] | None = None
 
     def __init__(
         self,
@@ -301,9 +306,12 @@ class Dispatcher:
         owner = _validate_owner(owner)
         event = self.events.validate(event)
         body = encode_body(event, payload, max_bytes=self.max_payload_bytes)
-        return self.store.enqueue(
+        deliveries = self.store.enqueue(
             owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
         )
+        if deliveries and connection is None and self.after_emit is not None:
+            self.after_emit(deliveries)
+        return deliveries
 
     # -- deliveries --------------------------------------------------------------------------
 
