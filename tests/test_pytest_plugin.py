@@ -177,3 +177,22 @@ def test_a_session_that_does_not_use_the_plugin_is_unaffected(pytester: pytest.P
     without.assert_outcomes(**outcomes)
     assert _normalised(without.outlines) == _normalised(with_plugin.outlines)
     assert without.errlines == with_plugin.errlines == []
+
+
+def test_hook_receiver_fixture_fails_the_test_when_its_server_failed(
+    pytester: pytest.Pytester,
+) -> None:
+    """An error inside the receiver's server is reported as an error of the test using it."""
+    pytester.makepyfile(
+        """
+        import socket
+
+        def test_sends_garbage(hook_receiver):
+            with socket.create_connection(("127.0.0.1", hook_receiver.port)) as conn:
+                conn.sendall(b"POST / HTTP/1.1\\r\\nContent-Length: many\\r\\n\\r\\n")
+                conn.recv(1024)
+        """
+    )
+    result = pytester.runpytest(*NO_HYPOTHESIS)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*the hook receiver's server failed*ValueError*"])

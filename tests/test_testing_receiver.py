@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import urllib.request
 from datetime import datetime, timezone
@@ -262,3 +263,18 @@ def test_close_cuts_a_delayed_answer_short() -> None:
     receiver.close()  # returns once the handler thread ended, long before 600 s
     sender.join()
     assert dispatcher.store.stats().deliveries["pending"] == 1, "the cut attempt is retried"
+
+
+def _send_raw(receiver: HookReceiver, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=5) as conn:
+        conn.sendall(data)
+        return conn.recv(1024)
+
+
+def test_a_request_the_server_cannot_handle_is_kept_in_errors() -> None:
+    """A request that breaks the handler is kept in errors, not printed, nor recorded."""
+    with HookReceiver() as receiver:
+        _send_raw(receiver, b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: many\r\n\r\n")
+        receiver.close()  # waits for the handler thread, so the error is in by now
+    assert [ValueError] == [type(e) for e in receiver.errors]
+    assert receiver.deliveries == []

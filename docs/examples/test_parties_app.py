@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from flask.testing import FlaskClient
-from flask_app import create_app
+from parties_app import create_app
 
 from resthooks import Dispatcher, HookState
 from resthooks.stores import MemoryStore
