@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from resthooks import Dispatcher
+from resthooks import Dispatcher, NetworkPolicy
 from resthooks.stores import MemoryStore
-from resthooks.testing import FakeClock, RecordingTransport
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
 
 # pytester runs the plugin's fixtures in sessions of their own (tests/test_pytest_plugin.py).
 pytest_plugins = ["pytester"]
@@ -31,3 +31,13 @@ def _store() -> MemoryStore:
 @pytest.fixture(name="dispatcher")
 def _dispatcher(store: MemoryStore, clock: FakeClock, transport: RecordingTransport) -> Dispatcher:
     return Dispatcher(store, clock=clock, transport=transport)
+
+
+# Loopback is refused by the default NetworkPolicy: a test that delivers to a local server
+# through the real transport opts in with this policy (or the fixture below).
+LOOPBACK = LOOPBACK_POLICY
+
+
+@pytest.fixture(name="loopback_policy")
+def _loopback_policy() -> NetworkPolicy:
+    return LOOPBACK

@@ -51,11 +51,11 @@ import threading
 
 from resthooks import Dispatcher
 from resthooks.stores import MemoryStore
-from resthooks.testing import allow_loopback, run_schedule
+from resthooks.testing import LOOPBACK_POLICY, run_schedule
 
 
 def test_receiver_records_retries_and_delivery(hook_receiver, resthooks_clock):
-    dispatcher = Dispatcher(MemoryStore(), clock=resthooks_clock, **allow_loopback())
+    dispatcher = Dispatcher(MemoryStore(), clock=resthooks_clock, network_policy=LOOPBACK_POLICY)
     hook_receiver.subscribe(dispatcher, "party/created", owner="acme")
     hook_receiver.answer(503, 200, path="/acme/party/created")
     dispatcher.emit("party/created", {"id": 1}, owner="acme")

@@ -14,13 +14,14 @@ from resthooks import (
     HookState,
     RetryPolicy,
     SystemClock,
+    ValidationError,
 )
 from resthooks.stores import MemoryStore
 from resthooks.testing import (
+    LOOPBACK_POLICY,
     FakeClock,
     HookReceiver,
     RecordingTransport,
-    allow_loopback,
     no_delivery,
     run_schedule,
     synchronous,
@@ -85,7 +86,7 @@ def test_emit_without_hooks_does_not_call_after_emit(resthooks_dispatcher: Dispa
 
 def test_no_delivery_sends_nothing_over_the_network(resthooks_clock: FakeClock) -> None:
     """With no_delivery, a hook pointing at a live receiver never gets a request."""
-    dispatcher = Dispatcher(MemoryStore(), clock=resthooks_clock, **allow_loopback())
+    dispatcher = Dispatcher(MemoryStore(), clock=resthooks_clock, network_policy=LOOPBACK_POLICY)
     with HookReceiver() as receiver:
         receiver.subscribe(dispatcher, "party/created", owner="acme")
         with no_delivery(dispatcher) as off:
@@ -168,11 +169,9 @@ def test_run_schedule_gives_up_after_max_rounds(resthooks_clock: FakeClock) -> N
         run_schedule(dispatcher, max_rounds=3)
 
 
-def test_allow_loopback_lets_the_dispatcher_reach_a_receiver(resthooks_clock: FakeClock) -> None:
-    """A Dispatcher built with allow_loopback() subscribes and delivers to 127.0.0.1."""
-    dispatcher = Dispatcher(MemoryStore(), clock=resthooks_clock, **allow_loopback())
-    with HookReceiver() as receiver:
+def test_a_receiver_needs_the_loopback_policy(resthooks_clock: FakeClock) -> None:
+    """Without LOOPBACK_POLICY the default network policy refuses a receiver's URL."""
+    dispatcher = Dispatcher(MemoryStore(), clock=resthooks_clock)
+    with HookReceiver() as receiver, pytest.raises(ValidationError, match="target_url"):
         receiver.subscribe(dispatcher, "party/created", owner="acme")
-        dispatcher.emit("party/created", {"id": 1}, owner="acme")
-        assert dispatcher.deliver_due().delivered == 1
-        assert [d.verified for d in receiver.deliveries] == [True]
+    assert dispatcher.hooks(owner="acme") == []

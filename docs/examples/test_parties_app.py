@@ -8,7 +8,7 @@ from parties_app import create_app
 
 from resthooks import Dispatcher, HookState
 from resthooks.stores import MemoryStore
-from resthooks.testing import FakeClock, HookReceiver, allow_loopback, run_schedule, synchronous
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, HookReceiver, run_schedule, synchronous
 
 ACME = {"X-Account": "acme"}
 
@@ -16,7 +16,7 @@ ACME = {"X-Account": "acme"}
 @pytest.fixture(name="dispatcher")
 def _dispatcher(resthooks_clock: FakeClock) -> Dispatcher:
     """The app's Dispatcher in test settings: fake time, emit delivers at once."""
-    dispatcher = Dispatcher(MemoryStore(), clock=resthooks_clock, **allow_loopback())
+    dispatcher = Dispatcher(MemoryStore(), clock=resthooks_clock, network_policy=LOOPBACK_POLICY)
     synchronous(dispatcher)
     return dispatcher
 

@@ -24,9 +24,6 @@ StoreFactory = Callable[[], Store]
 Check = Callable[[Store], None]
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-#: Every conformance check by name (``check_`` prefix removed): a store function that raises
-#: AssertionError if the store breaks the contract. Parametrize a test over its keys and call
-#: ``check_store(factory, only=name)`` to get one test per check.
 STORE_CHECKS: dict[str, Check] = {}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
 from ._clock import FakeClock
@@ -14,24 +14,7 @@ if TYPE_CHECKING:
     from ..dispatcher import DeliverySummary, Dispatcher
     from ..model import Delivery
 
-__all__ = ["DeliveryMode", "allow_loopback", "no_delivery", "run_schedule", "synchronous"]
-
-
-def allow_loopback() -> dict[str, Any]:
-    """The Dispatcher keyword arguments that let it deliver to a server on loopback.
-
-    A :class:`HookReceiver` listens on ``127.0.0.1``, which the network policy refuses by
-    default (a URL that reaches the host's own machine is a classic SSRF). Tests build their
-    Dispatcher with ``Dispatcher(store, **allow_loopback())``, so the opt-in is written once.
-
-    Example:
-        >>> from resthooks import Dispatcher
-        >>> from resthooks.stores import MemoryStore
-        >>> dispatcher = Dispatcher(MemoryStore(), **allow_loopback())
-    """
-    # The network policy is not merged yet; once it is, this returns
-    # {"network_policy": NetworkPolicy(allow_networks=["127.0.0.0/8", "::1/128"])}.
-    return {}
+__all__ = ["DeliveryMode", "no_delivery", "run_schedule", "synchronous"]
 
 
 class DeliveryMode:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import threading
 import time
@@ -19,6 +16,7 @@ import attrs
 
 from ..errors import ValidationError
 from ..signing import parse_secret
+from ..verification import VerificationError, verify
 
 if TYPE_CHECKING:
     from ..dispatcher import Dispatcher
@@ -32,10 +30,9 @@ THREAD_NAME = "resthooks-hook-receiver"
 def verify_signature(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
     """Whether a request carries a valid Standard Webhooks v1 signature made with ``secret``.
 
-    Every ``v1,`` token of ``webhook-signature`` is compared (in constant time) with the
-    signature of ``webhook-id.webhook-timestamp.body``; one match is enough (a sender rotating
-    its secret sends several). The timestamp is not compared with the wall clock: in tests the
-    sender's time is usually a :class:`FakeClock`'s.
+    :func:`resthooks.verify` without its check of the timestamp's age: in tests the sender's
+    time is usually a :class:`FakeClock`'s, months away from the wall clock. One matching
+    ``v1`` token is enough (a sender rotating its secret sends several).
 
     Args:
         body: The raw request body.
@@ -52,20 +49,15 @@ def verify_signature(body: bytes, headers: Mapping[str, str], secret: str) -> bo
         >>> verify_signature(b'{"x":1}', headers, secret)
         False
     """
-    # Until resthooks.verify lands, this recomputes the signature here; it is the one place
-    # to switch to verify() (with the timestamp tolerance turned off, see above).
-    msg_id = headers.get("webhook-id")
-    timestamp = headers.get("webhook-timestamp")
-    tokens = headers.get("webhook-signature", "").split()
-    if not msg_id or not timestamp or not tokens:
+    timestamp = headers.get("webhook-timestamp", "")
+    # The sender's "now" is the timestamp it signed, so the age check always passes; every
+    # other check (headers, token format, constant-time comparison) is verify()'s.
+    now = int(timestamp) if timestamp.isdigit() and len(timestamp) <= 15 else 0
+    try:
+        verify(body, headers, secret, now=now)
+    except VerificationError:
         return False
-    key = parse_secret(secret)
-    expected = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    expected_token = base64.b64encode(expected)
-    return any(
-        version == "v1" and hmac.compare_digest(value.encode("ascii", "replace"), expected_token)
-        for version, _, value in (token.partition(",") for token in tokens)
-    )
+    return True
 
 
 def _status(_: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -221,13 +213,15 @@ class HookReceiver:
             the path its own.
 
     A Dispatcher delivering to it must allow loopback targets: build it with
-    ``Dispatcher(store, **allow_loopback())``.
+    ``Dispatcher(store, network_policy=LOOPBACK_POLICY)``.
 
     Example:
         >>> from resthooks import Dispatcher
         >>> from resthooks.stores import MemoryStore
-        >>> from resthooks.testing import FakeClock, allow_loopback
-        >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), **allow_loopback())
+        >>> from resthooks.testing import LOOPBACK_POLICY, FakeClock
+        >>> dispatcher = Dispatcher(
+        ...     MemoryStore(), clock=FakeClock(), network_policy=LOOPBACK_POLICY
+        ... )
         >>> with HookReceiver() as receiver:
         ...     hook = receiver.subscribe(dispatcher, "party/created", owner="acme")
         ...     receiver.answer(500, 200, path="/acme/party/created")
