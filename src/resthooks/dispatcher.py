@@ -624,7 +624,7 @@ class Dispatcher:
     def remove_listener(self, listener: LifecycleListener) -> None:
         """Stop calling ``listener`` (nothing happens if it was not registered)."""
         with self._listeners_lock:
-            self._listeners = tuple(x for x in self._listeners if x is not listener)
+            self._listeners = tuple(x for x in self._listeners if x != listener)
 
     # -- the worker ----------------------------------------------------------------------------
 
