@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .clock import Clock, SystemClock
-from .dispatcher import DeliverySummary, Dispatcher
+from .dispatcher import DEFAULT_RETENTION, DeliverySummary, Dispatcher
 from .encoding import encode_body, isoformat_z
 from .errors import (
     ConfigurationError,
@@ -46,6 +46,7 @@ from .transports import Timeouts
 __all__ = [
     "CAPSULE_EVENTS",
     "CAPSULE_SCHEDULE",
+    "DEFAULT_RETENTION",
     "Attempt",
     "Claim",
     "Clock",

@@ -808,7 +808,7 @@ class Dispatcher:
 
         Args:
             older_than: An age, in seconds or as a timedelta. Default
-                :data:`DEFAULT_RETENTION` (30 days).
+                :data:`~resthooks.DEFAULT_RETENTION` (30 days).
 
         Returns:
             How many deliveries were deleted.
