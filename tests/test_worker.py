@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime, timedelta
 
 import pytest
 
-from resthooks import ConfigurationError, DeliveryState, Dispatcher, InvalidStateError, Timeouts
+from resthooks import (
+    ConfigurationError,
+    DeliveryState,
+    Dispatcher,
+    InvalidStateError,
+    StoreError,
+    Timeouts,
+)
 from resthooks.lifecycle import DeliveryDelivered, HookDead
 from resthooks.stores import MemoryStore
 from resthooks.testing import FakeClock, RecordingTransport
@@ -233,3 +241,38 @@ def _count(deliveries) -> dict[DeliveryState, int]:
     for d in deliveries:
         counts[d.state] = counts.get(d.state, 0) + 1
     return counts
+
+
+class FlakyStore(MemoryStore):
+    """A MemoryStore whose claim_due fails the first ``failures`` times."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def claim_due(self, **kwargs):
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("database is locked")
+        return super().claim_due(**kwargs)
+
+
+def test_a_running_worker_outlives_a_store_error(make_loopback_dispatcher, receiver, caplog):
+    """run() logs a StoreError, waits a poll interval and carries on; run_until_idle raises."""
+    store = FlakyStore(failures=2)
+    clock = FakeClock()
+    dispatcher = make_loopback_dispatcher(store=store, clock=clock)
+    dispatcher.subscribe(EVENT, receiver.url(), owner=OWNER)
+    [delivery] = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    with pytest.raises(StoreError):
+        dispatcher.run_until_idle()
+    stop = threading.Event()
+    dispatcher.add_listener(lambda e: stop.set() if isinstance(e, DeliveryDelivered) else None)
+
+    with caplog.at_level(logging.ERROR, logger="resthooks"):
+        summary = dispatcher.run(stop=stop, poll_interval=7)
+
+    assert summary.delivered == 1
+    assert [r.getMessage() for r in caplog.records] == ["the store failed; trying again in 7.0 s"]
+    [attempt] = dispatcher.attempts(delivery.id, owner=OWNER)
+    assert attempt.started_at - delivery.created_at == timedelta(seconds=7)
