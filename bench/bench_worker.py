@@ -31,6 +31,7 @@ import urllib3
 from resthooks import Dispatcher
 from resthooks.lifecycle import DeliveryDelivered
 from resthooks.stores import MemoryStore
+from resthooks.testing import LOOPBACK_POLICY
 
 RECEIVER_PORTS = 10
 OWNER = "bench"
@@ -86,7 +87,7 @@ class BlackHole:
 def make_dispatcher() -> Dispatcher:
     """Every Dispatcher of this benchmark (loopback targets: the network policy's opt-in
     goes here)."""
-    return Dispatcher(MemoryStore(), max_hooks_per_owner=None)
+    return Dispatcher(MemoryStore(), max_hooks_per_owner=None, network_policy=LOOPBACK_POLICY)
 
 
 def isolation_run(ports: list[int], hole: BlackHole | None, events: int, workers: int) -> float:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from resthooks import Dispatcher
+from resthooks import Dispatcher, NetworkPolicy
 from resthooks.stores import MemoryStore
-from resthooks.testing import FakeClock, RecordingTransport
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
 
 
 @pytest.fixture(name="clock")
@@ -36,6 +36,16 @@ def _dispatcher(store: MemoryStore, clock: FakeClock, transport: RecordingTransp
     return Dispatcher(store, clock=clock, transport=transport)
 
 
+# Loopback is refused by the default NetworkPolicy: a test that delivers to a local server
+# through the real transport opts in with this policy (or the fixture below).
+LOOPBACK = LOOPBACK_POLICY
+
+
+@pytest.fixture(name="loopback_policy")
+def _loopback_policy() -> NetworkPolicy:
+    return LOOPBACK
+
+
 # -- real HTTP on loopback (the worker's tests) ----------------------------------------------
 
 
@@ -47,6 +57,7 @@ def _make_loopback_dispatcher() -> Iterator[Callable[..., Dispatcher]]:
 
     def make(**options: Any) -> Dispatcher:
         options.setdefault("max_hooks_per_owner", None)
+        options.setdefault("network_policy", LOOPBACK)
         dispatcher = Dispatcher(options.pop("store", None) or MemoryStore(), **options)
         made.append(dispatcher)
         return dispatcher
