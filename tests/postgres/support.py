@@ -105,7 +105,7 @@ class Cluster:
 
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                  "--no-locale", "--no-instructions")  # fmt: skip
+                  "--no-locale", "--no-instructions", "--no-sync")  # fmt: skip
         options = ["-c listen_addresses=''", f"-k {self.root}", f"-p {self.port}"]
         options += [f"-c {name}={value}" for name, value in self.settings.items()]
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
