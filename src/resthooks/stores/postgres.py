@@ -300,6 +300,7 @@ class PostgresStore:
                 min_size=min_size,
                 max_size=max_size,
                 timeout=timeout,
+                kwargs={"autocommit": True},
                 open=True,
                 name=f"resthooks-{schema}",
             )
@@ -339,9 +340,19 @@ class PostgresStore:
             raise StoreError(f"PostgreSQL: {exc}") from exc
 
     @contextmanager
-    def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            yield cur
+    def _tx(self, *, atomic: bool = True) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor; with ``atomic``, inside one transaction.
+
+        Our own pool's connections are in autocommit mode, so an operation that is one
+        statement (atomic by itself) takes one round trip instead of three.
+        """
+        with self._connection() as conn:
+            if atomic or not conn.autocommit:
+                with conn.transaction(), conn.cursor() as cur:
+                    yield cur
+            else:
+                with conn.cursor() as cur:
+                    yield cur
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         """Create or upgrade the schema in one transaction, one process at a time."""
@@ -443,7 +454,7 @@ class PostgresStore:
             return hook, True
 
     def get_hook(self, hook_id: str) -> Hook | None:
-        with self._tx() as cur:
+        with self._tx(atomic=False) as cur:
             cur.execute(self._q("SELECT {hook_columns} FROM {s}.hooks WHERE id = %s"), (hook_id,))
             row = cur.fetchone()
         return None if row is None else _hook(row)
@@ -455,7 +466,7 @@ class PostgresStore:
         event: str | None = None,
         state: HookState | None = None,
     ) -> list[Hook]:
-        with self._tx() as cur:
+        with self._tx(atomic=False) as cur:
             cur.execute(
                 self._q(
                     "SELECT {hook_columns} FROM {s}.hooks "
@@ -505,7 +516,7 @@ class PostgresStore:
         return _sorted_ids(cur.fetchall())
 
     def revive_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
-        with self._tx() as cur:
+        with self._tx(atomic=False) as cur:
             revived = self._revive(cur, hook_id, now)
             if revived is not None:
                 return revived
@@ -533,7 +544,7 @@ class PostgresStore:
         previous_secret_until: datetime | None,
         now: datetime,
     ) -> Hook | None:
-        with self._tx() as cur:
+        with self._tx(atomic=False) as cur:
             cur.execute(
                 self._q(
                     "UPDATE {s}.hooks SET secret = %s, previous_secret = %s, "
@@ -589,7 +600,7 @@ class PostgresStore:
         """
         params = {"owner": owner, "event": event, "body": body, "now": now}
         if connection is None:
-            with self._tx() as cur:
+            with self._tx(atomic=False) as cur:
                 cur.execute(self._q(self._ENQUEUE), params)
                 rows = cur.fetchall()
                 if rows and self.notify:
@@ -680,7 +691,7 @@ class PostgresStore:
         if limit <= 0:
             return []
         params: dict[str, Any] = {"now": now, "limit": limit, "lease_until": lease_until}
-        with self._tx() as cur:
+        with self._tx(atomic=max_in_flight_per_host is not None) as cur:
             if max_in_flight_per_host is None:
                 cur.execute(self._q(self._CLAIM + self._CLAIM_UPDATE), params)
             else:
@@ -844,7 +855,7 @@ class PostgresStore:
             )
 
     def get_delivery(self, delivery_id: str) -> Delivery | None:
-        with self._tx() as cur:
+        with self._tx(atomic=False) as cur:
             cur.execute(
                 self._q("SELECT {delivery_columns} FROM {s}.deliveries WHERE id = %s"),
                 (delivery_id,),
@@ -860,7 +871,7 @@ class PostgresStore:
         state: DeliveryState | None = None,
         limit: int = 100,
     ) -> list[Delivery]:
-        with self._tx() as cur:
+        with self._tx(atomic=False) as cur:
             cur.execute(
                 self._q(
                     "SELECT {delivery_columns} FROM {s}.deliveries "
@@ -879,7 +890,7 @@ class PostgresStore:
             return [_delivery(r) for r in cur.fetchall()]
 
     def attempts(self, delivery_id: str) -> list[Attempt]:
-        with self._tx() as cur:
+        with self._tx(atomic=False) as cur:
             cur.execute(
                 self._q(
                     "SELECT delivery_id, number, started_at, duration, status, error_kind, "
@@ -904,7 +915,7 @@ class PostgresStore:
         ]
 
     def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
-        with self._tx() as cur:
+        with self._tx(atomic=False) as cur:
             cur.execute(
                 self._q(
                     "UPDATE {s}.deliveries SET state = 'pending', attempts = 0, "
@@ -920,13 +931,13 @@ class PostgresStore:
         return None if row is None else _delivery(row)
 
     def next_due_at(self) -> datetime | None:
-        with self._tx() as cur:
+        with self._tx(atomic=False) as cur:
             cur.execute(self._q("SELECT min(due_at) FROM {s}.deliveries"))
             row = cur.fetchone()
         return None if row is None else _utc(row[0])
 
     def stats(self, *, owner: str | None = None) -> Stats:
-        with self._tx() as cur:
+        with self._tx(atomic=False) as cur:
             cur.execute(
                 self._q(
                     "SELECT state, count(*) FROM {s}.hooks "
