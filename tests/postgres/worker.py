@@ -2,7 +2,9 @@
 
 Usage: ``python worker.py CONNINFO SCHEMA BATCH_SIZE LEASE_SECONDS``. It delivers until it is
 sent SIGTERM (or killed). It uses ``Dispatcher.run`` when the Dispatcher has one, else a
-loop of ``deliver_due`` that sleeps briefly when nothing is due.
+loop of ``deliver_due`` that sleeps briefly when nothing is due. With
+``WORKER_TRANSPORT=null`` (the benchmark's store-only runs) nothing is sent over the network:
+every attempt is answered 204 at once.
 """
 
 from __future__ import annotations
@@ -16,14 +18,19 @@ import threading
 import support
 
 from resthooks.stores.postgres import PostgresStore
+from resthooks.testing import RecordingTransport
 from resthooks.transports import Timeouts
 
 
 def main() -> None:
     conninfo, schema, batch, lease = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     store = PostgresStore(conninfo, schema=schema, min_size=1, max_size=2)
+    options = {}
+    if os.environ.get("WORKER_TRANSPORT") == "null":
+        options["transport"] = RecordingTransport()
     dispatcher = support.make_dispatcher(
         store,
+        **options,
         lease=lease,
         timeouts=Timeouts(connect=min(1.0, lease / 3), total=lease / 2),
         max_in_flight_per_host=None,
