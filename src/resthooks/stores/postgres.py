@@ -216,7 +216,7 @@ class PostgresStore:
 
     Args:
         conninfo: A libpq connection string or URI (``"postgresql://app@db/app"``), or a
-            :class:`psycopg_pool.ConnectionPool` of your own. The store closes a pool it
+            ``psycopg_pool.ConnectionPool`` of your own. The store closes a pool it
             opened, never yours.
         schema: The PostgreSQL schema the tables live in; created if missing.
         min_size: Connections the store's own pool keeps open (ignored for a given pool).
@@ -997,7 +997,7 @@ class PostgresStore:
         :meth:`claim_due` finds every due delivery on its own. It listens on one connection
         of its own (outside the pool), opened on the first call. Only stores built with
         ``notify=True`` send the notifications it waits for; retries that come due send
-        none (use :meth:`next_due_at` for those).
+        none: use :meth:`~resthooks.stores.DeliveryStore.next_due_at` for those.
 
         Args:
             timeout: The longest wait, in seconds.
