@@ -29,6 +29,7 @@ nitpick_ignore_regex = [
     # Type hints name private or third-party pieces that have no page of their own.
     (r"py:class", r"(resthooks\..*\._.*|attrs\..*|threading\.Event|urllib3\..*|_io\..*)"),
     (r"py:class", r"(Handler|Step|StoreFactory|Check|T|Connection|psycopg\..*)"),
+    (r"py:class", r"(Resolver|IPAddress|IPNetwork|ssl\..*)"),
     (r"py:class", r"(ConnectionPool|psycopg_pool\..*)"),
     # The build runs without network, so the standard library has no inventory to link to.
     (

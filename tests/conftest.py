@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from resthooks import Dispatcher
+from resthooks import Dispatcher, NetworkPolicy
 from resthooks.stores import MemoryStore
-from resthooks.testing import FakeClock, RecordingTransport
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
 
 
 @pytest.fixture(name="clock")
@@ -27,3 +27,13 @@ def _store() -> MemoryStore:
 @pytest.fixture(name="dispatcher")
 def _dispatcher(store: MemoryStore, clock: FakeClock, transport: RecordingTransport) -> Dispatcher:
     return Dispatcher(store, clock=clock, transport=transport)
+
+
+# Loopback is refused by the default NetworkPolicy: a test that delivers to a local server
+# through the real transport opts in with this policy (or the fixture below).
+LOOPBACK = LOOPBACK_POLICY
+
+
+@pytest.fixture(name="loopback_policy")
+def _loopback_policy() -> NetworkPolicy:
+    return LOOPBACK

@@ -24,6 +24,7 @@ from typing import Any
 
 from resthooks import Dispatcher
 from resthooks.stores import Store
+from resthooks.testing import LOOPBACK_POLICY
 
 __all__ = ["Cluster", "Receiver", "find_bindir", "make_dispatcher", "start_cluster"]
 
@@ -39,9 +40,9 @@ TEST_SETTINGS = {
 def make_dispatcher(store: Store, **options: Any) -> Dispatcher:
     """Every Dispatcher of the PostgreSQL tests, workers and benchmark is built here.
 
-    The receivers run on loopback: when the Dispatcher gains a network policy that refuses
-    loopback by default, allow ``127.0.0.0/8`` here and only here.
+    The receivers run on loopback, which the default network policy refuses: allow it here.
     """
+    options.setdefault("network_policy", LOOPBACK_POLICY)
     return Dispatcher(store, **options)
 
 
