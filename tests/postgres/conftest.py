@@ -22,6 +22,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import support
 
+# A script the scale-out tests start as a process, not a test module: never import it here.
+collect_ignore = ["worker.py"]
+
 if TYPE_CHECKING:
     from resthooks.stores.postgres import PostgresStore
 
@@ -29,7 +32,14 @@ if TYPE_CHECKING:
 def _missing(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}, and CI is set: the PostgreSQL tests must run in CI", False)
-    pytest.skip(f"{reason} (install PostgreSQL, or set PG_BINDIR, to run these tests)")
+    pytest.skip(f"{reason}; set CI=1 to make this an error")
+
+
+@pytest.fixture(autouse=True)
+def _requires_psycopg() -> None:
+    """Every test here needs the `postgres` extra, even those that need no server."""
+    if importlib.util.find_spec("psycopg") is None:
+        _missing("psycopg is not installed (pip install -e '.[postgres]')")
 
 
 @pytest.fixture(name="pg_cluster", scope="session")
@@ -37,7 +47,10 @@ def _pg_cluster() -> Iterator[support.Cluster]:
     if importlib.util.find_spec("psycopg") is None:
         _missing("psycopg is not installed (pip install -e '.[postgres]')")
     if support.find_bindir() is None:
-        _missing("no PostgreSQL binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql")
+        _missing(
+            "no PostgreSQL binaries (initdb, pg_ctl) on PATH, in /usr/lib/postgresql or in "
+            "$PG_BINDIR: install PostgreSQL to run these tests"
+        )
     with support.start_cluster() as cluster:
         yield cluster
 
