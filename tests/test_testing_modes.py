@@ -175,3 +175,16 @@ def test_a_receiver_needs_the_loopback_policy(resthooks_clock: FakeClock) -> Non
     with HookReceiver() as receiver, pytest.raises(ValidationError, match="target_url"):
         receiver.subscribe(dispatcher, "party/created", owner="acme")
     assert dispatcher.hooks(owner="acme") == []
+
+
+def test_no_delivery_also_holds_for_the_worker(resthooks_clock: FakeClock) -> None:
+    """The worker (run_until_idle) sends through the replaced transport too."""
+    dispatcher = Dispatcher(MemoryStore(), clock=resthooks_clock, network_policy=LOOPBACK_POLICY)
+    with HookReceiver() as receiver:
+        receiver.subscribe(dispatcher, "party/created", owner="acme")
+        off = no_delivery(dispatcher)
+        dispatcher.emit("party/created", {"id": 1}, owner="acme")
+        assert dispatcher.run_until_idle(workers=2).delivered == 1
+        assert receiver.deliveries == []
+        assert off.transport is not None
+        assert len(off.transport.requests) == 1
