@@ -315,8 +315,17 @@ class Dispatcher:
         state: DeliveryState | str | None = None,
         limit: int = 100,
     ) -> list[Delivery]:
-        """The owner's deliveries, newest first."""
+        """The owner's deliveries, newest first.
+
+        Raises:
+            ValidationError: Naming the filter at fault (``owner``, ``hook_id``, ``state`` or
+                ``limit``, which must be an int >= 0).
+        """
         owner = _validate_owner(owner)
+        if hook_id is not None:
+            hook_id = _validate_id(hook_id, "hook_id")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValidationError("limit", "must be an int >= 0")
         return self.store.list_deliveries(
             owner=owner, hook_id=hook_id, state=_delivery_state(state), limit=limit
         )
