@@ -133,6 +133,10 @@ def _socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
 def _translate(exc: BaseException) -> TransportError:
     if isinstance(exc, TransportError):
         return exc
+    if isinstance(exc, NewConnectionError):
+        # urllib3 derives NewConnectionError from ConnectTimeoutError: test it first, or a
+        # refused connection would be reported as a timeout.
+        return TransportError("connection", str(exc))
     if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, socket.timeout, TimeoutError)):
         return TransportError("timeout", str(exc) or "timed out")
     if isinstance(exc, SSLError):
