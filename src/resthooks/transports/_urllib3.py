@@ -18,6 +18,7 @@ from urllib3.exceptions import (
 )
 
 from ..errors import TransportError
+from ._deadline import with_deadline
 from ._protocol import Request, Response
 
 __all__ = ["Urllib3Transport"]
@@ -52,11 +53,18 @@ class Urllib3Transport:
             retries=False,
             cert_reqs="CERT_REQUIRED",
         )
+        # urllib3's timeouts are per socket read; these pools hold the status line and
+        # headers to the total deadline too (the body is read against it below).
+        self._pool.pool_classes_by_scheme = with_deadline(self._pool.pool_classes_by_scheme)
 
     def send(self, request: Request) -> Response:
         """Send ``request`` once. See :class:`~resthooks.transports.Transport`."""
         deadline = time.monotonic() + request.timeouts.total
-        timeout = urllib3.Timeout(connect=request.timeouts.connect, read=request.timeouts.total)
+        timeout = urllib3.Timeout(
+            connect=request.timeouts.connect,
+            read=request.timeouts.total,
+            total=request.timeouts.total,
+        )
         try:
             resp = self._pool.urlopen(
                 request.method,
