@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -53,6 +54,9 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._hooks: dict[str, Hook] = {}
         self._rows: dict[str, _Row] = {}
+        # The rows not final (pending or in flight): what claims and due times look at, so
+        # their cost does not grow with the history of delivered deliveries.
+        self._open: dict[str, _Row] = {}
         self._attempts: dict[str, list[Attempt]] = {}
 
     # -- hooks -------------------------------------------------------------------------------
@@ -153,13 +157,23 @@ class MemoryStore:
             self._hooks[hook_id] = hook
             return hook
 
+    def _set(self, row: _Row, delivery: Delivery) -> None:
+        row.delivery = delivery
+        if delivery.state.is_final:
+            self._open.pop(delivery.id, None)
+        else:
+            self._open[delivery.id] = row
+
     def _cancel_open(self, hook_id: str, now: datetime) -> list[str]:
         cancelled = []
-        for row in self._rows.values():
+        for row in list(self._open.values()):
             d = row.delivery
             if d.hook_id == hook_id and d.state in NOT_FINAL_STATES:
-                row.delivery = attrs.evolve(
-                    d, state=DeliveryState.CANCELLED, next_attempt_at=None, updated_at=now
+                self._set(
+                    row,
+                    attrs.evolve(
+                        d, state=DeliveryState.CANCELLED, next_attempt_at=None, updated_at=now
+                    ),
                 )
                 row.token = row.lease_until = None
                 cancelled.append(d.id)
@@ -193,17 +207,10 @@ class MemoryStore:
                     created_at=now,
                     updated_at=now,
                 )
-                self._rows[delivery.id] = _Row(delivery, body, target_host(hook.target_url))
+                row = _Row(delivery, body, target_host(hook.target_url))
+                self._rows[delivery.id] = self._open[delivery.id] = row
                 created.append(delivery)
             return created
-
-    def _is_due(self, row: _Row, now: datetime) -> bool:
-        d = row.delivery
-        if d.state is DeliveryState.PENDING:
-            return d.next_attempt_at is not None and d.next_attempt_at <= now
-        if d.state is DeliveryState.IN_FLIGHT:
-            return row.lease_until is not None and row.lease_until <= now
-        return False
 
     def _due_at(self, row: _Row) -> datetime | None:
         d = row.delivery
@@ -222,34 +229,36 @@ class MemoryStore:
         max_in_flight_per_host: int | None = None,
     ) -> list[Claim]:
         with self._lock:
-            due = sorted(
-                (r for r in self._rows.values() if self._is_due(r, now)),
-                key=lambda r: (self._due_at(r), r.delivery.created_at, r.delivery.id),
-            )
+            # One pass over the open rows, then partial selections (never a sort of every
+            # due row): the per-host cap makes a call claim a few of many due deliveries.
+            due: list[tuple[datetime, datetime, str, _Row]] = []
             in_flight: Counter[str] = Counter()
+            for r in self._open.values():
+                at = self._due_at(r)
+                if at is None:
+                    continue
+                if at <= now:
+                    due.append((at, r.delivery.created_at, r.delivery.id, r))
+                elif r.delivery.state is DeliveryState.IN_FLIGHT:
+                    in_flight[r.host] += 1
             if max_in_flight_per_host is not None:
-                in_flight.update(
-                    r.host
-                    for r in self._rows.values()
-                    if r.delivery.state is DeliveryState.IN_FLIGHT
-                    and r.lease_until is not None
-                    and r.lease_until > now
-                )
+                by_host: dict[str, list[tuple[datetime, datetime, str, _Row]]] = {}
+                for item in due:
+                    by_host.setdefault(item[3].host, []).append(item)
+                due = [
+                    item
+                    for host, items in by_host.items()
+                    for item in heapq.nsmallest(max_in_flight_per_host - in_flight[host], items)
+                ]
             claims: list[Claim] = []
-            for row in due:
-                if len(claims) >= limit:
-                    break
+            for _, _, _, row in heapq.nsmallest(limit, due):
                 hook = self._hooks.get(row.delivery.hook_id)
                 if hook is None:  # pragma: no cover - removal cancels deliveries first
                     continue
-                if max_in_flight_per_host is not None:
-                    if in_flight[row.host] >= max_in_flight_per_host:
-                        continue
-                    in_flight[row.host] += 1
                 row.token = new_token()
                 row.lease_until = lease_until
-                row.delivery = attrs.evolve(
-                    row.delivery, state=DeliveryState.IN_FLIGHT, updated_at=now
+                self._set(
+                    row, attrs.evolve(row.delivery, state=DeliveryState.IN_FLIGHT, updated_at=now)
                 )
                 claims.append(
                     Claim(
@@ -288,19 +297,28 @@ class MemoryStore:
         row.token = row.lease_until = None
         cancelled: list[str] = []
         kind = outcome.kind
+        state, next_attempt_at = d.state, d.next_attempt_at
         if kind is OutcomeKind.DELIVERED:
-            new = attrs.evolve(d, state=DeliveryState.DELIVERED, next_attempt_at=None)
+            state, next_attempt_at = DeliveryState.DELIVERED, None
         elif kind is OutcomeKind.RETRY:
-            new = attrs.evolve(
-                d, state=DeliveryState.PENDING, next_attempt_at=outcome.next_attempt_at
-            )
+            state, next_attempt_at = DeliveryState.PENDING, outcome.next_attempt_at
         elif kind is OutcomeKind.RELEASE:
-            new = attrs.evolve(d, state=DeliveryState.PENDING)
+            state = DeliveryState.PENDING
         elif kind is OutcomeKind.FAILED:
-            new = attrs.evolve(d, state=DeliveryState.FAILED, next_attempt_at=None)
+            state, next_attempt_at = DeliveryState.FAILED, None
         else:
-            new = attrs.evolve(d, state=DeliveryState.CANCELLED, next_attempt_at=None)
-        row.delivery = attrs.evolve(new, attempts=attempts, last_error=last_error, updated_at=now)
+            state, next_attempt_at = DeliveryState.CANCELLED, None
+        self._set(
+            row,
+            attrs.evolve(
+                d,
+                state=state,
+                next_attempt_at=next_attempt_at,
+                attempts=attempts,
+                last_error=last_error,
+                updated_at=now,
+            ),
+        )
         if kind is OutcomeKind.FAILED:
             cancelled = self.mark_dead(
                 d.hook_id, reason=outcome.reason or "retries exhausted", now=now
@@ -345,18 +363,21 @@ class MemoryStore:
             if row is None:
                 return None
             row.token = row.lease_until = None
-            row.delivery = attrs.evolve(
-                row.delivery,
-                state=DeliveryState.PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                updated_at=now,
+            self._set(
+                row,
+                attrs.evolve(
+                    row.delivery,
+                    state=DeliveryState.PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    updated_at=now,
+                ),
             )
             return row.delivery
 
     def next_due_at(self) -> datetime | None:
         with self._lock:
-            times = [t for r in self._rows.values() if (t := self._due_at(r)) is not None]
+            times = [t for r in self._open.values() if (t := self._due_at(r)) is not None]
         return min(times, default=None)
 
     def stats(self, *, owner: str | None = None) -> Stats:
