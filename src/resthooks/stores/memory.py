@@ -234,12 +234,14 @@ class MemoryStore:
             due: list[tuple[datetime, datetime, str, _Row]] = []
             in_flight: Counter[str] = Counter()
             for r in self._open.values():
-                at = self._due_at(r)
+                d = r.delivery
+                pending = d.state is DeliveryState.PENDING
+                at = d.next_attempt_at if pending else r.lease_until
                 if at is None:
                     continue
                 if at <= now:
-                    due.append((at, r.delivery.created_at, r.delivery.id, r))
-                elif r.delivery.state is DeliveryState.IN_FLIGHT:
+                    due.append((at, d.created_at, d.id, r))
+                elif not pending:
                     in_flight[r.host] += 1
             if max_in_flight_per_host is not None:
                 by_host: dict[str, list[tuple[datetime, datetime, str, _Row]]] = {}
