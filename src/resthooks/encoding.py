@@ -56,6 +56,12 @@ def _default(value: object) -> Any:
     )
 
 
+# One encoder for every emit: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(
+    default=_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def _is_entity(value: object) -> bool:
     return isinstance(value, Mapping) or attrs.has(type(value))
 
@@ -89,13 +95,7 @@ def encode_body(event: str, payload: object, *, max_bytes: int) -> bytes:
             f"must be a mapping or a sequence of mappings, not {type(payload).__name__}"
         )
     try:
-        text = json.dumps(
-            {"event": event, "payload": entities},
-            default=_default,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-        )
+        text = _ENCODER.encode({"event": event, "payload": entities})
     except PayloadError:
         raise
     except (TypeError, ValueError, RecursionError) as exc:
