@@ -24,7 +24,7 @@ from resthooks import (
 )
 from resthooks.stores import MemoryStore
 from resthooks.testing import FakeClock, RecordingTransport
-from resthooks.transports import Request, Response
+from resthooks.transports import Request, Response, Timeouts
 
 URL = "https://receiver.example/hooks"
 
@@ -471,3 +471,44 @@ def test_deliveries_to_two_hooks_have_distinct_ids(dispatcher: Dispatcher) -> No
     assert len({d.id for d in deliveries}) == 2
     assert all(d.state is DeliveryState.PENDING for d in deliveries)
     assert all(d.attempts == 0 for d in deliveries)
+
+
+def test_deliver_due_never_starts_an_attempt_that_could_outlive_its_claim(
+    clock: FakeClock,
+) -> None:
+    """deliver_due sends the deliveries it claimed one after the other; one whose attempt
+    could end after its lease expires is released and claimed afresh, not sent under an
+    expiring claim, so a second worker never sends it at the same time."""
+    sent: list[str] = []
+    second_worker_ran = False
+
+    def slow(request: Request) -> Response:
+        nonlocal second_worker_ran
+        sent.append(request.headers["webhook-id"])
+        clock.advance(14)
+        if clock.now() > t0 + timedelta(seconds=40) and not second_worker_ran:
+            # Another worker wakes up while this attempt is in flight.
+            second_worker_ran = True
+            other.deliver_due()
+        return Response(status=204)
+
+    store = MemoryStore()
+    first = Dispatcher(
+        store,
+        clock=clock,
+        transport=RecordingTransport(slow),
+        timeouts=Timeouts(connect=5, total=15),
+        lease=30,
+    )
+    other = Dispatcher(store, clock=clock, transport=RecordingTransport(slow), lease=30)
+    for n in range(4):
+        first.subscribe("party/created", f"https://receiver{n}.example/hooks", owner="acme")
+    t0 = clock.now()
+    deliveries = first.emit("party/created", {"id": 1}, owner="acme")
+
+    summary = first.deliver_due()
+
+    assert second_worker_ran
+    assert sorted(sent) == sorted(d.id for d in deliveries)
+    assert summary.stale == 0
+    assert {d.state for d in first.deliveries(owner="acme")} == {DeliveryState.DELIVERED}

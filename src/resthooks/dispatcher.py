@@ -362,7 +362,9 @@ class Dispatcher:
         """Send every delivery due now, one after the other, and record each outcome.
 
         This is what a test or a cron-style host calls; deliveries that become due while it
-        runs (a retry due at once, say) are sent too.
+        runs (a retry due at once, say) are sent too. A claimed delivery is sent only if its
+        attempt can end before the claim's lease does; otherwise it is released and claimed
+        again, so two workers never send it at once.
 
         Returns:
             The counts of outcomes.
@@ -378,8 +380,19 @@ class Dispatcher:
             )
             if not claims:
                 return summary
-            outcomes = [self.attempt(claim) for claim in claims]
+            outcomes = [self._attempt_within_lease(claim) for claim in claims]
             summary += self.record(outcomes)
+
+    def _attempt_within_lease(self, claim: Claim) -> Outcome:
+        # The claims of a batch are sent one after the other: one whose attempt could end
+        # after its lease expires (another worker may take it over then) goes back to the
+        # queue unsent, to be claimed afresh by the next round.
+        longest = timedelta(seconds=self.timeouts.total)
+        if self.clock.now() + longest > claim.lease_until:
+            return Outcome(
+                delivery_id=claim.delivery.id, token=claim.token, kind=OutcomeKind.RELEASE
+            )
+        return self.attempt(claim)
 
     # -- the policy, one attempt at a time -----------------------------------------------------
 
