@@ -28,6 +28,9 @@ from ._common import NOT_FINAL_STATES, new_delivery_id, new_token, target_host
 __all__ = ["MemoryStore"]
 
 
+_Entry = tuple[datetime, datetime, str]  # (due at, created at, delivery id)
+
+
 @attrs.define
 class _Row:
     delivery: Delivery
@@ -54,9 +57,13 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._hooks: dict[str, Hook] = {}
         self._rows: dict[str, _Row] = {}
-        # The rows not final (pending or in flight): what claims and due times look at, so
-        # their cost does not grow with the history of delivered deliveries.
+        # Indexes, kept by _set, so that claiming costs no more with a long history or a
+        # large backlog: the rows not final; those in flight; and per target host, a heap of
+        # (next_attempt_at, created_at, id) of pending rows. Heap entries are checked when
+        # taken: one whose row has since changed is dropped.
         self._open: dict[str, _Row] = {}
+        self._in_flight: dict[str, _Row] = {}
+        self._queues: dict[str, list[_Entry]] = {}
         self._attempts: dict[str, list[Attempt]] = {}
 
     # -- hooks -------------------------------------------------------------------------------
@@ -159,10 +166,36 @@ class MemoryStore:
 
     def _set(self, row: _Row, delivery: Delivery) -> None:
         row.delivery = delivery
-        if delivery.state.is_final:
+        state = delivery.state
+        if state.is_final:
             self._open.pop(delivery.id, None)
         else:
             self._open[delivery.id] = row
+        if state is DeliveryState.IN_FLIGHT:
+            self._in_flight[delivery.id] = row
+        else:
+            self._in_flight.pop(delivery.id, None)
+        if state is DeliveryState.PENDING and delivery.next_attempt_at is not None:
+            entry = (delivery.next_attempt_at, delivery.created_at, delivery.id)
+            heapq.heappush(self._queues.setdefault(row.host, []), entry)
+
+    def _take_due(self, host: str, now: datetime, room: int) -> list[_Entry]:
+        """Pop up to ``room`` valid entries due at ``now`` from the host's queue."""
+        queue = self._queues[host]
+        taken: list[_Entry] = []
+        while queue and len(taken) < room and queue[0][0] <= now:
+            entry = heapq.heappop(queue)
+            row = self._rows.get(entry[2])
+            if (
+                row is not None
+                and row.delivery.state is DeliveryState.PENDING
+                and row.delivery.next_attempt_at == entry[0]
+                and entry not in taken
+            ):
+                taken.append(entry)
+        if not queue:
+            del self._queues[host]
+        return taken
 
     def _cancel_open(self, hook_id: str, now: datetime) -> list[str]:
         cancelled = []
@@ -208,7 +241,8 @@ class MemoryStore:
                     updated_at=now,
                 )
                 row = _Row(delivery, body, target_host(hook.target_url))
-                self._rows[delivery.id] = self._open[delivery.id] = row
+                self._rows[delivery.id] = row
+                self._set(row, delivery)
                 created.append(delivery)
             return created
 
@@ -229,31 +263,36 @@ class MemoryStore:
         max_in_flight_per_host: int | None = None,
     ) -> list[Claim]:
         with self._lock:
-            # One pass over the open rows, then partial selections (never a sort of every
-            # due row): the per-host cap makes a call claim a few of many due deliveries.
-            due: list[tuple[datetime, datetime, str, _Row]] = []
+            # Expired claims are due again; the others count against their host's cap.
+            expired: dict[str, list[_Entry]] = {}
             in_flight: Counter[str] = Counter()
-            for r in self._open.values():
+            for r in self._in_flight.values():
                 d = r.delivery
-                pending = d.state is DeliveryState.PENDING
-                at = d.next_attempt_at if pending else r.lease_until
-                if at is None:
-                    continue
-                if at <= now:
-                    due.append((at, d.created_at, d.id, r))
-                elif not pending:
+                if r.lease_until is not None and r.lease_until <= now:
+                    expired.setdefault(r.host, []).append((r.lease_until, d.created_at, d.id))
+                else:
                     in_flight[r.host] += 1
-            if max_in_flight_per_host is not None:
-                by_host: dict[str, list[tuple[datetime, datetime, str, _Row]]] = {}
-                for item in due:
-                    by_host.setdefault(item[3].host, []).append(item)
-                due = [
-                    item
-                    for host, items in by_host.items()
-                    for item in heapq.nsmallest(max_in_flight_per_host - in_flight[host], items)
-                ]
+            # Per host, the oldest due deliveries that fit under its cap; then the oldest of
+            # those, up to the limit. Pending entries taken but not claimed go back.
+            due: list[_Entry] = []
+            popped: list[tuple[str, _Entry]] = []
+            for host in set(self._queues) | set(expired):
+                room = limit
+                if max_in_flight_per_host is not None:
+                    room = min(room, max_in_flight_per_host - in_flight[host])
+                if room <= 0:
+                    continue
+                pending = self._take_due(host, now, room) if host in self._queues else []
+                popped.extend((host, entry) for entry in pending)
+                due.extend(heapq.nsmallest(room, pending + expired.get(host, [])))
+            chosen = heapq.nsmallest(limit, due)
+            chosen_ids = {entry[2] for entry in chosen}
+            for host, entry in popped:
+                if entry[2] not in chosen_ids:
+                    heapq.heappush(self._queues.setdefault(host, []), entry)
             claims: list[Claim] = []
-            for _, _, _, row in heapq.nsmallest(limit, due):
+            for entry in chosen:
+                row = self._rows[entry[2]]
                 hook = self._hooks.get(row.delivery.hook_id)
                 if hook is None:  # pragma: no cover - removal cancels deliveries first
                     continue
