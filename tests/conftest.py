@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from resthooks import Dispatcher, SystemClock, Timeouts
+from resthooks import Dispatcher, NetworkPolicy, SystemClock, Timeouts
 from resthooks.stores import MemoryStore
-from resthooks.testing import FakeClock, RecordingTransport
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
 from resthooks.transports import Urllib3Transport
 
 
@@ -33,6 +33,16 @@ def _dispatcher(store: MemoryStore, clock: FakeClock, transport: RecordingTransp
     return Dispatcher(store, clock=clock, transport=transport)
 
 
+# Loopback is refused by the default NetworkPolicy: a test that delivers to a local server
+# through the real transport opts in with this policy (or the fixture below).
+LOOPBACK = LOOPBACK_POLICY
+
+
+@pytest.fixture(name="loopback_policy")
+def _loopback_policy() -> NetworkPolicy:
+    return LOOPBACK
+
+
 @pytest.fixture(name="http_dispatcher")
 def _http_dispatcher() -> Iterator[Callable[..., Dispatcher]]:
     """Build Dispatchers that deliver over real HTTP (Urllib3Transport, the system clock) to
@@ -41,10 +51,11 @@ def _http_dispatcher() -> Iterator[Callable[..., Dispatcher]]:
     transports: list[Urllib3Transport] = []
 
     def make(**options: Any) -> Dispatcher:
-        transport = Urllib3Transport()
+        transport = Urllib3Transport(policy=LOOPBACK)
         transports.append(transport)
         options.setdefault("timeouts", Timeouts(connect=1.0, total=1.0))
         options.setdefault("lease", 30.0)
+        options.setdefault("network_policy", LOOPBACK)
         return Dispatcher(MemoryStore(), clock=SystemClock(), transport=transport, **options)
 
     yield make
