@@ -166,7 +166,8 @@ def test_everything_but_2xx_and_410_is_a_failed_attempt(
     clock: FakeClock, answer: int | BaseException, status: int | None, kind: str
 ) -> None:
     """3xx (not followed), 4xx other than 410, 5xx, timeouts and connection errors are failed
-    attempts: logged with their kind and retried 5 s later; the hook stays active."""
+    attempts: logged with their kind and retried 5 s later (60 s after a timeout); the hook
+    stays active."""
     transport = RecordingTransport(script=[answer])
     dispatcher = Dispatcher(MemoryStore(), clock=clock, transport=transport)
     hook = dispatcher.subscribe("party/created", URL, owner="acme")
@@ -176,7 +177,9 @@ def test_everything_but_2xx_and_410_is_a_failed_attempt(
 
     after = dispatcher.get_delivery(delivery.id, owner="acme")
     assert after.state == DeliveryState.PENDING
-    assert clock.now() + timedelta(seconds=5) == after.next_attempt_at
+    # After a timeout the next attempt waits at least timeout_penalty (60 s) instead of 5 s.
+    delay = dispatcher.timeout_penalty if kind == "timeout" else 5
+    assert after.next_attempt_at == clock.now() + timedelta(seconds=delay)
     [attempt] = dispatcher.attempts(delivery.id, owner="acme")
     assert (status, kind) == (attempt.status, attempt.error_kind)
     assert attempt.error

@@ -8,3 +8,13 @@ from ._protocol import DeliveryStore, HookRegistry, Store
 from .memory import MemoryStore
 
 __all__ = ["DeliveryStore", "HookRegistry", "MemoryStore", "Store"]
+
+
+def __getattr__(name: str) -> object:
+    # PostgresStore needs psycopg (the `postgres` extra): import it only when asked for, so
+    # `import resthooks.stores` never imports psycopg.
+    if name == "PostgresStore":
+        from .postgres import PostgresStore  # noqa: PLC0415 - lazy on purpose, see above
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
