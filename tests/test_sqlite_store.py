@@ -423,7 +423,8 @@ def test_listing_by_owner_survives_reused_seqs(db: Path) -> None:
         first, *rest = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
         conn = store._conn()
         conn.execute(
-            "UPDATE deliveries SET state = 'delivered', due_at = NULL WHERE id IN (?, ?)",
+            "UPDATE deliveries SET state = 'delivered', due_at = NULL "
+            "WHERE printf('msg_%016x%016x', seq, salt) IN (?, ?)",
             [d.id for d in rest],
         )
         assert store.purge(before=T0 + timedelta(seconds=1)) == 2
@@ -433,3 +434,54 @@ def test_listing_by_owner_survives_reused_seqs(db: Path) -> None:
         assert [first.id] == [d.id for d in store.list_deliveries(owner="acme")]
         assert [theirs.id] == [d.id for d in store.list_deliveries(owner="other")]
         assert store.stats(owner="acme").deliveries["pending"] == 1
+
+
+def test_delivery_ids_are_found_only_when_exact(db: Path) -> None:
+    """A delivery is found, requeued and recorded by its exact id only: a neighbour's seq with
+    a guessed salt, a malformed id or a foreign one matches nothing and changes nothing."""
+    from resthooks import Outcome, OutcomeKind  # noqa: PLC0415 - only this test needs them
+
+    with SQLiteStore(db) as store:
+        for n in range(3):
+            store.add_hook(_hook(n), max_per_owner=None)
+        made = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
+        assert len({d.id for d in made}) == 3
+        assert all(len(d.id) == 36 and d.id.startswith("msg_") for d in made)
+        assert [store.get_delivery(d.id) for d in made] == made
+        first = made[0]
+        wrong_salt = first.id[:20] + ("0" if first.id[20] != "0" else "1") + first.id[21:]
+        for bad in (wrong_salt, first.id.upper(), first.id[:-1], first.id + "0", "msg_missing",
+                    "msg_" + "f" * 32, "msg_" + "_1" * 16, 12):  # fmt: skip
+            assert store.get_delivery(bad) is None  # type: ignore[arg-type]
+            assert store.requeue(bad, now=T0) is None  # type: ignore[arg-type]
+        (claim,) = store.claim_due(now=T0, limit=1, lease_until=T0 + timedelta(minutes=5))
+        assert claim.delivery.id == first.id
+        (result,) = store.record(
+            [Outcome(delivery_id=wrong_salt, token=claim.token, kind=OutcomeKind.DELIVERED)],
+            now=T0,
+        )
+        assert not result.applied
+        assert store.get_delivery(first.id).state.value == "in_flight"  # type: ignore[union-attr]
+        (result,) = store.record(
+            [Outcome(delivery_id=first.id, token=claim.token, kind=OutcomeKind.DELIVERED)],
+            now=T0,
+        )
+        assert result.applied
+        assert result.hook_id == first.hook_id
+
+
+def test_fan_out_returns_the_rows_it_stored_in_hook_order(db: Path) -> None:
+    """The deliveries enqueue returns are the stored rows (ids as get_delivery and listing see
+    them), one per active hook in hook order, with nothing from a concurrent earlier emit."""
+    with SQLiteStore(db) as store:
+        for n in range(5):
+            store.add_hook(_hook(n, at=T0 + timedelta(seconds=5 - n)), max_per_owner=None)
+        earlier = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
+        made = store.enqueue(
+            owner="acme", event="party/created", body=b"{}", now=T0 + timedelta(seconds=1)
+        )
+        assert [d.hook_id for d in made] == [f"hook_{n:05d}" for n in (4, 3, 2, 1, 0)]
+        assert not {d.id for d in made} & {d.id for d in earlier}
+        listed = store.list_deliveries(owner="acme", limit=100)
+        assert listed[:5] == sorted(made, key=lambda d: d.id, reverse=True)
+        assert listed[5:] == sorted(earlier, key=lambda d: d.id, reverse=True)
