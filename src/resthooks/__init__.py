@@ -39,9 +39,11 @@ from .model import (
     RecordResult,
     Stats,
 )
+from .network import NetworkPolicy
 from .retry import CAPSULE_SCHEDULE, RetryPolicy
 from .signing import generate_secret, sign
 from .transports import Timeouts
+from .verification import VerificationError, verify
 
 __all__ = [
     "CAPSULE_EVENTS",
@@ -61,6 +63,7 @@ __all__ = [
     "HookNotFound",
     "HookState",
     "InvalidStateError",
+    "NetworkPolicy",
     "NotFound",
     "Outcome",
     "OutcomeKind",
@@ -75,10 +78,12 @@ __all__ = [
     "Timeouts",
     "TransportError",
     "ValidationError",
+    "VerificationError",
     "encode_body",
     "generate_secret",
     "isoformat_z",
     "sign",
+    "verify",
 ]
 
 

@@ -22,16 +22,18 @@ from .errors import (
 )
 from .events import CAPSULE_EVENTS, EventCatalogue
 from .model import Attempt, Claim, Delivery, DeliveryState, Hook, HookState, Outcome, OutcomeKind
+from .network import NetworkPolicy
 from .retry import RetryPolicy
 from .signing import generate_secret, parse_secret, sign
 from .stores import Store
 from .transports import Request, Response, Timeouts, Transport, Urllib3Transport
-from .urls import validate_target_url
+from .urls import redact_url, validate_target_url
 
 __all__ = ["DeliverySummary", "Dispatcher"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_OWNER_LENGTH = 255
+MAX_REQUEST_HEADER_BYTES = 8192
 
 
 @cache
@@ -101,7 +103,8 @@ class Dispatcher:
         events: The event catalogue. Default: Capsule's 19 events.
         clock: Where time comes from. Default: :class:`~resthooks.clock.SystemClock`.
         transport: How requests are sent. Default: a new
-            :class:`~resthooks.transports.Urllib3Transport`.
+            :class:`~resthooks.transports.Urllib3Transport` enforcing ``network_policy``. A
+            transport you pass enforces its own policy (give it the same one).
         retry: The retry schedule. Default: Capsule's (5 s, 1 min, 5 min, 15 min, 15 min).
         timeouts: Connect timeout and total deadline of one attempt (default 5 s and 15 s).
         lease: How long a claim lasts before another worker may take the delivery over. Must
@@ -112,6 +115,12 @@ class Dispatcher:
         max_response_bytes: How much of a response body is read and kept. Default 4 KiB.
         max_in_flight_per_host: Deliveries to one target host in flight at once. Default 4.
         sign_deliveries: Give every new hook a signing secret (Standard Webhooks). Default on.
+        network_policy: Which targets are allowed (:class:`~resthooks.network.NetworkPolicy`),
+            checked at subscribe time on the URL and, by the default transport, on every
+            address dialled. Default: ``NetworkPolicy()``, which refuses loopback and private
+            networks; tests that deliver to a local server allow-list it.
+        secret_grace: After :meth:`rotate_secret`, how long the old secret keeps signing too
+            (seconds or a timedelta). Default 24 hours.
 
     Raises:
         ConfigurationError: If the options cannot work together.
@@ -147,13 +156,25 @@ class Dispatcher:
         max_response_bytes: int = 4096,
         max_in_flight_per_host: int | None = 4,
         sign_deliveries: bool = True,
+        network_policy: NetworkPolicy | None = None,
+        secret_grace: float | timedelta = timedelta(hours=24),
     ) -> None:
         if not isinstance(events, EventCatalogue):
             raise ConfigurationError("events must be an EventCatalogue")
+        if network_policy is not None and not isinstance(network_policy, NetworkPolicy):
+            raise ConfigurationError("network_policy must be a NetworkPolicy")
+        self.network_policy = network_policy if network_policy is not None else NetworkPolicy()
+        self.secret_grace = (
+            secret_grace if isinstance(secret_grace, timedelta) else timedelta(seconds=secret_grace)
+        )
+        if self.secret_grace < timedelta(0):
+            raise ConfigurationError("secret_grace must be >= 0")
         self.store = store
         self.events = events
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.transport: Transport = transport if transport is not None else Urllib3Transport()
+        self.transport: Transport = (
+            transport if transport is not None else Urllib3Transport(policy=self.network_policy)
+        )
         self.retry = retry if retry is not None else RetryPolicy()
         self.timeouts = timeouts if timeouts is not None else Timeouts()
         self.lease = lease if isinstance(lease, timedelta) else timedelta(seconds=lease)
@@ -201,7 +222,7 @@ class Dispatcher:
 
         Args:
             event: An event of the catalogue.
-            target_url: An absolute ``http``/``https`` URL.
+            target_url: An absolute ``http``/``https`` URL allowed by the network policy.
             owner: The account the hook belongs to.
             description: Free text, at most ``max_description_length`` characters.
             secret: A ``whsec_`` signing secret to use instead of a generated one.
@@ -217,6 +238,7 @@ class Dispatcher:
         owner = _validate_owner(owner)
         event = self.events.validate(event)
         target_url = validate_target_url(target_url)
+        self.network_policy.check_url(target_url)
         if not isinstance(description, str):
             raise ValidationError(
                 "description", f"must be a string, not {type(description).__name__}"
@@ -242,6 +264,55 @@ class Dispatcher:
         )
         stored, _ = self.store.add_hook(hook, max_per_owner=self.max_hooks_per_owner)
         return stored
+
+    def rotate_secret(self, hook_id: str, *, owner: str, secret: str | None = None) -> str:
+        """Give the owner's hook a new signing secret and return it.
+
+        For ``secret_grace`` (24 h unless configured) requests carry two signatures,
+        space-separated: one with the new secret and one with the old, so the receiver can
+        switch at its own pace; then only the new one. Rotating again during a grace period
+        drops the oldest secret at once.
+
+        Args:
+            hook_id: The hook.
+            owner: Its owner.
+            secret: A ``whsec_`` secret to use instead of a generated one.
+
+        Returns:
+            The new secret.
+
+        Raises:
+            HookNotFound: If the owner has no such hook.
+            ValidationError: Naming ``secret``, if the secret given is not valid.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock())
+            >>> hook = dispatcher.subscribe("party/created", "https://example.com/h", owner="a")
+            >>> new = dispatcher.rotate_secret(hook.id, owner="a")
+            >>> rotated = dispatcher.get_hook(hook.id, owner="a")
+            >>> (rotated.secret == new, rotated.previous_secret == hook.secret)
+            (True, True)
+        """
+        hook = self.get_hook(hook_id, owner=owner)
+        if secret is not None:
+            parse_secret(secret)
+        else:
+            secret = generate_secret()
+        now = self.clock.now()
+        keep = hook.secret if hook.secret and self.secret_grace > timedelta(0) else None
+        updated = self.store.set_secret(
+            hook.id,
+            secret=secret,
+            previous_secret=keep,
+            previous_secret_until=now + self.secret_grace if keep else None,
+            now=now,
+        )
+        if updated is None:  # removed meanwhile
+            raise HookNotFound(hook_id)
+        return secret
 
     def get_hook(self, hook_id: str, *, owner: str) -> Hook:
         """Return the owner's hook with this id.
@@ -396,11 +467,14 @@ class Dispatcher:
         response: Response | None = None
         error: TransportError | None = None
         try:
+            _check_request_size(request, self.max_payload_bytes)
             response = self.transport.send(request)
         except TransportError as exc:
             error = exc
         except Exception as exc:  # noqa: BLE001 - a broken custom transport must not lose the delivery
             error = TransportError("protocol", f"transport raised {type(exc).__name__}: {exc}")
+        if error is not None:  # custom transports may quote the URL: no credentials, no query
+            error = TransportError(error.kind, redact_url(error.message, request.url))
         finished = self.clock.now()
         return self.decide(
             claim, started=started, finished=finished, response=response, error=error
@@ -488,6 +562,20 @@ class Dispatcher:
 
     def __repr__(self) -> str:
         return f"<Dispatcher store={self.store!r} transport={self.transport!r}>"
+
+
+def _check_request_size(request: Request, max_body: int) -> None:
+    """Refuse to send a body or headers larger than configured (a store may hold old rows)."""
+    if len(request.body) > max_body:
+        raise TransportError(
+            "too_large", f"the body is {len(request.body)} bytes, more than {max_body}"
+        )
+    header_bytes = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+    if header_bytes > MAX_REQUEST_HEADER_BYTES:
+        raise TransportError(
+            "too_large",
+            f"the headers are {header_bytes} bytes, more than {MAX_REQUEST_HEADER_BYTES}",
+        )
 
 
 def _live_secrets(hook: Hook, now: datetime) -> list[str]:

@@ -7,7 +7,7 @@ import urllib.parse
 
 from .errors import ValidationError
 
-__all__ = ["MAX_URL_LENGTH", "mask_url", "validate_target_url"]
+__all__ = ["MAX_URL_LENGTH", "mask_url", "redact_url", "validate_target_url"]
 
 MAX_URL_LENGTH = 2048
 _FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
@@ -81,3 +81,30 @@ def mask_url(url: str) -> str:
         netloc = "***@" + netloc.rpartition("@")[2]
     query = "***" if parts.query else ""
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_url(text: str, url: str) -> str:
+    """``text`` with ``url``'s credentials and query string masked wherever they appear.
+
+    For error messages of HTTP clients, which quote the URL (or just its path and query) they
+    failed on.
+
+    Example:
+        >>> redact_url("Failed to parse: https://u:pw@h/x?k=v", "https://u:pw@h/x?k=v")
+        'Failed to parse: https://***@h/x?***'
+        >>> redact_url("GET /x?k=v failed", "https://h/x?k=v")
+        'GET /x?*** failed'
+    """
+    text = text.replace(url, mask_url(url))
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return text
+    if parts.query:
+        text = text.replace("?" + parts.query, "?***")
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    if userinfo:
+        text = text.replace(userinfo + "@", "***@")
+    if parts.password:
+        text = text.replace(parts.password, "***")
+    return text

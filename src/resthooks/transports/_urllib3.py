@@ -18,6 +18,9 @@ from urllib3.exceptions import (
 )
 
 from ..errors import TransportError
+from ..network import NetworkPolicy, Resolver, system_resolver
+from ..urls import redact_url
+from ._pinning import pinned_pool_classes
 from ._protocol import Request, Response
 
 __all__ = ["Urllib3Transport"]
@@ -34,9 +37,19 @@ class Urllib3Transport:
     body is read in chunks against a monotonic deadline. A response body longer than the cap
     is not read past the cap, and its connection is closed instead of going back to the pool.
 
+    Every connection (a new one, or a pooled one that reconnects) resolves the host once
+    with ``resolver``, refuses the attempt with a ``blocked``
+    :class:`~resthooks.errors.TransportError` if ANY address is refused by ``policy``, and
+    connects to a validated address; ``Host``, SNI and the certificate check keep the host
+    name. Error messages never carry the URL's credentials or query string.
+
     Args:
         num_pools: How many hosts keep a pool of connections.
         maxsize: Connections kept per host (set it to the worker's thread count).
+        policy: The :class:`~resthooks.network.NetworkPolicy` to enforce. Default:
+            ``NetworkPolicy()``, which refuses loopback and private addresses.
+        resolver: ``(host, port) -> [address, ...]``. Default:
+            :func:`~resthooks.network.system_resolver` (one ``getaddrinfo``).
 
     Example:
         >>> from resthooks.transports import Urllib3Transport
@@ -44,7 +57,15 @@ class Urllib3Transport:
         ...     pass
     """
 
-    def __init__(self, *, num_pools: int = 64, maxsize: int = 16) -> None:
+    def __init__(
+        self,
+        *,
+        num_pools: int = 64,
+        maxsize: int = 16,
+        policy: NetworkPolicy | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self.policy = policy if policy is not None else NetworkPolicy()
         self._pool = urllib3.PoolManager(
             num_pools=num_pools,
             maxsize=maxsize,
@@ -52,11 +73,14 @@ class Urllib3Transport:
             retries=False,
             cert_reqs="CERT_REQUIRED",
         )
+        resolve = resolver if resolver is not None else system_resolver
+        self._pool.pool_classes_by_scheme = pinned_pool_classes(self.policy, resolve)
 
     def send(self, request: Request) -> Response:
         """Send ``request`` once. See :class:`~resthooks.transports.Transport`."""
         deadline = time.monotonic() + request.timeouts.total
         timeout = urllib3.Timeout(connect=request.timeouts.connect, read=request.timeouts.total)
+        self.policy.check_scheme(request.url)
         try:
             resp = self._pool.urlopen(
                 request.method,
@@ -70,13 +94,13 @@ class Urllib3Transport:
                 decode_content=False,
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a typed TransportError
-            raise _translate(exc) from None
+            raise _masked(_translate(exc), request.url) from None
         try:
             body, truncated = _read_capped(resp, request.max_response_bytes, deadline)
         except Exception as exc:  # noqa: BLE001
             resp.close()
             resp.release_conn()
-            raise _translate(exc) from None
+            raise _masked(_translate(exc), request.url) from None
         if truncated:
             resp.close()  # a half-read connection must not go back to the pool
         resp.release_conn()
@@ -128,6 +152,10 @@ def _socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
     conn = getattr(resp, "connection", None)
     sock = getattr(conn, "sock", None)
     return sock if isinstance(sock, socket.socket) else None
+
+
+def _masked(error: TransportError, url: str) -> TransportError:
+    return TransportError(error.kind, redact_url(error.message, url))
 
 
 def _translate(exc: BaseException) -> TransportError:
