@@ -31,7 +31,8 @@ from .urls import redact_url, validate_target_url
 
 __all__ = ["DeliverySummary", "Dispatcher"]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_DESCRIPTION_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 MAX_OWNER_LENGTH = 255
 MAX_REQUEST_HEADER_BYTES = 8192
 
@@ -84,7 +85,7 @@ def _validate_owner(owner: object) -> str:
     if len(owner) > MAX_OWNER_LENGTH:
         raise ValidationError("owner", f"must be at most {MAX_OWNER_LENGTH} characters")
     if _CONTROL.search(owner):
-        raise ValidationError("owner", "must not contain control characters")
+        raise ValidationError("owner", "must not contain control characters or lone surrogates")
     return owner
 
 
@@ -235,6 +236,21 @@ class Dispatcher:
             ValidationError: Naming the field at fault; nothing is stored.
             HookLimitReached: If the owner already has ``max_hooks_per_owner`` hooks.
         """
+        hook, _ = self._subscribe(
+            event, target_url, owner=owner, description=description, secret=secret
+        )
+        return hook
+
+    def _subscribe(
+        self,
+        event: str,
+        target_url: str,
+        *,
+        owner: str,
+        description: str = "",
+        secret: str | None = None,
+    ) -> tuple[Hook, bool]:
+        # subscribe(), also telling whether the hook is new: the API layer answers 201 or 200.
         owner = _validate_owner(owner)
         event = self.events.validate(event)
         target_url = validate_target_url(target_url)
@@ -246,6 +262,12 @@ class Dispatcher:
         if len(description) > self.max_description_length:
             raise ValidationError(
                 "description", f"must be at most {self.max_description_length} characters"
+            )
+        if _DESCRIPTION_FORBIDDEN.search(description):
+            # NUL and lone surrogates cannot be stored as text by every database.
+            raise ValidationError(
+                "description",
+                "must be text without control characters (tab and newline are allowed)",
             )
         if secret is not None:
             parse_secret(secret)
@@ -262,8 +284,7 @@ class Dispatcher:
             updated_at=now,
             secret=secret,
         )
-        stored, _ = self.store.add_hook(hook, max_per_owner=self.max_hooks_per_owner)
-        return stored
+        return self.store.add_hook(hook, max_per_owner=self.max_hooks_per_owner)
 
     def rotate_secret(self, hook_id: str, *, owner: str, secret: str | None = None) -> str:
         """Give the owner's hook a new signing secret and return it.

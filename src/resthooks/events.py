@@ -21,7 +21,7 @@ class EventCatalogue:
             ``_``, ``-`` and ``.``; an entity needs at least one action.
 
     Raises:
-        ValueError: If a name is malformed or an entity has no actions.
+        ValueError: If a name is malformed, an entity has no actions or there is no entity.
 
     Example:
         >>> catalogue = EventCatalogue({"invoice": ["paid", "voided"]})
@@ -52,6 +52,8 @@ class EventCatalogue:
                 if not isinstance(action, str) or not _NAME.fullmatch(action):
                     raise ValueError(f"malformed action name {action!r} of {entity!r}")
             built[entity] = acts
+        if not built:
+            raise ValueError("a catalogue needs at least one entity")
         self._entities = built
         self._events = frozenset(f"{e}/{a}" for e, acts in built.items() for a in acts)
 
@@ -92,8 +94,8 @@ class EventCatalogue:
         if event in self._events:
             return event
         shown = event if len(event) <= 100 else event[:100] + "..."
-        entity, sep, _ = event.partition("/")
-        if sep and entity in self._entities:
+        entity = event.partition("/")[0]
+        if entity in self._entities:
             known = ", ".join(self._entities[entity])
             raise ValidationError(field, f"unknown event {shown!r}; {entity} supports: {known}")
         known_entities = ", ".join(self._entities)

@@ -11,6 +11,7 @@ __all__ = ["MAX_URL_LENGTH", "mask_url", "redact_url", "validate_target_url"]
 
 MAX_URL_LENGTH = 2048
 _FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def validate_target_url(url: object, *, field: str = "target_url") -> str:
@@ -39,6 +40,8 @@ def validate_target_url(url: object, *, field: str = "target_url") -> str:
         raise ValidationError(field, f"must be at most {MAX_URL_LENGTH} characters")
     if _FORBIDDEN.search(url):
         raise ValidationError(field, "must not contain whitespace or control characters")
+    if _SURROGATE.search(url):
+        raise ValidationError(field, "must be valid Unicode text (no lone surrogates)")
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port

@@ -1,0 +1,318 @@
+"""Framework-agnostic handlers for the four subscription endpoints, in Capsule's shapes.
+
+The host application routes its own HTTP requests (Flask, FastAPI, Django, a plain WSGI
+app...) to :class:`SubscriptionAPI` and turns each :class:`ApiResponse` back into its
+framework's response. resthooks never imports a web framework and never opens a socket.
+
+- ``POST {base_path}``: :meth:`SubscriptionAPI.create`
+- ``GET {base_path}``: :meth:`SubscriptionAPI.list`
+- ``GET {base_path}/{id}``: :meth:`SubscriptionAPI.show`
+- ``DELETE {base_path}/{id}``: :meth:`SubscriptionAPI.delete`
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .dispatcher import Dispatcher, _validate_id, _validate_owner
+from .encoding import isoformat_z
+from .errors import (
+    ConfigurationError,
+    HookLimitReached,
+    NotFound,
+    ResthooksError,
+    StoreError,
+    ValidationError,
+)
+from .model import Hook, HookState
+
+__all__ = ["ApiResponse", "SubscriptionAPI", "hook_document"]
+
+RESOURCE = "restHook"
+_WIRE_FIELDS = {"target_url": "targetUrl", "event": "event", "description": "description"}
+_SHAPE = 'the body must be a JSON object of the form {"restHook": {"targetUrl": ..., "event": ...}}'
+
+
+def _frozen_headers(value: Mapping[str, str]) -> Mapping[str, str]:
+    return types.MappingProxyType(dict(value))
+
+
+@attrs.frozen(kw_only=True)
+class ApiResponse:
+    """One answer of :class:`SubscriptionAPI`: what the host sends back to the client.
+
+    Attributes:
+        status: The HTTP status code.
+        headers: Headers to send (read-only): ``Content-Type`` when there is a body,
+            ``Location`` after a creation.
+        body: The JSON document as a dict, or ``None`` (for ``204``).
+
+    Example:
+        >>> answer = ApiResponse(status=404, body={"message": "not found"},
+        ...                      headers={"Content-Type": "application/json"})
+        >>> answer.content
+        b'{"message":"not found"}'
+        >>> ApiResponse(status=204).content
+        b''
+    """
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_headers)
+    body: dict[str, Any] | None = None
+
+    @property
+    def content(self) -> bytes:
+        """The body serialised as compact UTF-8 JSON; empty when there is no body."""
+        if self.body is None:
+            return b""
+        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _answer(status: int, body: dict[str, Any], **headers: str) -> ApiResponse:
+    return ApiResponse(status=status, headers={**_JSON_HEADERS, **headers}, body=body)
+
+
+def _bad_request(message: str) -> ApiResponse:
+    return _answer(400, {"message": message})
+
+
+def _unprocessable(errors: Sequence[tuple[str | None, str]]) -> ApiResponse:
+    return _answer(
+        422,
+        {
+            "message": "Validation failed",
+            "errors": [
+                {"message": message, "resource": RESOURCE, "field": field}
+                for field, message in errors
+            ],
+        },
+    )
+
+
+def _not_found() -> ApiResponse:
+    # The id is not echoed: it can be anything a client sent, of any length.
+    return _answer(404, {"message": "Could not find resource: no such restHook"})
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse(body: object) -> tuple[object, str | None]:
+    """The parsed document, or an explanation of why the raw body is not JSON."""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "the body is not valid UTF-8"
+    if isinstance(body, str):
+        try:
+            return json.loads(body, parse_constant=_reject_constant), None
+        except RecursionError:
+            return None, "malformed JSON: nested too deeply"
+        except ValueError as exc:  # JSONDecodeError, and over-long integers
+            return None, f"malformed JSON: {str(exc)[:200]}"
+    return body, None
+
+
+def hook_document(hook: Hook) -> dict[str, Any]:
+    """The ``restHook`` JSON document of ``hook``, without its secret.
+
+    Keys: ``id``, ``event``, ``targetUrl``, ``description``, ``state`` (``active`` or
+    ``dead``), ``createdAt``, ``updatedAt``, and for a dead hook ``deadReason`` and ``deadAt``.
+
+    Example:
+        >>> from datetime import datetime, timezone
+        >>> t = datetime(2015, 9, 15, 10, 43, 23, tzinfo=timezone.utc)
+        >>> hook = Hook(id="hook_1", owner="acme", event="party/created",
+        ...             target_url="https://example.com/h", created_at=t, updated_at=t)
+        >>> hook_document(hook)  # doctest: +NORMALIZE_WHITESPACE
+        {'id': 'hook_1', 'event': 'party/created', 'targetUrl': 'https://example.com/h',
+         'description': '', 'state': 'active', 'createdAt': '2015-09-15T10:43:23Z',
+         'updatedAt': '2015-09-15T10:43:23Z'}
+    """
+    document: dict[str, Any] = {
+        "id": hook.id,
+        "event": hook.event,
+        "targetUrl": hook.target_url,
+        "description": hook.description,
+        "state": hook.state.value,
+        "createdAt": isoformat_z(hook.created_at),
+        "updatedAt": isoformat_z(hook.updated_at),
+    }
+    if hook.state is HookState.DEAD:
+        document["deadReason"] = hook.dead_reason
+        document["deadAt"] = isoformat_z(hook.dead_at) if hook.dead_at is not None else None
+    return document
+
+
+class SubscriptionAPI:
+    """The subscription endpoints (create, list, show, delete) of one Dispatcher.
+
+    Every method takes the ``owner`` the host authenticated (the account, tenant or API
+    client making the request) and returns an :class:`ApiResponse`; none raises for anything
+    a client can send. The statuses:
+
+    - ``create``: ``201`` with ``{"restHook": {...}}`` (including the hook's signing
+      ``secret``, shown this once) and a ``Location`` header; ``200`` with the existing hook
+      (no ``secret``) when the owner already has this ``(event, targetUrl)`` subscription
+      (a dead one is made active again); ``400`` for a body that is not UTF-8, not JSON, or
+      not ``{"restHook": {...}}``; ``422`` for invalid fields and when the owner has reached
+      the Dispatcher's cap.
+    - ``list``: ``200`` with ``{"restHooks": [...]}``, oldest first, dead hooks included.
+    - ``show``: ``200`` with ``{"restHook": {...}}``; ``404`` for an unknown id or another
+      owner's.
+    - ``delete``: ``204`` without a body; ``404`` as for ``show``.
+    - Any method: ``503`` if the store fails (:class:`~resthooks.errors.StoreError`),
+      ``500`` for any other :class:`~resthooks.errors.ResthooksError`.
+
+    Args:
+        dispatcher: The engine whose hooks these endpoints manage.
+        base_path: The path the endpoints are mounted at; ``Location`` headers are
+            ``{base_path}/{id}``. Default ``/api/v2/resthooks``, as Capsule.
+
+    Raises:
+        ConfigurationError: If ``base_path`` does not start with ``/``.
+
+    Example:
+        >>> from resthooks import Dispatcher
+        >>> from resthooks.stores import MemoryStore
+        >>> from resthooks.testing import FakeClock
+        >>> api = SubscriptionAPI(Dispatcher(MemoryStore(), clock=FakeClock()))
+        >>> created = api.create(
+        ...     b'{"restHook": {"targetUrl": "https://example.com/h", "event": "party/created"}}',
+        ...     owner="acme",
+        ... )
+        >>> created.status, created.headers["Location"] == "/api/v2/resthooks/" + created.body[
+        ...     "restHook"]["id"]
+        (201, True)
+        >>> api.list(owner="acme").body["restHooks"][0]["createdAt"]
+        '2026-01-01T00:00:00Z'
+        >>> api.create({"restHook": {"targetUrl": "ftp://x", "event": "party/created"}},
+        ...            owner="acme").body
+        {'message': 'Validation failed', 'errors': [{'message': 'must be an http or https URL',
+         'resource': 'restHook', 'field': 'targetUrl'}]}
+        >>> api.show("hook_nope", owner="acme").status
+        404
+    """
+
+    def __init__(self, dispatcher: Dispatcher, *, base_path: str = "/api/v2/resthooks") -> None:
+        if not isinstance(base_path, str) or not base_path.startswith("/"):
+            raise ConfigurationError("base_path must be a path starting with '/'")
+        self.dispatcher = dispatcher
+        self.base_path = base_path.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"<SubscriptionAPI base_path={self.base_path!r} dispatcher={self.dispatcher!r}>"
+
+    def create(self, body: object, *, owner: str) -> ApiResponse:
+        """Subscribe: ``POST {base_path}``.
+
+        Args:
+            body: The request body: raw ``bytes`` (decoded as UTF-8), a ``str`` (JSON text),
+                or an already-parsed JSON value (a ``dict``...).
+            owner: Who is subscribing.
+
+        Returns:
+            ``201`` (created), ``200`` (the same subscription already existed), ``400``,
+            ``422`` (or ``503``/``500``, see the class).
+
+        Raises:
+            ValidationError: Only for a bad ``owner``: the host's mistake, not the client's.
+        """
+        owner = _validate_owner(owner)
+        document, problem = _parse(body)
+        if problem is not None:
+            return _bad_request(problem)
+        if not isinstance(document, dict) or not isinstance(document.get(RESOURCE), dict):
+            return _bad_request(_SHAPE)
+        fields = document[RESOURCE]
+        missing = [
+            (wire, "is required") for wire in ("targetUrl", "event") if fields.get(wire) is None
+        ]
+        if missing:
+            return _unprocessable(missing)
+        description = fields.get("description")
+        try:
+            # The private variant also says whether the hook is new (201) or existed (200).
+            hook, created = self.dispatcher._subscribe(
+                fields["event"],
+                fields["targetUrl"],
+                owner=owner,
+                description="" if description is None else description,
+            )
+        except ResthooksError as exc:
+            return self._failure(exc)
+        if not created:
+            return _answer(200, {RESOURCE: hook_document(hook)})
+        shown = hook_document(hook)
+        if hook.secret is not None:
+            shown["secret"] = hook.secret
+        return _answer(201, {RESOURCE: shown}, Location=f"{self.base_path}/{hook.id}")
+
+    def list(self, *, owner: str) -> ApiResponse:
+        """List the owner's hooks: ``GET {base_path}``, ``200``.
+
+        Raises:
+            ValidationError: Only for a bad ``owner``.
+        """
+        owner = _validate_owner(owner)
+        try:
+            hooks = self.dispatcher.hooks(owner=owner)
+        except ResthooksError as exc:
+            return self._failure(exc)
+        return _answer(200, {"restHooks": [hook_document(hook) for hook in hooks]})
+
+    def show(self, hook_id: str, *, owner: str) -> ApiResponse:
+        """Show one hook: ``GET {base_path}/{hook_id}``, ``200`` or ``404``.
+
+        Raises:
+            ValidationError: Only for a bad ``owner``, or a ``hook_id`` that is not a str.
+        """
+        owner = _validate_owner(owner)
+        hook_id = _validate_id(hook_id, "hook_id")
+        try:
+            hook = self.dispatcher.get_hook(hook_id, owner=owner)
+        except ResthooksError as exc:
+            return self._failure(exc)
+        return _answer(200, {RESOURCE: hook_document(hook)})
+
+    def delete(self, hook_id: str, *, owner: str) -> ApiResponse:
+        """Unsubscribe: ``DELETE {base_path}/{hook_id}``, ``204`` or ``404``.
+
+        Pending deliveries of the hook are cancelled.
+
+        Raises:
+            ValidationError: Only for a bad ``owner``, or a ``hook_id`` that is not a str.
+        """
+        owner = _validate_owner(owner)
+        hook_id = _validate_id(hook_id, "hook_id")
+        try:
+            self.dispatcher.unsubscribe(hook_id, owner=owner)
+        except ResthooksError as exc:
+            return self._failure(exc)
+        return ApiResponse(status=204)
+
+    @staticmethod
+    def _failure(exc: ResthooksError) -> ApiResponse:
+        if isinstance(exc, NotFound):
+            return _not_found()
+        if isinstance(exc, HookLimitReached):
+            return _unprocessable([(None, exc.message)])
+        if isinstance(exc, ValidationError):
+            if exc.field is not None and exc.field not in _WIRE_FIELDS:
+                # owner, hook_id...: values the host passed, not the client.
+                raise exc
+            wire = _WIRE_FIELDS.get(exc.field) if exc.field is not None else None
+            return _unprocessable([(wire, exc.message)])
+        if isinstance(exc, StoreError):
+            return _answer(503, {"message": "The hook store is unavailable; try again later"})
+        return _answer(500, {"message": "Internal error"})

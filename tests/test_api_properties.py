@@ -1,0 +1,193 @@
+"""Property-based tests: no request body makes the subscription API raise or lie."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from resthooks import CAPSULE_EVENTS, Dispatcher
+from resthooks.api import ApiResponse, SubscriptionAPI
+from resthooks.stores import MemoryStore
+from resthooks.testing import FakeClock, RecordingTransport
+
+CREATE_STATUSES = {200, 201, 400, 422}
+
+# Text with the characters that break naive code: controls, lone surrogates, whitespace.
+nasty_text = st.text(
+    st.characters(codec=None, exclude_categories=()) | st.sampled_from("\x00\n\t #/\ud800\udfff"),
+    max_size=40,
+)
+huge_text = st.integers(min_value=2_000, max_value=200_000).map(lambda n: "a" * n)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | nasty_text,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(nasty_text, children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+# Few valid values, drawn often, so that creates succeed and repeat (201, then 200).
+good_urls = st.sampled_from(["https://example.com/hooks", "http://example.com:8080/a?b=c"])
+good_events = st.sampled_from(["party/created", "task/completed"])
+urls = st.one_of(
+    good_urls,
+    good_urls,
+    good_urls,
+    st.sampled_from(
+        [
+            "https://example.com/hooks#frag",
+            "ftp://example.com/",
+            "https://",
+            "https://exa mple.com/",
+            "https://example.com/\x00",
+            "https://example.com/\ud800",
+            "http://[::1",
+            "https://example.com:99999/",
+        ]
+    ),
+    st.builds(lambda path: "https://example.com/" + path, nasty_text),
+    st.builds(lambda n: "https://example.com/" + "p" * n, st.integers(2000, 2100)),
+    huge_text,
+    json_values,
+)
+events = st.one_of(
+    good_events, good_events, st.sampled_from(sorted(CAPSULE_EVENTS)), nasty_text, json_values
+)
+descriptions = st.one_of(
+    st.none(), nasty_text, st.builds(lambda n: "d" * n, st.integers(250, 260)), json_values
+)
+
+
+@st.composite
+def hook_fields(draw: st.DrawFn) -> dict[Any, Any]:
+    fields: dict[Any, Any] = {}
+    for key, strategy in (("targetUrl", urls), ("event", events), ("description", descriptions)):
+        if draw(st.booleans()) or (key != "description" and draw(st.integers(0, 9)) > 0):
+            fields[key] = draw(strategy)
+    fields.update(draw(st.dictionaries(nasty_text, json_values, max_size=2)))
+    return fields
+
+
+documents = st.one_of(
+    hook_fields().map(lambda fields: {"restHook": fields}),
+    hook_fields().map(lambda fields: {"restHook": fields}),
+    json_values,
+    st.builds(
+        lambda fields, extra: {"restHook": fields, **extra},
+        json_values,
+        json_values.filter(lambda v: isinstance(v, dict)),
+    ),
+)
+
+
+def _as_json_bytes(document: object) -> bytes:
+    # ensure_ascii keeps lone surrogates as \ud800 escapes: valid JSON text, decoded back
+    # into a surrogate by the parser.
+    return json.dumps(document).encode("utf-8")
+
+
+likely_good = st.fixed_dictionaries(
+    {
+        "restHook": st.fixed_dictionaries(
+            {"targetUrl": good_urls, "event": good_events},
+            optional={"description": st.none() | st.text(max_size=20) | nasty_text},
+        )
+    }
+)
+bodies = st.one_of(
+    likely_good,
+    likely_good.map(_as_json_bytes),
+    documents,
+    documents.map(json.dumps),
+    documents.map(_as_json_bytes),
+    st.binary(max_size=200),
+    documents.map(_as_json_bytes).map(lambda b: b[: len(b) // 2] + b"\xff\xc3" + b[len(b) // 2 :]),
+    st.builds(lambda n: b"[" * n, st.integers(1, 200_000)),
+    st.builds(
+        lambda n: b'{"restHook": {"targetUrl": "' + b"x" * n + b'"}}', st.integers(0, 500_000)
+    ),
+)
+
+
+def _check_answer(answer: ApiResponse) -> None:
+    assert isinstance(answer, ApiResponse)
+    assert answer.status in CREATE_STATUSES
+    assert answer.body is not None
+    # Every answer is sendable: valid UTF-8 JSON that says what the body says.
+    assert json.loads(answer.content.decode("utf-8")) == answer.body
+    if answer.status == 400:
+        assert isinstance(answer.body["message"], str)
+    if answer.status == 422:
+        assert answer.body["errors"]
+        for error in answer.body["errors"]:
+            assert error["resource"] == "restHook"
+            assert error["field"] in ("targetUrl", "event", "description", None)
+    if answer.status in (200, 201):
+        assert set(answer.body) == {"restHook"}
+        assert ("secret" in answer.body["restHook"]) == (answer.status == 201)
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.lists(bodies, min_size=1, max_size=8))
+def test_create_answers_an_allowed_status_and_stores_exactly_the_201s(
+    requests: list[object],
+) -> None:
+    """For any bodies, create answers 200/201/400/422 and the store holds exactly the 201s."""
+    store = MemoryStore()
+    api = SubscriptionAPI(
+        Dispatcher(
+            store, clock=FakeClock(), transport=RecordingTransport(), max_hooks_per_owner=None
+        )
+    )
+    created: set[str] = set()
+
+    for body in requests:
+        answer = api.create(body, owner="acme")
+        _check_answer(answer)
+        event(f"status {answer.status}")
+        assert answer.body is not None
+        if answer.status == 201:
+            created.add(answer.body["restHook"]["id"])
+        elif answer.status == 200:
+            assert answer.body["restHook"]["id"] in created
+
+    assert {hook.id for hook in store.list_hooks()} == created
+    listed = api.list(owner="acme")
+    assert listed.body is not None
+    assert {doc["id"] for doc in listed.body["restHooks"]} == created
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(hook_fields().map(lambda fields: {"restHook": fields}), max_size=12))
+def test_the_cap_holds_for_any_sequence_of_creates(requests: list[object]) -> None:
+    """With a cap of 3, no sequence of creates stores more than 3 hooks, and 422s store none."""
+    store = MemoryStore()
+    api = SubscriptionAPI(Dispatcher(store, clock=FakeClock(), max_hooks_per_owner=3))
+    created: set[str] = set()
+
+    for body in requests:
+        answer = api.create(body, owner="acme")
+        _check_answer(answer)
+        assert answer.body is not None
+        if answer.status == 201:
+            created.add(answer.body["restHook"]["id"])
+
+    assert {hook.id for hook in store.list_hooks()} == created
+    assert len(created) <= 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(hook_id=nasty_text | huge_text)
+def test_show_and_delete_of_any_unknown_id_answer_404(hook_id: str) -> None:
+    """show and delete answer 404 for any id string that is not one of the owner's hooks."""
+    api = SubscriptionAPI(Dispatcher(MemoryStore(), clock=FakeClock()))
+
+    assert api.show(hook_id, owner="acme").status == 404
+    assert api.delete(hook_id, owner="acme").status == 404
