@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resthooks import Dispatcher
+from resthooks import Dispatcher, NetworkPolicy
 from resthooks.stores import MemoryStore
 from resthooks.testing import FakeClock, RecordingTransport
 
@@ -27,3 +27,13 @@ def _store() -> MemoryStore:
 @pytest.fixture(name="dispatcher")
 def _dispatcher(store: MemoryStore, clock: FakeClock, transport: RecordingTransport) -> Dispatcher:
     return Dispatcher(store, clock=clock, transport=transport)
+
+
+# Loopback is refused by the default NetworkPolicy: a test that delivers to a local server
+# through the real transport opts in with this policy (or the fixture below).
+LOOPBACK = NetworkPolicy(allow_networks=["127.0.0.0/8", "::1/128"])
+
+
+@pytest.fixture(name="loopback_policy")
+def _loopback_policy() -> NetworkPolicy:
+    return LOOPBACK

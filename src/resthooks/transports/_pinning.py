@@ -13,6 +13,7 @@ its pools by known keyword names only).
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from typing import ClassVar
@@ -20,11 +21,18 @@ from typing import ClassVar
 import attrs
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError
 
+from ..errors import TransportError
 from ..network import NetworkPolicy, Resolver, ip_literal
 
-__all__ = ["Dialler", "PinnedHTTPConnection", "PinnedHTTPSConnection", "pinned_pool_classes"]
+__all__ = [
+    "Dialler",
+    "PinnedHTTPConnection",
+    "PinnedHTTPSConnection",
+    "mask_urllib3_request_logs",
+    "pinned_pool_classes",
+]
 
 
 @attrs.frozen
@@ -37,8 +45,10 @@ class Dialler:
     def dial(self, conn: HTTPConnection) -> socket.socket:
         """Resolve ``conn``'s host once, validate every answer, connect to one.
 
-        Raises the exceptions urllib3's own ``_new_conn`` raises, and
-        :class:`~resthooks.errors.TransportError` ``blocked`` for a refused address.
+        Raises :class:`~resthooks.errors.TransportError`: ``blocked`` for a refused address,
+        ``connection`` when the name does not resolve or no address accepts the connection
+        (urllib3's own ``NewConnectionError`` derives from its connect-timeout error, which
+        would read as a timeout); and urllib3's ``ConnectTimeoutError`` on a connect timeout.
         """
         host = conn._dns_host.strip("[]")  # the name urllib3 itself dials (no trailing-dot strip)
         port = conn.port
@@ -46,10 +56,8 @@ class Dialler:
         literal = ip_literal(host)
         try:
             answers = [str(literal)] if literal is not None else list(self.resolver(host, port))
-        except socket.gaierror as exc:
-            raise NameResolutionError(conn.host, conn, exc) from exc
         except OSError as exc:
-            raise NewConnectionError(conn, f"Failed to resolve {conn.host}: {exc}") from exc
+            raise TransportError("connection", f"cannot resolve {conn.host}: {exc}") from exc
         addresses = self.policy.check_resolved(conn.host, answers)
         error: OSError | None = None
         for address in addresses:
@@ -74,7 +82,7 @@ class Dialler:
                 continue
             sys.audit("http.client.connect", conn, conn.host, port)
             return sock
-        raise NewConnectionError(conn, f"Failed to establish a new connection: {error}")
+        raise TransportError("connection", f"cannot connect to {conn.host}: {error}")
 
 
 class PinnedHTTPConnection(HTTPConnection):
@@ -124,3 +132,32 @@ def pinned_pool_classes(
         ConnectionCls = HTTPSConnectionBound
 
     return {"http": HTTPPool, "https": HTTPSPool}
+
+
+class _QueryMask(logging.Filter):
+    """Masks query strings in the request lines urllib3 logs at DEBUG (``"POST /h?k=v ..."``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_mask_target(arg) for arg in record.args)
+        return True
+
+
+def _mask_target(arg: object) -> object:
+    if isinstance(arg, str) and "?" in arg and (arg.startswith("/") or "://" in arg):
+        return arg.partition("?")[0] + "?***"
+    return arg
+
+
+_QUERY_MASK = _QueryMask()
+
+
+def mask_urllib3_request_logs() -> None:
+    """Mask query strings in urllib3's DEBUG request lines (idempotent).
+
+    Target URLs may carry tokens in their query string; urllib3 logs the request target of
+    every request at DEBUG. The filter only rewrites those arguments; it drops nothing.
+    """
+    logger = logging.getLogger("urllib3.connectionpool")
+    if _QUERY_MASK not in logger.filters:
+        logger.addFilter(_QUERY_MASK)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from types import TracebackType
 
@@ -20,7 +21,7 @@ from urllib3.exceptions import (
 from ..errors import TransportError
 from ..network import NetworkPolicy, Resolver, system_resolver
 from ..urls import redact_url
-from ._pinning import pinned_pool_classes
+from ._pinning import mask_urllib3_request_logs, pinned_pool_classes
 from ._protocol import Request, Response
 
 __all__ = ["Urllib3Transport"]
@@ -50,6 +51,8 @@ class Urllib3Transport:
             ``NetworkPolicy()``, which refuses loopback and private addresses.
         resolver: ``(host, port) -> [address, ...]``. Default:
             :func:`~resthooks.network.system_resolver` (one ``getaddrinfo``).
+        ssl_context: The TLS context (to trust a private CA, say). Certificates and host
+            names are verified whatever it says.
 
     Example:
         >>> from resthooks.transports import Urllib3Transport
@@ -64,14 +67,17 @@ class Urllib3Transport:
         maxsize: int = 16,
         policy: NetworkPolicy | None = None,
         resolver: Resolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.policy = policy if policy is not None else NetworkPolicy()
+        mask_urllib3_request_logs()
         self._pool = urllib3.PoolManager(
             num_pools=num_pools,
             maxsize=maxsize,
             block=False,
             retries=False,
             cert_reqs="CERT_REQUIRED",
+            ssl_context=ssl_context,
         )
         resolve = resolver if resolver is not None else system_resolver
         self._pool.pool_classes_by_scheme = pinned_pool_classes(self.policy, resolve)

@@ -1,0 +1,320 @@
+"""The network policy end to end, through the real urllib3 transport and real sockets."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import ssl
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+
+import pytest
+import trustme
+
+from resthooks import Dispatcher, NetworkPolicy, TransportError
+from resthooks.stores import MemoryStore
+from resthooks.testing import FakeClock
+from resthooks.transports import Request, Timeouts, Urllib3Transport
+
+LOOPBACK = NetworkPolicy(allow_networks=["127.0.0.0/8", "::1/128"])
+TEST_HOST = "hooks.example.test"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: CountingServer
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self.rfile.read(length)
+        self.server.hosts.append(self.headers.get("Host", ""))
+        self.send_response(204)
+        if self.server.close_after_response:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class CountingServer(http.server.ThreadingHTTPServer):
+    """A loopback HTTP(S) server, dual stack, that counts the connections it accepts."""
+
+    daemon_threads = True
+    address_family = socket.AF_INET6
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.connections = 0
+        self.hosts: list[str] = []
+        self.server_names: list[str | None] = []
+        self.close_after_response = False
+        self._ssl_context = ssl_context
+        super().__init__(("::", 0), _Handler, bind_and_activate=False)
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        self.server_bind()
+        self.server_activate()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        sock, addr = super().get_request()
+        self.connections += 1
+        if self._ssl_context is not None:
+            sock = self._ssl_context.wrap_socket(sock, server_side=True)
+        return sock, addr
+
+
+@pytest.fixture(name="server")
+def _server() -> Iterator[CountingServer]:
+    with _running(CountingServer()) as server:
+        yield server
+
+
+class _running:
+    def __init__(self, server: CountingServer) -> None:
+        self.server = server
+
+    def __enter__(self) -> CountingServer:
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        return self.server
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _request(url: str) -> Request:
+    return Request(
+        method="POST",
+        url=url,
+        headers={"Content-Type": "application/json"},
+        body=b"{}",
+        timeouts=Timeouts(connect=5, total=10),
+    )
+
+
+class StubResolver:
+    """Answers from a script, one answer per call, and records every call."""
+
+    def __init__(self, *answers: Sequence[str]) -> None:
+        self.answers = list(answers)
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.calls.append((host, port))
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return list(answer)
+
+
+SPELLINGS = [
+    "127.0.0.1",
+    "2130706433",
+    "0x7f000001",
+    "0x7f.1",
+    "127.1",
+    "0177.0.0.1",
+    "[::ffff:127.0.0.1]",
+    "[::1]",
+    "localhost",
+]
+
+
+@pytest.mark.parametrize("host", SPELLINGS)
+def test_loopback_in_any_spelling_is_refused_before_connecting(
+    server: CountingServer, host: str
+) -> None:
+    """The default policy refuses every loopback spelling with kind 'blocked' and no connection."""
+    with Urllib3Transport() as transport, pytest.raises(TransportError) as info:
+        transport.send(_request(f"http://{host}:{server.port}/hook"))
+    assert info.value.kind == "blocked"
+    assert server.connections == 0
+
+
+@pytest.mark.parametrize("host", SPELLINGS)
+def test_same_urls_work_once_loopback_is_allow_listed(server: CountingServer, host: str) -> None:
+    """With 127.0.0.0/8 and ::1 allow-listed the same URLs are delivered."""
+    with Urllib3Transport(policy=LOOPBACK) as transport:
+        response = transport.send(_request(f"http://{host}:{server.port}/hook"))
+    assert response.status == 204
+    assert server.connections == 1
+
+
+def test_zero_address_stays_refused_with_loopback_allow_listed(server: CountingServer) -> None:
+    """0.0.0.0 reaches loopback on Linux but is not 127.0.0.0/8: it stays refused."""
+    with Urllib3Transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
+        transport.send(_request(f"http://0.0.0.0:{server.port}/hook"))
+    assert info.value.kind == "blocked"
+    assert server.connections == 0
+
+
+def test_dns_rebinding_is_checked_on_every_connection(server: CountingServer) -> None:
+    """Each new connection resolves once and dials what it validated; rebinding is refused."""
+    server.close_after_response = True  # the pooled connection must reconnect next time
+    resolver = StubResolver(["127.0.0.1"], ["169.254.169.254"])
+    url = f"http://{TEST_HOST}:{server.port}/hook"
+    with Urllib3Transport(policy=LOOPBACK, resolver=resolver) as transport:
+        assert transport.send(_request(url)).status == 204
+        assert [(TEST_HOST, server.port)] == resolver.calls
+        with pytest.raises(TransportError) as info:
+            transport.send(_request(url))
+    assert info.value.kind == "blocked"
+    assert "169.254.169.254" in info.value.message
+    assert [(TEST_HOST, server.port)] * 2 == resolver.calls
+    assert server.connections == 1
+    assert [f"{TEST_HOST}:{server.port}"] == server.hosts  # Host kept the name
+
+
+def test_kept_alive_connection_is_not_resolved_again(server: CountingServer) -> None:
+    """A reused keep-alive connection dials nothing, so it resolves nothing."""
+    resolver = StubResolver(["127.0.0.1"])
+    url = f"http://{TEST_HOST}:{server.port}/hook"
+    with Urllib3Transport(policy=LOOPBACK, resolver=resolver) as transport:
+        for _ in range(3):
+            assert transport.send(_request(url)).status == 204
+    assert len(resolver.calls) == 1
+    assert server.connections == 1
+
+
+def test_mixed_answer_is_refused_before_connecting(server: CountingServer) -> None:
+    """A name resolving to an allowed and a refused address is refused as a whole."""
+    resolver = StubResolver(["127.0.0.1", "10.0.0.7"])
+    with (
+        Urllib3Transport(policy=LOOPBACK, resolver=resolver) as transport,
+        pytest.raises(TransportError) as info,
+    ):
+        transport.send(_request(f"http://{TEST_HOST}:{server.port}/hook"))
+    assert info.value.kind == "blocked"
+    assert server.connections == 0
+
+
+def test_unresolvable_name_is_a_connection_error() -> None:
+    """A resolver failure is a connection error, not a crash."""
+
+    def fail(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    with Urllib3Transport(resolver=fail) as transport, pytest.raises(TransportError) as info:
+        transport.send(_request("http://nowhere.example.test/hook"))
+    assert info.value.kind == "connection"
+
+
+def test_refused_connection_is_a_connection_error() -> None:
+    """Nothing listening on an allowed address is kind 'connection' (not 'timeout')."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with Urllib3Transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
+        transport.send(_request(f"http://127.0.0.1:{port}/hook"))
+    assert info.value.kind == "connection"
+
+
+def test_https_only_refuses_http_at_attempt_time(server: CountingServer) -> None:
+    """A transport with https_only refuses an http URL with kind 'blocked', without dialling."""
+    policy = NetworkPolicy(https_only=True, allow_networks=["127.0.0.0/8"])
+    with Urllib3Transport(policy=policy) as transport, pytest.raises(TransportError) as info:
+        transport.send(_request(f"http://127.0.0.1:{server.port}/hook"))
+    assert info.value.kind == "blocked"
+    assert server.connections == 0
+
+
+@pytest.fixture(name="ca", scope="module")
+def _ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(name="tls_server")
+def _tls_server(ca: trustme.CA) -> Iterator[CountingServer]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(TEST_HOST).configure_cert(context)
+    server = CountingServer(ssl_context=context)
+
+    def remember(sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, _: object) -> None:
+        server.server_names.append(name)
+
+    context.sni_callback = remember  # type: ignore[assignment]
+    with _running(server):
+        yield server
+
+
+def _client_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+def test_tls_to_pinned_address_verifies_the_host_name(
+    tls_server: CountingServer, ca: trustme.CA
+) -> None:
+    """HTTPS to a name pinned to 127.0.0.1 succeeds with verification on, SNI and Host the name."""
+    resolver = StubResolver(["127.0.0.1"])
+    with Urllib3Transport(
+        policy=LOOPBACK, resolver=resolver, ssl_context=_client_context(ca)
+    ) as transport:
+        response = transport.send(_request(f"https://{TEST_HOST}:{tls_server.port}/hook"))
+    assert response.status == 204
+    assert tls_server.server_names == [TEST_HOST]
+    assert [f"{TEST_HOST}:{tls_server.port}"] == tls_server.hosts
+    assert len(resolver.calls) == 1
+
+
+def test_tls_with_the_wrong_host_name_fails_verification(
+    tls_server: CountingServer, ca: trustme.CA
+) -> None:
+    """A name the certificate does not cover fails with kind 'tls' at an allowed address."""
+    resolver = StubResolver(["127.0.0.1"])
+    with (
+        Urllib3Transport(
+            policy=LOOPBACK, resolver=resolver, ssl_context=_client_context(ca)
+        ) as transport,
+        pytest.raises(TransportError) as info,
+    ):
+        transport.send(_request(f"https://wrong.example.test:{tls_server.port}/hook"))
+    assert info.value.kind == "tls"
+    assert tls_server.hosts == []
+
+
+def test_tls_with_an_untrusted_certificate_fails(tls_server: CountingServer) -> None:
+    """Without trusting the test CA, the certificate is refused: verification is on."""
+    resolver = StubResolver(["127.0.0.1"])
+    with (
+        Urllib3Transport(policy=LOOPBACK, resolver=resolver) as transport,
+        pytest.raises(TransportError) as info,
+    ):
+        transport.send(_request(f"https://{TEST_HOST}:{tls_server.port}/hook"))
+    assert info.value.kind == "tls"
+
+
+def test_blocked_attempt_is_a_failed_attempt_retried_on_schedule(server: CountingServer) -> None:
+    """Through the Dispatcher, a refused address records kind 'blocked' and retries after 5 s."""
+    clock = FakeClock()
+    resolver = StubResolver(["127.0.0.1"])
+    dispatcher = Dispatcher(
+        MemoryStore(), clock=clock, transport=Urllib3Transport(resolver=resolver)
+    )
+    hook = dispatcher.subscribe(
+        "party/created", f"http://{TEST_HOST}:{server.port}/hook", owner="acme"
+    )
+    (delivery,) = dispatcher.emit("party/created", {"id": 1}, owner="acme")
+    summary = dispatcher.deliver_due()
+    assert summary.retried == 1
+    (attempt,) = dispatcher.attempts(delivery.id, owner="acme")
+    assert attempt.error_kind == "blocked"
+    after = dispatcher.get_delivery(delivery.id, owner="acme")
+    assert after.next_attempt_at == attempt.started_at + timedelta(seconds=5)
+    assert server.connections == 0
+    assert hook.is_active
+
+
+def test_dispatcher_default_transport_enforces_its_policy(server: CountingServer) -> None:
+    """The Dispatcher builds its default transport with its own network_policy."""
+    dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), network_policy=LOOPBACK)
+    assert isinstance(dispatcher.transport, Urllib3Transport)
+    assert dispatcher.transport.policy == LOOPBACK
+    dispatcher.subscribe("party/created", f"http://127.0.0.1:{server.port}/h", owner="acme")
+    dispatcher.emit("party/created", {"id": 1}, owner="acme")
+    assert dispatcher.deliver_due().delivered == 1
+    assert server.connections == 1
