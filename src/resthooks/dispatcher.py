@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 import attrs
 
+from . import _log, lifecycle
+from ._retry_after import parse_retry_after
 from .clock import Clock, SystemClock
 from .encoding import encode_body
 from .errors import (
     ConfigurationError,
     DeliveryNotFound,
     HookNotFound,
+    InvalidStateError,
     TransportError,
     ValidationError,
 )
 from .events import CAPSULE_EVENTS, EventCatalogue
-from .model import Attempt, Claim, Delivery, DeliveryState, Hook, HookState, Outcome, OutcomeKind
+from .lifecycle import LifecycleListener
+from .model import (
+    Attempt,
+    Claim,
+    Delivery,
+    DeliveryState,
+    Hook,
+    HookState,
+    Outcome,
+    OutcomeKind,
+    Stats,
+)
 from .network import NetworkPolicy
 from .retry import RetryPolicy
 from .signing import generate_secret, parse_secret, sign
@@ -29,12 +46,19 @@ from .stores import Store
 from .transports import Request, Response, Timeouts, Transport, Urllib3Transport
 from .urls import redact_url, validate_target_url
 
-__all__ = ["DeliverySummary", "Dispatcher"]
+if TYPE_CHECKING:
+    from .worker import Worker
+
+__all__ = ["DEFAULT_RETENTION", "DeliverySummary", "Dispatcher"]
+
+DEFAULT_RETENTION = timedelta(days=30)
+"""How long :meth:`Dispatcher.purge` keeps final deliveries unless told otherwise: 30 days."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _DESCRIPTION_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 MAX_OWNER_LENGTH = 255
 MAX_REQUEST_HEADER_BYTES = 8192
+_NO_LIMIT = 2**31 - 1
 
 
 @cache
@@ -122,6 +146,10 @@ class Dispatcher:
             networks; tests that deliver to a local server allow-list it.
         secret_grace: After :meth:`rotate_secret`, how long the old secret keeps signing too
             (seconds or a timedelta). Default 24 hours.
+        timeout_penalty: After an attempt that timed out, the next attempt comes no sooner
+            than this many seconds (Svix's rule), whatever the schedule says. Default 60 s.
+        max_retry_after: The longest wait a ``Retry-After`` header of a ``429`` or ``503``
+            answer can impose, in seconds. Default 1 hour.
 
     Raises:
         ConfigurationError: If the options cannot work together.
@@ -159,6 +187,8 @@ class Dispatcher:
         sign_deliveries: bool = True,
         network_policy: NetworkPolicy | None = None,
         secret_grace: float | timedelta = timedelta(hours=24),
+        timeout_penalty: float = 60.0,
+        max_retry_after: float = 3600.0,
     ) -> None:
         if not isinstance(events, EventCatalogue):
             raise ConfigurationError("events must be an EventCatalogue")
@@ -204,6 +234,22 @@ class Dispatcher:
         self.max_response_bytes = max_response_bytes
         self.max_in_flight_per_host = max_in_flight_per_host
         self.sign_deliveries = sign_deliveries
+        for name, seconds in (
+            ("timeout_penalty", timeout_penalty),
+            ("max_retry_after", max_retry_after),
+        ):
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, (int, float))
+                or not 0 <= seconds < float("inf")
+            ):
+                raise ConfigurationError(f"{name} must be a finite number of seconds >= 0")
+        self.timeout_penalty = float(timeout_penalty)
+        self.max_retry_after = float(max_retry_after)
+        self._listeners: tuple[LifecycleListener, ...] = ()
+        self._listeners_lock = threading.Lock()
+        # Events the running workers of this process sleep on: emit sets them all.
+        self._wakers: set[threading.Event] = set()
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -363,7 +409,9 @@ class Dispatcher:
             HookNotFound: If there is no such hook for this owner.
         """
         hook = self.get_hook(hook_id, owner=owner)
-        self.store.remove_hook(hook.id, now=self.clock.now())
+        cancelled = self.store.remove_hook(hook.id, now=self.clock.now())
+        if self._listeners:
+            lifecycle.notify_unsubscribed(self._listeners, hook, cancelled)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -393,9 +441,12 @@ class Dispatcher:
         owner = _validate_owner(owner)
         event = self.events.validate(event)
         body = encode_body(event, payload, max_bytes=self.max_payload_bytes)
-        return self.store.enqueue(
+        created = self.store.enqueue(
             owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
         )
+        if created:
+            self._wake_workers()
+        return created
 
     # -- deliveries --------------------------------------------------------------------------
 
@@ -455,7 +506,7 @@ class Dispatcher:
             if not claims:
                 return summary
             outcomes = [self.attempt(claim) for claim in claims]
-            summary += self.record(outcomes)
+            summary += self.record(outcomes, claims=claims)
 
     # -- the policy, one attempt at a time -----------------------------------------------------
 
@@ -510,7 +561,13 @@ class Dispatcher:
         response: Response | None,
         error: TransportError | None,
     ) -> Outcome:
-        """The outcome of one attempt: delivered, gone (410), retry later, or failed for good."""
+        """The outcome of one attempt: delivered, gone (410), retry later, or failed for good.
+
+        A failed attempt is retried on the schedule of :class:`~resthooks.RetryPolicy`, but
+        no sooner than ``timeout_penalty`` after a timeout, and no sooner than a
+        ``Retry-After`` header of a ``429`` or ``503`` answer asks (capped at
+        ``max_retry_after``). Either way the attempt counts: the schedule does not restart.
+        """
         number = claim.delivery.attempts + 1
         duration = max((finished - started).total_seconds(), 0.0)
         if response is not None:
@@ -537,7 +594,12 @@ class Dispatcher:
                 error_kind=error.kind,
                 error=error.message[:500],
             )
-        kind, next_at, reason = self._policy(attempt, finished)
+        retry_after = None
+        if response is not None and response.status in (429, 503):
+            header = {k.lower(): v for k, v in response.headers.items()}.get("retry-after")
+            if header is not None:
+                retry_after = parse_retry_after(header, now=finished)
+        kind, next_at, reason = self._policy(attempt, finished, retry_after=retry_after)
         return Outcome(
             delivery_id=claim.delivery.id,
             token=claim.token,
@@ -548,7 +610,7 @@ class Dispatcher:
         )
 
     def _policy(
-        self, attempt: Attempt, finished: datetime
+        self, attempt: Attempt, finished: datetime, *, retry_after: float | None = None
     ) -> tuple[OutcomeKind, datetime | None, str | None]:
         if attempt.succeeded:
             return OutcomeKind.DELIVERED, None, None
@@ -558,13 +620,45 @@ class Dispatcher:
         if delay is None:
             reason = f"{attempt.number} attempts failed; the last: {attempt.summary}"
             return OutcomeKind.FAILED, None, reason
+        if attempt.error_kind == "timeout":
+            # A receiver that timed out is probably overloaded: give it room (Svix's rule).
+            delay = max(delay, self.timeout_penalty)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_retry_after))
         return OutcomeKind.RETRY, finished + timedelta(seconds=delay), None
 
-    def record(self, outcomes: Sequence[Outcome]) -> DeliverySummary:
-        """Record a batch of outcomes in the store (one transaction) and count them."""
+    def record(
+        self, outcomes: Sequence[Outcome], *, claims: Sequence[Claim] | None = None
+    ) -> DeliverySummary:
+        """Record a batch of outcomes in the store (one transaction) and count them.
+
+        Then log each attempt on the ``resthooks`` logger and call the lifecycle listeners
+        (see :mod:`resthooks.lifecycle`).
+
+        Args:
+            outcomes: The decisions to record.
+            claims: The claims the outcomes were decided for, in the same order. They give
+                the listeners and the log each delivery's hook without reading the store;
+                without them the hooks are read from the store first.
+
+        Raises:
+            ValidationError: If ``claims`` does not match ``outcomes``.
+        """
         if not outcomes:
             return DeliverySummary()
+        if claims is not None and [c.delivery.id for c in claims] != [
+            o.delivery_id for o in outcomes
+        ]:
+            raise ValidationError("claims", "must be the claims of the outcomes, in order")
+        hooks = (
+            {c.delivery.id: c.hook for c in claims}
+            if claims is not None
+            else self._hooks_of(outcomes)
+        )
         results = self.store.record(outcomes, now=self.clock.now())
+        _log.log_outcomes(outcomes, results, hooks)
+        if self._listeners:
+            lifecycle.notify_recorded(self._listeners, outcomes, results, hooks, self.store)
         counts = dict.fromkeys(("delivered", "retried", "failed", "gone", "cancelled", "stale"), 0)
         for outcome, result in zip(outcomes, results, strict=True):
             if not result.applied:
@@ -580,6 +674,269 @@ class Dispatcher:
             if key:
                 counts[key] += 1
         return DeliverySummary(**counts)
+
+    def _hooks_of(self, outcomes: Sequence[Outcome]) -> dict[str, Hook]:
+        hooks: dict[str, Hook] = {}
+        for outcome in outcomes:
+            delivery = self.store.get_delivery(outcome.delivery_id)
+            hook = self.store.get_hook(delivery.hook_id) if delivery is not None else None
+            if hook is not None:
+                hooks[outcome.delivery_id] = hook
+        return hooks
+
+    # -- lifecycle listeners -------------------------------------------------------------------
+
+    def add_listener(self, listener: LifecycleListener) -> LifecycleListener:
+        """Call ``listener`` with every lifecycle event from now on.
+
+        Returns ``listener``, so this works as a decorator. See :mod:`resthooks.lifecycle`.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.lifecycle import DeliveryDelivered
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock, RecordingTransport
+            >>> dispatcher = Dispatcher(
+            ...     MemoryStore(), clock=FakeClock(), transport=RecordingTransport()
+            ... )
+            >>> delivered = []
+            >>> @dispatcher.add_listener
+            ... def count(event):
+            ...     if isinstance(event, DeliveryDelivered):
+            ...         delivered.append(event.delivery_id)
+            >>> _ = dispatcher.subscribe("party/created", "https://example.com/h", owner="acme")
+            >>> _ = dispatcher.emit("party/created", {"id": 1}, owner="acme")
+            >>> _ = dispatcher.deliver_due()
+            >>> len(delivered)
+            1
+        """
+        if not callable(listener):
+            raise ValidationError("listener", "must be callable")
+        with self._listeners_lock:
+            self._listeners = (*self._listeners, listener)
+        return listener
+
+    def remove_listener(self, listener: LifecycleListener) -> None:
+        """Stop calling ``listener`` (nothing happens if it was not registered)."""
+        with self._listeners_lock:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+    # -- the worker ----------------------------------------------------------------------------
+
+    def worker(
+        self,
+        *,
+        workers: int = 16,
+        poll_interval: float = 5.0,
+        grace: float | None = None,
+    ) -> Worker:
+        """A :class:`~resthooks.worker.Worker` that delivers for this Dispatcher.
+
+        Args:
+            workers: Threads sending attempts at once.
+            poll_interval: Seconds between looks at the store for work that another process
+                queued (emits in this process wake the worker at once).
+            grace: When stopping, how long attempts in flight may take to finish, in seconds.
+                Default: the attempt deadline, ``timeouts.total``.
+        """
+        from .worker import Worker  # noqa: PLC0415 - worker imports this module
+
+        return Worker(self, workers=workers, poll_interval=poll_interval, grace=grace)
+
+    def run(
+        self,
+        *,
+        workers: int = 16,
+        stop: threading.Event | None = None,
+        poll_interval: float = 5.0,
+        grace: float | None = None,
+    ) -> DeliverySummary:
+        """Deliver until ``stop`` is set: the long-running worker. See :doc:`worker`.
+
+        Args:
+            workers: Threads sending attempts at once.
+            stop: Set it (from another thread or a signal handler) to stop: no new work is
+                taken, attempts in flight get ``grace`` seconds to finish, and every claim not
+                finished is released. Without it, the worker runs until interrupted.
+            poll_interval: Seconds between looks at the store for other processes' work.
+            grace: Seconds attempts in flight may take to finish after ``stop``. Default:
+                ``timeouts.total``.
+
+        Returns:
+            The counts of outcomes recorded.
+        """
+        return self.worker(workers=workers, poll_interval=poll_interval, grace=grace).run(stop)
+
+    def run_until_idle(
+        self,
+        *,
+        workers: int = 16,
+        stop: threading.Event | None = None,
+        grace: float | None = None,
+    ) -> DeliverySummary:
+        """Deliver, ``workers`` at a time, until nothing is due and nothing is in flight.
+
+        Like :meth:`deliver_due`, but concurrent, with the worker's isolation and stopping.
+        Deliveries due later (retries) are left for later.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock, RecordingTransport
+            >>> dispatcher = Dispatcher(
+            ...     MemoryStore(), clock=FakeClock(), transport=RecordingTransport()
+            ... )
+            >>> _ = dispatcher.subscribe("party/created", "https://example.com/h", owner="acme")
+            >>> _ = dispatcher.emit("party/created", [{"id": 1}], owner="acme")
+            >>> dispatcher.run_until_idle(workers=4).delivered
+            1
+        """
+        worker = self.worker(workers=workers, grace=grace)
+        return worker.run_until_idle(stop)
+
+    def _add_waker(self, event: threading.Event) -> None:
+        with self._listeners_lock:
+            self._wakers = {*self._wakers, event}
+
+    def _remove_waker(self, event: threading.Event) -> None:
+        with self._listeners_lock:
+            self._wakers = self._wakers - {event}
+
+    def _wake_workers(self) -> None:
+        for event in self._wakers:
+            event.set()
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def stats(self, *, owner: str | None = None) -> Stats:
+        """Hooks by state, deliveries by state, and when the oldest unfinished one was emitted.
+
+        Args:
+            owner: Only this owner's; ``None`` for the whole store.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock())
+            >>> _ = dispatcher.subscribe("party/created", "https://example.com/h", owner="acme")
+            >>> _ = dispatcher.emit("party/created", {"id": 1}, owner="acme")
+            >>> stats = dispatcher.stats(owner="acme")
+            >>> stats.hooks["active"], stats.deliveries["pending"]
+            (1, 1)
+            >>> stats.oldest_pending_at.isoformat()
+            '2026-01-01T00:00:00+00:00'
+        """
+        if owner is not None:
+            owner = _validate_owner(owner)
+        return self.store.stats(owner=owner)
+
+    def redeliver(self, delivery_id: str, *, owner: str) -> Delivery:
+        """Queue a failed or cancelled delivery again, due now: a new series of attempts.
+
+        The delivery keeps its id (the same ``webhook-id``, so receivers can deduplicate) and
+        its attempt log; its attempt count starts again at 0.
+
+        Returns:
+            The delivery, pending.
+
+        Raises:
+            DeliveryNotFound: If the owner has no such delivery.
+            InvalidStateError: If it is not failed or cancelled (still pending, in flight or
+                delivered), or if its hook is dead (revive the hook first).
+            HookNotFound: If its hook no longer exists (it was unsubscribed or answered 410).
+        """
+        delivery = self.get_delivery(delivery_id, owner=owner)
+        if delivery.state not in (DeliveryState.FAILED, DeliveryState.CANCELLED):
+            raise InvalidStateError(
+                f"delivery {delivery.id!r} is {delivery.state.value}: only failed or cancelled "
+                "deliveries can be redelivered"
+            )
+        hook = self.store.get_hook(delivery.hook_id)
+        if hook is None or hook.owner != delivery.owner:
+            raise HookNotFound(delivery.hook_id)
+        if not hook.is_active:
+            raise InvalidStateError(
+                f"hook {hook.id!r} is dead: revive it before redelivering its deliveries"
+            )
+        requeued = self.store.requeue(delivery.id, now=self.clock.now())
+        if requeued is None:  # pragma: no cover - purged between the two calls
+            raise DeliveryNotFound(delivery_id)
+        self._wake_workers()
+        return requeued
+
+    def revive(self, hook_id: str, *, owner: str, redeliver_failed: bool = False) -> Hook:
+        """Make a dead hook active again.
+
+        Its deliveries that were not delivered stay as they are unless ``redeliver_failed``:
+        then the one that failed and those cancelled when the hook died are queued again
+        (as :meth:`redeliver` does).
+
+        Returns:
+            The hook, active.
+
+        Raises:
+            HookNotFound: If the owner has no such hook.
+            InvalidStateError: If the hook is not dead.
+        """
+        hook = self.get_hook(hook_id, owner=owner)
+        if hook.state is not HookState.DEAD:
+            raise InvalidStateError(f"hook {hook.id!r} is {hook.state.value}, not dead")
+        now = self.clock.now()
+        revived = self.store.revive_hook(hook.id, now=now)
+        if revived is None:  # pragma: no cover - removed between the two calls
+            raise HookNotFound(hook_id)
+        if redeliver_failed:
+            for state in (DeliveryState.FAILED, DeliveryState.CANCELLED):
+                for delivery in self.store.list_deliveries(
+                    hook_id=hook.id, state=state, limit=_NO_LIMIT
+                ):
+                    self.store.requeue(delivery.id, now=now)
+            self._wake_workers()
+        return revived
+
+    def purge(self, *, older_than: float | timedelta = DEFAULT_RETENTION) -> int:
+        """Delete final deliveries (and their attempt logs) last changed before ``older_than``.
+
+        Pending and in-flight deliveries are never purged. Run it daily, say, so the outbox
+        does not grow forever.
+
+        Args:
+            older_than: An age, in seconds or as a timedelta. Default
+                :data:`DEFAULT_RETENTION` (30 days).
+
+        Returns:
+            How many deliveries were deleted.
+
+        Raises:
+            ValidationError: If ``older_than`` is negative or not a number.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock, RecordingTransport
+            >>> clock = FakeClock()
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=clock, transport=RecordingTransport())
+            >>> _ = dispatcher.subscribe("party/created", "https://example.com/h", owner="acme")
+            >>> _ = dispatcher.emit("party/created", {"id": 1}, owner="acme")
+            >>> _ = dispatcher.deliver_due()
+            >>> clock.advance(timedelta(days=31))
+            >>> dispatcher.purge()
+            1
+        """
+        if isinstance(older_than, timedelta):
+            age = older_than
+        elif isinstance(older_than, (int, float)) and not isinstance(older_than, bool):
+            if not math.isfinite(older_than):
+                raise ValidationError("older_than", "must be a finite number of seconds")
+            age = timedelta(seconds=older_than)
+        else:
+            raise ValidationError(
+                "older_than", f"must be seconds or a timedelta, not {type(older_than).__name__}"
+            )
+        if age < timedelta(0):
+            raise ValidationError("older_than", "must not be negative")
+        return self.store.purge(before=self.clock.now() - age)
 
     def __repr__(self) -> str:
         return f"<Dispatcher store={self.store!r} transport={self.transport!r}>"

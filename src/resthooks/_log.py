@@ -1,0 +1,111 @@
+"""The Dispatcher's log lines: one per attempt, on the ``resthooks`` logger. Not public.
+
+Nothing secret is logged: target URLs are masked (no credentials, no query string) and the
+same parts are scrubbed from error messages, which can quote the URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import Mapping, Sequence
+
+from .model import Hook, Outcome, OutcomeKind, RecordResult
+from .urls import mask_url
+
+__all__ = ["log_outcomes", "logger", "scrub"]
+
+logger = logging.getLogger("resthooks")
+
+_LEVELS = {
+    OutcomeKind.DELIVERED: logging.DEBUG,
+    OutcomeKind.RETRY: logging.INFO,
+    OutcomeKind.FAILED: logging.WARNING,
+    OutcomeKind.GONE: logging.WARNING,
+}
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with the credentials and query string of ``url`` replaced by ``***``.
+
+    Example:
+        >>> scrub("POST https://u:pw@x.example/h?t=abc failed", "https://u:pw@x.example/h?t=abc")
+        'POST https://***@x.example/h?*** failed'
+    """
+    masked = text.replace(url, mask_url(url))
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return masked
+    userinfo = parts.netloc.rpartition("@")[0]
+    for secret in (parts.query, userinfo):
+        if secret:
+            masked = masked.replace(secret, "***")
+    for part in (parts.password, parts.username):
+        # A name or password alone is masked when it is long enough not to mangle the
+        # message by matching ordinary words.
+        if part and len(part) >= 4:
+            masked = masked.replace(part, "***")
+    return masked
+
+
+def log_outcomes(
+    outcomes: Sequence[Outcome], results: Sequence[RecordResult], hooks: Mapping[str, Hook]
+) -> None:
+    """Log one line per recorded attempt: DEBUG when delivered, INFO for a failed attempt
+    that will be retried, WARNING when a delivery failed for good or its hook answered 410."""
+    for outcome, result in zip(outcomes, results, strict=True):
+        attempt = outcome.attempt
+        if attempt is None:
+            continue
+        hook = hooks.get(outcome.delivery_id)
+        if not result.applied:
+            logger.info(
+                "outcome of attempt %d of delivery %s refused: another worker claimed it since",
+                attempt.number,
+                outcome.delivery_id,
+                extra={"delivery_id": outcome.delivery_id, "hook_id": result.hook_id},
+            )
+            continue
+        level = _LEVELS.get(outcome.kind, logging.DEBUG)
+        if not logger.isEnabledFor(level):
+            continue
+        target = mask_url(hook.target_url) if hook is not None else None
+        error = scrub(attempt.error, hook.target_url) if attempt.error and hook else attempt.error
+        extra = {
+            "hook_id": result.hook_id,
+            "delivery_id": outcome.delivery_id,
+            "attempt": attempt.number,
+            "status": attempt.status,
+            "duration": attempt.duration,
+            "outcome": outcome.kind.value,
+            "error_kind": attempt.error_kind,
+            "target": target,
+            "owner": hook.owner if hook is not None else None,
+            "event": hook.event if hook is not None else None,
+            "next_attempt_at": (
+                outcome.next_attempt_at.isoformat() if outcome.next_attempt_at else None
+            ),
+        }
+        what = f"HTTP {attempt.status}" if attempt.status is not None else attempt.error_kind
+        if outcome.kind is OutcomeKind.DELIVERED:
+            tail = "delivered"
+        elif outcome.kind is OutcomeKind.RETRY:
+            tail = f"retry at {extra['next_attempt_at']}"
+        elif outcome.kind is OutcomeKind.FAILED:
+            tail = "failed for good; the hook is dead"
+        else:
+            tail = "410 Gone; the hook was removed"
+        if error and attempt.status is None:
+            what = f"{what} ({error})"
+        logger.log(
+            level,
+            "attempt %d of delivery %s to %s: %s in %.3f s, %s",
+            attempt.number,
+            outcome.delivery_id,
+            target or result.hook_id,
+            what,
+            attempt.duration,
+            tail,
+            extra=extra,
+        )

@@ -1,0 +1,264 @@
+"""Lifecycle events: what the Dispatcher tells the host after each outcome it records.
+
+A *listener* is any callable taking one event. Register it with
+:meth:`Dispatcher.add_listener <resthooks.Dispatcher.add_listener>`; the Dispatcher calls it
+after the store has recorded the outcome, in the thread that recorded it (the worker's loop,
+or the caller of :meth:`~resthooks.Dispatcher.deliver_due`). A listener that raises is logged
+on the ``resthooks`` logger and skipped: it never breaks delivery.
+
+Events, per recorded outcome, in this order:
+
+1. :class:`AttemptFinished` for every attempt.
+2. Exactly one final event for a delivery that reached a final state:
+   :class:`DeliveryDelivered`, :class:`DeliveryFailed` or :class:`DeliveryCancelled`.
+3. :class:`HookDead` when the last retry failed, or :class:`HookGone` when the receiver
+   answered ``410 Gone``.
+4. :class:`DeliveryCancelled` for each other delivery of that hook that was cancelled as a
+   consequence.
+
+:meth:`~resthooks.Dispatcher.unsubscribe` sends :class:`DeliveryCancelled` (reason
+``unsubscribed``) for each delivery it cancels.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, TypeAlias
+
+import attrs
+
+from .model import Attempt, Hook, Outcome, OutcomeKind, RecordResult
+
+if TYPE_CHECKING:
+    from .stores import HookRegistry
+
+__all__ = [
+    "AttemptFinished",
+    "CancelReason",
+    "DeliveryCancelled",
+    "DeliveryDelivered",
+    "DeliveryFailed",
+    "HookDead",
+    "HookGone",
+    "LifecycleEvent",
+    "LifecycleListener",
+]
+
+logger = logging.getLogger("resthooks")
+
+
+class CancelReason(str, enum.Enum):
+    """Why a delivery was cancelled."""
+
+    HOOK_DEAD = "hook_dead"
+    """Its hook died (another delivery of the hook ran out of retries)."""
+    HOOK_GONE = "hook_gone"
+    """Its hook's URL answered ``410 Gone`` (to this delivery or another one)."""
+    UNSUBSCRIBED = "unsubscribed"
+    """Its hook was unsubscribed."""
+
+
+@attrs.frozen(kw_only=True)
+class AttemptFinished:
+    """An attempt was made and its outcome recorded.
+
+    Attributes:
+        hook: The hook, as it was when the delivery was claimed.
+        delivery_id: The delivery (its ``webhook-id``).
+        attempt: The attempt's log entry (status or error, duration...).
+        outcome: What the Dispatcher decided: ``delivered``, ``retry``, ``failed`` or ``gone``.
+        next_attempt_at: For ``retry``: when the next attempt is due.
+    """
+
+    hook: Hook
+    delivery_id: str
+    attempt: Attempt
+    outcome: OutcomeKind
+    next_attempt_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryDelivered:
+    """A delivery got a 2xx answer.
+
+    Attributes:
+        hook: The hook, as it was when the delivery was claimed.
+        delivery_id: The delivery.
+        attempt: The successful attempt.
+    """
+
+    hook: Hook
+    delivery_id: str
+    attempt: Attempt
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryFailed:
+    """A delivery's last retry failed: it has failed for good (and its hook died).
+
+    Attributes:
+        hook: The hook, as it was when the delivery was claimed.
+        delivery_id: The delivery.
+        attempt: The last attempt.
+        reason: Why (the number of attempts and the last error).
+    """
+
+    hook: Hook
+    delivery_id: str
+    attempt: Attempt
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryCancelled:
+    """A delivery will not be attempted again (unless redelivered).
+
+    Attributes:
+        hook: The hook, as it was before it died or was removed.
+        delivery_id: The cancelled delivery.
+        reason: :class:`CancelReason`.
+    """
+
+    hook: Hook
+    delivery_id: str
+    reason: CancelReason
+
+
+@attrs.frozen(kw_only=True)
+class HookDead:
+    """A hook died: its retries ran out. It receives nothing more until revived.
+
+    This is the event to tell the hook's owner about.
+
+    Attributes:
+        hook: The hook, now dead (``dead_reason`` and ``dead_at`` set).
+        reason: Why it died.
+        cancelled: Ids of its other deliveries that were cancelled.
+    """
+
+    hook: Hook
+    reason: str
+    cancelled: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class HookGone:
+    """A receiver answered ``410 Gone``: the hook was removed at once.
+
+    Attributes:
+        hook: The hook as it was (it no longer exists in the store).
+        delivery_id: The delivery that was answered 410.
+        cancelled: Ids of its other deliveries that were cancelled.
+    """
+
+    hook: Hook
+    delivery_id: str
+    cancelled: tuple[str, ...] = ()
+
+
+LifecycleEvent: TypeAlias = (
+    AttemptFinished | DeliveryDelivered | DeliveryFailed | DeliveryCancelled | HookDead | HookGone
+)
+"""Any of the lifecycle event types."""
+
+
+class LifecycleListener(Protocol):
+    """What a listener is: a callable taking one event and returning nothing.
+
+    It runs in the thread that records outcomes, so keep it quick: hand slow work (sending an
+    email) to a queue of your own. An exception it raises is logged and otherwise ignored.
+
+    Example:
+        >>> seen = []
+        >>> def listener(event: LifecycleEvent) -> None:
+        ...     if isinstance(event, HookDead):
+        ...         seen.append(event.hook.id)
+    """
+
+    def __call__(self, event: LifecycleEvent, /) -> None:
+        """Handle one event."""
+        ...
+
+
+def notify(listeners: Sequence[LifecycleListener], event: LifecycleEvent) -> None:
+    """Call every listener with ``event``; log and swallow what any of them raises."""
+    for listener in listeners:
+        try:
+            listener(event)
+        except Exception:  # a host's listener must never break delivery
+            logger.exception(
+                "lifecycle listener %r raised on %s",
+                listener,
+                type(event).__name__,
+                extra={"listener": repr(listener), "lifecycle_event": type(event).__name__},
+            )
+
+
+def notify_recorded(
+    listeners: Sequence[LifecycleListener],
+    outcomes: Sequence[Outcome],
+    results: Sequence[RecordResult],
+    hooks: Mapping[str, Hook],
+    registry: HookRegistry,
+) -> None:
+    """Send the events of a recorded batch (see the module's docs for which, in which order).
+
+    ``hooks`` maps delivery ids to their hooks as claimed; an outcome whose hook is unknown,
+    or that the store refused (stale), sends nothing.
+    """
+    for outcome, result in zip(outcomes, results, strict=True):
+        hook = hooks.get(outcome.delivery_id)
+        if hook is None or not result.applied or outcome.attempt is None:
+            continue
+        attempt = outcome.attempt
+        delivery_id = outcome.delivery_id
+        notify(
+            listeners,
+            AttemptFinished(
+                hook=hook,
+                delivery_id=delivery_id,
+                attempt=attempt,
+                outcome=outcome.kind,
+                next_attempt_at=outcome.next_attempt_at,
+            ),
+        )
+        if outcome.kind is OutcomeKind.DELIVERED:
+            notify(
+                listeners, DeliveryDelivered(hook=hook, delivery_id=delivery_id, attempt=attempt)
+            )
+        elif outcome.kind is OutcomeKind.FAILED:
+            reason = outcome.reason or "retries exhausted"
+            notify(
+                listeners,
+                DeliveryFailed(hook=hook, delivery_id=delivery_id, attempt=attempt, reason=reason),
+            )
+            dead = registry.get_hook(hook.id) or hook
+            notify(listeners, HookDead(hook=dead, reason=reason, cancelled=result.cancelled))
+            _cancelled(listeners, hook, result.cancelled, CancelReason.HOOK_DEAD)
+        elif outcome.kind is OutcomeKind.GONE:
+            _cancelled(listeners, hook, (delivery_id,), CancelReason.HOOK_GONE)
+            notify(
+                listeners,
+                HookGone(hook=hook, delivery_id=delivery_id, cancelled=result.cancelled),
+            )
+            _cancelled(listeners, hook, result.cancelled, CancelReason.HOOK_GONE)
+
+
+def notify_unsubscribed(
+    listeners: Sequence[LifecycleListener], hook: Hook, cancelled: Sequence[str]
+) -> None:
+    """Send :class:`DeliveryCancelled` for each delivery an unsubscribe cancelled."""
+    _cancelled(listeners, hook, cancelled, CancelReason.UNSUBSCRIBED)
+
+
+def _cancelled(
+    listeners: Sequence[LifecycleListener],
+    hook: Hook,
+    delivery_ids: Sequence[str],
+    reason: CancelReason,
+) -> None:
+    for delivery_id in delivery_ids:
+        notify(listeners, DeliveryCancelled(hook=hook, delivery_id=delivery_id, reason=reason))

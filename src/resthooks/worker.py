@@ -1,0 +1,366 @@
+"""The long-running worker: many attempts at once, slow endpoints kept apart, a clean stop."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from .errors import ConfigurationError, InvalidStateError, TransportError
+from .model import Claim, Outcome, OutcomeKind
+
+if TYPE_CHECKING:
+    from .dispatcher import DeliverySummary, Dispatcher
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger("resthooks")
+
+_RUNS = itertools.count(1)
+
+
+class Worker:
+    """Delivers for a :class:`~resthooks.Dispatcher` on a bounded pool of threads.
+
+    Make one with :meth:`Dispatcher.worker() <resthooks.Dispatcher.worker>` (or let
+    :meth:`Dispatcher.run() <resthooks.Dispatcher.run>` make it). One loop thread claims due
+    deliveries from the store in batches, hands them to ``workers`` threads that make the
+    attempts, records their outcomes in batches, and sleeps until something can be done:
+    an attempt finished, an emit in this process, the next delivery due, ``stop``, or
+    ``poll_interval`` (for work queued by other processes).
+
+    How a slow endpoint is kept from delaying the others:
+
+    - at most ``Dispatcher.max_in_flight_per_host`` deliveries to one host are in flight at
+      once (claimed or being sent), enforced by the store when claiming, so a host that never
+      answers ties up at most that many threads;
+    - an attempt that timed out is retried no sooner than ``Dispatcher.timeout_penalty``
+      (60 s by default);
+    - deliveries are claimed oldest due first, so a first attempt due now is sent before any
+      retry that is due later, and a failing host's retries are spread out by the schedule
+      and capped by the per-host limit: retries cannot crowd out first attempts.
+
+    Args:
+        dispatcher: Whose deliveries to send.
+        workers: Threads making attempts at once. Default 16.
+        poll_interval: Seconds between looks at the store while nothing is due (only work
+            queued by another process needs it: an emit in this process wakes the worker at
+            once). Default 5 s.
+        grace: When stopping, how long attempts in flight may take to finish, in seconds.
+            Default: the Dispatcher's attempt deadline (``timeouts.total``).
+
+    Raises:
+        ConfigurationError: For a bad option.
+
+    Example:
+        >>> from resthooks import Dispatcher
+        >>> from resthooks.stores import MemoryStore
+        >>> from resthooks.testing import FakeClock, RecordingTransport
+        >>> dispatcher = Dispatcher(
+        ...     MemoryStore(), clock=FakeClock(), transport=RecordingTransport()
+        ... )
+        >>> _ = dispatcher.subscribe("party/created", "https://example.com/h", owner="acme")
+        >>> _ = dispatcher.emit("party/created", [{"id": 1}], owner="acme")
+        >>> worker = dispatcher.worker(workers=4)
+        >>> worker.run_until_idle().delivered
+        1
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        workers: int = 16,
+        poll_interval: float = 5.0,
+        grace: float | None = None,
+    ) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigurationError("workers must be an int >= 1")
+        if not _seconds(poll_interval) or poll_interval <= 0:
+            raise ConfigurationError("poll_interval must be a finite number of seconds > 0")
+        if grace is not None and not _seconds(grace):
+            raise ConfigurationError("grace must be None or a finite number of seconds >= 0")
+        self.dispatcher = dispatcher
+        self.workers = workers
+        self.poll_interval = float(poll_interval)
+        self.grace = float(grace) if grace is not None else dispatcher.timeouts.total
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._running = threading.Lock()
+        self._run_id = 0
+
+    def run(self, stop: threading.Event | None = None) -> DeliverySummary:
+        """Deliver until ``stop`` is set (or :meth:`stop` is called).
+
+        Then: no new work is taken, claims not yet sent are released, attempts in flight get
+        ``grace`` seconds to finish and be recorded, and the claims of those still running
+        after it are released too (they may reach their receiver twice: deliveries are
+        at least once, with a stable ``webhook-id``). No delivery is left in flight.
+
+        Returns:
+            The counts of outcomes recorded.
+
+        Raises:
+            InvalidStateError: If this worker is already running.
+        """
+        return self._run(stop, once=False)
+
+    def run_until_idle(self, stop: threading.Event | None = None) -> DeliverySummary:
+        """Deliver until nothing is due now and nothing is in flight (``worker --once``).
+
+        Never sleeps on the clock: it only waits for its own attempts, so with a
+        :class:`~resthooks.testing.FakeClock` time stands still while it runs. ``stop``
+        (or :meth:`stop`) ends it early, as in :meth:`run`; it is noticed when an attempt
+        finishes.
+
+        Returns:
+            The counts of outcomes recorded.
+        """
+        return self._run(stop, once=True)
+
+    def stop(self) -> None:
+        """Ask the running loop to stop now (thread-safe). A stop asked for before
+        :meth:`run` makes that run stop at once."""
+        self._stopping.set()
+        self._wake.set()
+
+    def _run(self, stop: threading.Event | None, *, once: bool) -> DeliverySummary:
+        if not self._running.acquire(blocking=False):
+            raise InvalidStateError("this worker is already running")
+        run_id = self._run_id = next(_RUNS)
+        session = _Session(self, stop)
+        self.dispatcher._add_waker(self._wake)  # the Dispatcher's own worker
+        try:
+            if stop is not None and not once:
+                threading.Thread(
+                    target=self._watch, args=(stop, run_id), name="resthooks-stop", daemon=True
+                ).start()
+            logger.info(
+                "worker started: %d threads%s",
+                self.workers,
+                " (until idle)" if once else "",
+                extra={"workers": self.workers},
+            )
+            session.loop(once=once)
+            session.finish()
+        finally:
+            session.abandon()
+            self.dispatcher._remove_waker(self._wake)
+            self._stopping.clear()
+            self._running.release()
+        logger.info(
+            "worker stopped: %d attempts recorded",
+            session.summary.attempts,
+            extra={"attempts": session.summary.attempts},
+        )
+        return session.summary
+
+    def _watch(self, stop: threading.Event, run_id: int) -> None:
+        # Wakes the loop when the caller's Event is set. It ends with that Event: a run that
+        # ends another way (an error) leaves it waiting, harmlessly, for the Event.
+        stop.wait()
+        if self._run_id == run_id and self._running.locked():
+            self.stop()
+
+    def __repr__(self) -> str:
+        return f"<Worker workers={self.workers} dispatcher={self.dispatcher!r}>"
+
+
+def _seconds(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value < float("inf")
+    )
+
+
+class _Session:
+    """The state of one run: claims waiting for a thread, attempts in flight, results."""
+
+    def __init__(self, worker: Worker, stop: threading.Event | None) -> None:
+        from .dispatcher import DeliverySummary  # noqa: PLC0415 - dispatcher imports us
+
+        self.worker = worker
+        self.dispatcher = worker.dispatcher
+        self.clock = worker.dispatcher.clock
+        self.stop_event = stop
+        self.wake = worker._wake
+        self.executor = ThreadPoolExecutor(
+            max_workers=worker.workers, thread_name_prefix="resthooks-attempt"
+        )
+        self.ready: deque[Claim] = deque()
+        self.in_flight: dict[str, tuple[Claim, Future[None]]] = {}
+        self.done: queue.SimpleQueue[tuple[Claim, Outcome | None]] = queue.SimpleQueue()
+        self.summary = DeliverySummary()
+        self.attempt_deadline = timedelta(seconds=self.dispatcher.timeouts.total)
+
+    def stopping(self) -> bool:
+        return self.worker._stopping.is_set() or (
+            self.stop_event is not None and self.stop_event.is_set()
+        )
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def loop(self, *, once: bool) -> None:
+        while not self.stopping():
+            # Cleared before collecting results: a result that lands after this point sets
+            # it again, so the wait below cannot miss it.
+            self.wake.clear()
+            self.record_done()
+            self.start_ready()
+            self.claim()
+            self.start_ready()
+            if self.stopping():
+                return
+            if self.ready:
+                # Every thread is busy: only a finished attempt (or stop) changes anything.
+                self.wake.wait()
+            elif once:
+                if not self.in_flight:
+                    return
+                self.wake.wait()
+            else:
+                self.sleep()
+
+    def claim(self) -> None:
+        workers = self.worker.workers
+        if len(self.ready) >= max(1, workers // 2):
+            return
+        # Claim up to one batch ahead of the threads, so the store is asked once per batch
+        # rather than once per attempt. A claim waits at most for one round of attempts, each
+        # shorter than the attempt deadline, which the lease outlasts.
+        limit = 2 * workers - len(self.in_flight) - len(self.ready)
+        if limit <= 0:
+            return
+        now = self.clock.now()
+        d = self.dispatcher
+        self.ready.extend(
+            d.store.claim_due(
+                now=now,
+                limit=limit,
+                lease_until=now + d.lease,
+                max_in_flight_per_host=d.max_in_flight_per_host,
+            )
+        )
+
+    def start_ready(self) -> None:
+        stale: list[Claim] = []
+        while self.ready and len(self.in_flight) < self.worker.workers:
+            claim = self.ready.popleft()
+            if claim.lease_until - self.clock.now() < self.attempt_deadline:
+                stale.append(claim)  # it could expire mid-attempt: let it be claimed afresh
+                continue
+            future = self.executor.submit(self.attempt, claim)
+            self.in_flight[claim.delivery.id] = (claim, future)
+        if stale:
+            self.release(stale)
+
+    def attempt(self, claim: Claim) -> None:
+        """Runs on a pool thread: one attempt, then hand the outcome to the loop."""
+        outcome: Outcome | None = None
+        try:
+            outcome = self.dispatcher.attempt(claim)
+        except Exception as exc:  # e.g. a secret that no longer parses
+            logger.exception(
+                "attempt of delivery %s could not be made",
+                claim.delivery.id,
+                extra={"delivery_id": claim.delivery.id, "hook_id": claim.hook.id},
+            )
+            now = self.clock.now()
+            try:
+                outcome = self.dispatcher.decide(
+                    claim,
+                    started=now,
+                    finished=now,
+                    response=None,
+                    error=TransportError(
+                        "protocol", f"the request could not be made: {type(exc).__name__}"
+                    ),
+                )
+            except Exception:  # noqa: BLE001 - then the claim is released below
+                outcome = None
+        finally:
+            self.done.put((claim, outcome))
+            self.wake.set()
+
+    def record_done(self) -> None:
+        claims: list[Claim] = []
+        outcomes: list[Outcome] = []
+        while True:
+            try:
+                claim, outcome = self.done.get_nowait()
+            except queue.Empty:
+                break
+            if self.in_flight.pop(claim.delivery.id, None) is None:
+                continue  # abandoned after the grace period: its claim was released
+            claims.append(claim)
+            outcomes.append(outcome if outcome is not None else _release(claim))
+        if outcomes:
+            self.summary += self.dispatcher.record(outcomes, claims=claims)
+
+    def sleep(self) -> None:
+        now = self.clock.now()
+        due = self.dispatcher.store.next_due_at()
+        deadline = now + timedelta(seconds=self.worker.poll_interval)
+        if due is not None and due > now:
+            deadline = min(deadline, due)
+        if self.in_flight:
+            # The store's next due time may be the expiry of our own leases. Never sleep up
+            # to them: wait for the attempts instead (each ends before its lease). This also
+            # keeps a FakeClock from jumping past an attempt that is still running.
+            own_lease = min(claim.lease_until for claim, _ in self.in_flight.values())
+            if due is None or due >= own_lease or deadline >= own_lease:
+                self.wake.wait()
+                return
+        self.clock.sleep_until(deadline, self.wake)
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Stop cleanly: release what was not sent, give attempts in flight ``grace``."""
+        if self.ready:
+            unsent = list(self.ready)
+            self.ready.clear()
+            self.release(unsent)
+        deadline = self.clock.now() + timedelta(seconds=self.worker.grace)
+        while self.in_flight:
+            self.wake.clear()
+            self.record_done()
+            if not self.in_flight or self.clock.now() >= deadline:
+                break
+            self.clock.sleep_until(deadline, self.wake)
+        self.record_done()
+
+    def abandon(self) -> None:
+        """Release every claim still held (after the grace period, or after an error)."""
+        leftover = list(self.ready)
+        self.ready.clear()
+        running = False
+        for claim, future in self.in_flight.values():
+            running = running or not future.cancel()
+            leftover.append(claim)
+        self.in_flight.clear()
+        if leftover:
+            logger.warning(
+                "released %d claimed deliveries that were not finished when the worker "
+                "stopped; they will be attempted again",
+                len(leftover),
+                extra={"released": len(leftover)},
+            )
+            try:
+                self.release(leftover)
+            except Exception:  # their leases expire anyway; say so
+                logger.exception("could not release %d claims", len(leftover))
+        self.executor.shutdown(wait=not running, cancel_futures=True)
+
+    def release(self, claims: list[Claim]) -> None:
+        self.summary += self.dispatcher.record([_release(c) for c in claims], claims=claims)
+
+
+def _release(claim: Claim) -> Outcome:
+    return Outcome(delivery_id=claim.delivery.id, token=claim.token, kind=OutcomeKind.RELEASE)
