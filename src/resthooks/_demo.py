@@ -283,7 +283,9 @@ class _Scenario:
 
     def run_worker(self) -> None:
         try:
-            self.dispatcher.run(workers=4, stop=self.stop)
+            # Emits in this process wake the worker; polling is for other processes, so a
+            # quarter of a real second between looks is plenty.
+            self.dispatcher.run(workers=4, stop=self.stop, poll_interval=self.clock.speed / 4)
         except BaseException as exc:  # noqa: BLE001 - reported as a failed check, not a traceback
             self.worker_error = exc
 

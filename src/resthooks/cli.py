@@ -21,13 +21,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn, TextIO
+
+import attrs
 
 from .dispatcher import Dispatcher
 from .encoding import isoformat_z
@@ -42,7 +50,8 @@ from .errors import (
     ValidationError,
 )
 from .events import CAPSULE_EVENTS
-from .model import Attempt, Delivery, DeliveryState, Hook, HookState
+from .lifecycle import AttemptFinished, LifecycleEvent
+from .model import Attempt, Delivery, DeliveryState, Hook, HookState, OutcomeKind
 from .network import NetworkPolicy
 from .stores import SQLiteStore, Store
 from .urls import mask_url, validate_target_url
@@ -80,14 +89,23 @@ class _Parser(argparse.ArgumentParser):
 class Result:
     """A command's data and the text a human reads, rendered from that same data."""
 
-    def __init__(self, data: Any, render: Callable[[Any], str], *, status: int = EXIT_OK) -> None:
+    def __init__(
+        self,
+        data: Any,
+        render: Callable[[Any], str],
+        *,
+        status: int = EXIT_OK,
+        compact: bool = False,
+    ) -> None:
         self.data = data
         self.render = render
         self.status = status
+        self.compact = compact  # one line of JSON, for commands that print JSON lines
 
     def write(self, out: TextIO, *, as_json: bool) -> None:
         if as_json:
-            out.write(json.dumps(self.data, indent=2, ensure_ascii=False) + "\n")
+            indent = None if self.compact else 2
+            out.write(json.dumps(self.data, indent=indent, ensure_ascii=False) + "\n")
         else:
             text = self.render(self.data)
             if text:
@@ -423,8 +441,6 @@ def cmd_hooks_remove(ctx: Context) -> Result:
 def cmd_hooks_revive(ctx: Context) -> Result:
     dispatcher = ctx.dispatcher()
     hook = _find_hook(dispatcher.store, ctx.args.id)
-    if hook.state is not HookState.DEAD:
-        raise InvalidStateError(f"hook {hook.id!r} is {hook.state.value}, not dead")
     revived = dispatcher.revive(hook.id, owner=hook.owner)
     return Result(hook_data(revived), _render_hook)
 
@@ -479,7 +495,7 @@ def cmd_deliveries_redeliver(ctx: Context) -> Result:
 
 
 def cmd_stats(ctx: Context) -> Result:
-    stats = ctx.store().stats()
+    stats = ctx.dispatcher().stats()
     data = {
         "hooks": dict(stats.hooks),
         "deliveries": dict(stats.deliveries),
@@ -511,8 +527,149 @@ def cmd_purge(ctx: Context) -> Result:
     )
 
 
+class WorkerReport:
+    """What ``resthooks worker`` shows while it runs: a lifecycle listener.
+
+    On a terminal, one status line rewritten in place (delivered, retrying, failed, pending,
+    rate); otherwise one line per attempt (a JSON object per line with ``--json``).
+    """
+
+    def __init__(self, dispatcher: Dispatcher, out: TextIO, *, live: bool, as_json: bool) -> None:
+        self.dispatcher = dispatcher
+        self.out = out
+        self.live = live
+        self.as_json = as_json
+        self.counts = dict.fromkeys(("attempts", "delivered", "retrying", "failed", "gone"), 0)
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._done = threading.Event()
+        self._painter: threading.Thread | None = None
+
+    def __enter__(self) -> WorkerReport:
+        self.dispatcher.add_listener(self)
+        if self.live:
+            self._painter = threading.Thread(target=self._paint_loop, daemon=True)
+            self._painter.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispatcher.remove_listener(self)
+        self._done.set()
+        if self._painter is not None:
+            self._painter.join()
+            self._paint()
+            self.out.write("\n")
+            self.out.flush()
+
+    def __call__(self, event: LifecycleEvent, /) -> None:
+        if not isinstance(event, AttemptFinished):
+            return
+        kind = {
+            OutcomeKind.DELIVERED: "delivered",
+            OutcomeKind.RETRY: "retrying",
+            OutcomeKind.FAILED: "failed",
+            OutcomeKind.GONE: "gone",
+        }.get(event.outcome)
+        with self._lock:
+            self.counts["attempts"] += 1
+            if kind:
+                self.counts[kind] += 1
+            if not self.live:
+                self._log(event, kind or event.outcome.value)
+
+    def _log(self, event: AttemptFinished, kind: str) -> None:
+        attempt = attempt_data(event.attempt)
+        line: Data = {
+            "at": attempt["started_at"],
+            "delivery_id": event.delivery_id,
+            "hook_id": event.hook.id,
+            "attempt": attempt["number"],
+            "status": attempt["status"],
+            "error": attempt["error"] if attempt["status"] is None else None,
+            "duration": attempt["duration"],
+            "outcome": kind,
+            "next_attempt_at": _when(event.next_attempt_at),
+        }
+        if self.as_json:
+            self.out.write(json.dumps(line) + "\n")
+        else:
+            status = _outcome_text(attempt)
+            after = (
+                f", next attempt {_short(line['next_attempt_at'])}" if kind == "retrying" else ""
+            )
+            self.out.write(
+                f"{_short(line['at'])}  {line['delivery_id']}  {line['hook_id']}  "
+                f"attempt {line['attempt']}  {status}  {kind}{after}  "
+                f"({attempt['duration'] * 1000:.0f} ms)\n"
+            )
+        self.out.flush()
+
+    def _paint_loop(self) -> None:
+        while not self._done.wait(0.5):
+            self._paint()
+
+    def _paint(self) -> None:
+        try:
+            pending = self.dispatcher.stats().deliveries.get("pending", 0)
+        except ResthooksError:
+            pending = -1
+        with self._lock:
+            counts = dict(self.counts)
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        self.out.write(
+            f"\r\x1b[Kdelivered {counts['delivered']}  retrying {counts['retrying']}  "
+            f"failed {counts['failed']}  pending {pending if pending >= 0 else '?'}  "
+            f"{counts['attempts'] / elapsed:.1f} attempts/s"
+        )
+        self.out.flush()
+
+
 def cmd_worker(ctx: Context) -> Result:
-    raise NotImplementedError
+    args = ctx.args
+    if args.workers < 1:
+        raise ValidationError("workers", f"must be at least 1; got {args.workers}")
+    dispatcher = ctx.dispatcher()
+    as_json = bool(getattr(args, "json", False))
+    stop = threading.Event()
+    report = WorkerReport(
+        dispatcher, ctx.stdout, live=ctx.stdout.isatty() and not as_json, as_json=as_json
+    )
+    with _stop_on_signals(stop), report:
+        if args.once:
+            summary = dispatcher.run_until_idle(workers=args.workers, stop=stop)
+        else:
+            summary = dispatcher.run(workers=args.workers, stop=stop)
+    data = {
+        "stopped": "idle" if args.once and not stop.is_set() else "signal",
+        **attrs.asdict(summary),
+    }
+
+    def render(d: Data) -> str:
+        counts = ", ".join(f"{v} {k}" for k, v in d.items() if k != "stopped")
+        why = "nothing left due" if d["stopped"] == "idle" else "asked to"
+        return f"worker stopped ({why}): {counts}"
+
+    return Result(data, render, compact=True)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM ask for a clean stop; a second one stops at once, as usual."""
+    signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {s: signal.getsignal(s) for s in signals}
+
+    def ask_to_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        for s in signals:
+            signal.signal(s, signal.SIG_DFL if s is signal.SIGTERM else signal.default_int_handler)
+
+    for s in signals:
+        signal.signal(s, ask_to_stop)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _choice(value: str | None, enum: Any, field: str) -> Any:
@@ -644,6 +801,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput as exc:
         print(f"resthooks: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    # The command prints its own account of every attempt; the library's log lines would
+    # repeat it on stderr (the last-resort handler), so they go nowhere unless configured.
+    logging.getLogger("resthooks").addHandler(logging.NullHandler())
     ctx = Context(args, sys.stdin, sys.stdout)
     try:
         result = args.handler(ctx)
