@@ -650,6 +650,8 @@ def render_demo(data: dict[str, Any]) -> str:
                 for r in data["timeline"]
             ],
         ),
+        f"(simulated time: each real millisecond of work moves the clock "
+        f"{data['speed'] / 1000:g} s, so attempts come a little after their schedule)",
         "",
         "hooks",
         table(

@@ -10,11 +10,7 @@ The command line is an operator's tool: it sees every owner's hooks and deliveri
 that create something (``hooks add``, ``emit``) act for ``--owner``, default
 :data:`DEFAULT_OWNER`. Commands that take an id look the object up in the store and then act
 through the :class:`~resthooks.Dispatcher` on behalf of the object's own owner, so every rule
-of the Dispatcher still applies.
-
-Example:
-    >>> main(["emit", "party/nothing", "--payload", "{}", "--db", "unused.db"])
-    2
+of the Dispatcher still applies. See the "Command line" page of the documentation.
 """
 
 from __future__ import annotations
@@ -193,7 +189,14 @@ def _outcome_text(attempt: Data) -> str:
 
 def _render_fields(data: Data, keys: Sequence[str]) -> str:
     width = max(len(k) for k in keys)
-    return "\n".join(f"{k.ljust(width)}  {'-' if data.get(k) is None else data[k]}" for k in keys)
+
+    def shown(key: str) -> object:
+        value = data.get(key)
+        if value is None or value == "":
+            return "-"
+        return _short(value) if key.endswith("_at") else value
+
+    return "\n".join(f"{k.ljust(width)}  {shown(k)}" for k in keys)
 
 
 _HOOK_FIELDS = (
@@ -410,7 +413,15 @@ def cmd_hooks_add(ctx: Context) -> Result:
     args = ctx.args
     # Refuse bad input before the database file is opened (or created).
     CAPSULE_EVENTS.validate(args.event)
-    ctx.policy().check_url(validate_target_url(args.url))
+    url = validate_target_url(args.url)
+    try:
+        ctx.policy().check_url(url)
+    except ValidationError as exc:
+        if "allow" in exc.message or exc.field != "target_url":
+            raise
+        raise ValidationError(
+            exc.field, f"{exc.message} (--allow-network CIDR allows a network on purpose)"
+        ) from None
     dispatcher = ctx.dispatcher(create=True)
     hook = dispatcher.subscribe(
         args.event, args.url, owner=args.owner, description=args.description
@@ -795,7 +806,20 @@ def _allow_network(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 ok, 1 failed, 2 bad input)."""
+    """Run the ``resthooks`` command line and return its exit status.
+
+    Args:
+        argv: The arguments, without the program name. Default: ``sys.argv[1:]``.
+
+    Returns:
+        0 when the command succeeded, 1 when it ran but did not succeed (a demo check failed,
+        the store was locked), 2 when the input was refused (one line on stderr, nothing
+        written).
+
+    Example:
+        >>> main(["emit", "party/nothing", "--payload", "{}", "--db", "unused.db"])
+        2
+    """
     try:
         args = build_parser().parse_args(argv)
     except BadInput as exc:
