@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import signal
 import sqlite3
@@ -125,33 +126,10 @@ def test_demo_exits_zero_with_every_check_passed() -> None:
         assert expected in done.stdout
 
 
-def test_demo_json_reports_the_same_outcomes() -> None:
-    """`resthooks demo --json` reports the hooks' final states and every check passed."""
+def test_demo_json_reports_the_same_outcomes_and_leaves_no_file(tmp_path: Path) -> None:
+    """`resthooks demo --json` reports every check passed and writes nothing where it runs."""
     done = subprocess.run(
         [sys.executable, "-m", "resthooks", "demo", "--json", "--speed", "1200"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads(done.stdout)
-    assert report["ok"] is True
-    assert all(check["ok"] for check in report["checks"])
-    states = {hook["name"]: hook["state"] for hook in report["hooks"]}
-    assert (states) == {
-        "healthy": "active",
-        "flaky": "active",
-        "gone": "removed (410)",
-        "broken": "dead",
-    }
-    assert report["requests"] == report["signatures_verified"] > 0
-
-
-def test_demo_leaves_no_file_behind(tmp_path: Path) -> None:
-    """The demo writes nothing in the working directory (its store is temporary)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "resthooks", "demo", "--speed", "2000"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -159,6 +137,17 @@ def test_demo_leaves_no_file_behind(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is True
+    assert all(check["ok"] for check in report["checks"])
+    states = {hook["name"]: hook["state"] for hook in report["hooks"]}
+    assert states == {
+        "healthy": "active",
+        "flaky": "active",
+        "gone": "removed (410)",
+        "broken": "dead",
+    }
+    assert report["requests"] == report["signatures_verified"] > 0
     assert list(tmp_path.iterdir()) == []
 
 
@@ -331,6 +320,38 @@ def test_stats_and_purge(run: Run, receiver: HTTPServer) -> None:
     assert isinstance(purged, dict)
     assert purged["purged"] == 3
     assert run.json("deliveries", "list") == []
+
+
+def test_worker_on_a_terminal_keeps_one_status_line(run: Run, receiver: HTTPServer) -> None:
+    """On a terminal, the worker rewrites one status line instead of printing a line per attempt."""
+    receiver.expect_request("/hook").respond_with_data("", status=204)
+    seed(
+        run.db, [("party/created", receiver.url_for("/hook"), "acme")], [("party/created", "acme")]
+    )
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resthooks", "worker", "--once", "--allow-network", LOOPBACK],
+        env={**os.environ, "RESTHOOKS_DB": str(run.db)},
+        stdout=secondary,
+        stderr=subprocess.PIPE,
+    )
+    os.close(secondary)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the terminal closed: the worker exited
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(primary)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    text = screen.decode()
+    assert "\r\x1b[Kdelivered 1  retrying 0  failed 0  pending 0" in text
+    assert "attempt 1" not in text  # no per-attempt log lines on a terminal
+    assert "worker stopped (nothing left due): 1 delivered" in text
 
 
 def test_worker_stops_cleanly_on_sigterm(run: Run, receiver: HTTPServer) -> None:
