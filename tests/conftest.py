@@ -6,7 +6,7 @@ import pytest
 
 from resthooks import Dispatcher, NetworkPolicy
 from resthooks.stores import MemoryStore
-from resthooks.testing import FakeClock, RecordingTransport
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
 
 
 @pytest.fixture(name="clock")
@@ -31,7 +31,7 @@ def _dispatcher(store: MemoryStore, clock: FakeClock, transport: RecordingTransp
 
 # Loopback is refused by the default NetworkPolicy: a test that delivers to a local server
 # through the real transport opts in with this policy (or the fixture below).
-LOOPBACK = NetworkPolicy(allow_networks=["127.0.0.0/8", "::1/128"])
+LOOPBACK = LOOPBACK_POLICY
 
 
 @pytest.fixture(name="loopback_policy")

@@ -231,6 +231,8 @@ def test_malformed_bodies_answer_400(
         ({"targetUrl": "https://e.com/#top", "event": "party/created"}, "targetUrl"),
         ({"targetUrl": 12, "event": "party/created"}, "targetUrl"),
         ({"targetUrl": "https://e.com/" + "a" * 2048, "event": "party/created"}, "targetUrl"),
+        ({"targetUrl": "http://127.0.0.1:8000/", "event": "party/created"}, "targetUrl"),
+        ({"targetUrl": "http://[::ffff:169.254.169.254]/", "event": "party/created"}, "targetUrl"),
         ({"targetUrl": "https://e.com/", "event": "party/exploded"}, "event"),
         ({"targetUrl": "https://e.com/", "event": ["party/created"]}, "event"),
         (

@@ -131,7 +131,7 @@ def _check_answer(answer: ApiResponse) -> None:
 
 
 @settings(
-    max_examples=400,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -164,7 +164,7 @@ def test_create_answers_an_allowed_status_and_stores_exactly_the_201s(
     assert {doc["id"] for doc in listed.body["restHooks"]} == created
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(hook_fields().map(lambda fields: {"restHook": fields}), max_size=12))
 def test_the_cap_holds_for_any_sequence_of_creates(requests: list[object]) -> None:
     """With a cap of 3, no sequence of creates stores more than 3 hooks, and 422s store none."""

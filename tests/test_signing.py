@@ -221,11 +221,13 @@ def test_verify_accepts_what_standardwebhooks_signs() -> None:
     verify(body.encode(), headers, secret, now=now)
 
 
-def test_standardwebhooks_verifies_our_requests(httpserver: HTTPServer) -> None:
+def test_standardwebhooks_verifies_our_requests(
+    httpserver: HTTPServer, loopback_policy: NetworkPolicy
+) -> None:
     """Requests sent over HTTP by the Dispatcher pass the reference library's verify()."""
     httpserver.expect_request("/hook", method="POST").respond_with_data("", status=204)
     clock = FakeClock(datetime.now(timezone.utc))
-    dispatcher = Dispatcher(MemoryStore(), clock=clock, network_policy=LOOPBACK)
+    dispatcher = Dispatcher(MemoryStore(), clock=clock, network_policy=loopback_policy)
     hook = dispatcher.subscribe("party/created", httpserver.url_for("/hook"), owner="acme")
     dispatcher.emit("party/created", {"id": 1, "name": "Ada"}, owner="acme")
     assert dispatcher.deliver_due().delivered == 1

@@ -67,7 +67,7 @@ def test_secrets_differ_per_hook_and_can_be_turned_off(store: MemoryStore) -> No
         "HTTPS://EXAMPLE.COM/path?q=1&r=2",
         "https://example.com:8443/hooks",
         "https://user:pw@example.com/hooks",
-        "https://[2001:db8::1]/hooks",
+        "https://[2606:4700:4700::1111]/hooks",
         "https://example.com/" + "a" * (2048 - len("https://example.com/")),
     ],
 )

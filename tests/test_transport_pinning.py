@@ -309,11 +309,13 @@ def test_blocked_attempt_is_a_failed_attempt_retried_on_schedule(server: Countin
     assert hook.is_active
 
 
-def test_dispatcher_default_transport_enforces_its_policy(server: CountingServer) -> None:
+def test_dispatcher_default_transport_enforces_its_policy(
+    server: CountingServer, loopback_policy: NetworkPolicy
+) -> None:
     """The Dispatcher builds its default transport with its own network_policy."""
-    dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), network_policy=LOOPBACK)
+    dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), network_policy=loopback_policy)
     assert isinstance(dispatcher.transport, Urllib3Transport)
-    assert dispatcher.transport.policy == LOOPBACK
+    assert dispatcher.transport.policy == loopback_policy
     dispatcher.subscribe("party/created", f"http://127.0.0.1:{server.port}/h", owner="acme")
     dispatcher.emit("party/created", {"id": 1}, owner="acme")
     assert dispatcher.deliver_due().delivered == 1

@@ -27,7 +27,7 @@ class HookState(str, enum.Enum):
     ACTIVE = "active"
     """Receives deliveries."""
     DEAD = "dead"
-    """Its retries ran out: it receives nothing more until revived, and stays listed."""
+    """Its retries ran out, so it receives nothing more until revived; it stays listed."""
 
 
 class DeliveryState(str, enum.Enum):
@@ -200,12 +200,13 @@ class OutcomeKind(str, enum.Enum):
     RETRY = "retry"
     """Make it pending again, due at ``Outcome.next_attempt_at``."""
     FAILED = "failed"
-    """Retries ran out: mark it failed, mark the hook dead, cancel the hook's pending deliveries."""
+    """Retries ran out, so mark it failed, mark the hook dead, cancel the hook's pending
+    deliveries."""
     GONE = "gone"
-    """The receiver answered 410: mark it cancelled, remove the hook, cancel its pending
+    """The receiver answered 410, so mark it cancelled, remove the hook, cancel its pending
     deliveries."""
     RELEASE = "release"
-    """No attempt was made (the worker is stopping): make it pending again, unchanged."""
+    """No attempt was made (the worker is stopping), so make it pending again, unchanged."""
 
 
 @attrs.frozen(kw_only=True)

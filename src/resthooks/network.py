@@ -83,6 +83,11 @@ _DENIED: tuple[tuple[IPNetwork, str], ...] = tuple(
         ("ff00::/8", "multicast"),
     )
 )
+# The same list as integer ranges: checking an address is a few integer comparisons.
+_DENIED_RANGES: tuple[tuple[int, int, int, str], ...] = tuple(
+    (net.version, int(net.network_address), int(net.broadcast_address), reason)
+    for net, reason in _DENIED
+)
 _MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 _TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -225,8 +230,9 @@ class NetworkPolicy:
                     if reason is not None:
                         return f"{carrier} {inner} is {reason}"
                 return None
-        for net, reason in _DENIED:
-            if addr.version == net.version and addr in net:
+        value = int(addr)
+        for version, first, last, reason in _DENIED_RANGES:
+            if version == addr.version and first <= value <= last:
                 return reason
         if not addr.is_global:  # a safety net under the explicit list, never instead of it
             return "not globally routable"

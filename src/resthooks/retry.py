@@ -56,7 +56,7 @@ class RetryPolicy:
 
     @property
     def max_attempts(self) -> int:
-        """Attempts in all: the first one and one per delay."""
+        """How many attempts in all, the first one and one per delay."""
         return len(self.delays) + 1
 
     @property

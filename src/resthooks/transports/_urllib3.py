@@ -34,7 +34,7 @@ class Urllib3Transport:
 
     Connections are kept alive and reused per host. Redirects are never followed and nothing
     is retried. TLS certificates are verified. The total deadline of
-    :class:`~resthooks.transports.Timeouts` holds however slowly a server sends its body: the
+    :class:`~resthooks.Timeouts` holds however slowly a server sends its body: the
     body is read in chunks against a monotonic deadline. A response body longer than the cap
     is not read past the cap, and its connection is closed instead of going back to the pool.
 
