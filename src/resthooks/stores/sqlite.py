@@ -101,7 +101,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
         "CREATE INDEX deliveries_due ON deliveries (due_at, seq) WHERE due_at IS NOT NULL",
-        "CREATE INDEX deliveries_by_hook ON deliveries (hook_id, due_at, seq)",
+        # Open deliveries only: an index keyed by hook takes one scattered entry per hook on
+        # every fan-out, so it must stay as small as the backlog, not grow with the history.
+        "CREATE INDEX deliveries_open_by_hook ON deliveries (hook_id, due_at, seq)"
+        " WHERE due_at IS NOT NULL",
         "CREATE INDEX deliveries_by_message ON deliveries (message_id)",
         "CREATE INDEX deliveries_in_flight ON deliveries (lease_until) WHERE state = 'in_flight'",
         "CREATE INDEX deliveries_final ON deliveries (updated_at) WHERE due_at IS NULL",
@@ -270,6 +273,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._closed = False
         self._open_schema()
 
@@ -322,29 +326,44 @@ class SQLiteStore:
             )
         if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
             return SchemaError(f"{self.path!r} is not a SQLite database: {exc}")
-        if "readonly" in str(exc).replace(" ", "").lower():
+        if "readonly" in str(exc).replace(" ", "").lower() or "unable to open" in str(exc):
+            if not os.access(os.path.dirname(os.path.abspath(self.path)), os.W_OK):
+                return self._open_error(exc)
             return StoreError(f"{doing} on {self.path!r}: the database is read-only: {exc}")
         return StoreError(f"{doing} on {self.path!r} failed: {exc}")
 
     @contextmanager
     def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
         """One writing transaction: BEGIN IMMEDIATE, so a busy database waits at the start
-        (where nothing is written yet) instead of failing half-way."""
+        (where nothing is written yet) instead of failing half-way.
+
+        Threads of this process queue on a lock first: SQLite's own busy handler waits by
+        sleeping and polling, which wastes time between threads that a lock hands over at
+        once. Other processes still meet SQLite's lock and its busy timeout.
+        """
         conn = self._conn()
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise StoreError(
+                f"{doing} on {self.path!r}: other threads of this process held the write "
+                f"lock for longer than busy_timeout ({self.busy_timeout} s); nothing was written"
+            )
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise self._wrap(exc, doing) from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            # The transaction may already be gone; the original error says why.
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
                 raise self._wrap(exc, doing) from exc
-            raise
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                # The transaction may already be gone; the original error says why.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._wrap(exc, doing) from exc
+                raise
+        finally:
+            self._write_lock.release()
 
     @contextmanager
     def _read(self, doing: str) -> Iterator[sqlite3.Connection]:
@@ -735,18 +754,34 @@ class SQLiteStore:
             "WHERE d.due_at <= ? ORDER BY d.due_at, d.seq",
             (at,),
         )
+        # Hosts of active hooks that can take more, looked up the first time the scan meets a
+        # saturated host: once it is empty nothing more can be claimed, so the scan stops
+        # instead of walking the rest of a saturated host's backlog.
+        with_room: set[str] | None = None
         exhausted = True
         for scanned, (seq, host) in enumerate(cursor, start=1):
             if in_flight[host] < per_host:
                 in_flight[host] += 1
                 picked.append(seq)
                 if len(picked) >= limit:
-                    return picked
+                    break
+                if with_room is not None and in_flight[host] >= per_host:
+                    with_room.discard(host)
+            elif with_room is None:
+                with_room = {
+                    h
+                    for (h,) in conn.execute(
+                        "SELECT DISTINCT host FROM hooks WHERE state = 'active'"
+                    )
+                    if in_flight[h] < per_host
+                }
+            if with_room is not None and not with_room:
+                break
             if scanned >= _SCAN_BUDGET:
                 exhausted = False
                 break
         cursor.close()
-        if exhausted:
+        if exhausted or (with_room is not None and not with_room):
             return picked
         # Saturated hosts' backlogs fill the front of the queue: rather than walk past them,
         # take the oldest due rows of each hook whose host still has room (one probe of the

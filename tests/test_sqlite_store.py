@@ -1,0 +1,403 @@
+"""SQLiteStore on real files: schema checks, refusals, locking, the transactional outbox."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from resthooks import ConfigurationError, Hook, SchemaError, StoreError
+from resthooks.stores import SQLiteStore
+from resthooks.stores.sqlite import SCHEMA_VERSION
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _hook(n: int, *, host: str | None = None, at: datetime = T0) -> Hook:
+    return Hook(
+        id=f"hook_{n:05d}",
+        owner="acme",
+        event="party/created",
+        target_url=f"https://{host or f'h{n}.example.com'}/hook/{n}",
+        created_at=at,
+        updated_at=at,
+    )
+
+
+@pytest.fixture(name="db")
+def _db(tmp_path: Path) -> Path:
+    return tmp_path / "hooks.db"
+
+
+def test_new_file_gets_the_current_schema_in_wal_mode(db: Path) -> None:
+    """A new file is created with the current schema version, resthooks' application id, WAL."""
+    SQLiteStore(db).close()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x52484B53
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+
+
+def test_synchronous_setting_is_applied(db: Path) -> None:
+    """synchronous="FULL" is set on the store's connections; NORMAL is the default."""
+    with SQLiteStore(db, synchronous="FULL") as store:
+        assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 2
+    with SQLiteStore(db) as store:
+        assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [({"synchronous": "OFF"}, "synchronous"), ({"busy_timeout": -1}, "busy_timeout")],
+)
+def test_bad_options_are_refused(db: Path, kwargs: dict[str, object], word: str) -> None:
+    """Options that cannot work raise ConfigurationError naming them, and create no file."""
+    with pytest.raises(ConfigurationError, match=word):
+        SQLiteStore(db, **kwargs)  # type: ignore[arg-type]
+    assert not db.exists()
+
+
+def test_timestamps_round_trip_to_the_microsecond(db: Path) -> None:
+    """Aware datetimes come back equal to the microsecond, as UTC."""
+    at = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=timezone(timedelta(hours=2)))
+    with SQLiteStore(db) as store:
+        store.add_hook(_hook(1, at=at), max_per_owner=None)
+        got = store.get_hook("hook_00001")
+        assert got is not None
+        assert at == got.created_at
+        assert got.created_at.microsecond == 891011
+        assert timezone.utc == got.created_at.tzinfo
+
+
+def _foreign_sqlite(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    conn.execute("INSERT INTO invoices (total) VALUES (12.5)")
+    conn.commit()
+    conn.close()
+
+
+def _not_sqlite(path: Path) -> None:
+    path.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 20)
+
+
+def _corrupt_sqlite(path: Path) -> None:
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4080)
+
+
+def _newer_resthooks(path: Path) -> None:
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (_foreign_sqlite, "not a resthooks database"),
+        (_not_sqlite, "not a SQLite file"),
+        (_corrupt_sqlite, "not a"),
+        (_newer_resthooks, "newer resthooks"),
+    ],
+)
+def test_other_files_are_refused_and_left_untouched(db: Path, make, words: str) -> None:  # type: ignore[no-untyped-def]
+    """A foreign, non-SQLite, corrupt or newer file raises SchemaError and stays byte-identical."""
+    make(db)
+    before = db.read_bytes()
+    siblings = sorted(p.name for p in db.parent.iterdir())
+    with pytest.raises(SchemaError, match=words):
+        SQLiteStore(db)
+    assert before == db.read_bytes()
+    assert siblings == sorted(p.name for p in db.parent.iterdir())
+
+
+def _drop_dac_override() -> None:  # pragma: no cover - runs in the child process
+    # Root ignores directory permissions through CAP_DAC_OVERRIDE; drop it from the bounding
+    # set so the child, even as root, meets a read-only directory as any user would.
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(24, 1, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_DAC_OVERRIDE
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+_OPEN_AND_REPORT = """
+import sys
+from resthooks.stores import SQLiteStore
+from resthooks.errors import StoreError
+try:
+    SQLiteStore(sys.argv[1]).close()
+except StoreError as exc:
+    print(type(exc).__name__, exc)
+else:
+    print("opened")
+"""
+
+
+def _open_in_child(path: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", _OPEN_AND_REPORT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=_drop_dac_override if os.geteuid() == 0 else None,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_read_only_directory_is_a_clear_error(tmp_path: Path, existing: bool) -> None:
+    """In a read-only directory, opening (a new file, or an existing one that needs its WAL
+    files) raises StoreError that says the directory is not writable, and writes nothing."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    db = folder / "hooks.db"
+    if existing:
+        SQLiteStore(db).close()
+    before = sorted(p.name for p in folder.iterdir())
+    folder.chmod(0o555)
+    try:
+        report = _open_in_child(db)
+    finally:
+        folder.chmod(0o755)
+    assert report.startswith("StoreError"), report
+    assert "not writable" in report
+    assert before == sorted(p.name for p in folder.iterdir())
+
+
+def test_locked_past_busy_timeout_is_a_store_error_and_writes_nothing(db: Path) -> None:
+    """A write blocked past busy_timeout by another connection's lock raises StoreError
+    (no sqlite3 exception) and leaves no part of the fan-out behind."""
+    store = SQLiteStore(db, busy_timeout=0.2)
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.add_hook(_hook(2), max_per_owner=None)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="locked") as info:
+            store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.stats().deliveries["pending"] == 0
+    assert store._conn().execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert len(store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)) == 2
+    store.close()
+
+
+def test_driver_errors_arrive_as_store_errors(db: Path) -> None:
+    """A sqlite3 failure inside an operation reaches the caller as StoreError with the cause."""
+    store = SQLiteStore(db)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE attempts")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError) as info:
+        store.attempts("msg_1")
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.get_hook("hook_1")
+
+
+def _statements(store: SQLiteStore, call) -> list[str]:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+    conn = store._conn()
+    conn.set_trace_callback(seen.append)
+    try:
+        call()
+    finally:
+        conn.set_trace_callback(None)
+    return [s for s in seen if "deliveries" in s and not s.startswith(("BEGIN", "COMMIT"))]
+
+
+def test_claiming_uses_indexes_not_scans(db: Path) -> None:
+    """Every statement claim_due runs reaches deliveries through an index (O(log n)), with
+    and without the per-host limit, on a backlog that makes the fallback path run too."""
+    store = SQLiteStore(db)
+    store.add_hook(_hook(1, host="busy.example.com"), max_per_owner=None)
+    store.add_hook(
+        _hook(2, host="idle.example.com", at=T0 + timedelta(seconds=1)), max_per_owner=None
+    )
+    conn = store._conn()
+    for i in range(400):
+        store.enqueue(
+            owner="acme", event="party/created", body=b"{}", now=T0 + timedelta(seconds=i)
+        )
+    conn.execute("DELETE FROM deliveries WHERE hook_id = 'hook_00002' AND seq < 700")
+    lease = T0 + timedelta(hours=2)
+    now = T0 + timedelta(hours=1)
+    statements = _statements(
+        store,
+        lambda: store.claim_due(now=now, limit=10, lease_until=lease, max_in_flight_per_host=2),
+    )
+    statements += _statements(store, lambda: store.claim_due(now=now, limit=10, lease_until=lease))
+    statements += _statements(store, store.next_due_at)
+    assert len(statements) >= 6
+    for sql in statements:
+        plan = " / ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "SCAN d " not in plan + " ", (sql, plan)
+        assert "SCAN deliveries" not in plan, (sql, plan)
+    store.close()
+
+
+def test_saturated_host_backlog_does_not_starve_other_hosts(db: Path) -> None:
+    """With hundreds of due deliveries to a saturated host ahead of another host's, a claim
+    with a per-host limit still takes the other host's oldest deliveries, in order."""
+    with SQLiteStore(db) as store:
+        store.add_hook(_hook(1, host="busy.example.com"), max_per_owner=None)
+        for i in range(600):
+            store.enqueue(
+                owner="acme", event="party/created", body=b"{}", now=T0 + timedelta(seconds=i)
+            )
+        store.add_hook(_hook(2, host="idle.example.com"), max_per_owner=None)
+        late = [
+            store.enqueue(
+                owner="acme", event="party/created", body=b"{}", now=T0 + timedelta(seconds=700 + i)
+            )
+            for i in range(3)
+        ]
+        idle_ids = [d.id for batch in late for d in batch if d.hook_id == "hook_00002"]
+        now, lease = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+        first = store.claim_due(now=now, limit=5, lease_until=lease, max_in_flight_per_host=2)
+        assert [c.hook.target_url.split("/")[2] for c in first] == ["busy.example.com"] * 2 + [
+            "idle.example.com"
+        ] * 2
+        second = store.claim_due(now=now, limit=5, lease_until=lease, max_in_flight_per_host=3)
+        assert [c.hook.target_url.split("/")[2] for c in second] == [
+            "busy.example.com",
+            "idle.example.com",
+        ]
+        assert idle_ids == [c.delivery.id for c in first[2:] + second[1:]]
+
+
+def test_fan_out_stores_the_body_once(db: Path) -> None:
+    """One emit to many hooks stores its body in one messages row, and purge removes it."""
+    with SQLiteStore(db) as store:
+        for n in range(50):
+            store.add_hook(_hook(n), max_per_owner=None)
+        made = store.enqueue(owner="acme", event="party/created", body=b"x" * 1000, now=T0)
+        assert len(made) == 50
+        conn = store._conn()
+        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 1
+        store.remove_hook("hook_00000", now=T0)
+        conn.execute("UPDATE deliveries SET state = 'delivered', due_at = NULL")
+        assert store.purge(before=T0 + timedelta(seconds=1)) == 50
+        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+
+
+def test_threads_share_one_store(db: Path) -> None:
+    """Eight threads enqueueing and claiming at once on one store lose nothing and never
+    claim one delivery twice (each thread uses its own connection)."""
+    with SQLiteStore(db) as store:
+        store.add_hook(_hook(1), max_per_owner=None)
+        claimed: list[str] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def work(n: int) -> None:
+            try:
+                for _ in range(50):
+                    store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
+                    got = store.claim_due(now=T0, limit=3, lease_until=T0 + timedelta(hours=1))
+                    with lock:
+                        claimed.extend(c.delivery.id for c in got)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        claimed.extend(
+            c.delivery.id
+            for c in store.claim_due(now=T0, limit=1000, lease_until=T0 + timedelta(hours=1))
+        )
+        assert 400 == len(claimed) == len(set(claimed))
+
+
+# -- the transactional outbox ------------------------------------------------------------------
+
+
+def _host_db(db: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE IF NOT EXISTS parties (id INTEGER PRIMARY KEY, name TEXT)")
+    return conn
+
+
+def test_outbox_deliveries_commit_with_the_hosts_transaction(db: Path) -> None:
+    """Deliveries enqueued through the host's connection exist once the host commits."""
+    with SQLiteStore(db) as store:
+        store.add_hook(_hook(1), max_per_owner=None)
+        host = _host_db(db)
+        host.execute("BEGIN IMMEDIATE")
+        host.execute("INSERT INTO parties (name) VALUES ('Zoë')")
+        (made,) = store.enqueue(
+            owner="acme", event="party/created", body=b"{}", now=T0, connection=host
+        )
+        assert store.get_delivery(made.id) is None, "not visible before the host commits"
+        host.execute("COMMIT")
+        host.close()
+        assert store.get_delivery(made.id) == made
+
+
+def test_outbox_deliveries_roll_back_with_the_hosts_transaction(db: Path) -> None:
+    """When the host rolls back, neither its row nor the deliveries exist."""
+    with SQLiteStore(db) as store:
+        store.add_hook(_hook(1), max_per_owner=None)
+        host = _host_db(db)
+        host.execute("BEGIN IMMEDIATE")
+        host.execute("INSERT INTO parties (name) VALUES ('Zoë')")
+        store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0, connection=host)
+        host.execute("ROLLBACK")
+        assert host.execute("SELECT count(*) FROM parties").fetchone()[0] == 0
+        host.close()
+        assert store.stats().deliveries["pending"] == 0
+
+
+def test_outbox_refuses_unusable_connections(db: Path, tmp_path: Path) -> None:
+    """A non-sqlite3 object, a connection without a transaction, or one to another file is
+    refused with ConfigurationError, and nothing is written."""
+    with SQLiteStore(db) as store:
+        store.add_hook(_hook(1), max_per_owner=None)
+        elsewhere = sqlite3.connect(tmp_path / "other.db", isolation_level=None)
+        elsewhere.execute("BEGIN IMMEDIATE")
+        idle = _host_db(db)
+        for connection, words in (
+            (object(), "sqlite3.Connection"),
+            (idle, "no open transaction"),
+            (elsewhere, "not to the store's file"),
+        ):
+            with pytest.raises(ConfigurationError, match=words):
+                store.enqueue(
+                    owner="acme", event="party/created", body=b"{}", now=T0, connection=connection
+                )
+        elsewhere.execute("ROLLBACK")
+        elsewhere.close()
+        idle.close()
+        assert store.stats().deliveries["pending"] == 0
+
+
+def test_backup_is_a_usable_copy(db: Path, tmp_path: Path) -> None:
+    """backup() writes a consistent copy that opens as a store with the same contents."""
+    with SQLiteStore(db) as store:
+        store.add_hook(_hook(1), max_per_owner=None)
+        (made,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
+        store.backup(tmp_path / "copy.db")
+    with SQLiteStore(tmp_path / "copy.db") as copy:
+        assert copy.get_delivery(made.id) == made
+        assert copy.get_hook("hook_00001") == _hook(1)
