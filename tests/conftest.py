@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import pytest
 
 from resthooks import Dispatcher, NetworkPolicy
@@ -37,3 +44,125 @@ LOOPBACK = LOOPBACK_POLICY
 @pytest.fixture(name="loopback_policy")
 def _loopback_policy() -> NetworkPolicy:
     return LOOPBACK
+
+
+# -- real HTTP on loopback (the worker's tests) ----------------------------------------------
+
+
+@pytest.fixture(name="make_loopback_dispatcher")
+def _make_loopback_dispatcher() -> Iterator[Callable[..., Dispatcher]]:
+    """Builds every Dispatcher that sends real requests to loopback servers: when the network
+    policy refuses loopback by default, its opt-in goes here, once."""
+    made: list[Dispatcher] = []
+
+    def make(**options: Any) -> Dispatcher:
+        options.setdefault("max_hooks_per_owner", None)
+        options.setdefault("network_policy", LOOPBACK)
+        dispatcher = Dispatcher(options.pop("store", None) or MemoryStore(), **options)
+        made.append(dispatcher)
+        return dispatcher
+
+    yield make
+    for dispatcher in made:
+        dispatcher.transport.close()
+
+
+class Receiver:
+    """A threaded HTTP server on loopback that answers webhook POSTs.
+
+    ``answer(path, index)`` returns ``(status, headers)`` for the ``index``-th request (from 0)
+    to ``path``; by default every request gets 204. ``gate``, when set to an Event, holds every
+    request until it is set. ``requests`` lists ``(path, webhook-id)`` in arrival order.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+        self.answer: Callable[[str, int], tuple[int, dict[str, str]]] = lambda p, i: (204, {})
+        self.gate: threading.Event | None = None
+        self.arrived = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver._lock:
+                    index = sum(1 for p, _ in receiver.requests if p == self.path)
+                    receiver.requests.append((self.path, self.headers.get("webhook-id", "")))
+                receiver.arrived.release()
+                if receiver.gate is not None:
+                    receiver.gate.wait(30)
+                status, headers = receiver.answer(self.path, index)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        if self.gate is not None:
+            self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class BlackHole:
+    """A TCP server on loopback that accepts connections, reads nothing and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.connections: list[socket.socket] = []
+        self.accepted = threading.Semaphore(0)
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            self.accepted.release()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}{path}"
+
+    def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone does not on Linux.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.fixture(name="receiver")
+def _receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture(name="black_hole")
+def _black_hole() -> Iterator[BlackHole]:
+    server = BlackHole()
+    yield server
+    server.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .clock import Clock, SystemClock
-from .dispatcher import DeliverySummary, Dispatcher
+from .dispatcher import DEFAULT_RETENTION, DeliverySummary, Dispatcher
 from .encoding import encode_body, isoformat_z
 from .errors import (
     ConfigurationError,
@@ -48,6 +48,7 @@ from .verification import VerificationError, verify
 __all__ = [
     "CAPSULE_EVENTS",
     "CAPSULE_SCHEDULE",
+    "DEFAULT_RETENTION",
     "Attempt",
     "Claim",
     "Clock",

@@ -1,19 +1,18 @@
 """The Dispatcher's log lines: one per attempt, on the ``resthooks`` logger. Not public.
 
 Nothing secret is logged: target URLs are masked (no credentials, no query string) and the
-same parts are scrubbed from error messages, which can quote the URL.
+same parts are redacted from error messages, which can quote the URL.
 """
 
 from __future__ import annotations
 
 import logging
-import urllib.parse
 from collections.abc import Mapping, Sequence
 
 from .model import Hook, Outcome, OutcomeKind, RecordResult
-from .urls import mask_url
+from .urls import mask_url, redact_url
 
-__all__ = ["log_outcomes", "logger", "scrub"]
+__all__ = ["log_outcomes", "logger"]
 
 logger = logging.getLogger("resthooks")
 
@@ -23,30 +22,6 @@ _LEVELS = {
     OutcomeKind.FAILED: logging.WARNING,
     OutcomeKind.GONE: logging.WARNING,
 }
-
-
-def scrub(text: str, url: str) -> str:
-    """``text`` with the credentials and query string of ``url`` replaced by ``***``.
-
-    Example:
-        >>> scrub("POST https://u:pw@x.example/h?t=abc failed", "https://u:pw@x.example/h?t=abc")
-        'POST https://***@x.example/h?*** failed'
-    """
-    masked = text.replace(url, mask_url(url))
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return masked
-    userinfo = parts.netloc.rpartition("@")[0]
-    for secret in (parts.query, userinfo):
-        if secret:
-            masked = masked.replace(secret, "***")
-    for part in (parts.password, parts.username):
-        # A name or password alone is masked when it is long enough not to mangle the
-        # message by matching ordinary words.
-        if part and len(part) >= 4:
-            masked = masked.replace(part, "***")
-    return masked
 
 
 def log_outcomes(
@@ -71,7 +46,9 @@ def log_outcomes(
         if not logger.isEnabledFor(level):
             continue
         target = mask_url(hook.target_url) if hook is not None else None
-        error = scrub(attempt.error, hook.target_url) if attempt.error and hook else attempt.error
+        error = (
+            redact_url(attempt.error, hook.target_url) if attempt.error and hook else attempt.error
+        )
         extra = {
             "hook_id": result.hook_id,
             "delivery_id": outcome.delivery_id,

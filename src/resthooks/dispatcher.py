@@ -719,7 +719,7 @@ class Dispatcher:
     def remove_listener(self, listener: LifecycleListener) -> None:
         """Stop calling ``listener`` (nothing happens if it was not registered)."""
         with self._listeners_lock:
-            self._listeners = tuple(x for x in self._listeners if x is not listener)
+            self._listeners = tuple(x for x in self._listeners if x != listener)
 
     # -- the worker ----------------------------------------------------------------------------
 
@@ -903,7 +903,7 @@ class Dispatcher:
 
         Args:
             older_than: An age, in seconds or as a timedelta. Default
-                :data:`DEFAULT_RETENTION` (30 days).
+                :data:`~resthooks.DEFAULT_RETENTION` (30 days).
 
         Returns:
             How many deliveries were deleted.

@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from .errors import ConfigurationError, InvalidStateError, TransportError
+from .errors import ConfigurationError, InvalidStateError, StoreError, TransportError
 from .model import Claim, Outcome, OutcomeKind
 
 if TYPE_CHECKING:
@@ -211,10 +211,23 @@ class _Session:
             # Cleared before collecting results: a result that lands after this point sets
             # it again, so the wait below cannot miss it.
             self.wake.clear()
-            self.record_done()
-            self.start_ready()
-            self.claim()
-            self.start_ready()
+            try:
+                self.record_done()
+                self.start_ready()
+                self.claim()
+                self.start_ready()
+            except StoreError:
+                if once:
+                    raise
+                # A long-running worker outlives a store outage (a locked or restarting
+                # database): outcomes it could not record come back when their leases
+                # expire, and are sent again (at least once).
+                logger.exception(
+                    "the store failed; trying again in %s s", self.worker.poll_interval
+                )
+                deadline = self.clock.now() + timedelta(seconds=self.worker.poll_interval)
+                self.clock.sleep_until(deadline, self.wake)
+                continue
             if self.stopping():
                 return
             if self.ready:

@@ -18,6 +18,13 @@ class FakeClock:
     unless ``wake`` is already set, so a worker loop driven by a FakeClock plays out a whole
     retry schedule in milliseconds.
 
+    With the threaded worker (:class:`resthooks.worker.Worker`): the worker sleeps on the
+    clock only when it has nothing else to do, and never up to the leases of its own
+    attempts in flight (it waits for them instead), so a delivery's schedule plays out at
+    exact fake times. If another delivery falls due while attempts are in flight, time may
+    jump to it before they finish, as real time would pass. ``run_until_idle()`` never
+    sleeps on the clock: time stands still while it runs.
+
     Example:
         >>> clock = FakeClock()
         >>> clock.now().isoformat()

@@ -1,0 +1,248 @@
+"""Lifecycle listeners and log lines: what the host hears about each outcome."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from resthooks import Dispatcher, HookState, OutcomeKind, TransportError, ValidationError
+from resthooks.lifecycle import (
+    AttemptFinished,
+    CancelReason,
+    DeliveryCancelled,
+    DeliveryDelivered,
+    HookGone,
+)
+from resthooks.retry import RetryPolicy
+from resthooks.testing import RecordingTransport
+
+OWNER = "acme"
+EVENT = "party/created"
+
+
+@pytest.fixture(name="events")
+def _events(dispatcher):
+    seen = []
+    dispatcher.add_listener(seen.append)
+    return seen
+
+
+def _kinds(events):
+    return [type(e).__name__ for e in events]
+
+
+def test_delivered(dispatcher, events):
+    """A 2xx sends AttemptFinished then DeliveryDelivered, with the hook and the attempt."""
+    hook = dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    [delivery] = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+
+    dispatcher.deliver_due()
+
+    assert _kinds(events) == ["AttemptFinished", "DeliveryDelivered"]
+    finished, delivered = events
+    assert (hook.id, delivery.id, OutcomeKind.DELIVERED, 204) == (
+        finished.hook.id,
+        finished.delivery_id,
+        finished.outcome,
+        finished.attempt.status,
+    )
+    assert DeliveryDelivered(hook=hook, delivery_id=delivery.id, attempt=finished.attempt) == (
+        delivered
+    )
+
+
+def test_retry(dispatcher, transport, events, clock):
+    """A failed attempt that will be retried sends only AttemptFinished, with the next time."""
+    transport.default = 500
+    dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    start = clock.now()
+
+    dispatcher.deliver_due()
+
+    [finished] = events
+    assert isinstance(finished, AttemptFinished)
+    assert (finished.outcome, finished.attempt.status) == (OutcomeKind.RETRY, 500)
+    assert start.replace(second=5) == finished.next_attempt_at
+
+
+def test_failed_for_good_kills_the_hook_and_cancels_the_rest(store, clock, events):
+    """The last failure sends DeliveryFailed, HookDead (the dead hook) and the cancellations."""
+
+    dispatcher = Dispatcher(
+        store, clock=clock, transport=RecordingTransport(default=500), retry=RetryPolicy([])
+    )
+    dispatcher.add_listener(events.append)
+    hook = dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    [first] = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    dispatcher.deliver_due(batch_size=1)
+    del events[:]
+    # Revive, queue two deliveries, fail the first: the second is cancelled.
+    dispatcher.revive(hook.id, owner=OWNER)
+    [a] = dispatcher.emit(EVENT, {"id": 2}, owner=OWNER)
+    clock.advance(1)
+    [b] = dispatcher.emit(EVENT, {"id": 3}, owner=OWNER)
+
+    dispatcher.deliver_due(batch_size=1)
+
+    assert _kinds(events) == ["AttemptFinished", "DeliveryFailed", "HookDead", "DeliveryCancelled"]
+    _, failed, dead, cancelled = events
+    assert (a.id, "1 attempts failed; the last: HTTP 500") == (failed.delivery_id, failed.reason)
+    assert (HookState.DEAD, failed.reason, (b.id,)) == (
+        dead.hook.state,
+        dead.hook.dead_reason,
+        dead.cancelled,
+    )
+    assert DeliveryCancelled(hook=hook, delivery_id=b.id, reason=CancelReason.HOOK_DEAD) == (
+        cancelled
+    )
+    assert first.id != a.id
+
+
+def test_gone_removes_the_hook_and_cancels_its_deliveries(dispatcher, transport, clock, events):
+    """A 410 sends DeliveryCancelled for it, HookGone, then the other cancellations."""
+    transport.default = 410
+    hook = dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    [a] = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    clock.advance(1)
+    [b] = dispatcher.emit(EVENT, {"id": 2}, owner=OWNER)
+
+    dispatcher.deliver_due(batch_size=1)
+
+    assert _kinds(events) == [
+        "AttemptFinished",
+        "DeliveryCancelled",
+        "HookGone",
+        "DeliveryCancelled",
+    ]
+    assert HookGone(hook=hook, delivery_id=a.id, cancelled=(b.id,)) == events[2]
+    assert [(a.id, CancelReason.HOOK_GONE), (b.id, CancelReason.HOOK_GONE)] == [
+        (e.delivery_id, e.reason) for e in events if isinstance(e, DeliveryCancelled)
+    ]
+
+
+def test_unsubscribe_sends_a_cancellation_per_pending_delivery(dispatcher, events):
+    """Unsubscribing a hook with pending deliveries sends DeliveryCancelled (unsubscribed)."""
+    hook = dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    [a] = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+
+    dispatcher.unsubscribe(hook.id, owner=OWNER)
+
+    assert [DeliveryCancelled(hook=hook, delivery_id=a.id, reason=CancelReason.UNSUBSCRIBED)] == (
+        events
+    )
+
+
+def test_a_raising_listener_is_logged_and_does_not_stop_delivery(dispatcher, caplog):
+    """A listener that raises is logged; deliveries go on and the other listeners still hear."""
+    heard = []
+
+    def broken(event):
+        raise RuntimeError("boom")
+
+    dispatcher.add_listener(broken)
+    dispatcher.add_listener(heard.append)
+    for n in range(3):
+        dispatcher.subscribe(EVENT, f"https://example.com/h{n}", owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+
+    with caplog.at_level(logging.ERROR, logger="resthooks"):
+        summary = dispatcher.run_until_idle(workers=2)
+
+    assert summary.delivered == 3
+    assert sum(isinstance(e, DeliveryDelivered) for e in heard) == 3
+    assert sum("listener" in r.getMessage() and r.exc_info is not None for r in caplog.records) == 6
+
+
+def test_remove_listener(dispatcher, events):
+    """A removed listener hears nothing more."""
+    dispatcher.remove_listener(events.append)
+    dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    dispatcher.deliver_due()
+    assert events == []
+
+
+def test_record_without_claims_reads_the_hooks(dispatcher, events):
+    """record() called without the claims still gives listeners each delivery's hook."""
+    hook = dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    now = dispatcher.clock.now()
+    claims = dispatcher.store.claim_due(now=now, limit=10, lease_until=now + dispatcher.lease)
+    outcomes = [dispatcher.attempt(c) for c in claims]
+
+    assert dispatcher.record(outcomes).delivered == 1
+    assert [hook.id, hook.id] == [e.hook.id for e in events]
+
+
+def test_listener_must_be_callable(dispatcher):
+    """add_listener refuses what cannot be called."""
+
+    with pytest.raises(ValidationError, match="listener"):
+        dispatcher.add_listener("not a function")
+
+
+# -- logging --------------------------------------------------------------------------------
+
+
+SECRET_URL = "https://alice:hunter22@example.com/hooks?token=tok_SECRET_123"
+
+
+def test_one_log_line_per_attempt_with_structured_fields(dispatcher, transport, clock, caplog):
+    """Each attempt logs one line: DEBUG when delivered, INFO when retried, WARNING when dead;
+    with hook_id, delivery_id, attempt, status and duration as extra fields."""
+    transport._script = [204, 500]
+    hook = dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    [ok] = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+
+    with caplog.at_level(logging.DEBUG, logger="resthooks"):
+        dispatcher.deliver_due()
+        [bad] = dispatcher.emit(EVENT, {"id": 2}, owner=OWNER)
+        dispatcher.deliver_due()
+        for delay in (5, 60, 300, 900, 900):
+            clock.advance(delay)
+            dispatcher.deliver_due()
+
+    lines = [r for r in caplog.records if r.name == "resthooks"]
+    assert [r.levelno for r in lines] == [logging.DEBUG] + [logging.INFO] * 5 + [logging.WARNING]
+    first = lines[0]
+    assert (hook.id, ok.id, 1, 204) == (
+        first.hook_id,
+        first.delivery_id,
+        first.attempt,
+        first.status,
+    )
+    assert isinstance(first.duration, float)
+    assert [r.attempt for r in lines[1:]] == [1, 2, 3, 4, 5, 6]
+    assert {bad.id} == {r.delivery_id for r in lines[1:]}
+    assert {500} == {r.status for r in lines[1:]}
+    assert lines[-1].outcome == "failed"
+
+
+def test_no_secret_or_url_credential_is_ever_logged(store, clock, caplog):
+    """Credentials and the query string of a target URL, and hook secrets, never reach a log."""
+
+    def handler(request):
+        if request.body.endswith(b'{"id":1}]}'):
+            return 204
+        raise TransportError("connection", f"could not connect to {request.url}")
+
+    dispatcher = Dispatcher(store, clock=clock, transport=RecordingTransport(handler))
+    hook = dispatcher.subscribe(EVENT, SECRET_URL, owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 2}, owner=OWNER)
+
+    with caplog.at_level(logging.DEBUG, logger="resthooks"):
+        dispatcher.deliver_due()
+
+    by_outcome = {r.outcome: r for r in caplog.records}
+    assert sorted(by_outcome) == ["delivered", "retry"]
+    assert by_outcome["delivered"].target == "https://***@example.com/hooks?***"
+    assert by_outcome["retry"].error_kind == "connection"
+    assert "could not connect to https://***@example.com/hooks?***" in (
+        by_outcome["retry"].getMessage()
+    )
+    text = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
+    for secret in ("hunter22", "tok_SECRET_123", "alice:", hook.secret):
+        assert secret not in text

@@ -1,0 +1,93 @@
+"""Isolation: endpoints that never answer do not delay healthy ones, over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from resthooks import DeliveryState, Timeouts
+from resthooks.testing import FakeClock
+
+OWNER = "acme"
+EVENT = "party/created"
+
+
+def _ends(attempt):
+    return attempt.started_at + timedelta(seconds=attempt.duration)
+
+
+def test_black_holes_do_not_delay_healthy_hooks(make_loopback_dispatcher, receiver, black_hole):
+    """50 healthy deliveries all finish before the first of 10 black-holed attempts times out.
+
+    Measured with the worker's own clock readings (the attempt log), not the machine's speed;
+    the per-host limit keeps at most 4 black-holed attempts in flight at once.
+    """
+    dispatcher = make_loopback_dispatcher(timeouts=Timeouts(connect=1, total=1.5))
+    holes = [dispatcher.subscribe(EVENT, black_hole.url(f"/b{n}"), owner=OWNER) for n in range(10)]
+    healthy = [dispatcher.subscribe(EVENT, receiver.url(f"/h{n}"), owner=OWNER) for n in range(50)]
+    deliveries = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    by_hook = {d.hook_id: d for d in deliveries}
+
+    summary = dispatcher.run_until_idle(workers=16)
+
+    assert (summary.delivered, summary.retried) == (50, 10)
+    healthy_attempts = [
+        a for h in healthy for a in dispatcher.attempts(by_hook[h.id].id, owner=OWNER)
+    ]
+    hole_attempts = [a for h in holes for a in dispatcher.attempts(by_hook[h.id].id, owner=OWNER)]
+    assert [a.status for a in healthy_attempts] == [204] * 50
+    assert [a.error_kind for a in hole_attempts] == ["timeout"] * 10
+    first_timeout = min(_ends(a) for a in hole_attempts)
+    assert max(_ends(a) for a in healthy_attempts) < first_timeout
+    assert len(receiver.requests) == 50
+
+    # At most max_in_flight_per_host (4) attempts to the black hole overlapped in time.
+    edges = sorted(
+        [(a.started_at, 1) for a in hole_attempts] + [(_ends(a), -1) for a in hole_attempts]
+    )
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    assert peak == 4
+
+    # Each timeout is penalised: no retry sooner than 60 s.
+    for h in holes:
+        delivery = dispatcher.get_delivery(by_hook[h.id].id, owner=OWNER)
+        [attempt] = dispatcher.attempts(delivery.id, owner=OWNER)
+        assert delivery.state == DeliveryState.PENDING
+        assert delivery.next_attempt_at >= _ends(attempt) + timedelta(seconds=60)
+
+
+def test_a_backlog_of_retries_does_not_starve_first_attempts(make_loopback_dispatcher, receiver):
+    """With 20 retries of a failing host due before them, 20 first attempts all go out while
+    the failing host holds only its 2 threads (its answers are held back meanwhile)."""
+    failing = type(receiver)()
+    clock = FakeClock()
+    try:
+        failing.answer = lambda path, index: (500, {})
+        dispatcher = make_loopback_dispatcher(clock=clock, max_in_flight_per_host=2)
+        for n in range(20):
+            dispatcher.subscribe(EVENT, failing.url(f"/f{n}"), owner=OWNER)
+        dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+        assert dispatcher.run_until_idle(workers=4).retried == 20
+        clock.advance(10)  # the 20 retries have been due for 5 s
+        for n in range(20):
+            dispatcher.subscribe("task/created", receiver.url(f"/g{n}"), owner=OWNER)
+        dispatcher.emit("task/created", {"id": 2}, owner=OWNER)
+        failing.gate = threading.Event()
+
+        thread = threading.Thread(target=dispatcher.run_until_idle, kwargs={"workers": 4})
+        thread.start()
+        try:
+            for _ in range(20):
+                assert receiver.arrived.acquire(timeout=30), "a first attempt was starved"
+            for _ in range(22):
+                assert failing.arrived.acquire(timeout=30)
+            assert len(failing.requests) == 22  # 20 first attempts, then only 2 retries
+        finally:
+            failing.gate.set()
+            thread.join(30)
+        assert len(dispatcher.deliveries(owner=OWNER, state="delivered", limit=100)) == 20
+    finally:
+        failing.close()
