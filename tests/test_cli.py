@@ -22,7 +22,7 @@ from pytest_httpserver import HTTPServer
 import resthooks
 from resthooks import Dispatcher, HookState
 from resthooks.stores import SQLiteStore
-from resthooks.testing import FakeClock
+from resthooks.testing import LOOPBACK_POLICY, FakeClock
 
 LOOPBACK = "127.0.0.0/8"
 
@@ -97,9 +97,7 @@ def add_hook(run: Run, url: str, *, event: str = "party/created", owner: str = "
 def seed(db: Path, hooks: list[tuple[str, str, str]], emits: list[tuple[str, str]]) -> None:
     """Set a database up through the library (faster than a subprocess per step)."""
     store = SQLiteStore(db)
-    dispatcher = Dispatcher(
-        store, network_policy=resthooks.NetworkPolicy(allow_networks=[LOOPBACK])
-    )
+    dispatcher = Dispatcher(store, network_policy=LOOPBACK_POLICY)
     for event, url, owner in hooks:
         dispatcher.subscribe(event, url, owner=owner)
     for event, owner in emits:
@@ -268,9 +266,7 @@ def test_a_dead_hook_revived_and_its_delivery_redelivered(run: Run, receiver: HT
     receiver.expect_request("/flaky").respond_with_data("down", status=500)
     store = SQLiteStore(run.db)
     clock = FakeClock(datetime.now(timezone.utc))
-    dispatcher = Dispatcher(
-        store, clock=clock, network_policy=resthooks.NetworkPolicy(allow_networks=[LOOPBACK])
-    )
+    dispatcher = Dispatcher(store, clock=clock, network_policy=LOOPBACK_POLICY)
     for _ in range(6):
         dispatcher.deliver_due()
         clock.advance(timedelta(minutes=16))

@@ -41,7 +41,7 @@ from .transports import Timeouts
 from .verification import VerificationError, verify
 
 if TYPE_CHECKING:
-    from .cli import Context, Result
+    from .cli import _Context, _Result
 
 __all__ = ["DEFAULT_SPEED", "PARTY_CREATED_EXAMPLE", "ScaledClock", "cmd_demo"]
 
@@ -305,8 +305,8 @@ class _Scenario:
         return found is not None and found.state.is_final
 
 
-def cmd_demo(ctx: Context) -> Result:
-    from .cli import Result  # noqa: PLC0415 - cli imports this module
+def cmd_demo(ctx: _Context) -> _Result:
+    from .cli import _Result  # noqa: PLC0415 - cli imports this module
 
     speed = float(ctx.args.speed)
     if not 1 <= speed <= 100_000:
@@ -319,7 +319,7 @@ def cmd_demo(ctx: Context) -> Result:
             scenario.stop.set()
             scenario.dispatcher.transport.close()
             scenario.store.close()
-    return Result(data, render_demo, status=0 if data["ok"] else 1)
+    return _Result(data, render_demo, status=0 if data["ok"] else 1)
 
 
 def _play(s: _Scenario) -> dict[str, Any]:
@@ -631,13 +631,13 @@ def _clock_text(seconds: float) -> str:
 
 def render_demo(data: dict[str, Any]) -> str:
     """The demo's report for a human: the timeline, the hooks, the deliveries, the checks."""
-    from .cli import table  # noqa: PLC0415 - cli imports this module
+    from .cli import _table  # noqa: PLC0415 - cli imports this module
 
     out = [
         f"resthooks demo: 4 hooks, a receiver on loopback, a temporary SQLite store, "
         f"the clock at {data['speed']:g}x",
         "",
-        table(
+        _table(
             ["time", "hook", "delivery", "attempt", "outcome"],
             [
                 [
@@ -654,7 +654,7 @@ def render_demo(data: dict[str, Any]) -> str:
         f"{data['speed'] / 1000:g} s, so attempts come a little after their schedule)",
         "",
         "hooks",
-        table(
+        _table(
             ["hook", "id", "behaviour", "state", "delivered"],
             [
                 [
@@ -669,7 +669,7 @@ def render_demo(data: dict[str, Any]) -> str:
         ),
         "",
         "deliveries",
-        table(
+        _table(
             ["delivery", "hook", "event", "state", "attempts", "last_error"],
             [
                 [d["id"], d["hook"], d["event"], d["state"], d["attempts"], d["last_error"]]

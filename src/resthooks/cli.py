@@ -61,14 +61,14 @@ DB_ENV = "RESTHOOKS_DB"
 DEFAULT_DB = "resthooks.db"
 """The database used when neither ``--db`` nor ``$RESTHOOKS_DB`` is given."""
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # the command ran but something did not work (a demo check, a locked store)
-EXIT_BAD_INPUT = 2  # the input was refused; nothing was written
+_EXIT_OK = 0
+_EXIT_FAILED = 1  # the command ran but something did not work (a demo check, a locked store)
+_EXIT_BAD_INPUT = 2  # the input was refused; nothing was written
 
-Data = dict[str, Any]
+_Data = dict[str, Any]
 
 
-class BadInput(Exception):
+class _BadInput(Exception):
     """Refused input, reported as one line on stderr with exit status 2."""
 
 
@@ -76,13 +76,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line like every other bad input."""
 
     def error(self, message: str) -> NoReturn:
-        raise BadInput(f"{message} (see '{self.prog} --help')")
+        raise _BadInput(f"{message} (see '{self.prog} --help')")
 
 
 # -- what a command returns: the data, and how a human reads it ---------------------------------
 
 
-class Result:
+class _Result:
     """A command's data and the text a human reads, rendered from that same data."""
 
     def __init__(
@@ -90,7 +90,7 @@ class Result:
         data: Any,
         render: Callable[[Any], str],
         *,
-        status: int = EXIT_OK,
+        status: int = _EXIT_OK,
         compact: bool = False,
     ) -> None:
         self.data = data
@@ -113,17 +113,17 @@ def _when(value: datetime | None) -> str | None:
 
 
 def _short(value: str | None) -> str:
-    """A timestamp as humans read it in a table: to the second, UTC."""
+    """A timestamp as humans read it in a _table: to the second, UTC."""
     if not value:
         return "-"
     return value[:19].replace("T", " ") + "Z"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Columns aligned on the widest cell; ``None`` shows as ``-``.
 
     Example:
-        >>> print(table(["id", "state"], [["hook_1", "active"], ["hook_22", None]]))
+        >>> print(_table(["id", "state"], [["hook_1", "active"], ["hook_22", None]]))
         id       state
         hook_1   active
         hook_22  -
@@ -136,7 +136,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     )
 
 
-def hook_data(hook: Hook) -> Data:
+def _hook_data(hook: Hook) -> _Data:
     """A hook as the command line shows it: never its secret, its URL masked."""
     return {
         "id": hook.id,
@@ -152,7 +152,7 @@ def hook_data(hook: Hook) -> Data:
     }
 
 
-def delivery_data(delivery: Delivery) -> Data:
+def _delivery_data(delivery: Delivery) -> _Data:
     """A delivery as the command line shows it."""
     return {
         "id": delivery.id,
@@ -168,7 +168,7 @@ def delivery_data(delivery: Delivery) -> Data:
     }
 
 
-def attempt_data(attempt: Attempt) -> Data:
+def _attempt_data(attempt: Attempt) -> _Data:
     """One entry of the attempt log."""
     return {
         "number": attempt.number,
@@ -181,13 +181,13 @@ def attempt_data(attempt: Attempt) -> Data:
     }
 
 
-def _outcome_text(attempt: Data) -> str:
+def _outcome_text(attempt: _Data) -> str:
     if attempt["status"] is not None:
         return f"HTTP {attempt['status']}"
     return f"{attempt['error_kind']}: {attempt['error']}"
 
 
-def _render_fields(data: Data, keys: Sequence[str]) -> str:
+def _render_fields(data: _Data, keys: Sequence[str]) -> str:
     width = max(len(k) for k in keys)
 
     def shown(key: str) -> object:
@@ -225,10 +225,10 @@ _DELIVERY_FIELDS = (
 )
 
 
-def _render_hooks(hooks: list[Data]) -> str:
+def _render_hooks(hooks: list[_Data]) -> str:
     if not hooks:
         return "no hooks"
-    return table(
+    return _table(
         ["id", "owner", "event", "state", "target_url", "description"],
         [
             [h["id"], h["owner"], h["event"], h["state"], h["target_url"], h["description"]]
@@ -237,7 +237,7 @@ def _render_hooks(hooks: list[Data]) -> str:
     )
 
 
-def _render_hook(hook: Data) -> str:
+def _render_hook(hook: _Data) -> str:
     text = _render_fields(hook, _HOOK_FIELDS)
     if hook.get("secret"):
         text += (
@@ -247,10 +247,10 @@ def _render_hook(hook: Data) -> str:
     return text
 
 
-def _render_deliveries(deliveries: list[Data]) -> str:
+def _render_deliveries(deliveries: list[_Data]) -> str:
     if not deliveries:
         return "no deliveries"
-    return table(
+    return _table(
         ["id", "hook_id", "owner", "event", "state", "attempts", "created_at", "last_error"],
         [
             [
@@ -268,7 +268,7 @@ def _render_deliveries(deliveries: list[Data]) -> str:
     )
 
 
-def _render_delivery(delivery: Data) -> str:
+def _render_delivery(delivery: _Data) -> str:
     text = _render_fields(delivery, _DELIVERY_FIELDS)
     log = delivery["attempt_log"]
     if not log:
@@ -283,7 +283,9 @@ def _render_delivery(delivery: Data) -> str:
         ]
         for a in log
     ]
-    return text + "\n\n" + table(["attempt", "started_at", "outcome", "duration", "response"], rows)
+    return (
+        text + "\n\n" + _table(["attempt", "started_at", "outcome", "duration", "response"], rows)
+    )
 
 
 def _excerpt(text: str, limit: int = 60) -> str:
@@ -300,13 +302,13 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def parse_age(text: str) -> timedelta:
+def _parse_age(text: str) -> timedelta:
     """``30d``, ``12h``, ``90m``, ``45s`` or ``2w`` as a timedelta.
 
     Example:
-        >>> parse_age("30d")
+        >>> _parse_age("30d")
         datetime.timedelta(days=30)
-        >>> parse_age("soon")
+        >>> _parse_age("soon")
         Traceback (most recent call last):
         ...
         resthooks.errors.ValidationError: older_than: must be a number and a unit ...
@@ -320,7 +322,7 @@ def parse_age(text: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
-def read_payload(spec: str, stdin: TextIO) -> object:
+def _read_payload(spec: str, stdin: TextIO) -> object:
     """The payload of ``emit``: JSON text, ``@file.json``, or ``-`` for standard input."""
     if spec == "-":
         text = stdin.read()
@@ -348,7 +350,7 @@ def read_payload(spec: str, stdin: TextIO) -> object:
 # -- the store and the engine ------------------------------------------------------------------
 
 
-class Context:
+class _Context:
     """What every command gets: its arguments, and the store opened once on demand."""
 
     def __init__(self, args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> None:
@@ -366,12 +368,12 @@ class Context:
         if self._store is None:
             path = self.db_path
             if not create and not path.exists():
-                raise BadInput(
+                raise _BadInput(
                     f"no resthooks database at {str(path)!r} "
                     f"(give --db or set {DB_ENV}; 'resthooks hooks add' creates one)"
                 )
             if path.is_dir():
-                raise BadInput(f"{str(path)!r} is a directory, not a resthooks database")
+                raise _BadInput(f"{str(path)!r} is a directory, not a resthooks database")
             self._store = SQLiteStore(path)
         return self._store
 
@@ -380,7 +382,7 @@ class Context:
         try:
             return NetworkPolicy(allow_networks=getattr(self.args, "allow_network", None) or [])
         except ConfigurationError as exc:
-            raise BadInput(f"--allow-network: {exc}") from None
+            raise _BadInput(f"--allow-network: {exc}") from None
 
     def dispatcher(self, *, create: bool = False) -> Dispatcher:
         """The engine on this store."""
@@ -409,7 +411,7 @@ def _find_delivery(store: Store, delivery_id: str) -> Delivery:
 # -- commands ----------------------------------------------------------------------------------
 
 
-def cmd_hooks_add(ctx: Context) -> Result:
+def _cmd_hooks_add(ctx: _Context) -> _Result:
     args = ctx.args
     # Refuse bad input before the database file is opened (or created).
     CAPSULE_EVENTS.validate(args.event)
@@ -426,86 +428,86 @@ def cmd_hooks_add(ctx: Context) -> Result:
     hook = dispatcher.subscribe(
         args.event, args.url, owner=args.owner, description=args.description
     )
-    data = hook_data(hook)
+    data = _hook_data(hook)
     data["secret"] = hook.secret
-    return Result(data, _render_hook)
+    return _Result(data, _render_hook)
 
 
-def cmd_hooks_list(ctx: Context) -> Result:
+def _cmd_hooks_list(ctx: _Context) -> _Result:
     state = _choice(ctx.args.state, HookState, "state")
     hooks = ctx.store().list_hooks(owner=ctx.args.owner, state=state)
-    return Result([hook_data(h) for h in hooks], _render_hooks)
+    return _Result([_hook_data(h) for h in hooks], _render_hooks)
 
 
-def cmd_hooks_show(ctx: Context) -> Result:
-    return Result(hook_data(_find_hook(ctx.store(), ctx.args.id)), _render_hook)
+def _cmd_hooks_show(ctx: _Context) -> _Result:
+    return _Result(_hook_data(_find_hook(ctx.store(), ctx.args.id)), _render_hook)
 
 
-def cmd_hooks_remove(ctx: Context) -> Result:
+def _cmd_hooks_remove(ctx: _Context) -> _Result:
     dispatcher = ctx.dispatcher()
     hook = _find_hook(dispatcher.store, ctx.args.id)
     dispatcher.unsubscribe(hook.id, owner=hook.owner)
     data = {"removed": hook.id, "owner": hook.owner}
-    return Result(data, lambda d: f"removed hook {d['removed']} (owner {d['owner']})")
+    return _Result(data, lambda d: f"removed hook {d['removed']} (owner {d['owner']})")
 
 
-def cmd_hooks_revive(ctx: Context) -> Result:
+def _cmd_hooks_revive(ctx: _Context) -> _Result:
     dispatcher = ctx.dispatcher()
     hook = _find_hook(dispatcher.store, ctx.args.id)
     revived = dispatcher.revive(hook.id, owner=hook.owner)
-    return Result(hook_data(revived), _render_hook)
+    return _Result(_hook_data(revived), _render_hook)
 
 
-def cmd_emit(ctx: Context) -> Result:
+def _cmd_emit(ctx: _Context) -> _Result:
     args = ctx.args
     CAPSULE_EVENTS.validate(args.event)
-    payload = read_payload(args.payload, ctx.stdin)
+    payload = _read_payload(args.payload, ctx.stdin)
     dispatcher = ctx.dispatcher(create=True)
     deliveries = dispatcher.emit(args.event, payload, owner=args.owner)
     data = {
         "event": args.event,
         "owner": args.owner,
-        "deliveries": [delivery_data(d) for d in deliveries],
+        "deliveries": [_delivery_data(d) for d in deliveries],
     }
 
-    def render(d: Data) -> str:
+    def render(d: _Data) -> str:
         n = len(d["deliveries"])
         head = f"{d['event']} for {d['owner']}: {n} deliver{'y' if n == 1 else 'ies'} queued"
         if not n:
             return head + " (no active hook of this owner is subscribed to it)"
         rows = [[x["id"], x["hook_id"], x["state"]] for x in d["deliveries"]]
-        return head + "\n" + table(["id", "hook_id", "state"], rows)
+        return head + "\n" + _table(["id", "hook_id", "state"], rows)
 
-    return Result(data, render)
+    return _Result(data, render)
 
 
-def cmd_deliveries_list(ctx: Context) -> Result:
+def _cmd_deliveries_list(ctx: _Context) -> _Result:
     state = _choice(ctx.args.state, DeliveryState, "state")
     deliveries = ctx.store().list_deliveries(
         hook_id=ctx.args.hook, state=state, limit=ctx.args.limit
     )
-    return Result([delivery_data(d) for d in deliveries], _render_deliveries)
+    return _Result([_delivery_data(d) for d in deliveries], _render_deliveries)
 
 
-def cmd_deliveries_show(ctx: Context) -> Result:
+def _cmd_deliveries_show(ctx: _Context) -> _Result:
     store = ctx.store()
     delivery = _find_delivery(store, ctx.args.id)
-    data = delivery_data(delivery)
-    data["attempt_log"] = [attempt_data(a) for a in store.attempts(delivery.id)]
-    return Result(data, _render_delivery)
+    data = _delivery_data(delivery)
+    data["attempt_log"] = [_attempt_data(a) for a in store.attempts(delivery.id)]
+    return _Result(data, _render_delivery)
 
 
-def cmd_deliveries_redeliver(ctx: Context) -> Result:
+def _cmd_deliveries_redeliver(ctx: _Context) -> _Result:
     dispatcher = ctx.dispatcher()
     delivery = _find_delivery(dispatcher.store, ctx.args.id)
     queued = dispatcher.redeliver(delivery.id, owner=delivery.owner)
-    return Result(
-        delivery_data(queued),
+    return _Result(
+        _delivery_data(queued),
         lambda d: f"delivery {d['id']} queued again for hook {d['hook_id']} (state {d['state']})",
     )
 
 
-def cmd_stats(ctx: Context) -> Result:
+def _cmd_stats(ctx: _Context) -> _Result:
     stats = ctx.dispatcher().stats()
     data = {
         "hooks": dict(stats.hooks),
@@ -513,24 +515,24 @@ def cmd_stats(ctx: Context) -> Result:
         "oldest_pending_at": _when(stats.oldest_pending_at),
     }
 
-    def render(d: Data) -> str:
+    def render(d: _Data) -> str:
         rows: list[list[object]] = [["hooks", k, v] for k, v in d["hooks"].items()]
         rows += [["deliveries", k, v] for k, v in d["deliveries"].items()]
         return (
-            table(["what", "state", "count"], rows)
+            _table(["what", "state", "count"], rows)
             + f"\noldest delivery not yet final: {_short(d['oldest_pending_at'])}"
         )
 
-    return Result(data, render)
+    return _Result(data, render)
 
 
-def cmd_purge(ctx: Context) -> Result:
-    age = parse_age(ctx.args.older_than)
+def _cmd_purge(ctx: _Context) -> _Result:
+    age = _parse_age(ctx.args.older_than)
     dispatcher = ctx.dispatcher()
     before = dispatcher.clock.now() - age
     purged = dispatcher.purge(older_than=age)
     data = {"purged": purged, "before": _when(before)}
-    return Result(
+    return _Result(
         data,
         lambda d: (
             f"purged {d['purged']} final deliveries last updated before {_short(d['before'])}"
@@ -538,7 +540,7 @@ def cmd_purge(ctx: Context) -> Result:
     )
 
 
-class WorkerReport:
+class _WorkerReport:
     """What ``resthooks worker`` shows while it runs: a lifecycle listener.
 
     On a terminal, one status line rewritten in place (delivered, retrying, failed, pending,
@@ -556,7 +558,7 @@ class WorkerReport:
         self._done = threading.Event()
         self._painter: threading.Thread | None = None
 
-    def __enter__(self) -> WorkerReport:
+    def __enter__(self) -> _WorkerReport:
         self.dispatcher.add_listener(self)
         if self.live:
             self._painter = threading.Thread(target=self._paint_loop, daemon=True)
@@ -589,8 +591,8 @@ class WorkerReport:
                 self._log(event, kind or event.outcome.value)
 
     def _log(self, event: AttemptFinished, kind: str) -> None:
-        attempt = attempt_data(event.attempt)
-        line: Data = {
+        attempt = _attempt_data(event.attempt)
+        line: _Data = {
             "at": attempt["started_at"],
             "delivery_id": event.delivery_id,
             "hook_id": event.hook.id,
@@ -635,14 +637,14 @@ class WorkerReport:
         self.out.flush()
 
 
-def cmd_worker(ctx: Context) -> Result:
+def _cmd_worker(ctx: _Context) -> _Result:
     args = ctx.args
     if args.workers < 1:
         raise ValidationError("workers", f"must be at least 1; got {args.workers}")
     dispatcher = ctx.dispatcher()
     as_json = bool(getattr(args, "json", False))
     stop = threading.Event()
-    report = WorkerReport(
+    report = _WorkerReport(
         dispatcher, ctx.stdout, live=ctx.stdout.isatty() and not as_json, as_json=as_json
     )
     with _stop_on_signals(stop), report:
@@ -655,12 +657,12 @@ def cmd_worker(ctx: Context) -> Result:
         **attrs.asdict(summary),
     }
 
-    def render(d: Data) -> str:
+    def render(d: _Data) -> str:
         counts = ", ".join(f"{v} {k}" for k, v in d.items() if k != "stopped")
         why = "nothing left due" if d["stopped"] == "idle" else "asked to"
         return f"worker stopped ({why}): {counts}"
 
-    return Result(data, render, compact=True)
+    return _Result(data, render, compact=True)
 
 
 @contextmanager
@@ -697,7 +699,7 @@ def _choice(value: str | None, enum: Any, field: str) -> Any:
 # -- the parser --------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``resthooks`` command."""
     common = _Parser(add_help=False)
     # SUPPRESS: given after the subcommand, they override; given before it, they stay.
@@ -722,7 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(
-        group: Any, name: str, handler: Callable[[Context], Result] | None, help: str
+        group: Any, name: str, handler: Callable[[_Context], _Result] | None, help: str
     ) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = group.add_parser(
             name, help=help, description=help, parents=[common]
@@ -743,23 +745,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     hooks = command(commands, "hooks", None, "subscriptions: add, list, show, remove, revive")
     hooks_cmds = hooks.add_subparsers(dest="hooks_command", metavar="COMMAND", required=True)
-    add = command(hooks_cmds, "add", cmd_hooks_add, "subscribe URL to EVENT")
+    add = command(hooks_cmds, "add", _cmd_hooks_add, "subscribe URL to EVENT")
     add.add_argument("event", metavar="EVENT", help="an event such as party/created")
     add.add_argument("url", metavar="URL", help="the target URL deliveries are POSTed to")
     add.add_argument("--owner", default=DEFAULT_OWNER, help=f"default {DEFAULT_OWNER!r}")
     add.add_argument("--description", default="", help="free text")
     _allow_network(add)
-    lst = command(hooks_cmds, "list", cmd_hooks_list, "list hooks of every owner, oldest first")
+    lst = command(hooks_cmds, "list", _cmd_hooks_list, "list hooks of every owner, oldest first")
     lst.add_argument("--owner", help="only this owner's hooks")
     lst.add_argument("--state", help="active or dead")
     for name, handler, text in (
-        ("show", cmd_hooks_show, "show one hook"),
-        ("remove", cmd_hooks_remove, "remove a hook and cancel its pending deliveries"),
-        ("revive", cmd_hooks_revive, "make a dead hook active again"),
+        ("show", _cmd_hooks_show, "show one hook"),
+        ("remove", _cmd_hooks_remove, "remove a hook and cancel its pending deliveries"),
+        ("revive", _cmd_hooks_revive, "make a dead hook active again"),
     ):
         command(hooks_cmds, name, handler, text).add_argument("id", metavar="ID")
 
-    emit = command(commands, "emit", cmd_emit, "emit EVENT to the owner's subscribed hooks")
+    emit = command(commands, "emit", _cmd_emit, "emit EVENT to the owner's subscribed hooks")
     emit.add_argument("event", metavar="EVENT")
     emit.add_argument("--owner", default=DEFAULT_OWNER, help=f"default {DEFAULT_OWNER!r}")
     emit.add_argument(
@@ -769,26 +771,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="the entity (or list of entities): JSON text, @file.json, or - for stdin",
     )
 
-    worker = command(commands, "worker", cmd_worker, "deliver what is due")
+    worker = command(commands, "worker", _cmd_worker, "deliver what is due")
     worker.add_argument("--workers", type=int, default=16, help="threads sending (default 16)")
     worker.add_argument("--once", action="store_true", help="stop when nothing is due")
     _allow_network(worker)
 
     deliveries = command(commands, "deliveries", None, "deliveries: list, show, redeliver")
     d_cmds = deliveries.add_subparsers(dest="deliveries_command", metavar="COMMAND", required=True)
-    d_list = command(d_cmds, "list", cmd_deliveries_list, "list deliveries, newest first")
+    d_list = command(d_cmds, "list", _cmd_deliveries_list, "list deliveries, newest first")
     d_list.add_argument("--state", help=", ".join(s.value for s in DeliveryState))
     d_list.add_argument("--hook", metavar="ID", help="only this hook's deliveries")
     d_list.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
-    command(d_cmds, "show", cmd_deliveries_show, "a delivery and its attempt log").add_argument(
+    command(d_cmds, "show", _cmd_deliveries_show, "a delivery and its attempt log").add_argument(
         "id", metavar="ID"
     )
     command(
-        d_cmds, "redeliver", cmd_deliveries_redeliver, "queue a failed or cancelled delivery again"
+        d_cmds, "redeliver", _cmd_deliveries_redeliver, "queue a failed or cancelled delivery again"
     ).add_argument("id", metavar="ID")
 
-    command(commands, "stats", cmd_stats, "hooks and deliveries by state")
-    purge = command(commands, "purge", cmd_purge, "delete old final deliveries")
+    command(commands, "stats", _cmd_stats, "hooks and deliveries by state")
+    purge = command(commands, "purge", _cmd_purge, "delete old final deliveries")
     purge.add_argument(
         "--older-than", required=True, metavar="AGE", help="like 30d, 12h, 90m (s m h d w)"
     )
@@ -821,24 +823,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         2
     """
     try:
-        args = build_parser().parse_args(argv)
-    except BadInput as exc:
+        args = _build_parser().parse_args(argv)
+    except _BadInput as exc:
         print(f"resthooks: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _EXIT_BAD_INPUT
     # The command prints its own account of every attempt; the library's log lines would
     # repeat it on stderr (the last-resort handler), so they go nowhere unless configured.
     logging.getLogger("resthooks").addHandler(logging.NullHandler())
-    ctx = Context(args, sys.stdin, sys.stdout)
+    ctx = _Context(args, sys.stdin, sys.stdout)
     try:
         result = args.handler(ctx)
         result.write(sys.stdout, as_json=getattr(args, "json", False))
         return int(result.status)
-    except (BadInput, ValidationError, NotFound, InvalidStateError, SchemaError) as exc:
+    except (_BadInput, ValidationError, NotFound, InvalidStateError, SchemaError) as exc:
         print(f"resthooks: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _EXIT_BAD_INPUT
     except ResthooksError as exc:
         print(f"resthooks: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_FAILED
+        return _EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     finally:
