@@ -221,6 +221,17 @@ def test_owner_defaults_to_default(run: Run, receiver: HTTPServer) -> None:
     assert other["deliveries"] == []
 
 
+def test_adding_the_same_hook_again_returns_it_without_its_secret(run: Run) -> None:
+    """hooks add of an existing (owner, event, URL) gives that hook back, without its secret."""
+    first = run.json("hooks", "add", "party/created", "https://example.com/h")
+    again = run.json("hooks", "add", "party/created", "https://example.com/h")
+    assert isinstance(first, dict)
+    assert isinstance(again, dict)
+    assert (first["id"], first["created"], again["created"]) == (again["id"], True, False)
+    assert first["secret"].startswith("whsec_")
+    assert "secret" not in again
+
+
 def test_db_option_before_or_after_the_command(tmp_path: Path) -> None:
     """--db works before or after the subcommand and wins over RESTHOOKS_DB."""
     run = Run(tmp_path / "env.db")

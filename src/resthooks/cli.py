@@ -239,6 +239,8 @@ def _render_hooks(hooks: list[_Data]) -> str:
 
 def _render_hook(hook: _Data) -> str:
     text = _render_fields(hook, _HOOK_FIELDS)
+    if hook.get("created") is False:
+        text += "\n(this owner was already subscribed to this event and URL: the existing hook)"
     if hook.get("secret"):
         text += (
             f"\n{'secret'.ljust(len('description'))}  {hook['secret']}"
@@ -425,11 +427,15 @@ def _cmd_hooks_add(ctx: _Context) -> _Result:
             exc.field, f"{exc.message} (--allow-network CIDR allows a network on purpose)"
         ) from None
     dispatcher = ctx.dispatcher(create=True)
-    hook = dispatcher.subscribe(
+    # The API layer's entry point: it also says whether the hook is new, and only a new
+    # hook's secret is shown (an existing one was shown when it was created).
+    hook, created = dispatcher._subscribe(
         args.event, args.url, owner=args.owner, description=args.description
     )
     data = _hook_data(hook)
-    data["secret"] = hook.secret
+    data["created"] = created
+    if created:
+        data["secret"] = hook.secret
     return _Result(data, _render_hook)
 
 
