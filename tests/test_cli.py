@@ -455,6 +455,9 @@ BAD_INPUT = [
     pytest.param(["deliveries", "redeliver", "msg_nope"], "msg_nope", id="redeliver-unknown"),
     pytest.param(["hooks", "list", "--state", "zombie"], "state", id="bad-state"),
     pytest.param(["purge", "--older-than", "soon"], "older_than", id="bad-age"),
+    pytest.param(["deliveries", "list", "--limit", "0"], "limit", id="bad-limit"),
+    pytest.param(["worker", "--workers", "0"], "workers", id="no-workers"),
+    pytest.param(["worker", "--allow-network", "0.0.0.0/0"], "allow", id="allow-everything"),
     pytest.param(["hooks", "frobnicate"], "frobnicate", id="unknown-command"),
 ]
 

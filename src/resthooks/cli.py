@@ -489,6 +489,8 @@ def _cmd_emit(ctx: _Context) -> _Result:
 
 def _cmd_deliveries_list(ctx: _Context) -> _Result:
     state = _choice(ctx.args.state, DeliveryState, "state")
+    if ctx.args.limit < 1:
+        raise ValidationError("limit", f"must be at least 1; got {ctx.args.limit}")
     deliveries = ctx.store().list_deliveries(
         hook_id=ctx.args.hook, state=state, limit=ctx.args.limit
     )
