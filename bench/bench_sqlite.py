@@ -26,7 +26,7 @@ import urllib3
 
 from resthooks import Dispatcher, Hook, SystemClock
 from resthooks.stores import MemoryStore, SQLiteStore, Store
-from resthooks.testing import FakeClock, RecordingTransport
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
 from resthooks.transports import Urllib3Transport
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -149,7 +149,7 @@ def _dispatcher_loop(store: Store, url: str, count: int, per_host: int | None) -
     emitter = Dispatcher(store, clock=FakeClock(), transport=RecordingTransport())
     for n in range(count):
         emitter.emit("party/created", {"n": n}, owner="acme")
-    transport = Urllib3Transport()
+    transport = Urllib3Transport(policy=LOOPBACK_POLICY)
     dispatcher = Dispatcher(
         store,
         clock=SystemClock(),

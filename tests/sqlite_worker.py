@@ -13,16 +13,16 @@ import time
 
 from resthooks import Dispatcher, SystemClock, Timeouts
 from resthooks.stores import SQLiteStore
-from resthooks.transports import Urllib3Transport
+from resthooks.testing import LOOPBACK_POLICY
 
 
 def build_dispatcher(store: SQLiteStore, *, lease: float, total: float) -> Dispatcher:
-    """The one place the worker's Dispatcher is built (a network policy that lets it reach
-    the loopback receiver, such as ``allow_networks=["127.0.0.0/8"]``, belongs here)."""
+    """The one place the worker's Dispatcher is built; its network policy lets it reach the
+    loopback receiver."""
     return Dispatcher(
         store,
         clock=SystemClock(),
-        transport=Urllib3Transport(),
+        network_policy=LOOPBACK_POLICY,
         timeouts=Timeouts(connect=min(0.5, total), total=total),
         lease=lease,
         max_in_flight_per_host=None,

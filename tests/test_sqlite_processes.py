@@ -19,7 +19,7 @@ import pytest
 
 from resthooks import DeliveryState, Dispatcher, Hook, HookState, SystemClock
 from resthooks.stores import SQLiteStore
-from resthooks.testing import FakeClock, RecordingTransport
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
 from resthooks.transports import Urllib3Transport
 
 WORKER = Path(__file__).with_name("sqlite_worker.py")
@@ -139,7 +139,7 @@ def test_restart_loses_nothing_and_dead_hook_stays_dead(tmp_path: Path, receiver
         ),
         max_per_owner=None,
     )
-    transport = Urllib3Transport()
+    transport = Urllib3Transport(policy=LOOPBACK_POLICY)
     dispatcher = Dispatcher(store, clock=clock, transport=transport, max_in_flight_per_host=None)
     dispatcher.emit("party/created", {"n": 0}, owner="acme")
     for _ in range(10):  # the whole retry schedule plays out against the failing path

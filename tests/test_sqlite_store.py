@@ -401,3 +401,35 @@ def test_backup_is_a_usable_copy(db: Path, tmp_path: Path) -> None:
     with SQLiteStore(tmp_path / "copy.db") as copy:
         assert copy.get_delivery(made.id) == made
         assert copy.get_hook("hook_00001") == _hook(1)
+
+
+def test_listing_by_owner_survives_reused_seqs(db: Path) -> None:
+    """After purge frees the newest rows and a later emit reuses their seqs, listing an
+    owner's deliveries still returns exactly that owner's."""
+    with SQLiteStore(db) as store:
+        for n in range(3):
+            store.add_hook(_hook(n), max_per_owner=None)
+        store.add_hook(
+            Hook(
+                id="hook_other",
+                owner="other",
+                event="party/created",
+                target_url="https://other.example.com/",
+                created_at=T0,
+                updated_at=T0,
+            ),
+            max_per_owner=None,
+        )
+        first, *rest = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
+        conn = store._conn()
+        conn.execute(
+            "UPDATE deliveries SET state = 'delivered', due_at = NULL WHERE id IN (?, ?)",
+            [d.id for d in rest],
+        )
+        assert store.purge(before=T0 + timedelta(seconds=1)) == 2
+        (theirs,) = store.enqueue(
+            owner="other", event="party/created", body=b"{}", now=T0 + timedelta(seconds=2)
+        )
+        assert [first.id] == [d.id for d in store.list_deliveries(owner="acme")]
+        assert [theirs.id] == [d.id for d in store.list_deliveries(owner="other")]
+        assert store.stats(owner="acme").deliveries["pending"] == 1

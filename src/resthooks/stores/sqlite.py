@@ -68,7 +68,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX hooks_by_created ON hooks (created_at, id)",
         # One row per emit: the body (and what every delivery of the emit shares) is stored
         # once however many hooks it fans out to. ``remaining`` counts the deliveries still
-        # pointing at it, so purge can drop it with the last of them.
+        # pointing at it, so purge can drop it with the last of them. A fan-out's rows are
+        # inserted by one statement, so their seqs are consecutive: first_seq..last_seq
+        # finds them by rowid, with no index on deliveries.message_id to slow the fan-out.
         """
         CREATE TABLE messages (
             id INTEGER PRIMARY KEY,
@@ -76,7 +78,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             event TEXT NOT NULL,
             created_at INTEGER NOT NULL,
             body BLOB NOT NULL,
-            remaining INTEGER NOT NULL
+            remaining INTEGER NOT NULL,
+            first_seq INTEGER,
+            last_seq INTEGER
         )
         """,
         "CREATE INDEX messages_by_owner ON messages (owner, created_at)",
@@ -105,7 +109,6 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # every fan-out, so it must stay as small as the backlog, not grow with the history.
         "CREATE INDEX deliveries_open_by_hook ON deliveries (hook_id, due_at, seq)"
         " WHERE due_at IS NOT NULL",
-        "CREATE INDEX deliveries_by_message ON deliveries (message_id)",
         "CREATE INDEX deliveries_in_flight ON deliveries (lease_until) WHERE state = 'in_flight'",
         "CREATE INDEX deliveries_final ON deliveries (updated_at) WHERE due_at IS NULL",
         """
@@ -141,6 +144,11 @@ _DELIVERY_COLUMNS = (
     " d.updated_at, d.last_error"
 )
 _DELIVERY_FROM = "deliveries d JOIN messages m ON m.id = d.message_id"
+# The same join, driven from the messages of one owner (``m.owner = ?`` in the WHERE).
+_OWNER_DELIVERY_FROM = (
+    "messages m JOIN deliveries d ON d.seq BETWEEN m.first_seq AND m.last_seq"
+    " AND d.message_id = m.id"
+)
 _OPEN = "due_at IS NOT NULL"
 _CLAIM_COLUMNS = _DELIVERY_COLUMNS + ", " + ", ".join(f"h.{c}" for c in _HOOK_COLUMNS.split(", "))
 
@@ -685,13 +693,17 @@ class SQLiteStore:
             "SELECT printf('msg_%013x', :at) || lower(hex(randomblob(8))), id, :message, "
             "'pending', 0, :at, :at, :at FROM hooks "
             "WHERE owner = :owner AND event = :event AND state = 'active' "
-            "ORDER BY created_at, id RETURNING id, hook_id",
+            "ORDER BY created_at, id RETURNING id, hook_id, seq",
             {"at": at, "message": message_id, "owner": owner, "event": event},
         ).fetchall()
         if not rows:
             conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
             return []
-        conn.execute("UPDATE messages SET remaining = ? WHERE id = ?", (len(rows), message_id))
+        seqs = [r[2] for r in rows]
+        conn.execute(
+            "UPDATE messages SET remaining = ?, first_seq = ?, last_seq = ? WHERE id = ?",
+            (len(rows), min(seqs), max(seqs), message_id),
+        )
         return [
             Delivery(
                 id=delivery_id,
@@ -702,7 +714,7 @@ class SQLiteStore:
                 created_at=now,
                 updated_at=now,
             )
-            for delivery_id, hook_id in rows
+            for delivery_id, hook_id, _ in rows
         ]
 
     def claim_due(
@@ -950,7 +962,8 @@ class SQLiteStore:
         if state is not None:
             where.append("d.state = ?")
             params.append(state.value)
-        sql = f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM}"
+        source = _DELIVERY_FROM if owner is None else _OWNER_DELIVERY_FROM
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM {source}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY m.created_at DESC, d.id DESC LIMIT ?"
@@ -1020,6 +1033,7 @@ class SQLiteStore:
             hook_where, delivery_where = "", ""
         else:
             hook_where, delivery_where, params = "WHERE owner = ?", "WHERE m.owner = ?", (owner,)
+        source = _DELIVERY_FROM if owner is None else _OWNER_DELIVERY_FROM
         with self._read("counting") as conn:
             hooks = dict(
                 conn.execute(
@@ -1028,13 +1042,12 @@ class SQLiteStore:
             )
             deliveries = dict(
                 conn.execute(
-                    f"SELECT d.state, count(*) FROM {_DELIVERY_FROM} {delivery_where} "
-                    "GROUP BY d.state",
+                    f"SELECT d.state, count(*) FROM {source} {delivery_where} GROUP BY d.state",
                     params,
                 )
             )
             (oldest,) = conn.execute(
-                f"SELECT min(m.created_at) FROM {_DELIVERY_FROM} "
+                f"SELECT min(m.created_at) FROM {source} "
                 f"{delivery_where or 'WHERE 1'} AND d.{_OPEN}",
                 params,
             ).fetchone()
