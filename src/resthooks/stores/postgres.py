@@ -1,0 +1,1050 @@
+"""The PostgreSQL store: many workers on many machines, and the host's own transaction.
+
+Needs the ``postgres`` extra (``pip install 'resthooks[postgres]'``: psycopg 3 and
+psycopg-pool) and PostgreSQL 13 or newer. Nothing else in resthooks imports psycopg.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool
+
+from ..errors import ConfigurationError, HookLimitReached, SchemaError, StoreError
+from ..model import (
+    Attempt,
+    Claim,
+    Delivery,
+    DeliveryState,
+    Hook,
+    HookState,
+    Outcome,
+    OutcomeKind,
+    RecordResult,
+    Stats,
+)
+from ._common import target_host
+
+if TYPE_CHECKING:
+    from typing_extensions import LiteralString
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+SCHEMA_VERSION = 1
+"""The version of the tables this release writes. A database at a higher version (written by
+a newer resthooks) is refused with :class:`~resthooks.errors.SchemaError`."""
+
+_TABLES = ("schema_version", "hooks", "messages", "deliveries", "attempts")
+
+# Migration n brings the schema from version n - 1 to n. Every statement names its tables
+# through the {s} placeholder, the quoted schema.
+_MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
+    1: (
+        """
+        CREATE TABLE {s}.hooks (
+            id text PRIMARY KEY,
+            owner text NOT NULL,
+            event text NOT NULL,
+            target_url text NOT NULL,
+            host text NOT NULL,
+            description text NOT NULL,
+            state text NOT NULL,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            dead_reason text,
+            dead_at timestamptz,
+            secret text,
+            previous_secret text,
+            previous_secret_until timestamptz,
+            UNIQUE (owner, event, target_url)
+        )
+        """,
+        "CREATE INDEX ON {s}.hooks (owner, created_at, id)",
+        "CREATE TABLE {s}.messages (id bigserial PRIMARY KEY, body bytea NOT NULL)",
+        # due_at is when the delivery can be claimed: next_attempt_at while pending, the
+        # lease's end while in flight, NULL once final. One column, one index, one scan.
+        """
+        CREATE TABLE {s}.deliveries (
+            id text PRIMARY KEY,
+            hook_id text NOT NULL,
+            owner text NOT NULL,
+            event text NOT NULL,
+            message_id bigint NOT NULL REFERENCES {s}.messages (id),
+            host text NOT NULL,
+            state text NOT NULL,
+            attempts integer NOT NULL DEFAULT 0,
+            next_attempt_at timestamptz,
+            due_at timestamptz,
+            token text,
+            lease_until timestamptz,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            last_error text
+        )
+        """,
+        "CREATE INDEX ON {s}.deliveries (due_at, created_at, id) WHERE due_at IS NOT NULL",
+        "CREATE INDEX ON {s}.deliveries (host) WHERE state = 'in_flight'",
+        "CREATE INDEX ON {s}.deliveries (hook_id)",
+        "CREATE INDEX ON {s}.deliveries (owner, created_at, id)",
+        "CREATE INDEX ON {s}.deliveries (created_at, id)",
+        "CREATE INDEX ON {s}.deliveries (message_id)",
+        "CREATE INDEX ON {s}.deliveries (updated_at) WHERE due_at IS NULL",
+        """
+        CREATE TABLE {s}.attempts (
+            seq bigserial PRIMARY KEY,
+            delivery_id text NOT NULL,
+            number integer NOT NULL,
+            started_at timestamptz NOT NULL,
+            duration double precision NOT NULL,
+            status integer,
+            error_kind text,
+            error text,
+            response_excerpt text NOT NULL
+        )
+        """,
+        "CREATE INDEX ON {s}.attempts (delivery_id, seq)",
+    ),
+}
+
+_HOOK_COLUMNS: LiteralString = (
+    "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason, "
+    "dead_at, secret, previous_secret, previous_secret_until"
+)
+_DELIVERY_COLUMNS: LiteralString = (
+    "id, hook_id, owner, event, state, attempts, next_attempt_at, created_at, updated_at, "
+    "last_error"
+)
+# Cancel a hook's deliveries that are not final (pending or in flight: due_at is set).
+_CANCEL_OPEN: LiteralString = """
+    UPDATE {s}.deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at = NULL,
+        token = NULL, lease_until = NULL, updated_at = %(now)s
+    WHERE hook_id = %(hook_id)s AND due_at IS NOT NULL
+    RETURNING id, created_at
+"""
+_MAX_IDENTIFIER = 63
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(timezone.utc)
+
+
+def _utc_required(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+def _text(value: str | None) -> str | None:
+    # PostgreSQL's text cannot hold NUL; a receiver's response may. Keep the rest readable.
+    return None if value is None else value.replace("\x00", "\ufffd")
+
+
+def _hook(row: Sequence[Any]) -> Hook:
+    return Hook(
+        id=row[0],
+        owner=row[1],
+        event=row[2],
+        target_url=row[3],
+        description=row[4],
+        state=HookState(row[5]),
+        created_at=_utc_required(row[6]),
+        updated_at=_utc_required(row[7]),
+        dead_reason=row[8],
+        dead_at=_utc(row[9]),
+        secret=row[10],
+        previous_secret=row[11],
+        previous_secret_until=_utc(row[12]),
+    )
+
+
+def _delivery(row: Sequence[Any]) -> Delivery:
+    return Delivery(
+        id=row[0],
+        hook_id=row[1],
+        owner=row[2],
+        event=row[3],
+        state=DeliveryState(row[4]),
+        attempts=row[5],
+        next_attempt_at=_utc(row[6]),
+        created_at=_utc_required(row[7]),
+        updated_at=_utc_required(row[8]),
+        last_error=row[9],
+    )
+
+
+def _sorted_ids(rows: list[TupleRow]) -> list[str]:
+    return [r[0] for r in sorted(rows, key=lambda r: (r[1], r[0]))]
+
+
+@attrs.define
+class _Live:
+    """A delivery's row as ``record`` sees it while it walks a batch of outcomes."""
+
+    hook_id: str
+    state: str
+    token: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    dirty: bool = False
+
+
+class PostgresStore:
+    """A store on PostgreSQL, for many worker processes on many machines.
+
+    Workers claim due deliveries with ``SELECT ... FOR UPDATE SKIP LOCKED``, so any number of
+    processes can share one database without handing out a delivery twice; a claim is a lease
+    with a fencing token, so the claims of a worker that dies are taken over when their lease
+    expires, and its late outcomes are refused. The store creates and migrates its tables in
+    its own PostgreSQL schema (``resthooks`` unless told otherwise), recording the version in
+    ``<schema>.schema_version``.
+
+    ``enqueue(..., connection=conn)`` (what :meth:`resthooks.Dispatcher.emit` passes on)
+    writes the deliveries through the host's own open psycopg connection, inside the host's
+    transaction and without committing it: they exist only if that transaction commits (the
+    transactional outbox; see the scaling guide).
+
+    The class is not imported by ``resthooks.stores`` until it is first used (so the core
+    never imports psycopg); ``from resthooks.stores import PostgresStore`` works once the
+    ``postgres`` extra is installed.
+
+    Args:
+        conninfo: A libpq connection string or URI (``"postgresql://app@db/app"``), or a
+            ``psycopg_pool.ConnectionPool`` of your own. The store closes a pool it
+            opened, never yours.
+        schema: The PostgreSQL schema the tables live in; created if missing.
+        min_size: Connections the store's own pool keeps open (ignored for a given pool).
+        max_size: At most this many connections at once: one per thread using the store
+            concurrently is enough (ignored for a given pool).
+        timeout: Seconds to wait for a connection from the pool before
+            :class:`~resthooks.errors.StoreError`.
+        notify: Send ``NOTIFY`` when new work is enqueued, so :meth:`wait_for_work` wakes up
+            early. Off by default: NOTIFY takes a database-wide lock at commit.
+
+    Raises:
+        ConfigurationError: For an unusable option (naming it).
+        StoreError: If the database cannot be reached.
+        SchemaError: If the schema was written by a newer resthooks, or holds tables of the
+            same names that resthooks did not create.
+
+    In a host application::
+
+        store = PostgresStore("postgresql://app@db.internal/app", max_size=8)
+        dispatcher = Dispatcher(store)
+
+    Example:
+        Options are checked before anything connects:
+
+        >>> from resthooks.stores import PostgresStore
+        >>> PostgresStore("postgresql://app@db.internal/app", schema="")
+        Traceback (most recent call last):
+        ...
+        resthooks.errors.ConfigurationError: schema: must be a non-empty string
+    """
+
+    def __init__(
+        self,
+        conninfo: str | ConnectionPool[Any],
+        *,
+        schema: str = "resthooks",
+        min_size: int = 1,
+        max_size: int = 4,
+        timeout: float = 30.0,
+        notify: bool = False,
+    ) -> None:
+        if not isinstance(schema, str) or not schema:
+            raise ConfigurationError("schema: must be a non-empty string")
+        if len(schema.encode()) > _MAX_IDENTIFIER or "\x00" in schema:
+            raise ConfigurationError(
+                f"schema: must be at most {_MAX_IDENTIFIER} bytes, without NUL characters"
+            )
+        for name, size in (("min_size", min_size), ("max_size", max_size)):
+            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+                raise ConfigurationError(f"{name}: must be an int >= 1")
+        if min_size > max_size:
+            raise ConfigurationError("min_size: must not be larger than max_size")
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ConfigurationError("timeout: must be a number of seconds > 0")
+        self.schema = schema
+        self.notify = bool(notify)
+        self._timeout = float(timeout)
+        self._queries: dict[str, sql.Composed] = {}
+        self._listener: psycopg.Connection[TupleRow] | None = None
+        self._listener_lock = threading.Lock()
+        self._closed = False
+        # Two stores on one schema share no memory; the channel name is what they share.
+        self._channel = f"resthooks.{schema}"
+        self._lock_key = f"resthooks:{schema}"
+        if isinstance(conninfo, ConnectionPool):
+            self._pool: ConnectionPool[Any] = conninfo
+            self._owns_pool = False
+            with self._connection() as conn:
+                self._migrate(conn)
+        elif isinstance(conninfo, str):
+            self._conninfo = conninfo
+            # Connect once directly: a wrong address fails now and clearly, not after the
+            # pool's timeout; the schema is brought up to date before any worker uses it.
+            try:
+                with psycopg.connect(conninfo, connect_timeout=max(int(timeout), 1)) as conn:
+                    self._migrate(conn)
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot open the PostgreSQL store: {exc}") from exc
+            self._pool = ConnectionPool(
+                conninfo,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=timeout,
+                kwargs={"autocommit": True},
+                open=True,
+                name=f"resthooks-{schema}",
+            )
+            self._owns_pool = True
+        else:
+            raise ConfigurationError(
+                "conninfo: must be a connection string or a psycopg_pool.ConnectionPool, "
+                f"not {type(conninfo).__name__}"
+            )
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _q(self, template: LiteralString) -> sql.Composed:
+        """``template`` with ``{s}`` bound to the quoted schema and the column lists (cached)."""
+        query = self._queries.get(template)
+        if query is None:
+            query = sql.SQL(template).format(
+                s=sql.Identifier(self.schema),
+                hook_columns=sql.SQL(_HOOK_COLUMNS),
+                delivery_columns=sql.SQL(_DELIVERY_COLUMNS),
+            )
+            self._queries[template] = query
+        return query
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in a transaction: committed on success, rolled back on error.
+
+        Every psycopg error is wrapped in :class:`StoreError`.
+        """
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            with self._pool.connection(timeout=self._timeout) as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL: {exc}") from exc
+
+    @contextmanager
+    def _tx(self, *, atomic: bool = True) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor; with ``atomic``, inside one transaction.
+
+        Our own pool's connections are in autocommit mode, so an operation that is one
+        statement (atomic by itself) takes one round trip instead of three.
+        """
+        with self._connection() as conn:
+            if atomic or not conn.autocommit:
+                with conn.transaction(), conn.cursor() as cur:
+                    yield cur
+            else:
+                with conn.cursor() as cur:
+                    yield cur
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        """Create or upgrade the schema in one transaction, one process at a time."""
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                # CREATE SCHEMA IF NOT EXISTS races with itself: serialise on the schema name.
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (self._lock_key,)
+                )
+                cur.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                    (self.schema,),
+                )
+                present = {r[0] for r in cur.fetchall()}
+                version = 0
+                if "schema_version" in present:
+                    cur.execute(self._q("SELECT max(version) FROM {s}.schema_version"))
+                    row = cur.fetchone()
+                    version = row[0] if row and row[0] is not None else 0
+                elif present & set(_TABLES):
+                    raise SchemaError(
+                        f"schema {self.schema!r} holds tables named like resthooks' "
+                        f"({', '.join(sorted(present & set(_TABLES)))}) but no "
+                        "schema_version: it is not a resthooks schema"
+                    )
+                if version > SCHEMA_VERSION:
+                    raise SchemaError(
+                        f"schema {self.schema!r} is at version {version}, written by a newer "
+                        f"resthooks; this one knows version {SCHEMA_VERSION} at most"
+                    )
+                if version == SCHEMA_VERSION:
+                    return
+                cur.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
+                cur.execute(
+                    self._q("CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer)")
+                )
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[target]:
+                        cur.execute(self._q(statement))
+                cur.execute(self._q("DELETE FROM {s}.schema_version"))
+                cur.execute(
+                    self._q("INSERT INTO {s}.schema_version (version) VALUES (%s)"),
+                    (SCHEMA_VERSION,),
+                )
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot create the resthooks schema: {exc}") from exc
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def add_hook(self, hook: Hook, *, max_per_owner: int | None) -> tuple[Hook, bool]:
+        with self._tx() as cur:
+            # One add at a time per owner, so two concurrent adds cannot both pass the cap.
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"{self._lock_key}:owner:{hook.owner}",),
+            )
+            cur.execute(
+                self._q(
+                    "SELECT {hook_columns} FROM {s}.hooks "
+                    "WHERE owner = %s AND event = %s AND target_url = %s"
+                ),
+                (hook.owner, hook.event, hook.target_url),
+            )
+            row = cur.fetchone()
+            if row is not None:
+                existing = _hook(row)
+                if existing.state is HookState.DEAD:
+                    return self._revive(cur, existing.id, hook.updated_at) or existing, False
+                return existing, False
+            if max_per_owner is not None:
+                cur.execute(
+                    self._q("SELECT count(*) FROM {s}.hooks WHERE owner = %s"), (hook.owner,)
+                )
+                count = cur.fetchone()
+                if count is not None and count[0] >= max_per_owner:
+                    raise HookLimitReached(max_per_owner)
+            cur.execute(
+                self._q(
+                    "INSERT INTO {s}.hooks ({hook_columns}, host) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                ),
+                (
+                    hook.id,
+                    hook.owner,
+                    hook.event,
+                    hook.target_url,
+                    hook.description,
+                    hook.state.value,
+                    hook.created_at,
+                    hook.updated_at,
+                    hook.dead_reason,
+                    hook.dead_at,
+                    hook.secret,
+                    hook.previous_secret,
+                    hook.previous_secret_until,
+                    target_host(hook.target_url),
+                ),
+            )
+            return hook, True
+
+    def get_hook(self, hook_id: str) -> Hook | None:
+        with self._tx(atomic=False) as cur:
+            cur.execute(self._q("SELECT {hook_columns} FROM {s}.hooks WHERE id = %s"), (hook_id,))
+            row = cur.fetchone()
+        return None if row is None else _hook(row)
+
+    def list_hooks(
+        self,
+        *,
+        owner: str | None = None,
+        event: str | None = None,
+        state: HookState | None = None,
+    ) -> list[Hook]:
+        with self._tx(atomic=False) as cur:
+            cur.execute(
+                self._q(
+                    "SELECT {hook_columns} FROM {s}.hooks "
+                    "WHERE (%(owner)s::text IS NULL OR owner = %(owner)s) "
+                    "AND (%(event)s::text IS NULL OR event = %(event)s) "
+                    "AND (%(state)s::text IS NULL OR state = %(state)s) "
+                    "ORDER BY created_at, id"
+                ),
+                {"owner": owner, "event": event, "state": state.value if state else None},
+            )
+            return [_hook(r) for r in cur.fetchall()]
+
+    def active_hooks(self, *, owner: str, event: str) -> list[Hook]:
+        return self.list_hooks(owner=owner, event=event, state=HookState.ACTIVE)
+
+    def remove_hook(self, hook_id: str, *, now: datetime) -> list[str]:
+        with self._tx() as cur:
+            return self._remove(cur, hook_id, now)
+
+    def _remove(self, cur: psycopg.Cursor[Any], hook_id: str, now: datetime) -> list[str]:
+        cur.execute(self._q("DELETE FROM {s}.hooks WHERE id = %s RETURNING id"), (hook_id,))
+        if cur.fetchone() is None:
+            return []
+        cur.execute(self._q(_CANCEL_OPEN), {"hook_id": hook_id, "now": now})
+        return _sorted_ids(cur.fetchall())
+
+    def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
+        with self._tx() as cur:
+            return self._mark_dead(cur, hook_id, reason, now)
+
+    def _mark_dead(
+        self, cur: psycopg.Cursor[Any], hook_id: str, reason: str, now: datetime
+    ) -> list[str]:
+        cur.execute(
+            self._q(
+                "UPDATE {s}.hooks SET state = CASE WHEN state = 'dead' THEN state ELSE 'dead' END, "
+                "dead_reason = CASE WHEN state = 'dead' THEN dead_reason ELSE %(reason)s END, "
+                "dead_at = CASE WHEN state = 'dead' THEN dead_at ELSE %(now)s END, "
+                "updated_at = CASE WHEN state = 'dead' THEN updated_at ELSE %(now)s END "
+                "WHERE id = %(id)s RETURNING id"
+            ),
+            {"id": hook_id, "reason": reason, "now": now},
+        )
+        if cur.fetchone() is None:
+            return []
+        cur.execute(self._q(_CANCEL_OPEN), {"hook_id": hook_id, "now": now})
+        return _sorted_ids(cur.fetchall())
+
+    def revive_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
+        with self._tx(atomic=False) as cur:
+            revived = self._revive(cur, hook_id, now)
+            if revived is not None:
+                return revived
+            cur.execute(self._q("SELECT {hook_columns} FROM {s}.hooks WHERE id = %s"), (hook_id,))
+            row = cur.fetchone()
+        return None if row is None else _hook(row)
+
+    def _revive(self, cur: psycopg.Cursor[Any], hook_id: str, now: datetime) -> Hook | None:
+        cur.execute(
+            self._q(
+                "UPDATE {s}.hooks SET state = 'active', dead_reason = NULL, dead_at = NULL, "
+                "updated_at = %s WHERE id = %s AND state = 'dead' RETURNING {hook_columns}"
+            ),
+            (now, hook_id),
+        )
+        row = cur.fetchone()
+        return None if row is None else _hook(row)
+
+    def set_secret(
+        self,
+        hook_id: str,
+        *,
+        secret: str | None,
+        previous_secret: str | None,
+        previous_secret_until: datetime | None,
+        now: datetime,
+    ) -> Hook | None:
+        with self._tx(atomic=False) as cur:
+            cur.execute(
+                self._q(
+                    "UPDATE {s}.hooks SET secret = %s, previous_secret = %s, "
+                    "previous_secret_until = %s, updated_at = %s WHERE id = %s "
+                    "RETURNING {hook_columns}"
+                ),
+                (secret, previous_secret, previous_secret_until, now, hook_id),
+            )
+            row = cur.fetchone()
+        return None if row is None else _hook(row)
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    _ENQUEUE: LiteralString = """
+        WITH matched AS (
+            SELECT id, host, created_at FROM {s}.hooks
+            WHERE owner = %(owner)s AND event = %(event)s AND state = 'active'
+        ), message AS (
+            INSERT INTO {s}.messages (body)
+            SELECT %(body)s WHERE EXISTS (SELECT 1 FROM matched)
+            RETURNING id
+        )
+        INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
+                                    next_attempt_at, due_at, created_at, updated_at)
+        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), matched.id, %(owner)s,
+               %(event)s, message.id, matched.host, 'pending', %(now)s, %(now)s, %(now)s,
+               %(now)s
+        FROM matched CROSS JOIN message
+        ORDER BY matched.created_at, matched.id
+        RETURNING id, hook_id, owner, event, state, attempts, next_attempt_at, created_at,
+                  updated_at, last_error
+    """
+
+    def enqueue(
+        self,
+        *,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        connection: object | None = None,
+    ) -> list[Delivery]:
+        """Fan out one event in one ``INSERT ... SELECT``; the body is stored once.
+
+        With ``connection`` (a :class:`psycopg.Connection` to the same database), the rows
+        are written through it, inside the caller's transaction, which is neither committed
+        nor rolled back here.
+
+        Raises:
+            ConfigurationError: If ``connection`` is not a psycopg connection, or is in
+                autocommit mode outside a transaction (the rows would commit at once).
+            StoreError: If the database refuses.
+        """
+        params = {"owner": owner, "event": event, "body": body, "now": now}
+        if connection is None:
+            with self._tx(atomic=False) as cur:
+                cur.execute(self._q(self._ENQUEUE), params)
+                rows = cur.fetchall()
+                if rows and self.notify:
+                    cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
+            return [_delivery(r) for r in rows]
+        if not isinstance(connection, psycopg.Connection):
+            raise ConfigurationError(
+                "connection: must be a psycopg.Connection to the store's database, not "
+                f"{type(connection).__name__}"
+            )
+        status = connection.info.transaction_status
+        if connection.autocommit and status == psycopg.pq.TransactionStatus.IDLE:
+            raise ConfigurationError(
+                "connection: is in autocommit mode with no transaction open, so the "
+                "deliveries would commit on their own; open one with connection.transaction()"
+            )
+        try:
+            with connection.cursor() as cur:
+                cur.execute(self._q(self._ENQUEUE), params)
+                rows = cur.fetchall()
+                if rows and self.notify:
+                    # Delivered by PostgreSQL only if the caller's transaction commits.
+                    cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL: {exc}") from exc
+        return [_delivery(r) for r in rows]
+
+    _CLAIM: LiteralString = """
+        WITH picked AS (
+            SELECT id, due_at FROM {s}.deliveries
+            WHERE due_at <= %(now)s
+            ORDER BY due_at, created_at, id
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        )
+    """
+    # With a per-host limit: rank each host's due deliveries, keep those that fit under the
+    # limit given what that host has in flight, then lock what is still due.
+    _CLAIM_PER_HOST: LiteralString = """
+        WITH busy AS (
+            SELECT host, count(*) AS n FROM {s}.deliveries
+            WHERE state = 'in_flight' AND lease_until > %(now)s
+            GROUP BY host
+        ), ranked AS (
+            SELECT id, host, due_at, created_at,
+                   row_number() OVER (PARTITION BY host ORDER BY due_at, created_at, id) AS rn
+            FROM {s}.deliveries WHERE due_at <= %(now)s
+        ), fitting AS (
+            SELECT ranked.id FROM ranked LEFT JOIN busy ON busy.host = ranked.host
+            WHERE ranked.rn <= %(per_host)s - coalesce(busy.n, 0)
+            ORDER BY ranked.due_at, ranked.created_at, ranked.id
+            LIMIT %(limit)s
+        ), picked AS (
+            SELECT d.id, d.due_at FROM {s}.deliveries d JOIN fitting ON fitting.id = d.id
+            WHERE d.due_at <= %(now)s
+            FOR UPDATE OF d SKIP LOCKED
+        )
+    """
+    _CLAIM_UPDATE: LiteralString = """
+        UPDATE {s}.deliveries d
+        SET state = 'in_flight', token = replace(gen_random_uuid()::text, '-', ''),
+            lease_until = %(lease_until)s, due_at = %(lease_until)s, updated_at = %(now)s
+        FROM picked, {s}.hooks h, {s}.messages m
+        WHERE d.id = picked.id AND h.id = d.hook_id AND m.id = d.message_id
+        RETURNING picked.due_at,
+            d.id, d.hook_id, d.owner, d.event, d.state, d.attempts, d.next_attempt_at,
+            d.created_at, d.updated_at, d.last_error,
+            h.id, h.owner, h.event, h.target_url, h.description, h.state, h.created_at,
+            h.updated_at, h.dead_reason, h.dead_at, h.secret, h.previous_secret,
+            h.previous_secret_until,
+            m.body, d.token, d.lease_until
+    """
+
+    def claim_due(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        max_in_flight_per_host: int | None = None,
+    ) -> list[Claim]:
+        """Claim with ``FOR UPDATE SKIP LOCKED``: concurrent claimers never wait on each other
+        and never share a delivery.
+
+        With ``max_in_flight_per_host``, claims are taken one transaction at a time (a
+        transaction-scoped advisory lock), so the limit holds exactly across workers.
+        """
+        if limit <= 0:
+            return []
+        params: dict[str, Any] = {"now": now, "limit": limit, "lease_until": lease_until}
+        with self._tx(atomic=max_in_flight_per_host is not None) as cur:
+            if max_in_flight_per_host is None:
+                cur.execute(self._q(self._CLAIM + self._CLAIM_UPDATE), params)
+            else:
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    (f"{self._lock_key}:claim",),
+                )
+                params["per_host"] = max_in_flight_per_host
+                cur.execute(self._q(self._CLAIM_PER_HOST + self._CLAIM_UPDATE), params)
+            rows = cur.fetchall()
+        rows.sort(key=lambda r: (r[0], r[8], r[1]))
+        return [
+            Claim(
+                delivery=_delivery(r[1:11]),
+                hook=_hook(r[11:24]),
+                body=bytes(r[24]),
+                token=r[25],
+                lease_until=_utc_required(r[26]),
+            )
+            for r in rows
+        ]
+
+    def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:
+        """Apply a batch of outcomes in one transaction, in a handful of statements."""
+        if not outcomes:
+            return []
+        with self._tx() as cur:
+            # Lock order, the same everywhere: hooks first, then deliveries by id. A record
+            # that kills or removes a hook locks it before any delivery row.
+            doomed = sorted(
+                {
+                    o.delivery_id
+                    for o in outcomes
+                    if o.kind in (OutcomeKind.FAILED, OutcomeKind.GONE)
+                }
+            )
+            if doomed:
+                cur.execute(
+                    self._q(
+                        "SELECT h.id FROM {s}.hooks h JOIN {s}.deliveries d ON d.hook_id = h.id "
+                        "WHERE d.id = ANY(%s) ORDER BY h.id FOR UPDATE OF h"
+                    ),
+                    (doomed,),
+                )
+            cur.execute(
+                self._q(
+                    "SELECT id, hook_id, state, token, attempts, next_attempt_at, last_error "
+                    "FROM {s}.deliveries WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+                ),
+                (sorted({o.delivery_id for o in outcomes}),),
+            )
+            live = {r[0]: _Live(*r[1:]) for r in cur.fetchall()}
+            attempts: list[Attempt] = []
+            results: list[RecordResult] = []
+            for outcome in outcomes:
+                row = live.get(outcome.delivery_id)
+                if row is None or row.state != "in_flight" or row.token != outcome.token:
+                    results.append(
+                        RecordResult(
+                            delivery_id=outcome.delivery_id,
+                            applied=False,
+                            hook_id=row.hook_id if row else "",
+                        )
+                    )
+                    continue
+                if outcome.attempt is not None:
+                    attempts.append(outcome.attempt)
+                    row.attempts += 1
+                    row.last_error = outcome.attempt.summary
+                row.token = None
+                row.dirty = True
+                kind = outcome.kind
+                if kind is OutcomeKind.RETRY:
+                    row.state = "pending"
+                    row.next_attempt_at = outcome.next_attempt_at
+                elif kind is OutcomeKind.RELEASE:
+                    row.state = "pending"
+                else:
+                    row.state = {
+                        OutcomeKind.DELIVERED: "delivered",
+                        OutcomeKind.FAILED: "failed",
+                        OutcomeKind.GONE: "cancelled",
+                    }[kind]
+                    row.next_attempt_at = None
+                cancelled: list[str] = []
+                if kind in (OutcomeKind.FAILED, OutcomeKind.GONE):
+                    # The database must see this batch so far before the hook's open
+                    # deliveries are cancelled (a delivery recorded earlier stays delivered).
+                    self._flush(cur, live, attempts, now)
+                    attempts = []
+                    if kind is OutcomeKind.FAILED:
+                        reason = outcome.reason or "retries exhausted"
+                        cancelled = self._mark_dead(cur, row.hook_id, reason, now)
+                    else:
+                        cancelled = self._remove(cur, row.hook_id, now)
+                    for other in cancelled:
+                        if other in live:
+                            live[other].state = "cancelled"
+                            live[other].token = None
+                results.append(
+                    RecordResult(
+                        delivery_id=outcome.delivery_id,
+                        applied=True,
+                        hook_id=row.hook_id,
+                        cancelled=tuple(cancelled),
+                    )
+                )
+            self._flush(cur, live, attempts, now)
+        return results
+
+    def _flush(
+        self,
+        cur: psycopg.Cursor[Any],
+        live: dict[str, _Live],
+        attempts: list[Attempt],
+        now: datetime,
+    ) -> None:
+        """Write the rows ``record`` changed so far, and their attempts, in two statements."""
+        dirty = [(i, r) for i, r in live.items() if r.dirty]
+        if dirty:
+            cur.execute(
+                self._q(
+                    "UPDATE {s}.deliveries d SET state = v.state, attempts = v.attempts, "
+                    "next_attempt_at = v.next_at, "
+                    "due_at = CASE WHEN v.state = 'pending' THEN v.next_at END, "
+                    "last_error = v.last_error, token = NULL, lease_until = NULL, "
+                    "updated_at = %s "
+                    "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::timestamptz[], "
+                    "%s::text[]) AS v(id, state, attempts, next_at, last_error) "
+                    "WHERE d.id = v.id"
+                ),
+                (
+                    now,
+                    [i for i, _ in dirty],
+                    [r.state for _, r in dirty],
+                    [r.attempts for _, r in dirty],
+                    [r.next_attempt_at for _, r in dirty],
+                    [_text(r.last_error) for _, r in dirty],
+                ),
+            )
+            for _, r in dirty:
+                r.dirty = False
+        if attempts:
+            cur.execute(
+                self._q(
+                    "INSERT INTO {s}.attempts (delivery_id, number, started_at, duration, "
+                    "status, error_kind, error, response_excerpt) "
+                    "SELECT * FROM unnest(%s::text[], %s::integer[], %s::timestamptz[], "
+                    "%s::double precision[], %s::integer[], %s::text[], %s::text[], %s::text[])"
+                ),
+                (
+                    [a.delivery_id for a in attempts],
+                    [a.number for a in attempts],
+                    [a.started_at for a in attempts],
+                    [a.duration for a in attempts],
+                    [a.status for a in attempts],
+                    [a.error_kind for a in attempts],
+                    [_text(a.error) for a in attempts],
+                    [_text(a.response_excerpt) for a in attempts],
+                ),
+            )
+
+    def get_delivery(self, delivery_id: str) -> Delivery | None:
+        with self._tx(atomic=False) as cur:
+            cur.execute(
+                self._q("SELECT {delivery_columns} FROM {s}.deliveries WHERE id = %s"),
+                (delivery_id,),
+            )
+            row = cur.fetchone()
+        return None if row is None else _delivery(row)
+
+    def list_deliveries(
+        self,
+        *,
+        owner: str | None = None,
+        hook_id: str | None = None,
+        state: DeliveryState | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        with self._tx(atomic=False) as cur:
+            cur.execute(
+                self._q(
+                    "SELECT {delivery_columns} FROM {s}.deliveries "
+                    "WHERE (%(owner)s::text IS NULL OR owner = %(owner)s) "
+                    "AND (%(hook_id)s::text IS NULL OR hook_id = %(hook_id)s) "
+                    "AND (%(state)s::text IS NULL OR state = %(state)s) "
+                    "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+                ),
+                {
+                    "owner": owner,
+                    "hook_id": hook_id,
+                    "state": state.value if state else None,
+                    "limit": max(limit, 0),
+                },
+            )
+            return [_delivery(r) for r in cur.fetchall()]
+
+    def attempts(self, delivery_id: str) -> list[Attempt]:
+        with self._tx(atomic=False) as cur:
+            cur.execute(
+                self._q(
+                    "SELECT delivery_id, number, started_at, duration, status, error_kind, "
+                    "error, response_excerpt FROM {s}.attempts WHERE delivery_id = %s "
+                    "ORDER BY seq"
+                ),
+                (delivery_id,),
+            )
+            rows = cur.fetchall()
+        return [
+            Attempt(
+                delivery_id=r[0],
+                number=r[1],
+                started_at=_utc_required(r[2]),
+                duration=r[3],
+                status=r[4],
+                error_kind=r[5],
+                error=r[6],
+                response_excerpt=r[7],
+            )
+            for r in rows
+        ]
+
+    def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
+        with self._tx(atomic=False) as cur:
+            cur.execute(
+                self._q(
+                    "UPDATE {s}.deliveries SET state = 'pending', attempts = 0, "
+                    "next_attempt_at = %(now)s, due_at = %(now)s, token = NULL, "
+                    "lease_until = NULL, updated_at = %(now)s WHERE id = %(id)s "
+                    "RETURNING {delivery_columns}"
+                ),
+                {"now": now, "id": delivery_id},
+            )
+            row = cur.fetchone()
+            if row is not None and self.notify:
+                cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
+        return None if row is None else _delivery(row)
+
+    def next_due_at(self) -> datetime | None:
+        with self._tx(atomic=False) as cur:
+            cur.execute(self._q("SELECT min(due_at) FROM {s}.deliveries"))
+            row = cur.fetchone()
+        return None if row is None else _utc(row[0])
+
+    def stats(self, *, owner: str | None = None) -> Stats:
+        with self._tx(atomic=False) as cur:
+            cur.execute(
+                self._q(
+                    "SELECT state, count(*) FROM {s}.hooks "
+                    "WHERE (%(owner)s::text IS NULL OR owner = %(owner)s) GROUP BY state"
+                ),
+                {"owner": owner},
+            )
+            hooks = dict(cur.fetchall())
+            cur.execute(
+                self._q(
+                    "SELECT state, count(*), min(created_at) FILTER (WHERE due_at IS NOT NULL) "
+                    "FROM {s}.deliveries "
+                    "WHERE (%(owner)s::text IS NULL OR owner = %(owner)s) GROUP BY state"
+                ),
+                {"owner": owner},
+            )
+            rows = cur.fetchall()
+        deliveries = {r[0]: r[1] for r in rows}
+        oldest = min((r[2] for r in rows if r[2] is not None), default=None)
+        return Stats(
+            hooks={s.value: hooks.get(s.value, 0) for s in HookState},
+            deliveries={s.value: deliveries.get(s.value, 0) for s in DeliveryState},
+            oldest_pending_at=_utc(oldest),
+        )
+
+    def purge(self, *, before: datetime) -> int:
+        with self._tx() as cur:
+            cur.execute(
+                self._q(
+                    "DELETE FROM {s}.deliveries WHERE due_at IS NULL AND updated_at < %s "
+                    "RETURNING id, message_id"
+                ),
+                (before,),
+            )
+            rows = cur.fetchall()
+            if not rows:
+                return 0
+            cur.execute(
+                self._q("DELETE FROM {s}.attempts WHERE delivery_id = ANY(%s)"),
+                ([r[0] for r in rows],),
+            )
+            cur.execute(
+                self._q(
+                    "DELETE FROM {s}.messages m WHERE m.id = ANY(%s) AND NOT EXISTS "
+                    "(SELECT 1 FROM {s}.deliveries d WHERE d.message_id = m.id)"
+                ),
+                (sorted({r[1] for r in rows}),),
+            )
+        return len(rows)
+
+    # -- wake-ups ----------------------------------------------------------------------------
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until another process enqueues work, or ``timeout`` seconds pass.
+
+        A wake-up hint for a worker loop, never needed for correctness: polling
+        :meth:`claim_due` finds every due delivery on its own. It listens on one connection
+        of its own (outside the pool), opened on the first call. Only stores built with
+        ``notify=True`` send the notifications it waits for; retries that come due send
+        none: use :meth:`~resthooks.stores.DeliveryStore.next_due_at` for those.
+
+        Args:
+            timeout: The longest wait, in seconds.
+
+        Returns:
+            ``True`` if a notification arrived, ``False`` on timeout.
+
+        Raises:
+            StoreError: If the listening connection fails (the next call reconnects).
+        """
+        with self._listener_lock:
+            try:
+                if self._listener is None or self._listener.closed:
+                    self._listener = self._open_listener()
+                for _ in self._listener.notifies(timeout=max(timeout, 0.0), stop_after=1):
+                    return True
+                return False
+            except psycopg.Error as exc:
+                if self._listener is not None:
+                    self._listener.close()
+                    self._listener = None
+                raise StoreError(f"PostgreSQL: {exc}") from exc
+
+    def _open_listener(self) -> psycopg.Connection[TupleRow]:
+        if self._owns_pool:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+        else:
+            # psycopg-pool 3.3 also accepts callables for both (credentials that rotate).
+            conninfo = self._pool.conninfo
+            kwargs = self._pool.kwargs
+            conninfo = conninfo() if callable(conninfo) else conninfo
+            kwargs = kwargs() if callable(kwargs) else kwargs
+            conn = psycopg.connect(conninfo, **{**(kwargs or {}), "autocommit": True})
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+        return conn
+
+    def close(self) -> None:
+        """Close the store's pool (not one passed in) and its listening connection."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._listener_lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+        if self._owns_pool:
+            self._pool.close()
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore schema={self.schema!r}>"
