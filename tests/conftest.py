@@ -15,15 +15,19 @@ from resthooks import Dispatcher, NetworkPolicy
 from resthooks.stores import MemoryStore
 from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
 
+# pytester runs the plugin's fixtures in sessions of their own (tests/test_pytest_plugin.py).
+pytest_plugins = ["pytester"]
 
+
+# The project's short names for the fixtures of its own pytest plugin (it eats its own cooking).
 @pytest.fixture(name="clock")
-def _clock() -> FakeClock:
-    return FakeClock()
+def _clock(resthooks_clock: FakeClock) -> FakeClock:
+    return resthooks_clock
 
 
 @pytest.fixture(name="transport")
-def _transport() -> RecordingTransport:
-    return RecordingTransport()
+def _transport(resthooks_transport: RecordingTransport) -> RecordingTransport:
+    return resthooks_transport
 
 
 @pytest.fixture(name="store")

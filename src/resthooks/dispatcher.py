@@ -6,7 +6,7 @@ import math
 import re
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import version
@@ -168,6 +168,11 @@ class Dispatcher:
         >>> transport.requests[0].body
         b'{"event":"party/created","payload":[{"id":1}]}'
     """
+
+    #: Called with the new deliveries after every :meth:`emit` that stored some (and was not
+    #: given a ``connection``: those exist only once the host commits). ``None`` by default.
+    #: A hook point for test settings: :func:`resthooks.testing.synchronous` sets it.
+    after_emit: Callable[[list[Delivery]], object] | None = None
 
     def __init__(
         self,
@@ -446,6 +451,8 @@ class Dispatcher:
         )
         if created:
             self._wake_workers()
+            if connection is None and self.after_emit is not None:
+                self.after_emit(created)
         return created
 
     # -- deliveries --------------------------------------------------------------------------

@@ -1,15 +1,15 @@
 """A delivery worker process for the scale-out tests and the benchmark.
 
 Usage: ``python worker.py CONNINFO SCHEMA BATCH_SIZE LEASE_SECONDS``. It delivers until it is
-sent SIGTERM (or killed). It uses ``Dispatcher.run`` when the Dispatcher has one, else a
-loop of ``deliver_due`` that sleeps briefly when nothing is due. With
+sent SIGTERM (or killed). It runs ``Dispatcher.run`` (or, with
+``RESTHOOKS_WORKER_LOOP=deliver_due``, a loop of ``deliver_due`` that sleeps briefly when
+nothing is due). With
 ``WORKER_TRANSPORT=null`` (the benchmark's store-only runs) nothing is sent over the network:
 every attempt is answered 204 at once.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import signal
 import sys
@@ -37,15 +37,10 @@ def main() -> None:
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    run = getattr(dispatcher, "run", None)
-    if run is not None and os.environ.get("RESTHOOKS_WORKER_LOOP") != "deliver_due":
-        accepted = inspect.signature(run).parameters
-        options = {
-            name: value
-            for name, value in (("batch_size", batch), ("stop", stop))
-            if name in accepted
-        }
-        run(**options)
+    if os.environ.get("RESTHOOKS_WORKER_LOOP") != "deliver_due":
+        # The worker claims up to two batches of its thread count: half the batch size in
+        # threads keeps what one process holds in flight within one batch.
+        dispatcher.run(workers=max(1, batch // 2), stop=stop, poll_interval=0.05)
     else:
         while not stop.is_set():
             if dispatcher.deliver_due(batch_size=batch).attempts == 0:
