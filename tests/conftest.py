@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from resthooks import Dispatcher, NetworkPolicy
+from resthooks import Dispatcher, NetworkPolicy, SystemClock, Timeouts
 from resthooks.stores import MemoryStore
 from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
+from resthooks.transports import Urllib3Transport
 
 # pytester runs the plugin's fixtures in sessions of their own (tests/test_pytest_plugin.py).
 pytest_plugins = ["pytester"]
@@ -48,6 +49,26 @@ LOOPBACK = LOOPBACK_POLICY
 @pytest.fixture(name="loopback_policy")
 def _loopback_policy() -> NetworkPolicy:
     return LOOPBACK
+
+
+@pytest.fixture(name="http_dispatcher")
+def _http_dispatcher() -> Iterator[Callable[..., Dispatcher]]:
+    """Build Dispatchers that deliver over real HTTP (Urllib3Transport, the system clock) to
+    servers on loopback. Every real-HTTP test builds its Dispatcher here, so that what it
+    takes to allow loopback is said once, in this fixture."""
+    transports: list[Urllib3Transport] = []
+
+    def make(**options: Any) -> Dispatcher:
+        transport = Urllib3Transport(policy=LOOPBACK)
+        transports.append(transport)
+        options.setdefault("timeouts", Timeouts(connect=1.0, total=1.0))
+        options.setdefault("lease", 30.0)
+        options.setdefault("network_policy", LOOPBACK)
+        return Dispatcher(MemoryStore(), clock=SystemClock(), transport=transport, **options)
+
+    yield make
+    for transport in transports:
+        transport.close()
 
 
 # -- real HTTP on loopback (the worker's tests) ----------------------------------------------

@@ -91,8 +91,15 @@ class DeliverySummary:
     stale: int = 0
 
     def __add__(self, other: DeliverySummary) -> DeliverySummary:
+        # Field by field: attrs.astuple deep-copies and costs more than the rest of a
+        # deliver_due round.
         return DeliverySummary(
-            *(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other), strict=True))
+            delivered=self.delivered + other.delivered,
+            retried=self.retried + other.retried,
+            failed=self.failed + other.failed,
+            gone=self.gone + other.gone,
+            cancelled=self.cancelled + other.cancelled,
+            stale=self.stale + other.stale,
         )
 
     @property
@@ -465,8 +472,17 @@ class Dispatcher:
         state: DeliveryState | str | None = None,
         limit: int = 100,
     ) -> list[Delivery]:
-        """The owner's deliveries, newest first."""
+        """The owner's deliveries, newest first.
+
+        Raises:
+            ValidationError: Naming the filter at fault (``owner``, ``hook_id``, ``state`` or
+                ``limit``, which must be an int >= 0).
+        """
         owner = _validate_owner(owner)
+        if hook_id is not None:
+            hook_id = _validate_id(hook_id, "hook_id")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValidationError("limit", "must be an int >= 0")
         return self.store.list_deliveries(
             owner=owner, hook_id=hook_id, state=_delivery_state(state), limit=limit
         )
@@ -496,7 +512,9 @@ class Dispatcher:
         """Send every delivery due now, one after the other, and record each outcome.
 
         This is what a test or a cron-style host calls; deliveries that become due while it
-        runs (a retry due at once, say) are sent too.
+        runs (a retry due at once, say) are sent too. A claimed delivery is sent only if its
+        attempt can end before the claim's lease does; otherwise it is released and claimed
+        again, so two workers never send it at once.
 
         Returns:
             The counts of outcomes.
@@ -512,8 +530,19 @@ class Dispatcher:
             )
             if not claims:
                 return summary
-            outcomes = [self.attempt(claim) for claim in claims]
+            outcomes = [self._attempt_within_lease(claim) for claim in claims]
             summary += self.record(outcomes, claims=claims)
+
+    def _attempt_within_lease(self, claim: Claim) -> Outcome:
+        # The claims of a batch are sent one after the other: one whose attempt could end
+        # after its lease expires (another worker may take it over then) goes back to the
+        # queue unsent, to be claimed afresh by the next round.
+        longest = timedelta(seconds=self.timeouts.total)
+        if self.clock.now() + longest > claim.lease_until:
+            return Outcome(
+                delivery_id=claim.delivery.id, token=claim.token, kind=OutcomeKind.RELEASE
+            )
+        return self.attempt(claim)
 
     # -- the policy, one attempt at a time -----------------------------------------------------
 
@@ -672,12 +701,7 @@ class Dispatcher:
                 counts["stale"] += 1
                 continue
             counts["cancelled"] += len(result.cancelled)
-            key = {
-                OutcomeKind.DELIVERED: "delivered",
-                OutcomeKind.RETRY: "retried",
-                OutcomeKind.FAILED: "failed",
-                OutcomeKind.GONE: "gone",
-            }.get(outcome.kind)
+            key = _SUMMARY_KEYS.get(outcome.kind)
             if key:
                 counts[key] += 1
         return DeliverySummary(**counts)
@@ -947,6 +971,14 @@ class Dispatcher:
 
     def __repr__(self) -> str:
         return f"<Dispatcher store={self.store!r} transport={self.transport!r}>"
+
+
+_SUMMARY_KEYS = {
+    OutcomeKind.DELIVERED: "delivered",
+    OutcomeKind.RETRY: "retried",
+    OutcomeKind.FAILED: "failed",
+    OutcomeKind.GONE: "gone",
+}
 
 
 def _check_request_size(request: Request, max_body: int) -> None:

@@ -46,17 +46,31 @@ def _default(value: object) -> Any:
         return float(value) if value != value.to_integral_value() else int(value)
     if attrs.has(type(value)):
         return attrs.asdict(value, recurse=False)  # type: ignore[arg-type]
+    if isinstance(value, Mapping):
+        # json only knows dict; any other mapping (MappingProxyType, a custom Mapping) is
+        # accepted as an entity, so its values must be encodable too.
+        return dict(value)
     raise PayloadError(
         f"cannot encode a {type(value).__name__} as JSON "
         "(supported: JSON types, datetime, date, UUID, Decimal, attrs instances)"
     )
 
 
+# One encoder for every emit: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(
+    default=_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
+def _is_entity(value: object) -> bool:
+    return isinstance(value, Mapping) or attrs.has(type(value))
+
+
 def encode_body(event: str, payload: object, *, max_bytes: int) -> bytes:
     """Serialise ``{"event": event, "payload": [...]}`` as compact UTF-8 JSON.
 
     ``payload`` is one entity (a mapping or attrs instance) or a sequence of entities; the
-    body always carries a list.
+    body always carries a list of objects (Capsule's shape), so anything else is refused.
 
     Raises:
         PayloadError: If something cannot be encoded, or the body exceeds ``max_bytes``.
@@ -66,22 +80,22 @@ def encode_body(event: str, payload: object, *, max_bytes: int) -> bytes:
         b'{"event":"party/created","payload":[{"id":1}]}'
     """
     entities: list[object]
-    if isinstance(payload, Mapping) or attrs.has(type(payload)):
+    if _is_entity(payload):
         entities = [payload]
     elif isinstance(payload, Sequence) and not isinstance(payload, (str, bytes, bytearray)):
         entities = list(payload)
+        for index, entity in enumerate(entities):
+            if not _is_entity(entity):
+                raise PayloadError(
+                    f"entity {index} must be a mapping or an attrs instance, "
+                    f"not {type(entity).__name__}"
+                )
     else:
         raise PayloadError(
             f"must be a mapping or a sequence of mappings, not {type(payload).__name__}"
         )
     try:
-        text = json.dumps(
-            {"event": event, "payload": entities},
-            default=_default,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-        )
+        text = _ENCODER.encode({"event": event, "payload": entities})
     except PayloadError:
         raise
     except (TypeError, ValueError, RecursionError) as exc:

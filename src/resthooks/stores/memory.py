@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +26,9 @@ from ..model import (
 from ._common import NOT_FINAL_STATES, new_delivery_id, new_token, target_host
 
 __all__ = ["MemoryStore"]
+
+
+_Entry = tuple[datetime, datetime, str]  # (due at, created at, delivery id)
 
 
 @attrs.define
@@ -53,6 +57,13 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._hooks: dict[str, Hook] = {}
         self._rows: dict[str, _Row] = {}
+        # Indexes, kept by _set, so that claiming costs no more with a long history or a
+        # large backlog: the rows not final; those in flight; and per target host, a heap of
+        # (next_attempt_at, created_at, id) of pending rows. Heap entries are checked when
+        # taken: one whose row has since changed is dropped.
+        self._open: dict[str, _Row] = {}
+        self._in_flight: dict[str, _Row] = {}
+        self._queues: dict[str, list[_Entry]] = {}
         self._attempts: dict[str, list[Attempt]] = {}
 
     # -- hooks -------------------------------------------------------------------------------
@@ -153,13 +164,49 @@ class MemoryStore:
             self._hooks[hook_id] = hook
             return hook
 
+    def _set(self, row: _Row, delivery: Delivery) -> None:
+        row.delivery = delivery
+        state = delivery.state
+        if state.is_final:
+            self._open.pop(delivery.id, None)
+        else:
+            self._open[delivery.id] = row
+        if state is DeliveryState.IN_FLIGHT:
+            self._in_flight[delivery.id] = row
+        else:
+            self._in_flight.pop(delivery.id, None)
+        if state is DeliveryState.PENDING and delivery.next_attempt_at is not None:
+            entry = (delivery.next_attempt_at, delivery.created_at, delivery.id)
+            heapq.heappush(self._queues.setdefault(row.host, []), entry)
+
+    def _take_due(self, host: str, now: datetime, room: int) -> list[_Entry]:
+        """Pop up to ``room`` valid entries due at ``now`` from the host's queue."""
+        queue = self._queues[host]
+        taken: list[_Entry] = []
+        while queue and len(taken) < room and queue[0][0] <= now:
+            entry = heapq.heappop(queue)
+            row = self._rows.get(entry[2])
+            if (
+                row is not None
+                and row.delivery.state is DeliveryState.PENDING
+                and row.delivery.next_attempt_at == entry[0]
+                and entry not in taken
+            ):
+                taken.append(entry)
+        if not queue:
+            del self._queues[host]
+        return taken
+
     def _cancel_open(self, hook_id: str, now: datetime) -> list[str]:
         cancelled = []
-        for row in self._rows.values():
+        for row in list(self._open.values()):
             d = row.delivery
             if d.hook_id == hook_id and d.state in NOT_FINAL_STATES:
-                row.delivery = attrs.evolve(
-                    d, state=DeliveryState.CANCELLED, next_attempt_at=None, updated_at=now
+                self._set(
+                    row,
+                    attrs.evolve(
+                        d, state=DeliveryState.CANCELLED, next_attempt_at=None, updated_at=now
+                    ),
                 )
                 row.token = row.lease_until = None
                 cancelled.append(d.id)
@@ -193,17 +240,11 @@ class MemoryStore:
                     created_at=now,
                     updated_at=now,
                 )
-                self._rows[delivery.id] = _Row(delivery, body, target_host(hook.target_url))
+                row = _Row(delivery, body, target_host(hook.target_url))
+                self._rows[delivery.id] = row
+                self._set(row, delivery)
                 created.append(delivery)
             return created
-
-    def _is_due(self, row: _Row, now: datetime) -> bool:
-        d = row.delivery
-        if d.state is DeliveryState.PENDING:
-            return d.next_attempt_at is not None and d.next_attempt_at <= now
-        if d.state is DeliveryState.IN_FLIGHT:
-            return row.lease_until is not None and row.lease_until <= now
-        return False
 
     def _due_at(self, row: _Row) -> datetime | None:
         d = row.delivery
@@ -222,34 +263,43 @@ class MemoryStore:
         max_in_flight_per_host: int | None = None,
     ) -> list[Claim]:
         with self._lock:
-            due = sorted(
-                (r for r in self._rows.values() if self._is_due(r, now)),
-                key=lambda r: (self._due_at(r), r.delivery.created_at, r.delivery.id),
-            )
+            # Expired claims are due again; the others count against their host's cap.
+            expired: dict[str, list[_Entry]] = {}
             in_flight: Counter[str] = Counter()
-            if max_in_flight_per_host is not None:
-                in_flight.update(
-                    r.host
-                    for r in self._rows.values()
-                    if r.delivery.state is DeliveryState.IN_FLIGHT
-                    and r.lease_until is not None
-                    and r.lease_until > now
-                )
+            for r in self._in_flight.values():
+                d = r.delivery
+                if r.lease_until is not None and r.lease_until <= now:
+                    expired.setdefault(r.host, []).append((r.lease_until, d.created_at, d.id))
+                else:
+                    in_flight[r.host] += 1
+            # Per host, the oldest due deliveries that fit under its cap; then the oldest of
+            # those, up to the limit. Pending entries taken but not claimed go back.
+            due: list[_Entry] = []
+            popped: list[tuple[str, _Entry]] = []
+            for host in set(self._queues) | set(expired):
+                room = limit
+                if max_in_flight_per_host is not None:
+                    room = min(room, max_in_flight_per_host - in_flight[host])
+                if room <= 0:
+                    continue
+                pending = self._take_due(host, now, room) if host in self._queues else []
+                popped.extend((host, entry) for entry in pending)
+                due.extend(heapq.nsmallest(room, pending + expired.get(host, [])))
+            chosen = heapq.nsmallest(limit, due)
+            chosen_ids = {entry[2] for entry in chosen}
+            for host, entry in popped:
+                if entry[2] not in chosen_ids:
+                    heapq.heappush(self._queues.setdefault(host, []), entry)
             claims: list[Claim] = []
-            for row in due:
-                if len(claims) >= limit:
-                    break
+            for entry in chosen:
+                row = self._rows[entry[2]]
                 hook = self._hooks.get(row.delivery.hook_id)
                 if hook is None:  # pragma: no cover - removal cancels deliveries first
                     continue
-                if max_in_flight_per_host is not None:
-                    if in_flight[row.host] >= max_in_flight_per_host:
-                        continue
-                    in_flight[row.host] += 1
                 row.token = new_token()
                 row.lease_until = lease_until
-                row.delivery = attrs.evolve(
-                    row.delivery, state=DeliveryState.IN_FLIGHT, updated_at=now
+                self._set(
+                    row, attrs.evolve(row.delivery, state=DeliveryState.IN_FLIGHT, updated_at=now)
                 )
                 claims.append(
                     Claim(
@@ -288,19 +338,28 @@ class MemoryStore:
         row.token = row.lease_until = None
         cancelled: list[str] = []
         kind = outcome.kind
+        state, next_attempt_at = d.state, d.next_attempt_at
         if kind is OutcomeKind.DELIVERED:
-            new = attrs.evolve(d, state=DeliveryState.DELIVERED, next_attempt_at=None)
+            state, next_attempt_at = DeliveryState.DELIVERED, None
         elif kind is OutcomeKind.RETRY:
-            new = attrs.evolve(
-                d, state=DeliveryState.PENDING, next_attempt_at=outcome.next_attempt_at
-            )
+            state, next_attempt_at = DeliveryState.PENDING, outcome.next_attempt_at
         elif kind is OutcomeKind.RELEASE:
-            new = attrs.evolve(d, state=DeliveryState.PENDING)
+            state = DeliveryState.PENDING
         elif kind is OutcomeKind.FAILED:
-            new = attrs.evolve(d, state=DeliveryState.FAILED, next_attempt_at=None)
+            state, next_attempt_at = DeliveryState.FAILED, None
         else:
-            new = attrs.evolve(d, state=DeliveryState.CANCELLED, next_attempt_at=None)
-        row.delivery = attrs.evolve(new, attempts=attempts, last_error=last_error, updated_at=now)
+            state, next_attempt_at = DeliveryState.CANCELLED, None
+        self._set(
+            row,
+            attrs.evolve(
+                d,
+                state=state,
+                next_attempt_at=next_attempt_at,
+                attempts=attempts,
+                last_error=last_error,
+                updated_at=now,
+            ),
+        )
         if kind is OutcomeKind.FAILED:
             cancelled = self.mark_dead(
                 d.hook_id, reason=outcome.reason or "retries exhausted", now=now
@@ -345,18 +404,21 @@ class MemoryStore:
             if row is None:
                 return None
             row.token = row.lease_until = None
-            row.delivery = attrs.evolve(
-                row.delivery,
-                state=DeliveryState.PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                updated_at=now,
+            self._set(
+                row,
+                attrs.evolve(
+                    row.delivery,
+                    state=DeliveryState.PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    updated_at=now,
+                ),
             )
             return row.delivery
 
     def next_due_at(self) -> datetime | None:
         with self._lock:
-            times = [t for r in self._rows.values() if (t := self._due_at(r)) is not None]
+            times = [t for r in self._open.values() if (t := self._due_at(r)) is not None]
         return min(times, default=None)
 
     def stats(self, *, owner: str | None = None) -> Stats:

@@ -21,6 +21,7 @@ from urllib3.exceptions import (
 from ..errors import TransportError
 from ..network import NetworkPolicy, Resolver, system_resolver
 from ..urls import redact_url
+from ._deadline import with_deadline
 from ._pinning import mask_urllib3_request_logs, pinned_pool_classes
 from ._protocol import Request, Response
 
@@ -80,12 +81,18 @@ class Urllib3Transport:
             ssl_context=ssl_context,
         )
         resolve = resolver if resolver is not None else system_resolver
-        self._pool.pool_classes_by_scheme = pinned_pool_classes(self.policy, resolve)
+        # urllib3's timeouts are per socket read; with_deadline holds the status line and
+        # headers to the total deadline too (the body is read against it below).
+        self._pool.pool_classes_by_scheme = with_deadline(pinned_pool_classes(self.policy, resolve))
 
     def send(self, request: Request) -> Response:
         """Send ``request`` once. See :class:`~resthooks.transports.Transport`."""
         deadline = time.monotonic() + request.timeouts.total
-        timeout = urllib3.Timeout(connect=request.timeouts.connect, read=request.timeouts.total)
+        timeout = urllib3.Timeout(
+            connect=request.timeouts.connect,
+            read=request.timeouts.total,
+            total=request.timeouts.total,
+        )
         self.policy.check_scheme(request.url)
         try:
             resp = self._pool.urlopen(
@@ -167,6 +174,10 @@ def _masked(error: TransportError, url: str) -> TransportError:
 def _translate(exc: BaseException) -> TransportError:
     if isinstance(exc, TransportError):
         return exc
+    if isinstance(exc, NewConnectionError):
+        # urllib3 derives NewConnectionError from ConnectTimeoutError: test it first, or a
+        # refused connection would be reported as a timeout.
+        return TransportError("connection", str(exc))
     if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, socket.timeout, TimeoutError)):
         return TransportError("timeout", str(exc) or "timed out")
     if isinstance(exc, SSLError):
