@@ -105,10 +105,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
         "CREATE INDEX deliveries_due ON deliveries (due_at, seq) WHERE due_at IS NOT NULL",
-        # Open deliveries only: an index keyed by hook takes one scattered entry per hook on
-        # every fan-out, so it must stay as small as the backlog, not grow with the history.
-        "CREATE INDEX deliveries_open_by_hook ON deliveries (hook_id, due_at, seq)"
-        " WHERE due_at IS NOT NULL",
+        # Open deliveries by hook. An index keyed by hook takes a scattered entry per hook
+        # on every fan-out, so it holds open deliveries only (it stays as small as the
+        # backlog, not the history), and neither its key nor its condition uses a column
+        # that claiming changes, so a claim does not touch it: next_attempt_at is set
+        # exactly while a delivery is not final.
+        "CREATE INDEX deliveries_open_by_hook ON deliveries (hook_id, seq)"
+        " WHERE next_attempt_at IS NOT NULL",
         "CREATE INDEX deliveries_in_flight ON deliveries (lease_until) WHERE state = 'in_flight'",
         "CREATE INDEX deliveries_final ON deliveries (updated_at) WHERE due_at IS NULL",
         """
@@ -537,7 +540,7 @@ class SQLiteStore:
         rows = conn.execute(
             "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at = NULL, "
             "token = NULL, lease_until = NULL, updated_at = ? "
-            f"WHERE hook_id = ? AND {_OPEN} RETURNING id, seq",
+            "WHERE hook_id = ? AND next_attempt_at IS NOT NULL RETURNING id, seq",
             (_us(now, "now"), hook_id),
         ).fetchall()
         return [r[0] for r in sorted(rows, key=lambda r: r[1])]
@@ -809,7 +812,8 @@ class SQLiteStore:
             rows = heapq.merge(
                 *(
                     conn.execute(
-                        "SELECT due_at, seq FROM deliveries WHERE hook_id = ? AND due_at <= ? "
+                        "SELECT due_at, seq FROM deliveries WHERE hook_id = ? "
+                        "AND next_attempt_at IS NOT NULL AND due_at <= ? "
                         "ORDER BY due_at, seq LIMIT ?",
                         (hook_id, at, room),
                     ).fetchall()
