@@ -989,7 +989,8 @@ def _check_request_size(request: Request, max_body: int) -> None:
         raise TransportError(
             "too_large", f"the body is {len(request.body)} bytes, more than {max_body}"
         )
-    header_bytes = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+    headers = request.headers
+    header_bytes = sum(map(len, headers)) + sum(map(len, headers.values())) + 4 * len(headers)
     if header_bytes > MAX_REQUEST_HEADER_BYTES:
         raise TransportError(
             "too_large",
