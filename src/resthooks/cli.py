@@ -1,0 +1,859 @@
+"""The ``resthooks`` command: a demo, a worker, and the inspection of one store.
+
+Every command works on one SQLite file (``--db``, default ``$RESTHOOKS_DB``, else
+``./resthooks.db``) and prints either text for a human or, with ``--json``, one JSON document
+built from the same data. Bad input (an unknown event, an invalid URL, a malformed payload, an
+unknown id, a file that is not a resthooks database) prints one line on stderr and exits with
+status 2, having written nothing.
+
+The command line is an operator's tool: it sees every owner's hooks and deliveries. Commands
+that create something (``hooks add``, ``emit``) act for ``--owner``, default
+:data:`DEFAULT_OWNER`. Commands that take an id look the object up in the store and then act
+through the :class:`~resthooks.Dispatcher` on behalf of the object's own owner, so every rule
+of the Dispatcher still applies. See the "Command line" page of the documentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn, TextIO
+
+import attrs
+
+from .dispatcher import Dispatcher
+from .encoding import isoformat_z
+from .errors import (
+    ConfigurationError,
+    DeliveryNotFound,
+    HookNotFound,
+    InvalidStateError,
+    NotFound,
+    ResthooksError,
+    SchemaError,
+    ValidationError,
+)
+from .events import CAPSULE_EVENTS
+from .lifecycle import AttemptFinished, LifecycleEvent
+from .model import Attempt, Delivery, DeliveryState, Hook, HookState, OutcomeKind
+from .network import NetworkPolicy
+from .stores import SQLiteStore, Store
+from .urls import mask_url, validate_target_url
+
+__all__ = ["DB_ENV", "DEFAULT_DB", "DEFAULT_OWNER", "main"]
+
+DEFAULT_OWNER = "default"
+"""The owner ``hooks add`` and ``emit`` act for when ``--owner`` is not given."""
+DB_ENV = "RESTHOOKS_DB"
+"""The environment variable naming the database when ``--db`` is not given."""
+DEFAULT_DB = "resthooks.db"
+"""The database used when neither ``--db`` nor ``$RESTHOOKS_DB`` is given."""
+
+_EXIT_OK = 0
+_EXIT_FAILED = 1  # the command ran but something did not work (a demo check, a locked store)
+_EXIT_BAD_INPUT = 2  # the input was refused; nothing was written
+
+_Data = dict[str, Any]
+
+
+class _BadInput(Exception):
+    """Refused input, reported as one line on stderr with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _BadInput(f"{message} (see '{self.prog} --help')")
+
+
+# -- what a command returns: the data, and how a human reads it ---------------------------------
+
+
+class _Result:
+    """A command's data and the text a human reads, rendered from that same data."""
+
+    def __init__(
+        self,
+        data: Any,
+        render: Callable[[Any], str],
+        *,
+        status: int = _EXIT_OK,
+        compact: bool = False,
+    ) -> None:
+        self.data = data
+        self.render = render
+        self.status = status
+        self.compact = compact  # one line of JSON, for commands that print JSON lines
+
+    def write(self, out: TextIO, *, as_json: bool) -> None:
+        if as_json:
+            indent = None if self.compact else 2
+            out.write(json.dumps(self.data, indent=indent, ensure_ascii=False) + "\n")
+        else:
+            text = self.render(self.data)
+            if text:
+                out.write(text.rstrip("\n") + "\n")
+
+
+def _when(value: datetime | None) -> str | None:
+    return None if value is None else isoformat_z(value)
+
+
+def _short(value: str | None) -> str:
+    """A timestamp as humans read it in a _table: to the second, UTC."""
+    if not value:
+        return "-"
+    return value[:19].replace("T", " ") + "Z"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Columns aligned on the widest cell; ``None`` shows as ``-``.
+
+    Example:
+        >>> print(_table(["id", "state"], [["hook_1", "active"], ["hook_22", None]]))
+        id       state
+        hook_1   active
+        hook_22  -
+    """
+    cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = [list(headers), *cells]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def _hook_data(hook: Hook) -> _Data:
+    """A hook as the command line shows it: never its secret, its URL masked."""
+    return {
+        "id": hook.id,
+        "owner": hook.owner,
+        "event": hook.event,
+        "target_url": mask_url(hook.target_url),
+        "description": hook.description,
+        "state": hook.state.value,
+        "created_at": _when(hook.created_at),
+        "updated_at": _when(hook.updated_at),
+        "dead_at": _when(hook.dead_at),
+        "dead_reason": hook.dead_reason,
+    }
+
+
+def _delivery_data(delivery: Delivery) -> _Data:
+    """A delivery as the command line shows it."""
+    return {
+        "id": delivery.id,
+        "hook_id": delivery.hook_id,
+        "owner": delivery.owner,
+        "event": delivery.event,
+        "state": delivery.state.value,
+        "attempts": delivery.attempts,
+        "next_attempt_at": _when(delivery.next_attempt_at),
+        "created_at": _when(delivery.created_at),
+        "updated_at": _when(delivery.updated_at),
+        "last_error": delivery.last_error,
+    }
+
+
+def _attempt_data(attempt: Attempt) -> _Data:
+    """One entry of the attempt log."""
+    return {
+        "number": attempt.number,
+        "started_at": _when(attempt.started_at),
+        "duration": round(attempt.duration, 6),
+        "status": attempt.status,
+        "error_kind": attempt.error_kind,
+        "error": attempt.error,
+        "response_excerpt": attempt.response_excerpt,
+    }
+
+
+def _outcome_text(attempt: _Data) -> str:
+    if attempt["status"] is not None:
+        return f"HTTP {attempt['status']}"
+    return f"{attempt['error_kind']}: {attempt['error']}"
+
+
+def _render_fields(data: _Data, keys: Sequence[str]) -> str:
+    width = max(len(k) for k in keys)
+
+    def shown(key: str) -> object:
+        value = data.get(key)
+        if value is None or value == "":
+            return "-"
+        return _short(value) if key.endswith("_at") else value
+
+    return "\n".join(f"{k.ljust(width)}  {shown(k)}" for k in keys)
+
+
+_HOOK_FIELDS = (
+    "id",
+    "owner",
+    "event",
+    "target_url",
+    "description",
+    "state",
+    "created_at",
+    "updated_at",
+    "dead_at",
+    "dead_reason",
+)
+_DELIVERY_FIELDS = (
+    "id",
+    "hook_id",
+    "owner",
+    "event",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+    "last_error",
+)
+
+
+def _render_hooks(hooks: list[_Data]) -> str:
+    if not hooks:
+        return "no hooks"
+    return _table(
+        ["id", "owner", "event", "state", "target_url", "description"],
+        [
+            [h["id"], h["owner"], h["event"], h["state"], h["target_url"], h["description"]]
+            for h in hooks
+        ],
+    )
+
+
+def _render_hook(hook: _Data) -> str:
+    text = _render_fields(hook, _HOOK_FIELDS)
+    if hook.get("created") is False:
+        text += "\n(this owner was already subscribed to this event and URL: the existing hook)"
+    if hook.get("secret"):
+        text += (
+            f"\n{'secret'.ljust(len('description'))}  {hook['secret']}"
+            "\n(the signing secret is shown this once: give it to the receiver)"
+        )
+    return text
+
+
+def _render_deliveries(deliveries: list[_Data]) -> str:
+    if not deliveries:
+        return "no deliveries"
+    return _table(
+        ["id", "hook_id", "owner", "event", "state", "attempts", "created_at", "last_error"],
+        [
+            [
+                d["id"],
+                d["hook_id"],
+                d["owner"],
+                d["event"],
+                d["state"],
+                d["attempts"],
+                _short(d["created_at"]),
+                d["last_error"],
+            ]
+            for d in deliveries
+        ],
+    )
+
+
+def _render_delivery(delivery: _Data) -> str:
+    text = _render_fields(delivery, _DELIVERY_FIELDS)
+    log = delivery["attempt_log"]
+    if not log:
+        return text + "\n\nno attempts yet"
+    rows = [
+        [
+            a["number"],
+            _short(a["started_at"]),
+            _outcome_text(a),
+            f"{a['duration'] * 1000:.0f} ms",
+            _excerpt(a["response_excerpt"]),
+        ]
+        for a in log
+    ]
+    return (
+        text + "\n\n" + _table(["attempt", "started_at", "outcome", "duration", "response"], rows)
+    )
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    if not flat:
+        return "-"
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+# -- input -----------------------------------------------------------------------------------
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _parse_age(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``45s`` or ``2w`` as a timedelta.
+
+    Example:
+        >>> _parse_age("30d")
+        datetime.timedelta(days=30)
+        >>> _parse_age("soon")
+        Traceback (most recent call last):
+        ...
+        resthooks.errors.ValidationError: older_than: must be a number and a unit ...
+    """
+    match = _DURATION.match(text)
+    if not match:
+        raise ValidationError(
+            "older_than",
+            f"must be a number and a unit (s, m, h, d or w), like 30d; got {text!r}",
+        )
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _read_payload(spec: str, stdin: TextIO) -> object:
+    """The payload of ``emit``: JSON text, ``@file.json``, or ``-`` for standard input."""
+    if spec == "-":
+        text = stdin.read()
+        source = "standard input"
+    elif spec.startswith("@"):
+        path = Path(spec[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ValidationError("payload", f"cannot read {str(path)!r}: {reason}") from None
+        source = repr(str(path))
+    else:
+        text = spec
+        source = "--payload"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            "payload",
+            f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+        ) from None
+
+
+# -- the store and the engine ------------------------------------------------------------------
+
+
+class _Context:
+    """What every command gets: its arguments, and the store opened once on demand."""
+
+    def __init__(self, args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> None:
+        self.args = args
+        self.stdin = stdin
+        self.stdout = stdout
+        self._store: Store | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return Path(getattr(self.args, "db", None) or os.environ.get(DB_ENV) or DEFAULT_DB)
+
+    def store(self, *, create: bool = False) -> Store:
+        """Open the database; only commands that create something may create the file."""
+        if self._store is None:
+            path = self.db_path
+            if not create and not path.exists():
+                raise _BadInput(
+                    f"no resthooks database at {str(path)!r} "
+                    f"(give --db or set {DB_ENV}; 'resthooks hooks add' creates one)"
+                )
+            if path.is_dir():
+                raise _BadInput(f"{str(path)!r} is a directory, not a resthooks database")
+            self._store = SQLiteStore(path)
+        return self._store
+
+    def policy(self) -> NetworkPolicy:
+        """The default network policy, widened by ``--allow-network``."""
+        try:
+            return NetworkPolicy(allow_networks=getattr(self.args, "allow_network", None) or [])
+        except ConfigurationError as exc:
+            raise _BadInput(f"--allow-network: {exc}") from None
+
+    def dispatcher(self, *, create: bool = False) -> Dispatcher:
+        """The engine on this store."""
+        return Dispatcher(self.store(create=create), network_policy=self.policy())
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _find_hook(store: Store, hook_id: str) -> Hook:
+    hook = store.get_hook(hook_id)
+    if hook is None:
+        raise HookNotFound(hook_id)
+    return hook
+
+
+def _find_delivery(store: Store, delivery_id: str) -> Delivery:
+    delivery = store.get_delivery(delivery_id)
+    if delivery is None:
+        raise DeliveryNotFound(delivery_id)
+    return delivery
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _cmd_hooks_add(ctx: _Context) -> _Result:
+    args = ctx.args
+    # Refuse bad input before the database file is opened (or created).
+    CAPSULE_EVENTS.validate(args.event)
+    url = validate_target_url(args.url)
+    try:
+        ctx.policy().check_url(url)
+    except ValidationError as exc:
+        if "allow" in exc.message or exc.field != "target_url":
+            raise
+        raise ValidationError(
+            exc.field, f"{exc.message} (--allow-network CIDR allows a network on purpose)"
+        ) from None
+    dispatcher = ctx.dispatcher(create=True)
+    # The API layer's entry point: it also says whether the hook is new, and only a new
+    # hook's secret is shown (an existing one was shown when it was created).
+    hook, created = dispatcher._subscribe(
+        args.event, args.url, owner=args.owner, description=args.description
+    )
+    data = _hook_data(hook)
+    data["created"] = created
+    if created:
+        data["secret"] = hook.secret
+    return _Result(data, _render_hook)
+
+
+def _cmd_hooks_list(ctx: _Context) -> _Result:
+    state = _choice(ctx.args.state, HookState, "state")
+    hooks = ctx.store().list_hooks(owner=ctx.args.owner, state=state)
+    return _Result([_hook_data(h) for h in hooks], _render_hooks)
+
+
+def _cmd_hooks_show(ctx: _Context) -> _Result:
+    return _Result(_hook_data(_find_hook(ctx.store(), ctx.args.id)), _render_hook)
+
+
+def _cmd_hooks_remove(ctx: _Context) -> _Result:
+    dispatcher = ctx.dispatcher()
+    hook = _find_hook(dispatcher.store, ctx.args.id)
+    dispatcher.unsubscribe(hook.id, owner=hook.owner)
+    data = {"removed": hook.id, "owner": hook.owner}
+    return _Result(data, lambda d: f"removed hook {d['removed']} (owner {d['owner']})")
+
+
+def _cmd_hooks_revive(ctx: _Context) -> _Result:
+    dispatcher = ctx.dispatcher()
+    hook = _find_hook(dispatcher.store, ctx.args.id)
+    revived = dispatcher.revive(hook.id, owner=hook.owner)
+    return _Result(_hook_data(revived), _render_hook)
+
+
+def _cmd_emit(ctx: _Context) -> _Result:
+    args = ctx.args
+    CAPSULE_EVENTS.validate(args.event)
+    payload = _read_payload(args.payload, ctx.stdin)
+    dispatcher = ctx.dispatcher(create=True)
+    deliveries = dispatcher.emit(args.event, payload, owner=args.owner)
+    data = {
+        "event": args.event,
+        "owner": args.owner,
+        "deliveries": [_delivery_data(d) for d in deliveries],
+    }
+
+    def render(d: _Data) -> str:
+        n = len(d["deliveries"])
+        head = f"{d['event']} for {d['owner']}: {n} deliver{'y' if n == 1 else 'ies'} queued"
+        if not n:
+            return head + " (no active hook of this owner is subscribed to it)"
+        rows = [[x["id"], x["hook_id"], x["state"]] for x in d["deliveries"]]
+        return head + "\n" + _table(["id", "hook_id", "state"], rows)
+
+    return _Result(data, render)
+
+
+def _cmd_deliveries_list(ctx: _Context) -> _Result:
+    state = _choice(ctx.args.state, DeliveryState, "state")
+    if ctx.args.limit < 1:
+        raise ValidationError("limit", f"must be at least 1; got {ctx.args.limit}")
+    deliveries = ctx.store().list_deliveries(
+        hook_id=ctx.args.hook, state=state, limit=ctx.args.limit
+    )
+    return _Result([_delivery_data(d) for d in deliveries], _render_deliveries)
+
+
+def _cmd_deliveries_show(ctx: _Context) -> _Result:
+    store = ctx.store()
+    delivery = _find_delivery(store, ctx.args.id)
+    data = _delivery_data(delivery)
+    data["attempt_log"] = [_attempt_data(a) for a in store.attempts(delivery.id)]
+    return _Result(data, _render_delivery)
+
+
+def _cmd_deliveries_redeliver(ctx: _Context) -> _Result:
+    dispatcher = ctx.dispatcher()
+    delivery = _find_delivery(dispatcher.store, ctx.args.id)
+    queued = dispatcher.redeliver(delivery.id, owner=delivery.owner)
+    return _Result(
+        _delivery_data(queued),
+        lambda d: f"delivery {d['id']} queued again for hook {d['hook_id']} (state {d['state']})",
+    )
+
+
+def _cmd_stats(ctx: _Context) -> _Result:
+    stats = ctx.dispatcher().stats()
+    data = {
+        "hooks": dict(stats.hooks),
+        "deliveries": dict(stats.deliveries),
+        "oldest_pending_at": _when(stats.oldest_pending_at),
+    }
+
+    def render(d: _Data) -> str:
+        rows: list[list[object]] = [["hooks", k, v] for k, v in d["hooks"].items()]
+        rows += [["deliveries", k, v] for k, v in d["deliveries"].items()]
+        return (
+            _table(["what", "state", "count"], rows)
+            + f"\noldest delivery not yet final: {_short(d['oldest_pending_at'])}"
+        )
+
+    return _Result(data, render)
+
+
+def _cmd_purge(ctx: _Context) -> _Result:
+    age = _parse_age(ctx.args.older_than)
+    dispatcher = ctx.dispatcher()
+    before = dispatcher.clock.now() - age
+    purged = dispatcher.purge(older_than=age)
+    data = {"purged": purged, "before": _when(before)}
+    return _Result(
+        data,
+        lambda d: (
+            f"purged {d['purged']} final deliveries last updated before {_short(d['before'])}"
+        ),
+    )
+
+
+class _WorkerReport:
+    """What ``resthooks worker`` shows while it runs: a lifecycle listener.
+
+    On a terminal, one status line rewritten in place (delivered, retrying, failed, pending,
+    rate); otherwise one line per attempt (a JSON object per line with ``--json``).
+    """
+
+    def __init__(self, dispatcher: Dispatcher, out: TextIO, *, live: bool, as_json: bool) -> None:
+        self.dispatcher = dispatcher
+        self.out = out
+        self.live = live
+        self.as_json = as_json
+        self.counts = dict.fromkeys(("attempts", "delivered", "retrying", "failed", "gone"), 0)
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._done = threading.Event()
+        self._painter: threading.Thread | None = None
+
+    def __enter__(self) -> _WorkerReport:
+        self.dispatcher.add_listener(self)
+        if self.live:
+            self._painter = threading.Thread(target=self._paint_loop, daemon=True)
+            self._painter.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispatcher.remove_listener(self)
+        self._done.set()
+        if self._painter is not None:
+            self._painter.join()
+            self._paint()
+            self.out.write("\n")
+            self.out.flush()
+
+    def __call__(self, event: LifecycleEvent, /) -> None:
+        if not isinstance(event, AttemptFinished):
+            return
+        kind = {
+            OutcomeKind.DELIVERED: "delivered",
+            OutcomeKind.RETRY: "retrying",
+            OutcomeKind.FAILED: "failed",
+            OutcomeKind.GONE: "gone",
+        }.get(event.outcome)
+        with self._lock:
+            self.counts["attempts"] += 1
+            if kind:
+                self.counts[kind] += 1
+            if not self.live:
+                self._log(event, kind or event.outcome.value)
+
+    def _log(self, event: AttemptFinished, kind: str) -> None:
+        attempt = _attempt_data(event.attempt)
+        line: _Data = {
+            "at": attempt["started_at"],
+            "delivery_id": event.delivery_id,
+            "hook_id": event.hook.id,
+            "attempt": attempt["number"],
+            "status": attempt["status"],
+            "error": attempt["error"] if attempt["status"] is None else None,
+            "duration": attempt["duration"],
+            "outcome": kind,
+            "next_attempt_at": _when(event.next_attempt_at),
+        }
+        if self.as_json:
+            self.out.write(json.dumps(line) + "\n")
+        else:
+            status = _outcome_text(attempt)
+            after = (
+                f", next attempt {_short(line['next_attempt_at'])}" if kind == "retrying" else ""
+            )
+            self.out.write(
+                f"{_short(line['at'])}  {line['delivery_id']}  {line['hook_id']}  "
+                f"attempt {line['attempt']}  {status}  {kind}{after}  "
+                f"({attempt['duration'] * 1000:.0f} ms)\n"
+            )
+        self.out.flush()
+
+    def _paint_loop(self) -> None:
+        while not self._done.wait(0.5):
+            self._paint()
+
+    def _paint(self) -> None:
+        try:
+            pending = self.dispatcher.stats().deliveries.get("pending", 0)
+        except ResthooksError:
+            pending = -1
+        with self._lock:
+            counts = dict(self.counts)
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        self.out.write(
+            f"\r\x1b[Kdelivered {counts['delivered']}  retrying {counts['retrying']}  "
+            f"failed {counts['failed']}  pending {pending if pending >= 0 else '?'}  "
+            f"{counts['attempts'] / elapsed:.1f} attempts/s"
+        )
+        self.out.flush()
+
+
+def _cmd_worker(ctx: _Context) -> _Result:
+    args = ctx.args
+    if args.workers < 1:
+        raise ValidationError("workers", f"must be at least 1; got {args.workers}")
+    dispatcher = ctx.dispatcher()
+    as_json = bool(getattr(args, "json", False))
+    stop = threading.Event()
+    report = _WorkerReport(
+        dispatcher, ctx.stdout, live=ctx.stdout.isatty() and not as_json, as_json=as_json
+    )
+    with _stop_on_signals(stop), report:
+        if args.once:
+            summary = dispatcher.run_until_idle(workers=args.workers, stop=stop)
+        else:
+            summary = dispatcher.run(workers=args.workers, stop=stop)
+    data = {
+        "stopped": "idle" if args.once and not stop.is_set() else "signal",
+        **attrs.asdict(summary),
+    }
+
+    def render(d: _Data) -> str:
+        counts = ", ".join(f"{v} {k}" for k, v in d.items() if k != "stopped")
+        why = "nothing left due" if d["stopped"] == "idle" else "asked to"
+        return f"worker stopped ({why}): {counts}"
+
+    return _Result(data, render, compact=True)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM ask for a clean stop; a second one stops at once, as usual."""
+    signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {s: signal.getsignal(s) for s in signals}
+
+    def ask_to_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        for s in signals:
+            signal.signal(s, signal.SIG_DFL if s is signal.SIGTERM else signal.default_int_handler)
+
+    for s in signals:
+        signal.signal(s, ask_to_stop)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _choice(value: str | None, enum: Any, field: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValidationError(
+            field, f"must be one of {', '.join(s.value for s in enum)}; got {value!r}"
+        ) from None
+
+
+# -- the parser --------------------------------------------------------------------------------
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``resthooks`` command."""
+    common = _Parser(add_help=False)
+    # SUPPRESS: given after the subcommand, they override; given before it, they stay.
+    common.add_argument(
+        "--db",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help=f"the SQLite database (default: ${DB_ENV}, else ./{DEFAULT_DB})",
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print machine-readable JSON instead of text",
+    )
+
+    parser = _Parser(
+        prog="resthooks",
+        description="REST hooks from a shell: a demo, a worker, and inspection of one store.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(
+        group: Any, name: str, handler: Callable[[_Context], _Result] | None, help: str
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(
+            name, help=help, description=help, parents=[common]
+        )
+        if handler is not None:
+            sub.set_defaults(handler=handler)
+        return sub
+
+    from . import _demo  # noqa: PLC0415 - the demo's modules load only when it runs
+
+    demo = command(commands, "demo", _demo.cmd_demo, "play the whole contract on a fast clock")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=_demo.DEFAULT_SPEED,
+        help=f"simulated seconds per real second (default {_demo.DEFAULT_SPEED:g})",
+    )
+
+    hooks = command(commands, "hooks", None, "subscriptions: add, list, show, remove, revive")
+    hooks_cmds = hooks.add_subparsers(dest="hooks_command", metavar="COMMAND", required=True)
+    add = command(hooks_cmds, "add", _cmd_hooks_add, "subscribe URL to EVENT")
+    add.add_argument("event", metavar="EVENT", help="an event such as party/created")
+    add.add_argument("url", metavar="URL", help="the target URL deliveries are POSTed to")
+    add.add_argument("--owner", default=DEFAULT_OWNER, help=f"default {DEFAULT_OWNER!r}")
+    add.add_argument("--description", default="", help="free text")
+    _allow_network(add)
+    lst = command(hooks_cmds, "list", _cmd_hooks_list, "list hooks of every owner, oldest first")
+    lst.add_argument("--owner", help="only this owner's hooks")
+    lst.add_argument("--state", help="active or dead")
+    for name, handler, text in (
+        ("show", _cmd_hooks_show, "show one hook"),
+        ("remove", _cmd_hooks_remove, "remove a hook and cancel its pending deliveries"),
+        ("revive", _cmd_hooks_revive, "make a dead hook active again"),
+    ):
+        command(hooks_cmds, name, handler, text).add_argument("id", metavar="ID")
+
+    emit = command(commands, "emit", _cmd_emit, "emit EVENT to the owner's subscribed hooks")
+    emit.add_argument("event", metavar="EVENT")
+    emit.add_argument("--owner", default=DEFAULT_OWNER, help=f"default {DEFAULT_OWNER!r}")
+    emit.add_argument(
+        "--payload",
+        required=True,
+        metavar="JSON|@FILE|-",
+        help="the entity (or list of entities): JSON text, @file.json, or - for stdin",
+    )
+
+    worker = command(commands, "worker", _cmd_worker, "deliver what is due")
+    worker.add_argument("--workers", type=int, default=16, help="threads sending (default 16)")
+    worker.add_argument("--once", action="store_true", help="stop when nothing is due")
+    _allow_network(worker)
+
+    deliveries = command(commands, "deliveries", None, "deliveries: list, show, redeliver")
+    d_cmds = deliveries.add_subparsers(dest="deliveries_command", metavar="COMMAND", required=True)
+    d_list = command(d_cmds, "list", _cmd_deliveries_list, "list deliveries, newest first")
+    d_list.add_argument("--state", help=", ".join(s.value for s in DeliveryState))
+    d_list.add_argument("--hook", metavar="ID", help="only this hook's deliveries")
+    d_list.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    command(d_cmds, "show", _cmd_deliveries_show, "a delivery and its attempt log").add_argument(
+        "id", metavar="ID"
+    )
+    command(
+        d_cmds, "redeliver", _cmd_deliveries_redeliver, "queue a failed or cancelled delivery again"
+    ).add_argument("id", metavar="ID")
+
+    command(commands, "stats", _cmd_stats, "hooks and deliveries by state")
+    purge = command(commands, "purge", _cmd_purge, "delete old final deliveries")
+    purge.add_argument(
+        "--older-than", required=True, metavar="AGE", help="like 30d, 12h, 90m (s m h d w)"
+    )
+    return parser
+
+
+def _allow_network(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="allow targets in this network (e.g. 127.0.0.0/8 for development); repeatable",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``resthooks`` command line and return its exit status.
+
+    Args:
+        argv: The arguments, without the program name. Default: ``sys.argv[1:]``.
+
+    Returns:
+        0 when the command succeeded, 1 when it ran but did not succeed (a demo check failed,
+        the store was locked), 2 when the input was refused (one line on stderr, nothing
+        written).
+
+    Example:
+        >>> main(["emit", "party/nothing", "--payload", "{}", "--db", "unused.db"])
+        2
+    """
+    try:
+        args = _build_parser().parse_args(argv)
+    except _BadInput as exc:
+        print(f"resthooks: error: {exc}", file=sys.stderr)
+        return _EXIT_BAD_INPUT
+    # The command prints its own account of every attempt; the library's log lines would
+    # repeat it on stderr (the last-resort handler), so they go nowhere unless configured.
+    logging.getLogger("resthooks").addHandler(logging.NullHandler())
+    ctx = _Context(args, sys.stdin, sys.stdout)
+    try:
+        result = args.handler(ctx)
+        result.write(sys.stdout, as_json=getattr(args, "json", False))
+        return int(result.status)
+    except (_BadInput, ValidationError, NotFound, InvalidStateError, SchemaError) as exc:
+        print(f"resthooks: error: {_one_line(exc)}", file=sys.stderr)
+        return _EXIT_BAD_INPUT
+    except ResthooksError as exc:
+        print(f"resthooks: error: {_one_line(exc)}", file=sys.stderr)
+        return _EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        ctx.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
