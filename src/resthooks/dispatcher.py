@@ -516,18 +516,20 @@ class Dispatcher:
         attempt can end before the claim's lease does; otherwise it is released and claimed
         again, so two workers never send it at once.
 
+        It sends one request at a time, so it claims up to ``batch_size`` deliveries without
+        applying ``max_in_flight_per_host``: a batch to one host is still sent one after the
+        other (see :doc:`delivery`).
+
         Returns:
             The counts of outcomes.
         """
         summary = DeliverySummary()
         while True:
             now = self.clock.now()
-            claims = self.store.claim_due(
-                now=now,
-                limit=batch_size,
-                lease_until=now + self.lease,
-                max_in_flight_per_host=self.max_in_flight_per_host,
-            )
+            # No per-host limit here: this loop never has more than one request in flight,
+            # and claiming a few at a time under the limit cost a claim and a record per few
+            # deliveries (a quarter of the Dispatcher's own time per delivery).
+            claims = self.store.claim_due(now=now, limit=batch_size, lease_until=now + self.lease)
             if not claims:
                 return summary
             outcomes = [self._attempt_within_lease(claim) for claim in claims]
@@ -987,7 +989,8 @@ def _check_request_size(request: Request, max_body: int) -> None:
         raise TransportError(
             "too_large", f"the body is {len(request.body)} bytes, more than {max_body}"
         )
-    header_bytes = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+    headers = request.headers
+    header_bytes = sum(map(len, headers)) + sum(map(len, headers.values())) + 4 * len(headers)
     if header_bytes > MAX_REQUEST_HEADER_BYTES:
         raise TransportError(
             "too_large",

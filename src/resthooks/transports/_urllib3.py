@@ -23,7 +23,7 @@ from ..network import NetworkPolicy, Resolver, system_resolver
 from ..urls import redact_url
 from ._deadline import with_deadline
 from ._pinning import mask_urllib3_request_logs, pinned_pool_classes
-from ._protocol import Request, Response
+from ._protocol import Request, Response, Timeouts
 
 __all__ = ["Urllib3Transport"]
 
@@ -71,6 +71,7 @@ class Urllib3Transport:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.policy = policy if policy is not None else NetworkPolicy()
+        self._timeouts: dict[Timeouts, urllib3.Timeout] = {}
         mask_urllib3_request_logs()
         self._pool = urllib3.PoolManager(
             num_pools=num_pools,
@@ -88,11 +89,17 @@ class Urllib3Transport:
     def send(self, request: Request) -> Response:
         """Send ``request`` once. See :class:`~resthooks.transports.Transport`."""
         deadline = time.monotonic() + request.timeouts.total
-        timeout = urllib3.Timeout(
-            connect=request.timeouts.connect,
-            read=request.timeouts.total,
-            total=request.timeouts.total,
-        )
+        timeout = self._timeouts.get(request.timeouts)
+        if timeout is None:
+            # urllib3 clones the Timeout it is given, so one per Timeouts value serves every
+            # request; building and validating it anew cost a few microseconds each.
+            timeout = urllib3.Timeout(
+                connect=request.timeouts.connect,
+                read=request.timeouts.total,
+                total=request.timeouts.total,
+            )
+            if len(self._timeouts) < 64:
+                self._timeouts[request.timeouts] = timeout
         self.policy.check_scheme(request.url)
         try:
             resp = self._pool.urlopen(
