@@ -1,7 +1,6 @@
 """Sphinx configuration."""
 
 from importlib.metadata import version as _version
-from pathlib import Path
 
 project = "resthooks"
 author = "resthooks maintainers"
@@ -31,8 +30,6 @@ nitpick_ignore_regex = [
     (r"py:class", r"(resthooks\..*\._.*|attrs\..*|threading\.Event|urllib3\..*|_io\..*)"),
     (r"py:class", r"(Handler|Step|StoreFactory|Check|T|Connection|psycopg\..*)"),
     (r"py:class", r"(Resolver|IPAddress|IPNetwork|ssl\..*)"),
-    # Documented by a later part of the project; the reference resolves once it is there.
-    (r"py:class", r"resthooks\.stores\.SQLiteStore"),
     (r"py:class", r"(ConnectionPool|psycopg_pool\..*)"),
     # The build runs without network, so the standard library has no inventory to link to.
     (
@@ -44,12 +41,6 @@ nitpick_ignore_regex = [
         r"sqlite3|types|enum|ipaddress|email|http)\..*|secrets)",
     ),
 ]
-
-# The guide's toctree names delivery.md ahead of the page itself, which comes with the
-# delivery work; until then its absence must not fail the build. This goes away by itself
-# once the page exists, so a toctree naming any other missing page still fails.
-if not (Path(__file__).parent / "delivery.md").exists():
-    suppress_warnings = ["toc.not_readable"]
 
 html_theme = "furo"
 html_title = f"resthooks {release}"
