@@ -68,12 +68,18 @@ class HookRegistry(Protocol):
 
         Returns:
             The ids of the cancelled deliveries (empty if the hook did not exist).
-            In-flight deliveries are cancelled too; their worker's outcome is then refused.
+            In-flight deliveries are cancelled too, keeping their claim's token: their
+            worker's outcome is then refused but its attempt is still logged (see
+            :meth:`DeliveryStore.record`).
         """
         ...
 
     def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
-        """Mark the hook dead and cancel its deliveries that are not final; return their ids."""
+        """Mark the hook dead and cancel its deliveries that are not final; return their ids.
+
+        In-flight deliveries are cancelled too, keeping their claim's token, as in
+        :meth:`remove_hook`.
+        """
         ...
 
     def revive_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
@@ -146,7 +152,15 @@ class DeliveryStore(Protocol):
 
         An outcome whose token does not match the delivery's current claim (or whose delivery
         is no longer in flight) is refused: nothing is written for it, ``applied=False``.
-        Otherwise the attempt (if any) is appended to the log and:
+        One exception: a delivery cancelled while in flight (its hook was removed or died)
+        keeps the token of the claim it was in flight under, and that claim's outcome, if it
+        has an attempt, still appends the attempt to the log (the receiver may have got the
+        request): ``attempts`` counts up by one, ``last_error`` is set, the token is cleared
+        (the attempt is logged once) and nothing else changes: the delivery stays cancelled,
+        ``applied=False``, ``logged=True``. An outcome whose claim was taken over by another
+        (its lease expired) is still refused entirely. :meth:`requeue` clears the kept token.
+
+        Otherwise the attempt (if any) is appended to the log (``logged=True``) and:
 
         - ``delivered``: state delivered, ``next_attempt_at`` cleared;
         - ``retry``: state pending, due ``next_attempt_at``, ``last_error`` set;
@@ -180,8 +194,9 @@ class DeliveryStore(Protocol):
 
     def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
         """Start a new attempt series for a final delivery: pending, due ``now``,
-        ``attempts`` reset to 0, same id. Returns ``None`` if it does not exist. The caller has
-        checked the state; the store does not decide."""
+        ``attempts`` reset to 0, same id, no claim token (a token kept by a cancellation is
+        cleared). Returns ``None`` if it does not exist. The caller has checked the state; the
+        store does not decide."""
         ...
 
     def next_due_at(self) -> datetime | None:

@@ -208,7 +208,9 @@ class MemoryStore:
                         d, state=DeliveryState.CANCELLED, next_attempt_at=None, updated_at=now
                     ),
                 )
-                row.token = row.lease_until = None
+                # The token is kept (a cancelled delivery is never claimed again): the outcome
+                # of the attempt in flight is still logged when it comes (see record).
+                row.lease_until = None
                 cancelled.append(d.id)
         return cancelled
 
@@ -319,6 +321,27 @@ class MemoryStore:
     def _record_one(self, outcome: Outcome, now: datetime) -> RecordResult:
         row = self._rows.get(outcome.delivery_id)
         if (
+            row is not None
+            and row.delivery.state is DeliveryState.CANCELLED
+            and row.token is not None
+            and row.token == outcome.token
+            and outcome.attempt is not None
+        ):
+            # Cancelled while this claim had it in flight: log the attempt, change nothing else.
+            d = row.delivery
+            self._attempts.setdefault(d.id, []).append(outcome.attempt)
+            row.token = None
+            self._set(
+                row,
+                attrs.evolve(
+                    d,
+                    attempts=d.attempts + 1,
+                    last_error=outcome.attempt.summary,
+                    updated_at=now,
+                ),
+            )
+            return RecordResult(delivery_id=d.id, applied=False, hook_id=d.hook_id, logged=True)
+        if (
             row is None
             or row.delivery.state is not DeliveryState.IN_FLIGHT
             or row.token != outcome.token
@@ -367,7 +390,11 @@ class MemoryStore:
         elif kind is OutcomeKind.GONE:
             cancelled = self.remove_hook(d.hook_id, now=now)
         return RecordResult(
-            delivery_id=d.id, applied=True, hook_id=d.hook_id, cancelled=tuple(cancelled)
+            delivery_id=d.id,
+            applied=True,
+            hook_id=d.hook_id,
+            cancelled=tuple(cancelled),
+            logged=outcome.attempt is not None,
         )
 
     def get_delivery(self, delivery_id: str) -> Delivery | None:

@@ -122,10 +122,12 @@ _DELIVERY_COLUMNS: LiteralString = (
     "id, hook_id, owner, event, state, attempts, next_attempt_at, created_at, updated_at, "
     "last_error"
 )
-# Cancel a hook's deliveries that are not final (pending or in flight: due_at is set).
+# Cancel a hook's deliveries that are not final (pending or in flight: due_at is set). The
+# token is kept (a cancelled delivery is never claimed again): the outcome of an attempt in
+# flight is still logged when it comes (see record).
 _CANCEL_OPEN: LiteralString = """
     UPDATE {s}.deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at = NULL,
-        token = NULL, lease_until = NULL, updated_at = %(now)s
+        lease_until = NULL, updated_at = %(now)s
     WHERE hook_id = %(hook_id)s AND due_at IS NOT NULL
     RETURNING id, created_at
 """
@@ -193,6 +195,30 @@ class _Live:
     next_attempt_at: datetime | None
     last_error: str | None
     dirty: bool = False
+
+
+def _log_late(row: _Live | None, outcome: Outcome, attempts: list[Attempt]) -> RecordResult | None:
+    """Log the attempt of a delivery cancelled while this outcome's claim had it in flight.
+
+    The delivery stays cancelled; its token is cleared so the attempt is logged once. Returns
+    ``None`` (nothing done) for any other outcome.
+    """
+    if (
+        row is None
+        or row.state != "cancelled"
+        or row.token is None
+        or row.token != outcome.token
+        or outcome.attempt is None
+    ):
+        return None
+    attempts.append(outcome.attempt)
+    row.attempts += 1
+    row.last_error = outcome.attempt.summary
+    row.token = None
+    row.dirty = True
+    return RecordResult(
+        delivery_id=outcome.delivery_id, applied=False, hook_id=row.hook_id, logged=True
+    )
 
 
 class PostgresStore:
@@ -748,6 +774,10 @@ class PostgresStore:
             results: list[RecordResult] = []
             for outcome in outcomes:
                 row = live.get(outcome.delivery_id)
+                late = _log_late(row, outcome, attempts)
+                if late is not None:
+                    results.append(late)
+                    continue
                 if row is None or row.state != "in_flight" or row.token != outcome.token:
                     results.append(
                         RecordResult(
@@ -790,13 +820,14 @@ class PostgresStore:
                     for other in cancelled:
                         if other in live:
                             live[other].state = "cancelled"
-                            live[other].token = None
+                            live[other].next_attempt_at = None
                 results.append(
                     RecordResult(
                         delivery_id=outcome.delivery_id,
                         applied=True,
                         hook_id=row.hook_id,
                         cancelled=tuple(cancelled),
+                        logged=outcome.attempt is not None,
                     )
                 )
             self._flush(cur, live, attempts, now)

@@ -572,8 +572,10 @@ class SQLiteStore:
 
     def _cancel_open(self, conn: sqlite3.Connection, hook_id: str, now: datetime) -> list[str]:
         rows = conn.execute(
+            # The token is kept (a cancelled delivery is never claimed again): the outcome of
+            # an attempt in flight is still logged when it comes (see _record_one).
             "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at = NULL, "
-            "token = NULL, lease_until = NULL, updated_at = ? "
+            "lease_until = NULL, updated_at = ? "
             "WHERE hook_id = ? AND next_attempt_at IS NOT NULL RETURNING seq, salt",
             (_us(now, "now"), hook_id),
         ).fetchall()
@@ -943,6 +945,29 @@ class SQLiteStore:
             },
         ).fetchone()
         if row is None:
+            if outcome.attempt is not None:
+                # Cancelled while this claim had it in flight: log the attempt, keep the state.
+                late = conn.execute(
+                    "UPDATE deliveries SET token = NULL, attempts = attempts + 1, "
+                    "last_error = :error, updated_at = :at "
+                    "WHERE seq = :seq AND salt = :salt AND state = 'cancelled' "
+                    "AND token = :token RETURNING hook_id",
+                    {
+                        "error": error,
+                        "at": at,
+                        "seq": key[0],
+                        "salt": key[1],
+                        "token": outcome.token,
+                    },
+                ).fetchone()
+                if late is not None:
+                    self._insert_attempt(conn, outcome.delivery_id, outcome.attempt)
+                    return RecordResult(
+                        delivery_id=outcome.delivery_id,
+                        applied=False,
+                        hook_id=late[0],
+                        logged=True,
+                    )
             found = conn.execute(
                 "SELECT hook_id FROM deliveries WHERE seq = ? AND salt = ?", key
             ).fetchone()
@@ -954,20 +979,7 @@ class SQLiteStore:
         hook_id = row[0]
         attempt = outcome.attempt
         if attempt is not None:
-            conn.execute(
-                "INSERT INTO attempts (delivery_id, number, started_at, duration, status, "
-                "error_kind, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    outcome.delivery_id,
-                    attempt.number,
-                    _us(attempt.started_at, "started_at"),
-                    attempt.duration,
-                    attempt.status,
-                    attempt.error_kind,
-                    attempt.error,
-                    attempt.response_excerpt,
-                ),
-            )
+            self._insert_attempt(conn, outcome.delivery_id, attempt)
         cancelled: list[str] = []
         if kind is OutcomeKind.FAILED:
             cancelled = self._mark_dead(conn, hook_id, outcome.reason or "retries exhausted", now)
@@ -978,6 +990,24 @@ class SQLiteStore:
             applied=True,
             hook_id=hook_id,
             cancelled=tuple(cancelled),
+            logged=attempt is not None,
+        )
+
+    @staticmethod
+    def _insert_attempt(conn: sqlite3.Connection, delivery_id: str, attempt: Attempt) -> None:
+        conn.execute(
+            "INSERT INTO attempts (delivery_id, number, started_at, duration, status, "
+            "error_kind, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                delivery_id,
+                attempt.number,
+                _us(attempt.started_at, "started_at"),
+                attempt.duration,
+                attempt.status,
+                attempt.error_kind,
+                attempt.error,
+                attempt.response_excerpt,
+            ),
         )
 
     def get_delivery(self, delivery_id: str) -> Delivery | None:

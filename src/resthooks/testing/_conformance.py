@@ -423,10 +423,125 @@ def check_removing_hook_cancels_in_flight_and_fences_it(store: Store) -> None:
         attempt=_attempt(d.id, 1, 0, 200),
     )
     (result,) = store.record([ok], now=_t(2))
-    assert not result.applied
+    assert not result.applied, "the outcome of a cancelled delivery does not apply"
+    assert result.logged, "the attempt in flight when its hook was removed is logged"
+    assert result.hook_id == "hook_0001"
+    assert store.attempts(d.id) == [ok.attempt], "the receiver may have got it: it is logged"
     got = store.get_delivery(d.id)
     assert got is not None
-    assert got.state is DeliveryState.CANCELLED
+    assert got.state is DeliveryState.CANCELLED, "the delivery stays cancelled"
+    assert got.next_attempt_at is None
+    assert got.attempts == 1, "attempts counts the logged attempt"
+    (again,) = store.record([ok], now=_t(3))
+    assert not again.applied
+    assert not again.logged, "a late attempt is logged once"
+    assert store.attempts(d.id) == [ok.attempt]
+
+
+@_check
+def check_dead_hook_logs_the_attempt_in_flight(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    (d,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
+    assert store.mark_dead("hook_0001", reason="retries exhausted", now=_t(1)) == [d.id]
+    failed = Outcome(
+        delivery_id=d.id,
+        token=claim.token,
+        kind=OutcomeKind.RETRY,
+        attempt=_attempt(d.id, 1, 0, 503),
+        next_attempt_at=_t(5),
+    )
+    (result,) = store.record([failed], now=_t(2))
+    assert (result.applied, result.logged) == (False, True)
+    assert store.attempts(d.id) == [failed.attempt]
+    got = store.get_delivery(d.id)
+    assert got is not None
+    assert (got.state, got.next_attempt_at) == (DeliveryState.CANCELLED, None)
+    assert store.claim_due(now=_t(10), limit=10, lease_until=_lease(10)) == []
+    assert store.next_due_at() is None, "a late attempt makes nothing due"
+
+
+@_check
+def check_gone_in_a_batch_logs_the_other_attempts_in_flight(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    first, second, third = (
+        store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(i))[0]
+        for i in range(3)
+    )
+    claims = store.claim_due(now=_t(3), limit=2, lease_until=_lease(3))
+    assert [c.delivery.id for c in claims] == [first.id, second.id]
+    gone = Outcome(
+        delivery_id=first.id,
+        token=claims[0].token,
+        kind=OutcomeKind.GONE,
+        attempt=_attempt(first.id, 1, 3, 410),
+    )
+    ok = Outcome(
+        delivery_id=second.id,
+        token=claims[1].token,
+        kind=OutcomeKind.DELIVERED,
+        attempt=_attempt(second.id, 1, 4, 200),
+    )
+    results = store.record([gone, ok], now=_t(5))
+    assert [(r.applied, r.logged) for r in results] == [(True, True), (False, True)]
+    assert set(results[0].cancelled) == {second.id, third.id}
+    assert store.attempts(second.id) == [ok.attempt]
+    assert store.attempts(third.id) == []
+    for d in (first, second, third):
+        got = store.get_delivery(d.id)
+        assert got is not None
+        assert got.state is DeliveryState.CANCELLED, f"{d.id} stays cancelled"
+
+
+@_check
+def check_cancelled_after_takeover_refuses_the_old_claim(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    (d,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    (old,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0, 30))
+    (new,) = store.claim_due(now=_t(30), limit=1, lease_until=_lease(30, 30))
+    assert store.remove_hook("hook_0001", now=_t(31)) == [d.id]
+    stale = Outcome(
+        delivery_id=d.id,
+        token=old.token,
+        kind=OutcomeKind.DELIVERED,
+        attempt=_attempt(d.id, 1, 0, 200),
+    )
+    (result,) = store.record([stale], now=_t(32))
+    assert (result.applied, result.logged) == (False, False), "a taken-over claim logs nothing"
+    assert store.attempts(d.id) == []
+    late = Outcome(
+        delivery_id=d.id,
+        token=new.token,
+        kind=OutcomeKind.DELIVERED,
+        attempt=_attempt(d.id, 1, 30, 200),
+    )
+    (result,) = store.record([late], now=_t(33))
+    assert (result.applied, result.logged) == (False, True)
+    assert store.attempts(d.id) == [late.attempt]
+
+
+@_check
+def check_requeue_forgets_the_cancelled_claim(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    (d,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
+    store.mark_dead("hook_0001", reason="retries exhausted", now=_t(1))
+    store.revive_hook("hook_0001", now=_t(2))
+    requeued = store.requeue(d.id, now=_t(3))
+    assert requeued is not None
+    assert requeued.state is DeliveryState.PENDING
+    late = Outcome(
+        delivery_id=d.id,
+        token=claim.token,
+        kind=OutcomeKind.DELIVERED,
+        attempt=_attempt(d.id, 1, 0, 200),
+    )
+    (result,) = store.record([late], now=_t(4))
+    assert (result.applied, result.logged) == (False, False)
+    assert store.attempts(d.id) == []
+    got = store.get_delivery(d.id)
+    assert got is not None
+    assert (got.state, got.attempts) == (DeliveryState.PENDING, 0)
 
 
 @_check
