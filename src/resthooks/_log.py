@@ -34,6 +34,15 @@ def log_outcomes(
         if attempt is None:
             continue
         hook = hooks.get(outcome.delivery_id)
+        if not result.applied and result.logged:
+            logger.info(
+                "attempt %d of delivery %s logged: the delivery was cancelled while it was in "
+                "flight (its hook died or was removed)",
+                attempt.number,
+                outcome.delivery_id,
+                extra={"delivery_id": outcome.delivery_id, "hook_id": result.hook_id},
+            )
+            continue
         if not result.applied:
             logger.info(
                 "outcome of attempt %d of delivery %s refused: another worker claimed it since",

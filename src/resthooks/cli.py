@@ -591,9 +591,11 @@ class _WorkerReport:
             OutcomeKind.FAILED: "failed",
             OutcomeKind.GONE: "gone",
         }.get(event.outcome)
+        if not event.applied:  # its delivery was cancelled in flight: counted as an attempt
+            kind = "logged, delivery was cancelled in flight"
         with self._lock:
             self.counts["attempts"] += 1
-            if kind:
+            if kind in self.counts:
                 self.counts[kind] += 1
             if not self.live:
                 self._log(event, kind or event.outcome.value)

@@ -76,11 +76,17 @@ class DeliverySummary:
         failed: Deliveries whose last retry failed (their hooks died).
         gone: Deliveries answered ``410 Gone`` (their hooks were removed).
         cancelled: Other deliveries cancelled because their hook died or was removed.
-        stale: Outcomes refused because another worker had claimed the delivery since.
+        stale: Outcomes refused because another worker had claimed the delivery since:
+            nothing of them was written.
+        late: Attempts whose delivery was cancelled while they were in flight (its hook died
+            or was removed meanwhile, by another outcome of the same batch or another
+            worker): logged in the attempt log, but the delivery stays cancelled, so they
+            count neither as delivered (or retried...) nor as stale. The delivery itself is
+            counted once, in ``cancelled``, by whoever cancelled it.
 
     Example:
         >>> DeliverySummary(delivered=2) + DeliverySummary(delivered=1, retried=1)
-        DeliverySummary(delivered=3, retried=1, failed=0, gone=0, cancelled=0, stale=0)
+        DeliverySummary(delivered=3, retried=1, failed=0, gone=0, cancelled=0, stale=0, late=0)
     """
 
     delivered: int = 0
@@ -89,6 +95,7 @@ class DeliverySummary:
     gone: int = 0
     cancelled: int = 0
     stale: int = 0
+    late: int = 0
 
     def __add__(self, other: DeliverySummary) -> DeliverySummary:
         # Field by field: attrs.astuple deep-copies and costs more than the rest of a
@@ -100,12 +107,13 @@ class DeliverySummary:
             gone=self.gone + other.gone,
             cancelled=self.cancelled + other.cancelled,
             stale=self.stale + other.stale,
+            late=self.late + other.late,
         )
 
     @property
     def attempts(self) -> int:
-        """Attempts whose outcome was recorded."""
-        return self.delivered + self.retried + self.failed + self.gone
+        """Attempts written to the attempt log (``late`` ones included)."""
+        return self.delivered + self.retried + self.failed + self.gone + self.late
 
 
 def _validate_owner(owner: object) -> str:
@@ -671,7 +679,9 @@ class Dispatcher:
         """Record a batch of outcomes in the store (one transaction) and count them.
 
         Then log each attempt on the ``resthooks`` logger and call the lifecycle listeners
-        (see :mod:`resthooks.lifecycle`).
+        (see :mod:`resthooks.lifecycle`). An outcome whose delivery was cancelled while it
+        was in flight has its attempt logged but changes nothing else: it is counted as
+        ``late`` and sends only :class:`~resthooks.lifecycle.AttemptFinished`.
 
         Args:
             outcomes: The decisions to record.
@@ -697,10 +707,12 @@ class Dispatcher:
         _log.log_outcomes(outcomes, results, hooks)
         if self._listeners:
             lifecycle.notify_recorded(self._listeners, outcomes, results, hooks, self.store)
-        counts = dict.fromkeys(("delivered", "retried", "failed", "gone", "cancelled", "stale"), 0)
+        counts = dict.fromkeys(
+            ("delivered", "retried", "failed", "gone", "cancelled", "stale", "late"), 0
+        )
         for outcome, result in zip(outcomes, results, strict=True):
             if not result.applied:
-                counts["stale"] += 1
+                counts["late" if result.logged else "stale"] += 1
                 continue
             counts["cancelled"] += len(result.cancelled)
             key = _SUMMARY_KEYS.get(outcome.kind)

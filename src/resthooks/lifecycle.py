@@ -8,7 +8,10 @@ on the ``resthooks`` logger and skipped: it never breaks delivery.
 
 Events, per recorded outcome, in this order:
 
-1. :class:`AttemptFinished` for every attempt.
+1. :class:`AttemptFinished` for every attempt written to the attempt log, including the
+   attempt of a delivery that was cancelled while it was in flight (its hook died or was
+   removed meanwhile): for that one, nothing else follows (its :class:`DeliveryCancelled`
+   was sent when it was cancelled).
 2. Exactly one final event for a delivery that reached a final state:
    :class:`DeliveryDelivered`, :class:`DeliveryFailed` or :class:`DeliveryCancelled`.
 3. :class:`HookDead` when the last retry failed, or :class:`HookGone` when the receiver
@@ -63,7 +66,10 @@ class CancelReason(str, enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class AttemptFinished:
-    """An attempt was made and its outcome recorded.
+    """An attempt was made and written to the attempt log.
+
+    For an attempt whose delivery was cancelled while it was in flight, ``outcome`` is what
+    the Dispatcher decided but the store did not apply: the delivery stays cancelled.
 
     Attributes:
         hook: The hook, as it was when the delivery was claimed.
@@ -71,6 +77,8 @@ class AttemptFinished:
         attempt: The attempt's log entry (status or error, duration...).
         outcome: What the Dispatcher decided: ``delivered``, ``retry``, ``failed`` or ``gone``.
         next_attempt_at: For ``retry``: when the next attempt is due.
+        applied: ``False`` when the delivery had been cancelled while the attempt was in
+            flight: the attempt is logged, the outcome changed nothing.
     """
 
     hook: Hook
@@ -78,6 +86,7 @@ class AttemptFinished:
     attempt: Attempt
     outcome: OutcomeKind
     next_attempt_at: datetime | None = None
+    applied: bool = True
 
 
 @attrs.frozen(kw_only=True)
@@ -207,11 +216,13 @@ def notify_recorded(
     """Send the events of a recorded batch (see the module's docs for which, in which order).
 
     ``hooks`` maps delivery ids to their hooks as claimed; an outcome whose hook is unknown,
-    or that the store refused (stale), sends nothing.
+    or that the store refused without logging its attempt (stale), sends nothing; one that
+    the store refused but logged (its delivery was cancelled while in flight) sends only
+    :class:`AttemptFinished`.
     """
     for outcome, result in zip(outcomes, results, strict=True):
         hook = hooks.get(outcome.delivery_id)
-        if hook is None or not result.applied or outcome.attempt is None:
+        if hook is None or outcome.attempt is None or not (result.applied or result.logged):
             continue
         attempt = outcome.attempt
         delivery_id = outcome.delivery_id
@@ -223,8 +234,11 @@ def notify_recorded(
                 attempt=attempt,
                 outcome=outcome.kind,
                 next_attempt_at=outcome.next_attempt_at,
+                applied=result.applied,
             ),
         )
+        if not result.applied:
+            continue
         if outcome.kind is OutcomeKind.DELIVERED:
             notify(
                 listeners, DeliveryDelivered(hook=hook, delivery_id=delivery_id, attempt=attempt)

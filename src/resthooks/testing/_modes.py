@@ -154,7 +154,7 @@ def run_schedule(dispatcher: Dispatcher, *, max_rounds: int = 10_000) -> Deliver
         >>> _ = dispatcher.subscribe("party/created", "https://example.com/h", owner="acme")
         >>> _ = dispatcher.emit("party/created", {"id": 1}, owner="acme")
         >>> run_schedule(dispatcher)
-        DeliverySummary(delivered=0, retried=5, failed=1, gone=0, cancelled=0, stale=0)
+        DeliverySummary(delivered=0, retried=5, failed=1, gone=0, cancelled=0, stale=0, late=0)
         >>> clock
         FakeClock(2026-01-01T00:36:05+00:00)
     """

@@ -228,7 +228,7 @@ class HookReceiver:
         ...     _ = dispatcher.emit("party/created", {"id": 1}, owner="acme")
         ...     dispatcher.deliver_due()
         ...     received = receiver.wait_for(1)
-        DeliverySummary(delivered=0, retried=1, failed=0, gone=0, cancelled=0, stale=0)
+        DeliverySummary(delivered=0, retried=1, failed=0, gone=0, cancelled=0, stale=0, late=0)
         >>> received[0].json, received[0].verified, received[0].answer.status
         ({'event': 'party/created', 'payload': [{'id': 1}]}, True, 500)
     """
