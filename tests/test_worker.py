@@ -220,6 +220,27 @@ def test_a_worker_runs_once_at_a_time():
     assert join(thread, result).delivered == 1
 
 
+def test_a_run_stopped_another_way_leaves_no_stop_watcher_behind():
+    """A run given a stop Event that is never set, ended by Worker.stop, leaves no thread."""
+    dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), transport=RecordingTransport())
+    worker = dispatcher.worker(workers=1, poll_interval=0.01)
+    never_set = threading.Event()
+    thread, result = run_in_thread(worker.run, never_set)
+    watchers = []
+    for _ in range(300):
+        watchers = [t for t in threading.enumerate() if t.name == "resthooks-stop"]
+        if watchers:
+            break
+        threading.Event().wait(0.01)
+    assert watchers, "run() with a stop Event watches it"
+    worker.stop()
+    join(thread, result)
+    for watcher in watchers:
+        watcher.join(10)
+    assert [w for w in watchers if w.is_alive()] == []
+    assert not never_set.is_set()
+
+
 @pytest.mark.parametrize(
     ("options", "word"),
     [

@@ -161,14 +161,20 @@ class Worker:
         return session.summary
 
     def _watch(self, stop: threading.Event, run_id: int) -> None:
-        # Wakes the loop when the caller's Event is set. It ends with that Event: a run that
-        # ends another way (an error) leaves it waiting, harmlessly, for the Event.
-        stop.wait()
-        if self._run_id == run_id and self._running.locked():
-            self.stop()
+        # Wakes the loop when the caller's Event is set. An Event cannot be waited on together
+        # with the end of the run, so it looks at the run once a second between waits: a run
+        # that ends another way (an error, Worker.stop) does not leave this thread behind.
+        while self._run_id == run_id and self._running.locked():
+            if stop.wait(_WATCH_INTERVAL):
+                if self._run_id == run_id and self._running.locked():
+                    self.stop()
+                return
 
     def __repr__(self) -> str:
         return f"<Worker workers={self.workers} dispatcher={self.dispatcher!r}>"
+
+
+_WATCH_INTERVAL = 1.0
 
 
 def _seconds(value: object) -> bool:
