@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import secrets
 import urllib.parse
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
-from ..model import DeliveryState
+from ..model import Attempt, Delivery, DeliveryState, Hook, HookState
 
-__all__ = ["FINAL_STATES", "NOT_FINAL_STATES", "new_delivery_id", "new_token", "target_host"]
+__all__ = [
+    "FINAL_STATES",
+    "NOT_FINAL_STATES",
+    "attempt_from_row",
+    "delivery_from_row",
+    "hook_from_row",
+    "new_delivery_id",
+    "new_token",
+    "target_host",
+]
+
+ToDatetime = Callable[[Any], datetime]
 
 FINAL_STATES = (DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED)
 NOT_FINAL_STATES = (DeliveryState.PENDING, DeliveryState.IN_FLIGHT)
@@ -27,3 +41,62 @@ def target_host(url: str) -> str:
     """The host (and port, if any) deliveries to ``url`` are limited by: lower case."""
     parts = urllib.parse.urlsplit(url)
     return parts.netloc.rpartition("@")[2].lower()
+
+
+# The SQL stores select the columns in the orders below; each passes its own way of reading a
+# stored time back (SQLite: integer microseconds; PostgreSQL: timestamptz).
+
+
+def hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
+    """A Hook from a row: id, owner, event, target_url, description, state, created_at,
+    updated_at, dead_reason, dead_at, secret, previous_secret, previous_secret_until."""
+    (id_, owner, event, url, desc, state, created, updated, reason, dead_at, s1, s2, s2_until) = row
+    return Hook(
+        id=id_,
+        owner=owner,
+        event=event,
+        target_url=url,
+        description=desc,
+        state=HookState(state),
+        created_at=to_dt(created),
+        updated_at=to_dt(updated),
+        dead_reason=reason,
+        dead_at=None if dead_at is None else to_dt(dead_at),
+        secret=s1,
+        previous_secret=s2,
+        previous_secret_until=None if s2_until is None else to_dt(s2_until),
+    )
+
+
+def delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
+    """A Delivery from a row: id, hook_id, owner, event, state, attempts, next_attempt_at,
+    created_at, updated_at, last_error."""
+    (id_, hook_id, owner, event, state, attempts, next_at, created, updated, last_error) = row
+    return Delivery(
+        id=id_,
+        hook_id=hook_id,
+        owner=owner,
+        event=event,
+        state=DeliveryState(state),
+        attempts=attempts,
+        next_attempt_at=None if next_at is None else to_dt(next_at),
+        created_at=to_dt(created),
+        updated_at=to_dt(updated),
+        last_error=last_error,
+    )
+
+
+def attempt_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Attempt:
+    """An Attempt from a row: delivery_id, number, started_at, duration, status, error_kind,
+    error, response_excerpt."""
+    (delivery_id, number, started, duration, status, error_kind, error, excerpt) = row
+    return Attempt(
+        delivery_id=delivery_id,
+        number=number,
+        started_at=to_dt(started),
+        duration=duration,
+        status=status,
+        error_kind=error_kind,
+        error=error,
+        response_excerpt=excerpt,
+    )

@@ -31,7 +31,7 @@ from ..model import (
     RecordResult,
     Stats,
 )
-from ._common import target_host
+from ._common import attempt_from_row, delivery_from_row, hook_from_row, target_host
 
 if TYPE_CHECKING:
     from typing_extensions import LiteralString
@@ -148,36 +148,11 @@ def _text(value: str | None) -> str | None:
 
 
 def _hook(row: Sequence[Any]) -> Hook:
-    return Hook(
-        id=row[0],
-        owner=row[1],
-        event=row[2],
-        target_url=row[3],
-        description=row[4],
-        state=HookState(row[5]),
-        created_at=_utc_required(row[6]),
-        updated_at=_utc_required(row[7]),
-        dead_reason=row[8],
-        dead_at=_utc(row[9]),
-        secret=row[10],
-        previous_secret=row[11],
-        previous_secret_until=_utc(row[12]),
-    )
+    return hook_from_row(row, _utc_required)
 
 
 def _delivery(row: Sequence[Any]) -> Delivery:
-    return Delivery(
-        id=row[0],
-        hook_id=row[1],
-        owner=row[2],
-        event=row[3],
-        state=DeliveryState(row[4]),
-        attempts=row[5],
-        next_attempt_at=_utc(row[6]),
-        created_at=_utc_required(row[7]),
-        updated_at=_utc_required(row[8]),
-        last_error=row[9],
-    )
+    return delivery_from_row(row, _utc_required)
 
 
 def _sorted_ids(rows: list[TupleRow]) -> list[str]:
@@ -931,19 +906,7 @@ class PostgresStore:
                 (delivery_id,),
             )
             rows = cur.fetchall()
-        return [
-            Attempt(
-                delivery_id=r[0],
-                number=r[1],
-                started_at=_utc_required(r[2]),
-                duration=r[3],
-                status=r[4],
-                error_kind=r[5],
-                error=r[6],
-                response_excerpt=r[7],
-            )
-            for r in rows
-        ]
+        return [attempt_from_row(r, _utc_required) for r in rows]
 
     def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
         with self._tx(atomic=False) as cur:

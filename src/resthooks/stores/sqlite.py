@@ -31,7 +31,7 @@ from ..model import (
     RecordResult,
     Stats,
 )
-from ._common import target_host
+from ._common import attempt_from_row, delivery_from_row, hook_from_row, target_host
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -209,38 +209,11 @@ def _dt_required(value: int) -> datetime:
 
 
 def _hook(row: Sequence[Any]) -> Hook:
-    (id_, owner, event, url, desc, state, created, updated, reason, dead_at, s1, s2, s2_until) = row
-    return Hook(
-        id=id_,
-        owner=owner,
-        event=event,
-        target_url=url,
-        description=desc,
-        state=HookState(state),
-        created_at=_dt_required(created),
-        updated_at=_dt_required(updated),
-        dead_reason=reason,
-        dead_at=_dt(dead_at),
-        secret=s1,
-        previous_secret=s2,
-        previous_secret_until=_dt(s2_until),
-    )
+    return hook_from_row(row, _dt_required)
 
 
 def _delivery(row: Sequence[Any]) -> Delivery:
-    (id_, hook_id, owner, event, state, attempts, next_at, created, updated, last_error) = row
-    return Delivery(
-        id=id_,
-        hook_id=hook_id,
-        owner=owner,
-        event=event,
-        state=DeliveryState(state),
-        attempts=attempts,
-        next_attempt_at=_dt(next_at),
-        created_at=_dt_required(created),
-        updated_at=_dt_required(updated),
-        last_error=last_error,
-    )
+    return delivery_from_row(row, _dt_required)
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -1071,19 +1044,7 @@ class SQLiteStore:
             )
         except sqlite3.Error as exc:
             raise self._wrap(exc, "reading attempts") from exc
-        return [
-            Attempt(
-                delivery_id=r[0],
-                number=r[1],
-                started_at=_dt_required(r[2]),
-                duration=r[3],
-                status=r[4],
-                error_kind=r[5],
-                error=r[6],
-                response_excerpt=r[7],
-            )
-            for r in rows
-        ]
+        return [attempt_from_row(r, _dt_required) for r in rows]
 
     def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
         """See :meth:`resthooks.stores.DeliveryStore.requeue`."""
