@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import http.server
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,64 +17,33 @@ import pytest
 
 from resthooks import DeliveryState, Dispatcher, Hook, HookState, SystemClock
 from resthooks.stores import SQLiteStore
-from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, HookReceiver, RecordingTransport
 from resthooks.transports import Urllib3Transport
 
 WORKER = Path(__file__).with_name("sqlite_worker.py")
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-class Receiver:
-    """A loopback HTTP server that counts the requests it gets by ``webhook-id``.
-
-    Paths under ``/fail`` answer 500; everything else answers 204.
-    """
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if not self.path.startswith("/fail"):
-                    with receiver.lock:
-                        receiver.counts[self.headers["webhook-id"]] += 1
-                self.send_response(500 if self.path.startswith("/fail") else 204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: object, client_address: object) -> None:
-                pass  # a killed worker resets its connection: expected here
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def snapshot(self) -> Counter[str]:
-        with self.lock:
-            return Counter(self.counts)
-
-
 @pytest.fixture(name="receiver")
-def _receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+def _receiver() -> Iterator[HookReceiver]:
+    # The kit's loopback receiver; paths under /fail answer 500, everything else 204.
+    with HookReceiver() as receiver:
+        receiver.answer(500, path="/fail")
+        yield receiver
 
 
-def _add_hooks(store: SQLiteStore, receiver: Receiver, count: int, *, owner: str = "acme") -> None:
+def _delivered(receiver: HookReceiver) -> Counter[str]:
+    """Requests answered 2xx, counted by ``webhook-id``."""
+    return Counter(
+        d.webhook_id
+        for d in receiver.deliveries
+        if d.webhook_id is not None and not d.path.startswith("/fail")
+    )
+
+
+def _add_hooks(
+    store: SQLiteStore, receiver: HookReceiver, count: int, *, owner: str = "acme"
+) -> None:
     # Straight into the store: these tests are about the outbox, not about subscribe's URL
     # checks (a network policy may refuse loopback targets there).
     for n in range(count):
@@ -85,7 +52,7 @@ def _add_hooks(store: SQLiteStore, receiver: Receiver, count: int, *, owner: str
                 id=f"hook_{n}",
                 owner=owner,
                 event="party/created",
-                target_url=f"{receiver.url}/h{n}",
+                target_url=receiver.url(f"/h{n}"),
                 created_at=T0,
                 updated_at=T0,
             ),
@@ -122,7 +89,9 @@ def _integrity(db: Path) -> str:
         conn.close()
 
 
-def test_restart_loses_nothing_and_dead_hook_stays_dead(tmp_path: Path, receiver: Receiver) -> None:
+def test_restart_loses_nothing_and_dead_hook_stays_dead(
+    tmp_path: Path, receiver: HookReceiver
+) -> None:
     """Deliveries emitted before a close are sent after a reopen, and a dead hook stays dead."""
     db = tmp_path / "hooks.db"
     clock = FakeClock()
@@ -133,7 +102,7 @@ def test_restart_loses_nothing_and_dead_hook_stays_dead(tmp_path: Path, receiver
             id="hook_dying",
             owner="acme",
             event="party/created",
-            target_url=f"{receiver.url}/fail",
+            target_url=receiver.url("/fail"),
             created_at=T0,
             updated_at=T0,
         ),
@@ -162,7 +131,7 @@ def test_restart_loses_nothing_and_dead_hook_stays_dead(tmp_path: Path, receiver
         more = {d.id for d in dispatcher.emit("party/created", {"n": 2}, owner="acme")}
         assert len(more) == 2, "the dead hook receives nothing new"
         assert dispatcher.deliver_due().delivered == 4
-        assert emitted | more <= set(receiver.snapshot())
+        assert emitted | more <= set(_delivered(receiver))
         assert all(
             reopened.get_delivery(i).state == DeliveryState.DELIVERED  # type: ignore[union-attr]
             for i in emitted | more
@@ -172,7 +141,7 @@ def test_restart_loses_nothing_and_dead_hook_stays_dead(tmp_path: Path, receiver
         transport.close()
 
 
-def test_sigkilled_workers_lose_no_delivery(tmp_path: Path, receiver: Receiver) -> None:
+def test_sigkilled_workers_lose_no_delivery(tmp_path: Path, receiver: HookReceiver) -> None:
     """Workers killed with SIGKILL at random moments lose no delivery, duplicate at most one
     each (batch size 1), and leave every delivery final and the file intact."""
     db = tmp_path / "hooks.db"
@@ -183,11 +152,11 @@ def test_sigkilled_workers_lose_no_delivery(tmp_path: Path, receiver: Receiver) 
     rng = random.Random()
     kills = 0
     for _ in range(5):
-        before = sum(receiver.snapshot().values())
+        before = sum(_delivered(receiver).values())
         proc = _worker(db, "--batch", "1", "--lease", "3", "--total", "2")
         # Kill it at a random moment once it is delivering (its start-up time varies a lot).
         deadline = time.monotonic() + 30
-        while sum(receiver.snapshot().values()) == before and proc.poll() is None:
+        while sum(_delivered(receiver).values()) == before and proc.poll() is None:
             assert time.monotonic() < deadline, "the worker never delivered anything"
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 0.3))
@@ -200,7 +169,7 @@ def test_sigkilled_workers_lose_no_delivery(tmp_path: Path, receiver: Receiver) 
     assert left["delivered"] > 0, "the killed workers delivered some before they died"
     # The last worker waits out the leases of the killed ones before it calls the outbox empty.
     _finish(_worker(db, "--batch", "1", "--lease", "3", "--total", "2"))
-    counts = receiver.snapshot()
+    counts = _delivered(receiver)
     assert set() == emitted - set(counts), "every delivery reached the receiver"
     duplicates = sum(n - 1 for n in counts.values())
     assert duplicates <= kills, (duplicates, kills)
@@ -210,7 +179,7 @@ def test_sigkilled_workers_lose_no_delivery(tmp_path: Path, receiver: Receiver) 
     assert _integrity(db) == "ok"
 
 
-def test_two_workers_send_each_delivery_once(tmp_path: Path, receiver: Receiver) -> None:
+def test_two_workers_send_each_delivery_once(tmp_path: Path, receiver: HookReceiver) -> None:
     """Two worker processes draining one file send every delivery exactly once."""
     db = tmp_path / "hooks.db"
     store = SQLiteStore(db)
@@ -220,7 +189,7 @@ def test_two_workers_send_each_delivery_once(tmp_path: Path, receiver: Receiver)
     workers = [_worker(db, "--batch", "10", "--lease", "30", "--total", "10") for _ in range(2)]
     for proc in workers:
         _finish(proc)
-    counts = receiver.snapshot()
+    counts = _delivered(receiver)
     assert emitted == set(counts)
     assert {1} == set(counts.values()), "no delivery was sent twice"
     assert _integrity(db) == "ok"
