@@ -24,12 +24,12 @@ token already used, an unknown id)
 An applied outcome moves the delivery to:
 
 =============  ==============  ======================  ===========================
-kind           new state       next attempt            the hook
+kind           new state       next attempt            the hook (:class:`HookEffect`)
 =============  ==============  ======================  ===========================
 ``delivered``  delivered       none                    unchanged
 ``retry``      pending         ``next_attempt_at``     unchanged
-``failed``     failed          none                    dead (:attr:`HookEffect.DEAD`)
-``gone``       cancelled       none                    removed (:attr:`HookEffect.REMOVED`)
+``failed``     failed          none                    dead
+``gone``       cancelled       none                    removed
 ``release``    pending         as before               unchanged
 =============  ==============  ======================  ===========================
 
@@ -75,13 +75,13 @@ class Verdict(str, enum.Enum):
     """
 
     APPLIED = "applied"
-    """Written: the delivery moved on, its attempt (if any) is in the log."""
+    """The outcome was written; the delivery moved on, its attempt (if any) is in the log."""
     LATE = "late"
-    """The delivery was cancelled while this claim had it in flight: the attempt is logged
-    (the receiver may have got it), nothing else changes."""
+    """The delivery was cancelled while this claim had it in flight; the attempt is logged
+    (the receiver may have got it) and nothing else changes."""
     STALE = "stale"
-    """Refused, nothing written: another claim took the delivery over, or it is not in flight
-    under this token any more."""
+    """The outcome was refused and nothing was written (another claim took the delivery over,
+    or it is not in flight under this token any more)."""
 
 
 class HookEffect(str, enum.Enum):
@@ -93,16 +93,17 @@ class HookEffect(str, enum.Enum):
     NONE = "none"
     """Nothing."""
     DEAD = "dead"
-    """The hook dies (its retries ran out): state dead, ``dead_reason``, ``dead_at``; its
-    deliveries that are not final are cancelled."""
+    """The hook dies because its retries ran out (state dead, ``dead_reason``, ``dead_at``);
+    its deliveries that are not final are cancelled."""
     REMOVED = "removed"
-    """The hook is deleted (its receiver answered ``410 Gone``); its deliveries that are not
-    final are cancelled."""
+    """The hook is deleted because its receiver answered ``410 Gone``; its deliveries that
+    are not final are cancelled."""
 
 
 @attrs.frozen(kw_only=True)
 class RecordResult:
-    """What a store did with one :class:`~resthooks.Outcome`: the :func:`transition`'s verdict.
+    """What a store did with one :class:`~resthooks.Outcome`, as
+    :func:`~resthooks.outcomes.transition` decided it.
 
     Attributes:
         delivery_id: The delivery.
@@ -166,7 +167,7 @@ class Transition:
             ``hook_state`` is the hook's state afterwards (``None``: removed).
         attempt: The attempt to append to the log, or ``None``.
         hook_effect: :class:`HookEffect`: what to do to the hook, in the same transaction.
-        dead_reason: For :attr:`HookEffect.DEAD`: the hook's ``dead_reason``.
+        dead_reason: For :attr:`~resthooks.HookEffect.DEAD`: the hook's ``dead_reason``.
         now: When it happens: ``updated_at`` of what is written, the hook's ``dead_at``.
 
     .. versionadded:: 0.2.0
