@@ -184,7 +184,7 @@ def _load_before(rev: str) -> type[Urllib3Transport]:
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "resthooks.transports"
     sys.modules[name] = module
-    exec(compile(source, f"{rev}:_urllib3.py", "exec"), module.__dict__)  # noqa: S102 - our own file
+    exec(compile(source, f"{rev}:_urllib3.py", "exec"), module.__dict__)
     return module.Urllib3Transport  # type: ignore[no-any-return]
 
 

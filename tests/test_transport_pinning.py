@@ -46,6 +46,7 @@ class CountingServer(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
     address_family = socket.AF_INET6
+    request_queue_size = 128  # many clients connect at once in the concurrency test
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.connections = 0
@@ -345,14 +346,14 @@ def test_every_host_keeps_its_pool_beyond_64_hosts(server: CountingServer) -> No
 def test_pooled_hosts_most_recent_first(server: CountingServer) -> None:
     """pooled_hosts() lists the hosts held, the most recently used first, with idle times."""
     with Urllib3Transport(policy=LOOPBACK) as transport:
-        assert [] == transport.pooled_hosts()
+        assert transport.pooled_hosts() == []
         transport.send(_request(f"http://127.0.0.2:{server.port}/a"))
         transport.send(_request(f"http://127.0.0.3:{server.port}/b?token=x"))
         held = transport.pooled_hosts()
-        assert ["127.0.0.3", "127.0.0.2"] == [h.host for h in held]
+        assert [h.host for h in held] == ["127.0.0.3", "127.0.0.2"]
         assert all(isinstance(h, PooledHost) and h.idle_for >= 0 for h in held)
         transport.close()
-        assert [] == transport.pooled_hosts()
+        assert transport.pooled_hosts() == []
         # Still usable after close: the pool is made again.
         assert transport.send(_request(f"http://127.0.0.2:{server.port}/a")).status == 204
 
@@ -365,7 +366,7 @@ def test_an_idle_host_pool_is_closed_after_the_idle_timeout(server: CountingServ
         transport.send(_request(first))
         time.sleep(0.1)  # waiting out the idle time, not timing anything
         transport.send(_request(other))
-        assert ["127.0.0.3"] == [h.host for h in transport.pooled_hosts()]
+        assert [h.host for h in transport.pooled_hosts()] == ["127.0.0.3"]
         transport.send(_request(first))
     assert server.connections == 3
 
@@ -376,7 +377,7 @@ def test_one_url_splits_once_and_keeps_the_query(server: CountingServer) -> None
         for _ in range(2):
             transport.send(_request(f"http://127.0.0.2:{server.port}/p/q?x=1&y=2#frag"))
     assert [f"127.0.0.2:{server.port}"] * 2 == server.hosts
-    assert ["/p/q?x=1&y=2"] * 2 == server.paths
+    assert server.paths == ["/p/q?x=1&y=2"] * 2
 
 
 def test_concurrent_sends_to_many_hosts_share_pools(server: CountingServer) -> None:
