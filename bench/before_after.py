@@ -58,6 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rev", help="the revision measured as 'before'")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--after", help="measure this revision as 'after' (default: the tree)")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:cut])
@@ -69,14 +70,16 @@ def main() -> None:
         "after": defaultdict(list),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        old_src = _extract(args.rev, Path(tmp))
+        old_src = _extract(args.rev, Path(tmp, "before"))
+        new_src = _extract(args.after, Path(tmp, "after")) if args.after else None
         for n in range(args.rounds):
-            order = [("before", old_src), ("after", None)]
+            order = [("before", old_src), ("after", new_src)]
             for side, src in order if n % 2 == 0 else reversed(order):
                 for label, ratios in _run(script, src).items():
                     results[side][label].append(ratios)
                 print(f"round {n + 1}: {side} done", file=sys.stderr, flush=True)
-    print(f"{' '.join(script)}: {args.rounds} rounds, before = {args.rev}, after = working tree")
+    after = args.after or "the working tree"
+    print(f"{' '.join(script)}: {args.rounds} rounds, before = {args.rev}, after = {after}")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     for label, rounds in results["after"].items():
         before_rounds = results["before"].get(label)

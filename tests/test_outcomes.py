@@ -182,12 +182,12 @@ def test_summarize_counts_by_verdict_then_kind() -> None:
     kinds = [OutcomeKind.DELIVERED, OutcomeKind.RETRY, OutcomeKind.FAILED, OutcomeKind.GONE]
     outcomes = [_outcome(k) for k in kinds] + [_outcome(OutcomeKind.DELIVERED)] * 2
     results = [
-        RecordResult(delivery_id="msg_1", verdict="applied"),
         RecordResult(delivery_id="msg_1", verdict=Verdict.APPLIED),
-        RecordResult(delivery_id="msg_1", verdict="applied", cancelled=("a", "b")),
-        RecordResult(delivery_id="msg_1", verdict="applied", cancelled=("c",)),
-        RecordResult(delivery_id="msg_1", verdict="late", logged=True),
-        RecordResult(delivery_id="msg_1", verdict="stale"),
+        RecordResult(delivery_id="msg_1", verdict=Verdict.APPLIED),
+        RecordResult(delivery_id="msg_1", verdict=Verdict.APPLIED, cancelled=("a", "b")),
+        RecordResult(delivery_id="msg_1", verdict=Verdict.APPLIED, cancelled=("c",)),
+        RecordResult(delivery_id="msg_1", verdict=Verdict.LATE, logged=True),
+        RecordResult(delivery_id="msg_1", verdict=Verdict.STALE),
     ]
     assert DeliverySummary(
         delivered=1, retried=1, failed=1, gone=1, cancelled=3, stale=1, late=1

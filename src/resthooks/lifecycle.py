@@ -91,7 +91,7 @@ class AttemptFinished:
     attempt: Attempt
     outcome: OutcomeKind
     next_attempt_at: datetime | None = None
-    verdict: Verdict = attrs.field(default=Verdict.APPLIED, converter=Verdict)
+    verdict: Verdict = Verdict.APPLIED
 
     @property
     def applied(self) -> bool:

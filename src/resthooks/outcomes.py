@@ -43,8 +43,9 @@ same transaction; the ones in flight keep their claim's token, so their attempts
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 import attrs
 
@@ -52,6 +53,7 @@ from .model import Attempt, DeliveryState, HookState, Outcome, OutcomeKind
 
 __all__ = [
     "DEFAULT_DEAD_REASON",
+    "BatchRecord",
     "DeliverySummary",
     "HookEffect",
     "RecordResult",
@@ -107,7 +109,7 @@ class RecordResult:
 
     Attributes:
         delivery_id: The delivery.
-        verdict: :class:`Verdict` (a string value is converted).
+        verdict: :class:`Verdict`.
         hook_id: The hook of the delivery (``""`` for an unknown delivery).
         cancelled: Ids of other deliveries that were cancelled as a consequence (the hook died
             or was removed).
@@ -120,11 +122,11 @@ class RecordResult:
     """
 
     delivery_id: str
-    verdict: Verdict = attrs.field(converter=Verdict)
+    verdict: Verdict
     hook_id: str = ""
     cancelled: tuple[str, ...] = ()
     logged: bool = False
-    hook_effect: HookEffect = attrs.field(default=HookEffect.NONE, converter=HookEffect)
+    hook_effect: HookEffect = HookEffect.NONE
 
     @property
     def applied(self) -> bool:
@@ -132,9 +134,10 @@ class RecordResult:
         return self.verdict is Verdict.APPLIED
 
 
-@attrs.frozen(kw_only=True)
-class StoredDelivery:
+class StoredDelivery(NamedTuple):
     """The slice of a stored delivery and its hook that :func:`transition` reads and writes.
+
+    A named tuple.
 
     Attributes:
         state: The delivery's state.
@@ -156,9 +159,10 @@ class StoredDelivery:
     hook_state: HookState | None = HookState.ACTIVE
 
 
-@attrs.frozen(kw_only=True)
-class Transition:
+class Transition(NamedTuple):
     """What a store writes for one outcome, and the verdict.
+
+    A named tuple.
 
     Attributes:
         verdict: :class:`Verdict`.
@@ -174,11 +178,11 @@ class Transition:
     """
 
     verdict: Verdict
+    now: datetime
     delivery: StoredDelivery | None = None
     attempt: Attempt | None = None
     hook_effect: HookEffect = HookEffect.NONE
     dead_reason: str | None = None
-    now: datetime
 
     def result(
         self, delivery_id: str, *, hook_id: str = "", cancelled: Sequence[str] = ()
@@ -257,7 +261,8 @@ def transition(stored: StoredDelivery | None, outcome: Outcome, *, now: datetime
         >>> t = transition(in_flight, done, now=now)
         >>> t.verdict.value, t.delivery.state.value, t.hook_effect.value, t.dead_reason
         ('applied', 'failed', 'dead', 'retries exhausted')
-        >>> transition(in_flight, attrs.evolve(done, token="t0"), now=now).verdict.value
+        >>> stale = Outcome(delivery_id="msg_1", token="t0", kind=OutcomeKind.FAILED)
+        >>> transition(in_flight, stale, now=now).verdict.value
         'stale'
     """
     attempt = outcome.attempt
@@ -266,8 +271,8 @@ def transition(stored: StoredDelivery | None, outcome: Outcome, *, now: datetime
     if stored.state is DeliveryState.CANCELLED:
         if attempt is None:
             return Transition(verdict=Verdict.STALE, now=now)
-        logged = attrs.evolve(
-            stored, token=None, attempts=stored.attempts + 1, last_error=attempt.summary
+        logged = stored._replace(
+            token=None, attempts=stored.attempts + 1, last_error=attempt.summary
         )
         return Transition(verdict=Verdict.LATE, delivery=logged, attempt=attempt, now=now)
     if stored.state is not DeliveryState.IN_FLIGHT:
@@ -303,6 +308,70 @@ def transition(stored: StoredDelivery | None, outcome: Outcome, *, now: datetime
         dead_reason=dead_reason(outcome) if effect is HookEffect.DEAD else None,
         now=now,
     )
+
+
+class BatchRecord:
+    """The slices of a batch's deliveries as its outcomes are recorded one after the other.
+
+    A store that reads the slices of a whole batch at once (one query) keeps them here: each
+    :meth:`transition` runs on the slice as the batch's earlier outcomes left it, and
+    :meth:`hook_changed` tells it what a hook effect did to the other rows it holds. Pure:
+    the store still does every read and write.
+
+    Args:
+        rows: Delivery id -> (its hook's id, its slice as read, under lock).
+
+    Example:
+        >>> from datetime import datetime, timezone
+        >>> from resthooks import DeliveryState, Outcome, OutcomeKind
+        >>> now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        >>> flying = StoredDelivery(state=DeliveryState.IN_FLIGHT, token="t")
+        >>> batch = BatchRecord({"msg_1": ("hook_1", flying), "msg_2": ("hook_1", flying)})
+        >>> gone = Outcome(delivery_id="msg_1", token="t", kind=OutcomeKind.GONE)
+        >>> batch.transition(gone, now=now).hook_effect.value
+        'removed'
+        >>> batch.hook_changed("hook_1", cancelled=["msg_2"], hook_state=None)
+        >>> ok = Outcome(delivery_id="msg_2", token="t", kind=OutcomeKind.DELIVERED)
+        >>> batch.transition(ok, now=now).verdict.value
+        'stale'
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, rows: Mapping[str, tuple[str, StoredDelivery]]) -> None:
+        self._rows = dict(rows)
+
+    def hook_id(self, delivery_id: str) -> str:
+        """The hook of a delivery of the batch (``""`` if it is not one)."""
+        row = self._rows.get(delivery_id)
+        return row[0] if row is not None else ""
+
+    def transition(self, outcome: Outcome, *, now: datetime) -> Transition:
+        """:func:`transition` on the delivery's current slice, which becomes what it writes."""
+        row = self._rows.get(outcome.delivery_id)
+        t = transition(row[1] if row is not None else None, outcome, now=now)
+        if row is not None and t.delivery is not None:
+            self._rows[outcome.delivery_id] = (row[0], t.delivery)
+        return t
+
+    def hook_changed(
+        self, hook_id: str, *, cancelled: Sequence[str], hook_state: HookState | None
+    ) -> None:
+        """After a hook effect: the hook's state, and which of its deliveries were cancelled
+        (those keep their token: their claims' attempts come back late)."""
+        gone = set(cancelled)
+        for delivery_id, (hook, stored) in self._rows.items():
+            if hook != hook_id:
+                continue
+            if delivery_id in gone:
+                now_stored = stored._replace(
+                    state=DeliveryState.CANCELLED,
+                    next_attempt_at=None,
+                    hook_state=hook_state,
+                )
+            else:
+                now_stored = stored._replace(hook_state=hook_state)
+            self._rows[delivery_id] = (hook, now_stored)
 
 
 @attrs.frozen
@@ -374,8 +443,8 @@ def summarize(outcomes: Sequence[Outcome], results: Sequence[RecordResult]) -> D
     Example:
         >>> from resthooks import Outcome, OutcomeKind, RecordResult
         >>> ok = Outcome(delivery_id="msg_1", token="t", kind=OutcomeKind.DELIVERED)
-        >>> summarize([ok, ok], [RecordResult(delivery_id="msg_1", verdict="applied"),
-        ...                      RecordResult(delivery_id="msg_1", verdict="stale")])
+        >>> summarize([ok, ok], [RecordResult(delivery_id="msg_1", verdict=Verdict.APPLIED),
+        ...                      RecordResult(delivery_id="msg_1", verdict=Verdict.STALE)])
         DeliverySummary(delivered=1, retried=0, failed=0, gone=0, cancelled=0, stale=1, late=0)
     """
     counts = dict.fromkeys(

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
@@ -30,11 +29,11 @@ from ..model import (
     Stats,
 )
 from ..outcomes import (
+    BatchRecord,
     HookEffect,
     RecordResult,
     StoredDelivery,
     may_touch_hook,
-    transition,
 )
 from ._common import attempt_from_row, delivery_from_row, hook_from_row, target_host
 
@@ -162,15 +161,6 @@ def _delivery(row: Sequence[Any]) -> Delivery:
 
 def _sorted_ids(rows: list[TupleRow]) -> list[str]:
     return [r[0] for r in sorted(rows, key=lambda r: (r[1], r[0]))]
-
-
-@attrs.define
-class _Live:
-    """A delivery's row as ``record`` sees it while it walks a batch of outcomes."""
-
-    hook_id: str
-    stored: StoredDelivery
-    dirty: bool = False
 
 
 class PostgresStore:
@@ -717,32 +707,32 @@ class PostgresStore:
                 ),
                 (sorted({o.delivery_id for o in outcomes}),),
             )
-            live = {
-                r[0]: _Live(
-                    r[1],
-                    StoredDelivery(
-                        state=DeliveryState(r[2]),
-                        token=r[3],
-                        attempts=r[4],
-                        next_attempt_at=_utc(r[5]),
-                        last_error=r[6],
-                        hook_state=None if r[7] is None else HookState(r[7]),
-                    ),
-                )
-                for r in cur.fetchall()
-            }
+            batch = BatchRecord(
+                {
+                    r[0]: (
+                        r[1],
+                        StoredDelivery(
+                            state=DeliveryState(r[2]),
+                            token=r[3],
+                            attempts=r[4],
+                            next_attempt_at=_utc(r[5]),
+                            last_error=r[6],
+                            hook_state=None if r[7] is None else HookState(r[7]),
+                        ),
+                    )
+                    for r in cur.fetchall()
+                }
+            )
+            live: dict[str, StoredDelivery] = {}  # written, not yet flushed
             attempts: list[Attempt] = []
             results: list[RecordResult] = []
             for outcome in outcomes:
-                row = live.get(outcome.delivery_id)
-                t = transition(row.stored if row else None, outcome, now=now)
-                if row is None or t.delivery is None:
-                    results.append(
-                        t.result(outcome.delivery_id, hook_id=row.hook_id if row else "")
-                    )
+                hook_id = batch.hook_id(outcome.delivery_id)
+                t = batch.transition(outcome, now=now)
+                if t.delivery is None:
+                    results.append(t.result(outcome.delivery_id, hook_id=hook_id))
                     continue
-                row.stored = t.delivery
-                row.dirty = True
+                live[outcome.delivery_id] = t.delivery
                 if t.attempt is not None:
                     attempts.append(t.attempt)
                 cancelled: list[str] = []
@@ -750,38 +740,27 @@ class PostgresStore:
                     # The database must see this batch so far before the hook's open
                     # deliveries are cancelled (a delivery recorded earlier stays delivered).
                     self._flush(cur, live, attempts, now)
-                    attempts = []
+                    live, attempts = {}, []
                     if t.hook_effect is HookEffect.DEAD:
-                        cancelled = self._mark_dead(cur, row.hook_id, t.dead_reason or "", now)
+                        cancelled = self._mark_dead(cur, hook_id, t.dead_reason or "", now)
                     else:
-                        cancelled = self._remove(cur, row.hook_id, now)
-                    for other in live.values():
-                        if other.hook_id == row.hook_id:
-                            other.stored = attrs.evolve(
-                                other.stored, hook_state=t.delivery.hook_state
-                            )
-                    for other_id in cancelled:
-                        if other_id in live:  # cancelled in the database, token kept
-                            live[other_id].stored = attrs.evolve(
-                                live[other_id].stored,
-                                state=DeliveryState.CANCELLED,
-                                next_attempt_at=None,
-                            )
-                results.append(
-                    t.result(outcome.delivery_id, hook_id=row.hook_id, cancelled=cancelled)
-                )
+                        cancelled = self._remove(cur, hook_id, now)
+                    batch.hook_changed(
+                        hook_id, cancelled=cancelled, hook_state=t.delivery.hook_state
+                    )
+                results.append(t.result(outcome.delivery_id, hook_id=hook_id, cancelled=cancelled))
             self._flush(cur, live, attempts, now)
         return results
 
     def _flush(
         self,
         cur: psycopg.Cursor[Any],
-        live: dict[str, _Live],
+        live: dict[str, StoredDelivery],
         attempts: list[Attempt],
         now: datetime,
     ) -> None:
         """Write the rows ``record`` changed so far, and their attempts, in two statements."""
-        dirty = [(i, r.stored) for i, r in live.items() if r.dirty]
+        dirty = list(live.items())
         if dirty:
             cur.execute(
                 self._q(
@@ -803,8 +782,6 @@ class PostgresStore:
                     [_text(r.last_error) for _, r in dirty],
                 ),
             )
-            for i, _ in dirty:
-                live[i].dirty = False
         if attempts:
             cur.execute(
                 self._q(

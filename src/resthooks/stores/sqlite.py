@@ -29,7 +29,7 @@ from ..model import (
     Outcome,
     Stats,
 )
-from ..outcomes import HookEffect, RecordResult, StoredDelivery, transition
+from ..outcomes import BatchRecord, HookEffect, RecordResult, StoredDelivery
 from ._common import attempt_from_row, delivery_from_row, hook_from_row, target_host
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -143,6 +143,9 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 # Rows examined by the plain oldest-first scan before claim_due falls back to one index
 # probe per host (which stays fast however large one saturated host's backlog is).
 _SCAN_BUDGET = 256
+
+# Deliveries whose rows record reads in one statement (SQLite allows 32,766 variables).
+_READ_CHUNK = 500
 
 _HOOK_COLUMNS = (
     "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason,"
@@ -880,38 +883,55 @@ class SQLiteStore:
         """See :meth:`resthooks.stores.DeliveryStore.record`. One transaction per batch."""
         at = _us(now, "now")
         with self._write("recording outcomes") as conn:
-            return [self._record_one(conn, o, now, at) for o in outcomes]
+            # BEGIN IMMEDIATE holds the database's write lock: the rows read here are the
+            # rows written below, as the transition expects.
+            seqs: dict[str, int] = {}
+            batch = BatchRecord(self._slices(conn, outcomes, seqs))
+            return [self._record_one(conn, batch, seqs, o, now=now, at=at) for o in outcomes]
+
+    @staticmethod
+    def _slices(
+        conn: sqlite3.Connection, outcomes: Sequence[Outcome], seqs: dict[str, int]
+    ) -> dict[str, tuple[str, StoredDelivery]]:
+        """The slices of the batch's deliveries; fills ``seqs`` (delivery id -> row)."""
+        wanted = sorted({key[0] for o in outcomes if (key := _parse_id(o.delivery_id))})
+        found: dict[str, tuple[str, StoredDelivery]] = {}
+        for first in range(0, len(wanted), _READ_CHUNK):
+            chunk = wanted[first : first + _READ_CHUNK]
+            for seq, salt, hook_id, state, token, attempts, next_at, error, hook in conn.execute(
+                "SELECT d.seq, d.salt, d.hook_id, d.state, d.token, d.attempts, "
+                "d.next_attempt_at, d.last_error, h.state "
+                "FROM deliveries d LEFT JOIN hooks h ON h.id = d.hook_id "
+                f"WHERE d.seq IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ):
+                delivery_id = _delivery_id(seq, salt)
+                seqs[delivery_id] = seq
+                found[delivery_id] = (
+                    hook_id,
+                    StoredDelivery(
+                        state=DeliveryState(state),
+                        token=token,
+                        attempts=attempts,
+                        next_attempt_at=_dt(next_at),
+                        last_error=error,
+                        hook_state=None if hook is None else HookState(hook),
+                    ),
+                )
+        return found
 
     def _record_one(
-        self, conn: sqlite3.Connection, outcome: Outcome, now: datetime, at: int
+        self,
+        conn: sqlite3.Connection,
+        batch: BatchRecord,
+        seqs: dict[str, int],
+        outcome: Outcome,
+        *,
+        now: datetime,
+        at: int,
     ) -> RecordResult:
-        # BEGIN IMMEDIATE holds the database's write lock: the row read here is the row
-        # written below, as the transition expects.
-        key = _parse_id(outcome.delivery_id)
-        row = (
-            key
-            and conn.execute(
-                "SELECT d.hook_id, d.state, d.token, d.attempts, d.next_attempt_at, "
-                "d.last_error, h.state FROM deliveries d LEFT JOIN hooks h ON h.id = d.hook_id "
-                "WHERE d.seq = ? AND d.salt = ?",
-                key,
-            ).fetchone()
-        )
-        if key is None or row is None:
-            return transition(None, outcome, now=now).result(outcome.delivery_id)
-        hook_id, state, token, attempts, next_at, last_error, hook_state = row
-        t = transition(
-            StoredDelivery(
-                state=DeliveryState(state),
-                token=token,
-                attempts=attempts,
-                next_attempt_at=_dt(next_at),
-                last_error=last_error,
-                hook_state=None if hook_state is None else HookState(hook_state),
-            ),
-            outcome,
-            now=now,
-        )
+        hook_id = batch.hook_id(outcome.delivery_id)
+        t = batch.transition(outcome, now=now)
         written = t.delivery
         if written is None:
             return t.result(outcome.delivery_id, hook_id=hook_id)
@@ -926,16 +946,18 @@ class SQLiteStore:
                 next_us if written.state is DeliveryState.PENDING else None,
                 written.last_error,
                 at,
-                key[0],
+                seqs[outcome.delivery_id],
             ),
         )
         if t.attempt is not None:
             self._insert_attempt(conn, outcome.delivery_id, t.attempt)
         cancelled: list[str] = []
-        if t.hook_effect is HookEffect.DEAD:
-            cancelled = self._mark_dead(conn, hook_id, t.dead_reason or "", now)
-        elif t.hook_effect is HookEffect.REMOVED:
-            cancelled = self._remove(conn, hook_id, now)
+        if t.hook_effect is not HookEffect.NONE:
+            if t.hook_effect is HookEffect.DEAD:
+                cancelled = self._mark_dead(conn, hook_id, t.dead_reason or "", now)
+            else:
+                cancelled = self._remove(conn, hook_id, now)
+            batch.hook_changed(hook_id, cancelled=cancelled, hook_state=written.hook_state)
         return t.result(outcome.delivery_id, hook_id=hook_id, cancelled=cancelled)
 
     @staticmethod
