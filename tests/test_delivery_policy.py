@@ -178,7 +178,7 @@ def test_everything_but_2xx_and_410_is_a_failed_attempt(
     after = dispatcher.get_delivery(delivery.id, owner="acme")
     assert after.state == DeliveryState.PENDING
     # After a timeout the next attempt waits at least timeout_penalty (60 s) instead of 5 s.
-    delay = dispatcher.timeout_penalty if kind == "timeout" else 5
+    delay = dispatcher.retry.timeout_penalty if kind == "timeout" else 5
     assert after.next_attempt_at == clock.now() + timedelta(seconds=delay)
     [attempt] = dispatcher.attempts(delivery.id, owner="acme")
     assert (status, kind) == (attempt.status, attempt.error_kind)

@@ -1,4 +1,4 @@
-"""Retry-After on 429 and 503, and the penalty after a timeout: policy of the Dispatcher."""
+"""Retry-After on 429 and 503, and the penalty after a timeout: rules of the RetryPolicy."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from resthooks import ConfigurationError, Dispatcher, TransportError
+from resthooks import ConfigurationError, Dispatcher, RetryPolicy, TransportError
 from resthooks.lifecycle import DeliveryDelivered
 from resthooks.stores import MemoryStore
 from resthooks.testing import FakeClock, RecordingTransport
@@ -17,11 +17,14 @@ OWNER = "acme"
 EVENT = "party/created"
 
 
-def _first_retry(answer, **options):
+def _first_retry(answer, **policy):
     """Seconds between the first attempt and the retry it schedules."""
     clock = FakeClock()
     dispatcher = Dispatcher(
-        MemoryStore(), clock=clock, transport=RecordingTransport(script=[answer]), **options
+        MemoryStore(),
+        clock=clock,
+        transport=RecordingTransport(script=[answer]),
+        retry=RetryPolicy(**policy),
     )
     dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
     [delivery] = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
@@ -117,4 +120,12 @@ def test_the_worker_waits_as_retry_after_asks(make_loopback_dispatcher, receiver
 def test_bad_policy_options_are_refused(option, value):
     """timeout_penalty and max_retry_after must be finite seconds >= 0."""
     with pytest.raises(ConfigurationError, match=option):
-        Dispatcher(MemoryStore(), **{option: value})
+        RetryPolicy(**{option: value})
+
+
+def test_the_dispatcher_no_longer_takes_retry_rules():
+    """The retry rules live in RetryPolicy only: the Dispatcher refuses them as options."""
+    with pytest.raises(TypeError, match="timeout_penalty"):
+        Dispatcher(MemoryStore(), timeout_penalty=10)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match="retry must be a RetryPolicy"):
+        Dispatcher(MemoryStore(), retry={"delays": [1]})  # type: ignore[arg-type]

@@ -25,11 +25,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .api import SubscriptionAPI
+from .clock import SystemClock
 from .dispatcher import Dispatcher
 from .encoding import isoformat_z
 from .errors import ValidationError
@@ -37,13 +38,14 @@ from .model import Attempt, Delivery, DeliveryState, HookState
 from .network import NetworkPolicy
 from .retry import RetryPolicy
 from .stores import SQLiteStore
+from .testing import FakeClock
 from .transports import Timeouts
 from .verification import VerificationError, verify
 
 if TYPE_CHECKING:
     from .cli import _Context, _Result
 
-__all__ = ["DEFAULT_SPEED", "PARTY_CREATED_EXAMPLE", "ScaledClock", "cmd_demo"]
+__all__ = ["DEFAULT_SPEED", "PARTY_CREATED_EXAMPLE", "cmd_demo"]
 
 DEFAULT_SPEED = 600.0
 """Simulated seconds per real second: the 36 min 5 s schedule takes about 4 s."""
@@ -107,46 +109,6 @@ _HOOKS: dict[str, tuple[str, Callable[[int], int]]] = {
 }
 
 
-class ScaledClock:
-    """A clock that runs ``speed`` times faster than real time, for the demo.
-
-    ``now()`` is the start time plus the real (monotonic) time elapsed, times ``speed``;
-    ``sleep_until`` waits the real fraction of the simulated wait, or until woken.
-
-    Example:
-        >>> clock = ScaledClock(1000.0)
-        >>> before = clock.now()
-        >>> clock.sleep_until(before + timedelta(seconds=5))   # 5 ms of real time
-        >>> clock.now() - before >= timedelta(seconds=5)
-        True
-    """
-
-    def __init__(self, speed: float, start: datetime | None = None) -> None:
-        if not speed > 0 or speed == float("inf"):
-            raise ValidationError("speed", "must be a finite number > 0")
-        self.speed = speed
-        self._start = start if start is not None else datetime.now(timezone.utc)
-        self._origin = time.monotonic()
-
-    def now(self) -> datetime:
-        """The simulated time."""
-        return self._start + timedelta(seconds=(time.monotonic() - self._origin) * self.speed)
-
-    def sleep_until(self, deadline: datetime, wake: threading.Event | None = None) -> None:
-        """Wait until the simulated ``deadline``, or until ``wake`` is set."""
-        while True:
-            seconds = (deadline - self.now()).total_seconds() / self.speed
-            if seconds <= 0 or (wake is not None and wake.is_set()):
-                return
-            if wake is None:
-                time.sleep(seconds)
-            elif wake.wait(seconds):
-                return
-
-    def __repr__(self) -> str:
-        return f"ScaledClock({self.speed:g}x)"
-
-
 class _Received:
     def __init__(self, hook: str, headers: dict[str, str], body: bytes, at: datetime) -> None:
         self.hook = hook
@@ -158,7 +120,7 @@ class _Received:
 class _Receiver:
     """The four endpoints, on loopback, recording every request with its simulated time."""
 
-    def __init__(self, clock: ScaledClock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.requests: list[_Received] = []
         self._counts: dict[str, int] = {}
@@ -222,7 +184,8 @@ class _Check:
 
 class _Scenario:
     def __init__(self, speed: float, workdir: Path) -> None:
-        self.clock = ScaledClock(speed)
+        # Real time, sped up: a FakeClock with a rate, starting now.
+        self.clock = FakeClock(SystemClock().now(), rate=speed)
         self.store = SQLiteStore(workdir / "demo.db")
         # The transport's deadline is real time; the lease is read on the simulated clock.
         # A lease of twice the deadline, in simulated seconds, outlasts any attempt, so no
@@ -285,7 +248,7 @@ class _Scenario:
         try:
             # Emits in this process wake the worker; polling is for other processes, so a
             # quarter of a real second between looks is plenty.
-            self.dispatcher.run(workers=4, stop=self.stop, poll_interval=self.clock.speed / 4)
+            self.dispatcher.run(workers=4, stop=self.stop, poll_interval=self.clock.rate / 4)
         except BaseException as exc:  # noqa: BLE001 - reported as a failed check, not a traceback
             self.worker_error = exc
 
@@ -475,7 +438,7 @@ def _verify(
     # What the receiver saw: every request signed, and no delivery sent twice.
     by_id: dict[str, list[_Received]] = {}
     verified = 0
-    tolerance = timedelta(seconds=max(300.0, s.timeouts.total * s.clock.speed))
+    tolerance = timedelta(seconds=max(300.0, s.timeouts.total * s.clock.rate))
     for request in requests:
         headers = {k.lower(): v for k, v in request.headers.items()}
         by_id.setdefault(headers.get("webhook-id", ""), []).append(request)
@@ -593,7 +556,7 @@ def _report(
         for d in sorted(deliveries.values(), key=lambda d: (d.created_at, s.names[d.hook_id]))
     ]
     return {
-        "speed": s.clock.speed,
+        "speed": s.clock.rate,
         "started_at": isoformat_z(s.start),
         "simulated_seconds": round(s.elapsed(s.clock.now()), 1),
         "timeline": timeline,

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 from . import _log, lifecycle
-from ._retry_after import parse_retry_after
+from ._durations import to_timedelta
 from .clock import Clock, SystemClock
 from .encoding import encode_body
 from .errors import (
@@ -94,7 +93,9 @@ class Dispatcher:
         transport: How requests are sent. Default: a new
             :class:`~resthooks.transports.Urllib3Transport` enforcing ``network_policy``. A
             transport you pass enforces its own policy (give it the same one).
-        retry: The retry schedule. Default: Capsule's (5 s, 1 min, 5 min, 15 min, 15 min).
+        retry: Every retry rule (:class:`~resthooks.RetryPolicy`): the schedule, jitter, the
+            timeout penalty, ``Retry-After``. Default: Capsule's schedule (5 s, 1 min, 5 min,
+            15 min, 15 min), 60 s after a timeout, ``Retry-After`` obeyed up to 1 hour.
         timeouts: Connect timeout and total deadline of one attempt (default 5 s and 15 s).
         lease: How long a claim lasts before another worker may take the delivery over. Must
             be longer than ``timeouts.total``. Default 60 s.
@@ -110,10 +111,6 @@ class Dispatcher:
             networks; tests that deliver to a local server allow-list it.
         secret_grace: After :meth:`rotate_secret`, how long the old secret keeps signing too
             (seconds or a timedelta). Default 24 hours.
-        timeout_penalty: After an attempt that timed out, the next attempt comes no sooner
-            than this many seconds (Svix's rule), whatever the schedule says. Default 60 s.
-        max_retry_after: The longest wait a ``Retry-After`` header of a ``429`` or ``503``
-            answer can impose, in seconds. Default 1 hour.
 
     Raises:
         ConfigurationError: If the options cannot work together.
@@ -156,19 +153,17 @@ class Dispatcher:
         sign_deliveries: bool = True,
         network_policy: NetworkPolicy | None = None,
         secret_grace: float | timedelta = timedelta(hours=24),
-        timeout_penalty: float = 60.0,
-        max_retry_after: float = 3600.0,
     ) -> None:
         if not isinstance(events, EventCatalogue):
             raise ConfigurationError("events must be an EventCatalogue")
         if network_policy is not None and not isinstance(network_policy, NetworkPolicy):
             raise ConfigurationError("network_policy must be a NetworkPolicy")
         self.network_policy = network_policy if network_policy is not None else NetworkPolicy()
-        self.secret_grace = (
-            secret_grace if isinstance(secret_grace, timedelta) else timedelta(seconds=secret_grace)
-        )
-        if self.secret_grace < timedelta(0):
-            raise ConfigurationError("secret_grace must be >= 0")
+        self.secret_grace = to_timedelta(secret_grace, "secret_grace")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError("retry must be a RetryPolicy")
+        if timeouts is not None and not isinstance(timeouts, Timeouts):
+            raise ConfigurationError("timeouts must be a Timeouts")
         self.store = store
         self.events = events
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -177,7 +172,7 @@ class Dispatcher:
         )
         self.retry = retry if retry is not None else RetryPolicy()
         self.timeouts = timeouts if timeouts is not None else Timeouts()
-        self.lease = lease if isinstance(lease, timedelta) else timedelta(seconds=lease)
+        self.lease = to_timedelta(lease, "lease", positive=True)
         if self.lease.total_seconds() <= self.timeouts.total:
             raise ConfigurationError(
                 f"the lease ({self.lease.total_seconds()} s) must be longer than the total "
@@ -203,18 +198,6 @@ class Dispatcher:
         self.max_response_bytes = max_response_bytes
         self.max_in_flight_per_host = max_in_flight_per_host
         self.sign_deliveries = sign_deliveries
-        for name, seconds in (
-            ("timeout_penalty", timeout_penalty),
-            ("max_retry_after", max_retry_after),
-        ):
-            if (
-                isinstance(seconds, bool)
-                or not isinstance(seconds, (int, float))
-                or not 0 <= seconds < float("inf")
-            ):
-                raise ConfigurationError(f"{name} must be a finite number of seconds >= 0")
-        self.timeout_penalty = float(timeout_penalty)
-        self.max_retry_after = float(max_retry_after)
         self._listeners: tuple[LifecycleListener, ...] = ()
         self._listeners_lock = threading.Lock()
         # Events the running workers of this process sleep on: emit sets them all.
@@ -558,10 +541,9 @@ class Dispatcher:
     ) -> Outcome:
         """The outcome of one attempt: delivered, gone (410), retry later, or failed for good.
 
-        A failed attempt is retried on the schedule of :class:`~resthooks.RetryPolicy`, but
-        no sooner than ``timeout_penalty`` after a timeout, and no sooner than a
-        ``Retry-After`` header of a ``429`` or ``503`` answer asks (capped at
-        ``max_retry_after``). Either way the attempt counts: the schedule does not restart.
+        A failed attempt is retried when the Dispatcher's :class:`~resthooks.RetryPolicy`
+        says (its schedule, the timeout penalty, ``Retry-After``), and fails for good when
+        the policy gives up. Either way the attempt counts: the schedule does not restart.
         """
         number = claim.delivery.attempts + 1
         duration = max((finished - started).total_seconds(), 0.0)
@@ -589,12 +571,9 @@ class Dispatcher:
                 error_kind=error.kind,
                 error=error.message[:500],
             )
-        retry_after = None
-        if response is not None and response.status in (429, 503):
-            header = {k.lower(): v for k, v in response.headers.items()}.get("retry-after")
-            if header is not None:
-                retry_after = parse_retry_after(header, now=finished)
-        kind, next_at, reason = self._policy(attempt, finished, retry_after=retry_after)
+        kind, next_at, reason = self._policy(
+            attempt, finished, headers=response.headers if response is not None else None
+        )
         return Outcome(
             delivery_id=claim.delivery.id,
             token=claim.token,
@@ -605,22 +584,17 @@ class Dispatcher:
         )
 
     def _policy(
-        self, attempt: Attempt, finished: datetime, *, retry_after: float | None = None
+        self, attempt: Attempt, finished: datetime, *, headers: Mapping[str, str] | None
     ) -> tuple[OutcomeKind, datetime | None, str | None]:
         if attempt.succeeded:
             return OutcomeKind.DELIVERED, None, None
         if attempt.status == 410:
             return OutcomeKind.GONE, None, None
-        delay = self.retry.delay_after(attempt.number)
-        if delay is None:
+        next_at = self.retry.next_attempt_at(attempt, finished=finished, headers=headers)
+        if next_at is None:
             reason = f"{attempt.number} attempts failed; the last: {attempt.summary}"
             return OutcomeKind.FAILED, None, reason
-        if attempt.error_kind == "timeout":
-            # A receiver that timed out is probably overloaded: give it room (Svix's rule).
-            delay = max(delay, self.timeout_penalty)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_retry_after))
-        return OutcomeKind.RETRY, finished + timedelta(seconds=delay), None
+        return OutcomeKind.RETRY, next_at, None
 
     def record(
         self, outcomes: Sequence[Outcome], *, claims: Sequence[Claim] | None = None
@@ -907,18 +881,7 @@ class Dispatcher:
             >>> dispatcher.purge()
             1
         """
-        if isinstance(older_than, timedelta):
-            age = older_than
-        elif isinstance(older_than, (int, float)) and not isinstance(older_than, bool):
-            if not math.isfinite(older_than):
-                raise ValidationError("older_than", "must be a finite number of seconds")
-            age = timedelta(seconds=older_than)
-        else:
-            raise ValidationError(
-                "older_than", f"must be seconds or a timedelta, not {type(older_than).__name__}"
-            )
-        if age < timedelta(0):
-            raise ValidationError("older_than", "must not be negative")
+        age = to_timedelta(older_than, "older_than", config=False)
         return self.store.purge(before=self.clock.now() - age)
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from ._durations import seconds
 from .errors import ConfigurationError, InvalidStateError, StoreError, TransportError
 from .model import Claim, Outcome, OutcomeKind
 from .outcomes import DeliverySummary
@@ -40,7 +41,7 @@ class Worker:
     - at most ``Dispatcher.max_in_flight_per_host`` deliveries to one host are in flight at
       once (claimed or being sent), enforced by the store when claiming, so a host that never
       answers ties up at most that many threads;
-    - an attempt that timed out is retried no sooner than ``Dispatcher.timeout_penalty``
+    - an attempt that timed out is retried no sooner than ``RetryPolicy.timeout_penalty``
       (60 s by default);
     - deliveries are claimed oldest due first, so a first attempt due now is sent before any
       retry that is due later, and a failing host's retries are spread out by the schedule
@@ -82,14 +83,10 @@ class Worker:
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigurationError("workers must be an int >= 1")
-        if not _seconds(poll_interval) or poll_interval <= 0:
-            raise ConfigurationError("poll_interval must be a finite number of seconds > 0")
-        if grace is not None and not _seconds(grace):
-            raise ConfigurationError("grace must be None or a finite number of seconds >= 0")
+        self.poll_interval = seconds(poll_interval, "poll_interval", positive=True)
+        self.grace = seconds(grace, "grace") if grace is not None else dispatcher.timeouts.total
         self.dispatcher = dispatcher
         self.workers = workers
-        self.poll_interval = float(poll_interval)
-        self.grace = float(grace) if grace is not None else dispatcher.timeouts.total
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._running = threading.Lock()
@@ -176,14 +173,6 @@ class Worker:
 
 
 _WATCH_INTERVAL = 1.0
-
-
-def _seconds(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and 0 <= value < float("inf")
-    )
 
 
 class _Session:

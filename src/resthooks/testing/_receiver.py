@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .._durations import seconds
 from ..errors import ValidationError
 from ..signing import parse_secret
 from ..verification import VerificationError, verify
@@ -67,9 +68,8 @@ def _status(_: object, attribute: attrs.Attribute[int], value: int) -> None:
         raise ValidationError(attribute.name, f"must be an HTTP status from 100 to 599: {value!r}")
 
 
-def _delay(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0 <= value < float("inf"):
-        raise ValidationError(attribute.name, f"must be a finite number of seconds >= 0: {value!r}")
+def _delay(value: object) -> float:
+    return seconds(value, "delay", config=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -92,7 +92,7 @@ class Answer:
     """
 
     status: int = attrs.field(default=204, validator=_status)
-    delay: float = attrs.field(default=0.0, converter=float, validator=_delay)
+    delay: float = attrs.field(default=0.0, converter=_delay)
     body: bytes = b""
     headers: Mapping[str, str] = attrs.field(factory=dict)
 

@@ -7,12 +7,18 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from .._durations import seconds
+from ..errors import ConfigurationError
+
 __all__ = ["Request", "Response", "Timeouts", "Transport"]
 
 
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{attribute.name} must be a finite number of seconds > 0, got {value!r}")
+def _connect(value: object) -> float:
+    return seconds(value, "connect", positive=True)
+
+
+def _total(value: object) -> float:
+    return seconds(value, "total", positive=True)
 
 
 @attrs.frozen
@@ -24,17 +30,23 @@ class Timeouts:
         total: The whole attempt, from the first byte sent to the last byte read, however
             slowly the server answers. Default 15 s. At least ``connect``.
 
+    Raises:
+        ConfigurationError: Naming the field, for a value that is not a finite number of
+            seconds > 0, or a connect timeout longer than the total.
+
     Example:
         >>> Timeouts()
         Timeouts(connect=5.0, total=15.0)
     """
 
-    connect: float = attrs.field(default=5.0, converter=float, validator=_positive)
-    total: float = attrs.field(default=15.0, converter=float, validator=_positive)
+    connect: float = attrs.field(default=5.0, converter=_connect)
+    total: float = attrs.field(default=15.0, converter=_total)
 
     def __attrs_post_init__(self) -> None:
         if self.connect > self.total:
-            raise ValueError("the connect timeout cannot be longer than the total deadline")
+            raise ConfigurationError(
+                "connect: the connect timeout cannot be longer than the total deadline"
+            )
 
 
 @attrs.frozen(kw_only=True)

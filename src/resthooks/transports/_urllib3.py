@@ -23,6 +23,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util import parse_url
 
+from .._durations import seconds
 from ..errors import ConfigurationError, TransportError
 from ..network import NetworkPolicy, Resolver, system_resolver
 from ..urls import redact_url
@@ -143,15 +144,10 @@ class Urllib3Transport:
     ) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ConfigurationError("maxsize must be an int >= 1")
-        if (
-            isinstance(pool_idle_timeout, bool)
-            or not isinstance(pool_idle_timeout, (int, float))
-            or not 0 < pool_idle_timeout < float("inf")
-        ):
-            raise ConfigurationError("pool_idle_timeout must be a finite number of seconds > 0")
+        idle = seconds(pool_idle_timeout, "pool_idle_timeout", positive=True)
         self.policy = policy if policy is not None else NetworkPolicy()
         self.maxsize = maxsize
-        self.pool_idle_timeout = float(pool_idle_timeout)
+        self.pool_idle_timeout = idle
         self._timeouts: dict[Timeouts, urllib3.Timeout] = {}
         mask_urllib3_request_logs()
         resolve = resolver if resolver is not None else system_resolver
