@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-from django.conf import settings as django_settings
 from django.utils.module_loading import import_string
 
 from ...errors import ConfigurationError, ResthooksError
@@ -110,6 +109,14 @@ def _seconds(value: object, *, positive: bool = False) -> float | None:
     return float(value)
 
 
+def _django_settings() -> Any:
+    # Not bound at import: Django's lazy settings object raises on any attribute before
+    # the project is configured (doctest collection looks for __wrapped__, say).
+    from django.conf import settings  # noqa: PLC0415
+
+    return settings
+
+
 def _callable(raw: Mapping[str, Any], key: str, found: list[SettingsProblem]) -> Any:
     value = raw.get(key)
     if value is None:
@@ -141,7 +148,7 @@ def _parse(raw: object) -> ResthooksSettings:  # noqa: PLR0915 - one flat pass, 
     if store is not None and "DATABASE" in raw:
         found.append(SettingsProblem(2, "STORE", "give DATABASE or STORE, not both"))
     if database is not None and (
-        not isinstance(database, str) or database not in django_settings.DATABASES
+        not isinstance(database, str) or database not in _django_settings().DATABASES
     ):
         found.append(
             SettingsProblem(2, "DATABASE", f"{database!r} is not an alias of settings.DATABASES")
@@ -315,7 +322,7 @@ def _policy(allow: tuple[str, ...]) -> Any:
 def problems() -> list[SettingsProblem]:
     """What is wrong with ``settings.RESTHOOKS`` (empty when nothing is)."""
     try:
-        _parse(getattr(django_settings, "RESTHOOKS", {}))
+        _parse(getattr(_django_settings(), "RESTHOOKS", {}))
     except _Problems as exc:
         return exc.found
     return []
@@ -335,7 +342,7 @@ def load() -> ResthooksSettings:
     if _loaded:
         return _loaded[0]
     try:
-        settings = _parse(getattr(django_settings, "RESTHOOKS", {}))
+        settings = _parse(getattr(_django_settings(), "RESTHOOKS", {}))
     except _Problems as exc:
         raise ImproperlyConfigured(str(exc)) from None
     _loaded[:] = [settings]
