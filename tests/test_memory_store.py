@@ -73,7 +73,7 @@ def test_claims_match_a_scan_of_every_row() -> None:
         for claim in claims:
             leases[claim.delivery.id] = lease_until
             held[claim.delivery.id] = claim.token
-        due = [t for t in _due_times(store, leases)]
+        due = _due_times(store, leases)
         assert min(due, default=None) == store.next_due_at(), seed
 
 
