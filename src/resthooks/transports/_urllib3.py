@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 from types import TracebackType
 
 import urllib3
@@ -18,16 +17,22 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from ..errors import TransportError
 from ..network import NetworkPolicy, Resolver, system_resolver
-from ..urls import redact_url
 from ._deadline import with_deadline
-from ._pinning import mask_urllib3_request_logs, pinned_pool_classes
+from ._pinning import pinned_pool_classes
 from ._protocol import Request, Response, Timeouts
+from ._rules import (
+    BY_CAUSE,
+    CappedBody,
+    Deadline,
+    error_table,
+    mask_request_logs,
+    parse_target,
+    response_from,
+    transport_error,
+)
 
 __all__ = ["Urllib3Transport"]
-
-_CHUNK = 64 * 1024
 
 
 class Urllib3Transport:
@@ -72,7 +77,7 @@ class Urllib3Transport:
     ) -> None:
         self.policy = policy if policy is not None else NetworkPolicy()
         self._timeouts: dict[Timeouts, urllib3.Timeout] = {}
-        mask_urllib3_request_logs()
+        mask_request_logs("urllib3.connectionpool", "urllib3.connection")
         self._pool = urllib3.PoolManager(
             num_pools=num_pools,
             maxsize=maxsize,
@@ -88,7 +93,7 @@ class Urllib3Transport:
 
     def send(self, request: Request) -> Response:
         """Send ``request`` once. See :class:`~resthooks.transports.Transport`."""
-        deadline = time.monotonic() + request.timeouts.total
+        deadline = Deadline(request.timeouts.total)
         timeout = self._timeouts.get(request.timeouts)
         if timeout is None:
             # urllib3 clones the Timeout it is given, so one per Timeouts value serves every
@@ -100,7 +105,7 @@ class Urllib3Transport:
             )
             if len(self._timeouts) < 64:
                 self._timeouts[request.timeouts] = timeout
-        self.policy.check_scheme(request.url)
+        parse_target(request.url, self.policy)
         try:
             resp = self._pool.urlopen(
                 request.method,
@@ -114,18 +119,18 @@ class Urllib3Transport:
                 decode_content=False,
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a typed TransportError
-            raise _masked(_translate(exc), request.url) from None
+            raise transport_error(exc, _ERRORS, request.url) from None
+        body = CappedBody(request.max_response_bytes)
         try:
-            body, truncated = _read_capped(resp, request.max_response_bytes, deadline)
+            _read_capped(resp, body, deadline)
         except Exception as exc:  # noqa: BLE001
             resp.close()
             resp.release_conn()
-            raise _masked(_translate(exc), request.url) from None
-        if truncated:
+            raise transport_error(exc, _ERRORS, request.url) from None
+        if body.truncated:
             resp.close()  # a half-read connection must not go back to the pool
         resp.release_conn()
-        headers = {k.lower(): v for k, v in resp.headers.items()}
-        return Response(status=resp.status, headers=headers, body=body, truncated=truncated)
+        return response_from(resp.status, resp.headers.items(), body)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -146,26 +151,19 @@ class Urllib3Transport:
         return "Urllib3Transport()"
 
 
-def _read_capped(resp: urllib3.BaseHTTPResponse, cap: int, deadline: float) -> tuple[bytes, bool]:
-    """Read at most ``cap`` bytes (plus one, to know there is more) before ``deadline``."""
+def _read_capped(resp: urllib3.BaseHTTPResponse, body: CappedBody, deadline: Deadline) -> None:
+    """Read the body into ``body`` until it ends, is capped, or ``deadline`` passes."""
     sock = _socket_of(resp)
-    chunks: list[bytes] = []
-    size = 0
-    while size <= cap:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TransportError("timeout", "the response did not finish before the deadline")
+    while want := body.want():
+        remaining = deadline.remaining()
         if sock is not None:
             # Each read waits at most for what is left of the deadline: a server that drips
             # one byte at a time cannot stretch the attempt past it.
             sock.settimeout(remaining)
-        chunk = resp.read1(min(_CHUNK, cap + 1 - size))
+        chunk = resp.read1(want)
         if not chunk:
-            return b"".join(chunks), False
-        chunks.append(chunk)
-        size += len(chunk)
-    body = b"".join(chunks)
-    return body[:cap], True
+            return
+        body.add(chunk)
 
 
 def _socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
@@ -174,30 +172,15 @@ def _socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
-def _masked(error: TransportError, url: str) -> TransportError:
-    return TransportError(error.kind, redact_url(error.message, url))
-
-
-def _translate(exc: BaseException) -> TransportError:
-    if isinstance(exc, TransportError):
-        return exc
-    if isinstance(exc, NewConnectionError):
-        # urllib3 derives NewConnectionError from ConnectTimeoutError: test it first, or a
-        # refused connection would be reported as a timeout.
-        return TransportError("connection", str(exc))
-    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, socket.timeout, TimeoutError)):
-        return TransportError("timeout", str(exc) or "timed out")
-    if isinstance(exc, SSLError):
-        return TransportError("tls", str(exc))
-    if isinstance(exc, (NewConnectionError, ConnectionError)):
-        return TransportError("connection", str(exc))
-    if isinstance(exc, LocationParseError):
-        return TransportError("protocol", f"invalid URL: {exc}")
-    if isinstance(exc, (ProtocolError, HTTPError)):
-        cause = exc.__context__ or exc.__cause__
-        if isinstance(cause, (socket.timeout, TimeoutError)):
-            return TransportError("timeout", str(exc))
-        return TransportError("protocol", str(exc))
-    if isinstance(exc, OSError):
-        return TransportError("connection", str(exc))
-    return TransportError("protocol", f"{type(exc).__name__}: {exc}")
+# urllib3's exceptions, by kind; the shared head and tail (timeouts, TLS, sockets) around them.
+_ERRORS = error_table(
+    # urllib3 derives NewConnectionError from ConnectTimeoutError: it comes first, or a refused
+    # connection would be reported as a timeout.
+    (NewConnectionError, "connection"),
+    ((ConnectTimeoutError, ReadTimeoutError), "timeout"),
+    (SSLError, "tls"),
+    (LocationParseError, "protocol"),
+    # "Connection aborted" and friends wrap what really happened: a reset, a timeout, a bad
+    # status line.
+    ((ProtocolError, HTTPError), BY_CAUSE),
+)
