@@ -8,7 +8,7 @@
 from typing import TYPE_CHECKING
 
 from ._protocol import AsyncTransport, Request, Response, Timeouts, Transport
-from ._urllib3 import Urllib3Transport
+from ._urllib3 import PooledHost, Urllib3Transport
 
 if TYPE_CHECKING:
     from ._aiohttp import AiohttpTransport
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AiohttpTransport",
     "AsyncTransport",
+    "PooledHost",
     "Request",
     "Response",
     "Timeouts",
