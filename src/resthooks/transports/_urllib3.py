@@ -178,6 +178,22 @@ def _masked(error: TransportError, url: str) -> TransportError:
     return TransportError(error.kind, redact_url(error.message, url))
 
 
+def _was_reset(exc: BaseException) -> bool:
+    """Whether a ConnectionError (a reset, a broken pipe) is behind ``exc``: in its
+    arguments (where urllib3 puts the original error), its cause or its context."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ConnectionError):
+            return True
+        todo.extend([*item.args, item.__cause__, item.__context__])
+    return False
+
+
 def _translate(exc: BaseException) -> TransportError:
     if isinstance(exc, TransportError):
         return exc
@@ -197,6 +213,11 @@ def _translate(exc: BaseException) -> TransportError:
         cause = exc.__context__ or exc.__cause__
         if isinstance(cause, (socket.timeout, TimeoutError)):
             return TransportError("timeout", str(exc))
+        if _was_reset(exc):
+            # urllib3 wraps a reset in ProtocolError ("Connection aborted." before the
+            # status line, "Connection broken" in the body): the receiver hung up, which is
+            # the same fault whenever it happens.
+            return TransportError("connection", str(exc))
         return TransportError("protocol", str(exc))
     if isinstance(exc, OSError):
         return TransportError("connection", str(exc))
