@@ -154,15 +154,15 @@ _DAMAGED: LiteralString = """
     WHERE d.due_at IS NOT NULL AND (
         h.id IS NULL OR m.id IS NULL
         OR d.state NOT IN ('pending', 'in_flight') OR h.state NOT IN ('active', 'dead')
-        OR NOT (d.due_at BETWEEN '0001-01-02 UTC' AND '9999-12-30 UTC')
-        OR NOT (d.created_at BETWEEN '0001-01-02 UTC' AND '9999-12-30 UTC')
-        OR NOT (d.updated_at BETWEEN '0001-01-02 UTC' AND '9999-12-30 UTC')
-        OR NOT (coalesce(d.next_attempt_at, d.created_at) BETWEEN '0001-01-02 UTC' AND '9999-12-30 UTC')
-        OR NOT (coalesce(d.lease_until, d.created_at) BETWEEN '0001-01-02 UTC' AND '9999-12-30 UTC')
-        OR NOT (h.created_at BETWEEN '0001-01-02 UTC' AND '9999-12-30 UTC')
-        OR NOT (h.updated_at BETWEEN '0001-01-02 UTC' AND '9999-12-30 UTC')
-        OR NOT (coalesce(h.dead_at, h.created_at) BETWEEN '0001-01-02 UTC' AND '9999-12-30 UTC')
-        OR NOT (coalesce(h.previous_secret_until, h.created_at) BETWEEN '0001-01-02 UTC' AND '9999-12-30 UTC')
+        OR NOT (d.due_at BETWEEN {lo} AND {hi})
+        OR NOT (d.created_at BETWEEN {lo} AND {hi})
+        OR NOT (d.updated_at BETWEEN {lo} AND {hi})
+        OR NOT (coalesce(d.next_attempt_at, d.created_at) BETWEEN {lo} AND {hi})
+        OR NOT (coalesce(d.lease_until, d.created_at) BETWEEN {lo} AND {hi})
+        OR NOT (h.created_at BETWEEN {lo} AND {hi})
+        OR NOT (h.updated_at BETWEEN {lo} AND {hi})
+        OR NOT (coalesce(h.dead_at, h.created_at) BETWEEN {lo} AND {hi})
+        OR NOT (coalesce(h.previous_secret_until, h.created_at) BETWEEN {lo} AND {hi})
     )
     FOR UPDATE OF d SKIP LOCKED
 """
@@ -382,6 +382,8 @@ class PostgresStore:
             query = sql.SQL(template).format(
                 s=sql.Identifier(self.schema),
                 hook_columns=sql.SQL(_HOOK_COLUMNS),
+                lo=sql.Literal("0001-01-02 00:00:00+00"),
+                hi=sql.Literal("9999-12-30 00:00:00+00"),
                 delivery_columns=sql.SQL(_DELIVERY_COLUMNS),
             )
             self._queries[template] = query
