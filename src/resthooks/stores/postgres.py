@@ -815,7 +815,7 @@ class PostgresStore:
         """The delivery rows this store object moved aside since the last call.
 
         The Dispatcher calls it after each claim, to log them and tell its listeners
-        (:class:`~resthooks.lifecycle.DeliveryQuarantined`); :meth:`stats` counts them all.
+        (:class:`~resthooks.lifecycle.DeliveryQuarantined`); ``stats()`` counts them all.
 
         .. versionadded:: 0.2.0
         """
