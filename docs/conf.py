@@ -28,9 +28,13 @@ nitpicky = True
 nitpick_ignore_regex = [
     # Type hints name private or third-party pieces that have no page of their own.
     (r"py:class", r"(resthooks\..*\._.*|attrs\..*|threading\.Event|urllib3\..*|_io\..*)"),
-    (r"py:class", r"(Handler|Step|StoreFactory|Check|T|Connection|psycopg\..*)"),
+    (r"py:class", r"(Handler|AsyncHandler|Step|StoreFactory|Check|T|Connection|psycopg\..*)"),
+    (r"py:class", r"(aiohttp\..*|yarl\..*)"),
     (r"py:class", r"(Resolver|IPAddress|IPNetwork|ssl\..*)"),
     (r"py:class", r"(ConnectionPool|psycopg_pool\..*)"),
+    # Web frameworks have their own documentation, which the offline build cannot link to.
+    (r"py:(class|exc|obj|func)", r"(django|flask|werkzeug|fastapi|starlette|click)\..*"),
+    (r"py:class", r"contextlib\..*"),
     # The build runs without network, so the standard library has no inventory to link to.
     (
         r"py:(class|obj|exc|data|func|meth|mod)",
@@ -38,9 +42,25 @@ nitpick_ignore_regex = [
         r"Any|Path|os\.PathLike|bytes|str|int|float|bool|object|None|Exception|"
         r"BaseException|ValueError|LookupError|KeyError|TypeError|Protocol|"
         r"(datetime|collections\.abc|typing|pathlib|threading|socket|random|logging|"
-        r"sqlite3|types|enum|ipaddress|email|http)\..*|secrets)",
+        r"sqlite3|types|enum|ipaddress|email|http|asyncio)\..*|secrets)",
     ),
 ]
 
 html_theme = "furo"
 html_title = f"resthooks {release}"
+
+
+# The Django integration's modules read Django's settings when they are used; configure a
+# minimal project so autodoc can import them.
+try:
+    import django
+    from django.conf import settings as _django_settings
+except ImportError:  # the docs build without the django extra leaves those pages bare
+    pass
+else:
+    if not _django_settings.configured:
+        _django_settings.configure(
+            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
+            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        )
+        django.setup()

@@ -147,7 +147,7 @@ class RetryPolicy:
             attempt: The failed attempt (its ``number``, ``status`` and ``error_kind``).
             finished: When it ended.
             headers: The response's headers, if an answer came (for ``Retry-After``).
-            rng: Where jitter comes from. Default: the :mod:`random` module.
+            rng: Where jitter comes from. Default: the ``random`` module.
 
         Example:
             >>> from datetime import datetime, timezone

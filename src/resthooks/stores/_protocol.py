@@ -150,26 +150,14 @@ class DeliveryStore(Protocol):
     def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:
         """Apply a batch of outcomes in one transaction; return one result per outcome, in order.
 
-        An outcome whose token does not match the delivery's current claim (or whose delivery
-        is no longer in flight) is refused: nothing is written for it, ``applied=False``.
-        One exception: a delivery cancelled while in flight (its hook was removed or died)
-        keeps the token of the claim it was in flight under, and that claim's outcome, if it
-        has an attempt, still appends the attempt to the log (the receiver may have got the
-        request): ``attempts`` counts up by one, ``last_error`` is set, the token is cleared
-        (the attempt is logged once) and nothing else changes: the delivery stays cancelled,
-        ``applied=False``, ``logged=True``. An outcome whose claim was taken over by another
-        (its lease expired) is still refused entirely. :meth:`requeue` clears the kept token.
-
-        Otherwise the attempt (if any) is appended to the log (``logged=True``) and:
-
-        - ``delivered``: state delivered, ``next_attempt_at`` cleared;
-        - ``retry``: state pending, due ``next_attempt_at``, ``last_error`` set;
-        - ``failed``: state failed; the hook is marked dead with ``reason``, its deliveries not
-          final are cancelled;
-        - ``gone``: state cancelled; the hook is removed, its deliveries not final cancelled;
-        - ``release``: back to pending, due as before, attempts unchanged.
-
-        ``attempts`` counts up by one for every outcome with an attempt.
+        What each outcome does is :func:`resthooks.outcomes.transition`'s to say, not the
+        store's: for each outcome in order, the store locks and reads the delivery's slice
+        (:class:`~resthooks.outcomes.StoredDelivery`, as the batch's earlier outcomes left
+        it), asks the transition, writes exactly what it returns (the delivery, the attempt,
+        the hook dead or removed with its open deliveries cancelled) and returns
+        :meth:`Transition.result() <resthooks.outcomes.Transition.result>`. See
+        :doc:`storage` for the steps; the conformance check ``transition_table`` holds a
+        store to them. :meth:`requeue` clears a token kept by a cancellation.
         """
         ...
 
