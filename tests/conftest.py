@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.server
 import os
 import socket
 import sys
@@ -17,7 +16,7 @@ import pytest
 
 from resthooks import Dispatcher, NetworkPolicy, SystemClock, Timeouts
 from resthooks.stores import MemoryStore
-from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, HookReceiver, RecordingTransport
 from resthooks.transports import AsyncTransport, Request, Response, Transport, Urllib3Transport
 
 # pytester runs the plugin's fixtures in sessions of their own (tests/test_pytest_plugin.py).
@@ -184,60 +183,6 @@ def _make_loopback_dispatcher() -> Iterator[Callable[..., Dispatcher]]:
         dispatcher.transport.close()
 
 
-class Receiver:
-    """A threaded HTTP server on loopback that answers webhook POSTs.
-
-    ``answer(path, index)`` returns ``(status, headers)`` for the ``index``-th request (from 0)
-    to ``path``; by default every request gets 204. ``gate``, when set to an Event, holds every
-    request until it is set. ``requests`` lists ``(path, webhook-id)`` in arrival order.
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str]] = []
-        self.answer: Callable[[str, int], tuple[int, dict[str, str]]] = lambda p, i: (204, {})
-        self.gate: threading.Event | None = None
-        self.arrived = threading.Semaphore(0)
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver._lock:
-                    index = sum(1 for p, _ in receiver.requests if p == self.path)
-                    receiver.requests.append((self.path, self.headers.get("webhook-id", "")))
-                receiver.arrived.release()
-                if receiver.gate is not None:
-                    receiver.gate.wait(30)
-                status, headers = receiver.answer(self.path, index)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def close(self) -> None:
-        if self.gate is not None:
-            self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class BlackHole:
     """A TCP server on loopback that accepts connections, reads nothing and never answers."""
 
@@ -272,10 +217,10 @@ class BlackHole:
 
 
 @pytest.fixture(name="receiver")
-def _receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
+def _receiver() -> Iterator[HookReceiver]:
+    """The kit's HookReceiver: a real HTTP server on loopback, answering 204 by default."""
+    with HookReceiver() as server:
+        yield server
 
 
 @pytest.fixture(name="black_hole")

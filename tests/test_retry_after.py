@@ -10,7 +10,7 @@ import pytest
 from resthooks import ConfigurationError, Dispatcher, RetryPolicy, TransportError
 from resthooks.lifecycle import DeliveryDelivered
 from resthooks.stores import MemoryStore
-from resthooks.testing import FakeClock, RecordingTransport
+from resthooks.testing import Answer, FakeClock, RecordingTransport
 from resthooks.transports import Response
 
 OWNER = "acme"
@@ -96,7 +96,7 @@ def test_the_schedule_still_counts_an_attempt_delayed_by_retry_after():
 
 def test_the_worker_waits_as_retry_after_asks(make_loopback_dispatcher, receiver):
     """Over real HTTP, the worker's next attempt comes exactly when Retry-After allowed."""
-    receiver.answer = lambda path, index: (429, {"Retry-After": "120"}) if index == 0 else (200, {})
+    receiver.answer(Answer(status=429, headers={"Retry-After": "120"}), 200)
     clock = FakeClock()
     dispatcher = make_loopback_dispatcher(clock=clock)
     dispatcher.subscribe(EVENT, receiver.url(), owner=OWNER)

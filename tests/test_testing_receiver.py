@@ -295,3 +295,60 @@ def test_a_request_the_server_cannot_handle_is_kept_in_errors() -> None:
         receiver.close()  # waits for the handler thread, so the error is in by now
     assert [ValueError] == [type(e) for e in receiver.errors]
     assert receiver.deliveries == []
+
+
+def _post(url: str, results: list[object]) -> threading.Thread:
+    def send() -> None:
+        try:
+            with urllib.request.urlopen(url, b"{}", timeout=30) as answer:
+                results.append(answer.status)
+        except OSError as exc:
+            results.append(exc)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def test_hold_records_requests_and_answers_none_until_release() -> None:
+    """While held, requests are recorded as they arrive and wait unanswered; release answers
+    them (and the next ones at once)."""
+    results: list[object] = []
+    with HookReceiver() as receiver:
+        receiver.hold()
+        assert receiver.held
+        senders = [_post(receiver.url(f"/h{n}"), results) for n in range(3)]
+        assert len(receiver.wait_for(3)) == 3
+        threading.Event().wait(0.2)
+        assert results == [], "nothing is answered while the gate is closed"
+        receiver.release()
+        for sender in senders:
+            sender.join(30)
+        assert results == [204, 204, 204]
+        assert not receiver.held
+        _post(receiver.url(), results).join(30)
+    assert results == [204] * 4
+
+
+def test_close_cuts_held_requests_short() -> None:
+    """Closing a receiver whose gate is closed ends the held requests without an answer."""
+    results: list[object] = []
+    receiver = HookReceiver().start()
+    receiver.hold()
+    sender = _post(receiver.url(), results)
+    receiver.wait_for(1)
+    receiver.close()
+    sender.join(30)
+    assert not sender.is_alive()
+    assert len(results) == 1
+    assert isinstance(results[0], OSError), "the held request got no answer"
+
+
+def test_received_at_is_read_on_the_receivers_clock() -> None:
+    """Each request is stamped with the receiver's clock: a FakeClock's time, if given."""
+    clock = FakeClock()
+    clock.advance(90)
+    with HookReceiver(clock=clock) as receiver:
+        _post(receiver.url(), []).join(30)
+    [got] = receiver.deliveries
+    assert clock.now() == got.received_at

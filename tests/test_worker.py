@@ -69,7 +69,7 @@ def test_run_until_idle_delivers_everything_due_over_real_http(make_loopback_dis
     summary = dispatcher.run_until_idle(workers=8)
 
     assert summary.delivered == 30
-    assert sorted(d.id for d in emitted) == sorted(wid for _, wid in receiver.requests)
+    assert sorted(d.id for d in emitted) == sorted(d.webhook_id for d in receiver.deliveries)
     assert {k: v for k, v in dispatcher.stats().deliveries.items() if v} == {"delivered": 30}
 
 
@@ -95,7 +95,7 @@ def test_run_until_idle_leaves_retries_for_later_and_time_stands_still():
 
 def test_worker_sleeps_exactly_until_each_retry_is_due(make_loopback_dispatcher, receiver):
     """With nothing in flight the loop sleeps until the next due delivery: no tick, no spin."""
-    receiver.answer = lambda path, index: (500, {})
+    receiver.answer(500)
     clock = SleepLog()
     dispatcher = make_loopback_dispatcher(clock=clock)
     dispatcher.subscribe(EVENT, receiver.url(), owner=OWNER)
@@ -131,22 +131,21 @@ def test_stop_lets_attempts_in_flight_finish_and_leaves_the_rest_pending(
     make_loopback_dispatcher, receiver
 ):
     """On stop, attempts in flight finish and are recorded; nothing new starts; none in flight."""
-    receiver.gate = threading.Event()
+    receiver.hold()
     dispatcher = make_loopback_dispatcher(max_in_flight_per_host=2)
     for n in range(5):
         dispatcher.subscribe(EVENT, receiver.url(f"/h{n}"), owner=OWNER)
     emitted = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
     stop = threading.Event()
     thread, result = run_in_thread(dispatcher.run, workers=4, stop=stop, grace=30)
-    for _ in range(2):
-        assert receiver.arrived.acquire(timeout=30)
+    receiver.wait_for(2, timeout=30)
     stop.set()
-    receiver.gate.set()
+    receiver.release()
     summary = join(thread, result)
 
     states = [dispatcher.get_delivery(d.id, owner=OWNER) for d in emitted]
     assert summary.delivered == 2
-    assert len(receiver.requests) == 2
+    assert len(receiver.deliveries) == 2
     assert _count(states) == {DeliveryState.DELIVERED: 2, DeliveryState.PENDING: 3}
     assert all(d.attempts == 0 for d in states if d.state is DeliveryState.PENDING)
 
@@ -156,7 +155,7 @@ def test_stop_lets_attempts_in_flight_finish_and_leaves_the_rest_pending(
 
 def test_stop_releases_claims_that_were_never_sent(make_loopback_dispatcher, receiver):
     """A claim waiting for a thread when the worker stops is released, unsent, attempts 0."""
-    receiver.gate = threading.Event()
+    receiver.hold()
     dispatcher = make_loopback_dispatcher()
     for n in range(2):
         dispatcher.subscribe(EVENT, receiver.url(f"/h{n}"), owner=OWNER)
@@ -164,15 +163,15 @@ def test_stop_releases_claims_that_were_never_sent(make_loopback_dispatcher, rec
     stop = threading.Event()
     # One thread: one delivery is sent, the other waits in the worker's batch.
     thread, result = run_in_thread(dispatcher.run, workers=1, stop=stop, grace=30)
-    assert receiver.arrived.acquire(timeout=30)
+    receiver.wait_for(1, timeout=30)
     stop.set()
-    receiver.gate.set()
+    receiver.release()
     summary = join(thread, result)
 
     states = _count(dispatcher.get_delivery(d.id, owner=OWNER) for d in emitted)
     assert states == {DeliveryState.DELIVERED: 1, DeliveryState.PENDING: 1}
     assert summary.delivered == 1
-    assert len(receiver.requests) == 1
+    assert len(receiver.deliveries) == 1
 
 
 def test_stop_after_the_grace_period_releases_attempts_still_running(

@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 from resthooks import DeliveryState, Timeouts
-from resthooks.testing import FakeClock
+from resthooks.testing import FakeClock, HookReceiver
 
 OWNER = "acme"
 EVENT = "party/created"
@@ -39,7 +39,7 @@ def test_black_holes_do_not_delay_healthy_hooks(make_loopback_dispatcher, receiv
     assert [a.error_kind for a in hole_attempts] == ["timeout"] * 10
     first_timeout = min(_ends(a) for a in hole_attempts)
     assert max(_ends(a) for a in healthy_attempts) < first_timeout
-    assert len(receiver.requests) == 50
+    assert len(receiver.deliveries) == 50
 
     # At most max_in_flight_per_host (4) attempts to the black hole overlapped in time.
     edges = sorted(
@@ -62,10 +62,10 @@ def test_black_holes_do_not_delay_healthy_hooks(make_loopback_dispatcher, receiv
 def test_a_backlog_of_retries_does_not_starve_first_attempts(make_loopback_dispatcher, receiver):
     """With 20 retries of a failing host due before them, 20 first attempts all go out while
     the failing host holds only its 2 threads (its answers are held back meanwhile)."""
-    failing = type(receiver)()
+    failing = HookReceiver().start()
     clock = FakeClock()
     try:
-        failing.answer = lambda path, index: (500, {})
+        failing.answer(500)
         dispatcher = make_loopback_dispatcher(clock=clock, max_in_flight_per_host=2)
         for n in range(20):
             dispatcher.subscribe(EVENT, failing.url(f"/f{n}"), owner=OWNER)
@@ -75,18 +75,16 @@ def test_a_backlog_of_retries_does_not_starve_first_attempts(make_loopback_dispa
         for n in range(20):
             dispatcher.subscribe("task/created", receiver.url(f"/g{n}"), owner=OWNER)
         dispatcher.emit("task/created", {"id": 2}, owner=OWNER)
-        failing.gate = threading.Event()
+        failing.hold()
 
         thread = threading.Thread(target=dispatcher.run_until_idle, kwargs={"workers": 4})
         thread.start()
         try:
-            for _ in range(20):
-                assert receiver.arrived.acquire(timeout=30), "a first attempt was starved"
-            for _ in range(22):
-                assert failing.arrived.acquire(timeout=30)
-            assert len(failing.requests) == 22  # 20 first attempts, then only 2 retries
+            receiver.wait_for(20, timeout=30)  # else a first attempt was starved
+            failing.wait_for(22, timeout=30)
+            assert len(failing.deliveries) == 22  # 20 first attempts, then only 2 retries
         finally:
-            failing.gate.set()
+            failing.release()
             thread.join(30)
         assert len(dispatcher.deliveries(owner=OWNER, state="delivered", limit=100)) == 20
     finally:

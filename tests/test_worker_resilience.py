@@ -246,7 +246,7 @@ def test_outcomes_the_store_refused_are_recorded_later_not_sent_twice(
 
     run_until(dispatcher, delivered.is_set, poll_interval=1.0)
 
-    assert [delivery.id] == [wid for _, wid in receiver.requests]
+    assert [delivery.id] == [d.webhook_id for d in receiver.deliveries]
 
 
 def test_run_until_idle_raises_a_typed_error_for_a_bare_exception():

@@ -18,7 +18,6 @@ only when every check passes, so the demo doubles as a smoke test.
 
 from __future__ import annotations
 
-import http.server
 import itertools
 import json
 import tempfile
@@ -38,7 +37,7 @@ from .model import Attempt, Delivery, DeliveryState, HookState
 from .network import NetworkPolicy
 from .retry import RetryPolicy
 from .stores import SQLiteStore
-from .testing import FakeClock
+from .testing import Answer, FakeClock, HookReceiver, ReceivedDelivery
 from .transports import Timeouts
 from .verification import VerificationError, verify
 
@@ -100,74 +99,32 @@ _THIRD_PARTY = {
 }
 _KASE = {"id": 200, "name": "Website redesign", "party": {"id": 11588}}
 
-# name -> (description, what the receiver answers to the n-th request, n from 1)
-_HOOKS: dict[str, tuple[str, Callable[[int], int]]] = {
-    "healthy": ("answers 200", lambda n: 200),
-    "flaky": ("fails twice, then recovers", lambda n: 502 if n <= 2 else 200),
-    "gone": ("answers 410 Gone", lambda n: 410),
-    "broken": ("always answers 500", lambda n: 500),
+# name -> (description, the receiver's answers in order, the last one repeating)
+_HOOKS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "healthy": ("answers 200", (200,)),
+    "flaky": ("fails twice, then recovers", (502, 502, 200)),
+    "gone": ("answers 410 Gone", (410,)),
+    "broken": ("always answers 500", (500,)),
 }
 
 
-class _Received:
-    def __init__(self, hook: str, headers: dict[str, str], body: bytes, at: datetime) -> None:
-        self.hook = hook
-        self.headers = headers
-        self.body = body
-        self.at = at
-
-
-class _Receiver:
-    """The four endpoints, on loopback, recording every request with its simulated time."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.requests: list[_Received] = []
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                name = self.path.strip("/")
-                status = receiver.answer(name, dict(self.headers.items()), body)
-                reply = json.dumps({"received": status < 300}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def answer(self, name: str, headers: dict[str, str], body: bytes) -> int:
-        with self._lock:
-            self.requests.append(_Received(name, headers, body, self.clock.now()))
-            self._counts[name] = self._counts.get(name, 0) + 1
-            count = self._counts[name]
-        behaviour = _HOOKS.get(name)
-        return 404 if behaviour is None else behaviour[1](count)
-
-    def __enter__(self) -> _Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join()
+def _receiver(clock: FakeClock) -> HookReceiver:
+    """The four endpoints, on loopback, stamping every request with its simulated time."""
+    receiver = HookReceiver(clock=clock)
+    for name, (_, statuses) in _HOOKS.items():
+        receiver.answer(
+            *(
+                Answer(
+                    status=status,
+                    body=json.dumps({"received": status < 300}).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                for status in statuses
+            ),
+            path=f"/{name}",
+        )
+    receiver.answer(404)
+    return receiver
 
 
 class _Check:
@@ -288,8 +245,8 @@ def cmd_demo(ctx: _Context) -> _Result:
 def _play(s: _Scenario) -> dict[str, Any]:
     check = _Check()
     real_deadline = time.monotonic() + s.budget
-    with _Receiver(s.clock) as receiver:
-        s.subscribe(SubscriptionAPI(s.dispatcher), receiver.base_url, check)
+    with _receiver(s.clock) as receiver:
+        s.subscribe(SubscriptionAPI(s.dispatcher), receiver.url("/").rstrip("/"), check)
         worker = threading.Thread(target=s.run_worker, name="resthooks-demo-worker", daemon=True)
         worker.start()
 
@@ -348,14 +305,14 @@ def _play(s: _Scenario) -> dict[str, Any]:
             not worker.is_alive() and s.worker_error is None,
             repr(s.worker_error) if s.worker_error else "",
         )
-        requests = list(receiver.requests)
+        requests = receiver.deliveries
     return _verify(s, check, requests, first=first, second=second, third=third)
 
 
 def _verify(
     s: _Scenario,
     check: _Check,
-    requests: list[_Received],
+    requests: list[ReceivedDelivery],
     *,
     first: dict[str, str],
     second: dict[str, str],
@@ -436,17 +393,18 @@ def _verify(
     )
 
     # What the receiver saw: every request signed, and no delivery sent twice.
-    by_id: dict[str, list[_Received]] = {}
+    by_id: dict[str, list[ReceivedDelivery]] = {}
     verified = 0
     tolerance = timedelta(seconds=max(300.0, s.timeouts.total * s.clock.rate))
     for request in requests:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        by_id.setdefault(headers.get("webhook-id", ""), []).append(request)
-        secret = s.secrets.get(request.hook)
+        by_id.setdefault(request.webhook_id or "", []).append(request)
+        secret = s.secrets.get(request.path.strip("/"))
         if secret is None:
             continue
         try:
-            verify(request.body, request.headers, secret, tolerance=tolerance, now=request.at)
+            verify(
+                request.body, request.headers, secret, tolerance=tolerance, now=request.received_at
+            )
         except VerificationError:
             continue
         verified += 1

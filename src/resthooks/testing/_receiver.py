@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Mapping
+from datetime import datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._durations import seconds
+from ..clock import Clock, SystemClock
 from ..errors import ValidationError
 from ..signing import parse_secret
 from ..verification import VerificationError, verify
@@ -112,6 +114,10 @@ class ReceivedDelivery:
             receiver holds for this path, ``False`` if it did not (or was missing), ``None``
             if the receiver holds no secret for this path.
         answer: How the receiver answered it.
+        received_at: When it arrived, on the receiver's clock.
+
+    .. versionchanged:: 0.2.0
+       ``received_at``.
     """
 
     method: str
@@ -122,6 +128,7 @@ class ReceivedDelivery:
     json: Any = attrs.field(repr=False)
     verified: bool | None
     answer: Answer
+    received_at: datetime | None = None
 
     @property
     def event(self) -> str | None:
@@ -163,8 +170,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
-        answer = self.server.receiver._received(self.command, self.path, self.headers, body)
-        if answer.delay and self.server.receiver._closing.wait(answer.delay):
+        receiver = self.server.receiver
+        answer = receiver._received(self.command, self.path, self.headers, body)
+        if not receiver._wait_at_gate():
+            return
+        if answer.delay and receiver._closing.wait(answer.delay):
             return
         try:
             self.send_response(answer.status)
@@ -211,6 +221,11 @@ class HookReceiver:
         host: The loopback address to listen on. Default ``127.0.0.1``.
         secret: A ``whsec_`` secret to verify every path with unless :meth:`set_secret` gave
             the path its own.
+        clock: The clock that stamps each request's ``received_at``. Default: the system
+            clock; give the sender's :class:`FakeClock` to read arrivals on its time.
+
+    .. versionchanged:: 0.2.0
+       ``clock``, and the gate: :meth:`hold` and :meth:`release`.
 
     A Dispatcher delivering to it must allow loopback targets: build it with
     ``Dispatcher(store, network_policy=LOOPBACK_POLICY)``.
@@ -233,10 +248,13 @@ class HookReceiver:
         ({'event': 'party/created', 'payload': [{'id': 1}]}, True, 500)
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", secret: str | None = None) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", secret: str | None = None, clock: Clock | None = None
+    ) -> None:
         if secret is not None:
             parse_secret(secret)
         self.host = host
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.default_secret = secret
         self.errors: list[BaseException] = []
         self._secrets: dict[str, str] = {}
@@ -244,6 +262,7 @@ class HookReceiver:
         self._received_list: list[ReceivedDelivery] = []
         self._condition = threading.Condition()
         self._closing = threading.Event()
+        self._gate_open = True
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -360,6 +379,50 @@ class HookReceiver:
         self.set_secret(hook.secret, path=path)
         return hook
 
+    def hold(self) -> None:
+        """Close the gate: from now on every request is recorded when it arrives (so
+        :meth:`wait_for` sees it) and then waits, unanswered, until :meth:`release` (or
+        :meth:`close`, which cuts it short without an answer).
+
+        For tests of what happens while attempts are in flight: a worker stopping, a lease
+        running out, a hook removed meanwhile.
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> import threading, urllib.request
+            >>> with HookReceiver() as receiver:
+            ...     receiver.hold()
+            ...     sender = threading.Thread(
+            ...         target=urllib.request.urlopen, args=(receiver.url(), b"{}"))
+            ...     sender.start()
+            ...     arrived = receiver.wait_for(1)  # it arrived, and waits at the gate
+            ...     receiver.release()
+            ...     sender.join()
+            >>> arrived[0].answer.status
+            204
+        """
+        with self._condition:
+            self._gate_open = False
+
+    def release(self) -> None:
+        """Open the gate: the requests held are answered, and later ones at once."""
+        with self._condition:
+            self._gate_open = True
+            self._condition.notify_all()
+
+    @property
+    def held(self) -> bool:
+        """Whether the gate is closed (see :meth:`hold`)."""
+        return not self._gate_open
+
+    def _wait_at_gate(self) -> bool:
+        """Wait while the gate is closed; ``False`` if the receiver closed meanwhile."""
+        with self._condition:
+            while not self._gate_open and not self._closing.is_set():
+                self._condition.wait(0.05)
+        return not self._closing.is_set()
+
     # -- what arrived ------------------------------------------------------------------------
 
     @property
@@ -471,6 +534,7 @@ class HookReceiver:
                     json=parsed,
                     verified=verified,
                     answer=answer,
+                    received_at=self.clock.now(),
                 )
             )
             self._condition.notify_all()
