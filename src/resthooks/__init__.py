@@ -25,6 +25,7 @@ from .errors import (
     SchemaError,
     StoreError,
     TransportError,
+    TransportErrorKind,
     ValidationError,
 )
 from .events import CAPSULE_EVENTS, EventCatalogue
@@ -83,6 +84,7 @@ __all__ = [
     "SystemClock",
     "Timeouts",
     "TransportError",
+    "TransportErrorKind",
     "ValidationError",
     "Verdict",
     "VerificationError",

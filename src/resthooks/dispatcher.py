@@ -643,7 +643,7 @@ class Dispatcher:
                 number=number,
                 started_at=started,
                 duration=duration,
-                error_kind=error.kind,
+                error_kind=error.kind.value,
                 error=error.message[:500],
             )
         kind, next_at, reason = self._policy(

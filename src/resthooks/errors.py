@@ -1,11 +1,29 @@
-"""Typed errors raised by resthooks.
+"""Typed errors raised by resthooks: one tree.
 
 Every error a caller can see derives from :class:`ResthooksError`, so one ``except`` clause
 catches them all. Validation errors name the field that was wrong; not-found errors are their
-own types, so an HTTP layer can map them to ``404``.
+own types, so an HTTP layer can map them to ``404``. No public call lets a bare
+``ValueError``, ``TypeError`` or ``KeyError`` out for bad input. The tree::
+
+    ResthooksError
+    ├── ValidationError (also ValueError)  input refused, naming the field; nothing stored
+    │   ├── HookLimitReached               the owner's hook cap
+    │   └── PayloadError                   an event payload that cannot be sent
+    ├── ConfigurationError (also ValueError)  options that cannot work together
+    ├── NotFound (also LookupError)
+    │   ├── HookNotFound
+    │   └── DeliveryNotFound
+    ├── InvalidStateError                  the object is not in a state for this
+    ├── StoreError                         a store could not do it (driver errors wrapped)
+    │   ├── SchemaError
+    │   └── DamagedRowError
+    ├── TransportError                     no HTTP status; ``kind`` a TransportErrorKind
+    └── VerificationError                  a received webhook failed verify()
 """
 
 from __future__ import annotations
+
+import enum
 
 __all__ = [
     "ConfigurationError",
@@ -20,7 +38,9 @@ __all__ = [
     "SchemaError",
     "StoreError",
     "TransportError",
+    "TransportErrorKind",
     "ValidationError",
+    "VerificationError",
 ]
 
 
@@ -133,15 +153,94 @@ class SchemaError(StoreError):
     """The database is not a resthooks database, or was written by a newer version."""
 
 
+class TransportErrorKind(str, enum.Enum):
+    """Why an attempt got no HTTP status: the ``kind`` of a :class:`TransportError`, and
+    what an :class:`~resthooks.Attempt` logs as its ``error_kind``.
+
+    Each transport maps its client's exceptions to these with a table (see
+    ``resthooks.transports``), so the same failure has the same kind whichever transport
+    sent the request.
+
+    .. versionadded:: 0.2.0
+    """
+
+    TIMEOUT = "timeout"
+    """The connection or the answer did not come within the attempt's deadline."""
+    CONNECTION = "connection"
+    """The connection could not be made, or broke (refused, reset, no DNS answer)."""
+    TLS = "tls"
+    """The TLS handshake failed (a certificate that does not verify, say)."""
+    BLOCKED = "blocked"
+    """The network policy refused the target's address or scheme."""
+    PROTOCOL = "protocol"
+    """Anything else, such as a garbage answer, an invalid URL or a transport that broke."""
+    TOO_LARGE = "too_large"
+    """The request was larger than allowed, so it was not sent."""
+
+
 class TransportError(ResthooksError):
     """A request could not be completed: no HTTP status is available.
 
+    Args:
+        kind: A :class:`TransportErrorKind`, or its value (a custom transport's unknown word
+            is read as ``protocol``).
+        message: What happened, without secrets.
+
     Attributes:
-        kind: A short machine-readable word: ``timeout``, ``connection``, ``tls``,
-            ``blocked`` (refused by the network policy), ``protocol`` or ``too_large``.
+        kind: The :class:`TransportErrorKind` (a ``str`` enum: it compares equal to its
+            value, ``"timeout"``...).
+        message: What happened.
+
+    Example:
+        >>> err = TransportError("timeout", "no answer within 15 s")
+        >>> err.kind is TransportErrorKind.TIMEOUT, str(err)
+        (True, 'timeout: no answer within 15 s')
     """
 
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: TransportErrorKind | str, message: str) -> None:
+        try:
+            self.kind = TransportErrorKind(kind)
+        except ValueError:
+            self.kind = TransportErrorKind.PROTOCOL
         self.message = message
-        super().__init__(f"{kind}: {message}")
+        super().__init__(f"{self.kind.value}: {message}")
+
+
+class VerificationError(ResthooksError):
+    """A webhook request failed :func:`~resthooks.verify`: do not act on it.
+
+    Also importable from ``resthooks.verification``, where it lived before 0.2.0.
+
+    Attributes:
+        reason: Why, as a machine-readable word:
+
+            - ``missing_header``: ``webhook-id``, ``webhook-timestamp`` or
+              ``webhook-signature`` is absent or empty (``header`` says which);
+            - ``ambiguous_header``: a header is given twice, in different case, with
+              different values;
+            - ``malformed_timestamp``: ``webhook-timestamp`` is not Unix seconds;
+            - ``timestamp_too_old`` / ``timestamp_too_new``: it is further from now than the
+              tolerance;
+            - ``malformed_signature``: a token is not ``version,base64``, or a ``v1`` token is
+              not the base64 of 32 bytes;
+            - ``unsupported_version``: no ``v1`` token, only other versions;
+            - ``no_match``: no ``v1`` signature matches (wrong secret or altered request);
+            - ``bad_secret``: the secret given to :func:`~resthooks.verify` is not a valid secret.
+        header: The header at fault, when there is one.
+
+    The message never contains the secret or a signature.
+
+    Example:
+        >>> from resthooks import verify
+        >>> try:
+        ...     verify(b"{}", {}, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        ... except VerificationError as err:
+        ...     print(err.reason, err.header)
+        missing_header webhook-id
+    """
+
+    def __init__(self, reason: str, message: str, *, header: str | None = None) -> None:
+        self.reason = reason
+        self.header = header
+        self.message = message
+        super().__init__(f"{reason}: {message}")

@@ -21,7 +21,8 @@ class EventCatalogue:
             ``_``, ``-`` and ``.``; an entity needs at least one action.
 
     Raises:
-        ValueError: If a name is malformed, an entity has no actions or there is no entity.
+        ValidationError: Naming ``entities``, if a name is malformed, an entity has no
+            actions or there is no entity.
 
     Example:
         >>> catalogue = EventCatalogue({"invoice": ["paid", "voided"]})
@@ -40,20 +41,29 @@ class EventCatalogue:
 
     def __init__(self, entities: Mapping[str, Iterable[str]]) -> None:
         built: dict[str, tuple[str, ...]] = {}
+        if not isinstance(entities, Mapping):
+            raise ValidationError(
+                "entities", f"must be a mapping of entity to actions, not {type(entities).__name__}"
+            )
         for entity, actions in entities.items():
             if not isinstance(entity, str) or not _NAME.fullmatch(entity):
-                raise ValueError(f"malformed entity name {entity!r}")
-            if isinstance(actions, str):
-                raise ValueError(f"actions of {entity!r} must be a collection of names, not a str")
-            acts = tuple(dict.fromkeys(actions))
-            if not acts:
-                raise ValueError(f"entity {entity!r} has no actions")
-            for action in acts:
+                raise ValidationError("entities", f"malformed entity name {entity!r}")
+            if isinstance(actions, str) or not isinstance(actions, Iterable):
+                raise ValidationError(
+                    "entities", f"actions of {entity!r} must be a collection of names"
+                )
+            listed = list(actions)
+            for action in listed:
                 if not isinstance(action, str) or not _NAME.fullmatch(action):
-                    raise ValueError(f"malformed action name {action!r} of {entity!r}")
+                    raise ValidationError(
+                        "entities", f"malformed action name {action!r} of {entity!r}"
+                    )
+            acts = tuple(dict.fromkeys(listed))
+            if not acts:
+                raise ValidationError("entities", f"entity {entity!r} has no actions")
             built[entity] = acts
         if not built:
-            raise ValueError("a catalogue needs at least one entity")
+            raise ValidationError("entities", "a catalogue needs at least one entity")
         self._entities = built
         self._events = frozenset(f"{e}/{a}" for e, acts in built.items() for a in acts)
 

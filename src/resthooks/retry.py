@@ -12,7 +12,7 @@ from typing import ClassVar
 import attrs
 
 from ._durations import seconds
-from .errors import ConfigurationError, ValidationError
+from .errors import ConfigurationError, TransportErrorKind, ValidationError
 from .model import Attempt
 
 __all__ = ["CAPSULE_SCHEDULE", "RetryPolicy"]
@@ -165,7 +165,7 @@ class RetryPolicy:
         delay = self.delay_after(attempt.number, rng)
         if delay is None:
             return None
-        if attempt.error_kind == "timeout":
+        if attempt.error_kind == TransportErrorKind.TIMEOUT:
             delay = max(delay, self.timeout_penalty)
         if headers is not None and attempt.status in self.retry_after_statuses:
             header = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)

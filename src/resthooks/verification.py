@@ -12,7 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from .errors import ConfigurationError, ResthooksError, ValidationError
+from ._durations import seconds
+from .errors import ConfigurationError, ValidationError, VerificationError
 from .signing import parse_secret
 
 __all__ = ["VerificationError", "verify"]
@@ -20,43 +21,6 @@ __all__ = ["VerificationError", "verify"]
 _TIMESTAMP = re.compile(r"\A[0-9]{1,15}\Z")
 _MAX_SIGNATURE_HEADER = 8192  # a few dozen tokens; more is an attack, not a rotation
 _DIGEST_SIZE = hashlib.sha256().digest_size
-
-
-class VerificationError(ResthooksError):
-    """A webhook request failed verification: do not act on it.
-
-    Attributes:
-        reason: Why, as a machine-readable word:
-
-            - ``missing_header``: ``webhook-id``, ``webhook-timestamp`` or
-              ``webhook-signature`` is absent or empty (``header`` says which);
-            - ``ambiguous_header``: a header is given twice, in different case, with
-              different values;
-            - ``malformed_timestamp``: ``webhook-timestamp`` is not Unix seconds;
-            - ``timestamp_too_old`` / ``timestamp_too_new``: it is further from now than the
-              tolerance;
-            - ``malformed_signature``: a token is not ``version,base64``, or a ``v1`` token is
-              not the base64 of 32 bytes;
-            - ``unsupported_version``: no ``v1`` token, only other versions;
-            - ``no_match``: no ``v1`` signature matches (wrong secret or altered request);
-            - ``bad_secret``: the secret given to :func:`verify` is not a valid secret.
-        header: The header at fault, when there is one.
-
-    The message never contains the secret or a signature.
-
-    Example:
-        >>> try:
-        ...     verify(b"{}", {}, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-        ... except VerificationError as err:
-        ...     print(err.reason, err.header)
-        missing_header webhook-id
-    """
-
-    def __init__(self, reason: str, message: str, *, header: str | None = None) -> None:
-        self.reason = reason
-        self.header = header
-        self.message = message
-        super().__init__(f"{reason}: {message}")
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -74,10 +38,6 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     if not found:
         raise VerificationError("missing_header", f"{name} is missing", header=name)
     return found
-
-
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def verify(
@@ -105,10 +65,11 @@ def verify(
         now: The current time (an aware datetime or Unix seconds). Default: the system clock.
 
     Raises:
-        VerificationError: With a ``reason`` saying why the request is refused. No other
-            exception comes from the request's content.
-        ConfigurationError: If ``tolerance`` is negative.
-        TypeError: If ``body`` is not bytes.
+        VerificationError: With a ``reason`` saying why the request is refused (``bad_secret``
+            for a ``secret`` that is not a secret, ``None`` included). No other exception
+            comes from the request's content.
+        ConfigurationError: If ``tolerance`` is not a duration or ``now`` not a time.
+        ValidationError: If ``body`` is not bytes.
 
     Example (the specification's test vector):
         >>> headers = {
@@ -121,14 +82,23 @@ def verify(
         >>> verify(b'{"test": 0}', headers, secret, now=1614265330)
         Traceback (most recent call last):
         ...
-        resthooks.verification.VerificationError: no_match: no v1 signature matches
+        resthooks.errors.VerificationError: no_match: no v1 signature matches
     """
     if not isinstance(body, (bytes, bytearray, memoryview)):
-        raise TypeError(f"body must be the raw bytes of the request, not {type(body).__name__}")
-    window = _seconds(tolerance)
-    if not window >= 0:
-        raise ConfigurationError("tolerance must be >= 0 seconds")
-    secrets = [secret] if isinstance(secret, str) else list(secret)
+        raise ValidationError(
+            "body", f"must be the raw bytes of the request, not {type(body).__name__}"
+        )
+    window = seconds(tolerance, "tolerance")
+    if isinstance(secret, str):
+        secrets = [secret]
+    elif isinstance(secret, Sequence) and all(isinstance(s, str) for s in secret):
+        secrets = list(secret)
+    else:
+        raise VerificationError(
+            "bad_secret",
+            f"the secret given to verify must be a whsec_ string or a list of them, "
+            f"not {type(secret).__name__}",
+        )
     try:
         keys = [parse_secret(s) for s in secrets]
     except ValidationError as exc:
@@ -167,8 +137,12 @@ def _check_timestamp(stamp: str, window: float, now: datetime | float | None) ->
         current = time.time()
     elif isinstance(now, datetime):
         current = now.timestamp()
-    else:
+    elif isinstance(now, (int, float)) and not isinstance(now, bool):
         current = float(now)
+    else:
+        raise ConfigurationError(
+            f"now must be a datetime or Unix seconds, not {type(now).__name__}"
+        )
     if not math.isfinite(current):
         raise ConfigurationError("now must be a finite time")
     if current - timestamp > window:

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, TransportErrorKind
 from ..network import NetworkPolicy, Resolver, system_resolver
 from ._protocol import Request, Response, Timeouts
 from ._rules import (
@@ -314,13 +314,13 @@ _ERRORS = error_table(
             aiohttp.ClientSSLError,
             aiohttp.ServerFingerprintMismatch,
         ),
-        "tls",
+        TransportErrorKind.TLS,
     ),
     # Refused, reset, or closed by the server without an answer.
-    (aiohttp.ClientConnectionError, "connection"),
+    (aiohttp.ClientConnectionError, TransportErrorKind.CONNECTION),
     # A body cut short says so; a reset under it is a connection error, as with urllib3.
     (aiohttp.ClientPayloadError, BY_CAUSE),
-    ((aiohttp.ClientResponseError, aiohttp.InvalidURL), "protocol"),
+    ((aiohttp.ClientResponseError, aiohttp.InvalidURL), TransportErrorKind.PROTOCOL),
 )
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
-from ..errors import TransportError
+from ..errors import TransportError, TransportErrorKind
 from ..network import IPAddress, NetworkPolicy, ip_literal
 from ..urls import redact_url
 from ._protocol import Response
@@ -196,20 +196,20 @@ BY_CAUSE = "by cause"
 wrapper such as urllib3's ``ProtocolError`` says little; the socket error it wraps says what
 happened). Without a cause, the row means ``protocol``."""
 
-ErrorRow = tuple[type[BaseException] | tuple[type[BaseException], ...], str]
+ErrorRow = tuple[type[BaseException] | tuple[type[BaseException], ...], TransportErrorKind | str]
 ErrorTable = Sequence[ErrorRow]
 """Rows of ``(exception types, kind)``: the first row an exception matches gives its kind."""
 
 # Checked before a client's own rows: the standard library's timeout (which asyncio's and
 # socket's timeouts are) means the same whatever wrapped it.
-_HEAD: tuple[ErrorRow, ...] = ((TimeoutError, "timeout"),)
+_HEAD: tuple[ErrorRow, ...] = ((TimeoutError, TransportErrorKind.TIMEOUT),)
 # Checked after a client's own rows.
 _TAIL: tuple[ErrorRow, ...] = (
-    ((ssl.SSLError, ssl.CertificateError), "tls"),
+    ((ssl.SSLError, ssl.CertificateError), TransportErrorKind.TLS),
     # A reset, or the server closing the connection without answering, after the request
     # was sent: the connection failed, whoever reports it.
-    (ConnectionError, "connection"),
-    (OSError, "connection"),
+    (ConnectionError, TransportErrorKind.CONNECTION),
+    (OSError, TransportErrorKind.CONNECTION),
 )
 
 
@@ -218,7 +218,7 @@ def error_table(*rows: ErrorRow) -> tuple[ErrorRow, ...]:
     return (*_HEAD, *rows, *_TAIL)
 
 
-def classify(exc: BaseException, table: ErrorTable) -> str:
+def classify(exc: BaseException, table: ErrorTable) -> TransportErrorKind:
     """The ``TransportError`` kind of ``exc``: the first row of ``table`` it matches.
 
     An exception no row matches is ``protocol``.
@@ -228,10 +228,10 @@ def classify(exc: BaseException, table: ErrorTable) -> str:
     for types, kind in table:
         if isinstance(exc, types):
             if kind != BY_CAUSE:
-                return kind
+                return TransportErrorKind(kind)
             cause = _cause(exc)
-            return classify(cause, table) if cause is not None else "protocol"
-    return "protocol"
+            return classify(cause, table) if cause is not None else TransportErrorKind.PROTOCOL
+    return TransportErrorKind.PROTOCOL
 
 
 def _cause(exc: BaseException) -> BaseException | None:

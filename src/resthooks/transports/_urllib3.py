@@ -24,7 +24,7 @@ from urllib3.exceptions import (
 from urllib3.util import parse_url
 
 from .._durations import seconds
-from ..errors import ConfigurationError, TransportError
+from ..errors import ConfigurationError, TransportError, TransportErrorKind
 from ..network import NetworkPolicy, Resolver, system_resolver
 from ._deadline import with_deadline
 from ._pinning import pinned_pool_classes
@@ -373,10 +373,10 @@ def _socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
 _ERRORS = error_table(
     # urllib3 derives NewConnectionError from ConnectTimeoutError: it comes first, or a refused
     # connection would be reported as a timeout.
-    (NewConnectionError, "connection"),
-    ((ConnectTimeoutError, ReadTimeoutError), "timeout"),
-    (SSLError, "tls"),
-    (LocationParseError, "protocol"),
+    (NewConnectionError, TransportErrorKind.CONNECTION),
+    ((ConnectTimeoutError, ReadTimeoutError), TransportErrorKind.TIMEOUT),
+    (SSLError, TransportErrorKind.TLS),
+    (LocationParseError, TransportErrorKind.PROTOCOL),
     # "Connection aborted" and friends wrap what really happened: a reset, a timeout, a bad
     # status line.
     ((ProtocolError, HTTPError), BY_CAUSE),
