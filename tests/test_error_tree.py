@@ -79,9 +79,14 @@ def test_transport_error_kinds_are_an_enum() -> None:
     assert TransportErrorKind.TIMEOUT is TransportError("timeout", "slow").kind
     assert TransportError(TransportErrorKind.TLS, "bad cert").kind == "tls"
     assert TransportErrorKind.PROTOCOL is TransportError("dns", "odd").kind
-    assert [
-        k.value for k in TransportErrorKind
-    ] == ["timeout", "connection", "tls", "blocked", "protocol", "too_large"]
+    assert [k.value for k in TransportErrorKind] == [
+        "timeout",
+        "connection",
+        "tls",
+        "blocked",
+        "protocol",
+        "too_large",
+    ]
 
 
 @pytest.mark.parametrize(
