@@ -79,6 +79,10 @@ class AttemptFinished:
         next_attempt_at: For ``retry``: when the next attempt is due.
         applied: ``False`` when the delivery had been cancelled while the attempt was in
             flight: the attempt is logged, the outcome changed nothing.
+        trace_context: The W3C ``traceparent`` stored with the delivery by the emit that
+            created it (see :mod:`resthooks.tracing`), or ``None``.
+
+            .. versionadded:: 0.2.0
     """
 
     hook: Hook
@@ -87,6 +91,7 @@ class AttemptFinished:
     outcome: OutcomeKind
     next_attempt_at: datetime | None = None
     applied: bool = True
+    trace_context: str | None = None
 
 
 @attrs.frozen(kw_only=True)
