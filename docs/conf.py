@@ -31,6 +31,8 @@ nitpick_ignore_regex = [
     (r"py:class", r"(Handler|Step|StoreFactory|Check|T|Connection|psycopg\..*)"),
     (r"py:class", r"(Resolver|IPAddress|IPNetwork|ssl\..*)"),
     (r"py:class", r"(ConnectionPool|psycopg_pool\..*)"),
+    (r"py:class", r"(TracerProvider|MeterProvider|CollectorRegistry|CallbackOptions)"),
+    (r"py:class", r"(opentelemetry\..*|prometheus_client\..*)"),
     # The build runs without network, so the standard library has no inventory to link to.
     (
         r"py:(class|obj|exc|data|func|meth|mod)",
@@ -38,7 +40,7 @@ nitpick_ignore_regex = [
         r"Any|Path|os\.PathLike|bytes|str|int|float|bool|object|None|Exception|"
         r"BaseException|ValueError|LookupError|KeyError|TypeError|Protocol|"
         r"(datetime|collections\.abc|typing|pathlib|threading|socket|random|logging|"
-        r"sqlite3|types|enum|ipaddress|email|http)\..*|secrets)",
+        r"sqlite3|types|enum|ipaddress|email|http|contextlib|time)\..*|secrets)",
     ),
 ]
 
