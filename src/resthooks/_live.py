@@ -23,6 +23,7 @@ from .errors import ResthooksError
 from .lifecycle import AttemptFinished, LifecycleEvent
 from .model import Attempt, OutcomeKind
 from .observability import OutboxFigures, OutboxMonitor, attempt_outcome
+from .outcomes import Verdict
 
 __all__ = ["RATE_WINDOW", "Screen", "WorkerView", "figures_data", "figures_lines"]
 
@@ -165,7 +166,7 @@ class WorkerView:
         """Count one event (only :class:`~resthooks.lifecycle.AttemptFinished` matters)."""
         if not isinstance(event, AttemptFinished):
             return
-        kind = _KINDS.get(event.outcome) if event.applied else None
+        kind = _KINDS.get(event.outcome) if event.verdict is Verdict.APPLIED else None
         attempt = event.attempt
         with self._lock:
             self.counts["attempts"] += 1
@@ -266,7 +267,7 @@ def _late(event: AttemptFinished) -> str:
 
 
 def _then(event: AttemptFinished) -> str:
-    if not event.applied:
+    if event.verdict is Verdict.LATE:
         return "(its delivery was cancelled meanwhile)"
     if event.outcome is OutcomeKind.RETRY and event.next_attempt_at is not None:
         return f"retry at {isoformat_z(event.next_attempt_at)[11:19]}"

@@ -41,6 +41,7 @@ from .lifecycle import (
     LifecycleEvent,
 )
 from .model import DeliveryState, HookState, OutboxStats
+from .outcomes import Verdict
 from .stores import Store
 
 __all__ = [
@@ -238,7 +239,7 @@ def attempt_outcome(event: AttemptFinished) -> str:
 
     Example:
         >>> from datetime import datetime, timezone
-        >>> from resthooks import Attempt, Hook, OutcomeKind
+        >>> from resthooks import Attempt, Hook, OutcomeKind, Verdict
         >>> at = datetime(2026, 1, 1, tzinfo=timezone.utc)
         >>> hook = Hook(id="hook_1", owner="acme", event="party/created",
         ...             target_url="https://example.com/h", created_at=at, updated_at=at)
@@ -248,10 +249,10 @@ def attempt_outcome(event: AttemptFinished) -> str:
         ...                         outcome=OutcomeKind.RETRY, next_attempt_at=at)
         >>> attempt_outcome(event)
         'retry'
-        >>> attempt_outcome(attrs.evolve(event, applied=False))
+        >>> attempt_outcome(attrs.evolve(event, verdict=Verdict.LATE))
         'late'
     """
-    return event.outcome.value if event.applied else "late"
+    return "late" if event.verdict is Verdict.LATE else event.outcome.value
 
 
 _FINAL = {DeliveryDelivered: "delivered", DeliveryFailed: "failed", DeliveryCancelled: "cancelled"}
