@@ -14,6 +14,7 @@ from .dispatcher import DEFAULT_RETENTION, Dispatcher
 from .encoding import encode_body, isoformat_z
 from .errors import (
     ConfigurationError,
+    DamagedRowError,
     DeliveryNotFound,
     HookLimitReached,
     HookNotFound,
@@ -37,6 +38,7 @@ from .model import (
     OutboxStats,
     Outcome,
     OutcomeKind,
+    QuarantinedDelivery,
     Stats,
 )
 from .network import NetworkPolicy
@@ -54,6 +56,7 @@ __all__ = [
     "Claim",
     "Clock",
     "ConfigurationError",
+    "DamagedRowError",
     "Delivery",
     "DeliveryNotFound",
     "DeliveryState",
@@ -72,6 +75,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "PayloadError",
+    "QuarantinedDelivery",
     "RecordResult",
     "ResthooksError",
     "RetryPolicy",
