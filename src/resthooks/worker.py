@@ -6,11 +6,11 @@ import itertools
 import logging
 import queue
 import threading
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from ._hosts import HostGate
 from .errors import ConfigurationError, InvalidStateError, StoreError, TransportError
 from .model import Claim, Outcome, OutcomeKind
 
@@ -39,6 +39,10 @@ class Worker:
     - at most ``Dispatcher.max_in_flight_per_host`` deliveries to one host are in flight at
       once (claimed or being sent), enforced by the store when claiming, so a host that never
       answers ties up at most that many threads;
+    - a host whose attempts time out gets less: each timeout halves this worker's limit for
+      it, down to 1 (4 → 2 → 1), until it answers again (any HTTP status); its other claims
+      wait without holding a thread (see :doc:`worker`), so black holes spread over many
+      hosts hold one thread each;
     - an attempt that timed out is retried no sooner than ``Dispatcher.timeout_penalty``
       (60 s by default);
     - deliveries are claimed oldest due first, so a first attempt due now is sent before any
@@ -199,7 +203,8 @@ class _Session:
         self.executor = ThreadPoolExecutor(
             max_workers=worker.workers, thread_name_prefix="resthooks-attempt"
         )
-        self.ready: deque[Claim] = deque()
+        # Claimed, not yet sent: started as threads free up and their hosts have room.
+        self.gate = HostGate(self.dispatcher.max_in_flight_per_host)
         self.in_flight: dict[str, tuple[Claim, Future[None]]] = {}
         self.done: queue.SimpleQueue[tuple[Claim, Outcome | None]] = queue.SimpleQueue()
         self.summary = DeliverySummary()
@@ -236,7 +241,7 @@ class _Session:
                 continue
             if self.stopping():
                 return
-            if self.ready:
+            if len(self.in_flight) >= self.worker.workers:
                 # Every thread is busy: only a finished attempt (or stop) changes anything.
                 self.wake.wait()
             elif once:
@@ -248,17 +253,21 @@ class _Session:
 
     def claim(self) -> None:
         workers = self.worker.workers
-        if len(self.ready) >= max(1, workers // 2):
+        gate = self.gate
+        if gate.startable >= max(1, workers // 2):
             return
         # Claim up to one batch ahead of the threads, so the store is asked once per batch
         # rather than once per attempt. A claim waits at most for one round of attempts, each
-        # shorter than the attempt deadline, which the lease outlasts.
-        limit = 2 * workers - len(self.in_flight) - len(self.ready)
+        # shorter than the attempt deadline, which the lease outlasts. Claims held back by a
+        # slow host (at most the store's per-host limit each) do not take the place of others,
+        # up to one batch of them.
+        blocked = len(gate) - gate.startable
+        limit = 2 * workers - len(self.in_flight) - len(gate) + min(blocked, workers)
         if limit <= 0:
             return
         now = self.clock.now()
         d = self.dispatcher
-        self.ready.extend(
+        gate.add(
             d.store.claim_due(
                 now=now,
                 limit=limit,
@@ -268,12 +277,9 @@ class _Session:
         )
 
     def start_ready(self) -> None:
-        stale: list[Claim] = []
-        while self.ready and len(self.in_flight) < self.worker.workers:
-            claim = self.ready.popleft()
-            if claim.lease_until - self.clock.now() < self.attempt_deadline:
-                stale.append(claim)  # it could expire mid-attempt: let it be claimed afresh
-                continue
+        # A claim whose lease could expire mid-attempt is let go, to be claimed afresh.
+        stale = self.gate.expiring(self.clock.now() + self.attempt_deadline)
+        for claim in self.gate.take(self.worker.workers - len(self.in_flight)):
             future = self.executor.submit(self.attempt, claim)
             self.in_flight[claim.delivery.id] = (claim, future)
         if stale:
@@ -284,25 +290,8 @@ class _Session:
         outcome: Outcome | None = None
         try:
             outcome = self.dispatcher.attempt(claim)
-        except Exception as exc:  # e.g. a secret that no longer parses
-            logger.exception(
-                "attempt of delivery %s could not be made",
-                claim.delivery.id,
-                extra={"delivery_id": claim.delivery.id, "hook_id": claim.hook.id},
-            )
-            now = self.clock.now()
-            try:
-                outcome = self.dispatcher.decide(
-                    claim,
-                    started=now,
-                    finished=now,
-                    response=None,
-                    error=TransportError(
-                        "protocol", f"the request could not be made: {type(exc).__name__}"
-                    ),
-                )
-            except Exception:  # noqa: BLE001 - then the claim is released below
-                outcome = None
+        except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer parses
+            outcome = unmade_attempt(self.dispatcher, claim, exc)
         finally:
             self.done.put((claim, outcome))
             self.wake.set()
@@ -317,8 +306,9 @@ class _Session:
                 break
             if self.in_flight.pop(claim.delivery.id, None) is None:
                 continue  # abandoned after the grace period: its claim was released
+            self.gate.finished(claim, outcome)
             claims.append(claim)
-            outcomes.append(outcome if outcome is not None else _release(claim))
+            outcomes.append(outcome if outcome is not None else release_outcome(claim))
         if outcomes:
             self.summary += self.dispatcher.record(outcomes, claims=claims)
 
@@ -342,9 +332,8 @@ class _Session:
 
     def finish(self) -> None:
         """Stop cleanly: release what was not sent, give attempts in flight ``grace``."""
-        if self.ready:
-            unsent = list(self.ready)
-            self.ready.clear()
+        unsent = self.gate.drain()
+        if unsent:
             self.release(unsent)
         deadline = self.clock.now() + timedelta(seconds=self.worker.grace)
         while self.in_flight:
@@ -357,8 +346,7 @@ class _Session:
 
     def abandon(self) -> None:
         """Release every claim still held (after the grace period, or after an error)."""
-        leftover = list(self.ready)
-        self.ready.clear()
+        leftover = self.gate.drain()
         running = False
         for claim, future in self.in_flight.values():
             running = running or not future.cancel()
@@ -378,8 +366,31 @@ class _Session:
         self.executor.shutdown(wait=not running, cancel_futures=True)
 
     def release(self, claims: list[Claim]) -> None:
-        self.summary += self.dispatcher.record([_release(c) for c in claims], claims=claims)
+        self.summary += self.dispatcher.record([release_outcome(c) for c in claims], claims=claims)
 
 
-def _release(claim: Claim) -> Outcome:
+def unmade_attempt(dispatcher: Dispatcher, claim: Claim, exc: Exception) -> Outcome | None:
+    """The outcome of an attempt that raised before it could be sent (both workers use it):
+    a failed attempt of kind ``protocol``, or ``None`` (then the claim is released)."""
+    logger.exception(
+        "attempt of delivery %s could not be made",
+        claim.delivery.id,
+        extra={"delivery_id": claim.delivery.id, "hook_id": claim.hook.id},
+    )
+    now = dispatcher.clock.now()
+    try:
+        return dispatcher.decide(
+            claim,
+            started=now,
+            finished=now,
+            response=None,
+            error=TransportError(
+                "protocol", f"the request could not be made: {type(exc).__name__}"
+            ),
+        )
+    except Exception:  # noqa: BLE001 - then the claim is released
+        return None
+
+
+def release_outcome(claim: Claim) -> Outcome:
     return Outcome(delivery_id=claim.delivery.id, token=claim.token, kind=OutcomeKind.RELEASE)

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["Request", "Response", "Timeouts", "Transport"]
+__all__ = ["AsyncTransport", "Request", "Response", "Timeouts", "Transport"]
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -93,5 +93,27 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None:
+        """Release pooled connections."""
+        ...
+
+
+@runtime_checkable
+class AsyncTransport(Protocol):
+    """The asyncio twin of :class:`Transport`, for :class:`resthooks.aio.AsyncWorker`.
+
+    Same contract, same :class:`Request` and :class:`Response` values: it sends exactly once,
+    never follows a redirect, reads at most ``request.max_response_bytes``, stops at
+    ``request.timeouts.total``, and raises :class:`resthooks.errors.TransportError` (with a
+    ``kind``) and nothing else when no status is available. It never blocks the event loop.
+    Many ``send`` calls run at once on one loop.
+
+    .. versionadded:: 0.2.0
+    """
+
+    async def send(self, request: Request) -> Response:
+        """Send ``request`` once and return the response."""
+        ...
+
+    async def aclose(self) -> None:
         """Release pooled connections."""
         ...
