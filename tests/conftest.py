@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import socket
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 
 from resthooks import Dispatcher, NetworkPolicy, SystemClock, Timeouts
+from resthooks.aio import AsyncDispatcher, AsyncSubscriptionAPI
+from resthooks.api import SubscriptionAPI
 from resthooks.stores import MemoryStore
 from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
 from resthooks.transports import Urllib3Transport
@@ -39,6 +42,85 @@ def _store() -> MemoryStore:
 @pytest.fixture(name="dispatcher")
 def _dispatcher(store: MemoryStore, clock: FakeClock, transport: RecordingTransport) -> Dispatcher:
     return Dispatcher(store, clock=clock, transport=transport)
+
+
+# -- the two faces of the engine -------------------------------------------------------------
+
+# The Dispatcher methods the asyncio face (resthooks.aio.AsyncDispatcher) offers awaitable.
+ASYNC_FACE = frozenset(
+    {
+        "subscribe",
+        "unsubscribe",
+        "get_hook",
+        "hooks",
+        "rotate_secret",
+        "revive",
+        "emit",
+        "deliveries",
+        "get_delivery",
+        "attempts",
+        "redeliver",
+        "stats",
+        "purge",
+    }
+)
+
+
+class Awaited:
+    """An asyncio face driven from a sync test: its methods named in ``awaited`` run to
+    completion on an event loop of its own; any other attribute is the sync one's. A
+    contract test given this instead of the sync object checks that both faces keep the
+    same contract."""
+
+    def __init__(self, face: Any, sync: Any, awaited: frozenset[str]) -> None:
+        self.face = face
+        self.sync = sync
+        self.awaited = awaited
+        self.loop = asyncio.new_event_loop()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.awaited:
+            method = getattr(self.face, name)
+            return lambda *args, **kwargs: self.loop.run_until_complete(method(*args, **kwargs))
+        return getattr(self.sync, name)
+
+    def __repr__(self) -> str:
+        return f"<Awaited {self.face!r}>"
+
+
+@pytest.fixture(name="make_face")
+def _make_face() -> Iterator[Callable[[str, Any], Any]]:
+    """``make_face("sync" | "async", engine_or_api)``: a Dispatcher or SubscriptionAPI as it
+    is, or driven through its asyncio face (AsyncDispatcher, AsyncSubscriptionAPI)."""
+    faces: list[Awaited] = []
+
+    def make(kind: str, sync: Any) -> Any:
+        if kind == "sync":
+            return sync
+        if isinstance(sync, SubscriptionAPI):
+            face = AsyncSubscriptionAPI(AsyncDispatcher(sync.dispatcher), base_path=sync.base_path)
+            awaited = Awaited(face, sync, frozenset({"create", "list", "show", "delete"}))
+        else:
+            awaited = Awaited(AsyncDispatcher(sync), sync, ASYNC_FACE)
+        faces.append(awaited)
+        return awaited
+
+    yield make
+    for face in faces:
+        face.loop.close()
+
+
+@pytest.fixture(name="any_face", params=["sync", "async"])
+def _any_face(
+    request: pytest.FixtureRequest,
+    make_face: Callable[[str, Any], Any],
+    store: MemoryStore,
+    clock: FakeClock,
+    transport: RecordingTransport,
+) -> Any:
+    """The ``dispatcher`` fixture's engine, once as itself and once through its asyncio face:
+    a module whose ``dispatcher`` is this one runs its contract tests against both."""
+    return make_face(request.param, Dispatcher(store, clock=clock, transport=transport))
 
 
 # Loopback is refused by the default NetworkPolicy: a test that delivers to a local server
