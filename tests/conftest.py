@@ -273,3 +273,131 @@ def _black_hole() -> Iterator[BlackHole]:
     server = BlackHole()
     yield server
     server.close()
+
+
+# -- asyncio: a transport and a receiver for the async worker's tests -------------------------
+
+
+class LoopbackAsyncTransport:
+    """A small AsyncTransport on aiohttp for the async worker's tests (one session, no
+    connection limit, redirects off, the attempt's deadline as aiohttp's total timeout)."""
+
+    def __init__(self) -> None:
+        self.session: Any = None
+
+    async def send(self, request: Any) -> Any:
+        import aiohttp  # noqa: PLC0415 - only the async tests need it
+
+        from resthooks import TransportError  # noqa: PLC0415
+        from resthooks.transports import Response  # noqa: PLC0415
+
+        if self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        timeout = aiohttp.ClientTimeout(
+            total=request.timeouts.total, connect=request.timeouts.connect
+        )
+        try:
+            async with self.session.post(
+                request.url,
+                data=request.body,
+                headers=dict(request.headers),
+                allow_redirects=False,
+                timeout=timeout,
+            ) as answer:
+                body = await answer.content.read(request.max_response_bytes)
+                headers = {k.lower(): v for k, v in answer.headers.items()}
+                return Response(status=answer.status, headers=headers, body=body)
+        except asyncio.TimeoutError:
+            raise TransportError("timeout", "the attempt timed out") from None
+        except aiohttp.ClientError as exc:
+            raise TransportError("connection", type(exc).__name__) from None
+
+    async def aclose(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
+class AsyncReceiver:
+    """An aiohttp server on loopback, on an event loop of its own thread, for many requests
+    at once: each waits ``delay`` seconds (or, while ``hold`` is on, until :meth:`release`),
+    then gets ``status``. It counts the requests open at once (``open``, ``max_open``) and
+    records each ``webhook-id`` it received."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        from aiohttp import web  # noqa: PLC0415 - only the async tests need it
+
+        self.delay = 0.0
+        self.status = 204
+        self.hold = False
+        self.open = 0
+        self.max_open = 0
+        self.received: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self._released: asyncio.Event | None = None
+        ready = threading.Event()
+
+        async def handle(request: web.Request) -> web.Response:
+            await request.read()
+            self.received.append(request.headers.get("webhook-id", ""))
+            self.open += 1
+            self.max_open = max(self.max_open, self.open)
+            try:
+                if self.hold:
+                    assert self._released is not None
+                    await self._released.wait()
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                return web.Response(status=self.status)
+            finally:
+                self.open -= 1
+
+        async def start() -> None:
+            self._released = asyncio.Event()
+            app = web.Application()
+            app.router.add_post("/{path:.*}", handle)
+            self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, host, 0, backlog=2048)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(start())
+            self.loop.run_forever()
+
+        self.host = host
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def release(self) -> None:
+        """Answer every held request, and those to come."""
+        self.hold = False
+        assert self._released is not None
+        self.loop.call_soon_threadsafe(self._released.set)
+
+    def close(self) -> None:
+        if self._released is not None:
+            self.release()
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(name="async_receiver")
+def _async_receiver() -> Iterator[AsyncReceiver]:
+    server = AsyncReceiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture(name="async_transport")
+def _async_transport() -> LoopbackAsyncTransport:
+    return LoopbackAsyncTransport()
