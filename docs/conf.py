@@ -31,6 +31,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"(Handler|Step|StoreFactory|Check|T|Connection|psycopg\..*)"),
     (r"py:class", r"(Resolver|IPAddress|IPNetwork|ssl\..*)"),
     (r"py:class", r"(ConnectionPool|psycopg_pool\..*)"),
+    (r"py:class", r"(asyncio\..*|Executor|concurrent\.futures\..*|contextlib\..*|P|Lifespan)"),
     # The build runs without network, so the standard library has no inventory to link to.
     (
         r"py:(class|obj|exc|data|func|meth|mod)",

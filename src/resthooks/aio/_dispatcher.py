@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import sys
+import inspect
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import timedelta
@@ -42,7 +42,7 @@ class AsyncDispatcher:
             ``AiohttpTransport`` enforcing the Dispatcher's network policy, made on first use
             (needs the ``async`` extra).
         executor: Where blocking store calls run. Default: the running loop's default
-            executor (as :func:`asyncio.to_thread`). Context variables are carried over.
+            executor (as ``asyncio.to_thread``). Context variables are carried over.
 
     .. versionadded:: 0.2.0
 
@@ -288,12 +288,13 @@ class AsyncDispatcher:
 
 
 def _is_async_connection(connection: object) -> bool:
-    # Decided without importing a driver: a psycopg AsyncConnection is one only if psycopg
-    # was imported already (the host made it), and aiosqlite's are told apart by name.
-    psycopg = sys.modules.get("psycopg")
-    if psycopg is not None and isinstance(connection, psycopg.AsyncConnection):
-        return True
-    return type(connection).__module__.split(".")[0] == "aiosqlite"
+    # Decided without importing any driver: psycopg's AsyncConnection, aiosqlite's,
+    # asyncpg's... execute or commit with a coroutine function (aiosqlite wraps execute).
+    kind = type(connection)
+    return any(
+        callable(method) and inspect.iscoroutinefunction(inspect.unwrap(method))
+        for method in (getattr(kind, "execute", None), getattr(kind, "commit", None))
+    )
 
 
 def _default_transport(dispatcher: Dispatcher) -> AsyncTransport:
