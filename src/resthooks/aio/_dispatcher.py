@@ -11,10 +11,11 @@ from concurrent.futures import Executor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from ..dispatcher import DEFAULT_RETENTION, DeliverySummary, Dispatcher
+from ..dispatcher import DEFAULT_RETENTION, Dispatcher
 from ..errors import ConfigurationError
 from ..lifecycle import LifecycleListener
 from ..model import Attempt, Delivery, DeliveryState, Hook, HookState, Stats
+from ..outcomes import DeliverySummary
 from ..transports import AsyncTransport
 
 if TYPE_CHECKING:

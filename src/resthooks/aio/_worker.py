@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from .._hosts import HostGate
 from ..clock import Clock, SystemClock
-from ..dispatcher import DeliverySummary
 from ..errors import ConfigurationError, InvalidStateError, StoreError
 from ..model import Claim, Outcome
+from ..outcomes import DeliverySummary
 from ..worker import release_outcome, unmade_attempt
 
 if TYPE_CHECKING:
