@@ -13,7 +13,6 @@ its pools by known keyword names only).
 
 from __future__ import annotations
 
-import logging
 import socket
 import sys
 from typing import ClassVar
@@ -25,12 +24,12 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from ..errors import TransportError
 from ..network import NetworkPolicy, Resolver, ip_literal
+from ._rules import resolution_failed
 
 __all__ = [
     "Dialler",
     "PinnedHTTPConnection",
     "PinnedHTTPSConnection",
-    "mask_urllib3_request_logs",
     "pinned_pool_classes",
 ]
 
@@ -57,7 +56,7 @@ class Dialler:
         try:
             answers = [str(literal)] if literal is not None else list(self.resolver(host, port))
         except OSError as exc:
-            raise TransportError("connection", f"cannot resolve {conn.host}: {exc}") from exc
+            raise resolution_failed(conn.host, exc) from exc
         addresses = self.policy.check_resolved(conn.host, answers)
         error: OSError | None = None
         for address in addresses:
@@ -132,32 +131,3 @@ def pinned_pool_classes(
         ConnectionCls = HTTPSConnectionBound
 
     return {"http": HTTPPool, "https": HTTPSPool}
-
-
-class _QueryMask(logging.Filter):
-    """Masks query strings in the request lines urllib3 logs at DEBUG (``"POST /h?k=v ..."``)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_mask_target(arg) for arg in record.args)
-        return True
-
-
-def _mask_target(arg: object) -> object:
-    if isinstance(arg, str) and "?" in arg and (arg.startswith("/") or "://" in arg):
-        return arg.partition("?")[0] + "?***"
-    return arg
-
-
-_QUERY_MASK = _QueryMask()
-
-
-def mask_urllib3_request_logs() -> None:
-    """Mask query strings in urllib3's DEBUG request lines (idempotent).
-
-    Target URLs may carry tokens in their query string; urllib3 logs the request target of
-    every request at DEBUG. The filter only rewrites those arguments; it drops nothing.
-    """
-    logger = logging.getLogger("urllib3.connectionpool")
-    if _QUERY_MASK not in logger.filters:
-        logger.addFilter(_QUERY_MASK)

@@ -99,13 +99,15 @@ class Transport(Protocol):
 
 @runtime_checkable
 class AsyncTransport(Protocol):
-    """The asyncio twin of :class:`Transport`, for :class:`resthooks.aio.AsyncWorker`.
+    """The asyncio twin of :class:`Transport`: the same contract, awaited.
 
-    Same contract, same :class:`Request` and :class:`Response` values: it sends exactly once,
-    never follows a redirect, reads at most ``request.max_response_bytes``, stops at
-    ``request.timeouts.total``, and raises :class:`resthooks.errors.TransportError` (with a
-    ``kind``) and nothing else when no status is available. It never blocks the event loop.
-    Many ``send`` calls run at once on one loop.
+    It takes the same :class:`Request`, returns the same :class:`Response` and raises only
+    :class:`resthooks.errors.TransportError`, with the same ``kind`` a :class:`Transport`
+    would give for the same server behaviour. It sends exactly once, never follows a
+    redirect, reads at most ``request.max_response_bytes`` of the body and stops at
+    ``request.timeouts.total``. It never blocks the event loop, and many :meth:`send` calls
+    may be in flight at once on one loop. Cancelling a :meth:`send` abandons its request (its
+    connection is closed, never pooled) and raises :class:`asyncio.CancelledError` as usual.
 
     .. versionadded:: 0.2.0
     """
