@@ -358,47 +358,7 @@ def _black_hole() -> Iterator[BlackHole]:
     server.close()
 
 
-# -- asyncio: a transport and a receiver for the async worker's tests -------------------------
-
-
-class LoopbackAsyncTransport:
-    """A small AsyncTransport on aiohttp for the async worker's tests (one session, no
-    connection limit, redirects off, the attempt's deadline as aiohttp's total timeout)."""
-
-    def __init__(self) -> None:
-        self.session: Any = None
-
-    async def send(self, request: Any) -> Any:
-        import aiohttp  # noqa: PLC0415 - only the async tests need it
-
-        from resthooks import TransportError  # noqa: PLC0415
-        from resthooks.transports import Response  # noqa: PLC0415
-
-        if self.session is None:
-            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        timeout = aiohttp.ClientTimeout(
-            total=request.timeouts.total, connect=request.timeouts.connect
-        )
-        try:
-            async with self.session.post(
-                request.url,
-                data=request.body,
-                headers=dict(request.headers),
-                allow_redirects=False,
-                timeout=timeout,
-            ) as answer:
-                body = await answer.content.read(request.max_response_bytes)
-                headers = {k.lower(): v for k, v in answer.headers.items()}
-                return Response(status=answer.status, headers=headers, body=body)
-        except asyncio.TimeoutError:
-            raise TransportError("timeout", "the attempt timed out") from None
-        except aiohttp.ClientError as exc:
-            raise TransportError("connection", type(exc).__name__) from None
-
-    async def aclose(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+# -- asyncio: a receiver for the async worker's tests -------------------------
 
 
 class AsyncReceiver:
@@ -482,5 +442,8 @@ def _async_receiver() -> Iterator[AsyncReceiver]:
 
 
 @pytest.fixture(name="async_transport")
-def _async_transport() -> LoopbackAsyncTransport:
-    return LoopbackAsyncTransport()
+def _async_transport() -> Any:
+    """The aiohttp transport, allowed to reach loopback (close it on the loop that used it)."""
+    from resthooks.transports import AiohttpTransport  # noqa: PLC0415 - the async extra
+
+    return AiohttpTransport(policy=LOOPBACK)

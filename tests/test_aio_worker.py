@@ -23,29 +23,15 @@ from resthooks import (
 from resthooks.aio import AsyncDispatcher, AsyncWorker
 from resthooks.lifecycle import DeliveryDelivered, LifecycleEvent
 from resthooks.stores import MemoryStore, SQLiteStore
-from resthooks.testing import LOOPBACK_POLICY, FakeClock
-from resthooks.transports import Request, Response
+from resthooks.testing import LOOPBACK_POLICY, AsyncRecordingTransport, FakeClock
+from resthooks.transports import Response
 
 URL = "https://example.com/hooks"
 
 
-class ScriptedAsyncTransport:
-    """Answers from a script (statuses, Responses or exceptions; the last one repeats), at
-    once, recording the requests: the worker's policy tests need no network."""
-
-    def __init__(self, *script: int | Response | BaseException) -> None:
-        self.script = list(script) or [204]
-        self.requests: list[Request] = []
-
-    async def send(self, request: Request) -> Response:
-        self.requests.append(request)
-        step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
-        if isinstance(step, BaseException):
-            raise step
-        return step if isinstance(step, Response) else Response(status=step)
-
-    async def aclose(self) -> None:
-        pass
+def ScriptedAsyncTransport(*script: int | Response | BaseException) -> AsyncRecordingTransport:
+    """Answers from a script at once (the last step repeats): no network for policy tests."""
+    return AsyncRecordingTransport(script=script or [204])
 
 
 def _face(transport: Any, clock: Any = None, **options: Any) -> AsyncDispatcher:

@@ -300,7 +300,7 @@ def _is_async_connection(connection: object) -> bool:
 
 def _default_transport(dispatcher: Dispatcher) -> AsyncTransport:
     try:
-        from ..transports import AiohttpTransport  # type: ignore[attr-defined]  # noqa: PLC0415
+        from ..transports import AiohttpTransport  # noqa: PLC0415 - needs the async extra
     except ImportError:
         raise ConfigurationError(
             "AsyncDispatcher needs an async transport: pass transport=..., or install the "

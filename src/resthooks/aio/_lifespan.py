@@ -55,15 +55,9 @@ def worker_lifespan(
         >>> import asyncio
         >>> from resthooks import Dispatcher
         >>> from resthooks.stores import MemoryStore
-        >>> from resthooks.testing import FakeClock
-        >>> from resthooks.transports import Response
-        >>> class Answer204:  # the aiohttp transport by default
-        ...     async def send(self, request):
-        ...         return Response(status=204)
-        ...     async def aclose(self):
-        ...         pass
+        >>> from resthooks.testing import AsyncRecordingTransport, FakeClock
         >>> hooks = AsyncDispatcher(
-        ...     Dispatcher(MemoryStore(), clock=FakeClock()), transport=Answer204()
+        ...     Dispatcher(MemoryStore(), clock=FakeClock()), transport=AsyncRecordingTransport()
         ... )
         >>> lifespan = worker_lifespan(hooks, concurrency=512)
         >>> # FastAPI(lifespan=lifespan); here, what the ASGI server does:

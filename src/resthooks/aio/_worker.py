@@ -72,15 +72,9 @@ class AsyncWorker:
         >>> from resthooks import Dispatcher
         >>> from resthooks.aio import AsyncDispatcher
         >>> from resthooks.stores import MemoryStore
-        >>> from resthooks.testing import FakeClock
-        >>> from resthooks.transports import Response
-        >>> class Answer204:  # any AsyncTransport: aiohttp's, or a test's own
-        ...     async def send(self, request):
-        ...         return Response(status=204)
-        ...     async def aclose(self):
-        ...         pass
+        >>> from resthooks.testing import AsyncRecordingTransport, FakeClock
         >>> hooks = AsyncDispatcher(
-        ...     Dispatcher(MemoryStore(), clock=FakeClock()), transport=Answer204()
+        ...     Dispatcher(MemoryStore(), clock=FakeClock()), transport=AsyncRecordingTransport()
         ... )
         >>> async def main():
         ...     _ = await hooks.subscribe("party/created", "https://example.com/h", owner="a")
