@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import secrets
@@ -35,6 +36,7 @@ from .model import (
     HookState,
     Outcome,
     OutcomeKind,
+    QuarantinedDelivery,
     Stats,
 )
 from .network import NetworkPolicy
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 __all__ = ["DEFAULT_RETENTION", "DeliverySummary", "Dispatcher"]
+
+logger = logging.getLogger("resthooks")
 
 DEFAULT_RETENTION = timedelta(days=30)
 """How long :meth:`Dispatcher.purge` keeps final deliveries unless told otherwise: 30 days."""
@@ -412,25 +416,64 @@ class Dispatcher:
             ValidationError: For an unknown event or a bad owner.
             PayloadError: If the payload cannot be encoded or is too large.
         """
-        owner, event, body = self._prepare_emit(event, payload, owner=owner)
+        owner, event, body = self._prepare_emit(event, payload, owner)
         created = self.store.enqueue(
             owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
         )
         self._emitted(created, transactional=connection is not None)
         return created
 
-    # emit() in two halves around the store's enqueue, which the asyncio face (resthooks.aio)
-    # makes through an async connection of the host's.
-    def _prepare_emit(self, event: str, payload: object, *, owner: str) -> tuple[str, str, bytes]:
-        owner = _validate_owner(owner)
-        event = self.events.validate(event)
-        return owner, event, encode_body(event, payload, max_bytes=self.max_payload_bytes)
-
+    # emit() in two halves around the store's enqueue (_prepare_emit, below, and this), which
+    # the asyncio face (resthooks.aio) makes through an async connection of the host's.
     def _emitted(self, created: list[Delivery], *, transactional: bool) -> None:
         if created:
             self._wake_workers()
             if not transactional and self.after_emit is not None:
                 self.after_emit(created)
+
+    def _prepare_emit(self, event: str, payload: object, owner: str) -> tuple[str, str, bytes]:
+        owner = _validate_owner(owner)
+        event = self.events.validate(event)
+        return owner, event, encode_body(event, payload, max_bytes=self.max_payload_bytes)
+
+    def validate_emit(self, event: str, payload: object, *, owner: str) -> bytes:
+        """Raise what :meth:`emit` would raise for these arguments, and store nothing.
+
+        For a host that emits later (after its transaction commits, say) and wants a bad
+        event, owner or payload to fail now, at the call site.
+
+        Returns:
+            The body :meth:`emit` would send now (a snapshot of the payload as it is).
+
+        Raises:
+            ValidationError: For an unknown event or a bad owner.
+            PayloadError: If the payload cannot be encoded or is too large.
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> Dispatcher(MemoryStore()).validate_emit("party/exploded", {}, owner="acme")
+            Traceback (most recent call last):
+            ...
+            resthooks.errors.ValidationError: event: ...
+        """
+        return self._prepare_emit(event, payload, owner)[2]
+
+    def committed(self, deliveries: Sequence[Delivery]) -> None:
+        """Say that deliveries an ``emit(..., connection=...)`` wrote have been committed.
+
+        The host calls it after its transaction commits (the Django integration does, from
+        ``transaction.on_commit``): this process's workers wake up at once instead of at their
+        next poll, and :attr:`after_emit` (the synchronous test mode) runs for them.
+
+        .. versionadded:: 0.2.0
+        """
+        if deliveries:
+            self._wake_workers()
+            if self.after_emit is not None:
+                self.after_emit(list(deliveries))
 
     # -- deliveries --------------------------------------------------------------------------
 
@@ -499,11 +542,40 @@ class Dispatcher:
             # No per-host limit here: this loop never has more than one request in flight,
             # and claiming a few at a time under the limit cost a claim and a record per few
             # deliveries (a quarter of the Dispatcher's own time per delivery).
-            claims = self.store.claim_due(now=now, limit=batch_size, lease_until=now + self.lease)
+            claims = self._claim_due(now=now, limit=batch_size, per_host=False)
             if not claims:
                 return summary
             outcomes = [self._attempt_within_lease(claim) for claim in claims]
             summary += self.record(outcomes, claims=claims)
+
+    def _claim_due(self, *, now: datetime, limit: int, per_host: bool) -> list[Claim]:
+        """Claim from the store, then report the rows it quarantined meanwhile (if any)."""
+        try:
+            return self.store.claim_due(
+                now=now,
+                limit=limit,
+                lease_until=now + self.lease,
+                max_in_flight_per_host=self.max_in_flight_per_host if per_host else None,
+            )
+        finally:
+            self._report_quarantined()
+
+    def _report_quarantined(self) -> None:
+        # Optional: only stores that can hold rows they cannot read (SQL stores) have it.
+        take = getattr(self.store, "take_quarantined", None)
+        if take is None:
+            return
+        found: Sequence[QuarantinedDelivery] = take()
+        for entry in found:
+            logger.error(
+                "delivery %s was quarantined: its stored row cannot be used (%s); it was "
+                "moved aside and will not be attempted (see 'resthooks check')",
+                entry.delivery_id,
+                entry.reason,
+                extra={"delivery_id": entry.delivery_id},
+            )
+        if found and self._listeners:
+            lifecycle.notify_quarantined(self._listeners, found)
 
     def _attempt_within_lease(self, claim: Claim) -> Outcome:
         # The claims of a batch are sent one after the other: one whose attempt could end

@@ -7,15 +7,22 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ._hosts import HostGate
-from .errors import ConfigurationError, InvalidStateError, StoreError, TransportError
+from .errors import (
+    ConfigurationError,
+    InvalidStateError,
+    ResthooksError,
+    StoreError,
+    TransportError,
+)
 from .model import Claim, Outcome, OutcomeKind
 from .outcomes import DeliverySummary
 
 if TYPE_CHECKING:
+    from .clock import Clock
     from .dispatcher import Dispatcher
 
 __all__ = ["Worker"]
@@ -209,6 +216,8 @@ class _Session:
         self.done: queue.SimpleQueue[tuple[Claim, Outcome | None]] = queue.SimpleQueue()
         self.summary = DeliverySummary()
         self.attempt_deadline = timedelta(seconds=self.dispatcher.timeouts.total)
+        self.unrecorded: list[tuple[Claim, Outcome]] = []
+        self.trouble = StoreTrouble(self.clock, cap=worker.poll_interval)
 
     def stopping(self) -> bool:
         return self.worker._stopping.is_set() or (
@@ -222,26 +231,30 @@ class _Session:
             # Cleared before collecting results: a result that lands after this point sets
             # it again, so the wait below cannot miss it.
             self.wake.clear()
+            due: datetime | None = None
             try:
                 self.record_done()
                 self.start_ready()
                 self.claim()
                 self.start_ready()
-            except StoreError:
+                busy = len(self.in_flight) >= self.worker.workers
+                if not busy and not once and not self.stopping():
+                    due = self.dispatcher.store.next_due_at()
+            except Exception as exc:
                 if once:
-                    raise
-                # A long-running worker outlives a store outage (a locked or restarting
-                # database): outcomes it could not record come back when their leases
-                # expire, and are sent again (at least once).
-                logger.exception(
-                    "the store failed; trying again in %s s", self.worker.poll_interval
-                )
-                deadline = self.clock.now() + timedelta(seconds=self.worker.poll_interval)
-                self.clock.sleep_until(deadline, self.wake)
+                    if isinstance(exc, ResthooksError):
+                        raise
+                    raise StoreError(f"the store failed: {type(exc).__name__}: {exc}") from exc
+                # A long-running worker outlives any store failure (a locked, full, damaged
+                # or restarting database; a store's own bug): outcomes it could not record
+                # are kept and recorded later, or come back when their leases expire.
+                delay = self.trouble.failed(exc)
+                self.clock.sleep_until(self.clock.now() + timedelta(seconds=delay), self.wake)
                 continue
+            self.trouble.recovered()
             if self.stopping():
                 return
-            if len(self.in_flight) >= self.worker.workers:
+            if busy:
                 # Every thread is busy: only a finished attempt (or stop) changes anything.
                 self.wake.wait()
             elif once:
@@ -249,32 +262,13 @@ class _Session:
                     return
                 self.wake.wait()
             else:
-                self.sleep()
+                self.sleep(due)
 
     def claim(self) -> None:
-        workers = self.worker.workers
-        gate = self.gate
-        if gate.startable >= max(1, workers // 2):
-            return
-        # Claim up to one batch ahead of the threads, so the store is asked once per batch
-        # rather than once per attempt. A claim waits at most for one round of attempts, each
-        # shorter than the attempt deadline, which the lease outlasts. Claims held back by a
-        # slow host (at most the store's per-host limit each) do not take the place of others,
-        # up to one batch of them.
-        blocked = len(gate) - gate.startable
-        limit = 2 * workers - len(self.in_flight) - len(gate) + min(blocked, workers)
+        limit = claim_limit(self.gate, self.worker.workers, len(self.in_flight))
         if limit <= 0:
             return
-        now = self.clock.now()
-        d = self.dispatcher
-        gate.add(
-            d.store.claim_due(
-                now=now,
-                limit=limit,
-                lease_until=now + d.lease,
-                max_in_flight_per_host=d.max_in_flight_per_host,
-            )
-        )
+        self.gate.add(self.dispatcher._claim_due(now=self.clock.now(), limit=limit, per_host=True))
 
     def start_ready(self) -> None:
         # A claim whose lease could expire mid-attempt is let go, to be claimed afresh.
@@ -297,8 +291,6 @@ class _Session:
             self.wake.set()
 
     def record_done(self) -> None:
-        claims: list[Claim] = []
-        outcomes: list[Outcome] = []
         while True:
             try:
                 claim, outcome = self.done.get_nowait()
@@ -307,14 +299,20 @@ class _Session:
             if self.in_flight.pop(claim.delivery.id, None) is None:
                 continue  # abandoned after the grace period: its claim was released
             self.gate.finished(claim, outcome)
-            claims.append(claim)
-            outcomes.append(outcome if outcome is not None else release_outcome(claim))
-        if outcomes:
-            self.summary += self.dispatcher.record(outcomes, claims=claims)
+            self.unrecorded.append(
+                (claim, outcome if outcome is not None else release_outcome(claim))
+            )
+        if not self.unrecorded:
+            return
+        pending = self.unrecorded = still_recordable(self.unrecorded, self.clock.now())
+        if pending:
+            claims = [c for c, _ in pending]
+            summary = self.dispatcher.record([o for _, o in pending], claims=claims)
+            self.unrecorded = []
+            self.summary += summary
 
-    def sleep(self) -> None:
+    def sleep(self, due: datetime | None) -> None:
         now = self.clock.now()
-        due = self.dispatcher.store.next_due_at()
         deadline = now + timedelta(seconds=self.worker.poll_interval)
         if due is not None and due > now:
             deadline = min(deadline, due)
@@ -338,11 +336,22 @@ class _Session:
         deadline = self.clock.now() + timedelta(seconds=self.worker.grace)
         while self.in_flight:
             self.wake.clear()
-            self.record_done()
+            self._record_done_at_stop()
             if not self.in_flight or self.clock.now() >= deadline:
                 break
             self.clock.sleep_until(deadline, self.wake)
-        self.record_done()
+        self._record_done_at_stop()
+
+    def _record_done_at_stop(self) -> None:
+        try:
+            self.record_done()
+        except Exception:  # the claims run out; stopping must not be stopped by the store
+            logger.exception(
+                "could not record %d outcomes while stopping; their deliveries will be "
+                "attempted again when their claims expire",
+                len(self.unrecorded),
+            )
+            self.unrecorded = []
 
     def abandon(self) -> None:
         """Release every claim still held (after the grace period, or after an error)."""
@@ -369,9 +378,46 @@ class _Session:
         self.summary += self.dispatcher.record([release_outcome(c) for c in claims], claims=claims)
 
 
+# -- what the thread worker and the asyncio worker (resthooks.aio) share -------------------------
+
+
+def claim_limit(gate: HostGate, slots: int, in_flight: int) -> int:
+    """How many deliveries a worker with ``slots`` attempts at once claims now (0: none).
+
+    Up to one batch ahead of the slots, so the store is asked once per batch rather than once
+    per attempt; a claim waits at most for one round of attempts, each shorter than the
+    attempt deadline, which the lease outlasts. Nothing while half a batch is ready to start.
+    Claims held back by a slow host (at most the store's per-host limit each) do not take the
+    place of others, up to one batch of them.
+    """
+    if gate.startable >= max(1, slots // 2):
+        return 0
+    blocked = len(gate) - gate.startable
+    return 2 * slots - in_flight - len(gate) + min(blocked, slots)
+
+
+def still_recordable(
+    unrecorded: list[tuple[Claim, Outcome]], now: datetime
+) -> list[tuple[Claim, Outcome]]:
+    """The outcomes the store could not take yet that are still worth recording.
+
+    They are tried again on the next round as long as their claims last: recording them late
+    beats sending them twice. After that the store refuses them anyway (another worker may
+    hold the delivery now): they are dropped, and said so.
+    """
+    pending = [(c, o) for c, o in unrecorded if c.lease_until > now]
+    if len(pending) < len(unrecorded):
+        logger.warning(
+            "dropped %d outcomes the store could not record before their claims expired; "
+            "those deliveries will be attempted again",
+            len(unrecorded) - len(pending),
+        )
+    return pending
+
+
 def unmade_attempt(dispatcher: Dispatcher, claim: Claim, exc: Exception) -> Outcome | None:
-    """The outcome of an attempt that raised before it could be sent (both workers use it):
-    a failed attempt of kind ``protocol``, or ``None`` (then the claim is released)."""
+    """The outcome of an attempt that raised before it could be sent: a failed attempt of
+    kind ``protocol``, or ``None`` (then the claim is released)."""
     logger.exception(
         "attempt of delivery %s could not be made",
         claim.delivery.id,
@@ -390,6 +436,68 @@ def unmade_attempt(dispatcher: Dispatcher, claim: Claim, exc: Exception) -> Outc
         )
     except Exception:  # noqa: BLE001 - then the claim is released
         return None
+
+
+class StoreTrouble:
+    """Store failures of one run: how long to back off, and what to log.
+
+    The first failure is logged with its cause (the traceback). While the store keeps
+    failing, the loop backs off (0.25 s, doubling up to ``cap``: a store that comes back is
+    used again within about that long) and says so once per ``report_every`` with a count,
+    not a traceback per try. The first success after failures is logged too.
+    """
+
+    first_delay = 0.25
+    report_every = timedelta(seconds=60)
+
+    def __init__(self, clock: Clock, *, cap: float) -> None:
+        self.clock = clock
+        self.cap = cap
+        self.failures = 0
+        self.since: datetime | None = None
+        self.reported_at: datetime | None = None
+
+    def failed(self, exc: BaseException) -> float:
+        now = self.clock.now()
+        self.failures += 1
+        delay: float = min(self.cap, self.first_delay * 2.0 ** min(self.failures - 1, 30))
+        if self.since is None:
+            self.since = self.reported_at = now
+            logger.error(
+                "the store failed (%s); the worker keeps going and tries again in %s s",
+                _describe(exc),
+                round(delay, 3),
+                exc_info=exc,
+                extra={"error_type": type(exc).__name__},
+            )
+        elif self.reported_at is not None and now - self.reported_at >= self.report_every:
+            self.reported_at = now
+            logger.error(
+                "the store is still failing after %d tries over %d s (%s); trying again every %s s",
+                self.failures,
+                (now - self.since).total_seconds(),
+                _describe(exc),
+                round(delay, 3),
+                extra={"error_type": type(exc).__name__, "failures": self.failures},
+            )
+        return delay
+
+    def recovered(self) -> None:
+        if self.since is None:
+            return
+        logger.warning(
+            "the store works again after %d failed tries over %.1f s",
+            self.failures,
+            (self.clock.now() - self.since).total_seconds(),
+            extra={"failures": self.failures},
+        )
+        self.failures = 0
+        self.since = self.reported_at = None
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def release_outcome(claim: Claim) -> Outcome:

@@ -189,7 +189,7 @@ class AsyncDispatcher:
                 "the transactional outbox on an async driver needs PostgresStore and a "
                 "psycopg.AsyncConnection"
             )
-        owner, event, body = engine._prepare_emit(event, payload, owner=owner)
+        owner, event, body = engine._prepare_emit(event, payload, owner)
         created: list[Delivery] = await enqueue_async(
             owner=owner, event=event, body=body, now=engine.clock.now(), connection=connection
         )

@@ -15,10 +15,16 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from .._hosts import HostGate
 from ..clock import Clock, SystemClock
-from ..errors import ConfigurationError, InvalidStateError, StoreError
+from ..errors import ConfigurationError, InvalidStateError, ResthooksError, StoreError
 from ..model import Claim, Outcome
 from ..outcomes import DeliverySummary
-from ..worker import release_outcome, unmade_attempt
+from ..worker import (
+    StoreTrouble,
+    claim_limit,
+    release_outcome,
+    still_recordable,
+    unmade_attempt,
+)
 
 if TYPE_CHECKING:
     from ._dispatcher import AsyncDispatcher
@@ -257,6 +263,8 @@ class _Session:
         self.done: list[tuple[Claim, Outcome | None]] = []
         self.summary = DeliverySummary()
         self.attempt_deadline = timedelta(seconds=self.dispatcher.timeouts.total)
+        self.unrecorded: list[tuple[Claim, Outcome]] = []
+        self.trouble = StoreTrouble(self.clock, cap=worker.poll_interval)
 
     def stopping(self) -> bool:
         return self.worker._stopping or (self.stop_event is not None and self.stop_event.is_set())
@@ -273,53 +281,45 @@ class _Session:
             # Cleared before collecting results: an attempt that ends after this point sets
             # it again, so the waits below cannot miss it.
             self.wake.clear()
+            due: datetime | None = None
             try:
                 await self.record_done()
                 await self.start_ready()
                 await self.claim()
                 await self.start_ready()
-            except StoreError:
+                busy = len(self.in_flight) >= concurrency
+                if not busy and not once and not self.stopping():
+                    due = await self.store(self.dispatcher.store.next_due_at)
+            except Exception as exc:
                 if once:
-                    raise
-                # A long-running worker outlives a store outage: outcomes it could not record
-                # come back when their leases expire, and are sent again (at least once).
-                logger.exception(
-                    "the store failed; trying again in %s s", self.worker.poll_interval
-                )
-                deadline = self.clock.now() + timedelta(seconds=self.worker.poll_interval)
+                    if isinstance(exc, ResthooksError):
+                        raise
+                    raise StoreError(f"the store failed: {type(exc).__name__}: {exc}") from exc
+                # As the thread worker: outlive any store failure, keep the outcomes it could
+                # not record for the next round, back off, say so (once, then now and then).
+                delay = self.trouble.failed(exc)
+                deadline = self.clock.now() + timedelta(seconds=delay)
                 await sleep_until(self.clock, deadline, self.wake)
                 continue
+            self.trouble.recovered()
             if self.stopping():
                 return
-            if len(self.in_flight) >= concurrency:
+            if busy:
                 await self.wake.wait()  # every slot taken: only an ending attempt changes that
             elif once:
                 if not self.in_flight and not self.done:
                     return
                 await self.wake.wait()
             else:
-                await self.sleep()
+                await self.sleep(due)
 
     async def claim(self) -> None:
-        concurrency = self.worker.concurrency
-        gate = self.gate
-        if gate.startable >= max(1, concurrency // 2):
-            return
-        # Up to one batch ahead of the slots (see the thread worker): one store call per batch.
-        blocked = len(gate) - gate.startable
-        limit = 2 * concurrency - len(self.in_flight) - len(gate) + min(blocked, concurrency)
+        limit = claim_limit(self.gate, self.worker.concurrency, len(self.in_flight))
         if limit <= 0:
             return
         now = self.clock.now()
-        d = self.dispatcher
-        gate.add(
-            await self.store(
-                d.store.claim_due,
-                now=now,
-                limit=limit,
-                lease_until=now + d.lease,
-                max_in_flight_per_host=d.max_in_flight_per_host,
-            )
+        self.gate.add(
+            await self.store(self.dispatcher._claim_due, now=now, limit=limit, per_host=True)
         )
 
     async def start_ready(self) -> None:
@@ -358,23 +358,26 @@ class _Session:
         raise AssertionError("attempt_steps yields one request")  # pragma: no cover
 
     async def record_done(self) -> None:
-        if not self.done:
-            return
         batch, self.done = self.done, []
-        claims: list[Claim] = []
-        outcomes: list[Outcome] = []
         for claim, outcome in batch:
             if self.in_flight.pop(claim.delivery.id, None) is None:
                 continue  # abandoned: its claim was released
             self.gate.finished(claim, outcome)
-            claims.append(claim)
-            outcomes.append(outcome if outcome is not None else release_outcome(claim))
-        if outcomes:
-            self.summary += await self.store(self.dispatcher.record, outcomes, claims=claims)
+            self.unrecorded.append(
+                (claim, outcome if outcome is not None else release_outcome(claim))
+            )
+        if not self.unrecorded:
+            return
+        pending = self.unrecorded = still_recordable(self.unrecorded, self.clock.now())
+        if pending:
+            claims = [c for c, _ in pending]
+            outcomes = [o for _, o in pending]
+            summary = await self.store(self.dispatcher.record, outcomes, claims=claims)
+            self.unrecorded = []
+            self.summary += summary
 
-    async def sleep(self) -> None:
+    async def sleep(self, due: datetime | None) -> None:
         now = self.clock.now()
-        due = await self.store(self.dispatcher.store.next_due_at)
         deadline = now + timedelta(seconds=self.worker.poll_interval)
         if due is not None and due > now:
             deadline = min(deadline, due)
@@ -398,11 +401,22 @@ class _Session:
         deadline = self.clock.now() + timedelta(seconds=self.worker.grace)
         while self.in_flight:
             self.wake.clear()
-            await self.record_done()
+            await self._record_done_at_stop()
             if not self.in_flight or self.clock.now() >= deadline:
                 break
             await sleep_until(self.clock, deadline, self.wake)
-        await self.record_done()
+        await self._record_done_at_stop()
+
+    async def _record_done_at_stop(self) -> None:
+        try:
+            await self.record_done()
+        except Exception:  # the claims run out; stopping must not be stopped by the store
+            logger.exception(
+                "could not record %d outcomes while stopping; their deliveries will be "
+                "attempted again when their claims expire",
+                len(self.unrecorded),
+            )
+            self.unrecorded = []
 
     async def abandon(self) -> None:
         """Cancel the attempts still running and release every claim still held."""
