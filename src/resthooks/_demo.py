@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ._report import EXIT_FAILED, EXIT_OK, Result, table
 from .api import SubscriptionAPI
 from .clock import SystemClock
 from .dispatcher import Dispatcher
@@ -42,7 +43,14 @@ from .transports import Timeouts
 from .verification import VerificationError, verify
 
 if TYPE_CHECKING:
-    from .cli import _Context, _Result
+    import argparse
+
+
+class _Invocation(Protocol):
+    """What the demo needs of the command line: its arguments (``--speed``)."""
+
+    args: argparse.Namespace
+
 
 __all__ = ["DEFAULT_SPEED", "PARTY_CREATED_EXAMPLE", "cmd_demo"]
 
@@ -225,9 +233,7 @@ class _Scenario:
         return found is not None and found.state.is_final
 
 
-def cmd_demo(ctx: _Context) -> _Result:
-    from .cli import _Result  # noqa: PLC0415 - cli imports this module
-
+def cmd_demo(ctx: _Invocation) -> Result:
     speed = float(ctx.args.speed)
     if not 1 <= speed <= 100_000:
         raise ValidationError("speed", f"must be between 1 and 100000; got {speed:g}")
@@ -239,7 +245,7 @@ def cmd_demo(ctx: _Context) -> _Result:
             scenario.stop.set()
             scenario.dispatcher.transport.close()
             scenario.store.close()
-    return _Result(data, render_demo, status=0 if data["ok"] else 1)
+    return Result(data, render_demo, status=EXIT_OK if data["ok"] else EXIT_FAILED)
 
 
 def _play(s: _Scenario) -> dict[str, Any]:
@@ -552,13 +558,12 @@ def _clock_text(seconds: float) -> str:
 
 def render_demo(data: dict[str, Any]) -> str:
     """The demo's report for a human: the timeline, the hooks, the deliveries, the checks."""
-    from .cli import _table  # noqa: PLC0415 - cli imports this module
 
     out = [
         f"resthooks demo: 4 hooks, a receiver on loopback, a temporary SQLite store, "
         f"the clock at {data['speed']:g}x",
         "",
-        _table(
+        table(
             ["time", "hook", "delivery", "attempt", "outcome"],
             [
                 [
@@ -575,7 +580,7 @@ def render_demo(data: dict[str, Any]) -> str:
         f"{data['speed'] / 1000:g} s, so attempts come a little after their schedule)",
         "",
         "hooks",
-        _table(
+        table(
             ["hook", "id", "behaviour", "state", "delivered"],
             [
                 [
@@ -590,7 +595,7 @@ def render_demo(data: dict[str, Any]) -> str:
         ),
         "",
         "deliveries",
-        _table(
+        table(
             ["delivery", "hook", "event", "state", "attempts", "last_error"],
             [
                 [d["id"], d["hook"], d["event"], d["state"], d["attempts"], d["last_error"]]

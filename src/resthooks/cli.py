@@ -33,6 +33,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 import attrs
 
 from . import _live, health
+from ._report import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from ._report import Result as _Result
+from ._report import table as _table
 from .dispatcher import Dispatcher
 from .encoding import isoformat_z
 from .errors import (
@@ -65,9 +68,9 @@ DB_ENV = "RESTHOOKS_DB"
 DEFAULT_DB = "resthooks.db"
 """The database used when neither ``--db`` nor ``$RESTHOOKS_DB`` is given."""
 
-_EXIT_OK = 0
-_EXIT_FAILED = 1  # the command ran but something did not work (a demo check, a locked store)
-_EXIT_BAD_INPUT = 2  # the input was refused; nothing was written
+_EXIT_OK = EXIT_OK
+_EXIT_FAILED = EXIT_FAILED
+_EXIT_BAD_INPUT = EXIT_BAD_INPUT
 
 _Data = dict[str, Any]
 
@@ -86,36 +89,6 @@ class _Parser(argparse.ArgumentParser):
 # -- what a command returns: the data, and how a human reads it ---------------------------------
 
 
-class _Result:
-    """A command's data and the text a human reads, rendered from that same data."""
-
-    def __init__(
-        self,
-        data: Any,
-        render: Callable[[Any], str],
-        *,
-        status: int = _EXIT_OK,
-        compact: bool = False,
-        quiet: bool = False,
-    ) -> None:
-        self.data = data
-        self.render = render
-        self.status = status
-        self.compact = compact  # one line of JSON, for commands that print JSON lines
-        self.quiet = quiet  # the command printed as it went (stats --watch): nothing more
-
-    def write(self, out: TextIO, *, as_json: bool) -> None:
-        if self.quiet:
-            return
-        if as_json:
-            indent = None if self.compact else 2
-            out.write(json.dumps(self.data, indent=indent, ensure_ascii=False) + "\n")
-        else:
-            text = self.render(self.data)
-            if text:
-                out.write(text.rstrip("\n") + "\n")
-
-
 def _when(value: datetime | None) -> str | None:
     return None if value is None else isoformat_z(value)
 
@@ -125,23 +98,6 @@ def _short(value: str | None) -> str:
     if not value:
         return "-"
     return value[:19].replace("T", " ") + "Z"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Columns aligned on the widest cell; ``None`` shows as ``-``.
-
-    Example:
-        >>> print(_table(["id", "state"], [["hook_1", "active"], ["hook_22", None]]))
-        id       state
-        hook_1   active
-        hook_22  -
-    """
-    cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = [list(headers), *cells]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
 
 
 def _hook_data(hook: Hook) -> _Data:
@@ -454,7 +410,7 @@ def _cmd_hooks_add(ctx: _Context) -> _Result:
     dispatcher = ctx.dispatcher(create=True)
     # The API layer's entry point: it also says whether the hook is new, and only a new
     # hook's secret is shown (an existing one was shown when it was created).
-    hook, created = dispatcher._subscribe(
+    hook, created = dispatcher.subscribe_or_get(
         args.event, args.url, owner=args.owner, description=args.description
     )
     data = _hook_data(hook)

@@ -12,7 +12,7 @@ from functools import cache
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Protocol
 
-from . import _log, lifecycle
+from . import _log, _validate, lifecycle
 from ._durations import to_timedelta
 from .clock import Clock, SystemClock
 from .encoding import encode_body
@@ -46,9 +46,8 @@ from .stores import Store
 from .tracing import EmitObserver, EmitTrace
 from .transports import Request, Response, Timeouts, Transport, Urllib3Transport
 from .urls import redact_url, validate_target_url
+from .worker import Worker
 
-if TYPE_CHECKING:
-    from .worker import Worker
 
 __all__ = ["DEFAULT_RETENTION", "DeliverySummary", "Dispatcher"]
 
@@ -57,9 +56,7 @@ logger = logging.getLogger("resthooks")
 DEFAULT_RETENTION = timedelta(days=30)
 """How long :meth:`Dispatcher.purge` keeps final deliveries unless told otherwise: 30 days."""
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _DESCRIPTION_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-MAX_OWNER_LENGTH = 255
 MAX_REQUEST_HEADER_BYTES = 8192
 _NO_LIMIT = 2**31 - 1
 
@@ -71,24 +68,6 @@ def _user_agent() -> str:
 
 class _Waker(Protocol):
     def set(self) -> None: ...
-
-
-def _validate_owner(owner: object) -> str:
-    if not isinstance(owner, str):
-        raise ValidationError("owner", f"must be a string, not {type(owner).__name__}")
-    if not owner:
-        raise ValidationError("owner", "must not be empty")
-    if len(owner) > MAX_OWNER_LENGTH:
-        raise ValidationError("owner", f"must be at most {MAX_OWNER_LENGTH} characters")
-    if _CONTROL.search(owner):
-        raise ValidationError("owner", "must not contain control characters or lone surrogates")
-    return owner
-
-
-def _validate_id(value: object, field: str) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(field, f"must be a string, not {type(value).__name__}")
-    return value
 
 
 class Dispatcher:
@@ -251,12 +230,12 @@ class Dispatcher:
             ValidationError: Naming the field at fault; nothing is stored.
             HookLimitReached: If the owner already has ``max_hooks_per_owner`` hooks.
         """
-        hook, _ = self._subscribe(
+        hook, _ = self.subscribe_or_get(
             event, target_url, owner=owner, description=description, secret=secret
         )
         return hook
 
-    def _subscribe(
+    def subscribe_or_get(
         self,
         event: str,
         target_url: str,
@@ -265,8 +244,34 @@ class Dispatcher:
         description: str = "",
         secret: str | None = None,
     ) -> tuple[Hook, bool]:
-        # subscribe(), also telling whether the hook is new: the API layer answers 201 or 200.
-        owner = _validate_owner(owner)
+        """:meth:`subscribe`, also saying whether the hook is new.
+
+        What an API answering ``201 Created`` or ``200 OK`` needs (and shows a new hook's
+        secret only): the subscription API and the CLI use it.
+
+        Returns:
+            ``(hook, created)``: ``created`` is ``False`` when the owner already had this
+            subscription (the existing hook is returned, made active again if it was dead).
+
+        Raises:
+            ValidationError: As :meth:`subscribe`.
+            HookLimitReached: As :meth:`subscribe`.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock())
+            >>> _, created = dispatcher.subscribe_or_get("party/created", "https://a.example/h",
+            ...                                          owner="acme")
+            >>> again, created_again = dispatcher.subscribe_or_get(
+            ...     "party/created", "https://a.example/h", owner="acme")
+            >>> created, created_again
+            (True, False)
+
+        .. versionadded:: 0.2.0
+        """
+        owner = _validate.owner(owner)
         event = self.events.validate(event)
         target_url = validate_target_url(target_url)
         self.network_policy.check_url(target_url)
@@ -356,8 +361,8 @@ class Dispatcher:
         Raises:
             HookNotFound: If there is none (or it belongs to another owner).
         """
-        owner = _validate_owner(owner)
-        hook = self.store.get_hook(_validate_id(hook_id, "hook_id"))
+        owner = _validate.owner(owner)
+        hook = self.store.get_hook(_validate.object_id(hook_id, "hook_id"))
         if hook is None or hook.owner != owner:
             raise HookNotFound(hook_id)
         return hook
@@ -366,7 +371,7 @@ class Dispatcher:
         self, *, owner: str, event: str | None = None, state: HookState | str | None = None
     ) -> list[Hook]:
         """The owner's hooks, oldest first, optionally only of one event or state."""
-        owner = _validate_owner(owner)
+        owner = _validate.owner(owner)
         if event is not None:
             event = self.events.validate(event)
         return self.store.list_hooks(owner=owner, event=event, state=_hook_state(state))
@@ -432,7 +437,7 @@ class Dispatcher:
                 self.after_emit(created)
 
     def _prepare_emit(self, event: str, payload: object, owner: str) -> tuple[str, str, bytes]:
-        owner = _validate_owner(owner)
+        owner = _validate.owner(owner)
         event = self.events.validate(event)
         return owner, event, encode_body(event, payload, max_bytes=self.max_payload_bytes)
 
@@ -491,9 +496,9 @@ class Dispatcher:
             ValidationError: Naming the filter at fault (``owner``, ``hook_id``, ``state`` or
                 ``limit``, which must be an int >= 0).
         """
-        owner = _validate_owner(owner)
+        owner = _validate.owner(owner)
         if hook_id is not None:
-            hook_id = _validate_id(hook_id, "hook_id")
+            hook_id = _validate.object_id(hook_id, "hook_id")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValidationError("limit", "must be an int >= 0")
         return self.store.list_deliveries(
@@ -506,8 +511,8 @@ class Dispatcher:
         Raises:
             DeliveryNotFound: If there is none for this owner.
         """
-        owner = _validate_owner(owner)
-        delivery = self.store.get_delivery(_validate_id(delivery_id, "delivery_id"))
+        owner = _validate.owner(owner)
+        delivery = self.store.get_delivery(_validate.object_id(delivery_id, "delivery_id"))
         if delivery is None or delivery.owner != owner:
             raise DeliveryNotFound(delivery_id)
         return delivery
@@ -845,8 +850,6 @@ class Dispatcher:
             grace: When stopping, how long attempts in flight may take to finish, in seconds.
                 Default: the attempt deadline, ``timeouts.total``.
         """
-        from .worker import Worker  # noqa: PLC0415 - worker imports this module
-
         return Worker(self, workers=workers, poll_interval=poll_interval, grace=grace)
 
     def run(
@@ -934,7 +937,7 @@ class Dispatcher:
             '2026-01-01T00:00:00+00:00'
         """
         if owner is not None:
-            owner = _validate_owner(owner)
+            owner = _validate.owner(owner)
         return self.store.stats(owner=owner)
 
     def redeliver(self, delivery_id: str, *, owner: str) -> Delivery:
