@@ -10,7 +10,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from . import _log, _validate, lifecycle
 from ._durations import to_timedelta
@@ -47,7 +47,6 @@ from .tracing import EmitObserver, EmitTrace
 from .transports import Request, Response, Timeouts, Transport, Urllib3Transport
 from .urls import redact_url, validate_target_url
 from .worker import Worker
-
 
 __all__ = ["DEFAULT_RETENTION", "DeliverySummary", "Dispatcher"]
 

@@ -21,6 +21,7 @@ from .errors import (
 )
 from .model import Claim, Outcome, OutcomeKind
 from .outcomes import DeliverySummary
+from .stores import WakesWorkers
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -63,7 +64,9 @@ class Worker:
         workers: Threads making attempts at once. Default 16.
         poll_interval: Seconds between looks at the store while nothing is due (only work
             queued by another process needs it: an emit in this process wakes the worker at
-            once). Default 5 s.
+            once, and so does one in another process when the store wakes workers,
+            :class:`~resthooks.stores.WakesWorkers`, such as ``PostgresStore(notify=True)``).
+            Default 5 s.
         grace: When stopping, how long attempts in flight may take to finish, in seconds.
             Default: the Dispatcher's attempt deadline (``timeouts.total``).
 
@@ -157,12 +160,19 @@ class Worker:
             raise InvalidStateError("this worker is already running")
         run_id = self._run_id = next(_RUNS)
         session = _Session(self, stop)
+        listener: threading.Thread | None = None
         self.dispatcher._add_waker(self._wake)  # the Dispatcher's own worker
         try:
             if stop is not None and not once:
                 threading.Thread(
                     target=self._watch, args=(stop, run_id), name="resthooks-stop", daemon=True
                 ).start()
+            store = self.dispatcher.store
+            if not once and isinstance(store, WakesWorkers) and store.notifies:
+                listener = threading.Thread(
+                    target=self._listen, args=(store, run_id), name="resthooks-listen"
+                )
+                listener.start()
             logger.info(
                 "worker started: %d threads%s",
                 self.workers,
@@ -177,12 +187,36 @@ class Worker:
             self.dispatcher._remove_waker(self._wake)
             self._stopping.clear()
             self._running.release()
+            if listener is not None:
+                listener.join()
         logger.info(
             "worker stopped: %d attempts recorded",
             session.summary.attempts,
             extra={"attempts": session.summary.attempts},
         )
         return session.summary
+
+    def _listen(self, store: WakesWorkers, run_id: int) -> None:
+        # Wakes the loop when another process enqueues work (the store's LISTEN/NOTIFY), so
+        # the poll interval only bounds retries that come due. It waits at most a second at
+        # a time, to notice the end of its run.
+        failing = False
+        while self._run_id == run_id and self._running.locked():
+            try:
+                if store.wait_for_work(_WATCH_INTERVAL):
+                    self._wake.set()
+                if failing:
+                    logger.info("listening for work again")
+                failing = False
+            except StoreError:
+                if not failing:
+                    logger.warning(
+                        "cannot listen for work (polling every %s s meanwhile)",
+                        self.poll_interval,
+                        exc_info=True,
+                    )
+                failing = True
+                self._stopping.wait(min(self.poll_interval, _WATCH_INTERVAL))
 
     def _watch(self, stop: threading.Event, run_id: int) -> None:
         # Wakes the loop when the caller's Event is set. An Event cannot be waited on together

@@ -4,11 +4,18 @@ Every store implements :class:`Store` (the :class:`HookRegistry` and :class:`Del
 protocols) and passes :func:`resthooks.testing.check_store`.
 """
 
-from ._protocol import DeliveryStore, HookRegistry, Store
+from ._protocol import DeliveryStore, HookRegistry, Store, WakesWorkers
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
-__all__ = ["DeliveryStore", "HookRegistry", "MemoryStore", "SQLiteStore", "Store"]
+__all__ = [
+    "DeliveryStore",
+    "HookRegistry",
+    "MemoryStore",
+    "SQLiteStore",
+    "Store",
+    "WakesWorkers",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -26,7 +26,7 @@ from ..model import (
 )
 from ..outcomes import RecordResult
 
-__all__ = ["DeliveryStore", "HookRegistry", "Store"]
+__all__ = ["DeliveryStore", "HookRegistry", "Store", "WakesWorkers"]
 
 
 @runtime_checkable
@@ -215,4 +215,28 @@ class Store(HookRegistry, DeliveryStore, Protocol):
 
     def close(self) -> None:
         """Release connections and files. The store is unusable afterwards."""
+        ...
+
+
+@runtime_checkable
+class WakesWorkers(Protocol):
+    """A store that can tell a waiting worker that work was enqueued by another process.
+
+    Optional: polling :meth:`DeliveryStore.claim_due` finds every due delivery without it.
+    :class:`~resthooks.worker.Worker` uses it when the store has it and ``notifies`` is true
+    (PostgreSQL's ``LISTEN``/``NOTIFY``, with ``PostgresStore(notify=True)``): a thread of the
+    worker waits on :meth:`wait_for_work` and wakes the loop, so an emit in another process is
+    sent at once instead of at the next poll.
+
+    .. versionadded:: 0.2.0
+    """
+
+    @property
+    def notifies(self) -> bool:
+        """Whether this store sends the notifications :meth:`wait_for_work` waits for."""
+        ...
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until work is enqueued elsewhere (``True``) or ``timeout`` seconds pass
+        (``False``). Raises :class:`~resthooks.errors.StoreError` if it cannot listen."""
         ...

@@ -1184,6 +1184,12 @@ class PostgresStore:
 
     # -- wake-ups ----------------------------------------------------------------------------
 
+    @property
+    def notifies(self) -> bool:
+        """Whether this store sends ``NOTIFY`` on enqueue (``notify=True``): then a worker
+        waits on :meth:`wait_for_work` by itself (:class:`~resthooks.stores.WakesWorkers`)."""
+        return self.notify
+
     def wait_for_work(self, timeout: float) -> bool:
         """Block until another process enqueues work, or ``timeout`` seconds pass.
 
