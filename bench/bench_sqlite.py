@@ -244,7 +244,8 @@ def bench_backlog(folder: Path, sizes: list[int]) -> None:
         for per_host in ("none", "4"):
             # Claims in the child mark rows in flight: put them back so every run starts even.
             store._conn().execute(
-                "UPDATE resthooks_deliveries SET state = 'pending', token = NULL, lease_until = NULL, "
+                "UPDATE resthooks_deliveries SET state = 'pending', token = NULL, lease_until = "
+                "NULL, "
                 "due_at = next_attempt_at WHERE state = 'in_flight'"
             )
             out = subprocess.run(

@@ -393,8 +393,10 @@ class SQLiteStore:
         >>> with SQLiteStore(app, adopt=True) as shared:
         ...     shared.stats().hooks["active"]
         0
-        >>> sorted(n for (n,) in host.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-        ['hooks', 'resthooks_attempts', 'resthooks_deliveries', 'resthooks_hooks', 'resthooks_messages', 'resthooks_quarantine', 'resthooks_schema']
+        >>> tables = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        >>> [name for (name,) in host.execute(tables)]  # doctest: +NORMALIZE_WHITESPACE
+        ['hooks', 'resthooks_attempts', 'resthooks_deliveries', 'resthooks_hooks',
+         'resthooks_messages', 'resthooks_quarantine', 'resthooks_schema']
         >>> host.close()
 
     .. versionchanged:: 0.2.0
@@ -785,7 +787,8 @@ class SQLiteStore:
         rows = conn.execute(
             # The token is kept (a cancelled delivery is never claimed again): the outcome of
             # an attempt in flight is still logged when it comes (see _record_one).
-            "UPDATE resthooks_deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at = NULL, "
+            "UPDATE resthooks_deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at "
+            "= NULL, "
             "lease_until = NULL, updated_at = ? "
             "WHERE hook_id = ? AND next_attempt_at IS NOT NULL RETURNING seq, salt",
             (_us(now, "now"), hook_id),
@@ -816,7 +819,8 @@ class SQLiteStore:
         if row[0] != HookState.DEAD.value:
             at = _us(now, "now")
             conn.execute(
-                "UPDATE resthooks_hooks SET state = 'dead', dead_reason = ?, dead_at = ?, updated_at = ? "
+                "UPDATE resthooks_hooks SET state = 'dead', dead_reason = ?, dead_at = ?, "
+                "updated_at = ? "
                 "WHERE id = ?",
                 (reason, at, at, hook_id),
             )
@@ -850,7 +854,8 @@ class SQLiteStore:
         """See :meth:`resthooks.stores.HookRegistry.set_secret`."""
         with self._write("replacing a hook's secret") as conn:
             row = conn.execute(
-                "UPDATE resthooks_hooks SET secret = ?, previous_secret = ?, previous_secret_until = ?, "
+                "UPDATE resthooks_hooks SET secret = ?, previous_secret = ?, "
+                "previous_secret_until = ?, "
                 f"updated_at = ? WHERE id = ? RETURNING {_HOOK_COLUMNS}",
                 (
                     secret,
@@ -965,7 +970,8 @@ class SQLiteStore:
             (count, first, last, message_id),
         )
         rows = conn.execute(
-            "SELECT seq, salt, hook_id FROM resthooks_deliveries WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            "SELECT seq, salt, hook_id FROM resthooks_deliveries WHERE seq BETWEEN ? AND ? ORDER "
+            "BY seq",
             (first, last),
         ).fetchall()
         if len(rows) != count:  # pragma: no cover - only if SQLite ran out of rowids
@@ -1003,7 +1009,8 @@ class SQLiteStore:
                 picked = [
                     r[0]
                     for r in conn.execute(
-                        "SELECT seq FROM resthooks_deliveries WHERE due_at <= ? ORDER BY due_at, seq LIMIT ?",
+                        "SELECT seq FROM resthooks_deliveries WHERE due_at <= ? ORDER BY due_at, "
+                        "seq LIMIT ?",
                         (at, limit),
                     )
                 ]
@@ -1019,7 +1026,8 @@ class SQLiteStore:
         baseline: Counter[str] = Counter(
             dict(
                 conn.execute(
-                    "SELECT h.host, count(*) FROM resthooks_deliveries d JOIN resthooks_hooks h ON h.id = d.hook_id "
+                    "SELECT h.host, count(*) FROM resthooks_deliveries d JOIN resthooks_hooks h "
+                    "ON h.id = d.hook_id "
                     "WHERE d.state = 'in_flight' AND d.lease_until > ? GROUP BY h.host",
                     (at,),
                 ).fetchall()
@@ -1028,7 +1036,8 @@ class SQLiteStore:
         in_flight = baseline.copy()
         picked: list[int] = []
         cursor = conn.execute(
-            "SELECT d.seq, h.host FROM resthooks_deliveries d JOIN resthooks_hooks h ON h.id = d.hook_id "
+            "SELECT d.seq, h.host FROM resthooks_deliveries d JOIN resthooks_hooks h ON h.id = "
+            "d.hook_id "
             "WHERE d.due_at <= ? ORDER BY d.due_at, d.seq",
             (at,),
         )
@@ -1195,7 +1204,8 @@ class SQLiteStore:
             key
             and conn.execute(
                 "SELECT d.hook_id, d.state, d.token, d.attempts, d.next_attempt_at, "
-                "d.last_error, h.state FROM resthooks_deliveries d LEFT JOIN resthooks_hooks h ON h.id = d.hook_id "
+                "d.last_error, h.state FROM resthooks_deliveries d LEFT JOIN resthooks_hooks h ON "
+                "h.id = d.hook_id "
                 "WHERE d.seq = ? AND d.salt = ?",
                 key,
             ).fetchone()
@@ -1220,7 +1230,8 @@ class SQLiteStore:
             return t.result(outcome.delivery_id, hook_id=hook_id)
         next_us = _us_or_none(written.next_attempt_at, "next_attempt_at")
         conn.execute(
-            "UPDATE resthooks_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, due_at = ?, "
+            "UPDATE resthooks_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, due_at "
+            "= ?, "
             "last_error = ?, token = NULL, lease_until = NULL, updated_at = ? WHERE seq = ?",
             (
                 written.state.value,
@@ -1312,7 +1323,8 @@ class SQLiteStore:
                 self._conn()
                 .execute(
                     "SELECT delivery_id, number, started_at, duration, status, error_kind, "
-                    "error, response_excerpt FROM resthooks_attempts WHERE delivery_id = ? ORDER BY rowid",
+                    "error, response_excerpt FROM resthooks_attempts WHERE delivery_id = ? ORDER "
+                    "BY rowid",
                     (delivery_id,),
                 )
                 .fetchall()
@@ -1329,7 +1341,8 @@ class SQLiteStore:
             return None
         with self._write("requeueing a delivery") as conn:
             conn.execute(
-                "UPDATE resthooks_deliveries SET state = 'pending', attempts = 0, next_attempt_at = :at, "
+                "UPDATE resthooks_deliveries SET state = 'pending', attempts = 0, next_attempt_at "
+                "= :at, "
                 "due_at = :at, token = NULL, lease_until = NULL, updated_at = :at "
                 "WHERE seq = :seq AND salt = :salt",
                 {"at": at, "seq": key[0], "salt": key[1]},
@@ -1357,7 +1370,8 @@ class SQLiteStore:
             return _dt(value)
         with self._write("moving damaged deliveries aside") as conn:
             rows = conn.execute(
-                f"SELECT seq FROM resthooks_deliveries WHERE {_OPEN} AND (typeof(due_at) != 'integer' "
+                f"SELECT seq FROM resthooks_deliveries WHERE {_OPEN} AND (typeof(due_at) != "
+                "'integer' "
                 "OR due_at NOT BETWEEN ? AND ?)",
                 (_MIN_US, _MAX_US),
             ).fetchall()
@@ -1425,10 +1439,12 @@ class SQLiteStore:
                 (cutoff,),
             )
             conn.execute(
-                "DELETE FROM resthooks_attempts WHERE delivery_id IN (SELECT id FROM temp.purged_deliveries)"
+                "DELETE FROM resthooks_attempts WHERE delivery_id IN (SELECT id FROM "
+                "temp.purged_deliveries)"
             )
             count = conn.execute(
-                "DELETE FROM resthooks_deliveries WHERE seq IN (SELECT seq FROM temp.purged_deliveries)"
+                "DELETE FROM resthooks_deliveries WHERE seq IN (SELECT seq FROM "
+                "temp.purged_deliveries)"
             ).rowcount
             conn.execute(
                 "UPDATE resthooks_messages SET remaining = remaining - (SELECT count(*) "
