@@ -228,3 +228,23 @@ def test_an_adopted_store_passes_the_conformance_suite(name: str, tmp_path: Path
         return SQLiteStore(path, adopt=True)
 
     check_store(make, only=name)
+
+
+def test_no_sql_names_a_table_without_the_prefix() -> None:
+    """Outside the migration history, the store's SQL names only resthooks_* tables (a
+    statement naming `deliveries` would hit the host's table of that name, or none)."""
+    import re
+
+    import resthooks.stores.sqlite as module
+
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    start = source.index("_MIGRATIONS: tuple")
+    end = source.index("#: What every table and index of the store is named with")
+    rest = source[:start] + source[end:]
+    pattern = r"\b(FROM|INTO|UPDATE|JOIN)\s+(hooks|messages|deliveries|attempts|quarantine)\b"
+    offending = [
+        line.strip()
+        for line in rest.splitlines()
+        if re.search(pattern, line) and ('"' in line or "'" in line) and ">>>" not in line
+    ]
+    assert offending == []

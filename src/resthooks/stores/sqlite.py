@@ -1391,10 +1391,10 @@ class SQLiteStore:
         at = _us(now, "now")
         with self._read("counting due deliveries") as conn:
             due, oldest = conn.execute(
-                "SELECT count(*), min(due_at) FROM deliveries WHERE due_at <= ?", (at,)
+                "SELECT count(*), min(due_at) FROM resthooks_deliveries WHERE due_at <= ?", (at,)
             ).fetchone()
             (retrying,) = conn.execute(
-                f"SELECT count(*) FROM deliveries WHERE {_OPEN} "
+                f"SELECT count(*) FROM resthooks_deliveries WHERE {_OPEN} "
                 "AND state = 'pending' AND attempts > 0"
             ).fetchone()
         return OutboxStats(due=due, retrying=retrying, oldest_due_at=_dt(oldest))
