@@ -4,12 +4,14 @@ written before the prefix."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+import resthooks.stores.sqlite as sqlite_module
 from resthooks import ConfigurationError, Dispatcher, SchemaError
 from resthooks.model import Hook
 from resthooks.stores import SQLiteStore
@@ -233,11 +235,7 @@ def test_an_adopted_store_passes_the_conformance_suite(name: str, tmp_path: Path
 def test_no_sql_names_a_table_without_the_prefix() -> None:
     """Outside the migration history, the store's SQL names only resthooks_* tables (a
     statement naming `deliveries` would hit the host's table of that name, or none)."""
-    import re
-
-    import resthooks.stores.sqlite as module
-
-    source = Path(module.__file__).read_text(encoding="utf-8")
+    source = Path(sqlite_module.__file__).read_text(encoding="utf-8")
     start = source.index("_MIGRATIONS: tuple")
     end = source.index("#: What every table and index of the store is named with")
     rest = source[:start] + source[end:]
