@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from resthooks import Dispatcher, Timeouts
+from resthooks import Dispatcher, RetryPolicy, Timeouts
 from resthooks._hosts import MAX_CUT_HOSTS, HostGate
 from resthooks.aio import AsyncDispatcher
 from resthooks.model import Attempt, Claim, Delivery, DeliveryState, Hook, Outcome, OutcomeKind
 from resthooks.stores import MemoryStore
-from resthooks.testing import LOOPBACK_POLICY
+from resthooks.testing import LOOPBACK_POLICY, HookReceiver
 from resthooks.transports import Urllib3Transport
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -171,14 +170,14 @@ def test_a_host_that_times_out_gets_one_attempt_at_a_time_in_both_workers(
 ) -> None:
     """Against a receiver that never answers in time: the first 4 attempts run together, then
     one at a time; a healthy host's deliveries, queued behind, are all delivered meanwhile."""
-    receiver.gate = threading.Event()  # held until the test ends: every attempt times out
-    healthy = type(receiver)()  # the same kind of server, answering 204 at once
+    receiver.hold()  # held until the test ends: every attempt times out
+    healthy = HookReceiver().start()  # the same kind of server, answering 204 at once
     options: dict[str, Any] = {
         "store": MemoryStore(),
         "network_policy": LOOPBACK_POLICY,
         "timeouts": Timeouts(connect=0.3, total=0.3),
         "lease": 30.0,
-        "timeout_penalty": 600.0,  # no retry comes back during the test
+        "retry": RetryPolicy(timeout_penalty=600.0),  # no retry comes back during the test
         "max_in_flight_per_host": 4,
         "max_hooks_per_owner": None,
     }
