@@ -14,7 +14,7 @@ interleaved (the order rotating) so a burst of load from elsewhere hits both cli
   which would otherwise cap it at 100 in flight), N tasks each POSTing to the hosts in turn
   and reading the whole answer;
 - ``plain, tuned``: the same with the session settings the transport uses (no cookie jar,
-  no decompression, no automatic headers), to show what the transport's own work costs;
+  no decompression), to show what the transport's own work costs;
 - ``transport``: the same N tasks awaiting ``AiohttpTransport.send`` (network policy, capped
   read, deadline and all), with a new transport per round, as the plain client has a new
   session.
@@ -104,7 +104,6 @@ async def plain_tuned(urls: list[str], concurrency: int, seconds: float) -> Rate
         seconds,
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
-        skip_auto_headers=("Accept", "Accept-Encoding", "Content-Type", "User-Agent"),
     )
 
 

@@ -35,9 +35,6 @@ __all__ = ["AiohttpTransport", "PolicyResolver"]
 
 # http.client's limits, so that both transports accept the same answers.
 _MAX_LINE = 65536
-# Headers aiohttp would add on its own; urllib3 adds none of them (the Dispatcher sets the
-# User-Agent and Content-Type it wants).
-_SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 _NUMERIC = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
 
 
@@ -210,7 +207,9 @@ class AiohttpTransport:
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             trust_env=False,
-            skip_auto_headers=_SKIP_AUTO_HEADERS,
+            # No skip_auto_headers: it costs aiohttp a header copy per request. The Dispatcher
+            # sets User-Agent and Content-Type, send() sets Accept-Encoding; what aiohttp adds
+            # on its own is "Accept: */*".
             max_line_size=_MAX_LINE,
             max_field_size=_MAX_LINE,
         )
