@@ -3,7 +3,7 @@
 Run it from the repository root (needs the ``async`` extra):
 
     python bench/bench_aio_transport.py [--hosts 100] [--concurrency 256 1024]
-                                        [--seconds 4] [--rounds 3]
+                                        [--seconds 4] [--rounds 3] [--httpx]
 
 The asyncio receiver of ``bench/bench_hosts.py`` runs in a subprocess, listening on ``--hosts``
 distinct loopback addresses (127.0.0.2, 127.0.0.3, ...) and answering every POST with 204
@@ -15,6 +15,8 @@ interleaved (the order rotating) so a burst of load from elsewhere hits both cli
   and reading the whole answer;
 - ``plain, tuned``: the same with the session settings the transport uses (no cookie jar,
   no decompression), to show what the transport's own work costs;
+- ``plain httpx`` (with ``--httpx``): the same with an ``httpx.AsyncClient`` without
+  connection limits, the other client the transport could be built on;
 - ``transport``: the same N tasks awaiting ``AiohttpTransport.send`` (network policy, capped
   read, deadline and all), with a new transport per round, as the plain client has a new
   session.
@@ -47,6 +49,7 @@ HEADERS = {"Content-Type": "application/json", "webhook-id": "msg_" + "0" * 32}
 RECEIVER = Path(__file__).resolve().parent / "bench_hosts.py"
 
 Send = Callable[[str], Awaitable[None]]
+ERRORS: dict[str, int] = {}  # failed requests by exception type, of the last client run
 
 
 Rate = tuple[float, float]  # requests per second, client CPU microseconds per request
@@ -61,9 +64,13 @@ async def _run(send: Send, urls: list[str], concurrency: int, seconds: float) ->
     async def work(i: int) -> None:
         n = i
         while time.perf_counter() < end:
-            await send(urls[n % len(urls)])
+            try:
+                await send(urls[n % len(urls)])
+            except Exception as exc:  # counted and shown, not fatal: a baseline may fail too
+                ERRORS[type(exc).__name__] = ERRORS.get(type(exc).__name__, 0) + 1
+            else:
+                done[i] += 1
             n += concurrency
-            done[i] += 1
 
     start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(work(i) for i in range(concurrency)))
@@ -107,6 +114,20 @@ async def plain_tuned(urls: list[str], concurrency: int, seconds: float) -> Rate
     )
 
 
+async def plain_httpx(urls: list[str], concurrency: int, seconds: float) -> Rate:
+    # The other asyncio HTTP client one could build the transport on.
+    import httpx  # noqa: PLC0415 - only with --httpx
+
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with httpx.AsyncClient(limits=limits) as client:
+
+        async def send(url: str) -> None:
+            response = await client.post(url, content=BODY, headers=HEADERS)
+            assert response.status_code == 204, response.status_code
+
+        return await _run(send, urls, concurrency, seconds)
+
+
 CLIENTS = {"plain aiohttp": plain, "plain, tuned": plain_tuned, "transport": transport}
 
 
@@ -127,7 +148,10 @@ async def bench(urls: list[str], args: argparse.Namespace) -> None:
             order = names[r % len(names) :] + names[: r % len(names)]
             got = {}
             for name in order:
+                ERRORS.clear()
                 got[name] = await CLIENTS[name](urls, concurrency, args.seconds)
+                if ERRORS:
+                    print(f"  {name}: failed requests (not counted) {ERRORS}")
             for name in names:
                 rates[name].append(got[name][0])
                 ratios[name].append(got[name][0] / got["plain aiohttp"][0])
@@ -158,7 +182,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--httpx", action="store_true", help="add a plain httpx.AsyncClient")
     args = parser.parse_args()
+    if args.httpx:
+        CLIENTS["plain httpx"] = plain_httpx
     receiver = subprocess.Popen(
         [
             sys.executable,

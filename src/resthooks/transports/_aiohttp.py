@@ -308,9 +308,16 @@ class AiohttpTransport:
         return "AiohttpTransport()"
 
 
+@functools.cache
+def _default_context() -> ssl.SSLContext:
+    # Loading the system's CA store takes tens of milliseconds: once per process, as aiohttp
+    # itself does (a context is safe to share between connections and threads).
+    return ssl.create_default_context()
+
+
 def _verified_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
     if context is None:
-        return ssl.create_default_context()
+        return _default_context()
     if not isinstance(context, ssl.SSLContext):
         raise ConfigurationError("ssl_context must be an ssl.SSLContext")
     if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
