@@ -21,7 +21,8 @@ interleaved (the order rotating) so a burst of load from elsewhere hits both cli
   read, deadline and all), with a new transport per round, as the plain client has a new
   session.
 
-Each prints requests per second and its ratio to plain aiohttp in the same round (the ceiling
+Each run has a warm-up second (the connections open) before its measured seconds. Each
+prints requests per second and its ratio to plain aiohttp in the same round (the ceiling
 is N / latency), and the client's CPU time per request with its ratio (steadier than the rate
 on a loaded machine: the CPU another engineer's job takes does not count).
 """
@@ -49,6 +50,7 @@ HEADERS = {"Content-Type": "application/json", "webhook-id": "msg_" + "0" * 32}
 RECEIVER = Path(__file__).resolve().parent / "bench_hosts.py"
 
 Send = Callable[[str], Awaitable[None]]
+WARMUP = 1.0  # seconds of each run not measured
 ERRORS: dict[str, int] = {}  # failed requests by exception type, of the last client run
 
 
@@ -56,27 +58,40 @@ Rate = tuple[float, float]  # requests per second, client CPU microseconds per r
 
 
 async def _run(send: Send, urls: list[str], concurrency: int, seconds: float) -> Rate:
-    """Requests per second of ``concurrency`` tasks calling ``send`` for ``seconds``, and the
-    client's CPU time per request (this process only: the receiver runs in another)."""
-    done = [0] * concurrency
-    end = time.perf_counter() + seconds
+    """Requests per second of ``concurrency`` tasks calling ``send`` for ``seconds`` after a
+    warm-up of ``WARMUP`` seconds (opening the connections: a worker runs for hours, so its
+    steady state is what counts), and the client's CPU time per request over the same
+    seconds (this process only: the receiver runs in another)."""
+    done = [0]
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + WARMUP
+    end = t0 + seconds
+    counting = [False]
 
     async def work(i: int) -> None:
         n = i
-        while time.perf_counter() < end:
+        while loop.time() < end:
             try:
                 await send(urls[n % len(urls)])
             except Exception as exc:  # counted and shown, not fatal: a baseline may fail too
                 ERRORS[type(exc).__name__] = ERRORS.get(type(exc).__name__, 0) + 1
             else:
-                done[i] += 1
+                if counting[0] and loop.time() < end:
+                    done[0] += 1
             n += concurrency
 
-    start, cpu = time.perf_counter(), time.process_time()
+    async def clock() -> tuple[float, float]:
+        await asyncio.sleep(WARMUP)
+        counting[0] = True
+        start, cpu = time.perf_counter(), time.process_time()
+        await asyncio.sleep(seconds)
+        counting[0] = False
+        return time.perf_counter() - start, time.process_time() - cpu
+
+    timing = asyncio.ensure_future(clock())
     await asyncio.gather(*(work(i) for i in range(concurrency)))
-    requests = sum(done)
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return requests / elapsed, cpu / requests * 1e6
+    elapsed, cpu = await timing
+    return done[0] / elapsed, cpu / max(done[0], 1) * 1e6
 
 
 async def plain(urls: list[str], concurrency: int, seconds: float, **options: Any) -> Rate:
