@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of the tables this release writes. A database at a higher version (written by
 a newer resthooks) is refused with :class:`~resthooks.errors.SchemaError`."""
 
@@ -116,6 +116,12 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
         )
         """,
         "CREATE INDEX ON {s}.attempts (delivery_id, seq)",
+    ),
+    # Each host's due deliveries in due order: a claim under the per-host limit reads the
+    # few oldest of each host with room (it ranked every due delivery with a window).
+    2: (
+        "CREATE INDEX deliveries_due_by_host ON {s}.deliveries (host, due_at, created_at, id) "
+        "WHERE due_at IS NOT NULL",
     ),
 }
 
@@ -615,21 +621,25 @@ class PostgresStore:
             FOR UPDATE SKIP LOCKED
         )
     """
-    # With a per-host limit: rank each host's due deliveries, keep those that fit under the
-    # limit given what that host has in flight, then lock what is still due.
+    # With a per-host limit: for each host of an active hook, the oldest due deliveries that
+    # fit under the limit given what it has in flight (a few steps of the index by host and
+    # due time each, whatever the backlog), the oldest of those, then lock what is still due.
     _CLAIM_PER_HOST: LiteralString = """
         WITH busy AS (
             SELECT host, count(*) AS n FROM {s}.deliveries
             WHERE state = 'in_flight' AND lease_until > %(now)s
             GROUP BY host
-        ), ranked AS (
-            SELECT id, host, due_at, created_at,
-                   row_number() OVER (PARTITION BY host ORDER BY due_at, created_at, id) AS rn
-            FROM {s}.deliveries WHERE due_at <= %(now)s
+        ), hosts AS (
+            SELECT DISTINCT host FROM {s}.hooks WHERE state = 'active'
         ), fitting AS (
-            SELECT ranked.id FROM ranked LEFT JOIN busy ON busy.host = ranked.host
-            WHERE ranked.rn <= %(per_host)s - coalesce(busy.n, 0)
-            ORDER BY ranked.due_at, ranked.created_at, ranked.id
+            SELECT c.id FROM hosts LEFT JOIN busy ON busy.host = hosts.host
+            CROSS JOIN LATERAL (
+                SELECT d.id, d.due_at, d.created_at FROM {s}.deliveries d
+                WHERE d.host = hosts.host AND d.due_at <= %(now)s
+                ORDER BY d.due_at, d.created_at, d.id
+                LIMIT greatest(%(per_host)s - coalesce(busy.n, 0), 0)
+            ) c
+            ORDER BY c.due_at, c.created_at, c.id
             LIMIT %(limit)s
         ), picked AS (
             SELECT d.id, d.due_at FROM {s}.deliveries d JOIN fitting ON fitting.id = d.id

@@ -135,6 +135,17 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX attempts_by_delivery ON attempts (delivery_id)",
     ),
+    (
+        # Open deliveries by hook, in the order they fall due: a claim under the per-host
+        # limit reads the oldest pending deliveries of a hook in a few index steps however
+        # long its backlog (it read every open delivery of the hook and sorted them). The
+        # key and condition still use no column a claim changes (next_attempt_at is set while
+        # a delivery is not final and changes only when an outcome is recorded), so a claim
+        # still does not touch this index; removing a hook still finds its open deliveries.
+        "DROP INDEX deliveries_open_by_hook",
+        "CREATE INDEX deliveries_open_by_hook_due ON deliveries (hook_id, next_attempt_at, seq)"
+        " WHERE next_attempt_at IS NOT NULL",
+    ),
 )
 
 #: The schema version this release writes (``PRAGMA user_version``).
@@ -815,29 +826,52 @@ class SQLiteStore:
         cursor.close()
         if exhausted or (with_room is not None and not with_room):
             return picked
-        # Saturated hosts' backlogs fill the front of the queue: rather than walk past them,
-        # take the oldest due rows of each hook whose host still has room (one probe of the
-        # hook index each), keep each host's oldest, and merge.
-        by_host: dict[str, list[str]] = {}
-        for hook_id, host in conn.execute("SELECT id, host FROM hooks WHERE state = 'active'"):
-            by_host.setdefault(host, []).append(hook_id)
-        candidates: list[list[tuple[int, int]]] = []
-        for host, hook_ids in by_host.items():
-            room = min(per_host - baseline[host], limit)
-            if room <= 0:
-                continue
-            rows = heapq.merge(
-                *(
-                    conn.execute(
-                        "SELECT due_at, seq FROM deliveries WHERE hook_id = ? "
-                        "AND next_attempt_at IS NOT NULL AND due_at <= ? "
-                        "ORDER BY due_at, seq LIMIT ?",
-                        (hook_id, at, room),
-                    ).fetchall()
-                    for hook_id in hook_ids
-                )
+        return self._pick_by_hook(conn, at, limit, per_host, baseline)
+
+    def _pick_by_hook(
+        self, conn: sqlite3.Connection, at: int, limit: int, per_host: int, busy: Counter[str]
+    ) -> list[int]:
+        """The oldest due deliveries of the hosts with room, found hook by hook.
+
+        Saturated hosts' backlogs fill the front of the due queue: rather than walk past them,
+        take the oldest pending deliveries of each hook whose host has room (a few steps of
+        the index of open deliveries by hook and due time each, whatever the backlog), and
+        the expired claims (from the index of deliveries in flight), keep each host's oldest
+        up to its room, and merge them, oldest due first.
+        """
+        rooms = {
+            host: min(per_host - busy[host], limit)
+            for (host,) in conn.execute("SELECT DISTINCT host FROM hooks WHERE state = 'active'")
+            if per_host - busy[host] > 0
+        }
+        by_host: dict[str, list[tuple[int, int]]] = {}
+        hosts = sorted(rooms)
+        for start in range(0, len(hosts), 500):
+            chunk = hosts[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            # One statement probes every hook of these hosts (a correlated subquery per hook,
+            # each reading at most the host's room of pending rows plus the hook's few in flight).
+            rows = conn.execute(
+                "SELECT h.host, d.next_attempt_at, d.seq FROM hooks h JOIN deliveries d "
+                "ON d.seq IN (SELECT p.seq FROM deliveries p WHERE p.hook_id = h.id "
+                "AND p.next_attempt_at IS NOT NULL AND p.next_attempt_at <= ? "
+                "AND p.state = 'pending' ORDER BY p.next_attempt_at, p.seq LIMIT ?) "
+                f"WHERE h.state = 'active' AND h.host IN ({marks})",
+                (at, min(per_host, limit), *chunk),
             )
-            candidates.append(list(itertools.islice(rows, room)))
+            for host, due_at, seq in rows:
+                by_host.setdefault(host, []).append((due_at, seq))
+        # Claims whose lease expired are due again, at their lease's end.
+        for host, due_at, seq in conn.execute(
+            "SELECT h.host, d.lease_until, d.seq FROM deliveries d JOIN hooks h "
+            "ON h.id = d.hook_id WHERE d.state = 'in_flight' AND d.lease_until <= ?",
+            (at,),
+        ):
+            if host in rooms:
+                by_host.setdefault(host, []).append((due_at, seq))
+        candidates = [
+            sorted(found)[: rooms[host]] for host, found in by_host.items() if host in rooms
+        ]
         return [seq for _, seq in itertools.islice(heapq.merge(*candidates), limit)]
 
     def _lease(
