@@ -179,8 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
     print(
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; 1,000 hooks; "
-        f"sizes {sizes}"
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; 1,000 hooks; sizes {sizes}"
     )
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         if args.store in ("sqlite", "both"):

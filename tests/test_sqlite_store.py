@@ -518,10 +518,10 @@ def test_per_host_claims_with_many_hooks_per_host_take_each_hosts_oldest(db: Pat
         later = now + timedelta(seconds=2)  # that claim's lease has ended: it is due again
         claims = store.claim_due(now=later, limit=20, lease_until=lease, max_in_flight_per_host=3)
         hosts = [c.hook.target_url.split("/")[2] for c in claims]
-        assert ["busy.example.com"] * 3 == [h for h in hosts if h.startswith("busy")]
+        assert [h for h in hosts if h.startswith("busy")] == ["busy.example.com"] * 3
         assert hosts.count("a.example.com") == hosts.count("b.example.com") == 3
         assert expired[0].delivery.id not in [c.delivery.id for c in claims]  # due later
-        dues = [c.delivery.next_attempt_at for c in claims if not c.hook.id == "hook_00001"]
+        dues = [c.delivery.next_attempt_at for c in claims if c.hook.id != "hook_00001"]
         assert sorted(dues) == dues  # type: ignore[type-var]
         # Each of a and b got its three oldest: the first emit that reached them, in order.
         for host in ("a.example.com", "b.example.com"):
@@ -548,7 +548,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_backlog(db: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     conn.close()
-    assert (SCHEMA_VERSION, 2) == (version, SCHEMA_VERSION)
+    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 3)
     assert "deliveries_open_by_hook_due" in indexes
     assert "deliveries_open_by_hook" not in indexes
     with SQLiteStore(db) as store:
