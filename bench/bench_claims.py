@@ -21,6 +21,7 @@ claim costs the same at 1,000,000 pending as at 10,000.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -170,6 +171,14 @@ def _postgres() -> Iterator[str]:
         yield cluster.conninfo()
 
 
+def _sqlite_store(cls: Any, folder: Path, tag: str) -> Any:
+    return cls(folder / f"{tag}.db")
+
+
+def _postgres_store(cls: Any, conninfo: str, tag: str) -> Any:
+    return cls(conninfo, schema=tag)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
@@ -189,7 +198,7 @@ def main() -> None:
             if args.before:
                 classes["before"] = load_before(args.before, "resthooks.stores.sqlite").SQLiteStore
             makers = {
-                name: (lambda cls: lambda tag: cls(Path(tmp) / f"{tag}.db"))(cls)
+                name: functools.partial(_sqlite_store, cls, Path(tmp))
                 for name, cls in classes.items()
             }
             run("SQLite", makers, _grow_sqlite, sizes, args.claims)
@@ -203,7 +212,7 @@ def main() -> None:
                     args.before, "resthooks.stores.postgres"
                 ).PostgresStore
             makers = {
-                name: (lambda cls: lambda tag: cls(conninfo, schema=tag))(cls)
+                name: functools.partial(_postgres_store, cls, conninfo)
                 for name, cls in classes.items()
             }
             run("PostgreSQL", makers, _grow_postgres, sizes, args.claims)
