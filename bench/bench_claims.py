@@ -6,11 +6,13 @@ Run from the repository root:
                                  [--before REV] [--claims 15]
 
 For each store and each shape (1,000 hooks on 1,000, 100 or 10 hosts: 1, 10 or 100 hooks per
-host, each host's hooks subscribed one after the other, so a host's deliveries come in a
-run), the backlog grows from the first size to the last (bulk-inserted pending deliveries,
-oldest first in fan-out order), and at each size ``claim_due(limit=100,
+host), the backlog grows from the first size to the last (bulk-inserted pending deliveries in
+fan-out order), the deliveries of the first tenth of the hosts due a day before the others
+(hosts that fell behind: their backlog fills the front of the due queue). At each size those
+hosts' limit's worth is claimed and held in flight, then ``claim_due(limit=100,
 max_in_flight_per_host=4)`` (the worker's claim under the default limit) is timed
-``--claims`` times, each claim's deliveries recorded as delivered (untimed) before the next.
+``--claims`` times, each claim's deliveries recorded as delivered (untimed) before the next:
+every timed claim has to reach past the saturated hosts' backlog.
 With ``--before REV`` the store of that git revision runs beside the current one on its own
 file or schema, claims alternating, so before and after share the machine's load.
 
@@ -59,8 +61,9 @@ def _hooks(per_host: int) -> list[Hook]:
 # -- bulk loading ------------------------------------------------------------------------------
 
 
-def _grow_sqlite(store: Any, emits_from: int, emits_to: int) -> None:
-    """Append pending deliveries of emits ``emits_from..emits_to`` to every hook."""
+def _grow_sqlite(store: Any, emits_from: int, emits_to: int, hot: int) -> None:
+    """Append pending deliveries of emits ``emits_from..emits_to`` to every hook; those of the
+    first ``hot`` hooks are due a day before the others (their hosts fell behind)."""
     conn = store._conn()
     conn.execute("BEGIN IMMEDIATE")
     conn.execute(
@@ -72,13 +75,15 @@ def _grow_sqlite(store: Any, emits_from: int, emits_to: int) -> None:
         "WITH RECURSIVE k(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?) "
         "INSERT INTO deliveries (salt, hook_id, message_id, state, attempts, next_attempt_at, "
         "updated_at, due_at) SELECT random() & 0x7fffffffffffffff, h.id, 1, 'pending', 0, "
-        "? + k.i, ? + k.i, ? + k.i FROM k CROSS JOIN hooks h ORDER BY k.i, h.created_at, h.id",
-        (emits_from, emits_to, t0, t0, t0),
+        "d + k.i, d + k.i, d + k.i FROM k CROSS JOIN (SELECT id, created_at, "
+        "CASE WHEN id < ? THEN ? ELSE ? END AS d FROM hooks) h "
+        "ORDER BY k.i, h.created_at, h.id",
+        (emits_from, emits_to, f"hook_{hot:05d}", t0, t0 + 86_400_000_000),
     )
     conn.execute("COMMIT")
 
 
-def _grow_postgres(store: Any, emits_from: int, emits_to: int) -> None:
+def _grow_postgres(store: Any, emits_from: int, emits_to: int, hot: int) -> None:
     from psycopg import sql  # noqa: PLC0415 - optional
 
     s = sql.Identifier(store.schema)
@@ -94,10 +99,11 @@ def _grow_postgres(store: Any, emits_from: int, emits_to: int) -> None:
                 "next_attempt_at, due_at, created_at, updated_at) "
                 "SELECT 'msg_' || md5(k::text || h.id), h.id, h.owner, h.event, 1, h.host, "
                 "'pending', t, t, t, t FROM generate_series(%s, %s) k CROSS JOIN {s}.hooks h, "
-                "LATERAL (SELECT %s::timestamptz + k * interval '1 second' AS t) x "
+                "LATERAL (SELECT %s::timestamptz + k * interval '1 microsecond' "
+                "+ CASE WHEN h.id < %s THEN interval '0' ELSE interval '1 day' END AS t) x "
                 "ORDER BY k, h.created_at, h.id"
             ).format(s=s),
-            (emits_from, emits_to - 1, T0),
+            (emits_from, emits_to - 1, T0, f"hook_{hot:05d}"),
         )
         conn.execute(sql.SQL("ANALYZE {}.deliveries").format(s))
 
@@ -125,7 +131,7 @@ def _claim(store: Any, now: datetime) -> float:
 def run(
     kind: str,
     makers: dict[str, Callable[[str], Any]],
-    grow: Callable[[Any, int, int], None],
+    grow: Callable[[Any, int, int, int], None],
     sizes: list[int],
     claims: int,
 ) -> None:
@@ -139,19 +145,39 @@ def run(
                 store.add_hook(hook, max_per_owner=None)
         results: dict[str, list[float]] = {name: [] for name in stores}
         emitted = 0
+        hosts = HOOKS // per_host
+        hot_hosts = max(1, hosts // 10)
         for size in sizes:
             target = size // HOOKS
             for store in stores.values():
-                grow(store, emitted, target)
+                grow(store, emitted, target, hot_hosts * per_host)
             emitted = target
             now = T0 + timedelta(days=400)
+            # The hot hosts' backlog is at the front of the due queue; their limit's worth is
+            # in flight (held by a slow worker, say), so a claim must reach past all of it.
+            held = {
+                name: store.claim_due(
+                    now=now,
+                    limit=4 * hot_hosts,
+                    lease_until=now + timedelta(hours=1),
+                    max_in_flight_per_host=4,
+                )
+                for name, store in stores.items()
+            }
             samples: dict[str, list[float]] = {name: [] for name in stores}
             for i in range(claims):
                 order = list(stores) if i % 2 == 0 else list(reversed(stores))
                 for name in order:
                     samples[name].append(_claim(stores[name], now))
-            for name in stores:
+            for name, store in stores.items():
                 results[name].append(statistics.median(samples[name]))
+                store.record(
+                    [
+                        Outcome(delivery_id=c.delivery.id, token=c.token, kind=OutcomeKind.RELEASE)
+                        for c in held[name]
+                    ],
+                    now=now,
+                )
         for name, times in results.items():
             print(
                 f"{per_host:>10d} {name:>8s}"

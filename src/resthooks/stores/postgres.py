@@ -43,7 +43,7 @@ from ..outcomes import (
     may_touch_hook,
     transition,
 )
-from ._common import attempt_from_row, delivery_from_row, hook_from_row, target_host
+from ._common import LazyDeliveries, attempt_from_row, delivery_from_row, hook_from_row, target_host
 
 if TYPE_CHECKING:
     from typing_extensions import LiteralString
@@ -621,8 +621,7 @@ class PostgresStore:
                %(now)s
         FROM matched CROSS JOIN message
         ORDER BY matched.created_at, matched.id
-        RETURNING id, hook_id, owner, event, state, attempts, next_attempt_at, created_at,
-                  updated_at, last_error
+        RETURNING id, hook_id
     """
 
     def enqueue(
@@ -633,7 +632,7 @@ class PostgresStore:
         body: bytes,
         now: datetime,
         connection: object | None = None,
-    ) -> list[Delivery]:
+    ) -> Sequence[Delivery]:
         """Fan out one event in one ``INSERT ... SELECT``; the body is stored once.
 
         With ``connection`` (a :class:`psycopg.Connection` to the same database), the rows
@@ -645,14 +644,30 @@ class PostgresStore:
                 autocommit mode outside a transaction (the rows would commit at once).
             StoreError: If the database refuses.
         """
-        params = {"owner": owner, "event": event, "body": body, "now": now}
+        return self.enqueue_many([(owner, event, body)], now=now, connection=connection)
+
+    def enqueue_many(
+        self,
+        events: Sequence[tuple[str, str, bytes]],
+        *,
+        now: datetime,
+        connection: object | None = None,
+    ) -> Sequence[Delivery]:
+        """Fan out several events, each ``(owner, event, body)``, in one transaction.
+
+        One ``INSERT ... SELECT`` per event, sent together in one round trip (psycopg's
+        pipeline), one commit for all; ``connection`` as for :meth:`enqueue`.
+        :meth:`resthooks.Dispatcher.emit_many` calls it.
+
+        .. versionadded:: 0.2.0
+        """
+        params = [{"owner": o, "event": e, "body": b, "now": now} for o, e, b in events]
+        if not params:
+            return []
         if connection is None:
-            with self._tx(atomic=False) as cur:
-                cur.execute(self._q(self._ENQUEUE), params)
-                rows = cur.fetchall()
-                if rows and self.notify:
-                    cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
-            return [_delivery(r) for r in rows]
+            with self._tx(atomic=len(params) > 1) as cur:
+                found = self._fan_out(cur, params)
+            return self._deliveries(found, now)
         if not isinstance(connection, psycopg.Connection):
             raise ConfigurationError(
                 "connection: must be a psycopg.Connection to the store's database, not "
@@ -666,14 +681,57 @@ class PostgresStore:
             )
         try:
             with connection.cursor() as cur:
-                cur.execute(self._q(self._ENQUEUE), params)
-                rows = cur.fetchall()
-                if rows and self.notify:
-                    # Delivered by PostgreSQL only if the caller's transaction commits.
-                    cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
+                # Delivered by PostgreSQL only if the caller's transaction commits.
+                found = self._fan_out(cur, params)
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
-        return [_delivery(r) for r in rows]
+        return self._deliveries(found, now)
+
+    def _fan_out(
+        self, cur: psycopg.Cursor[Any], params: list[dict[str, Any]]
+    ) -> list[tuple[str, str, str, str]]:
+        """Run the fan-outs; (id, hook_id, owner, event) of every delivery made, in order."""
+        found: list[tuple[str, str, str, str]] = []
+        if len(params) == 1:
+            cur.execute(self._q(self._ENQUEUE), params[0])
+            results = [cur.fetchall()]
+        else:
+            cur.executemany(self._q(self._ENQUEUE), params, returning=True)
+            results = []
+            while True:
+                results.append(cur.fetchall())
+                if not cur.nextset():
+                    break
+        for p, rows in zip(params, results, strict=True):
+            found.extend((r[0], r[1], p["owner"], p["event"]) for r in rows)
+        if found and self.notify:
+            cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
+        return found
+
+    @staticmethod
+    def _deliveries(found: list[tuple[str, str, str, str]], now: datetime) -> Sequence[Delivery]:
+        # Only the ids come back from the database (decoding every column of 10,000 rows
+        # was half the fan-out's time with the pure-Python psycopg); the rest is what was
+        # written. The values are built when first read.
+        if not found:
+            return []
+        at = _utc_required(now)
+
+        def load() -> list[Delivery]:
+            return [
+                Delivery(
+                    id=delivery_id,
+                    hook_id=hook_id,
+                    owner=owner,
+                    event=event,
+                    next_attempt_at=at,
+                    created_at=at,
+                    updated_at=at,
+                )
+                for delivery_id, hook_id, owner, event in found
+            ]
+
+        return LazyDeliveries(len(found), load)
 
     _CLAIM: LiteralString = """
         WITH picked AS (
