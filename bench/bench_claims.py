@@ -98,7 +98,7 @@ def _grow_postgres(store: Any, emits_from: int, emits_to: int, hot: int) -> None
                 "INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state, "
                 "next_attempt_at, due_at, created_at, updated_at) "
                 "SELECT 'msg_' || md5(k::text || h.id), h.id, h.owner, h.event, 1, h.host, "
-                "'pending', t, t, t, t FROM generate_series(%s, %s) k CROSS JOIN {s}.hooks h, "
+                "'pending', t, t, t, t FROM generate_series(%s::int, %s::int) k CROSS JOIN {s}.hooks h, "
                 "LATERAL (SELECT %s::timestamptz + k * interval '1 microsecond' "
                 "+ CASE WHEN h.id < %s THEN interval '0' ELSE interval '1 day' END AS t) x "
                 "ORDER BY k, h.created_at, h.id"
