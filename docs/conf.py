@@ -32,6 +32,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"(aiohttp\..*|yarl\..*)"),
     (r"py:class", r"(Resolver|IPAddress|IPNetwork|ssl\..*)"),
     (r"py:class", r"(ConnectionPool|psycopg_pool\..*)"),
+    (r"py:class", r"(asyncio\..*|Executor|concurrent\.futures\..*|P|Lifespan)"),
     # Web frameworks have their own documentation, which the offline build cannot link to.
     (r"py:(class|exc|obj|func)", r"(django|flask|werkzeug|fastapi|starlette|click)\..*"),
     (r"py:class", r"contextlib\..*"),
