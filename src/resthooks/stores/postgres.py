@@ -775,7 +775,7 @@ class PostgresStore:
         body: bytes,
         now: datetime,
         connection: object,
-    ) -> list[Delivery]:
+    ) -> Sequence[Delivery]:
         """:meth:`enqueue` through the host's :class:`psycopg.AsyncConnection`, on its loop.
 
         The transactional outbox of asyncio hosts (:meth:`resthooks.aio.AsyncDispatcher.emit`
@@ -804,7 +804,7 @@ class PostgresStore:
                     await cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
-        return [_delivery(r) for r in rows]
+        return self._deliveries([(r[0], r[1], owner, event) for r in rows], now)
 
     _CLAIM: LiteralString = """
         WITH picked AS (
