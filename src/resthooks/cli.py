@@ -16,6 +16,7 @@ of the Dispatcher still applies. See the "Command line" page of the documentatio
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ from .events import CAPSULE_EVENTS
 from .lifecycle import AttemptFinished, LifecycleEvent
 from .model import Attempt, Delivery, DeliveryState, Hook, HookState, OutcomeKind
 from .network import NetworkPolicy
-from .outcomes import Verdict
+from .outcomes import DeliverySummary, Verdict
 from .stores import SQLiteStore, Store
 from .urls import mask_url, validate_target_url
 
@@ -676,13 +677,24 @@ def _cmd_worker(ctx: _Context) -> _Result:
     report = _WorkerReport(
         dispatcher, ctx.stdout, live=ctx.stdout.isatty() and not as_json, as_json=as_json
     )
-    with _stop_on_signals(stop), report:
-        if args.once:
-            summary = dispatcher.run_until_idle(workers=args.workers, stop=stop)
-        else:
-            summary = dispatcher.run(
-                workers=args.workers, stop=stop, poll_interval=args.poll_interval
+    concurrency = getattr(args, "concurrency", None)
+    if concurrency is not None:
+        with report:
+            summary = _run_async_worker(
+                dispatcher,
+                concurrency,
+                once=args.once,
+                stop=stop,
+                poll_interval=args.poll_interval,
             )
+    else:
+        with _stop_on_signals(stop), report:
+            if args.once:
+                summary = dispatcher.run_until_idle(workers=args.workers, stop=stop)
+            else:
+                summary = dispatcher.run(
+                    workers=args.workers, stop=stop, poll_interval=args.poll_interval
+                )
     data = {
         "stopped": "idle" if args.once and not stop.is_set() else "signal",
         **attrs.asdict(summary),
@@ -696,14 +708,55 @@ def _cmd_worker(ctx: _Context) -> _Result:
     return _Result(data, render, compact=True)
 
 
+def _run_async_worker(
+    dispatcher: Dispatcher,
+    concurrency: int,
+    *,
+    once: bool,
+    stop: threading.Event,
+    poll_interval: float,
+) -> DeliverySummary:
+    """``worker --concurrency N``: the asyncio worker, on the aiohttp transport."""
+    if concurrency < 1:
+        raise ValidationError("concurrency", f"must be at least 1; got {concurrency}")
+    if importlib.util.find_spec("aiohttp") is None:
+        raise ConfigurationError(
+            "--concurrency runs the asyncio worker, which needs the async extra: "
+            "pip install 'resthooks[async]' (or use --workers N for threads)"
+        )
+    import asyncio  # noqa: PLC0415 - only this command needs it
+
+    from .aio import AsyncDispatcher  # noqa: PLC0415 - only this command needs it
+    from .transports import AiohttpTransport  # noqa: PLC0415 - needs the async extra
+
+    async def run() -> DeliverySummary:
+        transport = AiohttpTransport(policy=dispatcher.network_policy)
+        worker = AsyncDispatcher(dispatcher, transport=transport).worker(
+            concurrency=concurrency, poll_interval=poll_interval
+        )
+        try:
+            with _stop_on_signals(stop, also=worker.stop):
+                if once:
+                    return await worker.run_until_idle()
+                return await worker.run()
+        finally:
+            await transport.aclose()
+
+    return asyncio.run(run())
+
+
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def _stop_on_signals(
+    stop: threading.Event, *, also: Callable[[], object] | None = None
+) -> Iterator[None]:
     """SIGINT and SIGTERM ask for a clean stop; a second one stops at once, as usual."""
     signals = [signal.SIGINT, signal.SIGTERM]
     previous = {s: signal.getsignal(s) for s in signals}
 
     def ask_to_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
+        if also is not None:
+            also()  # the async worker's stop(): safe from a signal handler (thread-safe)
         for s in signals:
             signal.signal(s, signal.SIG_DFL if s is signal.SIGTERM else signal.default_int_handler)
 
@@ -825,6 +878,14 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
         default=poll_interval,
         metavar="SECONDS",
         help=f"seconds between looks for other processes' work (default {poll_interval:g})",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the asyncio worker with N deliveries in flight instead of threads "
+        "(needs the async extra; 256 is a good start)",
     )
     worker.add_argument("--once", action="store_true", help="stop when nothing is due")
     allow_network(worker)
