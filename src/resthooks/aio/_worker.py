@@ -114,9 +114,17 @@ class AsyncWorker:
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._heartbeat: datetime | None = None
 
     def __repr__(self) -> str:
         return f"<AsyncWorker concurrency={self.concurrency} dispatcher={self.dispatcher!r}>"
+
+    @property
+    def heartbeat(self) -> datetime | None:
+        """When the running loop last went round (the Dispatcher's clock), or ``None`` when
+        it is not running, as :attr:`Worker.heartbeat <resthooks.worker.Worker.heartbeat>`
+        (what :func:`resthooks.health.check_health` watches). Readable from any thread."""
+        return self._heartbeat
 
     async def run(self, stop: asyncio.Event | None = None) -> DeliverySummary:
         """Deliver until ``stop`` is set (or :meth:`stop` is called, or the task is cancelled).
@@ -172,6 +180,7 @@ class AsyncWorker:
             await session.loop(once=once)
             await session.finish()
         finally:
+            self._heartbeat = None
             if watcher is not None:
                 watcher.cancel()
             await session.abandon()
@@ -283,6 +292,7 @@ class _Session:
     async def loop(self, *, once: bool) -> None:
         concurrency = self.worker.concurrency
         while not self.stopping():
+            self.worker._heartbeat = self.clock.now()
             # Cleared before collecting results: an attempt that ends after this point sets
             # it again, so the waits below cannot miss it.
             self.wake.clear()
