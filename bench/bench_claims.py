@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -61,22 +62,31 @@ def _hooks(per_host: int) -> list[Hook]:
 # -- bulk loading ------------------------------------------------------------------------------
 
 
+def _table(conn: sqlite3.Connection, name: str) -> str:
+    """The store's table ``name`` in this file: prefixed (``resthooks_``) since schema 3."""
+    prefixed = f"resthooks_{name}"
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (prefixed,)).fetchone()
+    return prefixed if found else name
+
+
 def _grow_sqlite(store: Any, emits_from: int, emits_to: int, hot: int) -> None:
     """Append pending deliveries of emits ``emits_from..emits_to`` to every hook; those of the
     first ``hot`` hooks are due a day before the others (their hosts fell behind)."""
     conn = store._conn()
     conn.execute("BEGIN IMMEDIATE")
     conn.execute(
-        "INSERT OR IGNORE INTO messages (id, owner, event, created_at, body, remaining) "
+        f"INSERT OR IGNORE INTO {_table(conn, 'messages')} "
+        "(id, owner, event, created_at, body, remaining) "
         "VALUES (1, 'acme', 'party/created', 0, x'7b7d', 0)"
     )
     t0 = (T0 - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
     conn.execute(
         "WITH RECURSIVE k(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?) "
-        "INSERT INTO deliveries (salt, hook_id, message_id, state, attempts, next_attempt_at, "
+        f"INSERT INTO {_table(conn, 'deliveries')} "
+        "(salt, hook_id, message_id, state, attempts, next_attempt_at, "
         "updated_at, due_at) SELECT random() & 0x7fffffffffffffff, h.id, 1, 'pending', 0, "
         "d + k.i, d + k.i, d + k.i FROM k CROSS JOIN (SELECT id, created_at, "
-        "CASE WHEN id < ? THEN ? ELSE ? END AS d FROM hooks) h "
+        f"CASE WHEN id < ? THEN ? ELSE ? END AS d FROM {_table(conn, 'hooks')}) h "
         "ORDER BY k.i, h.created_at, h.id",
         (emits_from, emits_to, f"hook_{hot:05d}", t0, t0 + 86_400_000_000),
     )

@@ -32,6 +32,13 @@ from resthooks.transports import Urllib3Transport
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
+def _table(conn: sqlite3.Connection, name: str) -> str:
+    """The store's table ``name`` in this file: prefixed (``resthooks_``) since schema 3."""
+    prefixed = f"resthooks_{name}"
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (prefixed,)).fetchone()
+    return prefixed if found else name
+
+
 def hook(n: int, url: str) -> Hook:
     return Hook(
         id=f"hook_{n:07d}",
@@ -118,8 +125,9 @@ def _owners_store(cls: type, path: Path, owners: int, per_owner: int) -> Store:
     conn = store._conn()  # type: ignore[attr-defined]
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany(
-        "INSERT INTO hooks (id, owner, event, target_url, host, description, state, "
-        "created_at, updated_at) VALUES (?, ?, 'party/created', ?, ?, '', 'active', 0, 0)",
+        f"INSERT INTO {_table(conn, 'hooks')} (id, owner, event, target_url, host, "
+        "description, state, created_at, updated_at) "
+        "VALUES (?, ?, 'party/created', ?, ?, '', 'active', 0, 0)",
         (
             (f"hook_{o:04d}_{n:03d}", f"owner{o}", f"https://h{n}.example.com/{o}", f"h{n}")
             for o in range(owners)
