@@ -100,7 +100,7 @@ def test_two_uvicorn_workers_each_running_the_worker_deliver_every_event_once(
         for n in range(20):
             assert _call(base + "/parties", method="POST", body={"id": n})[0] == 201
         deadline = time.monotonic() + 60
-        while len({i for _, i in receiver.requests}) < 20 and time.monotonic() < deadline:
+        while len({d.webhook_id for d in receiver.deliveries}) < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
         server.send_signal(signal.SIGTERM)
         _out, err = server.communicate(timeout=60)
@@ -110,7 +110,7 @@ def test_two_uvicorn_workers_each_running_the_worker_deliver_every_event_once(
             server.communicate()
 
     assert server.returncode == 0, err
-    counts = Counter(i for _, i in receiver.requests)
+    counts = Counter(d.webhook_id for d in receiver.deliveries)
     assert len(counts) == 20
     assert set(counts.values()) == {1}
     store = SQLiteStore(db)
