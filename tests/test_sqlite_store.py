@@ -485,3 +485,41 @@ def test_fan_out_returns_the_rows_it_stored_in_hook_order(db: Path) -> None:
         listed = store.list_deliveries(owner="acme", limit=100)
         assert listed[:5] == sorted(made, key=lambda d: d.id, reverse=True)
         assert listed[5:] == sorted(earlier, key=lambda d: d.id, reverse=True)
+
+
+def test_a_file_of_the_previous_version_gains_the_trace_context_column(db: Path) -> None:
+    """A version-2 file (before trace contexts) is migrated on open: its deliveries claim with
+    no trace context, new ones keep theirs."""
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with SQLiteStore(db) as store:
+        store.add_hook(_hook(1), max_per_owner=None)
+        (old,) = store.enqueue(
+            owner="acme", event="party/created", body=b"{}", now=T0 + timedelta(seconds=0)
+        )
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("ALTER TABLE messages DROP COLUMN trace_context")
+        conn.execute("PRAGMA user_version = 2")
+        conn.commit()
+    finally:
+        conn.close()
+    with SQLiteStore(db) as store:
+        (new,) = store.enqueue(
+            owner="acme",
+            event="party/created",
+            body=b"{}",
+            now=T0 + timedelta(seconds=1),
+            trace_context=traceparent,
+        )
+        claims = store.claim_due(
+            now=T0 + timedelta(seconds=2), limit=10, lease_until=T0 + timedelta(seconds=100)
+        )
+    assert [(c.delivery.id, c.trace_context) for c in claims] == [
+        (old.id, None),
+        (new.id, traceparent),
+    ]
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    finally:
+        conn.close()

@@ -434,7 +434,12 @@ class Dispatcher:
             trace = EmitTrace(event=event, owner=owner)
             with observer(trace):
                 created = self.store.enqueue(
-                    owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
+                    owner=owner,
+                    event=event,
+                    body=body,
+                    now=self.clock.now(),
+                    connection=connection,
+                    **trace.store_arguments(),
                 )
                 trace.deliveries = len(created)
         self._emitted(created, transactional=connection is not None)
@@ -804,7 +809,14 @@ class Dispatcher:
         results = self.store.record(outcomes, now=self.clock.now())
         _log.log_outcomes(outcomes, results, hooks)
         if self._listeners:
-            lifecycle.notify_recorded(self._listeners, outcomes, results, hooks, self.store)
+            traces = (
+                {c.delivery.id: c.trace_context for c in claims if c.trace_context}
+                if claims is not None
+                else None
+            )
+            lifecycle.notify_recorded(
+                self._listeners, outcomes, results, hooks, self.store, trace_contexts=traces
+            )
         return summarize(outcomes, results)
 
     def _hooks_of(self, outcomes: Sequence[Outcome]) -> dict[str, Hook]:

@@ -44,6 +44,8 @@ Example:
     >>> emit, attempt = exporter.get_finished_spans()
     >>> emit.name, attempt.name, attempt.attributes["http.response.status_code"]
     ('emit party/created', 'POST', 204)
+    >>> attempt.links[0].context.span_id == emit.context.span_id
+    True
     >>> instrumentation.close()
 
 .. versionadded:: 0.2.0

@@ -112,6 +112,7 @@ class AsyncWorker:
         self.grace = float(grace) if grace is not None else self.dispatcher.timeouts.total
         self._stopping = False
         self._running = False
+        self._heartbeat: datetime | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
 
@@ -142,6 +143,16 @@ class AsyncWorker:
         still while it runs); ``stop`` ends it early, as in :meth:`run`.
         """
         return await self._run(stop, once=True)
+
+    @property
+    def heartbeat(self) -> datetime | None:
+        """When the running loop last went round (the Dispatcher's clock), or ``None`` when
+        it is not running, as :attr:`Worker.heartbeat <resthooks.worker.Worker.heartbeat>`:
+        what :func:`resthooks.health.check_health` watches.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._heartbeat
 
     def stop(self) -> None:
         """Ask the running worker to stop (safe from any thread). A stop asked for before
@@ -179,6 +190,7 @@ class AsyncWorker:
             self._loop = self._wake = None
             self._stopping = False
             self._running = False
+            self._heartbeat = None
         logger.info(
             "async worker stopped: %d attempts recorded",
             session.summary.attempts,
@@ -278,6 +290,7 @@ class _Session:
     async def loop(self, *, once: bool) -> None:
         concurrency = self.worker.concurrency
         while not self.stopping():
+            self.worker._heartbeat = self.clock.now()
             # Cleared before collecting results: an attempt that ends after this point sets
             # it again, so the waits below cannot miss it.
             self.wake.clear()

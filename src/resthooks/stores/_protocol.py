@@ -115,6 +115,7 @@ class DeliveryStore(Protocol):
         body: bytes,
         now: datetime,
         connection: object | None = None,
+        trace_context: str | None = None,
     ) -> list[Delivery]:
         """Fan out one event: one pending delivery, due ``now``, per active hook of ``owner``
         subscribed to ``event``, in one transaction. ``body`` is stored once per call or per
@@ -125,6 +126,11 @@ class DeliveryStore(Protocol):
         with a transaction open. The store writes through it and neither commits nor rolls
         back, so the deliveries exist only if the caller's transaction commits. A store that
         cannot do this raises :class:`~resthooks.errors.ConfigurationError` when given one.
+
+        ``trace_context`` (a W3C ``traceparent``, already validated, or ``None``) is kept with
+        the deliveries of this call and handed back in each :class:`~resthooks.Claim`. The
+        Dispatcher passes it only when a tracer gave one, so a store of your own without the
+        argument works until tracing is turned on.
         """
         ...
 

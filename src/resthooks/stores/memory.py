@@ -40,6 +40,7 @@ class _Row:
     host: str
     token: str | None = None
     lease_until: datetime | None = None
+    trace_context: str | None = None
     # Whether the row counts in its host's in-flight count (in flight under a lease not yet
     # found expired).
     counted: bool = False
@@ -309,6 +310,7 @@ class MemoryStore:
         body: bytes,
         now: datetime,
         connection: object | None = None,
+        trace_context: str | None = None,
     ) -> list[Delivery]:
         if connection is not None:
             raise ConfigurationError(
@@ -331,7 +333,7 @@ class MemoryStore:
                     created_at=now,
                     updated_at=now,
                 )
-                row = _Row(delivery, body, hosts[hook.id])
+                row = _Row(delivery, body, hosts[hook.id], trace_context=trace_context)
                 self._rows[delivery.id] = row
                 self._set(row, delivery)
                 created.append(delivery)
@@ -404,6 +406,7 @@ class MemoryStore:
             body=row.body,
             token=row.token,
             lease_until=lease_until,
+            trace_context=row.trace_context,
         )
 
     def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version of the tables this release writes. A database at a higher version (written by
 a newer resthooks) is refused with :class:`~resthooks.errors.SchemaError`."""
 
@@ -141,6 +141,8 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
         )
         """,
     ),
+    # The W3C traceparent of the emit, shared by its deliveries (NULL when not traced).
+    3: ("ALTER TABLE {s}.messages ADD COLUMN trace_context text",),
 }
 
 # Open deliveries the store cannot turn into claims, with why. A damaged row is found by
@@ -644,8 +646,8 @@ class PostgresStore:
             SELECT id, host, created_at FROM {s}.hooks
             WHERE owner = %(owner)s AND event = %(event)s AND state = 'active'
         ), message AS (
-            INSERT INTO {s}.messages (body)
-            SELECT %(body)s WHERE EXISTS (SELECT 1 FROM matched)
+            INSERT INTO {s}.messages (body, trace_context)
+            SELECT %(body)s, %(trace_context)s WHERE EXISTS (SELECT 1 FROM matched)
             RETURNING id
         )
         INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
@@ -667,6 +669,7 @@ class PostgresStore:
         body: bytes,
         now: datetime,
         connection: object | None = None,
+        trace_context: str | None = None,
     ) -> list[Delivery]:
         """Fan out one event in one ``INSERT ... SELECT``; the body is stored once.
 
@@ -679,7 +682,13 @@ class PostgresStore:
                 autocommit mode outside a transaction (the rows would commit at once).
             StoreError: If the database refuses.
         """
-        params = {"owner": owner, "event": event, "body": body, "now": now}
+        params = {
+            "owner": owner,
+            "event": event,
+            "body": body,
+            "now": now,
+            "trace_context": trace_context,
+        }
         if connection is None:
             with self._tx(atomic=False) as cur:
                 cur.execute(self._q(self._ENQUEUE), params)
@@ -712,6 +721,7 @@ class PostgresStore:
         body: bytes,
         now: datetime,
         connection: object,
+        trace_context: str | None = None,
     ) -> list[Delivery]:
         """:meth:`enqueue` through the host's :class:`psycopg.AsyncConnection`, on its loop.
 
@@ -732,7 +742,13 @@ class PostgresStore:
                 f"{type(connection).__name__}"
             )
         _check_in_transaction(connection)
-        params = {"owner": owner, "event": event, "body": body, "now": now}
+        params = {
+            "owner": owner,
+            "event": event,
+            "body": body,
+            "now": now,
+            "trace_context": trace_context,
+        }
         try:
             async with connection.cursor() as cur:
                 await cur.execute(self._q(self._ENQUEUE), params)
@@ -791,7 +807,7 @@ class PostgresStore:
             h.id, h.owner, h.event, h.target_url, h.description, h.state, h.created_at,
             h.updated_at, h.dead_reason, h.dead_at, h.secret, h.previous_secret,
             h.previous_secret_until,
-            m.body, d.token, d.lease_until
+            m.body, d.token, d.lease_until, m.trace_context
     """
 
     def claim_due(
@@ -902,6 +918,7 @@ class PostgresStore:
                     body=bytes(r[24]),
                     token=r[25],
                     lease_until=_utc_required(r[26]),
+                    trace_context=r[27],
                 )
                 for r in rows
             ]

@@ -160,6 +160,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # The W3C traceparent of the emit, shared by its deliveries (NULL when not traced).
+    ("ALTER TABLE messages ADD COLUMN trace_context TEXT",),
 )
 
 #: The schema version this release writes (``PRAGMA user_version``).
@@ -699,6 +701,7 @@ class SQLiteStore:
         body: bytes,
         now: datetime,
         connection: object | None = None,
+        trace_context: str | None = None,
     ) -> list[Delivery]:
         """Fan out one event (see :meth:`resthooks.stores.DeliveryStore.enqueue`).
 
@@ -718,10 +721,10 @@ class SQLiteStore:
         """
         if connection is None:
             with self._write("enqueueing deliveries") as conn:
-                return self._enqueue(conn, owner, event, body, now)
+                return self._enqueue(conn, owner, event, body, now, trace_context=trace_context)
         conn = self._host_connection(connection)
         try:
-            return self._enqueue(conn, owner, event, body, now)
+            return self._enqueue(conn, owner, event, body, now, trace_context=trace_context)
         except sqlite3.Error as exc:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
 
@@ -754,13 +757,20 @@ class SQLiteStore:
         return connection
 
     def _enqueue(
-        self, conn: sqlite3.Connection, owner: str, event: str, body: bytes, now: datetime
+        self,
+        conn: sqlite3.Connection,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        *,
+        trace_context: str | None = None,
     ) -> list[Delivery]:
         at = _us(now, "now")
         message_id = conn.execute(
-            "INSERT INTO messages (owner, event, created_at, body, remaining) "
-            "VALUES (?, ?, ?, ?, 0)",
-            (owner, event, at, body),
+            "INSERT INTO messages (owner, event, created_at, body, remaining, trace_context) "
+            "VALUES (?, ?, ?, ?, 0, ?)",
+            (owner, event, at, body, trace_context),
         ).lastrowid
         # No RETURNING: it made SQLite buffer every row and Python build a tuple per row
         # inside the insert, which halved the fan-out rate. One statement inserts the rows
@@ -928,7 +938,7 @@ class SQLiteStore:
                 ).fetchall()
             )
             rows = conn.execute(
-                f"SELECT d.seq, m.body, {_CLAIM_COLUMNS} FROM {_DELIVERY_FROM} "
+                f"SELECT d.seq, m.body, m.trace_context, {_CLAIM_COLUMNS} FROM {_DELIVERY_FROM} "
                 f"JOIN hooks h ON h.id = d.hook_id WHERE d.seq IN ({marks})",
                 chunk,
             ).fetchall()
@@ -936,11 +946,12 @@ class SQLiteStore:
                 seq = row[0]
                 try:
                     claims[seq] = Claim(
-                        delivery=_delivery(row[2:12]),
-                        hook=_hook(row[12:]),
+                        delivery=_delivery(row[3:13]),
+                        hook=_hook(row[13:]),
                         body=bytes(row[1]),
                         token=tokens[seq],
                         lease_until=lease_until,
+                        trace_context=row[2],
                     )
                 except Exception as exc:  # noqa: BLE001 - any damage: move the row aside
                     damaged[seq] = _reason(exc)
