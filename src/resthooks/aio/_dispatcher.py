@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -150,7 +150,7 @@ class AsyncDispatcher:
 
     async def emit(
         self, event: str, payload: object, *, owner: str, connection: object | None = None
-    ) -> list[Delivery]:
+    ) -> Sequence[Delivery]:
         """:meth:`Dispatcher.emit <resthooks.Dispatcher.emit>`, awaitable.
 
         Args:
@@ -180,7 +180,7 @@ class AsyncDispatcher:
 
     async def _emit_through(
         self, event: str, payload: object, *, owner: str, connection: Any
-    ) -> list[Delivery]:
+    ) -> Sequence[Delivery]:
         engine = self.dispatcher
         enqueue_async = getattr(engine.store, "enqueue_async", None)
         if enqueue_async is None:
@@ -193,7 +193,7 @@ class AsyncDispatcher:
         owner, event, body = engine._prepare_emit(event, payload, owner)
         observer = engine.emit_observer
         if observer is None:
-            created: list[Delivery] = await enqueue_async(
+            created: Sequence[Delivery] = await enqueue_async(
                 owner=owner, event=event, body=body, now=engine.clock.now(), connection=connection
             )
         else:  # as Dispatcher.emit does around the store's enqueue
@@ -220,7 +220,7 @@ class AsyncDispatcher:
         hook_id: str | None = None,
         state: DeliveryState | str | None = None,
         limit: int = 100,
-    ) -> list[Delivery]:
+    ) -> Sequence[Delivery]:
         """:meth:`Dispatcher.deliveries <resthooks.Dispatcher.deliveries>`, awaitable."""
         return await self._call(
             self.dispatcher.deliveries, owner=owner, hook_id=hook_id, state=state, limit=limit
