@@ -33,6 +33,7 @@ from typing import Any, NoReturn, TextIO
 
 import attrs
 
+from . import _validation
 from .dispatcher import Dispatcher
 from .encoding import isoformat_z
 from .errors import (
@@ -322,7 +323,10 @@ def _parse_age(text: str) -> timedelta:
             "older_than",
             f"must be a number and a unit (s, m, h, d or w), like 30d; got {text!r}",
         )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except (OverflowError, ValueError):  # more days than a timedelta holds, or digits
+        raise ValidationError("older_than", f"is longer than the calendar; got {text!r}") from None
 
 
 def _read_payload(spec: str, stdin: TextIO) -> object:
@@ -348,6 +352,9 @@ def _read_payload(spec: str, stdin: TextIO) -> object:
             "payload",
             f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
         ) from None
+    except (ValueError, RecursionError) as exc:  # an integer of 4,300+ digits; deep nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ValidationError("payload", f"{source} cannot be read: {reason}") from None
 
 
 # -- the store and the engine ------------------------------------------------------------------
@@ -398,14 +405,14 @@ class _Context:
 
 
 def _find_hook(store: Store, hook_id: str) -> Hook:
-    hook = store.get_hook(hook_id)
+    hook = store.get_hook(_validation.hook_id(hook_id))
     if hook is None:
         raise HookNotFound(hook_id)
     return hook
 
 
 def _find_delivery(store: Store, delivery_id: str) -> Delivery:
-    delivery = store.get_delivery(delivery_id)
+    delivery = store.get_delivery(_validation.delivery_id(delivery_id))
     if delivery is None:
         raise DeliveryNotFound(delivery_id)
     return delivery
@@ -442,7 +449,8 @@ def _cmd_hooks_add(ctx: _Context) -> _Result:
 
 def _cmd_hooks_list(ctx: _Context) -> _Result:
     state = _choice(ctx.args.state, HookState, "state")
-    hooks = ctx.store().list_hooks(owner=ctx.args.owner, state=state)
+    owner = None if ctx.args.owner is None else _validation.owner(ctx.args.owner)
+    hooks = ctx.store().list_hooks(owner=owner, state=state)
     return _Result([_hook_data(h) for h in hooks], _render_hooks)
 
 
@@ -492,9 +500,9 @@ def _cmd_deliveries_list(ctx: _Context) -> _Result:
     state = _choice(ctx.args.state, DeliveryState, "state")
     if ctx.args.limit < 1:
         raise ValidationError("limit", f"must be at least 1; got {ctx.args.limit}")
-    deliveries = ctx.store().list_deliveries(
-        hook_id=ctx.args.hook, state=state, limit=ctx.args.limit
-    )
+    limit = _validation.limit(ctx.args.limit)
+    hook_id = None if ctx.args.hook is None else _validation.id_filter(ctx.args.hook, "hook")
+    deliveries = ctx.store().list_deliveries(hook_id=hook_id, state=state, limit=limit)
     return _Result([_delivery_data(d) for d in deliveries], _render_deliveries)
 
 
@@ -538,7 +546,7 @@ def _cmd_stats(ctx: _Context) -> _Result:
 def _cmd_purge(ctx: _Context) -> _Result:
     age = _parse_age(ctx.args.older_than)
     dispatcher = ctx.dispatcher()
-    before = dispatcher.clock.now() - age
+    before = _validation.purge_before(age, dispatcher.clock.now())
     purged = dispatcher.purge(older_than=age)
     data = {"purged": purged, "before": _when(before)}
     return _Result(
@@ -854,6 +862,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, never a traceback
+        print(
+            f"resthooks: internal error: {type(exc).__name__}: {_one_line(exc)} (please report it)",
+            file=sys.stderr,
+        )
+        return _EXIT_FAILED
     finally:
         ctx.close()
 

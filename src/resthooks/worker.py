@@ -31,6 +31,10 @@ logger = logging.getLogger("resthooks")
 
 _RUNS = itertools.count(1)
 
+#: The most threads one worker runs (each is a thread and a connection, and the worker
+#: claims twice as many deliveries at once).
+MAX_WORKERS = 4096
+
 
 class Worker:
     """Delivers for a :class:`~resthooks.Dispatcher` on a bounded pool of threads.
@@ -87,8 +91,12 @@ class Worker:
         poll_interval: float = 5.0,
         grace: float | None = None,
     ) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ConfigurationError("workers must be an int >= 1")
+        if (
+            isinstance(workers, bool)
+            or not isinstance(workers, int)
+            or not 1 <= workers <= MAX_WORKERS
+        ):
+            raise ConfigurationError(f"workers must be an int from 1 to {MAX_WORKERS}")
         if not _seconds(poll_interval) or poll_interval <= 0:
             raise ConfigurationError("poll_interval must be a finite number of seconds > 0")
         if grace is not None and not _seconds(grace):

@@ -22,6 +22,7 @@ from ..errors import (
     ConfigurationError,
     DamagedRowError,
     HookLimitReached,
+    ResthooksError,
     SchemaError,
     StoreError,
 )
@@ -359,7 +360,9 @@ class SQLiteStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.path,
+                # bytes: a path the file system took with surrogateescape (from argv, say)
+                # cannot be encoded as UTF-8, but it names a file all the same.
+                os.fsencode(self.path),
                 timeout=self.busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,  # each connection is used by one thread, then closed
@@ -475,6 +478,15 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             self.close()
             raise self._wrap(exc, "opening the database") from exc
+        except ResthooksError:
+            self.close()
+            raise
+        except Exception as exc:  # a damaged file can surprise the code reading it
+            self.close()
+            raise SchemaError(
+                f"{self.path!r} cannot be opened as a resthooks database: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         except BaseException:
             self.close()
             raise
@@ -505,6 +517,11 @@ class SQLiteStore:
             raise SchemaError(
                 f"{self.path!r} is not a resthooks database (application_id {app_id:#x}, "
                 f"{objects} schema objects); it was left untouched"
+            )
+        if not isinstance(version, int) or version < 0:
+            raise SchemaError(
+                f"{self.path!r} has resthooks schema version {version}, which no resthooks "
+                "writes: the file is damaged; it was left untouched"
             )
         if version > SCHEMA_VERSION:
             raise SchemaError(
