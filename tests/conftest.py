@@ -26,6 +26,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 # pytester runs the plugin's fixtures in sessions of their own (tests/test_pytest_plugin.py).
 pytest_plugins = ["pytester"]
 
+# The framework test projects are applications, run in processes of their own (their own
+# settings, their own test runners), never imported by this session's doctest collection.
+collect_ignore = ["django_project", "flask_project", "fastapi_project"]
+# framework_support, the helpers of the framework tests, imports like a module beside them.
+sys.path.insert(0, str(Path(__file__).parent))
+
 
 # The project's short names for the fixtures of its own pytest plugin (it eats its own cooking).
 @pytest.fixture(name="clock")

@@ -389,9 +389,7 @@ class Dispatcher:
             ValidationError: For an unknown event or a bad owner.
             PayloadError: If the payload cannot be encoded or is too large.
         """
-        owner = _validation.owner(owner)
-        event = self.events.validate(event)
-        body = encode_body(event, payload, max_bytes=self.max_payload_bytes)
+        owner, event, body = self._prepare_emit(event, payload, owner)
         created = self.store.enqueue(
             owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
         )
@@ -400,6 +398,50 @@ class Dispatcher:
             if connection is None and self.after_emit is not None:
                 self.after_emit(created)
         return created
+
+    def _prepare_emit(self, event: str, payload: object, owner: str) -> tuple[str, str, bytes]:
+        owner = _validation.owner(owner)
+        event = self.events.validate(event)
+        return owner, event, encode_body(event, payload, max_bytes=self.max_payload_bytes)
+
+    def validate_emit(self, event: str, payload: object, *, owner: str) -> bytes:
+        """Raise what :meth:`emit` would raise for these arguments, and store nothing.
+
+        For a host that emits later (after its transaction commits, say) and wants a bad
+        event, owner or payload to fail now, at the call site.
+
+        Returns:
+            The body :meth:`emit` would send now (a snapshot of the payload as it is).
+
+        Raises:
+            ValidationError: For an unknown event or a bad owner.
+            PayloadError: If the payload cannot be encoded or is too large.
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> Dispatcher(MemoryStore()).validate_emit("party/exploded", {}, owner="acme")
+            Traceback (most recent call last):
+            ...
+            resthooks.errors.ValidationError: event: ...
+        """
+        return self._prepare_emit(event, payload, owner)[2]
+
+    def committed(self, deliveries: Sequence[Delivery]) -> None:
+        """Say that deliveries an ``emit(..., connection=...)`` wrote have been committed.
+
+        The host calls it after its transaction commits (the Django integration does, from
+        ``transaction.on_commit``): this process's workers wake up at once instead of at their
+        next poll, and :attr:`after_emit` (the synchronous test mode) runs for them.
+
+        .. versionadded:: 0.2.0
+        """
+        if deliveries:
+            self._wake_workers()
+            if self.after_emit is not None:
+                self.after_emit(list(deliveries))
 
     # -- deliveries --------------------------------------------------------------------------
 
