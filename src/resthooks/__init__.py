@@ -39,6 +39,8 @@ from .model import (
     OutcomeKind,
     QuarantinedDelivery,
     Stats,
+    StoreProblem,
+    VacuumReport,
 )
 from .network import NetworkPolicy
 from .outcomes import DeliverySummary, HookEffect, RecordResult, Verdict
@@ -80,9 +82,11 @@ __all__ = [
     "SchemaError",
     "Stats",
     "StoreError",
+    "StoreProblem",
     "SystemClock",
     "Timeouts",
     "TransportError",
+    "VacuumReport",
     "ValidationError",
     "Verdict",
     "VerificationError",

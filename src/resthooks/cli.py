@@ -565,7 +565,11 @@ def _cmd_purge(ctx: _Context) -> _Result:
     age = _parse_age(ctx.args.older_than)
     dispatcher = ctx.dispatcher()
     before = _validation.purge_before(age, dispatcher.clock.now())
-    purged = dispatcher.purge(older_than=age)
+
+    def progress(done: int) -> None:
+        print(f"purged {done} so far", file=sys.stderr, flush=True)
+
+    purged = dispatcher.purge(older_than=age, batch_size=ctx.args.batch_size, progress=progress)
     data = {"purged": purged, "before": _when(before)}
     return _Result(
         data,
@@ -573,6 +577,33 @@ def _cmd_purge(ctx: _Context) -> _Result:
             f"purged {d['purged']} final deliveries last updated before {_short(d['before'])}"
         ),
     )
+
+
+def _cmd_vacuum(ctx: _Context) -> _Result:
+    store = ctx.store()
+    assert isinstance(store, SQLiteStore)
+    report = store.vacuum()
+    data = {"path": str(ctx.db_path), **attrs.asdict(report)}
+    return _Result(
+        data,
+        lambda d: f"vacuumed {d['path']}: {d['size_before']} -> {d['size_after']} bytes",
+    )
+
+
+def _cmd_check(ctx: _Context) -> _Result:
+    store = ctx.store()
+    assert isinstance(store, SQLiteStore)
+    problems = [attrs.asdict(p) for p in store.check()]
+
+    def render(found: list[_Data]) -> str:
+        if not found:
+            return "no problems found"
+        return _table(
+            ["problem", "count", "what it means"],
+            [[p["kind"], p["count"], p["description"]] for p in found],
+        )
+
+    return _Result(problems, render, status=_EXIT_FAILED if problems else _EXIT_OK)
 
 
 class _WorkerReport:
@@ -860,6 +891,25 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
     purge = command(commands, "purge", _cmd_purge, "delete old final deliveries")
     purge.add_argument(
         "--older-than", required=True, metavar="AGE", help="like 30d, 12h, 90m (s m h d w)"
+    )
+    purge.add_argument(
+        "--batch-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="deliveries per transaction; writers get in between (default 1000)",
+    )
+    command(
+        commands,
+        "vacuum",
+        _cmd_vacuum,
+        "compact the database file and truncate its WAL (holds the write lock while it runs)",
+    )
+    command(
+        commands,
+        "check",
+        _cmd_check,
+        "look for damage: SQLite's integrity check and the outbox's invariants (exit 1 if any)",
     )
     return parser
 

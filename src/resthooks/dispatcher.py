@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_RETENTION", "DeliverySummary", "Dispatcher"]
 
+_MAX_PURGE_BATCH = 100_000
+
 logger = logging.getLogger("resthooks")
 
 DEFAULT_RETENTION = timedelta(days=30)
@@ -932,15 +934,27 @@ class Dispatcher:
             self._wake_workers()
         return revived
 
-    def purge(self, *, older_than: float | timedelta = DEFAULT_RETENTION) -> int:
+    def purge(
+        self,
+        *,
+        older_than: float | timedelta = DEFAULT_RETENTION,
+        batch_size: int = 1000,
+        progress: Callable[[int], object] | None = None,
+    ) -> int:
         """Delete final deliveries (and their attempt logs) last changed before ``older_than``.
 
         Pending and in-flight deliveries are never purged. Run it daily, say, so the outbox
-        does not grow forever.
+        does not grow forever. It works in batches of ``batch_size``, one store transaction
+        each, so emits and workers get the database between two batches: a purge of a
+        million deliveries never holds the outbox up for longer than one batch takes.
 
         Args:
             older_than: An age, in seconds or as a timedelta. Default
                 :data:`~resthooks.DEFAULT_RETENTION` (30 days).
+            batch_size: Deliveries deleted per transaction (1 to 100,000). Default 1,000.
+            progress: Called after each batch with how many were deleted so far.
+
+                .. versionadded:: 0.2.0
 
         Returns:
             How many deliveries were deleted.
@@ -961,7 +975,25 @@ class Dispatcher:
             >>> dispatcher.purge()
             1
         """
-        return self.store.purge(before=_validation.purge_before(older_than, self.clock.now()))
+        before = _validation.purge_before(older_than, self.clock.now())
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not 1 <= batch_size <= _MAX_PURGE_BATCH
+        ):
+            raise ValidationError("batch_size", f"must be an int from 1 to {_MAX_PURGE_BATCH}")
+        if progress is not None and not callable(progress):
+            raise ValidationError("progress", "must be callable")
+        total = 0
+        while True:
+            # A store deletes at most ``limit`` and, on the last (short) batch, gives the
+            # space back (SQLite: checkpoint and truncate the WAL, incremental vacuum).
+            count = self.store.purge(before=before, limit=batch_size)
+            total += count
+            if progress is not None and count:
+                progress(total)
+            if count < batch_size:
+                return total
 
     def __repr__(self) -> str:
         return f"<Dispatcher store={self.store!r} transport={self.transport!r}>"

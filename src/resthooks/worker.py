@@ -220,7 +220,9 @@ class _Session:
         self.summary = DeliverySummary()
         self.attempt_deadline = timedelta(seconds=self.dispatcher.timeouts.total)
         self.unrecorded: list[tuple[Claim, Outcome]] = []
-        self.trouble = _StoreTrouble(self.clock, cap=worker.poll_interval)
+        # Back off no further than a second: a store that comes back (a database restarted)
+        # is used again within about that; a failed try costs one store call.
+        self.trouble = _StoreTrouble(self.clock, cap=min(worker.poll_interval, 1.0))
 
     def stopping(self) -> bool:
         return self.worker._stopping.is_set() or (
@@ -422,9 +424,10 @@ class _StoreTrouble:
     """Store failures of one run: how long to back off, and what to log.
 
     The first failure is logged with its cause (the traceback). While the store keeps
-    failing, the loop backs off (0.25 s, doubling up to ``cap``: a store that comes back is
-    used again within about that long) and says so once per ``report_every`` with a count,
-    not a traceback per try. The first success after failures is logged too.
+    failing, the loop backs off (0.25 s, doubling up to ``cap``, 1 s or ``poll_interval``
+    if shorter: a store that comes back is used again within about that long) and says so
+    once per ``report_every`` with a count, not a traceback per try. The first success after
+    failures is logged too.
     """
 
     first_delay = 0.25

@@ -35,6 +35,7 @@ from ..model import (
     Outcome,
     QuarantinedDelivery,
     Stats,
+    StoreProblem,
 )
 from ..outcomes import (
     HookEffect,
@@ -203,6 +204,62 @@ def _utc_required(value: datetime) -> datetime:
 def _text(value: str | None) -> str | None:
     # PostgreSQL's text cannot hold NUL; a receiver's response may. Keep the rest readable.
     return None if value is None else value.replace("\x00", "\ufffd")
+
+
+# (kind, what it means, a query counting the rows that break it): SQLite's list, in SQL that
+# PostgreSQL's types make shorter (no time can be of the wrong type).
+_INVARIANTS: tuple[tuple[str, str, LiteralString], ...] = (
+    (
+        "unknown_state",
+        "deliveries or hooks in a state resthooks does not know",
+        "SELECT (SELECT count(*) FROM {s}.deliveries WHERE state NOT IN "
+        "('pending', 'in_flight', 'delivered', 'failed', 'cancelled')) + "
+        "(SELECT count(*) FROM {s}.hooks WHERE state NOT IN ('active', 'dead'))",
+    ),
+    (
+        "time_out_of_range",
+        "deliveries with a time no datetime can hold",
+        "SELECT count(*) FROM {s}.deliveries WHERE NOT (coalesce(due_at, created_at) "
+        "BETWEEN {lo} AND {hi} AND coalesce(next_attempt_at, created_at) BETWEEN {lo} AND {hi} "
+        "AND coalesce(lease_until, created_at) BETWEEN {lo} AND {hi} "
+        "AND created_at BETWEEN {lo} AND {hi} AND updated_at BETWEEN {lo} AND {hi})",
+    ),
+    (
+        "pending_without_due_time",
+        "pending deliveries that no claim will ever pick (no due time, or not their own)",
+        "SELECT count(*) FROM {s}.deliveries WHERE state = 'pending' AND "
+        "(next_attempt_at IS NULL OR due_at IS NULL OR due_at != next_attempt_at)",
+    ),
+    (
+        "in_flight_without_claim",
+        "in-flight deliveries without a claim token or lease",
+        "SELECT count(*) FROM {s}.deliveries WHERE state = 'in_flight' AND "
+        "(token IS NULL OR lease_until IS NULL OR due_at IS NULL)",
+    ),
+    (
+        "final_still_due",
+        "final deliveries that still have a due time",
+        "SELECT count(*) FROM {s}.deliveries WHERE state IN ('delivered', 'failed', "
+        "'cancelled') AND (due_at IS NOT NULL OR next_attempt_at IS NOT NULL)",
+    ),
+    (
+        "open_delivery_without_hook",
+        "pending or in-flight deliveries whose hook does not exist",
+        "SELECT count(*) FROM {s}.deliveries d WHERE d.due_at IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM {s}.hooks h WHERE h.id = d.hook_id)",
+    ),
+    (
+        "open_delivery_of_dead_hook",
+        "pending or in-flight deliveries of a dead hook (they are cancelled when it dies)",
+        "SELECT count(*) FROM {s}.deliveries d JOIN {s}.hooks h ON h.id = d.hook_id "
+        "WHERE d.due_at IS NOT NULL AND h.state = 'dead'",
+    ),
+    (
+        "quarantined",
+        "delivery rows moved aside because they could not be read (see the quarantine table)",
+        "SELECT count(*) FROM {s}.quarantine",
+    ),
+)
 
 
 def _is_damage(exc: StoreError) -> bool:
@@ -1124,14 +1181,15 @@ class PostgresStore:
             quarantined=quarantined,
         )
 
-    def purge(self, *, before: datetime) -> int:
+    def purge(self, *, before: datetime, limit: int | None = None) -> int:
         with self._tx() as cur:
             cur.execute(
                 self._q(
-                    "DELETE FROM {s}.deliveries WHERE due_at IS NULL AND updated_at < %s "
-                    "RETURNING id, message_id"
+                    "DELETE FROM {s}.deliveries WHERE id IN (SELECT id FROM {s}.deliveries "
+                    "WHERE due_at IS NULL AND updated_at < %s ORDER BY updated_at LIMIT %s "
+                    "FOR UPDATE SKIP LOCKED) RETURNING id, message_id"
                 ),
-                (before,),
+                (before, limit),
             )
             rows = cur.fetchall()
             if not rows:
@@ -1148,6 +1206,27 @@ class PostgresStore:
                 (sorted({r[1] for r in rows}),),
             )
         return len(rows)
+
+    def check(self) -> list[StoreProblem]:
+        """Look for broken invariants of the outbox (``resthooks check`` on SQLite does the
+        same): every pending delivery has a due time and a live hook, every in-flight one a
+        claim, no final one is still due, every delivery has its message; quarantined rows.
+
+        PostgreSQL checks its own pages (checksums, ``amcheck``): this only reads the tables.
+
+        Returns:
+            What is wrong, one :class:`~resthooks.model.StoreProblem` per kind of problem.
+
+        .. versionadded:: 0.2.0
+        """
+        problems: list[StoreProblem] = []
+        with self._tx(atomic=False) as cur:
+            for kind, description, query in _INVARIANTS:
+                cur.execute(self._q(query))
+                row = cur.fetchone()
+                if row and row[0]:
+                    problems.append(StoreProblem(kind, description, row[0]))
+        return problems
 
     # -- wake-ups ----------------------------------------------------------------------------
 

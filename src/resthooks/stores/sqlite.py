@@ -36,6 +36,8 @@ from ..model import (
     Outcome,
     QuarantinedDelivery,
     Stats,
+    StoreProblem,
+    VacuumReport,
 )
 from ..outcomes import HookEffect, RecordResult, StoredDelivery, transition
 from ._common import attempt_from_row, delivery_from_row, hook_from_row, target_host
@@ -263,6 +265,74 @@ _MIN_US = (datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH) // _MICROSECOND
 _MAX_US = (datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH) // _MICROSECOND
 
 
+_TIMES_OK = " AND ".join(
+    f"({c} IS NULL OR (typeof({c}) = 'integer' AND {c} BETWEEN :lo AND :hi))"
+    for c in ("next_attempt_at", "updated_at", "lease_until", "due_at")
+)
+# (kind, what it means, a query counting the rows that break it; :lo and :hi bound the times).
+_INVARIANTS: tuple[tuple[str, str, str], ...] = (
+    (
+        "unknown_state",
+        "deliveries or hooks in a state resthooks does not know",
+        "SELECT (SELECT count(*) FROM deliveries WHERE state NOT IN "
+        "('pending', 'in_flight', 'delivered', 'failed', 'cancelled')) + "
+        "(SELECT count(*) FROM hooks WHERE state NOT IN ('active', 'dead'))",
+    ),
+    (
+        "time_out_of_range",
+        "deliveries with a time no datetime can hold",
+        f"SELECT count(*) FROM deliveries WHERE NOT ({_TIMES_OK})",
+    ),
+    (
+        "pending_without_due_time",
+        "pending deliveries that no claim will ever pick (no due time, or not their own)",
+        "SELECT count(*) FROM deliveries WHERE state = 'pending' AND (next_attempt_at IS NULL "
+        "OR due_at IS NULL OR due_at != next_attempt_at)",
+    ),
+    (
+        "in_flight_without_claim",
+        "in-flight deliveries without a claim token or lease",
+        "SELECT count(*) FROM deliveries WHERE state = 'in_flight' AND (token IS NULL "
+        "OR lease_until IS NULL OR due_at IS NULL OR next_attempt_at IS NULL)",
+    ),
+    (
+        "final_still_due",
+        "final deliveries that still have a due time",
+        "SELECT count(*) FROM deliveries WHERE state IN ('delivered', 'failed', 'cancelled') "
+        "AND (due_at IS NOT NULL OR next_attempt_at IS NOT NULL)",
+    ),
+    (
+        "open_delivery_without_hook",
+        "pending or in-flight deliveries whose hook does not exist",
+        "SELECT count(*) FROM deliveries d WHERE d.due_at IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM hooks h WHERE h.id = d.hook_id)",
+    ),
+    (
+        "open_delivery_of_dead_hook",
+        "pending or in-flight deliveries of a dead hook (they are cancelled when it dies)",
+        "SELECT count(*) FROM deliveries d JOIN hooks h ON h.id = d.hook_id "
+        "WHERE d.due_at IS NOT NULL AND h.state = 'dead'",
+    ),
+    (
+        "delivery_without_message",
+        "deliveries whose message (the body) does not exist",
+        "SELECT count(*) FROM deliveries d WHERE NOT EXISTS "
+        "(SELECT 1 FROM messages m WHERE m.id = d.message_id)",
+    ),
+    (
+        "message_count_mismatch",
+        "messages whose count of deliveries is wrong (purge would drop a body too early, or never)",
+        "SELECT count(*) FROM messages m WHERE m.remaining != "
+        "(SELECT count(*) FROM deliveries d WHERE d.message_id = m.id) + "
+        "(SELECT count(*) FROM quarantine q WHERE q.message_id = m.id)",
+    ),
+    (
+        "quarantined",
+        "delivery rows moved aside because they could not be read (see the quarantine table)",
+        "SELECT count(*) FROM quarantine",
+    ),
+)
+
 _SQL_NOW_US = "SELECT CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"
 
 
@@ -319,6 +389,11 @@ class SQLiteStore:
         >>> store.close()
     """
 
+    #: Bytes the WAL file is cut back to after a checkpoint (``journal_size_limit``): 4 MiB.
+    #:
+    #: .. versionadded:: 0.2.0
+    WAL_SIZE_LIMIT = 4 * 1024 * 1024
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -371,6 +446,9 @@ class SQLiteStore:
             raise self._open_error(exc) from exc
         try:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            # A WAL that grew (a long reader, a burst) is cut back to this at the next
+            # checkpoint; without it the file keeps its largest size forever.
+            conn.execute(f"PRAGMA journal_size_limit = {self.WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
             conn.close()
             raise self._wrap(exc, "configuring the connection") from exc
@@ -403,6 +481,14 @@ class SQLiteStore:
             return StoreError(
                 f"{doing} on {self.path!r}: the database stayed locked by another connection "
                 f"for longer than busy_timeout ({self.busy_timeout} s); nothing was written"
+            )
+        if "database or disk is full" in str(exc) or getattr(exc, "sqlite_errorname", "") in (
+            "SQLITE_FULL",
+            "SQLITE_IOERR_WRITE",
+        ):
+            return StoreError(
+                f"{doing} on {self.path!r}: the disk is full; nothing was written. The store "
+                "carries on by itself once there is space again"
             )
         if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
             return SchemaError(f"{self.path!r} is not a SQLite database: {exc}")
@@ -471,6 +557,10 @@ class SQLiteStore:
         try:
             version = self._identify(conn)
             # Only now that the file is known to be ours (or empty) may anything be written.
+            if version == 0:
+                # Only possible before anything is written (WAL mode included): then purge
+                # can give free pages back to the file system.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             if version < SCHEMA_VERSION:
@@ -1241,8 +1331,14 @@ class SQLiteStore:
             quarantined=quarantined,
         )
 
-    def purge(self, *, before: datetime) -> int:
-        """See :meth:`resthooks.stores.DeliveryStore.purge`."""
+    def purge(self, *, before: datetime, limit: int | None = None) -> int:
+        """See :meth:`resthooks.stores.DeliveryStore.purge`.
+
+        One transaction of at most ``limit`` deliveries (oldest first), then a passive WAL
+        checkpoint. When it deletes fewer than ``limit`` (the last batch of a purge), it also
+        gives the space back: the file's free pages to the file system (incremental vacuum)
+        and the WAL checkpointed and truncated.
+        """
         cutoff = _us(before, "before")
         with self._write("purging deliveries") as conn:
             conn.execute(
@@ -1252,8 +1348,9 @@ class SQLiteStore:
             conn.execute("DELETE FROM temp.purged_deliveries")
             conn.execute(
                 f"INSERT INTO temp.purged_deliveries SELECT seq, {_ID_SQL.format('')}, message_id "
-                "FROM deliveries WHERE due_at IS NULL AND updated_at < ?",
-                (cutoff,),
+                "FROM deliveries WHERE due_at IS NULL AND updated_at < ? "
+                "ORDER BY updated_at LIMIT ?",
+                (cutoff, -1 if limit is None else max(limit, 0)),
             )
             conn.execute(
                 "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM temp.purged_deliveries)"
@@ -1266,9 +1363,116 @@ class SQLiteStore:
                 "FROM temp.purged_deliveries p WHERE p.message_id = messages.id) "
                 "WHERE id IN (SELECT message_id FROM temp.purged_deliveries)"
             )
-            conn.execute("DELETE FROM messages WHERE remaining <= 0")
+            conn.execute(
+                "DELETE FROM messages WHERE remaining <= 0 AND id IN "
+                "(SELECT message_id FROM temp.purged_deliveries)"
+            )
             conn.execute("DELETE FROM temp.purged_deliveries")
-            return count
+        if limit is None or count < limit:
+            self._give_space_back()
+        else:
+            self._checkpoint("PASSIVE")
+        return count
+
+    def _checkpoint(self, mode: Literal["PASSIVE", "TRUNCATE"]) -> None:
+        # Best effort: a reader holding an old snapshot keeps part of the WAL, and the next
+        # checkpoint takes it. journal_size_limit caps what the file keeps afterwards.
+        try:
+            self._conn().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                raise self._wrap(exc, "checkpointing the WAL") from exc
+
+    def _give_space_back(self) -> None:
+        conn = self._conn()
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            return  # busy: the next purge gives it back
+        try:
+            # executescript steps the pragma to its end: execute() frees one page per step.
+            # In autocommit mode it is its own short transaction.
+            conn.executescript("PRAGMA incremental_vacuum;")
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                raise self._wrap(exc, "giving free pages back") from exc
+        finally:
+            self._write_lock.release()
+        self._checkpoint("TRUNCATE")
+
+    def vacuum(self) -> VacuumReport:
+        """Rewrite the file compactly (``VACUUM``) and truncate the WAL: ``resthooks vacuum``.
+
+        :meth:`purge` already gives free pages back on files this version created (they use
+        incremental vacuum); ``vacuum`` also compacts files made by earlier versions (it turns
+        incremental vacuum on for them) and defragments. It holds the write lock while it
+        runs (seconds per hundred MB) and needs free space about the size of the file: run
+        it in a quiet moment.
+
+        Returns:
+            The file's size before and after, in bytes.
+
+        Raises:
+            StoreError: If it cannot (the disk is full, the database is locked...).
+
+        .. versionadded:: 0.2.0
+        """
+        before = self._file_size()
+        conn = self._conn()
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise StoreError(f"vacuuming {self.path!r}: other threads held the write lock")
+        try:
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("VACUUM")
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, "vacuuming") from exc
+        finally:
+            self._write_lock.release()
+        self._checkpoint("TRUNCATE")
+        return VacuumReport(size_before=before, size_after=self._file_size())
+
+    def _file_size(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(self.path + suffix)
+        return total
+
+    def check(self) -> list[StoreProblem]:
+        """Look for damage: SQLite's integrity and foreign-key checks, then the outbox's own
+        invariants (every pending delivery has a due time and a live hook, every in-flight
+        one a claim, every message the right count of deliveries...). ``resthooks check``.
+
+        It only reads. An empty list means nothing was found.
+
+        Returns:
+            What is wrong, one :class:`~resthooks.model.StoreProblem` per kind of problem.
+
+        Example:
+            >>> import os, tempfile
+            >>> from resthooks.stores import SQLiteStore
+            >>> with SQLiteStore(os.path.join(tempfile.mkdtemp(), "hooks.db")) as store:
+            ...     store.check()
+            []
+
+        .. versionadded:: 0.2.0
+        """
+        problems: list[StoreProblem] = []
+        try:
+            conn = self._conn()
+            found = [r[0] for r in conn.execute("PRAGMA integrity_check(20)").fetchall()]
+            if found != ["ok"]:
+                problems.append(StoreProblem("integrity", "; ".join(map(str, found)), len(found)))
+            keys = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if keys:
+                problems.append(
+                    StoreProblem("foreign_key", f"{len(keys)} rows point nowhere", len(keys))
+                )
+            for kind, description, query in _INVARIANTS:
+                (count,) = conn.execute(query, {"lo": _MIN_US, "hi": _MAX_US}).fetchone()
+                if count:
+                    problems.append(StoreProblem(kind, description, count))
+        except sqlite3.Error as exc:
+            problems.append(StoreProblem("integrity", f"the file cannot be read: {exc}", 1))
+        return problems
 
     # -- the file ----------------------------------------------------------------------------
 
