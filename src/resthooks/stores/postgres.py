@@ -32,6 +32,7 @@ from ..model import (
     DeliveryState,
     Hook,
     HookState,
+    OutboxStats,
     Outcome,
     QuarantinedDelivery,
     Stats,
@@ -748,12 +749,7 @@ class PostgresStore:
                 "connection: must be a psycopg.Connection to the store's database, not "
                 f"{type(connection).__name__}"
             )
-        status = connection.info.transaction_status
-        if connection.autocommit and status == psycopg.pq.TransactionStatus.IDLE:
-            raise ConfigurationError(
-                "connection: is in autocommit mode with no transaction open, so the "
-                "deliveries would commit on their own; open one with connection.transaction()"
-            )
+        _check_in_transaction(connection)
         try:
             with connection.cursor() as cur:
                 cur.execute(self._q(self._ENQUEUE), params)
@@ -761,6 +757,45 @@ class PostgresStore:
                 if rows and self.notify:
                     # Delivered by PostgreSQL only if the caller's transaction commits.
                     cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL: {exc}") from exc
+        return [_delivery(r) for r in rows]
+
+    async def enqueue_async(
+        self,
+        *,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        connection: object,
+    ) -> list[Delivery]:
+        """:meth:`enqueue` through the host's :class:`psycopg.AsyncConnection`, on its loop.
+
+        The transactional outbox of asyncio hosts (:meth:`resthooks.aio.AsyncDispatcher.emit`
+        calls it): the same statement as :meth:`enqueue`, written inside the caller's open
+        transaction, neither committed nor rolled back here.
+
+        .. versionadded:: 0.2.0
+
+        Raises:
+            ConfigurationError: If ``connection`` is not a psycopg AsyncConnection, or is in
+                autocommit mode outside a transaction.
+            StoreError: If the database refuses.
+        """
+        if not isinstance(connection, psycopg.AsyncConnection):
+            raise ConfigurationError(
+                "connection: must be a psycopg.AsyncConnection to the store's database, not "
+                f"{type(connection).__name__}"
+            )
+        _check_in_transaction(connection)
+        params = {"owner": owner, "event": event, "body": body, "now": now}
+        try:
+            async with connection.cursor() as cur:
+                await cur.execute(self._q(self._ENQUEUE), params)
+                rows = await cur.fetchall()
+                if rows and self.notify:
+                    await cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
         return [_delivery(r) for r in rows]
@@ -1148,6 +1183,27 @@ class PostgresStore:
             row = cur.fetchone()
         return None if row is None else _utc(row[0])
 
+    def outbox_stats(self, *, now: datetime) -> OutboxStats:
+        """What is due at ``now``: see :class:`~resthooks.OutboxStats` (read-only)."""
+        with self._tx(atomic=False) as cur:
+            cur.execute(
+                self._q(
+                    "SELECT count(*) FILTER (WHERE due_at <= %(now)s), "
+                    "min(due_at) FILTER (WHERE due_at <= %(now)s), "
+                    "count(*) FILTER (WHERE state = 'pending' AND attempts > 0) "
+                    "FROM {s}.deliveries WHERE due_at IS NOT NULL"
+                ),
+                {"now": now},
+            )
+            row = cur.fetchone()
+        assert row is not None  # an aggregate always returns a row
+        due, oldest, retrying = row
+        return OutboxStats(
+            due=int(due),
+            retrying=int(retrying),
+            oldest_due_at=_utc(oldest),
+        )
+
     def stats(self, *, owner: str | None = None) -> Stats:
         with self._tx(atomic=False) as cur:
             cur.execute(
@@ -1294,3 +1350,14 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         return f"<PostgresStore schema={self.schema!r}>"
+
+
+def _check_in_transaction(
+    connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+) -> None:
+    status = connection.info.transaction_status
+    if connection.autocommit and status == psycopg.pq.TransactionStatus.IDLE:
+        raise ConfigurationError(
+            "connection: is in autocommit mode with no transaction open, so the "
+            "deliveries would commit on their own; open one with connection.transaction()"
+        )

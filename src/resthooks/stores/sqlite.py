@@ -33,6 +33,7 @@ from ..model import (
     DeliveryState,
     Hook,
     HookState,
+    OutboxStats,
     Outcome,
     QuarantinedDelivery,
     Stats,
@@ -1289,6 +1290,22 @@ class SQLiteStore:
                 None,
             )
         return self.next_due_at()
+
+    def outbox_stats(self, *, now: datetime) -> OutboxStats:
+        """What is due at ``now``: see :class:`~resthooks.OutboxStats` (read-only).
+
+        Walks the partial index of open deliveries only (final ones are not read).
+        """
+        at = _us(now, "now")
+        with self._read("counting due deliveries") as conn:
+            due, oldest = conn.execute(
+                "SELECT count(*), min(due_at) FROM deliveries WHERE due_at <= ?", (at,)
+            ).fetchone()
+            (retrying,) = conn.execute(
+                f"SELECT count(*) FROM deliveries WHERE {_OPEN} "
+                "AND state = 'pending' AND attempts > 0"
+            ).fetchone()
+        return OutboxStats(due=due, retrying=retrying, oldest_due_at=_dt(oldest))
 
     def stats(self, *, owner: str | None = None) -> Stats:
         """See :meth:`resthooks.stores.DeliveryStore.stats`."""
