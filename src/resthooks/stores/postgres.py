@@ -6,7 +6,9 @@ psycopg-pool) and PostgreSQL 13 or newer. Nothing else in resthooks imports psyc
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -16,7 +18,8 @@ import attrs
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool.base import AttemptWithBackoff
 
 from ..errors import (
     ConfigurationError,
@@ -51,6 +54,8 @@ if TYPE_CHECKING:
     from typing_extensions import LiteralString
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+logger = logging.getLogger("resthooks")
 
 SCHEMA_VERSION = 2
 """The version of the tables this release writes. A database at a higher version (written by
@@ -263,6 +268,39 @@ _INVARIANTS: tuple[tuple[str, str, LiteralString], ...] = (
 )
 
 
+# How long after a connection failure the pool checks each connection before handing it out.
+_SUSPECT_SECONDS = 30.0
+
+
+class _Unreachable(Exception):
+    """The server could not be reached (its cause says why)."""
+
+
+class _ReconnectAttempt(AttemptWithBackoff):
+    """psycopg_pool's reconnect backoff, made short: 0.1 s doubling up to 0.5 s.
+
+    Its own starts at 1 s and doubles without a cap below ``reconnect_timeout``: after a
+    20 s outage the pool's next try came 8.5 s after the server was ready. A connection
+    attempt to a server that is down costs little; waiting costs deliveries.
+    """
+
+    INITIAL_DELAY = 0.1
+    MAX_DELAY = 0.5
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, self.MAX_DELAY)
+
+
+class _ReconnectingPool(ConnectionPool[Any]):
+    """The store's own pool: the pool of psycopg_pool, reconnecting with the short backoff."""
+
+    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        if attempt is None:
+            attempt = _ReconnectAttempt(timeout=self.reconnect_timeout)
+        super()._add_connection(attempt, growing=growing)
+
+
 def _is_damage(exc: StoreError) -> bool:
     """Whether a row could not be read back: our conversion, or psycopg's (a timestamp past
     year 9999, which PostgreSQL holds and Python cannot)."""
@@ -387,6 +425,8 @@ class PostgresStore:
         self._channel = f"resthooks.{schema}"
         self._lock_key = f"resthooks:{schema}"
         self._provider: Callable[[], psycopg.Connection[Any]] | None = None
+        self._schema_ready = True
+        self._suspect_until = 0.0
         if isinstance(conninfo, ConnectionPool):
             self._pool: ConnectionPool[Any] | None = conninfo
             self._owns_pool = False
@@ -400,14 +440,22 @@ class PostgresStore:
                 self._migrate(conn)
         elif isinstance(conninfo, str):
             self._conninfo = conninfo
-            # Connect once directly: a wrong address fails now and clearly, not after the
-            # pool's timeout; the schema is brought up to date before any worker uses it.
+            # Connect once directly: the schema is brought up to date before any worker uses
+            # it. A server that cannot be reached (down, restarting) is waited for instead:
+            # the schema is then made at the first use that reaches it, and until then every
+            # call fails with a StoreError that says so (a worker started during an outage
+            # logs it and keeps trying).
+            self._schema_ready = False
+            self._schema_lock = threading.Lock()
             try:
-                with psycopg.connect(conninfo, connect_timeout=max(int(timeout), 1)) as conn:
-                    self._migrate(conn)
-            except psycopg.Error as exc:
-                raise StoreError(f"cannot open the PostgreSQL store: {exc}") from exc
-            self._pool = ConnectionPool(
+                self._migrate_directly()
+            except _Unreachable as exc:
+                logger.warning(
+                    "PostgreSQL cannot be reached (%s); the store will connect when it is "
+                    "used, and its calls fail with StoreError until then",
+                    exc.__cause__,
+                )
+            self._pool = _ReconnectingPool(
                 conninfo,
                 min_size=min_size,
                 max_size=max_size,
@@ -415,6 +463,7 @@ class PostgresStore:
                 kwargs={"autocommit": True},
                 open=True,
                 name=f"resthooks-{schema}",
+                check=self._check_after_failure,
             )
             self._owns_pool = True
         else:
@@ -447,6 +496,8 @@ class PostgresStore:
         """
         if self._closed:
             raise StoreError("the store is closed")
+        if self._owns_pool and not self._schema_ready:
+            self._ensure_schema()
         try:
             if self._provider is not None:
                 conn = self._provider()
@@ -461,7 +512,40 @@ class PostgresStore:
             with self._pool.connection(timeout=self._timeout) as conn:
                 yield conn
         except psycopg.Error as exc:
+            if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
+                # The server may have restarted: for a while, every connection the pool hands
+                # out is checked first, so one dead connection fails one call, not one each.
+                self._suspect_until = time.monotonic() + _SUSPECT_SECONDS
             raise StoreError(f"PostgreSQL: {exc}") from exc
+
+    def _check_after_failure(self, conn: psycopg.Connection[Any]) -> None:
+        # The pool's check: a round trip, so only while connections may be dead.
+        if time.monotonic() < self._suspect_until:
+            ConnectionPool.check_connection(conn)
+
+    def _migrate_directly(self) -> None:
+        try:
+            with psycopg.connect(
+                self._conninfo, connect_timeout=max(int(self._timeout), 1)
+            ) as conn:
+                self._migrate(conn)
+        except psycopg.OperationalError as exc:
+            raise _Unreachable() from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open the PostgreSQL store: {exc}") from exc
+        self._schema_ready = True
+
+    def _ensure_schema(self) -> None:
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            try:
+                self._migrate_directly()
+            except _Unreachable as exc:
+                raise StoreError(
+                    f"PostgreSQL cannot be reached: {exc.__cause__}; waiting for it"
+                ) from exc.__cause__
+            logger.warning("PostgreSQL can be reached again; the schema is ready")
 
     @staticmethod
     def _join(conn: psycopg.Connection[Any]) -> None:
