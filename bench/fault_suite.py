@@ -239,11 +239,11 @@ def kill_nine(rng: random.Random, kills: int, workdir: Path, *, threads: int = 4
     ids = [
         r[0]
         for r in conn.execute(
-            "SELECT printf('msg_%016x%016x', seq, salt) FROM deliveries"
+            "SELECT printf('msg_%016x%016x', seq, salt) FROM resthooks_deliveries"
         ).fetchall()
     ]
     (torn,) = conn.execute(
-        "SELECT count(*) FROM messages m WHERE (SELECT count(*) FROM deliveries d "
+        "SELECT count(*) FROM resthooks_messages m WHERE (SELECT count(*) FROM resthooks_deliveries d "
         "WHERE d.message_id = m.id) != ?",
         (HOOKS,),
     ).fetchone()

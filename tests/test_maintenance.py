@@ -117,7 +117,7 @@ def test_vacuum_compacts_an_existing_file(sqlite_dispatcher):
     dispatcher, clock, store = sqlite_dispatcher
     final_deliveries(dispatcher, clock, hooks=50, emits=50)
     conn = sqlite3.connect(store.path, isolation_level=None)
-    conn.execute("DELETE FROM attempts")
+    conn.execute("DELETE FROM resthooks_attempts")
     conn.close()
     before = os.path.getsize(store.path) + os.path.getsize(store.path + "-wal")
 
@@ -150,7 +150,7 @@ def test_purge_on_the_command_line_reports_progress(tmp_path):
         final_deliveries(dispatcher, clock, hooks=30, emits=10)
         # The command line's clock is the system's: age the rows by hand.
         conn = sqlite3.connect(db, isolation_level=None)
-        conn.execute("UPDATE deliveries SET updated_at = 0")
+        conn.execute("UPDATE resthooks_deliveries SET updated_at = 0")
         conn.close()
 
     status, out, err = run_cli("purge", "--older-than", "1d", "--batch-size", "100", db=db)
@@ -188,13 +188,19 @@ def test_check_of_a_healthy_store_finds_nothing(sqlite_dispatcher):
 @pytest.mark.parametrize(
     ("damage", "kind"),
     [
-        ("UPDATE deliveries SET due_at = NULL WHERE seq = 1", "pending_without_due_time"),
-        ("DELETE FROM hooks WHERE rowid = 1", "open_delivery_without_hook"),
-        ("UPDATE messages SET remaining = remaining + 5", "message_count_mismatch"),
-        ("UPDATE hooks SET state = 'dead'", "open_delivery_of_dead_hook"),
-        ("UPDATE deliveries SET state = 'lost' WHERE seq = 1", "unknown_state"),
-        ("UPDATE deliveries SET next_attempt_at = 9223372036854775807", "time_out_of_range"),
-        ("UPDATE deliveries SET state = 'in_flight', token = NULL", "in_flight_without_claim"),
+        ("UPDATE resthooks_deliveries SET due_at = NULL WHERE seq = 1", "pending_without_due_time"),
+        ("DELETE FROM resthooks_hooks WHERE rowid = 1", "open_delivery_without_hook"),
+        ("UPDATE resthooks_messages SET remaining = remaining + 5", "message_count_mismatch"),
+        ("UPDATE resthooks_hooks SET state = 'dead'", "open_delivery_of_dead_hook"),
+        ("UPDATE resthooks_deliveries SET state = 'lost' WHERE seq = 1", "unknown_state"),
+        (
+            "UPDATE resthooks_deliveries SET next_attempt_at = 9223372036854775807",
+            "time_out_of_range",
+        ),
+        (
+            "UPDATE resthooks_deliveries SET state = 'in_flight', token = NULL",
+            "in_flight_without_claim",
+        ),
     ],
 )
 def test_check_finds_broken_invariants(sqlite_dispatcher, damage, kind):

@@ -10,10 +10,11 @@ import contextlib
 import heapq
 import itertools
 import os
+import re
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -165,8 +166,57 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
-#: The schema version this release writes (``PRAGMA user_version``).
+#: What every table and index of the store is named with, so that it can share a file with
+#: the tables of the host application (``SQLiteStore(path, adopt=True)``).
+TABLE_PREFIX = "resthooks_"
+_TABLES = ("hooks", "messages", "deliveries", "attempts", "quarantine")
+_TABLE_NAME = re.compile(r"\b(FROM|INTO|UPDATE|JOIN|TABLE|ON)(\s+)(" + "|".join(_TABLES) + r")\b")
+_INDEX_NAME = re.compile(r"\bCREATE INDEX (\w+)")
+
+
+def _prefixed(statement: str) -> str:
+    """A statement of the history written before the prefix, with the prefixed names."""
+    statement = _TABLE_NAME.sub(lambda m: f"{m[1]}{m[2]}{TABLE_PREFIX}{m[3]}", statement)
+    return _INDEX_NAME.sub(lambda m: f"CREATE INDEX {TABLE_PREFIX}{m[1]}", statement)
+
+
+# The migrations above were written before the prefix. This one renames what they made; a
+# database the store adopts gets the prefixed names at once (see _adopted_migrations).
+_RENAMED_AT = len(_MIGRATIONS)
+_MIGRATIONS = (
+    *_MIGRATIONS,
+    (
+        *(f"ALTER TABLE {table} RENAME TO {TABLE_PREFIX}{table}" for table in _TABLES),
+        *(
+            f"DROP INDEX {index}"
+            for migration in _MIGRATIONS
+            for statement in migration
+            for index in _INDEX_NAME.findall(statement)
+        ),
+        *(
+            _prefixed(statement)
+            for migration in _MIGRATIONS
+            for statement in migration
+            if _INDEX_NAME.search(statement)
+        ),
+    ),
+)
+
+#: The schema version this release writes (``PRAGMA user_version`` of a file of its own,
+#: the ``resthooks_schema`` table of a file it shares).
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def _adopted_migrations(version: int) -> Iterator[str]:
+    """The statements bringing a shared (adopted) database from ``version`` to the latest:
+    it never had tables without the prefix, so the history before the rename is replayed
+    with the prefixed names and the rename itself is skipped."""
+    for number in range(version, SCHEMA_VERSION):
+        if number < _RENAMED_AT:
+            yield from (_prefixed(statement) for statement in _MIGRATIONS[number])
+        elif number > _RENAMED_AT:
+            yield from _MIGRATIONS[number]
+
 
 # Rows examined by the plain oldest-first scan before claim_due falls back to one index
 # probe per host (which stays fast however large one saturated host's backlog is).
@@ -183,10 +233,10 @@ _DELIVERY_COLUMNS = (
     f"{_ID_SQL.format('d.')}, d.hook_id, m.owner, m.event, d.state, d.attempts,"
     " d.next_attempt_at, m.created_at, d.updated_at, d.last_error"
 )
-_DELIVERY_FROM = "deliveries d JOIN messages m ON m.id = d.message_id"
+_DELIVERY_FROM = "resthooks_deliveries d JOIN resthooks_messages m ON m.id = d.message_id"
 # The same join, driven from the messages of one owner (``m.owner = ?`` in the WHERE).
 _OWNER_DELIVERY_FROM = (
-    "messages m JOIN deliveries d ON d.seq BETWEEN m.first_seq AND m.last_seq"
+    "resthooks_messages m JOIN resthooks_deliveries d ON d.seq BETWEEN m.first_seq AND m.last_seq"
     " AND d.message_id = m.id"
 )
 _OPEN = "due_at IS NOT NULL"
@@ -357,8 +407,24 @@ class SQLiteStore:
     does not work over a network file system). See the storage guide for what is in the
     file, the durability settings and backups.
 
+    The store's tables and indexes are all named ``resthooks_*``, so it can live inside the
+    host application's own database: give ``adopt=True`` to open a file that holds other
+    tables (it adds its own and touches nothing else: not the host's tables, its
+    ``application_id``, ``user_version`` or journal mode), or a callable returning the host's
+    own connection (Django's, say) to work on it, inside the host's transactions.
+
     Args:
-        path: The database file. Created, with its schema, if it does not exist.
+        path: The database file. Created, with its schema, if it does not exist. Or a callable
+            returning the host's :class:`sqlite3.Connection` for the calling thread: then the
+            store opens no connection of its own, and each operation runs on the host's
+            connection, inside the host's open transaction if there is one (as a savepoint:
+            it commits or rolls back with the host's), else in a transaction of its own; the
+            store never closes it (``synchronous`` is the host's affair then). Implies
+            ``adopt``.
+        adopt: Open a database that holds another application's tables too (the host's own
+            database), keeping the store's schema version in a ``resthooks_schema`` table.
+            Without it such a file is refused, untouched (a mistyped path must not grow
+            tables in someone else's database).
         synchronous: ``"NORMAL"`` (the default: a commit survives a crash of the process; a
             power loss may lose the last transactions, never corrupt the file) or ``"FULL"``
             (a commit also survives a power loss, at several times the cost per transaction).
@@ -367,8 +433,8 @@ class SQLiteStore:
 
     Raises:
         SchemaError: If the file is not a resthooks database (another application's SQLite
-            file, or not SQLite at all), or was written by a newer version of resthooks. The
-            file is left as it was.
+            file without ``adopt``, or not SQLite at all), or was written by a newer version
+            of resthooks. The file is left as it was.
         StoreError: If the file cannot be opened or created (a read-only directory, say).
         ConfigurationError: For an unknown ``synchronous`` or a negative ``busy_timeout``.
 
@@ -388,6 +454,26 @@ class SQLiteStore:
         >>> store.stats().deliveries["pending"]
         1
         >>> store.close()
+
+        In the host's own database, next to its tables:
+
+        >>> import sqlite3
+        >>> app = os.path.join(tempfile.mkdtemp(), "app.db")
+        >>> host = sqlite3.connect(app)
+        >>> _ = host.execute("CREATE TABLE hooks (name TEXT)")  # the host's own "hooks"
+        >>> host.commit()
+        >>> with SQLiteStore(app, adopt=True) as shared:
+        ...     shared.stats().hooks["active"]
+        0
+        >>> tables = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        >>> [name for (name,) in host.execute(tables)]  # doctest: +NORMALIZE_WHITESPACE
+        ['hooks', 'resthooks_attempts', 'resthooks_deliveries', 'resthooks_hooks',
+         'resthooks_messages', 'resthooks_quarantine', 'resthooks_schema']
+        >>> host.close()
+
+    .. versionchanged:: 0.2.0
+       Tables named ``resthooks_*`` (schema version 3; older files are renamed when
+       opened); ``adopt``; ``path`` may be a callable returning the host's connection.
     """
 
     #: Bytes the WAL file is cut back to after a checkpoint (``journal_size_limit``): 4 MiB.
@@ -397,8 +483,9 @@ class SQLiteStore:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Callable[[], sqlite3.Connection],
         *,
+        adopt: bool = False,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         busy_timeout: float = 5.0,
     ) -> None:
@@ -416,7 +503,14 @@ class SQLiteStore:
             raise ConfigurationError(
                 f"busy_timeout must be a number of seconds >= 0, not {busy_timeout!r}"
             )
-        self.path = os.fspath(path)
+        self._provider: Callable[[], sqlite3.Connection] | None = None
+        if callable(path):
+            self._provider = path
+            self.path = "the host's connection"
+        else:
+            self.path = os.fspath(path)
+        self.adopt = bool(adopt) or self._provider is not None
+        self._adopted = False  # whether the database is shared (set by _open_schema)
         self.synchronous = synchronous.upper()
         self.busy_timeout = float(busy_timeout)
         self._local = threading.local()
@@ -456,6 +550,16 @@ class SQLiteStore:
         return conn
 
     def _conn(self) -> sqlite3.Connection:
+        if self._provider is not None:
+            if self._closed:
+                raise StoreError("the store is closed")
+            host = self._provider()
+            if not isinstance(host, sqlite3.Connection):
+                raise ConfigurationError(
+                    "path: the callable must return a sqlite3.Connection, not "
+                    f"{type(host).__name__}"
+                )
+            return host
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             if self._closed:
@@ -509,6 +613,10 @@ class SQLiteStore:
         once. Other processes still meet SQLite's lock and its busy timeout.
         """
         conn = self._conn()
+        if conn.in_transaction:  # the host's own transaction: join it
+            with self._savepoint(conn, doing):
+                yield conn
+            return
         if not self._write_lock.acquire(timeout=self.busy_timeout):
             raise StoreError(
                 f"{doing} on {self.path!r}: other threads of this process held the write "
@@ -538,9 +646,36 @@ class SQLiteStore:
             self._write_lock.release()
 
     @contextmanager
+    def _savepoint(self, conn: sqlite3.Connection, doing: str) -> Iterator[None]:
+        """Inside the host's open transaction (a connection of the host's): a savepoint, so
+        a failure undoes this operation only, and the host's COMMIT or ROLLBACK decides."""
+        try:
+            conn.execute("SAVEPOINT resthooks")
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, doing) from exc
+        try:
+            yield
+            conn.execute("RELEASE resthooks")
+        except BaseException as exc:
+            self._pending_quarantine.clear()
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK TO resthooks")
+                conn.execute("RELEASE resthooks")
+            if isinstance(exc, sqlite3.Error):
+                raise self._wrap(exc, doing) from exc
+            raise
+        if self._pending_quarantine:
+            with self._quarantine_lock:
+                self._reported_quarantine.extend(self._pending_quarantine)
+            self._pending_quarantine.clear()
+
+    @contextmanager
     def _read(self, doing: str) -> Iterator[sqlite3.Connection]:
         """A read transaction: one consistent snapshot for several SELECTs."""
         conn = self._conn()
+        if conn.in_transaction:  # the host's own transaction is the snapshot
+            yield conn
+            return
         try:
             conn.execute("BEGIN")
             try:
@@ -553,16 +688,21 @@ class SQLiteStore:
     # -- schema ------------------------------------------------------------------------------
 
     def _open_schema(self) -> None:
-        self._check_header()
+        if self._provider is None:
+            self._check_header()
         conn = self._conn()
         try:
-            version = self._identify(conn)
-            # Only now that the file is known to be ours (or empty) may anything be written.
-            if version == 0:
+            version, self._adopted = self._identify(conn)
+            if version == 0 and not self._adopted:
                 # Only possible before anything is written (WAL mode included): then purge
                 # can give free pages back to the file system.
                 conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            # Only now that the file is known to be ours (or empty) may anything be written;
+            # a shared file keeps the journal mode its application chose.
+            if (
+                not self._adopted
+                and conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal"
+            ):
                 conn.execute("PRAGMA journal_mode = WAL")
             if version < SCHEMA_VERSION:
                 self._migrate(conn)
@@ -594,21 +734,44 @@ class SQLiteStore:
         if header and header != _SQLITE_HEADER:
             raise SchemaError(f"{self.path!r} is not a resthooks database: it is not a SQLite file")
 
-    def _identify(self, conn: sqlite3.Connection) -> int:
-        """The file's schema version; SchemaError if it is not ours or is too new."""
+    def _identify(self, conn: sqlite3.Connection) -> tuple[int, bool]:
+        """The file's schema version, and whether the file is shared with a host's tables;
+        SchemaError if it is not ours (and not to be adopted) or is too new."""
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            names = {
+                name
+                for (name,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                )
+            }
+            shared_version = None
+            if f"{TABLE_PREFIX}schema" in names and app_id != APPLICATION_ID:
+                (shared_version,) = conn.execute(
+                    f"SELECT max(version) FROM {TABLE_PREFIX}schema"
+                ).fetchone()
         except sqlite3.Error as exc:
             raise self._wrap(exc, "reading the schema") from exc
-        if app_id != APPLICATION_ID:
-            if app_id == 0 and version == 0 and objects == 0:
-                return 0  # a new, empty database
-            raise SchemaError(
-                f"{self.path!r} is not a resthooks database (application_id {app_id:#x}, "
-                f"{objects} schema objects); it was left untouched"
-            )
+        adopted = app_id != APPLICATION_ID
+        if adopted and shared_version is not None:
+            version = shared_version
+        elif adopted:
+            if app_id == 0 and version == 0 and not names and not self.adopt:
+                return 0, False  # a new, empty database of our own
+            if not self.adopt:
+                raise SchemaError(
+                    f"{self.path!r} is not a resthooks database (application_id {app_id:#x}, "
+                    f"{len(names)} schema objects); it was left untouched (adopt=True shares "
+                    "the database of an application)"
+                )
+            ours = sorted(n for n in names if n.startswith(TABLE_PREFIX))
+            if ours:
+                raise SchemaError(
+                    f"{self.path!r} holds {', '.join(ours)} but no {TABLE_PREFIX}schema table: "
+                    "they are not a resthooks store's; it was left untouched"
+                )
+            return 0, True
         if not isinstance(version, int) or version < 0:
             raise SchemaError(
                 f"{self.path!r} has resthooks schema version {version}, which no resthooks "
@@ -620,12 +783,23 @@ class SQLiteStore:
                 f"resthooks; this version knows versions up to {SCHEMA_VERSION}. Upgrade "
                 "resthooks to open it"
             )
-        return int(version)
+        return int(version), adopted
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         with self._write("migrating the schema"):
             # Another process may have migrated between our look and our lock: look again.
-            version = self._identify(conn)
+            version, adopted = self._identify(conn)
+            if adopted:
+                for statement in _adopted_migrations(version):
+                    conn.execute(statement)
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {TABLE_PREFIX}schema (version INTEGER NOT NULL)"
+                )
+                conn.execute(f"DELETE FROM {TABLE_PREFIX}schema")
+                conn.execute(
+                    f"INSERT INTO {TABLE_PREFIX}schema (version) VALUES (?)", (SCHEMA_VERSION,)
+                )
+                return
             for number in range(version, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[number]:
                     conn.execute(statement)
@@ -638,7 +812,7 @@ class SQLiteStore:
         """See :meth:`resthooks.stores.HookRegistry.add_hook`."""
         with self._write("adding a hook") as conn:
             row = conn.execute(
-                f"SELECT {_HOOK_COLUMNS} FROM hooks WHERE owner = ? AND event = ? "
+                f"SELECT {_HOOK_COLUMNS} FROM resthooks_hooks WHERE owner = ? AND event = ? "
                 "AND target_url = ?",
                 (hook.owner, hook.event, hook.target_url),
             ).fetchone()
@@ -649,12 +823,12 @@ class SQLiteStore:
                 return existing, False
             if max_per_owner is not None:
                 (count,) = conn.execute(
-                    "SELECT count(*) FROM hooks WHERE owner = ?", (hook.owner,)
+                    "SELECT count(*) FROM resthooks_hooks WHERE owner = ?", (hook.owner,)
                 ).fetchone()
                 if count >= max_per_owner:
                     raise HookLimitReached(max_per_owner)
             conn.execute(
-                f"INSERT INTO hooks ({_HOOK_COLUMNS}, host) "
+                f"INSERT INTO resthooks_hooks ({_HOOK_COLUMNS}, host) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     hook.id,
@@ -676,7 +850,9 @@ class SQLiteStore:
             return hook, True
 
     def _get_hook(self, conn: sqlite3.Connection, hook_id: str) -> Hook | None:
-        row = conn.execute(f"SELECT {_HOOK_COLUMNS} FROM hooks WHERE id = ?", (hook_id,)).fetchone()
+        row = conn.execute(
+            f"SELECT {_HOOK_COLUMNS} FROM resthooks_hooks WHERE id = ?", (hook_id,)
+        ).fetchone()
         return None if row is None else _hook(row)
 
     def get_hook(self, hook_id: str) -> Hook | None:
@@ -702,7 +878,7 @@ class SQLiteStore:
         if state is not None:
             where.append("state = ?")
             params.append(state.value)
-        sql = f"SELECT {_HOOK_COLUMNS} FROM hooks"
+        sql = f"SELECT {_HOOK_COLUMNS} FROM resthooks_hooks"
         if where:
             sql += " WHERE " + " AND ".join(where)
         try:
@@ -719,7 +895,8 @@ class SQLiteStore:
         rows = conn.execute(
             # The token is kept (a cancelled delivery is never claimed again): the outcome of
             # an attempt in flight is still logged when it comes (see _record_one).
-            "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at = NULL, "
+            "UPDATE resthooks_deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at "
+            "= NULL, "
             "lease_until = NULL, updated_at = ? "
             "WHERE hook_id = ? AND next_attempt_at IS NOT NULL RETURNING seq, salt",
             (_us(now, "now"), hook_id),
@@ -732,7 +909,7 @@ class SQLiteStore:
             return self._remove(conn, hook_id, now)
 
     def _remove(self, conn: sqlite3.Connection, hook_id: str, now: datetime) -> list[str]:
-        if conn.execute("DELETE FROM hooks WHERE id = ?", (hook_id,)).rowcount == 0:
+        if conn.execute("DELETE FROM resthooks_hooks WHERE id = ?", (hook_id,)).rowcount == 0:
             return []
         return self._cancel_open(conn, hook_id, now)
 
@@ -744,13 +921,14 @@ class SQLiteStore:
     def _mark_dead(
         self, conn: sqlite3.Connection, hook_id: str, reason: str, now: datetime
     ) -> list[str]:
-        row = conn.execute("SELECT state FROM hooks WHERE id = ?", (hook_id,)).fetchone()
+        row = conn.execute("SELECT state FROM resthooks_hooks WHERE id = ?", (hook_id,)).fetchone()
         if row is None:
             return []
         if row[0] != HookState.DEAD.value:
             at = _us(now, "now")
             conn.execute(
-                "UPDATE hooks SET state = 'dead', dead_reason = ?, dead_at = ?, updated_at = ? "
+                "UPDATE resthooks_hooks SET state = 'dead', dead_reason = ?, dead_at = ?, "
+                "updated_at = ? "
                 "WHERE id = ?",
                 (reason, at, at, hook_id),
             )
@@ -766,7 +944,7 @@ class SQLiteStore:
 
     def _revive(self, conn: sqlite3.Connection, hook_id: str, now: datetime) -> Hook:
         row = conn.execute(
-            "UPDATE hooks SET state = 'active', dead_reason = NULL, dead_at = NULL, "
+            "UPDATE resthooks_hooks SET state = 'active', dead_reason = NULL, dead_at = NULL, "
             f"updated_at = ? WHERE id = ? RETURNING {_HOOK_COLUMNS}",
             (_us(now, "now"), hook_id),
         ).fetchone()
@@ -784,7 +962,8 @@ class SQLiteStore:
         """See :meth:`resthooks.stores.HookRegistry.set_secret`."""
         with self._write("replacing a hook's secret") as conn:
             row = conn.execute(
-                "UPDATE hooks SET secret = ?, previous_secret = ?, previous_secret_until = ?, "
+                "UPDATE resthooks_hooks SET secret = ?, previous_secret = ?, "
+                "previous_secret_until = ?, "
                 f"updated_at = ? WHERE id = ? RETURNING {_HOOK_COLUMNS}",
                 (
                     secret,
@@ -833,6 +1012,13 @@ class SQLiteStore:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
 
     def _host_connection(self, connection: object) -> sqlite3.Connection:
+        if self._provider is not None and connection is self._conn():
+            if not connection.in_transaction:
+                raise ConfigurationError(
+                    "connection has no open transaction: begin one so the deliveries commit "
+                    "or roll back with your own writes"
+                )
+            return connection
         if not isinstance(connection, sqlite3.Connection):
             raise ConfigurationError(
                 "connection must be a sqlite3.Connection to the store's file, not "
@@ -865,7 +1051,7 @@ class SQLiteStore:
     ) -> list[Delivery]:
         at = _us(now, "now")
         message_id = conn.execute(
-            "INSERT INTO messages (owner, event, created_at, body, remaining) "
+            "INSERT INTO resthooks_messages (owner, event, created_at, body, remaining) "
             "VALUES (?, ?, ?, ?, 0)",
             (owner, event, at, body),
         ).lastrowid
@@ -874,25 +1060,26 @@ class SQLiteStore:
         # with consecutive seqs ending at the last insert rowid, so a rowid range read back
         # finds exactly them.
         cursor = conn.execute(
-            "INSERT INTO deliveries (salt, hook_id, message_id, state, attempts, "
+            "INSERT INTO resthooks_deliveries (salt, hook_id, message_id, state, attempts, "
             "next_attempt_at, updated_at, due_at) "
-            f"SELECT {_SALT_SQL}, id, :message, 'pending', 0, :at, :at, :at FROM hooks "
+            f"SELECT {_SALT_SQL}, id, :message, 'pending', 0, :at, :at, :at FROM resthooks_hooks "
             "WHERE owner = :owner AND event = :event AND state = 'active' "
             "ORDER BY created_at, id",
             {"at": at, "message": message_id, "owner": owner, "event": event},
         )
         count = cursor.rowcount
         if count <= 0:
-            conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            conn.execute("DELETE FROM resthooks_messages WHERE id = ?", (message_id,))
             return []
         (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
         first = last - count + 1
         conn.execute(
-            "UPDATE messages SET remaining = ?, first_seq = ?, last_seq = ? WHERE id = ?",
+            "UPDATE resthooks_messages SET remaining = ?, first_seq = ?, last_seq = ? WHERE id = ?",
             (count, first, last, message_id),
         )
         rows = conn.execute(
-            "SELECT seq, salt, hook_id FROM deliveries WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            "SELECT seq, salt, hook_id FROM resthooks_deliveries WHERE seq BETWEEN ? AND ? ORDER "
+            "BY seq",
             (first, last),
         ).fetchall()
         if len(rows) != count:  # pragma: no cover - only if SQLite ran out of rowids
@@ -930,7 +1117,8 @@ class SQLiteStore:
                 picked = [
                     r[0]
                     for r in conn.execute(
-                        "SELECT seq FROM deliveries WHERE due_at <= ? ORDER BY due_at, seq LIMIT ?",
+                        "SELECT seq FROM resthooks_deliveries WHERE due_at <= ? ORDER BY due_at, "
+                        "seq LIMIT ?",
                         (at, limit),
                     )
                 ]
@@ -946,7 +1134,8 @@ class SQLiteStore:
         baseline: Counter[str] = Counter(
             dict(
                 conn.execute(
-                    "SELECT h.host, count(*) FROM deliveries d JOIN hooks h ON h.id = d.hook_id "
+                    "SELECT h.host, count(*) FROM resthooks_deliveries d JOIN resthooks_hooks h "
+                    "ON h.id = d.hook_id "
                     "WHERE d.state = 'in_flight' AND d.lease_until > ? GROUP BY h.host",
                     (at,),
                 ).fetchall()
@@ -955,7 +1144,8 @@ class SQLiteStore:
         in_flight = baseline.copy()
         picked: list[int] = []
         cursor = conn.execute(
-            "SELECT d.seq, h.host FROM deliveries d JOIN hooks h ON h.id = d.hook_id "
+            "SELECT d.seq, h.host FROM resthooks_deliveries d JOIN resthooks_hooks h ON h.id = "
+            "d.hook_id "
             "WHERE d.due_at <= ? ORDER BY d.due_at, d.seq",
             (at,),
         )
@@ -976,7 +1166,7 @@ class SQLiteStore:
                 with_room = {
                     h
                     for (h,) in conn.execute(
-                        "SELECT DISTINCT host FROM hooks WHERE state = 'active'"
+                        "SELECT DISTINCT host FROM resthooks_hooks WHERE state = 'active'"
                     )
                     if in_flight[h] < per_host
                 }
@@ -992,7 +1182,9 @@ class SQLiteStore:
         # take the oldest due rows of each hook whose host still has room (one probe of the
         # hook index each), keep each host's oldest, and merge.
         by_host: dict[str, list[str]] = {}
-        for hook_id, host in conn.execute("SELECT id, host FROM hooks WHERE state = 'active'"):
+        for hook_id, host in conn.execute(
+            "SELECT id, host FROM resthooks_hooks WHERE state = 'active'"
+        ):
             by_host.setdefault(host, []).append(hook_id)
         candidates: list[list[tuple[int, int]]] = []
         for host, hook_ids in by_host.items():
@@ -1002,7 +1194,7 @@ class SQLiteStore:
             rows = heapq.merge(
                 *(
                     conn.execute(
-                        "SELECT due_at, seq FROM deliveries WHERE hook_id = ? "
+                        "SELECT due_at, seq FROM resthooks_deliveries WHERE hook_id = ? "
                         "AND next_attempt_at IS NOT NULL AND due_at <= ? "
                         "ORDER BY due_at, seq LIMIT ?",
                         (hook_id, at, room),
@@ -1028,7 +1220,7 @@ class SQLiteStore:
             marks = ",".join("?" * len(chunk))
             tokens = dict(
                 conn.execute(
-                    "UPDATE deliveries SET state = 'in_flight', "
+                    "UPDATE resthooks_deliveries SET state = 'in_flight', "
                     "token = lower(hex(randomblob(12))), lease_until = ?, due_at = ?, "
                     f"updated_at = ? WHERE seq IN ({marks}) RETURNING seq, token",
                     (lease, lease, at, *chunk),
@@ -1036,7 +1228,7 @@ class SQLiteStore:
             )
             rows = conn.execute(
                 f"SELECT d.seq, m.body, {_CLAIM_COLUMNS} FROM {_DELIVERY_FROM} "
-                f"JOIN hooks h ON h.id = d.hook_id WHERE d.seq IN ({marks})",
+                f"JOIN resthooks_hooks h ON h.id = d.hook_id WHERE d.seq IN ({marks})",
                 chunk,
             ).fetchall()
             for row in rows:
@@ -1073,13 +1265,13 @@ class SQLiteStore:
         found: list[QuarantinedDelivery] = []
         for seq, reason in damaged.items():
             row = conn.execute(
-                f"INSERT INTO quarantine (delivery_id, hook_id, message_id, reason, row, "
+                f"INSERT INTO resthooks_quarantine (delivery_id, hook_id, message_id, reason, row, "
                 f"quarantined_at) SELECT {_ID_SQL.format('')}, CAST(hook_id AS TEXT), "
-                "CAST(message_id AS INTEGER), ?, " + _QUOTED_ROW + ", ? FROM deliveries "
+                "CAST(message_id AS INTEGER), ?, " + _QUOTED_ROW + ", ? FROM resthooks_deliveries "
                 "WHERE seq = ? RETURNING delivery_id",
                 (reason, at, seq),
             ).fetchone()
-            conn.execute("DELETE FROM deliveries WHERE seq = ?", (seq,))
+            conn.execute("DELETE FROM resthooks_deliveries WHERE seq = ?", (seq,))
             if row is not None:
                 found.append(
                     QuarantinedDelivery(
@@ -1120,7 +1312,8 @@ class SQLiteStore:
             key
             and conn.execute(
                 "SELECT d.hook_id, d.state, d.token, d.attempts, d.next_attempt_at, "
-                "d.last_error, h.state FROM deliveries d LEFT JOIN hooks h ON h.id = d.hook_id "
+                "d.last_error, h.state FROM resthooks_deliveries d LEFT JOIN resthooks_hooks h ON "
+                "h.id = d.hook_id "
                 "WHERE d.seq = ? AND d.salt = ?",
                 key,
             ).fetchone()
@@ -1145,7 +1338,8 @@ class SQLiteStore:
             return t.result(outcome.delivery_id, hook_id=hook_id)
         next_us = _us_or_none(written.next_attempt_at, "next_attempt_at")
         conn.execute(
-            "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, due_at = ?, "
+            "UPDATE resthooks_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, due_at "
+            "= ?, "
             "last_error = ?, token = NULL, lease_until = NULL, updated_at = ? WHERE seq = ?",
             (
                 written.state.value,
@@ -1169,7 +1363,7 @@ class SQLiteStore:
     @staticmethod
     def _insert_attempt(conn: sqlite3.Connection, delivery_id: str, attempt: Attempt) -> None:
         conn.execute(
-            "INSERT INTO attempts (delivery_id, number, started_at, duration, status, "
+            "INSERT INTO resthooks_attempts (delivery_id, number, started_at, duration, status, "
             "error_kind, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 delivery_id,
@@ -1237,7 +1431,8 @@ class SQLiteStore:
                 self._conn()
                 .execute(
                     "SELECT delivery_id, number, started_at, duration, status, error_kind, "
-                    "error, response_excerpt FROM attempts WHERE delivery_id = ? ORDER BY rowid",
+                    "error, response_excerpt FROM resthooks_attempts WHERE delivery_id = ? ORDER "
+                    "BY rowid",
                     (delivery_id,),
                 )
                 .fetchall()
@@ -1254,7 +1449,8 @@ class SQLiteStore:
             return None
         with self._write("requeueing a delivery") as conn:
             conn.execute(
-                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = :at, "
+                "UPDATE resthooks_deliveries SET state = 'pending', attempts = 0, next_attempt_at "
+                "= :at, "
                 "due_at = :at, token = NULL, lease_until = NULL, updated_at = :at "
                 "WHERE seq = :seq AND salt = :salt",
                 {"at": at, "seq": key[0], "salt": key[1]},
@@ -1272,7 +1468,9 @@ class SQLiteStore:
         """
         try:
             (value,) = (
-                self._conn().execute(f"SELECT min(due_at) FROM deliveries WHERE {_OPEN}").fetchone()
+                self._conn()
+                .execute(f"SELECT min(due_at) FROM resthooks_deliveries WHERE {_OPEN}")
+                .fetchone()
             )
         except sqlite3.Error as exc:
             raise self._wrap(exc, "reading the next due time") from exc
@@ -1280,7 +1478,8 @@ class SQLiteStore:
             return _dt(value)
         with self._write("moving damaged deliveries aside") as conn:
             rows = conn.execute(
-                f"SELECT seq FROM deliveries WHERE {_OPEN} AND (typeof(due_at) != 'integer' "
+                f"SELECT seq FROM resthooks_deliveries WHERE {_OPEN} AND (typeof(due_at) != "
+                "'integer' "
                 "OR due_at NOT BETWEEN ? AND ?)",
                 (_MIN_US, _MAX_US),
             ).fetchall()
@@ -1299,10 +1498,10 @@ class SQLiteStore:
         at = _us(now, "now")
         with self._read("counting due deliveries") as conn:
             due, oldest = conn.execute(
-                "SELECT count(*), min(due_at) FROM deliveries WHERE due_at <= ?", (at,)
+                "SELECT count(*), min(due_at) FROM resthooks_deliveries WHERE due_at <= ?", (at,)
             ).fetchone()
             (retrying,) = conn.execute(
-                f"SELECT count(*) FROM deliveries WHERE {_OPEN} "
+                f"SELECT count(*) FROM resthooks_deliveries WHERE {_OPEN} "
                 "AND state = 'pending' AND attempts > 0"
             ).fetchone()
         return OutboxStats(due=due, retrying=retrying, oldest_due_at=_dt(oldest))
@@ -1318,7 +1517,8 @@ class SQLiteStore:
         with self._read("counting") as conn:
             hooks = dict(
                 conn.execute(
-                    f"SELECT state, count(*) FROM hooks {hook_where} GROUP BY state", params
+                    f"SELECT state, count(*) FROM resthooks_hooks {hook_where} GROUP BY state",
+                    params,
                 )
             )
             deliveries = dict(
@@ -1333,7 +1533,7 @@ class SQLiteStore:
                 params,
             ).fetchone()
             (quarantined,) = (
-                conn.execute("SELECT count(*) FROM quarantine").fetchone()
+                conn.execute("SELECT count(*) FROM resthooks_quarantine").fetchone()
                 if owner is None
                 else (0,)
             )
@@ -1365,27 +1565,31 @@ class SQLiteStore:
             conn.execute("DELETE FROM temp.purged_deliveries")
             conn.execute(
                 f"INSERT INTO temp.purged_deliveries SELECT seq, {_ID_SQL.format('')}, message_id "
-                "FROM deliveries WHERE due_at IS NULL AND updated_at < ? "
+                "FROM resthooks_deliveries WHERE due_at IS NULL AND updated_at < ? "
                 "ORDER BY updated_at LIMIT ?",
                 (cutoff, -1 if limit is None else max(limit, 0)),
             )
             conn.execute(
-                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM temp.purged_deliveries)"
+                "DELETE FROM resthooks_attempts WHERE delivery_id IN (SELECT id FROM "
+                "temp.purged_deliveries)"
             )
             count = conn.execute(
-                "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM temp.purged_deliveries)"
+                "DELETE FROM resthooks_deliveries WHERE seq IN (SELECT seq FROM "
+                "temp.purged_deliveries)"
             ).rowcount
             conn.execute(
-                "UPDATE messages SET remaining = remaining - (SELECT count(*) "
-                "FROM temp.purged_deliveries p WHERE p.message_id = messages.id) "
+                "UPDATE resthooks_messages SET remaining = remaining - (SELECT count(*) "
+                "FROM temp.purged_deliveries p WHERE p.message_id = resthooks_messages.id) "
                 "WHERE id IN (SELECT message_id FROM temp.purged_deliveries)"
             )
             conn.execute(
-                "DELETE FROM messages WHERE remaining <= 0 AND id IN "
+                "DELETE FROM resthooks_messages WHERE remaining <= 0 AND id IN "
                 "(SELECT message_id FROM temp.purged_deliveries)"
             )
             conn.execute("DELETE FROM temp.purged_deliveries")
-        if limit is None or count < limit:
+        if self._provider is not None:
+            pass  # the host's connection: its file, its maintenance
+        elif limit is None or count < limit:
             self._give_space_back()
         else:
             self._checkpoint("PASSIVE")
@@ -1432,12 +1636,17 @@ class SQLiteStore:
 
         .. versionadded:: 0.2.0
         """
+        if self._provider is not None:
+            raise ConfigurationError(
+                "vacuum() compacts a file the store opens itself, not the host's connection"
+            )
         before = self._file_size()
         conn = self._conn()
         if not self._write_lock.acquire(timeout=self.busy_timeout):
             raise StoreError(f"vacuuming {self.path!r}: other threads held the write lock")
         try:
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            if not self._adopted:  # a shared file keeps the settings its application chose
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("VACUUM")
         except sqlite3.Error as exc:
             raise self._wrap(exc, "vacuuming") from exc
@@ -1484,7 +1693,7 @@ class SQLiteStore:
                     StoreProblem("foreign_key", f"{len(keys)} rows point nowhere", len(keys))
                 )
             for kind, description, query in _INVARIANTS:
-                (count,) = conn.execute(query, {"lo": _MIN_US, "hi": _MAX_US}).fetchone()
+                (count,) = conn.execute(_prefixed(query), {"lo": _MIN_US, "hi": _MAX_US}).fetchone()
                 if count:
                     problems.append(StoreProblem(kind, description, count))
         except sqlite3.Error as exc:
