@@ -243,8 +243,8 @@ def kill_nine(rng: random.Random, kills: int, workdir: Path, *, threads: int = 4
         ).fetchall()
     ]
     (torn,) = conn.execute(
-        "SELECT count(*) FROM resthooks_messages m WHERE (SELECT count(*) FROM resthooks_deliveries d "
-        "WHERE d.message_id = m.id) != ?",
+        "SELECT count(*) FROM resthooks_messages m WHERE (SELECT count(*) "
+        "FROM resthooks_deliveries d WHERE d.message_id = m.id) != ?",
         (HOOKS,),
     ).fetchone()
     conn.close()
