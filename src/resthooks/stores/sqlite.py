@@ -392,7 +392,12 @@ def _reason(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}"[:200]
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
+# What reading a damaged file can raise: SQLite's errors, and text that is not UTF-8 (a
+# damaged schema or row, decoded by Python's sqlite3).
+_DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+
+
+def _is_busy(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
@@ -537,14 +542,14 @@ class SQLiteStore:
                 isolation_level=None,
                 check_same_thread=False,  # each connection is used by one thread, then closed
             )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._open_error(exc) from exc
         try:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             # A WAL that grew (a long reader, a burst) is cut back to this at the next
             # checkpoint; without it the file keeps its largest size forever.
             conn.execute(f"PRAGMA journal_size_limit = {self.WAL_SIZE_LIMIT}")
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             conn.close()
             raise self._wrap(exc, "configuring the connection") from exc
         return conn
@@ -572,7 +577,7 @@ class SQLiteStore:
             raise StoreError(f"the store on {self.path!r} is closed")
         return conn
 
-    def _open_error(self, exc: sqlite3.Error) -> StoreError:
+    def _open_error(self, exc: BaseException) -> StoreError:
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.access(directory, os.W_OK):
             return StoreError(
@@ -581,7 +586,7 @@ class SQLiteStore:
             )
         return StoreError(f"cannot open {self.path!r}: {exc}")
 
-    def _wrap(self, exc: sqlite3.Error, doing: str) -> StoreError:
+    def _wrap(self, exc: BaseException, doing: str) -> StoreError:
         if _is_busy(exc):
             return StoreError(
                 f"{doing} on {self.path!r}: the database stayed locked by another connection "
@@ -625,7 +630,7 @@ class SQLiteStore:
         try:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
+            except _DB_ERRORS as exc:
                 raise self._wrap(exc, doing) from exc
             try:
                 yield conn
@@ -635,7 +640,7 @@ class SQLiteStore:
                 # The transaction may already be gone; the original error says why.
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, _DB_ERRORS):
                     raise self._wrap(exc, doing) from exc
                 raise
             if self._pending_quarantine:
@@ -651,7 +656,7 @@ class SQLiteStore:
         a failure undoes this operation only, and the host's COMMIT or ROLLBACK decides."""
         try:
             conn.execute("SAVEPOINT resthooks")
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, doing) from exc
         try:
             yield
@@ -661,7 +666,7 @@ class SQLiteStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK TO resthooks")
                 conn.execute("RELEASE resthooks")
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, _DB_ERRORS):
                 raise self._wrap(exc, doing) from exc
             raise
         if self._pending_quarantine:
@@ -682,7 +687,7 @@ class SQLiteStore:
                 yield conn
             finally:
                 conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, doing) from exc
 
     # -- schema ------------------------------------------------------------------------------
@@ -706,7 +711,7 @@ class SQLiteStore:
                 conn.execute("PRAGMA journal_mode = WAL")
             if version < SCHEMA_VERSION:
                 self._migrate(conn)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             self.close()
             raise self._wrap(exc, "opening the database") from exc
         except ResthooksError:
@@ -751,7 +756,7 @@ class SQLiteStore:
                 (shared_version,) = conn.execute(
                     f"SELECT max(version) FROM {TABLE_PREFIX}schema"
                 ).fetchone()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "reading the schema") from exc
         adopted = app_id != APPLICATION_ID
         if adopted and shared_version is not None:
@@ -859,7 +864,7 @@ class SQLiteStore:
         """See :meth:`resthooks.stores.HookRegistry.get_hook`."""
         try:
             return self._get_hook(self._conn(), hook_id)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "reading a hook") from exc
 
     def list_hooks(
@@ -883,7 +888,7 @@ class SQLiteStore:
             sql += " WHERE " + " AND ".join(where)
         try:
             rows = self._conn().execute(sql + " ORDER BY created_at, id", params).fetchall()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "listing hooks") from exc
         return [_hook(r) for r in rows]
 
@@ -1008,7 +1013,7 @@ class SQLiteStore:
         conn = self._host_connection(connection)
         try:
             return self._enqueue(conn, owner, event, body, now)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
 
     def _host_connection(self, connection: object) -> sqlite3.Connection:
@@ -1027,7 +1032,7 @@ class SQLiteStore:
         try:
             in_transaction = connection.in_transaction
             files = connection.execute("PRAGMA database_list").fetchall()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise ConfigurationError(f"connection cannot be used: {exc}") from exc
         main = next((f for _, name, f in files if name == "main"), "")
         try:
@@ -1226,11 +1231,20 @@ class SQLiteStore:
                     (lease, lease, at, *chunk),
                 ).fetchall()
             )
-            rows = conn.execute(
+            select = (
                 f"SELECT d.seq, m.body, {_CLAIM_COLUMNS} FROM {_DELIVERY_FROM} "
-                f"JOIN resthooks_hooks h ON h.id = d.hook_id WHERE d.seq IN ({marks})",
-                chunk,
-            ).fetchall()
+                "JOIN resthooks_hooks h ON h.id = d.hook_id WHERE d.seq IN "
+            )
+            try:
+                rows = conn.execute(f"{select}({marks})", chunk).fetchall()
+            except UnicodeDecodeError:
+                # Text that is not UTF-8 somewhere in the batch: read the rows one by one.
+                rows = []
+                for seq in chunk:
+                    try:
+                        rows.extend(conn.execute(f"{select}(?)", (seq,)).fetchall())
+                    except UnicodeDecodeError as exc:
+                        damaged[seq] = _reason(exc)
             for row in rows:
                 seq = row[0]
                 try:
@@ -1392,7 +1406,7 @@ class SQLiteStore:
                 )
                 .fetchone()
             )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "reading a delivery") from exc
         return None if row is None else _delivery(row)
 
@@ -1420,7 +1434,7 @@ class SQLiteStore:
         sql += " ORDER BY m.created_at DESC, d.seq DESC LIMIT ?"
         try:
             rows = self._conn().execute(sql, (*params, max(limit, 0))).fetchall()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "listing deliveries") from exc
         return [_delivery(r) for r in rows]
 
@@ -1437,7 +1451,7 @@ class SQLiteStore:
                 )
                 .fetchall()
             )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "reading attempts") from exc
         return [attempt_from_row(r, _dt_required) for r in rows]
 
@@ -1472,7 +1486,7 @@ class SQLiteStore:
                 .execute(f"SELECT min(due_at) FROM resthooks_deliveries WHERE {_OPEN}")
                 .fetchone()
             )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "reading the next due time") from exc
         if value is None or (isinstance(value, int) and _MIN_US <= value <= _MAX_US):
             return _dt(value)
@@ -1600,7 +1614,7 @@ class SQLiteStore:
         # checkpoint takes it. journal_size_limit caps what the file keeps afterwards.
         try:
             self._conn().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             if not _is_busy(exc):
                 raise self._wrap(exc, "checkpointing the WAL") from exc
 
@@ -1612,7 +1626,7 @@ class SQLiteStore:
             # executescript steps the pragma to its end: execute() frees one page per step.
             # In autocommit mode it is its own short transaction.
             conn.executescript("PRAGMA incremental_vacuum;")
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             if not _is_busy(exc):
                 raise self._wrap(exc, "giving free pages back") from exc
         finally:
@@ -1648,7 +1662,7 @@ class SQLiteStore:
             if not self._adopted:  # a shared file keeps the settings its application chose
                 conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("VACUUM")
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "vacuuming") from exc
         finally:
             self._write_lock.release()
@@ -1696,7 +1710,7 @@ class SQLiteStore:
                 (count,) = conn.execute(_prefixed(query), {"lo": _MIN_US, "hi": _MAX_US}).fetchone()
                 if count:
                     problems.append(StoreProblem(kind, description, count))
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             problems.append(StoreProblem("integrity", f"the file cannot be read: {exc}", 1))
         return problems
 
@@ -1725,13 +1739,13 @@ class SQLiteStore:
         source = self._conn()
         try:
             target = sqlite3.connect(os.fspath(target_path), isolation_level=None)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise StoreError(
                 f"cannot open the backup target {os.fspath(target_path)!r}: {exc}"
             ) from exc
         try:
             source.backup(target)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, f"backing up to {os.fspath(target_path)!r}") from exc
         finally:
             target.close()
