@@ -292,8 +292,41 @@ class _ReconnectAttempt(AttemptWithBackoff):
         self.delay = min(self.delay, self.MAX_DELAY)
 
 
+class _QuietReconnects(logging.Filter):
+    """psycopg_pool logs every failed reconnect at WARNING: with the short backoff, several a
+    second during an outage. For the store's own pools, one a minute gets through."""
+
+    every = 60.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("error connecting in") or "'resthooks-" not in str(
+            record.args
+        ):
+            return True
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self.every:
+                return False
+            self._last = now
+            return True
+
+
+_QUIET = _QuietReconnects()
+
+
 class _ReconnectingPool(ConnectionPool[Any]):
     """The store's own pool: the pool of psycopg_pool, reconnecting with the short backoff."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pool_logger = logging.getLogger("psycopg.pool")
+        if _QUIET not in pool_logger.filters:
+            pool_logger.addFilter(_QUIET)
+        super().__init__(*args, **kwargs)
 
     def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
         if attempt is None:
