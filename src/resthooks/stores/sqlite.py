@@ -325,62 +325,63 @@ _INVARIANTS: tuple[tuple[str, str, str], ...] = (
     (
         "unknown_state",
         "deliveries or hooks in a state resthooks does not know",
-        "SELECT (SELECT count(*) FROM deliveries WHERE state NOT IN "
+        "SELECT (SELECT count(*) FROM resthooks_deliveries WHERE state NOT IN "
         "('pending', 'in_flight', 'delivered', 'failed', 'cancelled')) + "
-        "(SELECT count(*) FROM hooks WHERE state NOT IN ('active', 'dead'))",
+        "(SELECT count(*) FROM resthooks_hooks WHERE state NOT IN ('active', 'dead'))",
     ),
     (
         "time_out_of_range",
         "deliveries with a time no datetime can hold",
-        f"SELECT count(*) FROM deliveries WHERE NOT ({_TIMES_OK})",
+        f"SELECT count(*) FROM resthooks_deliveries WHERE NOT ({_TIMES_OK})",
     ),
     (
         "pending_without_due_time",
         "pending deliveries that no claim will ever pick (no due time, or not their own)",
-        "SELECT count(*) FROM deliveries WHERE state = 'pending' AND (next_attempt_at IS NULL "
-        "OR due_at IS NULL OR due_at != next_attempt_at)",
+        "SELECT count(*) FROM resthooks_deliveries WHERE state = 'pending' "
+        "AND (next_attempt_at IS NULL OR due_at IS NULL OR due_at != next_attempt_at)",
     ),
     (
         "in_flight_without_claim",
         "in-flight deliveries without a claim token or lease",
-        "SELECT count(*) FROM deliveries WHERE state = 'in_flight' AND (token IS NULL "
+        "SELECT count(*) FROM resthooks_deliveries WHERE state = 'in_flight' AND (token IS NULL "
         "OR lease_until IS NULL OR due_at IS NULL OR next_attempt_at IS NULL)",
     ),
     (
         "final_still_due",
         "final deliveries that still have a due time",
-        "SELECT count(*) FROM deliveries WHERE state IN ('delivered', 'failed', 'cancelled') "
+        "SELECT count(*) FROM resthooks_deliveries "
+        "WHERE state IN ('delivered', 'failed', 'cancelled') "
         "AND (due_at IS NOT NULL OR next_attempt_at IS NOT NULL)",
     ),
     (
         "open_delivery_without_hook",
         "pending or in-flight deliveries whose hook does not exist",
-        "SELECT count(*) FROM deliveries d WHERE d.due_at IS NOT NULL AND NOT EXISTS "
-        "(SELECT 1 FROM hooks h WHERE h.id = d.hook_id)",
+        "SELECT count(*) FROM resthooks_deliveries d WHERE d.due_at IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM resthooks_hooks h WHERE h.id = d.hook_id)",
     ),
     (
         "open_delivery_of_dead_hook",
         "pending or in-flight deliveries of a dead hook (they are cancelled when it dies)",
-        "SELECT count(*) FROM deliveries d JOIN hooks h ON h.id = d.hook_id "
+        "SELECT count(*) FROM resthooks_deliveries d JOIN resthooks_hooks h ON h.id = d.hook_id "
         "WHERE d.due_at IS NOT NULL AND h.state = 'dead'",
     ),
     (
         "delivery_without_message",
         "deliveries whose message (the body) does not exist",
-        "SELECT count(*) FROM deliveries d WHERE NOT EXISTS "
-        "(SELECT 1 FROM messages m WHERE m.id = d.message_id)",
+        "SELECT count(*) FROM resthooks_deliveries d WHERE NOT EXISTS "
+        "(SELECT 1 FROM resthooks_messages m WHERE m.id = d.message_id)",
     ),
     (
         "message_count_mismatch",
         "messages whose count of deliveries is wrong (purge would drop a body too early, or never)",
-        "SELECT count(*) FROM messages m WHERE m.remaining != "
-        "(SELECT count(*) FROM deliveries d WHERE d.message_id = m.id) + "
-        "(SELECT count(*) FROM quarantine q WHERE q.message_id = m.id)",
+        "SELECT count(*) FROM resthooks_messages m WHERE m.remaining != "
+        "(SELECT count(*) FROM resthooks_deliveries d WHERE d.message_id = m.id) + "
+        "(SELECT count(*) FROM resthooks_quarantine q WHERE q.message_id = m.id)",
     ),
     (
         "quarantined",
         "delivery rows moved aside because they could not be read (see the quarantine table)",
-        "SELECT count(*) FROM quarantine",
+        "SELECT count(*) FROM resthooks_quarantine",
     ),
 )
 
