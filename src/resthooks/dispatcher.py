@@ -493,8 +493,17 @@ class Dispatcher:
         ``transaction.on_commit``): this process's workers wake up at once instead of at their
         next poll, and :attr:`after_emit` (the synchronous test mode) runs for them.
 
+        Raises:
+            ValidationError: Naming ``deliveries`` if it is not a sequence of deliveries.
+
         .. versionadded:: 0.2.0
         """
+        if (
+            not isinstance(deliveries, Sequence)
+            or isinstance(deliveries, (str, bytes))
+            or not all(isinstance(d, Delivery) for d in deliveries)
+        ):
+            raise ValidationError("deliveries", "must be the deliveries an emit returned")
         if deliveries:
             self._wake_workers()
             if self.after_emit is not None:
