@@ -41,6 +41,8 @@ from .model import (
     OutcomeKind,
     QuarantinedDelivery,
     Stats,
+    StoreProblem,
+    VacuumReport,
 )
 from .network import NetworkPolicy
 from .outcomes import DeliverySummary, HookEffect, RecordResult, Verdict
@@ -83,10 +85,12 @@ __all__ = [
     "SchemaError",
     "Stats",
     "StoreError",
+    "StoreProblem",
     "SystemClock",
     "Timeouts",
     "TransportError",
     "TransportErrorKind",
+    "VacuumReport",
     "ValidationError",
     "Verdict",
     "VerificationError",
