@@ -7,10 +7,10 @@ surrogate or NUL in a text column, an integer past 64 bits, a time past year 999
 
 from __future__ import annotations
 
-import math
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from ._durations import to_timedelta
 from .errors import DeliveryNotFound, HookNotFound, NotFound, ValidationError
 
 __all__ = [
@@ -93,22 +93,9 @@ def limit(value: object) -> int:
 
 def purge_before(older_than: object, now: datetime) -> datetime:
     """The cut-off of a purge: ``now`` minus an age (seconds or a timedelta), which must be
-    finite, not negative, and not reach past the first year a datetime holds."""
-    if isinstance(older_than, timedelta):
-        age = older_than
-    elif isinstance(older_than, (int, float)) and not isinstance(older_than, bool):
-        if not math.isfinite(older_than):
-            raise ValidationError("older_than", "must be a finite number of seconds")
-        try:
-            age = timedelta(seconds=older_than)
-        except OverflowError:
-            age = timedelta.max
-    else:
-        raise ValidationError(
-            "older_than", f"must be seconds or a timedelta, not {type(older_than).__name__}"
-        )
-    if age < timedelta(0):
-        raise ValidationError("older_than", "must not be negative")
+    a duration by the one rule (:func:`resthooks._durations.seconds`: finite, not negative,
+    at most about 100 years) and not reach past the first year a datetime holds."""
+    age = to_timedelta(older_than, "older_than", config=False)
     try:
         return now - age
     except OverflowError:
