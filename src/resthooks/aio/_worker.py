@@ -127,13 +127,15 @@ class AsyncWorker:
         return self._heartbeat
 
     async def run(self, stop: asyncio.Event | None = None) -> DeliverySummary:
-        """Deliver until ``stop`` is set (or :meth:`stop` is called, or the task is cancelled).
+        """Deliver until ``stop`` is set (or :meth:`stop` is called).
 
         Then: no new work is taken, claims not yet sent are released, attempts in flight get
         ``grace`` seconds to finish and be recorded, and those still running after it are
         cancelled and their claims released (they may reach their receiver twice:
         deliveries are at least once, with a stable ``webhook-id``). When it returns,
-        nothing of this worker is in flight.
+        nothing of this worker is in flight. Cancelling the task instead skips the grace:
+        its attempts are cancelled at once and every claim is released before the
+        cancellation goes on.
 
         Returns:
             The counts of outcomes recorded.
