@@ -300,9 +300,17 @@ class _Session:
             self.wake.clear()
             due: datetime | None = None
             try:
-                # Recording and claiming at once, on two store threads: slots must not wait
-                # for new claims while a batch of outcomes is being written.
-                await asyncio.gather(self.record_done(), self.claim())
+                if self.sending:
+                    # Recording and claiming at once, on two store threads: slots must not
+                    # wait for new claims while a batch of outcomes is being written.
+                    await asyncio.gather(self.record_done(), self.claim())
+                    if not self.sending and not len(self.gate):
+                        # That claim may have looked before the last outcomes were recorded
+                        # (their per-host places still taken): look again, now.
+                        await self.claim()
+                else:
+                    await self.record_done()
+                    await self.claim()
                 await self.start_ready()
                 busy = self.sending >= concurrency
                 if not busy and not once and not self.stopping():
