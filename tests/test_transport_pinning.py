@@ -320,3 +320,27 @@ def test_dispatcher_default_transport_enforces_its_policy(
     dispatcher.emit("party/created", {"id": 1}, owner="acme")
     assert dispatcher.deliver_due().delivered == 1
     assert server.connections == 1
+
+
+def test_a_lax_ssl_context_cannot_turn_verification_off(
+    tls_server: CountingServer, ca: trustme.CA
+) -> None:
+    """A private-CA context with check_hostname off and CERT_NONE still verifies both."""
+    lax = _client_context(ca)
+    lax.check_hostname = False
+    lax.verify_mode = ssl.CERT_NONE
+    resolver = StubResolver(["127.0.0.1"])
+    with Urllib3Transport(policy=LOOPBACK, resolver=resolver, ssl_context=lax) as transport:
+        assert transport.send(_request(f"https://{TEST_HOST}:{tls_server.port}/h")).status == 204
+        with pytest.raises(TransportError) as wrong_name:
+            transport.send(_request(f"https://wrong.example.test:{tls_server.port}/h"))
+    assert wrong_name.value.kind == "tls"
+    untrusted = ssl.create_default_context()
+    untrusted.check_hostname = False
+    untrusted.verify_mode = ssl.CERT_NONE
+    with (
+        Urllib3Transport(policy=LOOPBACK, resolver=resolver, ssl_context=untrusted) as transport,
+        pytest.raises(TransportError) as unknown_ca,
+    ):
+        transport.send(_request(f"https://{TEST_HOST}:{tls_server.port}/h"))
+    assert unknown_ca.value.kind == "tls"

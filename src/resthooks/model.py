@@ -7,6 +7,8 @@ from datetime import datetime
 
 import attrs
 
+from .urls import mask_url
+
 __all__ = [
     "Attempt",
     "Claim",
@@ -19,6 +21,11 @@ __all__ = [
     "RecordResult",
     "Stats",
 ]
+
+
+def _url_repr(url: str) -> str:
+    # reprs end up in logs and error messages: no credentials, no query string.
+    return repr(mask_url(url))
 
 
 class HookState(str, enum.Enum):
@@ -58,7 +65,8 @@ class Hook:
         id: Opaque, unique id.
         owner: The account, tenant or API client the hook belongs to.
         event: The ``entity/action`` it is subscribed to.
-        target_url: Where deliveries are POSTed.
+        target_url: Where deliveries are POSTed. Shown in ``repr`` without its query string
+            (and credentials, for a hook stored before they were refused).
         description: Free text from the subscriber.
         state: :class:`HookState`.
         created_at: When it was subscribed (aware, UTC).
@@ -74,7 +82,7 @@ class Hook:
     id: str
     owner: str
     event: str
-    target_url: str
+    target_url: str = attrs.field(repr=_url_repr)
     description: str = ""
     state: HookState = HookState.ACTIVE
     created_at: datetime

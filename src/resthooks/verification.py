@@ -20,6 +20,7 @@ __all__ = ["VerificationError", "verify"]
 _TIMESTAMP = re.compile(r"\A[0-9]{1,15}\Z")
 _MAX_SIGNATURE_HEADER = 8192  # a few dozen tokens; more is an attack, not a rotation
 _DIGEST_SIZE = hashlib.sha256().digest_size
+_MAX_VERIFY_KEY = 512
 
 
 class VerificationError(ResthooksError):
@@ -35,11 +36,13 @@ class VerificationError(ResthooksError):
             - ``malformed_timestamp``: ``webhook-timestamp`` is not Unix seconds;
             - ``timestamp_too_old`` / ``timestamp_too_new``: it is further from now than the
               tolerance;
-            - ``malformed_signature``: a token is not ``version,base64``, or a ``v1`` token is
-              not the base64 of 32 bytes;
+            - ``malformed_signature``: no token is ``version,signature`` (such tokens beside
+              others are skipped, as the specification asks), or the header is too long;
             - ``unsupported_version``: no ``v1`` token, only other versions;
-            - ``no_match``: no ``v1`` signature matches (wrong secret or altered request);
-            - ``bad_secret``: the secret given to :func:`verify` is not a valid secret.
+            - ``no_match``: no ``v1`` signature matches (wrong secret, altered request, or
+              a ``v1`` token that is not even the base64 of an HMAC-SHA256);
+            - ``bad_secret``: the secret given to :func:`verify` is not a valid secret
+              (``None`` included).
         header: The header at fault, when there is one.
 
     The message never contains the secret or a signature.
@@ -93,13 +96,15 @@ def verify(
     Follows Standard Webhooks v1: the signed content is ``{webhook-id}.{webhook-timestamp}.``
     followed by the raw body; ``webhook-signature`` holds space-separated ``v1,<base64>``
     tokens, and the request is genuine if ANY ``v1`` token matches (compared in constant
-    time). Tokens of other versions are ignored. Header names are case-insensitive.
+    time). Tokens of other versions, and tokens that cannot be read, are skipped. Header
+    names are case-insensitive.
 
     Args:
         body: The raw request body, exactly as received (before any JSON parsing).
         headers: The request headers (any mapping, e.g. Flask's ``request.headers``).
         secret: The hook's ``whsec_`` secret, or several (during a rotation on your side):
-            the request is accepted if it matches any of them.
+            the request is accepted if it matches any of them. The prefix and base64's
+            padding are optional; any key of 1 to 512 bytes is accepted.
         tolerance: How far ``webhook-timestamp`` may be from now, either way, in seconds or
             as a :class:`~datetime.timedelta`. Default 5 minutes.
         now: The current time (an aware datetime or Unix seconds). Default: the system clock.
@@ -128,20 +133,17 @@ def verify(
     window = _seconds(tolerance)
     if not window >= 0:
         raise ConfigurationError("tolerance must be >= 0 seconds")
-    secrets = [secret] if isinstance(secret, str) else list(secret)
-    try:
-        keys = [parse_secret(s) for s in secrets]
-    except ValidationError as exc:
-        raise VerificationError("bad_secret", f"the secret given to verify {exc.message}") from None
-    if not keys:
-        raise VerificationError("bad_secret", "no secret was given to verify")
+    keys = _keys(secret)
+    if not callable(getattr(headers, "items", None)):
+        # Any mapping-like object will do (werkzeug's headers are not a Mapping).
+        raise VerificationError("missing_header", "no headers were given", header="webhook-id")
 
     msg_id = _header(headers, "webhook-id")
     stamp = _header(headers, "webhook-timestamp")
     signature = _header(headers, "webhook-signature")
 
     _check_timestamp(stamp, window, now)
-    candidates = _v1_signatures(signature)
+    candidates, v1_seen, malformed, other = _v1_signatures(signature)
 
     # Sign the timestamp as sent, and never fail on odd text in the id.
     content = f"{msg_id}.{stamp}.".encode("utf-8", "surrogatepass") + bytes(body)
@@ -151,8 +153,44 @@ def verify(
         for candidate in candidates:
             # No early exit: the time taken does not depend on which token matched.
             matched |= hmac.compare_digest(expected, candidate)
-    if not matched:
+    if matched:
+        return
+    if v1_seen:
         raise VerificationError("no_match", "no v1 signature matches", header="webhook-signature")
+    if malformed:
+        raise VerificationError(
+            "malformed_signature",
+            "no webhook-signature token is 'version,signature'",
+            header="webhook-signature",
+        )
+    raise VerificationError(
+        "unsupported_version",
+        f"webhook-signature has no v1 token, only {', '.join(sorted(other))}",
+        header="webhook-signature",
+    )
+
+
+def _keys(secret: object) -> list[bytes]:
+    """The HMAC keys of the secret(s) given to :func:`verify`; bad_secret if any is unusable.
+
+    Looser than for signing: any key of 1 to 512 bytes, as the reference verifiers take
+    (the receiver's secret is the sender's choice).
+    """
+    if isinstance(secret, str):
+        given: list[object] = [secret]
+    elif isinstance(secret, Sequence) and not isinstance(secret, (bytes, bytearray)):
+        given = list(secret)
+    else:
+        raise VerificationError(
+            "bad_secret",
+            f"the secret given to verify must be a string, not {type(secret).__name__}",
+        )
+    if not given:
+        raise VerificationError("bad_secret", "no secret was given to verify")
+    try:
+        return [parse_secret(s, min_bytes=1, max_bytes=_MAX_VERIFY_KEY) for s in given]
+    except ValidationError as exc:
+        raise VerificationError("bad_secret", f"the secret given to verify {exc.message}") from None
 
 
 def _check_timestamp(stamp: str, window: float, now: datetime | float | None) -> None:
@@ -185,40 +223,38 @@ def _check_timestamp(stamp: str, window: float, now: datetime | float | None) ->
         )
 
 
-def _v1_signatures(signature: str) -> list[bytes]:
+def _v1_signatures(signature: str) -> tuple[list[bytes], int, int, set[str]]:
+    """The usable v1 signatures; how many v1 tokens there were; how many tokens were not
+    ``version,signature``; the other versions.
+
+    As the specification says, the receiver tries each signature until one matches: a token
+    that cannot be used is skipped, not fatal (a sender may add tokens of its own). A ``v1``
+    token that is not the base64 of an HMAC-SHA256 simply matches nothing.
+    """
     if len(signature) > _MAX_SIGNATURE_HEADER:
         raise VerificationError(
             "malformed_signature", "webhook-signature is too long", header="webhook-signature"
         )
-    tokens = signature.split()
-    if not tokens:
-        raise VerificationError(
-            "malformed_signature", "webhook-signature has no token", header="webhook-signature"
-        )
     candidates: list[bytes] = []
-    for token in tokens:
+    v1_seen = malformed = 0
+    other: set[str] = set()
+    for token in signature.split():
         version, comma, encoded = token.partition(",")
         if not comma or not version or not encoded:
-            raise VerificationError(
-                "malformed_signature",
-                "a webhook-signature token is not 'version,signature'",
-                header="webhook-signature",
-            )
-        if version != "v1":
+            malformed += 1
             continue
+        if version != "v1":
+            other.add(version[:20])
+            continue
+        v1_seen += 1
         try:
             decoded = base64.b64decode(encoded.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError, ValueError):
-            decoded = b""
-        if len(decoded) != _DIGEST_SIZE:
-            raise VerificationError(
-                "malformed_signature",
-                "a v1 token is not the base64 of an HMAC-SHA256",
-                header="webhook-signature",
-            )
-        candidates.append(decoded)
-    if not candidates:
+            continue
+        if len(decoded) == _DIGEST_SIZE:
+            candidates.append(decoded)
+    if not v1_seen and not malformed and not other:
         raise VerificationError(
-            "unsupported_version", "webhook-signature has no v1 token", header="webhook-signature"
+            "malformed_signature", "webhook-signature has no token", header="webhook-signature"
         )
-    return candidates
+    return candidates, v1_seen, malformed, other

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import heapq
 import itertools
 import os
@@ -136,6 +137,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX attempts_by_delivery ON attempts (delivery_id)",
     ),
+    # Version 2: delivery ids reveal nothing (see _delivery_id). The rows already there keep
+    # the ids they were given (receivers deduplicate on them, hosts may have kept them): their
+    # salt gets its top bit set, which marks an id of the old form.
+    (
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+        "INSERT INTO meta (name, value) VALUES ('delivery_id_key', randomblob(32))",
+        "UPDATE deliveries SET salt = salt | -9223372036854775808",
+    ),
 )
 
 #: The schema version this release writes (``PRAGMA user_version``).
@@ -149,8 +158,9 @@ _HOOK_COLUMNS = (
     "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason,"
     " dead_at, secret, previous_secret, previous_secret_until"
 )
-# The public id of a delivery, from its row (see _delivery_id).
-_ID_SQL = "printf('msg_%016x%016x', {0}seq, {0}salt)"
+# The public id of a delivery, from its row (see _delivery_id): a function each connection
+# of the store registers, with the file's key.
+_ID_SQL = "resthooks_delivery_id({0}seq, {0}salt)"
 # Deliveries are always read joined with their message: ``d`` and ``m``.
 _DELIVERY_COLUMNS = (
     f"{_ID_SQL.format('d.')}, d.hook_id, m.owner, m.event, d.state, d.attempts,"
@@ -168,17 +178,41 @@ _CLAIM_COLUMNS = _DELIVERY_COLUMNS + ", " + ", ".join(f"h.{c}" for c in _HOOK_CO
 
 _SALT_SQL = "random() & 0x7fffffffffffffff"
 _I63 = 1 << 63
+_U64 = (1 << 64) - 1
 _ID_LENGTH = len("msg_") + 32
 _HEX = frozenset("0123456789abcdef")
 
 
-def _delivery_id(seq: int, salt: int) -> str:
-    """The public id of the delivery in row ``seq``: what _ID_SQL computes in SQL."""
-    return f"msg_{seq:016x}{salt:016x}"
+def _id_hasher(key: bytes) -> Any:
+    """Keyed BLAKE2b, ready to be copied: copying beats keying anew for every id."""
+    return hashlib.blake2b(key=key, digest_size=8)
 
 
-def _parse_id(delivery_id: object) -> tuple[int, int] | None:
-    """``(seq, salt)`` of a delivery id this store made, or None for any other string."""
+def _seq_mask(hasher: Any, salt: int) -> int:
+    """64 pseudo-random bits from the salt under the file's key."""
+    h = hasher.copy()
+    h.update(salt.to_bytes(8, "big"))
+    return int.from_bytes(h.digest(), "big")
+
+
+def _delivery_id(seq: int, salt: int, hasher: Any) -> str:
+    """The public id of the delivery in row ``seq``: what _ID_SQL computes in SQL.
+
+    ``msg_`` and 32 hex digits: the seq masked by a keyed hash of the salt (the key is the
+    file's own, made when the file was), then the salt (63 random bits) with the top bit set.
+    Without the key the id is random: it shows no counter, so a receiver cannot read the
+    host's delivery volume from it. It is unique (the seq is), and decoding it gives the seq
+    back: a lookup by id is a rowid lookup, and the fan-out maintains no index of random
+    strings. A row from before schema version 2 (its stored salt has the top bit set) keeps
+    its old id, ``msg_`` + seq + salt, whose 17th hex digit is 0-7, never 8-f.
+    """
+    if salt < 0:
+        return f"msg_{seq:016x}{salt + _I63:016x}"
+    return f"msg_{(seq ^ _seq_mask(hasher, salt)) & _U64:016x}{salt | _I63:016x}"
+
+
+def _parse_id(delivery_id: object, hasher: Any) -> tuple[int, int] | None:
+    """``(seq, stored salt)`` of a delivery id this store made, or None for any other string."""
     if (
         not isinstance(delivery_id, str)
         or len(delivery_id) != _ID_LENGTH
@@ -186,8 +220,12 @@ def _parse_id(delivery_id: object) -> tuple[int, int] | None:
         or not _HEX.issuperset(delivery_id[4:])
     ):
         return None
-    seq, salt = int(delivery_id[4:20], 16), int(delivery_id[20:], 16)
-    return (seq, salt) if seq < _I63 and salt < _I63 else None
+    first, second = int(delivery_id[4:20], 16), int(delivery_id[20:], 16)
+    if second >= _I63:  # the current form
+        salt = second - _I63
+        seq = first ^ _seq_mask(hasher, salt)
+        return (seq, salt) if 0 < seq < _I63 else None
+    return (first, second - _I63) if first < _I63 else None  # a row from before version 2
 
 
 def _us(value: datetime, field: str) -> int:
@@ -309,10 +347,17 @@ class SQLiteStore:
             raise self._open_error(exc) from exc
         try:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.create_function("resthooks_delivery_id", 2, self._id_of, deterministic=True)
         except sqlite3.Error as exc:
             conn.close()
             raise self._wrap(exc, "configuring the connection") from exc
         return conn
+
+    def _id_of(self, seq: int, salt: int) -> str:
+        return _delivery_id(seq, salt, self._id_hasher)
+
+    def _key_of(self, delivery_id: object) -> tuple[int, int] | None:
+        return _parse_id(delivery_id, self._id_hasher)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -408,6 +453,10 @@ class SQLiteStore:
                 conn.execute("PRAGMA journal_mode = WAL")
             if version < SCHEMA_VERSION:
                 self._migrate(conn)
+            row = conn.execute("SELECT value FROM meta WHERE name = 'delivery_id_key'").fetchone()
+            if row is None or not isinstance(row[0], bytes) or len(row[0]) < 16:
+                raise SchemaError(f"{self.path!r} has no usable delivery id key in its meta table")
+            self._id_hasher = _id_hasher(row[0])
         except sqlite3.Error as exc:
             self.close()
             raise self._wrap(exc, "opening the database") from exc
@@ -552,7 +601,7 @@ class SQLiteStore:
             "WHERE hook_id = ? AND next_attempt_at IS NOT NULL RETURNING seq, salt",
             (_us(now, "now"), hook_id),
         ).fetchall()
-        return [_delivery_id(seq, salt) for seq, salt in sorted(rows)]
+        return [_delivery_id(seq, salt, self._id_hasher) for seq, salt in sorted(rows)]
 
     def remove_hook(self, hook_id: str, *, now: datetime) -> list[str]:
         """See :meth:`resthooks.stores.HookRegistry.remove_hook`."""
@@ -725,18 +774,26 @@ class SQLiteStore:
         ).fetchall()
         if len(rows) != count:  # pragma: no cover - only if SQLite ran out of rowids
             raise StoreError(f"the fan-out's {count} deliveries did not get consecutive seqs")
-        return [
-            Delivery(
-                id=_delivery_id(seq, salt),
-                hook_id=hook_id,
-                owner=owner,
-                event=event,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
+        # _delivery_id inlined (the rows are all of the current form): it is most of the
+        # Python work per delivery of a fan-out.
+        copy, from_bytes = self._id_hasher.copy, int.from_bytes
+        made = []
+        for seq, salt, hook_id in rows:
+            h = copy()
+            h.update(salt.to_bytes(8, "big"))
+            masked = seq ^ from_bytes(h.digest(), "big")
+            made.append(
+                Delivery(
+                    id=f"msg_{masked:016x}{salt | _I63:016x}",
+                    hook_id=hook_id,
+                    owner=owner,
+                    event=event,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-            for seq, salt, hook_id in rows
-        ]
+        return made
 
     def claim_due(
         self,
@@ -887,7 +944,7 @@ class SQLiteStore:
         self, conn: sqlite3.Connection, outcome: Outcome, now: datetime, at: int
     ) -> RecordResult:
         kind = outcome.kind
-        key = _parse_id(outcome.delivery_id) or (0, 0)  # seq 0 is never used: matches nothing
+        key = self._key_of(outcome.delivery_id) or (0, 0)  # seq 0 is never used: matches nothing
         counted = 0 if outcome.attempt is None else 1
         error = outcome.attempt.summary if outcome.attempt is not None else None
         next_at: int | None = None
@@ -985,7 +1042,7 @@ class SQLiteStore:
 
     def get_delivery(self, delivery_id: str) -> Delivery | None:
         """See :meth:`resthooks.stores.DeliveryStore.get_delivery`."""
-        key = _parse_id(delivery_id)
+        key = self._key_of(delivery_id)
         if key is None:
             return None
         try:
@@ -1049,7 +1106,7 @@ class SQLiteStore:
     def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
         """See :meth:`resthooks.stores.DeliveryStore.requeue`."""
         at = _us(now, "now")
-        key = _parse_id(delivery_id)
+        key = self._key_of(delivery_id)
         if key is None:
             return None
         with self._write("requeueing a delivery") as conn:

@@ -25,12 +25,13 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from ..errors import TransportError
 from ..network import NetworkPolicy, Resolver, ip_literal
+from ..urls import redact_text
 
 __all__ = [
     "Dialler",
     "PinnedHTTPConnection",
     "PinnedHTTPSConnection",
-    "mask_urllib3_request_logs",
+    "mask_urllib3_logs",
     "pinned_pool_classes",
 ]
 
@@ -53,6 +54,7 @@ class Dialler:
         host = conn._dns_host.strip("[]")  # the name urllib3 itself dials (no trailing-dot strip)
         port = conn.port
         assert port is not None  # the pool always sets the port
+        self.policy.check_port(port)
         literal = ip_literal(host)
         try:
             answers = [str(literal)] if literal is not None else list(self.resolver(host, port))
@@ -134,30 +136,49 @@ def pinned_pool_classes(
     return {"http": HTTPPool, "https": HTTPSPool}
 
 
-class _QueryMask(logging.Filter):
-    """Masks query strings in the request lines urllib3 logs at DEBUG (``"POST /h?k=v ..."``)."""
+class _Redact(logging.Filter):
+    """Masks every URL and query string in the records of urllib3's loggers.
+
+    urllib3 quotes request targets at DEBUG (``"POST /h?k=v HTTP/1.1"``) and whole URLs in
+    warnings (``Failed to parse headers (url=...)`` when a server answers a malformed header
+    line). The filter renders the message, masks it with
+    :func:`~resthooks.urls.redact_text`, and keeps the result (and the masked traceback, if
+    any) as the record's text; it drops nothing.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_mask_target(arg) for arg in record.args)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is logging's to report, not ours
+            return True
+        record.msg, record.args = redact_text(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_text(_FORMATTER.formatException(record.exc_info))
         return True
 
 
-def _mask_target(arg: object) -> object:
-    if isinstance(arg, str) and "?" in arg and (arg.startswith("/") or "://" in arg):
-        return arg.partition("?")[0] + "?***"
-    return arg
+_FORMATTER = logging.Formatter()
+_REDACT = _Redact()
+# Every logger urllib3 2.x logs through (a logger's filters see only its own records).
+_URLLIB3_LOGGERS = (
+    "urllib3",
+    "urllib3.connection",
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    "urllib3.http2.connection",
+    "urllib3.contrib.pyopenssl",
+)
 
 
-_QUERY_MASK = _QueryMask()
+def mask_urllib3_logs() -> None:
+    """Mask URLs and query strings in every record of urllib3's loggers (idempotent).
 
-
-def mask_urllib3_request_logs() -> None:
-    """Mask query strings in urllib3's DEBUG request lines (idempotent).
-
-    Target URLs may carry tokens in their query string; urllib3 logs the request target of
-    every request at DEBUG. The filter only rewrites those arguments; it drops nothing.
+    Target URLs may carry tokens in their query string, and urllib3 quotes them: the request
+    target of every request at DEBUG, the whole URL in some warnings.
     """
-    logger = logging.getLogger("urllib3.connectionpool")
-    if _QUERY_MASK not in logger.filters:
-        logger.addFilter(_QUERY_MASK)
+    for name in _URLLIB3_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)

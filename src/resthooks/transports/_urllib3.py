@@ -18,11 +18,11 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from ..errors import TransportError
+from ..errors import TransportError, ValidationError
 from ..network import NetworkPolicy, Resolver, system_resolver
-from ..urls import redact_url
+from ..urls import parse_target_url, redact_url
 from ._deadline import with_deadline
-from ._pinning import mask_urllib3_request_logs, pinned_pool_classes
+from ._pinning import mask_urllib3_logs, pinned_pool_classes
 from ._protocol import Request, Response, Timeouts
 
 __all__ = ["Urllib3Transport"]
@@ -43,7 +43,10 @@ class Urllib3Transport:
     with ``resolver``, refuses the attempt with a ``blocked``
     :class:`~resthooks.errors.TransportError` if ANY address is refused by ``policy``, and
     connects to a validated address; ``Host``, SNI and the certificate check keep the host
-    name. Error messages never carry the URL's credentials or query string.
+    name. Error messages never carry the URL's credentials or query string, and neither do
+    urllib3's own log records (a filter masks them). Before anything is sent, the URL must
+    pass the shape rules of :func:`~resthooks.urls.parse_target_url` (the ones subscribe
+    applies), or the attempt is ``blocked``; credentials in a URL are never sent.
 
     Args:
         num_pools: How many hosts keep a pool of connections.
@@ -72,7 +75,7 @@ class Urllib3Transport:
     ) -> None:
         self.policy = policy if policy is not None else NetworkPolicy()
         self._timeouts: dict[Timeouts, urllib3.Timeout] = {}
-        mask_urllib3_request_logs()
+        mask_urllib3_logs()
         self._pool = urllib3.PoolManager(
             num_pools=num_pools,
             maxsize=maxsize,
@@ -100,6 +103,11 @@ class Urllib3Transport:
             )
             if len(self._timeouts) < 64:
                 self._timeouts[request.timeouts] = timeout
+        try:
+            # The shape rules of subscribe time, again: the hook may predate them.
+            parse_target_url(request.url)
+        except ValidationError as exc:
+            raise TransportError("blocked", f"the target URL {exc.message}") from None
         self.policy.check_scheme(request.url)
         try:
             resp = self._pool.urlopen(
@@ -114,13 +122,21 @@ class Urllib3Transport:
                 decode_content=False,
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a typed TransportError
-            raise _masked(_translate(exc), request.url) from None
+            failure: TransportError | None = _masked(_translate(exc), request.url)
+        else:
+            failure = None
+        if failure is not None:
+            # Raised outside the except block: urllib3's exception, which quotes the URL, is
+            # not kept as the __context__ of ours.
+            raise failure
         try:
             body, truncated = _read_capped(resp, request.max_response_bytes, deadline)
         except Exception as exc:  # noqa: BLE001
             resp.close()
             resp.release_conn()
-            raise _masked(_translate(exc), request.url) from None
+            failure = _masked(_translate(exc), request.url)
+        if failure is not None:
+            raise failure
         if truncated:
             resp.close()  # a half-read connection must not go back to the pool
         resp.release_conn()
