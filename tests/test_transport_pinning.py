@@ -6,16 +6,17 @@ import http.server
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import pytest
 import trustme
 
-from resthooks import Dispatcher, NetworkPolicy, TransportError
+from resthooks import ConfigurationError, Dispatcher, NetworkPolicy, TransportError
 from resthooks.stores import MemoryStore
 from resthooks.testing import FakeClock
-from resthooks.transports import Request, Timeouts, Urllib3Transport
+from resthooks.transports import PooledHost, Request, Timeouts, Urllib3Transport
 
 LOOPBACK = NetworkPolicy(allow_networks=["127.0.0.0/8", "::1/128"])
 TEST_HOST = "hooks.example.test"
@@ -29,6 +30,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         self.rfile.read(length)
         self.server.hosts.append(self.headers.get("Host", ""))
+        self.server.paths.append(self.path)
         self.send_response(204)
         if self.server.close_after_response:
             self.send_header("Connection", "close")
@@ -44,10 +46,12 @@ class CountingServer(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
     address_family = socket.AF_INET6
+    request_queue_size = 128  # many clients connect at once in the concurrency test
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.connections = 0
         self.hosts: list[str] = []
+        self.paths: list[str] = []
         self.server_names: list[str | None] = []
         self.close_after_response = False
         self._ssl_context = ssl_context
@@ -344,3 +348,103 @@ def test_a_lax_ssl_context_cannot_turn_verification_off(
     ):
         transport.send(_request(f"https://{TEST_HOST}:{tls_server.port}/h"))
     assert unknown_ca.value.kind == "tls"
+
+
+# -- a pool per active host ------------------------------------------------------------------
+
+
+def test_every_host_keeps_its_pool_beyond_64_hosts(server: CountingServer) -> None:
+    """Sending twice to each of 80 hosts (127.0.0.x) opens 80 connections, not 160: no host's
+    pool is evicted to make room for another's, unlike an LRU of 64 pools."""
+    urls = [f"http://127.0.0.{n}:{server.port}/hook" for n in range(2, 82)]
+    with Urllib3Transport(policy=LOOPBACK) as transport:
+        for _ in range(2):
+            for url in urls:
+                assert transport.send(_request(url)).status == 204
+        held = transport.pooled_hosts()
+    assert server.connections == 80
+    assert sorted(f"127.0.0.{n}" for n in range(2, 82)) == sorted(h.host for h in held)
+    assert {("http", server.port, 1)} == {(h.scheme, h.port, h.idle_connections) for h in held}
+
+
+def test_pooled_hosts_most_recent_first(server: CountingServer) -> None:
+    """pooled_hosts() lists the hosts held, the most recently used first, with idle times."""
+    with Urllib3Transport(policy=LOOPBACK) as transport:
+        assert transport.pooled_hosts() == []
+        transport.send(_request(f"http://127.0.0.2:{server.port}/a"))
+        transport.send(_request(f"http://127.0.0.3:{server.port}/b?token=x"))
+        held = transport.pooled_hosts()
+        assert [h.host for h in held] == ["127.0.0.3", "127.0.0.2"]
+        assert all(isinstance(h, PooledHost) and h.idle_for >= 0 for h in held)
+        transport.close()
+        assert transport.pooled_hosts() == []
+        # Still usable after close: the pool is made again.
+        assert transport.send(_request(f"http://127.0.0.2:{server.port}/a")).status == 204
+
+
+def test_an_idle_host_pool_is_closed_after_the_idle_timeout(server: CountingServer) -> None:
+    """A host not sent to for pool_idle_timeout seconds loses its pool (looked at on a later
+    send); sending to it again opens a new connection."""
+    first, other = (f"http://127.0.0.{n}:{server.port}/hook" for n in (2, 3))
+    with Urllib3Transport(policy=LOOPBACK, pool_idle_timeout=0.05) as transport:
+        transport.send(_request(first))
+        time.sleep(0.1)  # waiting out the idle time, not timing anything
+        transport.send(_request(other))
+        assert [h.host for h in transport.pooled_hosts()] == ["127.0.0.3"]
+        transport.send(_request(first))
+    assert server.connections == 3
+
+
+def test_one_url_splits_once_and_keeps_the_query(server: CountingServer) -> None:
+    """The request target sent is the URL's path and query, the Host header its host."""
+    with Urllib3Transport(policy=LOOPBACK) as transport:
+        for _ in range(2):
+            transport.send(_request(f"http://127.0.0.2:{server.port}/p/q?x=1&y=2#frag"))
+    assert [f"127.0.0.2:{server.port}"] * 2 == server.hosts
+    assert server.paths == ["/p/q?x=1&y=2"] * 2
+
+
+def test_concurrent_sends_to_many_hosts_share_pools(server: CountingServer) -> None:
+    """16 threads sending to 20 hosts at once all succeed, and connections are reused."""
+    urls = [f"http://127.0.0.{n}:{server.port}/hook" for n in range(2, 22)]
+    errors: list[BaseException] = []
+    with Urllib3Transport(policy=LOOPBACK) as transport:
+
+        def work(i: int) -> None:
+            try:
+                for j in range(20):
+                    assert transport.send(_request(urls[(i + j) % len(urls)])).status == 204
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(transport.pooled_hosts()) == 20
+    assert errors == []
+    assert server.connections < 16 * 20
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"maxsize": 0}, "maxsize"),
+        ({"maxsize": True}, "maxsize"),
+        ({"pool_idle_timeout": 0}, "pool_idle_timeout"),
+        ({"pool_idle_timeout": float("inf")}, "pool_idle_timeout"),
+        ({"pool_idle_timeout": "60"}, "pool_idle_timeout"),
+    ],
+)
+def test_bad_options_are_configuration_errors(options: dict[str, object], field: str) -> None:
+    """A bad maxsize or idle timeout is a ConfigurationError naming it."""
+    with pytest.raises(ConfigurationError, match=field):
+        Urllib3Transport(**options)  # type: ignore[arg-type]
+
+
+def test_a_url_without_a_host_is_a_protocol_error() -> None:
+    """A target URL without a host fails as a protocol error, not a crash."""
+    with Urllib3Transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
+        transport.send(_request("http:///hook"))
+    assert info.value.kind == "protocol"

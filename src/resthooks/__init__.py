@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .clock import Clock, SystemClock
-from .dispatcher import DEFAULT_RETENTION, DeliverySummary, Dispatcher
+from .dispatcher import DEFAULT_RETENTION, Dispatcher
 from .encoding import encode_body, isoformat_z
 from .errors import (
     ConfigurationError,
@@ -36,10 +36,10 @@ from .model import (
     HookState,
     Outcome,
     OutcomeKind,
-    RecordResult,
     Stats,
 )
 from .network import NetworkPolicy
+from .outcomes import DeliverySummary, HookEffect, RecordResult, Verdict
 from .retry import CAPSULE_SCHEDULE, RetryPolicy
 from .signing import generate_secret, sign
 from .transports import Timeouts
@@ -60,6 +60,7 @@ __all__ = [
     "Dispatcher",
     "EventCatalogue",
     "Hook",
+    "HookEffect",
     "HookLimitReached",
     "HookNotFound",
     "HookState",
@@ -79,6 +80,7 @@ __all__ = [
     "Timeouts",
     "TransportError",
     "ValidationError",
+    "Verdict",
     "VerificationError",
     "encode_body",
     "generate_secret",

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from .model import Hook, Outcome, OutcomeKind, RecordResult
+from .model import Hook, Outcome, OutcomeKind
+from .outcomes import RecordResult, Verdict
 from .urls import mask_url, redact_url
 
 __all__ = ["log_outcomes", "logger"]
@@ -34,7 +35,7 @@ def log_outcomes(
         if attempt is None:
             continue
         hook = hooks.get(outcome.delivery_id)
-        if not result.applied and result.logged:
+        if result.verdict is Verdict.LATE:
             logger.info(
                 "attempt %d of delivery %s logged: the delivery was cancelled while it was in "
                 "flight (its hook died or was removed)",
@@ -43,7 +44,7 @@ def log_outcomes(
                 extra={"delivery_id": outcome.delivery_id, "hook_id": result.hook_id},
             )
             continue
-        if not result.applied:
+        if result.verdict is Verdict.STALE:
             logger.info(
                 "outcome of attempt %d of delivery %s refused: another worker claimed it since",
                 attempt.number,

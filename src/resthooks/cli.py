@@ -49,6 +49,7 @@ from .events import CAPSULE_EVENTS
 from .lifecycle import AttemptFinished, LifecycleEvent
 from .model import Attempt, Delivery, DeliveryState, Hook, HookState, OutcomeKind
 from .network import NetworkPolicy
+from .outcomes import Verdict
 from .stores import SQLiteStore, Store
 from .urls import mask_url, validate_target_url
 
@@ -591,7 +592,7 @@ class _WorkerReport:
             OutcomeKind.FAILED: "failed",
             OutcomeKind.GONE: "gone",
         }.get(event.outcome)
-        if not event.applied:  # its delivery was cancelled in flight: counted as an attempt
+        if event.verdict is Verdict.LATE:  # cancelled in flight: counted as an attempt
             kind = "logged, delivery was cancelled in flight"
         with self._lock:
             self.counts["attempts"] += 1

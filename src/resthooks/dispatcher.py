@@ -12,8 +12,6 @@ from functools import cache
 from importlib.metadata import version
 from typing import TYPE_CHECKING
 
-import attrs
-
 from . import _log, lifecycle
 from ._retry_after import parse_retry_after
 from .clock import Clock, SystemClock
@@ -40,6 +38,7 @@ from .model import (
     Stats,
 )
 from .network import NetworkPolicy
+from .outcomes import DeliverySummary, summarize
 from .retry import RetryPolicy
 from .signing import generate_secret, parse_secret, sign
 from .stores import Store
@@ -64,56 +63,6 @@ _NO_LIMIT = 2**31 - 1
 @cache
 def _user_agent() -> str:
     return f"resthooks/{version('resthooks')}"
-
-
-@attrs.frozen
-class DeliverySummary:
-    """Counts of what one :meth:`Dispatcher.deliver_due` call (or a worker) did.
-
-    Attributes:
-        delivered: Deliveries that got a 2xx.
-        retried: Failed attempts that will be retried.
-        failed: Deliveries whose last retry failed (their hooks died).
-        gone: Deliveries answered ``410 Gone`` (their hooks were removed).
-        cancelled: Other deliveries cancelled because their hook died or was removed.
-        stale: Outcomes refused because another worker had claimed the delivery since:
-            nothing of them was written.
-        late: Attempts whose delivery was cancelled while they were in flight (its hook died
-            or was removed meanwhile, by another outcome of the same batch or another
-            worker): logged in the attempt log, but the delivery stays cancelled, so they
-            count neither as delivered (or retried...) nor as stale. The delivery itself is
-            counted once, in ``cancelled``, by whoever cancelled it.
-
-    Example:
-        >>> DeliverySummary(delivered=2) + DeliverySummary(delivered=1, retried=1)
-        DeliverySummary(delivered=3, retried=1, failed=0, gone=0, cancelled=0, stale=0, late=0)
-    """
-
-    delivered: int = 0
-    retried: int = 0
-    failed: int = 0
-    gone: int = 0
-    cancelled: int = 0
-    stale: int = 0
-    late: int = 0
-
-    def __add__(self, other: DeliverySummary) -> DeliverySummary:
-        # Field by field: attrs.astuple deep-copies and costs more than the rest of a
-        # deliver_due round.
-        return DeliverySummary(
-            delivered=self.delivered + other.delivered,
-            retried=self.retried + other.retried,
-            failed=self.failed + other.failed,
-            gone=self.gone + other.gone,
-            cancelled=self.cancelled + other.cancelled,
-            stale=self.stale + other.stale,
-            late=self.late + other.late,
-        )
-
-    @property
-    def attempts(self) -> int:
-        """Attempts written to the attempt log (``late`` ones included)."""
-        return self.delivered + self.retried + self.failed + self.gone + self.late
 
 
 def _validate_owner(owner: object) -> str:
@@ -707,18 +656,7 @@ class Dispatcher:
         _log.log_outcomes(outcomes, results, hooks)
         if self._listeners:
             lifecycle.notify_recorded(self._listeners, outcomes, results, hooks, self.store)
-        counts = dict.fromkeys(
-            ("delivered", "retried", "failed", "gone", "cancelled", "stale", "late"), 0
-        )
-        for outcome, result in zip(outcomes, results, strict=True):
-            if not result.applied:
-                counts["late" if result.logged else "stale"] += 1
-                continue
-            counts["cancelled"] += len(result.cancelled)
-            key = _SUMMARY_KEYS.get(outcome.kind)
-            if key:
-                counts[key] += 1
-        return DeliverySummary(**counts)
+        return summarize(outcomes, results)
 
     def _hooks_of(self, outcomes: Sequence[Outcome]) -> dict[str, Hook]:
         hooks: dict[str, Hook] = {}
@@ -985,14 +923,6 @@ class Dispatcher:
 
     def __repr__(self) -> str:
         return f"<Dispatcher store={self.store!r} transport={self.transport!r}>"
-
-
-_SUMMARY_KEYS = {
-    OutcomeKind.DELIVERED: "delivered",
-    OutcomeKind.RETRY: "retried",
-    OutcomeKind.FAILED: "failed",
-    OutcomeKind.GONE: "gone",
-}
 
 
 def _check_request_size(request: Request, max_body: int) -> None:

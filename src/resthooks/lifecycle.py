@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import attrs
 
-from .model import Attempt, Hook, Outcome, OutcomeKind, RecordResult
+from .model import Attempt, Hook, Outcome, OutcomeKind
+from .outcomes import HookEffect, RecordResult, Verdict, dead_reason
 
 if TYPE_CHECKING:
     from .stores import HookRegistry
@@ -77,8 +78,12 @@ class AttemptFinished:
         attempt: The attempt's log entry (status or error, duration...).
         outcome: What the Dispatcher decided: ``delivered``, ``retry``, ``failed`` or ``gone``.
         next_attempt_at: For ``retry``: when the next attempt is due.
-        applied: ``False`` when the delivery had been cancelled while the attempt was in
-            flight: the attempt is logged, the outcome changed nothing.
+        verdict: :attr:`~resthooks.Verdict.APPLIED`, or :attr:`~resthooks.Verdict.LATE` when
+            the delivery had been cancelled while the attempt was in flight: the attempt is
+            logged, the outcome changed nothing.
+
+    .. versionchanged:: 0.2.0
+       ``verdict`` replaces the ``applied`` flag, which is now read from it.
     """
 
     hook: Hook
@@ -86,7 +91,12 @@ class AttemptFinished:
     attempt: Attempt
     outcome: OutcomeKind
     next_attempt_at: datetime | None = None
-    applied: bool = True
+    verdict: Verdict = attrs.field(default=Verdict.APPLIED, converter=Verdict)
+
+    @property
+    def applied(self) -> bool:
+        """Whether the outcome was applied (``False`` for a late attempt)."""
+        return self.verdict is Verdict.APPLIED
 
 
 @attrs.frozen(kw_only=True)
@@ -222,7 +232,8 @@ def notify_recorded(
     """
     for outcome, result in zip(outcomes, results, strict=True):
         hook = hooks.get(outcome.delivery_id)
-        if hook is None or outcome.attempt is None or not (result.applied or result.logged):
+        verdict = result.verdict
+        if hook is None or outcome.attempt is None or verdict is Verdict.STALE:
             continue
         attempt = outcome.attempt
         delivery_id = outcome.delivery_id
@@ -234,31 +245,33 @@ def notify_recorded(
                 attempt=attempt,
                 outcome=outcome.kind,
                 next_attempt_at=outcome.next_attempt_at,
-                applied=result.applied,
+                verdict=verdict,
             ),
         )
-        if not result.applied:
+        if verdict is not Verdict.APPLIED:
             continue
         if outcome.kind is OutcomeKind.DELIVERED:
             notify(
                 listeners, DeliveryDelivered(hook=hook, delivery_id=delivery_id, attempt=attempt)
             )
         elif outcome.kind is OutcomeKind.FAILED:
-            reason = outcome.reason or "retries exhausted"
+            reason = dead_reason(outcome)
             notify(
                 listeners,
                 DeliveryFailed(hook=hook, delivery_id=delivery_id, attempt=attempt, reason=reason),
             )
-            dead = registry.get_hook(hook.id) or hook
-            notify(listeners, HookDead(hook=dead, reason=reason, cancelled=result.cancelled))
-            _cancelled(listeners, hook, result.cancelled, CancelReason.HOOK_DEAD)
+            if result.hook_effect is HookEffect.DEAD:
+                dead = registry.get_hook(hook.id) or hook
+                notify(listeners, HookDead(hook=dead, reason=reason, cancelled=result.cancelled))
+                _cancelled(listeners, hook, result.cancelled, CancelReason.HOOK_DEAD)
         elif outcome.kind is OutcomeKind.GONE:
             _cancelled(listeners, hook, (delivery_id,), CancelReason.HOOK_GONE)
-            notify(
-                listeners,
-                HookGone(hook=hook, delivery_id=delivery_id, cancelled=result.cancelled),
-            )
-            _cancelled(listeners, hook, result.cancelled, CancelReason.HOOK_GONE)
+            if result.hook_effect is HookEffect.REMOVED:
+                notify(
+                    listeners,
+                    HookGone(hook=hook, delivery_id=delivery_id, cancelled=result.cancelled),
+                )
+                _cancelled(listeners, hook, result.cancelled, CancelReason.HOOK_GONE)
 
 
 def notify_unsubscribed(

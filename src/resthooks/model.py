@@ -18,7 +18,6 @@ __all__ = [
     "HookState",
     "Outcome",
     "OutcomeKind",
-    "RecordResult",
     "Stats",
 ]
 
@@ -236,34 +235,6 @@ class Outcome:
     attempt: Attempt | None = None
     next_attempt_at: datetime | None = None
     reason: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class RecordResult:
-    """What a store did with one :class:`Outcome`.
-
-    Attributes:
-        delivery_id: The delivery.
-        applied: ``False`` when the outcome was refused: the claim's token was stale
-            (another worker claimed the delivery after this claim's lease expired), or the
-            delivery was cancelled while this claim had it in flight (its hook died or was
-            removed). The delivery's state was not changed.
-        cancelled: Ids of other deliveries that were cancelled as a consequence (the hook died
-            or was removed).
-        hook_id: The hook of the delivery.
-        logged: ``True`` when the outcome's attempt was appended to the attempt log. That is
-            the case for every applied outcome with an attempt, and for a refused one whose
-            delivery was cancelled while this very claim had it in flight (``applied`` is
-            ``False`` then, the delivery stays cancelled): the receiver may have got that
-            request, so it is logged. An outcome refused because another claim took the
-            delivery over writes nothing.
-    """
-
-    delivery_id: str
-    applied: bool
-    hook_id: str = ""
-    cancelled: tuple[str, ...] = ()
-    logged: bool = False
 
 
 @attrs.frozen(kw_only=True)

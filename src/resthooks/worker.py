@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError, InvalidStateError, StoreError, TransportError
 from .model import Claim, Outcome, OutcomeKind
+from .outcomes import DeliverySummary
 
 if TYPE_CHECKING:
-    from .dispatcher import DeliverySummary, Dispatcher
+    from .dispatcher import Dispatcher
 
 __all__ = ["Worker"]
 
@@ -189,7 +190,6 @@ class _Session:
     """The state of one run: claims waiting for a thread, attempts in flight, results."""
 
     def __init__(self, worker: Worker, stop: threading.Event | None) -> None:
-        from .dispatcher import DeliverySummary  # noqa: PLC0415 - dispatcher imports us
 
         self.worker = worker
         self.dispatcher = worker.dispatcher

@@ -22,9 +22,9 @@ from ..model import (
     Hook,
     HookState,
     Outcome,
-    RecordResult,
     Stats,
 )
+from ..outcomes import RecordResult
 
 __all__ = ["DeliveryStore", "HookRegistry", "Store"]
 

@@ -19,10 +19,9 @@ from ..model import (
     Hook,
     HookState,
     Outcome,
-    OutcomeKind,
-    RecordResult,
     Stats,
 )
+from ..outcomes import HookEffect, RecordResult, StoredDelivery, transition
 from ._common import NOT_FINAL_STATES, new_delivery_id, new_token, target_host
 
 __all__ = ["MemoryStore"]
@@ -117,6 +116,10 @@ class MemoryStore:
             return self._cancel_open(hook_id, now)
 
     def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
+        with self._lock:
+            return self._kill(hook_id, reason, now)
+
+    def _kill(self, hook_id: str, reason: str, now: datetime) -> list[str]:
         with self._lock:
             hook = self._hooks.get(hook_id)
             if hook is None:
@@ -320,82 +323,42 @@ class MemoryStore:
 
     def _record_one(self, outcome: Outcome, now: datetime) -> RecordResult:
         row = self._rows.get(outcome.delivery_id)
-        if (
-            row is not None
-            and row.delivery.state is DeliveryState.CANCELLED
-            and row.token is not None
-            and row.token == outcome.token
-            and outcome.attempt is not None
-        ):
-            # Cancelled while this claim had it in flight: log the attempt, change nothing else.
-            d = row.delivery
-            self._attempts.setdefault(d.id, []).append(outcome.attempt)
-            row.token = None
-            self._set(
-                row,
-                attrs.evolve(
-                    d,
-                    attempts=d.attempts + 1,
-                    last_error=outcome.attempt.summary,
-                    updated_at=now,
-                ),
-            )
-            return RecordResult(delivery_id=d.id, applied=False, hook_id=d.hook_id, logged=True)
-        if (
-            row is None
-            or row.delivery.state is not DeliveryState.IN_FLIGHT
-            or row.token != outcome.token
-        ):
-            return RecordResult(
-                delivery_id=outcome.delivery_id,
-                applied=False,
-                hook_id=row.delivery.hook_id if row else "",
-            )
+        if row is None:
+            return transition(None, outcome, now=now).result(outcome.delivery_id)
         d = row.delivery
-        attempts = d.attempts
-        last_error = d.last_error
-        if outcome.attempt is not None:
-            self._attempts.setdefault(d.id, []).append(outcome.attempt)
-            attempts += 1
-            last_error = outcome.attempt.summary
+        hook = self._hooks.get(d.hook_id)
+        stored = StoredDelivery(
+            state=d.state,
+            token=row.token,
+            attempts=d.attempts,
+            next_attempt_at=d.next_attempt_at,
+            last_error=d.last_error,
+            hook_state=hook.state if hook is not None else None,
+        )
+        t = transition(stored, outcome, now=now)
+        written = t.delivery
+        if written is None:
+            return t.result(d.id, hook_id=d.hook_id)
+        if t.attempt is not None:
+            self._attempts.setdefault(d.id, []).append(t.attempt)
         row.token = row.lease_until = None
-        cancelled: list[str] = []
-        kind = outcome.kind
-        state, next_attempt_at = d.state, d.next_attempt_at
-        if kind is OutcomeKind.DELIVERED:
-            state, next_attempt_at = DeliveryState.DELIVERED, None
-        elif kind is OutcomeKind.RETRY:
-            state, next_attempt_at = DeliveryState.PENDING, outcome.next_attempt_at
-        elif kind is OutcomeKind.RELEASE:
-            state = DeliveryState.PENDING
-        elif kind is OutcomeKind.FAILED:
-            state, next_attempt_at = DeliveryState.FAILED, None
-        else:
-            state, next_attempt_at = DeliveryState.CANCELLED, None
         self._set(
             row,
             attrs.evolve(
                 d,
-                state=state,
-                next_attempt_at=next_attempt_at,
-                attempts=attempts,
-                last_error=last_error,
+                state=written.state,
+                next_attempt_at=written.next_attempt_at,
+                attempts=written.attempts,
+                last_error=written.last_error,
                 updated_at=now,
             ),
         )
-        if kind is OutcomeKind.FAILED:
-            cancelled = self.mark_dead(
-                d.hook_id, reason=outcome.reason or "retries exhausted", now=now
-            )
-        elif kind is OutcomeKind.GONE:
+        cancelled: list[str] = []
+        if t.hook_effect is HookEffect.DEAD:
+            cancelled = self._kill(d.hook_id, t.dead_reason or "", now)
+        elif t.hook_effect is HookEffect.REMOVED:
             cancelled = self.remove_hook(d.hook_id, now=now)
-        return RecordResult(
-            delivery_id=d.id,
-            applied=True,
-            hook_id=d.hook_id,
-            cancelled=tuple(cancelled),
-            logged=outcome.attempt is not None,
-        )
+        return t.result(d.id, hook_id=d.hook_id, cancelled=cancelled)
 
     def get_delivery(self, delivery_id: str) -> Delivery | None:
         with self._lock:

@@ -27,9 +27,14 @@ from ..model import (
     Hook,
     HookState,
     Outcome,
-    OutcomeKind,
-    RecordResult,
     Stats,
+)
+from ..outcomes import (
+    HookEffect,
+    RecordResult,
+    StoredDelivery,
+    may_touch_hook,
+    transition,
 )
 from ._common import attempt_from_row, delivery_from_row, hook_from_row, target_host
 
@@ -164,36 +169,8 @@ class _Live:
     """A delivery's row as ``record`` sees it while it walks a batch of outcomes."""
 
     hook_id: str
-    state: str
-    token: str | None
-    attempts: int
-    next_attempt_at: datetime | None
-    last_error: str | None
+    stored: StoredDelivery
     dirty: bool = False
-
-
-def _log_late(row: _Live | None, outcome: Outcome, attempts: list[Attempt]) -> RecordResult | None:
-    """Log the attempt of a delivery cancelled while this outcome's claim had it in flight.
-
-    The delivery stays cancelled; its token is cleared so the attempt is logged once. Returns
-    ``None`` (nothing done) for any other outcome.
-    """
-    if (
-        row is None
-        or row.state != "cancelled"
-        or row.token is None
-        or row.token != outcome.token
-        or outcome.attempt is None
-    ):
-        return None
-    attempts.append(outcome.attempt)
-    row.attempts += 1
-    row.last_error = outcome.attempt.summary
-    row.token = None
-    row.dirty = True
-    return RecordResult(
-        delivery_id=outcome.delivery_id, applied=False, hook_id=row.hook_id, logged=True
-    )
 
 
 class PostgresStore:
@@ -722,13 +699,7 @@ class PostgresStore:
         with self._tx() as cur:
             # Lock order, the same everywhere: hooks first, then deliveries by id. A record
             # that kills or removes a hook locks it before any delivery row.
-            doomed = sorted(
-                {
-                    o.delivery_id
-                    for o in outcomes
-                    if o.kind in (OutcomeKind.FAILED, OutcomeKind.GONE)
-                }
-            )
+            doomed = sorted({o.delivery_id for o in outcomes if may_touch_hook(o.kind)})
             if doomed:
                 cur.execute(
                     self._q(
@@ -739,71 +710,65 @@ class PostgresStore:
                 )
             cur.execute(
                 self._q(
-                    "SELECT id, hook_id, state, token, attempts, next_attempt_at, last_error "
-                    "FROM {s}.deliveries WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+                    "SELECT d.id, d.hook_id, d.state, d.token, d.attempts, d.next_attempt_at, "
+                    "d.last_error, h.state FROM {s}.deliveries d "
+                    "LEFT JOIN {s}.hooks h ON h.id = d.hook_id "
+                    "WHERE d.id = ANY(%s) ORDER BY d.id FOR UPDATE OF d"
                 ),
                 (sorted({o.delivery_id for o in outcomes}),),
             )
-            live = {r[0]: _Live(*r[1:]) for r in cur.fetchall()}
+            live = {
+                r[0]: _Live(
+                    r[1],
+                    StoredDelivery(
+                        state=DeliveryState(r[2]),
+                        token=r[3],
+                        attempts=r[4],
+                        next_attempt_at=_utc(r[5]),
+                        last_error=r[6],
+                        hook_state=None if r[7] is None else HookState(r[7]),
+                    ),
+                )
+                for r in cur.fetchall()
+            }
             attempts: list[Attempt] = []
             results: list[RecordResult] = []
             for outcome in outcomes:
                 row = live.get(outcome.delivery_id)
-                late = _log_late(row, outcome, attempts)
-                if late is not None:
-                    results.append(late)
-                    continue
-                if row is None or row.state != "in_flight" or row.token != outcome.token:
+                t = transition(row.stored if row else None, outcome, now=now)
+                if row is None or t.delivery is None:
                     results.append(
-                        RecordResult(
-                            delivery_id=outcome.delivery_id,
-                            applied=False,
-                            hook_id=row.hook_id if row else "",
-                        )
+                        t.result(outcome.delivery_id, hook_id=row.hook_id if row else "")
                     )
                     continue
-                if outcome.attempt is not None:
-                    attempts.append(outcome.attempt)
-                    row.attempts += 1
-                    row.last_error = outcome.attempt.summary
-                row.token = None
+                row.stored = t.delivery
                 row.dirty = True
-                kind = outcome.kind
-                if kind is OutcomeKind.RETRY:
-                    row.state = "pending"
-                    row.next_attempt_at = outcome.next_attempt_at
-                elif kind is OutcomeKind.RELEASE:
-                    row.state = "pending"
-                else:
-                    row.state = {
-                        OutcomeKind.DELIVERED: "delivered",
-                        OutcomeKind.FAILED: "failed",
-                        OutcomeKind.GONE: "cancelled",
-                    }[kind]
-                    row.next_attempt_at = None
+                if t.attempt is not None:
+                    attempts.append(t.attempt)
                 cancelled: list[str] = []
-                if kind in (OutcomeKind.FAILED, OutcomeKind.GONE):
+                if t.hook_effect is not HookEffect.NONE:
                     # The database must see this batch so far before the hook's open
                     # deliveries are cancelled (a delivery recorded earlier stays delivered).
                     self._flush(cur, live, attempts, now)
                     attempts = []
-                    if kind is OutcomeKind.FAILED:
-                        reason = outcome.reason or "retries exhausted"
-                        cancelled = self._mark_dead(cur, row.hook_id, reason, now)
+                    if t.hook_effect is HookEffect.DEAD:
+                        cancelled = self._mark_dead(cur, row.hook_id, t.dead_reason or "", now)
                     else:
                         cancelled = self._remove(cur, row.hook_id, now)
-                    for other in cancelled:
-                        if other in live:
-                            live[other].state = "cancelled"
-                            live[other].next_attempt_at = None
+                    for other in live.values():
+                        if other.hook_id == row.hook_id:
+                            other.stored = attrs.evolve(
+                                other.stored, hook_state=t.delivery.hook_state
+                            )
+                    for other_id in cancelled:
+                        if other_id in live:  # cancelled in the database, token kept
+                            live[other_id].stored = attrs.evolve(
+                                live[other_id].stored,
+                                state=DeliveryState.CANCELLED,
+                                next_attempt_at=None,
+                            )
                 results.append(
-                    RecordResult(
-                        delivery_id=outcome.delivery_id,
-                        applied=True,
-                        hook_id=row.hook_id,
-                        cancelled=tuple(cancelled),
-                        logged=outcome.attempt is not None,
-                    )
+                    t.result(outcome.delivery_id, hook_id=row.hook_id, cancelled=cancelled)
                 )
             self._flush(cur, live, attempts, now)
         return results
@@ -816,7 +781,7 @@ class PostgresStore:
         now: datetime,
     ) -> None:
         """Write the rows ``record`` changed so far, and their attempts, in two statements."""
-        dirty = [(i, r) for i, r in live.items() if r.dirty]
+        dirty = [(i, r.stored) for i, r in live.items() if r.dirty]
         if dirty:
             cur.execute(
                 self._q(
@@ -832,14 +797,14 @@ class PostgresStore:
                 (
                     now,
                     [i for i, _ in dirty],
-                    [r.state for _, r in dirty],
+                    [r.state.value for _, r in dirty],
                     [r.attempts for _, r in dirty],
                     [r.next_attempt_at for _, r in dirty],
                     [_text(r.last_error) for _, r in dirty],
                 ),
             )
-            for _, r in dirty:
-                r.dirty = False
+            for i, _ in dirty:
+                live[i].dirty = False
         if attempts:
             cur.execute(
                 self._q(

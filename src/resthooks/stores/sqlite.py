@@ -28,10 +28,9 @@ from ..model import (
     Hook,
     HookState,
     Outcome,
-    OutcomeKind,
-    RecordResult,
     Stats,
 )
+from ..outcomes import HookEffect, RecordResult, StoredDelivery, transition
 from ._common import attempt_from_row, delivery_from_row, hook_from_row, target_host
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -943,85 +942,58 @@ class SQLiteStore:
     def _record_one(
         self, conn: sqlite3.Connection, outcome: Outcome, now: datetime, at: int
     ) -> RecordResult:
-        kind = outcome.kind
-        key = self._key_of(outcome.delivery_id) or (0, 0)  # seq 0 is never used: matches nothing
-        counted = 0 if outcome.attempt is None else 1
-        error = outcome.attempt.summary if outcome.attempt is not None else None
-        next_at: int | None = None
-        if kind is OutcomeKind.DELIVERED or kind is OutcomeKind.FAILED:
-            state, sets = kind.value, "next_attempt_at = NULL, due_at = NULL"
-        elif kind is OutcomeKind.RETRY:
-            next_at = _us_or_none(outcome.next_attempt_at, "next_attempt_at")
-            state, sets = "pending", "next_attempt_at = :next, due_at = :next"
-        elif kind is OutcomeKind.RELEASE:
-            state, sets = "pending", "due_at = next_attempt_at"
-        else:  # gone
-            state, sets = "cancelled", "next_attempt_at = NULL, due_at = NULL"
-        row = conn.execute(
-            f"UPDATE deliveries SET state = :state, {sets}, token = NULL, lease_until = NULL, "
-            "attempts = attempts + :counted, "
-            "last_error = CASE WHEN :counted THEN :error ELSE last_error END, updated_at = :at "
-            "WHERE seq = :seq AND salt = :salt AND state = 'in_flight' AND token = :token "
-            "RETURNING hook_id",
-            {
-                "state": state,
-                "next": next_at,
-                "counted": counted,
-                "error": error,
-                "at": at,
-                "seq": key[0],
-                "salt": key[1],
-                "token": outcome.token,
-            },
-        ).fetchone()
-        if row is None:
-            if outcome.attempt is not None:
-                # Cancelled while this claim had it in flight: log the attempt, keep the state.
-                late = conn.execute(
-                    "UPDATE deliveries SET token = NULL, attempts = attempts + 1, "
-                    "last_error = :error, updated_at = :at "
-                    "WHERE seq = :seq AND salt = :salt AND state = 'cancelled' "
-                    "AND token = :token RETURNING hook_id",
-                    {
-                        "error": error,
-                        "at": at,
-                        "seq": key[0],
-                        "salt": key[1],
-                        "token": outcome.token,
-                    },
-                ).fetchone()
-                if late is not None:
-                    self._insert_attempt(conn, outcome.delivery_id, outcome.attempt)
-                    return RecordResult(
-                        delivery_id=outcome.delivery_id,
-                        applied=False,
-                        hook_id=late[0],
-                        logged=True,
-                    )
-            found = conn.execute(
-                "SELECT hook_id FROM deliveries WHERE seq = ? AND salt = ?", key
+        # BEGIN IMMEDIATE holds the database's write lock: the row read here is the row
+        # written below, as the transition expects.
+        key = self._key_of(outcome.delivery_id)
+        row = (
+            key
+            and conn.execute(
+                "SELECT d.hook_id, d.state, d.token, d.attempts, d.next_attempt_at, "
+                "d.last_error, h.state FROM deliveries d LEFT JOIN hooks h ON h.id = d.hook_id "
+                "WHERE d.seq = ? AND d.salt = ?",
+                key,
             ).fetchone()
-            return RecordResult(
-                delivery_id=outcome.delivery_id,
-                applied=False,
-                hook_id=found[0] if found else "",
-            )
-        hook_id = row[0]
-        attempt = outcome.attempt
-        if attempt is not None:
-            self._insert_attempt(conn, outcome.delivery_id, attempt)
-        cancelled: list[str] = []
-        if kind is OutcomeKind.FAILED:
-            cancelled = self._mark_dead(conn, hook_id, outcome.reason or "retries exhausted", now)
-        elif kind is OutcomeKind.GONE:
-            cancelled = self._remove(conn, hook_id, now)
-        return RecordResult(
-            delivery_id=outcome.delivery_id,
-            applied=True,
-            hook_id=hook_id,
-            cancelled=tuple(cancelled),
-            logged=attempt is not None,
         )
+        if key is None or row is None:
+            return transition(None, outcome, now=now).result(outcome.delivery_id)
+        hook_id, state, token, attempts, next_at, last_error, hook_state = row
+        t = transition(
+            StoredDelivery(
+                state=DeliveryState(state),
+                token=token,
+                attempts=attempts,
+                next_attempt_at=_dt(next_at),
+                last_error=last_error,
+                hook_state=None if hook_state is None else HookState(hook_state),
+            ),
+            outcome,
+            now=now,
+        )
+        written = t.delivery
+        if written is None:
+            return t.result(outcome.delivery_id, hook_id=hook_id)
+        next_us = _us_or_none(written.next_attempt_at, "next_attempt_at")
+        conn.execute(
+            "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, due_at = ?, "
+            "last_error = ?, token = NULL, lease_until = NULL, updated_at = ? WHERE seq = ?",
+            (
+                written.state.value,
+                written.attempts,
+                next_us,
+                next_us if written.state is DeliveryState.PENDING else None,
+                written.last_error,
+                at,
+                key[0],
+            ),
+        )
+        if t.attempt is not None:
+            self._insert_attempt(conn, outcome.delivery_id, t.attempt)
+        cancelled: list[str] = []
+        if t.hook_effect is HookEffect.DEAD:
+            cancelled = self._mark_dead(conn, hook_id, t.dead_reason or "", now)
+        elif t.hook_effect is HookEffect.REMOVED:
+            cancelled = self._remove(conn, hook_id, now)
+        return t.result(outcome.delivery_id, hook_id=hook_id, cancelled=cancelled)
 
     @staticmethod
     def _insert_attempt(conn: sqlite3.Connection, delivery_id: str, attempt: Attempt) -> None:

@@ -16,6 +16,14 @@ from ..model import (
     Outcome,
     OutcomeKind,
 )
+from ..outcomes import (
+    HookEffect,
+    RecordResult,
+    StoredDelivery,
+    Transition,
+    Verdict,
+    transition,
+)
 from ..stores import Store
 
 __all__ = ["STORE_CHECKS", "check_store"]
@@ -692,6 +700,182 @@ def check_concurrent_claims_never_share(store: Store) -> None:
     assert not errors, errors
     assert len(seen) == 200
     assert len(set(seen)) == 200, "no delivery is claimed twice"
+
+
+# -- the transition table ---------------------------------------------------------------------
+
+# The stored states the table starts from, and the token the store keeps in each.
+TRANSITION_STATES = (
+    "pending",
+    "in_flight",
+    "delivered",
+    "failed",
+    "cancelled_in_flight",
+    "cancelled",
+)
+# Which token the outcome carries: the last claim's, or an earlier claim's (for a pending or
+# cancelled delivery that was claimed once: a token that was never issued).
+TRANSITION_TOKENS = ("last_claim", "earlier_claim")
+_STORED_STATE = {s: s for s in TRANSITION_STATES} | {"cancelled_in_flight": "cancelled"}
+
+
+def _table_outcome(
+    kind: OutcomeKind, delivery_id: str, token: str, number: int, at: float
+) -> Outcome:
+    status = {
+        OutcomeKind.DELIVERED: 200,
+        OutcomeKind.RETRY: 503,
+        OutcomeKind.FAILED: 500,
+        OutcomeKind.GONE: 410,
+    }.get(kind)
+    return Outcome(
+        delivery_id=delivery_id,
+        token=token,
+        kind=kind,
+        attempt=None if status is None else _attempt(delivery_id, number, at, status),
+        next_attempt_at=_t(at + 100) if kind is OutcomeKind.RETRY else None,
+        reason=f"{number} attempts failed" if kind is OutcomeKind.FAILED else None,
+    )
+
+
+def _table_setup(store: Store, n: int, state: str, b: float) -> tuple[str, str | None, str, str]:
+    """Bring delivery ``n`` to ``state``; return its id, the token the store keeps, and the
+    last and an earlier claim's tokens."""
+    store.add_hook(_hook(n, owner=f"table{n}"), max_per_owner=None)
+    (d,) = store.enqueue(owner=f"table{n}", event="party/created", body=b"{}", now=_t(b))
+    (first,) = store.claim_due(now=_t(b), limit=1, lease_until=_lease(b, 30))
+    release = Outcome(delivery_id=d.id, token=first.token, kind=OutcomeKind.RELEASE)
+    store.record([release], now=_t(b + 1))
+    if state in ("pending", "cancelled"):
+        if state == "cancelled":
+            store.remove_hook(f"hook_{n:04d}", now=_t(b + 2))
+        return d.id, None, first.token, "never-issued"
+    (second,) = store.claim_due(now=_t(b + 2), limit=1, lease_until=_lease(b + 2, 30))
+    if state == "in_flight":  # the second claim expired and a third took it over
+        (third,) = store.claim_due(now=_t(b + 32), limit=1, lease_until=_lease(b + 32))
+        return d.id, third.token, third.token, second.token
+    if state == "cancelled_in_flight":
+        store.remove_hook(f"hook_{n:04d}", now=_t(b + 3))
+        return d.id, second.token, second.token, first.token
+    kind = OutcomeKind.DELIVERED if state == "delivered" else OutcomeKind.FAILED
+    store.record([_table_outcome(kind, d.id, second.token, 1, b + 2)], now=_t(b + 3))
+    return d.id, None, second.token, first.token
+
+
+def _check_hook_effect(
+    store: Store,
+    where: str,
+    *,
+    expected: Transition,
+    result: RecordResult,
+    hook_before: Hook | None,
+    sibling_ids: list[str],
+) -> None:
+    hook_id = result.hook_id
+    hook_after = store.get_hook(hook_id)
+    now = expected.now
+    if expected.hook_effect is HookEffect.DEAD:
+        assert hook_after is not None, f"{where}: the hook must still exist, dead"
+        assert (hook_after.state, hook_after.dead_reason, hook_after.dead_at) == (
+            HookState.DEAD,
+            expected.dead_reason,
+            now,
+        ), f"{where}: the hook is {hook_after!r}"
+    elif expected.hook_effect is HookEffect.REMOVED:
+        assert hook_after is None, f"{where}: the hook must be removed"
+    else:
+        assert hook_after == hook_before, f"{where}: the hook must not change"
+    if expected.hook_effect is HookEffect.NONE:
+        assert result.cancelled == (), f"{where}: nothing is cancelled"
+    else:
+        assert list(result.cancelled) == sibling_ids, f"{where}: cancelled {result.cancelled}"
+    for sibling_id in sibling_ids:
+        sibling = store.get_delivery(sibling_id)
+        assert sibling is not None
+        cancelled = expected.hook_effect is not HookEffect.NONE
+        assert (sibling.state is DeliveryState.CANCELLED) == cancelled, (
+            f"{where}: the hook's other delivery is {sibling.state.value}"
+        )
+
+
+def _check_one_transition(store: Store, n: int, state: str, which: str, kind: OutcomeKind) -> None:
+    b = n * 1000.0
+    hook_id = f"hook_{n:04d}"
+    delivery_id, kept, last, earlier = _table_setup(store, n, state, b)
+    siblings = store.enqueue(owner=f"table{n}", event="party/created", body=b"{}", now=_t(b + 40))
+    before = store.get_delivery(delivery_id)
+    assert before is not None
+    assert before.state.value == _STORED_STATE[state], (
+        f"setting up {state!r}: the delivery is {before.state.value}"
+    )
+    hook_before = store.get_hook(hook_id)
+    log_before = store.attempts(delivery_id)
+    stored = StoredDelivery(
+        state=before.state,
+        token=kept,
+        attempts=before.attempts,
+        next_attempt_at=before.next_attempt_at,
+        last_error=before.last_error,
+        hook_state=hook_before.state if hook_before is not None else None,
+    )
+    token = last if which == "last_claim" else earlier
+    now = _t(b + 50)
+    outcome = _table_outcome(kind, delivery_id, token, before.attempts + 1, b + 45)
+    expected = transition(stored, outcome, now=now)
+    where = f"{state} x {which} x {kind.value}"
+    (result,) = store.record([outcome], now=now)
+    assert result.verdict is expected.verdict, (
+        f"{where}: verdict {result.verdict.value}, the transition says {expected.verdict.value}"
+    )
+    assert result.delivery_id == delivery_id
+    assert result.hook_id == hook_id, f"{where}: hook_id {result.hook_id!r}"
+    assert result.logged == (expected.attempt is not None), f"{where}: logged {result.logged}"
+    assert result.hook_effect is expected.hook_effect, f"{where}: {result.hook_effect}"
+    after = store.get_delivery(delivery_id)
+    assert after is not None
+    written = expected.delivery
+    if written is None:
+        assert after == before, f"{where}: nothing may be written, got {after!r}"
+    else:
+        got = (after.state, after.attempts, after.next_attempt_at, after.last_error)
+        want = (written.state, written.attempts, written.next_attempt_at, written.last_error)
+        assert got == want, f"{where}: the delivery is {got}, the transition says {want}"
+        assert after.updated_at == now, f"{where}: updated_at {after.updated_at}"
+    log = [*log_before, expected.attempt] if expected.attempt is not None else log_before
+    assert store.attempts(delivery_id) == log, f"{where}: the attempt log"
+    _check_hook_effect(
+        store,
+        where,
+        expected=expected,
+        result=result,
+        hook_before=hook_before,
+        sibling_ids=[s.id for s in siblings],
+    )
+    # The token is spent (or kept) as the transition says: recording again follows it too.
+    again_expected = transition(written or stored, outcome, now=_t(b + 60))
+    (again,) = store.record([outcome], now=_t(b + 60))
+    assert again.verdict is again_expected.verdict, (
+        f"{where}, recorded twice: {again.verdict.value}, not {again_expected.verdict.value}"
+    )
+    if store.get_hook(hook_id) is not None:  # leave nothing due for the next row
+        store.remove_hook(hook_id, now=_t(b + 70))
+
+
+@_check
+def check_transition_table(store: Store) -> None:
+    """Every stored state x token x outcome kind does what :func:`~resthooks.outcomes.transition`
+    says: verdict, delivery, attempt log, hook and its other deliveries."""
+    n = 0
+    for state in TRANSITION_STATES:
+        for which in TRANSITION_TOKENS:
+            for kind in OutcomeKind:
+                n += 1
+                _check_one_transition(store, n, state, which, kind)
+    unknown = Outcome(delivery_id="msg_unknown", token="t", kind=OutcomeKind.DELIVERED)  # noqa: S106
+    (result,) = store.record([unknown], now=_t(0))
+    assert (result.verdict, result.hook_id, result.logged) == (Verdict.STALE, "", False), (
+        f"an unknown delivery: {result!r}"
+    )
 
 
 @contextmanager

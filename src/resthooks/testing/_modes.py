@@ -7,11 +7,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
+from ..outcomes import DeliverySummary
 from ._clock import FakeClock
 from ._transport import RecordingTransport
 
 if TYPE_CHECKING:
-    from ..dispatcher import DeliverySummary, Dispatcher
+    from ..dispatcher import Dispatcher
     from ..model import Delivery
 
 __all__ = ["DeliveryMode", "no_delivery", "run_schedule", "synchronous"]

@@ -1,6 +1,6 @@
 """Transports: how a delivery's HTTP request is sent."""
 
 from ._protocol import Request, Response, Timeouts, Transport
-from ._urllib3 import Urllib3Transport
+from ._urllib3 import PooledHost, Urllib3Transport
 
-__all__ = ["Request", "Response", "Timeouts", "Transport", "Urllib3Transport"]
+__all__ = ["PooledHost", "Request", "Response", "Timeouts", "Transport", "Urllib3Transport"]

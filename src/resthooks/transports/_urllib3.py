@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import time
 from types import TracebackType
 
+import attrs
 import urllib3
+from urllib3.connectionpool import HTTPConnectionPool, port_by_scheme
 from urllib3.exceptions import (
+    ClosedPoolError,
     ConnectTimeoutError,
     HTTPError,
     LocationParseError,
@@ -17,27 +21,82 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+from urllib3.util import parse_url
 
-from ..errors import TransportError, ValidationError
+from ..errors import ConfigurationError, TransportError, ValidationError
 from ..network import NetworkPolicy, Resolver, system_resolver
 from ..urls import parse_target_url, redact_url
 from ._deadline import with_deadline
 from ._pinning import mask_urllib3_logs, pinned_pool_classes
 from ._protocol import Request, Response, Timeouts
 
-__all__ = ["Urllib3Transport"]
+__all__ = ["PooledHost", "Urllib3Transport"]
 
 _CHUNK = 64 * 1024
+# Split target URLs kept (one per hook URL in use); past this the cache starts afresh, which
+# costs one parse per URL, never a connection.
+_MAX_TARGETS = 8192
+
+
+@attrs.frozen
+class PooledHost:
+    """One host the transport keeps a connection pool for (see
+    :meth:`Urllib3Transport.pooled_hosts`).
+
+    Attributes:
+        scheme: ``http`` or ``https``.
+        host: The host name (or address) as in the target URLs, lower case.
+        port: The port.
+        idle_connections: Open connections waiting in the pool for the next request.
+        idle_for: Seconds since a request to this host last started.
+
+    .. versionadded:: 0.2.0
+    """
+
+    scheme: str
+    host: str
+    port: int
+    idle_connections: int
+    idle_for: float
+
+
+class _HostPool:
+    """A host's pool and when it was last used (monotonic seconds)."""
+
+    __slots__ = ("closed", "key", "last_used", "pool")
+
+    def __init__(self, key: tuple[str, str, int], pool: HTTPConnectionPool, now: float) -> None:
+        self.key = key
+        self.pool = pool
+        self.last_used = now
+        self.closed = False
+
+
+class _Target:
+    """A target URL split once: the host's pool and the request target (path and query)."""
+
+    __slots__ = ("entry", "path")
+
+    def __init__(self, entry: _HostPool, path: str) -> None:
+        self.entry = entry
+        self.path = path
 
 
 class Urllib3Transport:
-    """Sends deliveries with one shared :class:`urllib3.PoolManager`.
+    """Sends deliveries over urllib3, with a pool of keep-alive connections per host.
 
-    Connections are kept alive and reused per host. Redirects are never followed and nothing
-    is retried. TLS certificates are verified. The total deadline of
-    :class:`~resthooks.Timeouts` holds however slowly a server sends its body: the
-    body is read in chunks against a monotonic deadline. A response body longer than the cap
-    is not read past the cap, and its connection is closed instead of going back to the pool.
+    Connections are kept alive and reused per host: the transport keeps one
+    :class:`urllib3.HTTPConnectionPool` for every host it sent to in the last
+    ``pool_idle_timeout`` seconds, however many hosts that is (a pool cache smaller than the
+    hooks' hosts would close and reopen connections, a TLS handshake each, all the time), and
+    closes the pools of hosts idle for longer. :meth:`pooled_hosts` says what it holds. Each
+    target URL is split once and sent straight to its host's pool.
+
+    Redirects are never followed and nothing is retried. TLS certificates are verified. The
+    total deadline of :class:`~resthooks.Timeouts` holds however slowly a server sends its
+    body: the body is read in chunks against a monotonic deadline. A response body longer than
+    the cap is not read past the cap, and its connection is closed instead of going back to
+    the pool.
 
     Every connection (a new one, or a pooled one that reconnects) resolves the host once
     with ``resolver``, refuses the attempt with a ``blocked``
@@ -49,8 +108,11 @@ class Urllib3Transport:
     applies), or the attempt is ``blocked``; credentials in a URL are never sent.
 
     Args:
-        num_pools: How many hosts keep a pool of connections.
-        maxsize: Connections kept per host (set it to the worker's thread count).
+        maxsize: Idle connections kept per host (more are opened when more requests to one
+            host run at once, and closed after use). The Dispatcher's
+            ``max_in_flight_per_host`` (4) is what bounds them in a worker.
+        pool_idle_timeout: Seconds after its last request before a host's pool and its
+            connections are closed. Default 60 s.
         policy: The :class:`~resthooks.network.NetworkPolicy` to enforce. Default:
             ``NetworkPolicy()``, which refuses loopback and private addresses.
         resolver: ``(host, port) -> [address, ...]``. Default:
@@ -58,40 +120,146 @@ class Urllib3Transport:
         ssl_context: The TLS context (to trust a private CA, say). Certificates and host
             names are verified whatever it says.
 
+    Raises:
+        ConfigurationError: For a ``maxsize`` below 1 or a ``pool_idle_timeout`` that is not
+            a positive number of seconds.
+
+    .. versionchanged:: 0.2.0
+       A pool per active host, closed after ``pool_idle_timeout``, instead of a
+       ``PoolManager`` keeping the 64 most recent hosts; ``num_pools`` is gone.
+
     Example:
         >>> from resthooks.transports import Urllib3Transport
         >>> with Urllib3Transport() as transport:
-        ...     pass
+        ...     transport.pooled_hosts()
+        []
     """
 
     def __init__(
         self,
         *,
-        num_pools: int = 64,
         maxsize: int = 16,
+        pool_idle_timeout: float = 60.0,
         policy: NetworkPolicy | None = None,
         resolver: Resolver | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ConfigurationError("maxsize must be an int >= 1")
+        if (
+            isinstance(pool_idle_timeout, bool)
+            or not isinstance(pool_idle_timeout, (int, float))
+            or not 0 < pool_idle_timeout < float("inf")
+        ):
+            raise ConfigurationError("pool_idle_timeout must be a finite number of seconds > 0")
         self.policy = policy if policy is not None else NetworkPolicy()
+        self.maxsize = maxsize
+        self.pool_idle_timeout = float(pool_idle_timeout)
         self._timeouts: dict[Timeouts, urllib3.Timeout] = {}
         mask_urllib3_logs()
-        self._pool = urllib3.PoolManager(
-            num_pools=num_pools,
-            maxsize=maxsize,
-            block=False,
-            retries=False,
-            cert_reqs="CERT_REQUIRED",
-            ssl_context=ssl_context,
-        )
         resolve = resolver if resolver is not None else system_resolver
         # urllib3's timeouts are per socket read; with_deadline holds the status line and
         # headers to the total deadline too (the body is read against it below).
-        self._pool.pool_classes_by_scheme = with_deadline(pinned_pool_classes(self.policy, resolve))
+        self._pool_classes = with_deadline(pinned_pool_classes(self.policy, resolve))
+        self._ssl_context = ssl_context
+        self._lock = threading.Lock()
+        self._hosts: dict[tuple[str, str, int], _HostPool] = {}
+        self._targets: dict[str, _Target] = {}
+        # Idle pools are looked for at most this often (on a send), so a busy transport pays
+        # for the sweep once in a while, not per request.
+        self._sweep_every = min(self.pool_idle_timeout / 2, 10.0)
+        self._next_sweep = time.monotonic() + self._sweep_every
+
+    # -- pools ---------------------------------------------------------------------------------
+
+    def _new_pool(self, scheme: str, host: str, port: int) -> HTTPConnectionPool:
+        # What urllib3's PoolManager would build for this host with our settings.
+        kwargs: dict[str, object] = {
+            "maxsize": self.maxsize,
+            "block": False,
+            "retries": False,
+        }
+        if scheme == "https":
+            kwargs["cert_reqs"] = "CERT_REQUIRED"
+            kwargs["ssl_context"] = self._ssl_context
+        return self._pool_classes[scheme](host, port, **kwargs)  # type: ignore[arg-type]
+
+    def _target(self, url: str, now: float) -> _Target:
+        """Split ``url`` and find (or make) its host's pool; cache the pair.
+
+        The URL must pass the shape rules subscribe applies (the hook may predate them), or
+        the attempt is ``blocked``; only a URL that passes is cached.
+        """
+        try:
+            parse_target_url(url)
+        except ValidationError as exc:
+            raise TransportError("blocked", f"the target URL {exc.message}") from None
+        try:
+            parts = parse_url(url)
+        except LocationParseError as exc:
+            raise TransportError("protocol", f"invalid URL: {exc}") from None
+        scheme = (parts.scheme or "http").lower()
+        if scheme not in self._pool_classes:
+            raise TransportError("protocol", f"invalid URL: unknown scheme {scheme!r}")
+        if not parts.host:
+            raise TransportError("protocol", "invalid URL: no host")
+        host = parts.host.lower()
+        port = parts.port or port_by_scheme.get(scheme, 80)
+        key = (scheme, host, port)
+        with self._lock:
+            entry = self._hosts.get(key)
+            if entry is None or entry.closed:
+                entry = _HostPool(key, self._new_pool(scheme, host, port), now)
+                self._hosts[key] = entry
+            target = _Target(entry, parts.request_uri)
+            if len(self._targets) >= _MAX_TARGETS:
+                self._targets = {}
+            self._targets[url] = target
+        return target
+
+    def _sweep(self, now: float) -> None:
+        """Close the pools of hosts idle for longer than ``pool_idle_timeout``."""
+        cutoff = now - self.pool_idle_timeout
+        with self._lock:
+            self._next_sweep = now + self._sweep_every
+            idle = [e for e in self._hosts.values() if e.last_used < cutoff]
+            if not idle:
+                return
+            for entry in idle:
+                entry.closed = True
+                del self._hosts[entry.key]
+            self._targets = {u: t for u, t in self._targets.items() if not t.entry.closed}
+        for entry in idle:
+            entry.pool.close()
+
+    def pooled_hosts(self) -> list[PooledHost]:
+        """The hosts this transport keeps a pool of connections for, most recently used first.
+
+        A host is held from its first request until ``pool_idle_timeout`` seconds pass
+        without one; then its pool and connections are closed (looked at on the next send).
+
+        .. versionadded:: 0.2.0
+        """
+        now = time.monotonic()
+        with self._lock:
+            entries = sorted(self._hosts.values(), key=lambda e: e.last_used, reverse=True)
+        return [
+            PooledHost(
+                scheme=e.key[0],
+                host=e.key[1],
+                port=e.key[2],
+                idle_connections=_idle(e.pool),
+                idle_for=max(0.0, now - e.last_used),
+            )
+            for e in entries
+        ]
+
+    # -- sending -------------------------------------------------------------------------------
 
     def send(self, request: Request) -> Response:
         """Send ``request`` once. See :class:`~resthooks.transports.Transport`."""
-        deadline = time.monotonic() + request.timeouts.total
+        now = time.monotonic()
+        deadline = now + request.timeouts.total
         timeout = self._timeouts.get(request.timeouts)
         if timeout is None:
             # urllib3 clones the Timeout it is given, so one per Timeouts value serves every
@@ -103,38 +271,34 @@ class Urllib3Transport:
             )
             if len(self._timeouts) < 64:
                 self._timeouts[request.timeouts] = timeout
+        url = request.url
+        self.policy.check_scheme(url)
+        if now >= self._next_sweep:
+            self._sweep(now)
+        # Failures are raised outside the except blocks: urllib3's exceptions quote the URL
+        # (some keep it as an attribute) and must not stay attached as __context__.
+        failure: TransportError | None = None
         try:
-            # The shape rules of subscribe time, again: the hook may predate them.
-            parse_target_url(request.url)
-        except ValidationError as exc:
-            raise TransportError("blocked", f"the target URL {exc.message}") from None
-        self.policy.check_scheme(request.url)
-        try:
-            resp = self._pool.urlopen(
-                request.method,
-                request.url,
-                body=request.body,
-                headers=dict(request.headers),
-                redirect=False,
-                retries=False,
-                timeout=timeout,
-                preload_content=False,
-                decode_content=False,
-            )
+            target = self._targets.get(url)
+            if target is None or target.entry.closed:
+                target = self._target(url, now)
+            resp = self._urlopen(target, request, timeout, now)
+        except ClosedPoolError:
+            # Swept between the look-up and the request (nothing was sent): a fresh pool.
+            try:
+                resp = self._urlopen(self._target(url, now), request, timeout, now)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a TransportError
+                failure = _masked(_translate(exc), url)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a typed TransportError
-            failure: TransportError | None = _masked(_translate(exc), request.url)
-        else:
-            failure = None
+            failure = _masked(_translate(exc), url)
         if failure is not None:
-            # Raised outside the except block: urllib3's exception, which quotes the URL, is
-            # not kept as the __context__ of ours.
             raise failure
         try:
             body, truncated = _read_capped(resp, request.max_response_bytes, deadline)
         except Exception as exc:  # noqa: BLE001
             resp.close()
             resp.release_conn()
-            failure = _masked(_translate(exc), request.url)
+            failure = _masked(_translate(exc), url)
         if failure is not None:
             raise failure
         if truncated:
@@ -143,9 +307,35 @@ class Urllib3Transport:
         headers = {k.lower(): v for k, v in resp.headers.items()}
         return Response(status=resp.status, headers=headers, body=body, truncated=truncated)
 
+    @staticmethod
+    def _urlopen(
+        target: _Target, request: Request, timeout: urllib3.Timeout, now: float
+    ) -> urllib3.BaseHTTPResponse:
+        target.entry.last_used = now
+        return target.entry.pool.urlopen(
+            request.method,
+            target.path,
+            body=request.body,
+            headers=dict(request.headers),
+            redirect=False,
+            retries=False,
+            assert_same_host=False,
+            timeout=timeout,
+            preload_content=False,
+            decode_content=False,
+            release_conn=False,
+        )
+
     def close(self) -> None:
-        """Close every pooled connection."""
-        self._pool.clear()
+        """Close every pooled connection (the transport stays usable: pools reopen)."""
+        with self._lock:
+            entries = list(self._hosts.values())
+            self._hosts = {}
+            self._targets = {}
+            for entry in entries:
+                entry.closed = True
+        for entry in entries:
+            entry.pool.close()
 
     def __enter__(self) -> Urllib3Transport:
         return self
@@ -160,6 +350,15 @@ class Urllib3Transport:
 
     def __repr__(self) -> str:
         return "Urllib3Transport()"
+
+
+def _idle(pool: HTTPConnectionPool) -> int:
+    """Open connections waiting in ``pool`` (its queue also holds None placeholders)."""
+    queue = pool.pool
+    if queue is None:
+        return 0
+    with queue.mutex:
+        return sum(1 for conn in queue.queue if conn is not None and conn.sock is not None)
 
 
 def _read_capped(resp: urllib3.BaseHTTPResponse, cap: int, deadline: float) -> tuple[bytes, bool]:

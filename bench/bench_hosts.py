@@ -1,0 +1,269 @@
+"""Many hosts at 200 ms: the transport's pools against plain urllib3 threads, in one run.
+
+Run it from the repository root:
+
+    python bench/bench_hosts.py [--hosts 100] [--threads 256] [--seconds 4] [--rounds 3]
+                                [--before REV]
+
+An asyncio receiver in a subprocess listens on ``--hosts`` distinct loopback addresses
+(127.0.0.2, 127.0.0.3, ...) and answers every POST with 204 after ``--latency`` seconds,
+keeping connections alive. Then, rounds interleaved so a burst of load from elsewhere hits
+every client alike:
+
+- ``plain urllib3 threads``: ``--threads`` threads, one shared ``urllib3.PoolManager`` with a
+  pool per host (``num_pools`` = hosts), each thread POSTing to the hosts in turn;
+- ``transport``: the same threads calling ``Urllib3Transport.send``;
+- ``transport before``: the same with the transport of git revision ``--before`` (loaded
+  beside the current one), if given;
+- ``worker``: ``Dispatcher.run_until_idle(workers=threads)`` on a ``MemoryStore`` with one
+  hook per host, end to end (emit, claim, send, record), default settings otherwise;
+- ``worker before``: the same on the ``--before`` transport.
+
+Each prints requests per second and its ratio to the plain threads of the same round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import urllib3
+
+from resthooks import Dispatcher
+from resthooks.stores import MemoryStore
+from resthooks.testing import LOOPBACK_POLICY
+from resthooks.transports import Request, Timeouts, Transport, Urllib3Transport
+
+BODY = b'{"event":"party/created","payload":[{"id":1,"name":"Acme Ltd"}]}'
+HEADERS = {"Content-Type": "application/json", "webhook-id": "msg_" + "0" * 32}
+_ANSWER = b"HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n"
+
+# -- the receiver (a subprocess) ---------------------------------------------------------------
+
+
+async def _serve_connection(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, latency: float
+) -> None:
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length:
+                await reader.readexactly(length)
+            await asyncio.sleep(latency)
+            writer.write(_ANSWER)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _serve(hosts: int, latency: float) -> None:
+    port = 0
+    servers = []
+    for n in range(hosts):
+        server = await asyncio.start_server(
+            lambda r, w: _serve_connection(r, w, latency),
+            f"127.0.0.{n + 2}",
+            port,
+            backlog=4096,
+        )
+        port = server.sockets[0].getsockname()[1]
+        servers.append(server)
+    print(port, flush=True)
+    await asyncio.Event().wait()
+
+
+# -- clients -----------------------------------------------------------------------------------
+
+
+def _threads(send: Callable[[str], None], urls: list[str], threads: int, seconds: float) -> float:
+    done = [0] * threads
+    end = time.perf_counter() + seconds
+    barrier = threading.Barrier(threads + 1)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        n = i
+        while time.perf_counter() < end:
+            send(urls[n % len(urls)])
+            n += threads
+            done[i] += 1
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in pool:
+        t.join()
+    return sum(done) / (time.perf_counter() - start)
+
+
+def plain(urls: list[str], threads: int, seconds: float) -> float:
+    manager = urllib3.PoolManager(num_pools=len(urls), maxsize=threads, retries=False)
+
+    def send(url: str) -> None:
+        response = manager.request("POST", url, body=BODY, headers=HEADERS)
+        assert response.status == 204, response.status
+
+    try:
+        return _threads(send, urls, threads, seconds)
+    finally:
+        manager.clear()
+
+
+def transport_rate(
+    make: Callable[[], Transport], urls: list[str], threads: int, seconds: float
+) -> float:
+    transport = make()
+    timeouts = Timeouts()
+
+    def send(url: str) -> None:
+        request = Request(method="POST", url=url, headers=HEADERS, body=BODY, timeouts=timeouts)
+        assert transport.send(request).status == 204
+
+    try:
+        return _threads(send, urls, threads, seconds)
+    finally:
+        transport.close()
+
+
+def worker_rate(
+    make: Callable[[], Transport], urls: list[str], threads: int, seconds: float, latency: float
+) -> float:
+    transport = make()
+    dispatcher = Dispatcher(
+        MemoryStore(),
+        transport=transport,
+        network_policy=LOOPBACK_POLICY,
+        max_hooks_per_owner=None,
+        sign_deliveries=True,
+    )
+    for url in urls:
+        dispatcher.subscribe("party/created", url, owner="bench")
+    # About as many deliveries as the plain threads send in ``seconds``.
+    events = max(1, int(seconds * threads / latency / len(urls)))
+    for n in range(events):
+        dispatcher.emit("party/created", {"id": n, "name": "Acme Ltd"}, owner="bench")
+    start = time.perf_counter()
+    summary = dispatcher.run_until_idle(workers=threads)
+    elapsed = time.perf_counter() - start
+    transport.close()
+    assert summary.delivered == events * len(urls), summary
+    return summary.delivered / elapsed
+
+
+def _load_before(rev: str) -> type[Urllib3Transport]:
+    """The transport class of git revision ``rev``, loaded beside the current one."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "show", f"{rev}:src/resthooks/transports/_urllib3.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    name = "resthooks.transports._urllib3_before"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "resthooks.transports"
+    sys.modules[name] = module
+    exec(compile(source, f"{rev}:_urllib3.py", "exec"), module.__dict__)
+    return module.Urllib3Transport  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=256)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", help="a git revision whose transport to compare")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-worker", action="store_true", help="transport only")
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(_serve(args.hosts, args.latency))
+        return
+    receiver = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            "--hosts",
+            str(args.hosts),
+            "--latency",
+            str(args.latency),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert receiver.stdout is not None
+        port = int(receiver.stdout.readline())
+        urls = [f"http://127.0.0.{n + 2}:{port}/hook/{n}" for n in range(args.hosts)]
+        now: Callable[[], Transport] = lambda: Urllib3Transport(policy=LOOPBACK_POLICY)  # noqa: E731
+        clients: dict[str, Callable[[], float]] = {
+            "plain urllib3 threads": lambda: plain(urls, args.threads, args.seconds),
+            "transport": lambda: transport_rate(now, urls, args.threads, args.seconds),
+        }
+        if args.before:
+            old = _load_before(args.before)
+            then: Callable[[], Transport] = lambda: old(policy=LOOPBACK_POLICY)  # noqa: E731
+            clients["transport before"] = lambda: transport_rate(
+                then, urls, args.threads, args.seconds
+            )
+        if not args.no_worker:
+            clients["worker"] = lambda: worker_rate(
+                now, urls, args.threads, args.seconds, args.latency
+            )
+            if args.before:
+                clients["worker before"] = lambda: worker_rate(
+                    then, urls, args.threads, args.seconds, args.latency
+                )
+        print(
+            f"{args.hosts} hosts at {args.latency * 1000:.0f} ms, {args.threads} threads, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+            f"{args.rounds} rounds, interleaved (order rotating)"
+        )
+        rates: dict[str, list[float]] = {name: [] for name in clients}
+        ratios: dict[str, list[float]] = {name: [] for name in clients}
+        names = list(clients)
+        for r in range(args.rounds):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            got = {name: clients[name]() for name in order}
+            for name in names:
+                rates[name].append(got[name])
+                ratios[name].append(got[name] / got["plain urllib3 threads"])
+            print(f"round {r + 1}: " + ", ".join(f"{n} {got[n]:,.0f}/s" for n in names))
+        print(f"{'':24s} {'median/s':>9s} {'ratio to plain (median of rounds)':>34s}")
+        for name in names:
+            print(
+                f"{name:24s} {statistics.median(rates[name]):9,.0f} "
+                f"{statistics.median(ratios[name]):8.2f}x  "
+                f"({min(ratios[name]):.2f}-{max(ratios[name]):.2f}x)"
+            )
+    finally:
+        receiver.kill()
+        receiver.wait()
+
+
+if __name__ == "__main__":
+    main()
