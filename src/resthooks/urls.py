@@ -1,7 +1,7 @@
 """Validation of target URLs, and masking of URLs for logs and messages.
 
 One parser decides what a target URL means: urllib3's :func:`~urllib3.util.parse_url`, the
-one the transport dials with. A URL that :mod:`urllib.parse` would read differently (another
+one the transport dials with. A URL that ``urllib.parse`` would read differently (another
 host, port or scheme), or whose reading depends on the parser (a backslash, a percent-encoded
 host), is refused: what is checked is then what is dialled.
 """
@@ -128,7 +128,7 @@ def parse_target_url(url: object, *, field: str = "target_url") -> TargetURL:
     The shape rules: a string of at most 2,048 characters; scheme ``http`` or ``https``; a
     host, in ASCII and not percent-encoded; no fragment; no whitespace, control character or
     backslash anywhere; a port other than 0 if one is given; and one meaning for urllib3 and
-    :mod:`urllib.parse` alike. Credentials are not judged here (see
+    ``urllib.parse`` alike. Credentials are not judged here (see
     :func:`validate_target_url`): the transport applies these rules to every URL it sends
     to, and never sends credentials.
 

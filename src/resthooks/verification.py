@@ -133,7 +133,7 @@ def verify(
     window = _seconds(tolerance)
     if not window >= 0:
         raise ConfigurationError("tolerance must be >= 0 seconds")
-    keys = _keys(secret)
+    hmac_keys, public_keys = _keys(secret)
     if not callable(getattr(headers, "items", None)):
         # Any mapping-like object will do (werkzeug's headers are not a Mapping).
         raise VerificationError("missing_header", "no headers were given", header="webhook-id")
@@ -143,20 +143,29 @@ def verify(
     signature = _header(headers, "webhook-signature")
 
     _check_timestamp(stamp, window, now)
-    candidates, v1_seen, malformed, other = _v1_signatures(signature)
+    wanted = {v for v, keys in (("v1", hmac_keys), ("v1a", public_keys)) if keys}
+    tokens, seen, malformed, other = _signatures(signature, wanted)
 
     # Sign the timestamp as sent, and never fail on odd text in the id.
     content = f"{msg_id}.{stamp}.".encode("utf-8", "surrogatepass") + bytes(body)
     matched = False
-    for key in keys:
+    v1_tokens = [t for t in tokens["v1"] if len(t) == _DIGEST_SIZE]
+    for key in hmac_keys:
         expected = hmac.new(key, content, hashlib.sha256).digest()
-        for candidate in candidates:
+        for candidate in v1_tokens:
             # No early exit: the time taken does not depend on which token matched.
             matched |= hmac.compare_digest(expected, candidate)
+    if not matched and public_keys and tokens["v1a"]:
+        from . import ed25519  # noqa: PLC0415 - the optional extra, only when given a key
+
+        matched = ed25519.verify_any(public_keys, content, tokens["v1a"])
     if matched:
         return
-    if v1_seen:
-        raise VerificationError("no_match", "no v1 signature matches", header="webhook-signature")
+    names = " or ".join(sorted(wanted))
+    if seen:
+        raise VerificationError(
+            "no_match", f"no {names} signature matches", header="webhook-signature"
+        )
     if malformed:
         raise VerificationError(
             "malformed_signature",
@@ -165,16 +174,18 @@ def verify(
         )
     raise VerificationError(
         "unsupported_version",
-        f"webhook-signature has no v1 token, only {', '.join(sorted(other))}",
+        f"webhook-signature has no {names} token, only {', '.join(sorted(other))}",
         header="webhook-signature",
     )
 
 
-def _keys(secret: object) -> list[bytes]:
-    """The HMAC keys of the secret(s) given to :func:`verify`; bad_secret if any is unusable.
+def _keys(secret: object) -> tuple[list[bytes], list[bytes]]:
+    """The HMAC keys and the ed25519 public keys given to :func:`verify`; bad_secret if any
+    is unusable.
 
-    Looser than for signing: any key of 1 to 512 bytes, as the reference verifiers take
-    (the receiver's secret is the sender's choice).
+    HMAC secrets are read more loosely than for signing: any key of 1 to 512 bytes, as the
+    reference verifiers take (the receiver's secret is the sender's choice). A string
+    starting with ``whpk_`` is an ed25519 public key (``v1a``).
     """
     if isinstance(secret, str):
         given: list[object] = [secret]
@@ -182,15 +193,28 @@ def _keys(secret: object) -> list[bytes]:
         given = list(secret)
     else:
         raise VerificationError(
-            "bad_secret",
-            f"the secret given to verify must be a string, not {type(secret).__name__}",
+            "bad_secret", f"the secret given to verify must be a string, not {type(secret).__name__}"
         )
     if not given:
         raise VerificationError("bad_secret", "no secret was given to verify")
+    hmac_keys: list[bytes] = []
+    public_keys: list[bytes] = []
     try:
-        return [parse_secret(s, min_bytes=1, max_bytes=_MAX_VERIFY_KEY) for s in given]
+        for item in given:
+            if isinstance(item, str) and item.startswith("whsk_"):
+                raise VerificationError(
+                    "bad_secret",
+                    "verify takes the hook's public key (whpk_...), not its secret key",
+                )
+            if isinstance(item, str) and item.startswith("whpk_"):
+                from . import ed25519  # noqa: PLC0415 - no cryptography unless asked for
+
+                public_keys.append(ed25519.parse_public_key(item, field="secret"))
+            else:
+                hmac_keys.append(parse_secret(item, min_bytes=1, max_bytes=_MAX_VERIFY_KEY))
     except ValidationError as exc:
         raise VerificationError("bad_secret", f"the secret given to verify {exc.message}") from None
+    return hmac_keys, public_keys
 
 
 def _check_timestamp(stamp: str, window: float, now: datetime | float | None) -> None:
@@ -223,38 +247,39 @@ def _check_timestamp(stamp: str, window: float, now: datetime | float | None) ->
         )
 
 
-def _v1_signatures(signature: str) -> tuple[list[bytes], int, int, set[str]]:
-    """The usable v1 signatures; how many v1 tokens there were; how many tokens were not
-    ``version,signature``; the other versions.
+def _signatures(
+    signature: str, wanted: set[str]
+) -> tuple[dict[str, list[bytes]], int, int, set[str]]:
+    """The decoded signatures of the ``wanted`` versions (``v1``, ``v1a``); how many tokens
+    of those versions there were; how many tokens were not ``version,signature``; the other
+    versions.
 
     As the specification says, the receiver tries each signature until one matches: a token
-    that cannot be used is skipped, not fatal (a sender may add tokens of its own). A ``v1``
-    token that is not the base64 of an HMAC-SHA256 simply matches nothing.
+    that cannot be used is skipped, not fatal (a sender may add tokens of its own). A token
+    of a wanted version that is not the base64 of a signature simply matches nothing.
     """
     if len(signature) > _MAX_SIGNATURE_HEADER:
         raise VerificationError(
             "malformed_signature", "webhook-signature is too long", header="webhook-signature"
         )
-    candidates: list[bytes] = []
-    v1_seen = malformed = 0
+    tokens: dict[str, list[bytes]] = {"v1": [], "v1a": []}
+    seen = malformed = 0
     other: set[str] = set()
     for token in signature.split():
         version, comma, encoded = token.partition(",")
         if not comma or not version or not encoded:
             malformed += 1
             continue
-        if version != "v1":
+        if version not in wanted:
             other.add(version[:20])
             continue
-        v1_seen += 1
+        seen += 1
         try:
-            decoded = base64.b64decode(encoded.encode("ascii"), validate=True)
+            tokens[version].append(base64.b64decode(encoded.encode("ascii"), validate=True))
         except (binascii.Error, UnicodeEncodeError, ValueError):
             continue
-        if len(decoded) == _DIGEST_SIZE:
-            candidates.append(decoded)
-    if not v1_seen and not malformed and not other:
+    if not seen and not malformed and not other:
         raise VerificationError(
             "malformed_signature", "webhook-signature has no token", header="webhook-signature"
         )
-    return candidates, v1_seen, malformed, other
+    return tokens, seen, malformed, other
