@@ -443,8 +443,9 @@ def test_bad_options_are_configuration_errors(options: dict[str, object], field:
         Urllib3Transport(**options)  # type: ignore[arg-type]
 
 
-def test_a_url_without_a_host_is_a_protocol_error() -> None:
-    """A target URL without a host fails as a protocol error, not a crash."""
+def test_a_url_without_a_host_is_blocked() -> None:
+    """A target URL without a host breaks the shape rules: ``blocked``, not a crash."""
     with Urllib3Transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
         transport.send(_request("http:///hook"))
-    assert info.value.kind == "protocol"
+    assert info.value.kind == "blocked"
+    assert "host" in info.value.message
