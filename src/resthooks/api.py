@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from . import ed25519
 from .dispatcher import Dispatcher, _validate_id, _validate_owner
 from .encoding import isoformat_z
 from .errors import (
@@ -127,7 +128,9 @@ def hook_document(hook: Hook) -> dict[str, Any]:
     """The ``restHook`` JSON document of ``hook``, without its secret.
 
     Keys: ``id``, ``event``, ``targetUrl``, ``description``, ``state`` (``active`` or
-    ``dead``), ``createdAt``, ``updatedAt``, and for a dead hook ``deadReason`` and ``deadAt``.
+    ``dead``), ``createdAt``, ``updatedAt``, for a hook with a ``v1a`` key its ``publicKey``
+    (``whpk_...``; the secret key is never shown), and for a dead hook ``deadReason`` and
+    ``deadAt``.
 
     Example:
         >>> from datetime import datetime, timezone
@@ -148,6 +151,8 @@ def hook_document(hook: Hook) -> dict[str, Any]:
         "createdAt": isoformat_z(hook.created_at),
         "updatedAt": isoformat_z(hook.updated_at),
     }
+    if hook.signing_key:
+        document["publicKey"] = ed25519.public_key_of(hook.signing_key)
     if hook.state is HookState.DEAD:
         document["deadReason"] = hook.dead_reason
         document["deadAt"] = isoformat_z(hook.dead_at) if hook.dead_at is not None else None
@@ -300,6 +305,26 @@ class SubscriptionAPI:
         except ResthooksError as exc:
             return self._failure(exc)
         return ApiResponse(status=204)
+
+    def public_keys(self, *, owner: str) -> ApiResponse:
+        """The owner's ``v1a`` public keys as a JWKS document: ``200 {"keys": [...]}``.
+
+        Serve it where the owner's receivers can fetch it (say
+        ``GET {base_path}/keys``): each key's ``kid`` is its hook's id. See
+        :func:`resthooks.ed25519.jwks`; receivers read it back with
+        :func:`resthooks.ed25519.public_keys_from_jwks`.
+
+        Raises:
+            ValidationError: Only for a bad ``owner``.
+
+        .. versionadded:: 0.2.0
+        """
+        owner = _validate_owner(owner)
+        try:
+            keys = self.dispatcher.public_keys(owner=owner)
+        except ResthooksError as exc:
+            return self._failure(exc)
+        return _answer(200, ed25519.jwks(keys))
 
     @staticmethod
     def _failure(exc: ResthooksError) -> ApiResponse:

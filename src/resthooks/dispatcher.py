@@ -6,13 +6,13 @@ import math
 import re
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import version
 from typing import TYPE_CHECKING
 
-from . import _log, lifecycle
+from . import _log, ed25519, lifecycle
 from ._retry_after import parse_retry_after
 from .clock import Clock, SystemClock
 from .encoding import encode_body
@@ -104,6 +104,10 @@ class Dispatcher:
         max_response_bytes: How much of a response body is read and kept. Default 4 KiB.
         max_in_flight_per_host: Deliveries to one target host in flight at once. Default 4.
         sign_deliveries: Give every new hook a signing secret (Standard Webhooks). Default on.
+        signature_versions: Which Standard Webhooks signatures new hooks get: ``"v1"``
+            (HMAC-SHA256 under a shared ``whsec_`` secret, the default), ``"v1a"`` (ed25519
+            under a per-hook key pair: receivers hold only the public key; needs the
+            ``resthooks[ed25519]`` extra), or both, sent side by side.
         network_policy: Which targets are allowed (:class:`~resthooks.network.NetworkPolicy`),
             checked at subscribe time on the URL and, by the default transport, on every
             address dialled. Default: ``NetworkPolicy()``, which refuses loopback and private
@@ -154,6 +158,7 @@ class Dispatcher:
         max_response_bytes: int = 4096,
         max_in_flight_per_host: int | None = 4,
         sign_deliveries: bool = True,
+        signature_versions: Collection[str] = ("v1",),
         network_policy: NetworkPolicy | None = None,
         secret_grace: float | timedelta = timedelta(hours=24),
         timeout_penalty: float = 60.0,
@@ -203,6 +208,17 @@ class Dispatcher:
         self.max_response_bytes = max_response_bytes
         self.max_in_flight_per_host = max_in_flight_per_host
         self.sign_deliveries = sign_deliveries
+        if isinstance(signature_versions, str) or not isinstance(signature_versions, Collection):
+            raise ConfigurationError("signature_versions must be a collection such as ('v1',)")
+        versions = frozenset(signature_versions)
+        if not versions or not versions <= {"v1", "v1a"}:
+            raise ConfigurationError(
+                "signature_versions must hold 'v1', 'v1a' or both, not "
+                f"{sorted(map(repr, versions))}"
+            )
+        if "v1a" in versions:
+            ed25519.generate_key_pair()  # fails now, not at the first subscribe, without the extra
+        self.signature_versions = versions
         for name, seconds in (
             ("timeout_penalty", timeout_penalty),
             ("max_retry_after", max_retry_after),
@@ -230,6 +246,7 @@ class Dispatcher:
         owner: str,
         description: str = "",
         secret: str | None = None,
+        signing_key: str | None = None,
     ) -> Hook:
         """Subscribe ``target_url`` to ``event`` for ``owner``.
 
@@ -242,17 +259,27 @@ class Dispatcher:
             owner: The account the hook belongs to.
             description: Free text, at most ``max_description_length`` characters.
             secret: A ``whsec_`` signing secret to use instead of a generated one.
+            signing_key: A ``whsk_`` ed25519 secret key (``v1a``) to use instead of a
+                generated one (only generated when ``signature_versions`` has ``v1a``).
 
         Returns:
             The new (or existing) hook. Its ``secret`` is the only time the caller sees it
-            through the API layer.
+            through the API layer; its ``signing_key`` is never shown, only its public key.
+
+        .. versionchanged:: 0.2.0
+            ``signing_key``.
 
         Raises:
             ValidationError: Naming the field at fault; nothing is stored.
             HookLimitReached: If the owner already has ``max_hooks_per_owner`` hooks.
         """
         hook, _ = self._subscribe(
-            event, target_url, owner=owner, description=description, secret=secret
+            event,
+            target_url,
+            owner=owner,
+            description=description,
+            secret=secret,
+            signing_key=signing_key,
         )
         return hook
 
@@ -264,6 +291,7 @@ class Dispatcher:
         owner: str,
         description: str = "",
         secret: str | None = None,
+        signing_key: str | None = None,
     ) -> tuple[Hook, bool]:
         # subscribe(), also telling whether the hook is new: the API layer answers 201 or 200.
         owner = _validate_owner(owner)
@@ -286,8 +314,12 @@ class Dispatcher:
             )
         if secret is not None:
             parse_secret(secret)
-        elif self.sign_deliveries:
+        elif self.sign_deliveries and "v1" in self.signature_versions:
             secret = generate_secret()
+        if signing_key is not None:
+            ed25519.parse_secret_key(signing_key)
+        elif self.sign_deliveries and "v1a" in self.signature_versions:
+            signing_key = ed25519.generate_key_pair().secret_key
         now = self.clock.now()
         hook = Hook(
             id="hook_" + secrets.token_hex(12),
@@ -298,6 +330,7 @@ class Dispatcher:
             created_at=now,
             updated_at=now,
             secret=secret,
+            signing_key=signing_key,
         )
         return self.store.add_hook(hook, max_per_owner=self.max_hooks_per_owner)
 
@@ -370,6 +403,31 @@ class Dispatcher:
         if event is not None:
             event = self.events.validate(event)
         return self.store.list_hooks(owner=owner, event=event, state=_hook_state(state))
+
+    def public_keys(self, *, owner: str) -> dict[str, str]:
+        """The ``v1a`` public keys of the owner's hooks: ``{hook id: "whpk_..."}``, oldest first.
+
+        Dead hooks are included (their requests may still need verifying); hooks without a
+        ``v1a`` key are not. Pass the result to :func:`resthooks.ed25519.jwks` for a
+        document to serve, or see :meth:`resthooks.api.SubscriptionAPI.public_keys`.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(),
+            ...                         signature_versions={"v1", "v1a"})
+            >>> hook = dispatcher.subscribe("party/created", "https://example.com/h", owner="a")
+            >>> [key[:5] for key in dispatcher.public_keys(owner="a").values()]
+            ['whpk_']
+
+        .. versionadded:: 0.2.0
+        """
+        return {
+            hook.id: ed25519.public_key_of(hook.signing_key)
+            for hook in self.hooks(owner=owner)
+            if hook.signing_key
+        }
 
     def unsubscribe(self, hook_id: str, *, owner: str) -> None:
         """Remove the owner's hook; its deliveries not yet sent are cancelled.
@@ -516,6 +574,10 @@ class Dispatcher:
             "webhook-timestamp": str(timestamp),
         }
         signatures = [sign(s, delivery.id, timestamp, claim.body) for s in _live_secrets(hook, now)]
+        if hook.signing_key:
+            signatures.append(
+                ed25519.sign_v1a(hook.signing_key, delivery.id, timestamp, claim.body)
+            )
         if signatures:
             headers["webhook-signature"] = " ".join(signatures)
         return Request(

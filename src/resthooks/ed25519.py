@@ -40,9 +40,11 @@ __all__ = [
     "generate_key_pair",
     "jwks",
     "parse_public_key",
+    "parse_secret_key",
     "public_key_of",
     "public_keys_from_jwks",
     "sign_v1a",
+    "verify_any",
 ]
 
 SECRET_KEY_PREFIX = "whsk_"  # noqa: S105 - a prefix, not a secret
@@ -198,7 +200,17 @@ def sign_v1a(secret_key: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def verify_any(public_keys: Iterable[bytes], content: bytes, signatures: Iterable[bytes]) -> bool:
-    """Whether any signature verifies under any key (for :func:`resthooks.verify`)."""
+    """Whether any of ``signatures`` (raw 64 bytes each) verifies ``content`` under any of
+    ``public_keys`` (raw 32 bytes each). :func:`resthooks.verify` calls it for ``v1a``
+    tokens; signatures of another length are skipped.
+
+    Example:
+        >>> pair = generate_key_pair()
+        >>> token = sign_v1a(pair.secret_key, "msg_1", 0, b"{}")
+        >>> verify_any([parse_public_key(pair.public_key)], b"msg_1.0.{}",
+        ...            [base64.b64decode(token[4:])])
+        True
+    """
     backend = _backend()
     from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 - optional
 

@@ -76,6 +76,12 @@ class Hook:
             Never shown in ``repr``.
         previous_secret: During a rotation, the secret that is still used as well.
         previous_secret_until: When the previous secret stops being used.
+        signing_key: The hook's ed25519 secret key (``whsk_...``) for ``v1a`` signatures, or
+            ``None``. Never shown in ``repr``; receivers get its public key
+            (:func:`resthooks.ed25519.public_key_of`).
+
+    .. versionchanged:: 0.2.0
+        ``signing_key``.
     """
 
     id: str
@@ -91,6 +97,7 @@ class Hook:
     secret: str | None = attrs.field(default=None, repr=False)
     previous_secret: str | None = attrs.field(default=None, repr=False)
     previous_secret_until: datetime | None = None
+    signing_key: str | None = attrs.field(default=None, repr=False)
 
     @property
     def is_active(self) -> bool:

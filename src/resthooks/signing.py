@@ -126,8 +126,8 @@ def signed_content(msg_id: object, timestamp: object, body: object) -> bytes:
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``v1,<base64>`` signature token of one request.
 
-    The signed content is :func:`~resthooks.signing.signed_content` (``"{msg_id}.{timestamp}."`` and the
-    body), signed with HMAC-SHA256 under the decoded secret.
+    The signed content is :func:`~resthooks.signing.signed_content` (``"{msg_id}.{timestamp}."``
+    and the body), signed with HMAC-SHA256 under the decoded secret.
 
     Raises:
         ValidationError: Naming ``secret``, ``msg_id``, ``timestamp`` or ``body``.

@@ -93,10 +93,11 @@ def verify(
 ) -> None:
     """Check that a request was signed with ``secret`` recently; raise if not.
 
-    Follows Standard Webhooks v1: the signed content is ``{webhook-id}.{webhook-timestamp}.``
-    followed by the raw body; ``webhook-signature`` holds space-separated ``v1,<base64>``
-    tokens, and the request is genuine if ANY ``v1`` token matches (compared in constant
-    time). Tokens of other versions, and tokens that cannot be read, are skipped. Header
+    Follows Standard Webhooks v1 (and v1a, see :mod:`resthooks.ed25519`): the signed content
+    is ``{webhook-id}.{webhook-timestamp}.`` followed by the raw body; ``webhook-signature``
+    holds space-separated ``v1,<base64>`` tokens, and the request is genuine if ANY ``v1``
+    token matches (compared in constant time). Tokens of other versions, and tokens that
+    cannot be read, are skipped. Header
     names are case-insensitive.
 
     Args:
@@ -104,7 +105,9 @@ def verify(
         headers: The request headers (any mapping, e.g. Flask's ``request.headers``).
         secret: The hook's ``whsec_`` secret, or several (during a rotation on your side):
             the request is accepted if it matches any of them. The prefix and base64's
-            padding are optional; any key of 1 to 512 bytes is accepted.
+            padding are optional; any key of 1 to 512 bytes is accepted. A ``whpk_`` ed25519
+            public key verifies ``v1a`` tokens instead (the ``ed25519`` extra); a list may
+            mix both kinds.
         tolerance: How far ``webhook-timestamp`` may be from now, either way, in seconds or
             as a :class:`~datetime.timedelta`. Default 5 minutes.
         now: The current time (an aware datetime or Unix seconds). Default: the system clock.
@@ -193,7 +196,8 @@ def _keys(secret: object) -> tuple[list[bytes], list[bytes]]:
         given = list(secret)
     else:
         raise VerificationError(
-            "bad_secret", f"the secret given to verify must be a string, not {type(secret).__name__}"
+            "bad_secret",
+            f"the secret given to verify must be a string, not {type(secret).__name__}",
         )
     if not given:
         raise VerificationError("bad_secret", "no secret was given to verify")

@@ -49,8 +49,10 @@ def target_host(url: str) -> str:
 
 def hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
     """A Hook from a row: id, owner, event, target_url, description, state, created_at,
-    updated_at, dead_reason, dead_at, secret, previous_secret, previous_secret_until."""
-    (id_, owner, event, url, desc, state, created, updated, reason, dead_at, s1, s2, s2_until) = row
+    updated_at, dead_reason, dead_at, secret, previous_secret, previous_secret_until,
+    signing_key."""
+    (id_, owner, event, url, desc, state, created, updated, reason, dead_at, s1, s2, s2_until,
+     signing_key) = row  # fmt: skip
     return Hook(
         id=id_,
         owner=owner,
@@ -65,6 +67,7 @@ def hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
         secret=s1,
         previous_secret=s2,
         previous_secret_until=None if s2_until is None else to_dt(s2_until),
+        signing_key=signing_key,
     )
 
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of the tables this release writes. A database at a higher version (written by
 a newer resthooks) is refused with :class:`~resthooks.errors.SchemaError`."""
 
@@ -117,11 +117,13 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
         """,
         "CREATE INDEX ON {s}.attempts (delivery_id, seq)",
     ),
+    # Hooks get an ed25519 key for v1a signatures.
+    2: ("ALTER TABLE {s}.hooks ADD COLUMN signing_key text",),
 }
 
 _HOOK_COLUMNS: LiteralString = (
     "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason, "
-    "dead_at, secret, previous_secret, previous_secret_until"
+    "dead_at, secret, previous_secret, previous_secret_until, signing_key"
 )
 _DELIVERY_COLUMNS: LiteralString = (
     "id, hook_id, owner, event, state, attempts, next_attempt_at, created_at, updated_at, "
@@ -410,7 +412,7 @@ class PostgresStore:
             cur.execute(
                 self._q(
                     "INSERT INTO {s}.hooks ({hook_columns}, host) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 ),
                 (
                     hook.id,
@@ -426,6 +428,7 @@ class PostgresStore:
                     hook.secret,
                     hook.previous_secret,
                     hook.previous_secret_until,
+                    hook.signing_key,
                     target_host(hook.target_url),
                 ),
             )
@@ -648,7 +651,7 @@ class PostgresStore:
             d.created_at, d.updated_at, d.last_error,
             h.id, h.owner, h.event, h.target_url, h.description, h.state, h.created_at,
             h.updated_at, h.dead_reason, h.dead_at, h.secret, h.previous_secret,
-            h.previous_secret_until,
+            h.previous_secret_until, h.signing_key,
             m.body, d.token, d.lease_until
     """
 
@@ -684,10 +687,10 @@ class PostgresStore:
         return [
             Claim(
                 delivery=_delivery(r[1:11]),
-                hook=_hook(r[11:24]),
-                body=bytes(r[24]),
-                token=r[25],
-                lease_until=_utc_required(r[26]),
+                hook=_hook(r[11:25]),
+                body=bytes(r[25]),
+                token=r[26],
+                lease_until=_utc_required(r[27]),
             )
             for r in rows
         ]

@@ -143,6 +143,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
         "INSERT INTO meta (name, value) VALUES ('delivery_id_key', randomblob(32))",
         "UPDATE deliveries SET salt = salt | -9223372036854775808",
+        # And hooks get an ed25519 key for v1a signatures.
+        "ALTER TABLE hooks ADD COLUMN signing_key TEXT",
     ),
 )
 
@@ -155,7 +157,7 @@ _SCAN_BUDGET = 256
 
 _HOOK_COLUMNS = (
     "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason,"
-    " dead_at, secret, previous_secret, previous_secret_until"
+    " dead_at, secret, previous_secret, previous_secret_until, signing_key"
 )
 # The public id of a delivery, from its row (see _delivery_id): a function each connection
 # of the store registers, with the file's key.
@@ -531,7 +533,7 @@ class SQLiteStore:
                     raise HookLimitReached(max_per_owner)
             conn.execute(
                 f"INSERT INTO hooks ({_HOOK_COLUMNS}, host) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     hook.id,
                     hook.owner,
@@ -546,6 +548,7 @@ class SQLiteStore:
                     hook.secret,
                     hook.previous_secret,
                     _us_or_none(hook.previous_secret_until, "previous_secret_until"),
+                    hook.signing_key,
                     target_host(hook.target_url),
                 ),
             )

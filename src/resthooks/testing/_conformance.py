@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
+import attrs
+
 from ..errors import HookLimitReached
 from ..model import (
     Attempt,
@@ -95,6 +97,21 @@ def check_add_and_get_hook(store: Store) -> None:
     assert got is not None
     assert got.secret == hook.secret, "the secret must round-trip"
     assert store.get_hook("hook_missing") is None
+
+
+@_check
+def check_signing_key_round_trips(store: Store) -> None:
+    # A v1a (ed25519) key is kept like the v1 secret: as given, through every read.
+    key = "whsk_" + "A" * 86 + "=="
+    hook = attrs.evolve(_hook(1), signing_key=key)
+    store.add_hook(hook, max_per_owner=20)
+    got = store.get_hook(hook.id)
+    assert got is not None, "get_hook must find the hook"
+    assert got.signing_key == key, "get_hook must keep signing_key"
+    assert [h.signing_key for h in store.list_hooks(owner=hook.owner)] == [key]
+    store.enqueue(owner=hook.owner, event=hook.event, body=b"{}", now=_t(0))
+    (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
+    assert claim.hook.signing_key == key, "a claim's hook must carry signing_key"
 
 
 @_check
