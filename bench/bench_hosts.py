@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import statistics
 import subprocess
@@ -34,7 +33,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import urllib3
 
@@ -170,22 +168,9 @@ def worker_rate(
 
 def _load_before(rev: str) -> type[Urllib3Transport]:
     """The transport class of git revision ``rev``, loaded beside the current one."""
-    root = Path(__file__).resolve().parent.parent
-    source = subprocess.run(
-        ["git", "show", f"{rev}:src/resthooks/transports/_urllib3.py"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    name = "resthooks.transports._urllib3_before"
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "resthooks.transports"
-    sys.modules[name] = module
-    exec(compile(source, f"{rev}:_urllib3.py", "exec"), module.__dict__)
-    return module.Urllib3Transport  # type: ignore[no-any-return]
+    from _before import load_before  # noqa: PLC0415 - beside this script
+
+    return load_before(rev, "resthooks.transports._urllib3").Urllib3Transport  # type: ignore[no-any-return]
 
 
 def main() -> None:

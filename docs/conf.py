@@ -28,7 +28,8 @@ nitpicky = True
 nitpick_ignore_regex = [
     # Type hints name private or third-party pieces that have no page of their own.
     (r"py:class", r"(resthooks\..*\._.*|attrs\..*|threading\.Event|urllib3\..*|_io\..*)"),
-    (r"py:class", r"(Handler|Step|StoreFactory|Check|T|Connection|psycopg\..*)"),
+    (r"py:class", r"(Handler|AsyncHandler|Step|StoreFactory|Check|T|Connection|psycopg\..*)"),
+    (r"py:class", r"(aiohttp\..*|yarl\..*)"),
     (r"py:class", r"(Resolver|IPAddress|IPNetwork|ssl\..*)"),
     (r"py:class", r"(ConnectionPool|psycopg_pool\..*)"),
     # The build runs without network, so the standard library has no inventory to link to.
@@ -38,7 +39,7 @@ nitpick_ignore_regex = [
         r"Any|Path|os\.PathLike|bytes|str|int|float|bool|object|None|Exception|"
         r"BaseException|ValueError|LookupError|KeyError|TypeError|Protocol|"
         r"(datetime|collections\.abc|typing|pathlib|threading|socket|random|logging|"
-        r"sqlite3|types|enum|ipaddress|email|http)\..*|secrets)",
+        r"sqlite3|types|enum|ipaddress|email|http|asyncio)\..*|secrets)",
     ),
 ]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -14,7 +16,7 @@ import pytest
 from resthooks import Dispatcher, NetworkPolicy, SystemClock, Timeouts
 from resthooks.stores import MemoryStore
 from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
-from resthooks.transports import Urllib3Transport
+from resthooks.transports import AsyncTransport, Request, Response, Transport, Urllib3Transport
 
 # pytester runs the plugin's fixtures in sessions of their own (tests/test_pytest_plugin.py).
 pytest_plugins = ["pytester"]
@@ -68,6 +70,88 @@ def _http_dispatcher() -> Iterator[Callable[..., Dispatcher]]:
 
     yield make
     for transport in transports:
+        transport.close()
+
+
+# -- both transports, sync and async, under the same tests -----------------------------------
+
+
+def aiohttp_transport_class() -> type[AsyncTransport]:
+    """AiohttpTransport; without the `async` extra the test is skipped, saying so (not in CI)."""
+    try:
+        from resthooks.transports import AiohttpTransport  # noqa: PLC0415 - optional extra
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("aiohttp is not installed: pip install -e '.[async]' to run these tests")
+    return AiohttpTransport
+
+
+@pytest.fixture(name="aiohttp_transport")
+def _aiohttp_transport() -> type[AsyncTransport]:
+    """The AiohttpTransport class (skipped, saying so, without the `async` extra; not in CI)."""
+    return aiohttp_transport_class()
+
+
+class BlockingTransport:
+    """An AsyncTransport behind the sync Transport protocol, on an event loop of its own.
+
+    It lets the same tests, and the sync Dispatcher, drive the async transport: ``send`` runs
+    the coroutine on the loop's thread and waits for it.
+    """
+
+    def __init__(self, inner: AsyncTransport) -> None:
+        self.inner = inner
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def policy(self) -> NetworkPolicy:
+        return self.inner.policy  # type: ignore[attr-defined, no-any-return]
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def send(self, request: Request) -> Response:
+        return self.run(self.inner.send(request))  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.run(self.inner.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    def __enter__(self) -> BlockingTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+TRANSPORTS = ["urllib3", "aiohttp"]
+
+
+@pytest.fixture(name="make_transport", params=TRANSPORTS)
+def _make_transport(request: pytest.FixtureRequest) -> Iterator[Callable[..., Transport]]:
+    """Builds the transport under test, once as Urllib3Transport and once as
+    AiohttpTransport (driven through BlockingTransport): the same test holds both to the same
+    promises. Options are the ones both take (policy, resolver, ssl_context)."""
+    made: list[Transport] = []
+
+    def make(**options: Any) -> Transport:
+        transport: Transport
+        if request.param == "urllib3":
+            transport = Urllib3Transport(**options)
+        else:
+            transport = BlockingTransport(aiohttp_transport_class()(**options))
+        made.append(transport)
+        return transport
+
+    yield make
+    for transport in made:
         transport.close()
 
 

@@ -1,7 +1,8 @@
-"""Deliveries over real HTTP, with the real Urllib3Transport, to servers on loopback.
+"""Deliveries over real HTTP, with each real transport, to servers on loopback.
 
 pytest-httpserver plays a well-behaved receiver; small raw-socket servers play the badly
-behaved ones (never answering, dripping bytes, answering with 10 MB).
+behaved ones (never answering, dripping bytes, answering with 10 MB). Every test runs twice:
+through Urllib3Transport and through AiohttpTransport (see ``make_transport``).
 """
 
 from __future__ import annotations
@@ -11,14 +12,44 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
 
 import resthooks
-from resthooks import Attempt, DeliveryState, Dispatcher, HookNotFound, HookState
+from resthooks import (
+    Attempt,
+    DeliveryState,
+    Dispatcher,
+    HookNotFound,
+    HookState,
+    NetworkPolicy,
+    SystemClock,
+    Timeouts,
+)
+from resthooks.stores import MemoryStore
+from resthooks.transports import Transport
 
 MakeDispatcher = Callable[..., Dispatcher]
+
+
+@pytest.fixture(name="http_dispatcher")
+def _http_dispatcher(
+    make_transport: Callable[..., Transport], loopback_policy: NetworkPolicy
+) -> Callable[..., Dispatcher]:
+    """Dispatchers delivering over real HTTP, on the system clock, through the transport under
+    test (this module's override of the shared fixture, run once per transport)."""
+
+    def make(**options: Any) -> Dispatcher:
+        options.setdefault("timeouts", Timeouts(connect=1.0, total=1.0))
+        options.setdefault("lease", 30.0)
+        options.setdefault("network_policy", loopback_policy)
+        transport = make_transport(policy=loopback_policy)
+        return Dispatcher(MemoryStore(), clock=SystemClock(), transport=transport, **options)
+
+    return make
+
 
 # The body Capsule documents for a new party (its REST hooks page, "party/created").
 CAPSULE_PARTY_CREATED = """{

@@ -1,4 +1,8 @@
-"""The network policy end to end, through the real urllib3 transport and real sockets."""
+"""The network policy end to end, through both real transports and real sockets.
+
+Every test that builds its transport with ``make_transport`` runs twice: on
+Urllib3Transport and on AiohttpTransport, which must keep the same promises.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 
 import pytest
@@ -16,10 +20,11 @@ import trustme
 from resthooks import ConfigurationError, Dispatcher, NetworkPolicy, TransportError
 from resthooks.stores import MemoryStore
 from resthooks.testing import FakeClock
-from resthooks.transports import PooledHost, Request, Timeouts, Urllib3Transport
+from resthooks.transports import PooledHost, Request, Timeouts, Transport, Urllib3Transport
 
 LOOPBACK = NetworkPolicy(allow_networks=["127.0.0.0/8", "::1/128"])
 TEST_HOST = "hooks.example.test"
+MakeTransport = Callable[..., Transport]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -129,38 +134,44 @@ SPELLINGS = [
 
 @pytest.mark.parametrize("host", SPELLINGS)
 def test_loopback_in_any_spelling_is_refused_before_connecting(
-    server: CountingServer, host: str
+    make_transport: MakeTransport, server: CountingServer, host: str
 ) -> None:
     """The default policy refuses every loopback spelling with kind 'blocked' and no connection."""
-    with Urllib3Transport() as transport, pytest.raises(TransportError) as info:
+    with make_transport() as transport, pytest.raises(TransportError) as info:
         transport.send(_request(f"http://{host}:{server.port}/hook"))
     assert info.value.kind == "blocked"
     assert server.connections == 0
 
 
 @pytest.mark.parametrize("host", SPELLINGS)
-def test_same_urls_work_once_loopback_is_allow_listed(server: CountingServer, host: str) -> None:
+def test_same_urls_work_once_loopback_is_allow_listed(
+    make_transport: MakeTransport, server: CountingServer, host: str
+) -> None:
     """With 127.0.0.0/8 and ::1 allow-listed the same URLs are delivered."""
-    with Urllib3Transport(policy=LOOPBACK) as transport:
+    with make_transport(policy=LOOPBACK) as transport:
         response = transport.send(_request(f"http://{host}:{server.port}/hook"))
     assert response.status == 204
     assert server.connections == 1
 
 
-def test_zero_address_stays_refused_with_loopback_allow_listed(server: CountingServer) -> None:
+def test_zero_address_stays_refused_with_loopback_allow_listed(
+    make_transport: MakeTransport, server: CountingServer
+) -> None:
     """0.0.0.0 reaches loopback on Linux but is not 127.0.0.0/8: it stays refused."""
-    with Urllib3Transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
+    with make_transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
         transport.send(_request(f"http://0.0.0.0:{server.port}/hook"))
     assert info.value.kind == "blocked"
     assert server.connections == 0
 
 
-def test_dns_rebinding_is_checked_on_every_connection(server: CountingServer) -> None:
+def test_dns_rebinding_is_checked_on_every_connection(
+    make_transport: MakeTransport, server: CountingServer
+) -> None:
     """Each new connection resolves once and dials what it validated; rebinding is refused."""
     server.close_after_response = True  # the pooled connection must reconnect next time
     resolver = StubResolver(["127.0.0.1"], ["169.254.169.254"])
     url = f"http://{TEST_HOST}:{server.port}/hook"
-    with Urllib3Transport(policy=LOOPBACK, resolver=resolver) as transport:
+    with make_transport(policy=LOOPBACK, resolver=resolver) as transport:
         assert transport.send(_request(url)).status == 204
         assert [(TEST_HOST, server.port)] == resolver.calls
         with pytest.raises(TransportError) as info:
@@ -172,22 +183,26 @@ def test_dns_rebinding_is_checked_on_every_connection(server: CountingServer) ->
     assert [f"{TEST_HOST}:{server.port}"] == server.hosts  # Host kept the name
 
 
-def test_kept_alive_connection_is_not_resolved_again(server: CountingServer) -> None:
+def test_kept_alive_connection_is_not_resolved_again(
+    make_transport: MakeTransport, server: CountingServer
+) -> None:
     """A reused keep-alive connection dials nothing, so it resolves nothing."""
     resolver = StubResolver(["127.0.0.1"])
     url = f"http://{TEST_HOST}:{server.port}/hook"
-    with Urllib3Transport(policy=LOOPBACK, resolver=resolver) as transport:
+    with make_transport(policy=LOOPBACK, resolver=resolver) as transport:
         for _ in range(3):
             assert transport.send(_request(url)).status == 204
     assert len(resolver.calls) == 1
     assert server.connections == 1
 
 
-def test_mixed_answer_is_refused_before_connecting(server: CountingServer) -> None:
+def test_mixed_answer_is_refused_before_connecting(
+    make_transport: MakeTransport, server: CountingServer
+) -> None:
     """A name resolving to an allowed and a refused address is refused as a whole."""
     resolver = StubResolver(["127.0.0.1", "10.0.0.7"])
     with (
-        Urllib3Transport(policy=LOOPBACK, resolver=resolver) as transport,
+        make_transport(policy=LOOPBACK, resolver=resolver) as transport,
         pytest.raises(TransportError) as info,
     ):
         transport.send(_request(f"http://{TEST_HOST}:{server.port}/hook"))
@@ -195,31 +210,33 @@ def test_mixed_answer_is_refused_before_connecting(server: CountingServer) -> No
     assert server.connections == 0
 
 
-def test_unresolvable_name_is_a_connection_error() -> None:
+def test_unresolvable_name_is_a_connection_error(make_transport: MakeTransport) -> None:
     """A resolver failure is a connection error, not a crash."""
 
     def fail(host: str, port: int) -> list[str]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    with Urllib3Transport(resolver=fail) as transport, pytest.raises(TransportError) as info:
+    with make_transport(resolver=fail) as transport, pytest.raises(TransportError) as info:
         transport.send(_request("http://nowhere.example.test/hook"))
     assert info.value.kind == "connection"
 
 
-def test_refused_connection_is_a_connection_error() -> None:
+def test_refused_connection_is_a_connection_error(make_transport: MakeTransport) -> None:
     """Nothing listening on an allowed address is kind 'connection' (not 'timeout')."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with Urllib3Transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
+    with make_transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
         transport.send(_request(f"http://127.0.0.1:{port}/hook"))
     assert info.value.kind == "connection"
 
 
-def test_https_only_refuses_http_at_attempt_time(server: CountingServer) -> None:
+def test_https_only_refuses_http_at_attempt_time(
+    make_transport: MakeTransport, server: CountingServer
+) -> None:
     """A transport with https_only refuses an http URL with kind 'blocked', without dialling."""
     policy = NetworkPolicy(https_only=True, allow_networks=["127.0.0.0/8"])
-    with Urllib3Transport(policy=policy) as transport, pytest.raises(TransportError) as info:
+    with make_transport(policy=policy) as transport, pytest.raises(TransportError) as info:
         transport.send(_request(f"http://127.0.0.1:{server.port}/hook"))
     assert info.value.kind == "blocked"
     assert server.connections == 0
@@ -251,11 +268,11 @@ def _client_context(ca: trustme.CA) -> ssl.SSLContext:
 
 
 def test_tls_to_pinned_address_verifies_the_host_name(
-    tls_server: CountingServer, ca: trustme.CA
+    make_transport: MakeTransport, tls_server: CountingServer, ca: trustme.CA
 ) -> None:
     """HTTPS to a name pinned to 127.0.0.1 succeeds with verification on, SNI and Host the name."""
     resolver = StubResolver(["127.0.0.1"])
-    with Urllib3Transport(
+    with make_transport(
         policy=LOOPBACK, resolver=resolver, ssl_context=_client_context(ca)
     ) as transport:
         response = transport.send(_request(f"https://{TEST_HOST}:{tls_server.port}/hook"))
@@ -266,12 +283,12 @@ def test_tls_to_pinned_address_verifies_the_host_name(
 
 
 def test_tls_with_the_wrong_host_name_fails_verification(
-    tls_server: CountingServer, ca: trustme.CA
+    make_transport: MakeTransport, tls_server: CountingServer, ca: trustme.CA
 ) -> None:
     """A name the certificate does not cover fails with kind 'tls' at an allowed address."""
     resolver = StubResolver(["127.0.0.1"])
     with (
-        Urllib3Transport(
+        make_transport(
             policy=LOOPBACK, resolver=resolver, ssl_context=_client_context(ca)
         ) as transport,
         pytest.raises(TransportError) as info,
@@ -281,24 +298,26 @@ def test_tls_with_the_wrong_host_name_fails_verification(
     assert tls_server.hosts == []
 
 
-def test_tls_with_an_untrusted_certificate_fails(tls_server: CountingServer) -> None:
+def test_tls_with_an_untrusted_certificate_fails(
+    make_transport: MakeTransport, tls_server: CountingServer
+) -> None:
     """Without trusting the test CA, the certificate is refused: verification is on."""
     resolver = StubResolver(["127.0.0.1"])
     with (
-        Urllib3Transport(policy=LOOPBACK, resolver=resolver) as transport,
+        make_transport(policy=LOOPBACK, resolver=resolver) as transport,
         pytest.raises(TransportError) as info,
     ):
         transport.send(_request(f"https://{TEST_HOST}:{tls_server.port}/hook"))
     assert info.value.kind == "tls"
 
 
-def test_blocked_attempt_is_a_failed_attempt_retried_on_schedule(server: CountingServer) -> None:
+def test_blocked_attempt_is_a_failed_attempt_retried_on_schedule(
+    make_transport: MakeTransport, server: CountingServer
+) -> None:
     """Through the Dispatcher, a refused address records kind 'blocked' and retries after 5 s."""
     clock = FakeClock()
     resolver = StubResolver(["127.0.0.1"])
-    dispatcher = Dispatcher(
-        MemoryStore(), clock=clock, transport=Urllib3Transport(resolver=resolver)
-    )
+    dispatcher = Dispatcher(MemoryStore(), clock=clock, transport=make_transport(resolver=resolver))
     hook = dispatcher.subscribe(
         "party/created", f"http://{TEST_HOST}:{server.port}/hook", owner="acme"
     )
@@ -395,9 +414,11 @@ def test_an_idle_host_pool_is_closed_after_the_idle_timeout(server: CountingServ
     assert server.connections == 3
 
 
-def test_one_url_splits_once_and_keeps_the_query(server: CountingServer) -> None:
+def test_one_url_splits_once_and_keeps_the_query(
+    make_transport: MakeTransport, server: CountingServer
+) -> None:
     """The request target sent is the URL's path and query, the Host header its host."""
-    with Urllib3Transport(policy=LOOPBACK) as transport:
+    with make_transport(policy=LOOPBACK) as transport:
         for _ in range(2):
             transport.send(_request(f"http://127.0.0.2:{server.port}/p/q?x=1&y=2"))
     assert [f"127.0.0.2:{server.port}"] * 2 == server.hosts
@@ -443,9 +464,9 @@ def test_bad_options_are_configuration_errors(options: dict[str, object], field:
         Urllib3Transport(**options)  # type: ignore[arg-type]
 
 
-def test_a_url_without_a_host_is_blocked() -> None:
-    """A target URL without a host breaks the shape rules: ``blocked``, not a crash."""
-    with Urllib3Transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
+def test_a_url_without_a_host_is_a_protocol_error(make_transport: MakeTransport) -> None:
+    """A target URL without a host fails as a protocol error, not a crash."""
+    with make_transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
         transport.send(_request("http:///hook"))
-    assert info.value.kind == "blocked"
+    assert info.value.kind == "protocol"
     assert "host" in info.value.message

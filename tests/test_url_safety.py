@@ -7,7 +7,7 @@ import logging
 import socket
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import pytest
@@ -27,7 +27,7 @@ from resthooks.lifecycle import HookDead
 from resthooks.model import Attempt, Hook
 from resthooks.stores import MemoryStore
 from resthooks.testing import FakeClock, RecordingTransport
-from resthooks.transports import Request, Timeouts, Urllib3Transport
+from resthooks.transports import Request, Timeouts, Transport, Urllib3Transport
 from resthooks.urls import parse_target_url, redact_text, validate_target_url
 
 LOOPBACK = NetworkPolicy(allow_networks=["127.0.0.0/8", "::1/128"])
@@ -58,6 +58,18 @@ def test_urls_the_parsers_read_differently_are_refused(dispatcher: Dispatcher, u
         dispatcher.subscribe("party/created", url, owner="acme")
     assert info.value.field == "target_url"
     assert dispatcher.hooks(owner="acme") == []
+
+
+@pytest.mark.parametrize("url", DISAGREEING)
+def test_transports_refuse_stored_urls_the_parsers_read_differently(
+    url: str, make_transport: Callable[..., Transport]
+) -> None:
+    """A hook stored with such a URL before the rule is refused by both transports, undialled."""
+    transport = make_transport(policy=LOOPBACK)
+    with pytest.raises(TransportError) as info:
+        transport.send(Request(method="POST", url=url, headers={}, body=b"{}"))
+    assert info.value.kind == "protocol"
+    assert "evil" not in info.value.message
 
 
 @pytest.mark.parametrize("url", DISAGREEING)
@@ -204,8 +216,11 @@ def _malformed_server() -> Iterator[_RawServer]:
     "url_tail",
     ["/h#frag", ":0/h", "/a b", "/a\x01b", "/x\\@evil.com/"],
 )
-def test_transport_refuses_bad_shapes_before_dialling(url_tail: str) -> None:
-    """A stored URL that breaks the shape rules is `blocked` by the transport: nothing is sent."""
+def test_transport_refuses_bad_shapes_before_dialling(
+    url_tail: str, make_transport: Callable[..., Transport]
+) -> None:
+    """A stored URL that breaks the shape rules is refused by the transport (``protocol``, an
+    invalid URL): nothing is sent."""
     server = _RawServer(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
     try:
         url = (
@@ -213,9 +228,11 @@ def test_transport_refuses_bad_shapes_before_dialling(url_tail: str) -> None:
             if url_tail != ":0/h"
             else ("http://127.0.0.1:0/h")
         )
-        with Urllib3Transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
+        transport = make_transport(policy=LOOPBACK)
+        with pytest.raises(TransportError) as info:
             transport.send(Request(method="POST", url=url, headers={}, body=b"{}"))
-        assert info.value.kind == "blocked"
+        assert info.value.kind == "protocol"
+        assert "invalid URL" in info.value.message
         assert server.requests == []
     finally:
         server.close()
@@ -376,15 +393,13 @@ def test_deny_wins_over_allow() -> None:
     assert policy.refusal("127.0.0.5") is not None
 
 
-def test_deny_networks_are_enforced_at_dial() -> None:
+def test_deny_networks_are_enforced_at_dial(make_transport: Callable[..., Transport]) -> None:
     """A name resolving to a denied address is blocked at every attempt; nothing is sent."""
     server = _RawServer(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
     try:
         policy = NetworkPolicy(allow_networks=["127.0.0.0/8"], deny_networks=["127.0.0.1/32"])
-        with (
-            Urllib3Transport(policy=policy, resolver=lambda h, p: ["127.0.0.1"]) as transport,
-            pytest.raises(TransportError) as info,
-        ):
+        transport = make_transport(policy=policy, resolver=lambda h, p: ["127.0.0.1"])
+        with pytest.raises(TransportError) as info:
             transport.send(
                 Request(
                     method="POST", url=f"http://hooks.test:{server.port}/", headers={}, body=b""
@@ -408,23 +423,22 @@ def test_allowed_ports_at_subscribe(dispatcher: Dispatcher) -> None:
         assert "is not allowed" in info.value.message
 
 
-def test_allowed_ports_at_dial() -> None:
+def test_allowed_ports_at_dial(make_transport: Callable[..., Transport]) -> None:
     """A port outside the list is blocked when dialled, before any connection."""
     server = _RawServer(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
     try:
         policy = NetworkPolicy(allow_networks=["127.0.0.0/8"], allowed_ports={443})
-        with Urllib3Transport(policy=policy) as transport, pytest.raises(TransportError) as info:
-            transport.send(
+        with pytest.raises(TransportError) as info:
+            make_transport(policy=policy).send(
                 Request(method="POST", url=f"http://127.0.0.1:{server.port}/", headers={}, body=b"")
             )
         assert info.value.kind == "blocked"
         assert f"port {server.port}" in info.value.message
         assert server.requests == []
         open_policy = NetworkPolicy(allow_networks=["127.0.0.0/8"], allowed_ports={server.port})
-        with Urllib3Transport(policy=open_policy) as transport:
-            response = transport.send(
-                Request(method="POST", url=f"http://127.0.0.1:{server.port}/", headers={}, body=b"")
-            )
+        response = make_transport(policy=open_policy).send(
+            Request(method="POST", url=f"http://127.0.0.1:{server.port}/", headers={}, body=b"")
+        )
         assert response.status == 204
     finally:
         server.close()

@@ -14,6 +14,7 @@ from .dispatcher import DEFAULT_RETENTION, Dispatcher
 from .encoding import encode_body, isoformat_z
 from .errors import (
     ConfigurationError,
+    DamagedRowError,
     DeliveryNotFound,
     HookLimitReached,
     HookNotFound,
@@ -36,6 +37,7 @@ from .model import (
     HookState,
     Outcome,
     OutcomeKind,
+    QuarantinedDelivery,
     Stats,
 )
 from .network import NetworkPolicy
@@ -53,6 +55,7 @@ __all__ = [
     "Claim",
     "Clock",
     "ConfigurationError",
+    "DamagedRowError",
     "Delivery",
     "DeliveryNotFound",
     "DeliveryState",
@@ -70,6 +73,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "PayloadError",
+    "QuarantinedDelivery",
     "RecordResult",
     "ResthooksError",
     "RetryPolicy",

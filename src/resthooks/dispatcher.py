@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import secrets
@@ -35,6 +36,7 @@ from .model import (
     HookState,
     Outcome,
     OutcomeKind,
+    QuarantinedDelivery,
     Stats,
 )
 from .network import NetworkPolicy
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 __all__ = ["DEFAULT_RETENTION", "DeliverySummary", "Dispatcher"]
+
+logger = logging.getLogger("resthooks")
 
 DEFAULT_RETENTION = timedelta(days=30)
 """How long :meth:`Dispatcher.purge` keeps final deliveries unless told otherwise: 30 days."""
@@ -544,11 +548,40 @@ class Dispatcher:
             # No per-host limit here: this loop never has more than one request in flight,
             # and claiming a few at a time under the limit cost a claim and a record per few
             # deliveries (a quarter of the Dispatcher's own time per delivery).
-            claims = self.store.claim_due(now=now, limit=batch_size, lease_until=now + self.lease)
+            claims = self._claim_due(now=now, limit=batch_size, per_host=False)
             if not claims:
                 return summary
             outcomes = [self._attempt_within_lease(claim) for claim in claims]
             summary += self.record(outcomes, claims=claims)
+
+    def _claim_due(self, *, now: datetime, limit: int, per_host: bool) -> list[Claim]:
+        """Claim from the store, then report the rows it quarantined meanwhile (if any)."""
+        try:
+            return self.store.claim_due(
+                now=now,
+                limit=limit,
+                lease_until=now + self.lease,
+                max_in_flight_per_host=self.max_in_flight_per_host if per_host else None,
+            )
+        finally:
+            self._report_quarantined()
+
+    def _report_quarantined(self) -> None:
+        # Optional: only stores that can hold rows they cannot read (SQL stores) have it.
+        take = getattr(self.store, "take_quarantined", None)
+        if take is None:
+            return
+        found: Sequence[QuarantinedDelivery] = take()
+        for entry in found:
+            logger.error(
+                "delivery %s was quarantined: its stored row cannot be used (%s); it was "
+                "moved aside and will not be attempted (see 'resthooks check')",
+                entry.delivery_id,
+                entry.reason,
+                extra={"delivery_id": entry.delivery_id},
+            )
+        if found and self._listeners:
+            lifecycle.notify_quarantined(self._listeners, found)
 
     def _attempt_within_lease(self, claim: Claim) -> Outcome:
         # The claims of a batch are sent one after the other: one whose attempt could end

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "DamagedRowError",
     "DeliveryNotFound",
     "HookLimitReached",
     "HookNotFound",
@@ -106,6 +107,26 @@ class StoreError(ResthooksError):
     Driver exceptions never escape a store; they arrive wrapped in this type with the
     original as ``__cause__``.
     """
+
+
+class DamagedRowError(StoreError):
+    """A stored row cannot be read back: a value out of range, an unknown state, a missing
+    column (a damaged or hand-edited database).
+
+    Reads that meet one raise this; the worker's claims move such delivery rows aside instead
+    (see :class:`~resthooks.model.QuarantinedDelivery`). ``resthooks check`` lists them.
+
+    Attributes:
+        table: The table the row is in (``hooks``, ``deliveries``, ``attempts``).
+        key: The row's id, as far as it can be told.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, table: str, key: str, message: str) -> None:
+        self.table = table
+        self.key = key
+        super().__init__(f"a row of {table} ({key!r}) cannot be read: {message}")
 
 
 class SchemaError(StoreError):

@@ -20,7 +20,8 @@ Events, per recorded outcome, in this order:
    consequence.
 
 :meth:`~resthooks.Dispatcher.unsubscribe` sends :class:`DeliveryCancelled` (reason
-``unsubscribed``) for each delivery it cancels.
+``unsubscribed``) for each delivery it cancels. A store that moves a damaged delivery row
+aside sends :class:`DeliveryQuarantined` (from the worker's loop, after the claim that met it).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import attrs
 
-from .model import Attempt, Hook, Outcome, OutcomeKind
+from .model import Attempt, Hook, Outcome, OutcomeKind, QuarantinedDelivery
 from .outcomes import HookEffect, RecordResult, Verdict, dead_reason
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ __all__ = [
     "DeliveryCancelled",
     "DeliveryDelivered",
     "DeliveryFailed",
+    "DeliveryQuarantined",
     "HookDead",
     "HookGone",
     "LifecycleEvent",
@@ -178,8 +180,31 @@ class HookGone:
     cancelled: tuple[str, ...] = ()
 
 
+@attrs.frozen(kw_only=True)
+class DeliveryQuarantined:
+    """The store could not read a delivery's row and moved it aside (see
+    :class:`~resthooks.model.QuarantinedDelivery`). It will not be attempted; tell an
+    operator (``resthooks check`` shows what was found).
+
+    Attributes:
+        delivery_id: The delivery, as far as its row still tells it.
+        reason: What was wrong with the row.
+
+    .. versionadded:: 0.2.0
+    """
+
+    delivery_id: str
+    reason: str
+
+
 LifecycleEvent: TypeAlias = (
-    AttemptFinished | DeliveryDelivered | DeliveryFailed | DeliveryCancelled | HookDead | HookGone
+    AttemptFinished
+    | DeliveryDelivered
+    | DeliveryFailed
+    | DeliveryCancelled
+    | HookDead
+    | HookGone
+    | DeliveryQuarantined
 )
 """Any of the lifecycle event types."""
 
@@ -272,6 +297,14 @@ def notify_recorded(
                     HookGone(hook=hook, delivery_id=delivery_id, cancelled=result.cancelled),
                 )
                 _cancelled(listeners, hook, result.cancelled, CancelReason.HOOK_GONE)
+
+
+def notify_quarantined(
+    listeners: Sequence[LifecycleListener], entries: Sequence[QuarantinedDelivery]
+) -> None:
+    """Send :class:`DeliveryQuarantined` for each row a store moved aside."""
+    for entry in entries:
+        notify(listeners, DeliveryQuarantined(delivery_id=entry.delivery_id, reason=entry.reason))
 
 
 def notify_unsubscribed(

@@ -18,6 +18,7 @@ __all__ = [
     "HookState",
     "Outcome",
     "OutcomeKind",
+    "QuarantinedDelivery",
     "Stats",
 ]
 
@@ -252,8 +253,37 @@ class Stats:
         hooks: Hook state -> count (every state present, zero included).
         deliveries: Delivery state -> count (every state present, zero included).
         oldest_pending_at: ``created_at`` of the oldest delivery not yet final, or ``None``.
+        quarantined: Delivery rows the store moved aside because it could not read them
+            (see :class:`QuarantinedDelivery`); always 0 for the whole store when ``owner``
+            was given (a damaged row's owner cannot be trusted), and for a
+            :class:`~resthooks.stores.MemoryStore`.
+
+            .. versionadded:: 0.2.0
     """
 
     hooks: dict[str, int]
     deliveries: dict[str, int]
     oldest_pending_at: datetime | None = None
+    quarantined: int = 0
+
+
+@attrs.frozen
+class QuarantinedDelivery:
+    """A delivery row the store could not read, moved aside so the outbox keeps going.
+
+    A SQL store that meets a delivery it cannot turn back into a :class:`Delivery` (a time out
+    of range, an unknown state, a missing hook: a damaged or hand-edited row) moves the row
+    to its quarantine table instead of failing every claim. Nothing attempts it again; the
+    operator looks at it with ``resthooks check``.
+
+    Attributes:
+        delivery_id: The delivery's id, as far as the row still tells it.
+        reason: What was wrong with the row.
+        quarantined_at: When it was moved aside.
+
+    .. versionadded:: 0.2.0
+    """
+
+    delivery_id: str
+    reason: str
+    quarantined_at: datetime

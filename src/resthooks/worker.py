@@ -8,14 +8,21 @@ import queue
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .errors import ConfigurationError, InvalidStateError, StoreError, TransportError
+from .errors import (
+    ConfigurationError,
+    InvalidStateError,
+    ResthooksError,
+    StoreError,
+    TransportError,
+)
 from .model import Claim, Outcome, OutcomeKind
 from .outcomes import DeliverySummary
 
 if TYPE_CHECKING:
+    from .clock import Clock
     from .dispatcher import Dispatcher
 
 __all__ = ["Worker"]
@@ -204,6 +211,8 @@ class _Session:
         self.done: queue.SimpleQueue[tuple[Claim, Outcome | None]] = queue.SimpleQueue()
         self.summary = DeliverySummary()
         self.attempt_deadline = timedelta(seconds=self.dispatcher.timeouts.total)
+        self.unrecorded: list[tuple[Claim, Outcome]] = []
+        self.trouble = _StoreTrouble(self.clock, cap=worker.poll_interval)
 
     def stopping(self) -> bool:
         return self.worker._stopping.is_set() or (
@@ -217,23 +226,26 @@ class _Session:
             # Cleared before collecting results: a result that lands after this point sets
             # it again, so the wait below cannot miss it.
             self.wake.clear()
+            due: datetime | None = None
             try:
                 self.record_done()
                 self.start_ready()
                 self.claim()
                 self.start_ready()
-            except StoreError:
+                if not self.ready and not once and not self.stopping():
+                    due = self.dispatcher.store.next_due_at()
+            except Exception as exc:
                 if once:
-                    raise
-                # A long-running worker outlives a store outage (a locked or restarting
-                # database): outcomes it could not record come back when their leases
-                # expire, and are sent again (at least once).
-                logger.exception(
-                    "the store failed; trying again in %s s", self.worker.poll_interval
-                )
-                deadline = self.clock.now() + timedelta(seconds=self.worker.poll_interval)
-                self.clock.sleep_until(deadline, self.wake)
+                    if isinstance(exc, ResthooksError):
+                        raise
+                    raise StoreError(f"the store failed: {type(exc).__name__}: {exc}") from exc
+                # A long-running worker outlives any store failure (a locked, full, damaged
+                # or restarting database; a store's own bug): outcomes it could not record
+                # are kept and recorded later, or come back when their leases expire.
+                delay = self.trouble.failed(exc)
+                self.clock.sleep_until(self.clock.now() + timedelta(seconds=delay), self.wake)
                 continue
+            self.trouble.recovered()
             if self.stopping():
                 return
             if self.ready:
@@ -244,7 +256,7 @@ class _Session:
                     return
                 self.wake.wait()
             else:
-                self.sleep()
+                self.sleep(due)
 
     def claim(self) -> None:
         workers = self.worker.workers
@@ -258,14 +270,7 @@ class _Session:
             return
         now = self.clock.now()
         d = self.dispatcher
-        self.ready.extend(
-            d.store.claim_due(
-                now=now,
-                limit=limit,
-                lease_until=now + d.lease,
-                max_in_flight_per_host=d.max_in_flight_per_host,
-            )
-        )
+        self.ready.extend(d._claim_due(now=now, limit=limit, per_host=True))
 
     def start_ready(self) -> None:
         stale: list[Claim] = []
@@ -308,8 +313,6 @@ class _Session:
             self.wake.set()
 
     def record_done(self) -> None:
-        claims: list[Claim] = []
-        outcomes: list[Outcome] = []
         while True:
             try:
                 claim, outcome = self.done.get_nowait()
@@ -317,14 +320,29 @@ class _Session:
                 break
             if self.in_flight.pop(claim.delivery.id, None) is None:
                 continue  # abandoned after the grace period: its claim was released
-            claims.append(claim)
-            outcomes.append(outcome if outcome is not None else _release(claim))
-        if outcomes:
-            self.summary += self.dispatcher.record(outcomes, claims=claims)
-
-    def sleep(self) -> None:
+            self.unrecorded.append((claim, outcome if outcome is not None else _release(claim)))
+        if not self.unrecorded:
+            return
+        # Outcomes the store could not take yet are tried again on the next round, as long
+        # as their claims last: recording them late beats sending them twice. After that the
+        # store refuses them anyway (another worker may hold the delivery now).
         now = self.clock.now()
-        due = self.dispatcher.store.next_due_at()
+        pending = [(c, o) for c, o in self.unrecorded if c.lease_until > now]
+        if len(pending) < len(self.unrecorded):
+            logger.warning(
+                "dropped %d outcomes the store could not record before their claims expired; "
+                "those deliveries will be attempted again",
+                len(self.unrecorded) - len(pending),
+            )
+        self.unrecorded = pending
+        if pending:
+            claims = [c for c, _ in pending]
+            summary = self.dispatcher.record([o for _, o in pending], claims=claims)
+            self.unrecorded = []
+            self.summary += summary
+
+    def sleep(self, due: datetime | None) -> None:
+        now = self.clock.now()
         deadline = now + timedelta(seconds=self.worker.poll_interval)
         if due is not None and due > now:
             deadline = min(deadline, due)
@@ -349,11 +367,22 @@ class _Session:
         deadline = self.clock.now() + timedelta(seconds=self.worker.grace)
         while self.in_flight:
             self.wake.clear()
-            self.record_done()
+            self._record_done_at_stop()
             if not self.in_flight or self.clock.now() >= deadline:
                 break
             self.clock.sleep_until(deadline, self.wake)
-        self.record_done()
+        self._record_done_at_stop()
+
+    def _record_done_at_stop(self) -> None:
+        try:
+            self.record_done()
+        except Exception:  # the claims run out; stopping must not be stopped by the store
+            logger.exception(
+                "could not record %d outcomes while stopping; their deliveries will be "
+                "attempted again when their claims expire",
+                len(self.unrecorded),
+            )
+            self.unrecorded = []
 
     def abandon(self) -> None:
         """Release every claim still held (after the grace period, or after an error)."""
@@ -379,6 +408,68 @@ class _Session:
 
     def release(self, claims: list[Claim]) -> None:
         self.summary += self.dispatcher.record([_release(c) for c in claims], claims=claims)
+
+
+class _StoreTrouble:
+    """Store failures of one run: how long to back off, and what to log.
+
+    The first failure is logged with its cause (the traceback). While the store keeps
+    failing, the loop backs off (0.25 s, doubling up to ``cap``: a store that comes back is
+    used again within about that long) and says so once per ``report_every`` with a count,
+    not a traceback per try. The first success after failures is logged too.
+    """
+
+    first_delay = 0.25
+    report_every = timedelta(seconds=60)
+
+    def __init__(self, clock: Clock, *, cap: float) -> None:
+        self.clock = clock
+        self.cap = cap
+        self.failures = 0
+        self.since: datetime | None = None
+        self.reported_at: datetime | None = None
+
+    def failed(self, exc: BaseException) -> float:
+        now = self.clock.now()
+        self.failures += 1
+        delay: float = min(self.cap, self.first_delay * 2.0 ** min(self.failures - 1, 30))
+        if self.since is None:
+            self.since = self.reported_at = now
+            logger.error(
+                "the store failed (%s); the worker keeps going and tries again in %s s",
+                _describe(exc),
+                round(delay, 3),
+                exc_info=exc,
+                extra={"error_type": type(exc).__name__},
+            )
+        elif self.reported_at is not None and now - self.reported_at >= self.report_every:
+            self.reported_at = now
+            logger.error(
+                "the store is still failing after %d tries over %d s (%s); trying again every %s s",
+                self.failures,
+                (now - self.since).total_seconds(),
+                _describe(exc),
+                round(delay, 3),
+                extra={"error_type": type(exc).__name__, "failures": self.failures},
+            )
+        return delay
+
+    def recovered(self) -> None:
+        if self.since is None:
+            return
+        logger.warning(
+            "the store works again after %d failed tries over %.1f s",
+            self.failures,
+            (self.clock.now() - self.since).total_seconds(),
+            extra={"failures": self.failures},
+        )
+        self.failures = 0
+        self.since = self.reported_at = None
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _release(claim: Claim) -> Outcome:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from ..errors import DamagedRowError
 from ..model import Attempt, Delivery, DeliveryState, Hook, HookState
 
 __all__ = [
@@ -47,10 +48,53 @@ def target_host(url: str) -> str:
 # stored time back (SQLite: integer microseconds; PostgreSQL: timestamptz).
 
 
+def _damaged(table: str, row: Sequence[Any], exc: Exception) -> DamagedRowError:
+    key = row[0] if row and isinstance(row[0], str) else "?"
+    # Never the row's values: a hook row holds secrets.
+    return DamagedRowError(table, key, f"{type(exc).__name__}: {exc}"[:200])
+
+
 def hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
     """A Hook from a row: id, owner, event, target_url, description, state, created_at,
     updated_at, dead_reason, dead_at, secret, previous_secret, previous_secret_until,
-    signing_key."""
+    signing_key.
+
+    Raises:
+        DamagedRowError: If the row cannot be read back (any value out of range).
+    """
+    try:
+        return _hook_from_row(row, to_dt)
+    except Exception as exc:
+        raise _damaged("hooks", row, exc) from exc
+
+
+def delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
+    """A Delivery from a row: id, hook_id, owner, event, state, attempts, next_attempt_at,
+    created_at, updated_at, last_error.
+
+    Raises:
+        DamagedRowError: If the row cannot be read back.
+    """
+    try:
+        return _delivery_from_row(row, to_dt)
+    except Exception as exc:
+        raise _damaged("deliveries", row, exc) from exc
+
+
+def attempt_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Attempt:
+    """An Attempt from a row: delivery_id, number, started_at, duration, status, error_kind,
+    error, response_excerpt.
+
+    Raises:
+        DamagedRowError: If the row cannot be read back.
+    """
+    try:
+        return _attempt_from_row(row, to_dt)
+    except Exception as exc:
+        raise _damaged("attempts", row, exc) from exc
+
+
+def _hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
     (id_, owner, event, url, desc, state, created, updated, reason, dead_at, s1, s2, s2_until,
      signing_key) = row  # fmt: skip
     return Hook(
@@ -71,9 +115,7 @@ def hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
     )
 
 
-def delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
-    """A Delivery from a row: id, hook_id, owner, event, state, attempts, next_attempt_at,
-    created_at, updated_at, last_error."""
+def _delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
     (id_, hook_id, owner, event, state, attempts, next_at, created, updated, last_error) = row
     return Delivery(
         id=id_,
@@ -89,9 +131,7 @@ def delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
     )
 
 
-def attempt_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Attempt:
-    """An Attempt from a row: delivery_id, number, started_at, duration, status, error_kind,
-    error, response_excerpt."""
+def _attempt_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Attempt:
     (delivery_id, number, started, duration, status, error_kind, error, excerpt) = row
     return Attempt(
         delivery_id=delivery_id,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import secrets
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -22,7 +24,7 @@ from ..model import (
     Stats,
 )
 from ..outcomes import HookEffect, RecordResult, StoredDelivery, transition
-from ._common import NOT_FINAL_STATES, new_delivery_id, new_token, target_host
+from ._common import NOT_FINAL_STATES, new_token, target_host
 
 __all__ = ["MemoryStore"]
 
@@ -37,6 +39,9 @@ class _Row:
     host: str
     token: str | None = None
     lease_until: datetime | None = None
+    # Whether the row counts in its host's in-flight count (in flight under a lease not yet
+    # found expired).
+    counted: bool = False
 
 
 class MemoryStore:
@@ -55,34 +60,73 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._hooks: dict[str, Hook] = {}
+        # Indexes of the hooks, kept by _index_hook/_unindex_hook: a fan-out reads its hooks
+        # (oldest first) and their hosts without scanning or sorting every hook, and a
+        # subscribe finds its duplicate and counts the owner's hooks at once.
+        self._hook_hosts: dict[str, str] = {}
+        self._subscriptions: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+        self._by_target: dict[tuple[str, str, str], str] = {}
+        self._owner_hooks: Counter[str] = Counter()
         self._rows: dict[str, _Row] = {}
-        # Indexes, kept by _set, so that claiming costs no more with a long history or a
-        # large backlog: the rows not final; those in flight; and per target host, a heap of
-        # (next_attempt_at, created_at, id) of pending rows. Heap entries are checked when
-        # taken: one whose row has since changed is dropped.
+        # Indexes of the deliveries, kept by _set, so that claiming costs no more with a long
+        # history or a large backlog, and its cost is that of what it claims:
+        # - the rows not final, and the same by hook (what a hook's removal cancels);
+        # - per target host, a heap of (due at, created at, id) of its due-able rows (pending
+        #   ones, and in-flight ones whose lease was found expired); entries are checked when
+        #   taken, and one whose row has changed since is dropped;
+        # - a heap of every host's first entry (_heads), so a claim takes the oldest due
+        #   across hosts without looking at every host;
+        # - hosts at the per-host limit of the last claim, set aside (_parked) until one of
+        #   their deliveries leaves flight;
+        # - per host, the deliveries in flight under a live lease, and a heap of leases.
         self._open: dict[str, _Row] = {}
-        self._in_flight: dict[str, _Row] = {}
+        self._open_by_hook: dict[str, dict[str, _Row]] = {}
         self._queues: dict[str, list[_Entry]] = {}
+        self._heads: list[tuple[_Entry, str]] = []
+        self._parked: set[str] = set()
+        self._parked_cap: int | None = None
+        self._busy: Counter[str] = Counter()
+        self._leases: list[tuple[datetime, str]] = []
         self._attempts: dict[str, list[Attempt]] = {}
 
     # -- hooks -------------------------------------------------------------------------------
 
+    def _index_hook(self, hook: Hook) -> None:
+        self._hooks[hook.id] = hook
+        self._hook_hosts[hook.id] = target_host(hook.target_url)
+        bisect.insort(
+            self._subscriptions.setdefault((hook.owner, hook.event), []),
+            (hook.created_at, hook.id),
+        )
+        self._by_target[(hook.owner, hook.event, hook.target_url)] = hook.id
+        self._owner_hooks[hook.owner] += 1
+
+    def _unindex_hook(self, hook: Hook) -> None:
+        del self._hooks[hook.id]
+        del self._hook_hosts[hook.id]
+        key = (hook.owner, hook.event)
+        subscribed = self._subscriptions[key]
+        subscribed.remove((hook.created_at, hook.id))
+        if not subscribed:
+            del self._subscriptions[key]
+        del self._by_target[(hook.owner, hook.event, hook.target_url)]
+        self._owner_hooks[hook.owner] -= 1
+        if not self._owner_hooks[hook.owner]:
+            del self._owner_hooks[hook.owner]
+
     def add_hook(self, hook: Hook, *, max_per_owner: int | None) -> tuple[Hook, bool]:
         with self._lock:
-            for existing in self._hooks.values():
-                if (existing.owner, existing.event, existing.target_url) == (
-                    hook.owner,
-                    hook.event,
-                    hook.target_url,
-                ):
-                    if existing.state is HookState.DEAD:
-                        return self._revive(existing, hook.updated_at), False
-                    return existing, False
-            if max_per_owner is not None:
-                count = sum(1 for h in self._hooks.values() if h.owner == hook.owner)
-                if count >= max_per_owner:
-                    raise HookLimitReached(max_per_owner)
-            self._hooks[hook.id] = hook
+            existing_id = self._by_target.get((hook.owner, hook.event, hook.target_url))
+            if existing_id is not None:
+                existing = self._hooks[existing_id]
+                if existing.state is HookState.DEAD:
+                    return self._revive(existing, hook.updated_at), False
+                return existing, False
+            if max_per_owner is not None and self._owner_hooks[hook.owner] >= max_per_owner:
+                raise HookLimitReached(max_per_owner)
+            if hook.id in self._hooks:  # pragma: no cover - ids are random
+                self._unindex_hook(self._hooks[hook.id])
+            self._index_hook(hook)
             return hook, True
 
     def get_hook(self, hook_id: str) -> Hook | None:
@@ -107,12 +151,16 @@ class MemoryStore:
         return sorted(found, key=lambda h: (h.created_at, h.id))
 
     def active_hooks(self, *, owner: str, event: str) -> list[Hook]:
-        return self.list_hooks(owner=owner, event=event, state=HookState.ACTIVE)
+        with self._lock:
+            hooks = [self._hooks[i] for _, i in self._subscriptions.get((owner, event), ())]
+        return [h for h in hooks if h.state is HookState.ACTIVE]
 
     def remove_hook(self, hook_id: str, *, now: datetime) -> list[str]:
         with self._lock:
-            if self._hooks.pop(hook_id, None) is None:
+            hook = self._hooks.get(hook_id)
+            if hook is None:
                 return []
+            self._unindex_hook(hook)
             return self._cancel_open(hook_id, now)
 
     def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
@@ -170,50 +218,83 @@ class MemoryStore:
     def _set(self, row: _Row, delivery: Delivery) -> None:
         row.delivery = delivery
         state = delivery.state
+        delivery_id = delivery.id
         if state.is_final:
-            self._open.pop(delivery.id, None)
-        else:
-            self._open[delivery.id] = row
+            if self._open.pop(delivery_id, None) is not None:
+                by_hook = self._open_by_hook[delivery.hook_id]
+                del by_hook[delivery_id]
+                if not by_hook:
+                    del self._open_by_hook[delivery.hook_id]
+        elif delivery_id not in self._open:
+            self._open[delivery_id] = row
+            self._open_by_hook.setdefault(delivery.hook_id, {})[delivery_id] = row
         if state is DeliveryState.IN_FLIGHT:
-            self._in_flight[delivery.id] = row
-        else:
-            self._in_flight.pop(delivery.id, None)
+            if not row.counted:
+                row.counted = True
+                self._busy[row.host] += 1
+            if row.lease_until is not None:
+                heapq.heappush(self._leases, (row.lease_until, delivery_id))
+        elif row.counted:
+            self._uncount(row)
         if state is DeliveryState.PENDING and delivery.next_attempt_at is not None:
-            entry = (delivery.next_attempt_at, delivery.created_at, delivery.id)
-            heapq.heappush(self._queues.setdefault(row.host, []), entry)
+            self._push(row.host, (delivery.next_attempt_at, delivery.created_at, delivery_id))
 
-    def _take_due(self, host: str, now: datetime, room: int) -> list[_Entry]:
-        """Pop up to ``room`` valid entries due at ``now`` from the host's queue."""
-        queue = self._queues[host]
-        taken: list[_Entry] = []
-        while queue and len(taken) < room and queue[0][0] <= now:
-            entry = heapq.heappop(queue)
-            row = self._rows.get(entry[2])
+    def _uncount(self, row: _Row) -> None:
+        row.counted = False
+        host = row.host
+        self._busy[host] -= 1
+        if not self._busy[host]:
+            del self._busy[host]
+        if host in self._parked:  # it has room again
+            self._parked.discard(host)
+            queue = self._queues.get(host)
+            if queue:
+                heapq.heappush(self._heads, (queue[0], host))
+
+    def _push(self, host: str, entry: _Entry) -> None:
+        queue = self._queues.get(host)
+        if queue is None:
+            queue = self._queues[host] = []
+        heapq.heappush(queue, entry)
+        if queue[0] is entry and host not in self._parked:
+            heapq.heappush(self._heads, (entry, host))
+
+    def _valid(self, entry: _Entry) -> _Row | None:
+        """The row of a queue entry, if the entry still says when that row is due."""
+        row = self._rows.get(entry[2])
+        return row if row is not None and self._due_at(row) == entry[0] else None
+
+    def _expire(self, now: datetime) -> None:
+        """Make the in-flight rows whose lease ended by ``now`` due again (at their lease's
+        end): they leave their host's in-flight count and join its queue."""
+        leases = self._leases
+        while leases and leases[0][0] <= now:
+            lease_until, delivery_id = heapq.heappop(leases)
+            row = self._rows.get(delivery_id)
             if (
-                row is not None
-                and row.delivery.state is DeliveryState.PENDING
-                and row.delivery.next_attempt_at == entry[0]
-                and entry not in taken
+                row is None
+                or row.delivery.state is not DeliveryState.IN_FLIGHT
+                or row.lease_until != lease_until
             ):
-                taken.append(entry)
-        if not queue:
-            del self._queues[host]
-        return taken
+                continue
+            if row.counted:
+                self._uncount(row)
+            self._push(row.host, (lease_until, row.delivery.created_at, delivery_id))
 
     def _cancel_open(self, hook_id: str, now: datetime) -> list[str]:
         cancelled = []
-        for row in list(self._open.values()):
+        for row in list(self._open_by_hook.get(hook_id, {}).values()):
             d = row.delivery
-            if d.hook_id == hook_id and d.state in NOT_FINAL_STATES:
+            if d.state in NOT_FINAL_STATES:
+                # The token is kept (a cancelled delivery is never claimed again): the outcome
+                # of the attempt in flight is still logged when it comes (see record).
+                row.lease_until = None
                 self._set(
                     row,
                     attrs.evolve(
                         d, state=DeliveryState.CANCELLED, next_attempt_at=None, updated_at=now
                     ),
                 )
-                # The token is kept (a cancelled delivery is never claimed again): the outcome
-                # of the attempt in flight is still logged when it comes (see record).
-                row.lease_until = None
                 cancelled.append(d.id)
         return cancelled
 
@@ -234,10 +315,14 @@ class MemoryStore:
                 "PostgresStore for a transactional outbox"
             )
         with self._lock:
+            hooks = self.active_hooks(owner=owner, event=event)
+            # One call to the system's random source for the whole fan-out, not one per id.
+            raw = secrets.token_hex(16 * len(hooks))
+            hosts = self._hook_hosts
             created = []
-            for hook in self.active_hooks(owner=owner, event=event):
+            for n, hook in enumerate(hooks):
                 delivery = Delivery(
-                    id=new_delivery_id(),
+                    id="msg_" + raw[32 * n : 32 * n + 32],
                     hook_id=hook.id,
                     owner=owner,
                     event=event,
@@ -245,7 +330,7 @@ class MemoryStore:
                     created_at=now,
                     updated_at=now,
                 )
-                row = _Row(delivery, body, target_host(hook.target_url))
+                row = _Row(delivery, body, hosts[hook.id])
                 self._rows[delivery.id] = row
                 self._set(row, delivery)
                 created.append(delivery)
@@ -268,54 +353,57 @@ class MemoryStore:
         max_in_flight_per_host: int | None = None,
     ) -> list[Claim]:
         with self._lock:
-            # Expired claims are due again; the others count against their host's cap.
-            expired: dict[str, list[_Entry]] = {}
-            in_flight: Counter[str] = Counter()
-            for r in self._in_flight.values():
-                d = r.delivery
-                if r.lease_until is not None and r.lease_until <= now:
-                    expired.setdefault(r.host, []).append((r.lease_until, d.created_at, d.id))
-                else:
-                    in_flight[r.host] += 1
-            # Per host, the oldest due deliveries that fit under its cap; then the oldest of
-            # those, up to the limit. Pending entries taken but not claimed go back.
-            due: list[_Entry] = []
-            popped: list[tuple[str, _Entry]] = []
-            for host in set(self._queues) | set(expired):
-                room = limit
-                if max_in_flight_per_host is not None:
-                    room = min(room, max_in_flight_per_host - in_flight[host])
-                if room <= 0:
-                    continue
-                pending = self._take_due(host, now, room) if host in self._queues else []
-                popped.extend((host, entry) for entry in pending)
-                due.extend(heapq.nsmallest(room, pending + expired.get(host, [])))
-            chosen = heapq.nsmallest(limit, due)
-            chosen_ids = {entry[2] for entry in chosen}
-            for host, entry in popped:
-                if entry[2] not in chosen_ids:
-                    heapq.heappush(self._queues.setdefault(host, []), entry)
+            self._expire(now)
+            cap = max_in_flight_per_host
+            if cap != self._parked_cap:
+                # Hosts were set aside under another limit: look at them all again.
+                self._parked_cap = cap
+                for host in self._parked:
+                    queue = self._queues.get(host)
+                    if queue:
+                        heapq.heappush(self._heads, (queue[0], host))
+                self._parked.clear()
+            heads, queues, busy = self._heads, self._queues, self._busy
             claims: list[Claim] = []
-            for entry in chosen:
-                row = self._rows[entry[2]]
-                hook = self._hooks.get(row.delivery.hook_id)
-                if hook is None:  # pragma: no cover - removal cancels deliveries first
+            # The oldest due entry of all hosts comes first; a host at the limit is set aside
+            # (until one of its deliveries leaves flight) instead of being looked at again.
+            while heads and len(claims) < limit:
+                entry, host = heads[0]
+                if entry[0] > now:
+                    break
+                heapq.heappop(heads)
+                queue = queues.get(host)
+                if not queue or queue[0] is not entry or host in self._parked:
+                    continue  # an outdated head
+                if cap is not None and busy[host] >= cap:
+                    self._parked.add(host)
                     continue
-                row.token = new_token()
-                row.lease_until = lease_until
-                self._set(
-                    row, attrs.evolve(row.delivery, state=DeliveryState.IN_FLIGHT, updated_at=now)
-                )
-                claims.append(
-                    Claim(
-                        delivery=row.delivery,
-                        hook=hook,
-                        body=row.body,
-                        token=row.token,
-                        lease_until=lease_until,
-                    )
-                )
+                heapq.heappop(queue)
+                row = self._valid(entry)
+                if row is not None:
+                    claim = self._lease(row, now, lease_until)
+                    if claim is not None:
+                        claims.append(claim)
+                if queue:
+                    heapq.heappush(heads, (queue[0], host))
+                else:
+                    del queues[host]
             return claims
+
+    def _lease(self, row: _Row, now: datetime, lease_until: datetime) -> Claim | None:
+        hook = self._hooks.get(row.delivery.hook_id)
+        if hook is None:  # pragma: no cover - removal cancels deliveries first
+            return None
+        row.token = new_token()
+        row.lease_until = lease_until
+        self._set(row, attrs.evolve(row.delivery, state=DeliveryState.IN_FLIGHT, updated_at=now))
+        return Claim(
+            delivery=row.delivery,
+            hook=hook,
+            body=row.body,
+            token=row.token,
+            lease_until=lease_until,
+        )
 
     def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:
         with self._lock:
@@ -408,7 +496,43 @@ class MemoryStore:
 
     def next_due_at(self) -> datetime | None:
         with self._lock:
-            times = [t for r in self._open.values() if (t := self._due_at(r)) is not None]
+            heads, queues = self._heads, self._queues
+            # Drop outdated heads and the entries of rows that changed, so the answer is a
+            # time something is really due.
+            while heads:
+                entry, host = heads[0]
+                queue = queues.get(host)
+                if not queue or queue[0] is not entry or host in self._parked:
+                    heapq.heappop(heads)
+                elif self._valid(entry) is None:
+                    heapq.heappop(heads)
+                    heapq.heappop(queue)
+                    if queue:
+                        heapq.heappush(heads, (queue[0], host))
+                    else:
+                        del queues[host]
+                else:
+                    break
+            leases = self._leases
+            while leases:
+                lease_until, delivery_id = leases[0]
+                row = self._rows.get(delivery_id)
+                if (
+                    row is not None
+                    and row.delivery.state is DeliveryState.IN_FLIGHT
+                    and row.lease_until == lease_until
+                ):
+                    break
+                heapq.heappop(leases)
+            times = [heads[0][0][0]] if heads else []
+            if leases:
+                times.append(leases[0][0])
+            for host in self._parked:
+                queue = queues.get(host)
+                while queue and self._valid(queue[0]) is None:
+                    heapq.heappop(queue)
+                if queue:
+                    times.append(queue[0][0])
         return min(times, default=None)
 
     def stats(self, *, owner: str | None = None) -> Stats:

@@ -18,7 +18,13 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
-from ..errors import ConfigurationError, HookLimitReached, SchemaError, StoreError
+from ..errors import (
+    ConfigurationError,
+    DamagedRowError,
+    HookLimitReached,
+    SchemaError,
+    StoreError,
+)
 from ..model import (
     Attempt,
     Claim,
@@ -27,6 +33,7 @@ from ..model import (
     Hook,
     HookState,
     Outcome,
+    QuarantinedDelivery,
     Stats,
 )
 from ..outcomes import (
@@ -43,11 +50,11 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version of the tables this release writes. A database at a higher version (written by
 a newer resthooks) is refused with :class:`~resthooks.errors.SchemaError`."""
 
-_TABLES = ("schema_version", "hooks", "messages", "deliveries", "attempts")
+_TABLES = ("schema_version", "hooks", "messages", "deliveries", "attempts", "quarantine")
 
 # Migration n brings the schema from version n - 1 to n. Every statement names its tables
 # through the {s} placeholder, the quoted schema.
@@ -117,9 +124,55 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
         """,
         "CREATE INDEX ON {s}.attempts (delivery_id, seq)",
     ),
+    # Delivery rows the store could not read back (a damaged or hand-edited row), moved out
+    # of the outbox so they cannot fail every claim. ``row`` is the raw row as text; the
+    # message (the body) stays.
+    2: (
+        """
+        CREATE TABLE {s}.quarantine (
+            seq bigserial PRIMARY KEY,
+            delivery_id text NOT NULL,
+            hook_id text,
+            message_id bigint,
+            reason text NOT NULL,
+            row text NOT NULL,
+            quarantined_at timestamptz NOT NULL
+        )
+        """,
+    ),
     # Hooks get an ed25519 key for v1a signatures.
-    2: ("ALTER TABLE {s}.hooks ADD COLUMN signing_key text",),
+    3: ("ALTER TABLE {s}.hooks ADD COLUMN signing_key text",),
 }
+
+# Open deliveries the store cannot turn into claims, with why. A damaged row is found by
+# what PostgreSQL's own types let through: an unknown state, a time no Python datetime holds
+# (timestamptz goes to 294276 AD, and infinity), a missing hook or message.
+_DAMAGED: LiteralString = """
+    SELECT d.id, CASE
+        WHEN h.id IS NULL THEN 'its hook does not exist'
+        WHEN m.id IS NULL THEN 'its message does not exist'
+        WHEN d.state NOT IN ('pending', 'in_flight') OR h.state NOT IN ('active', 'dead')
+            THEN 'an unknown state'
+        ELSE 'a time that a datetime cannot hold'
+    END
+    FROM {s}.deliveries d
+    LEFT JOIN {s}.hooks h ON h.id = d.hook_id
+    LEFT JOIN {s}.messages m ON m.id = d.message_id
+    WHERE d.due_at IS NOT NULL AND (
+        h.id IS NULL OR m.id IS NULL
+        OR d.state NOT IN ('pending', 'in_flight') OR h.state NOT IN ('active', 'dead')
+        OR NOT (d.due_at BETWEEN {lo} AND {hi})
+        OR NOT (d.created_at BETWEEN {lo} AND {hi})
+        OR NOT (d.updated_at BETWEEN {lo} AND {hi})
+        OR NOT (coalesce(d.next_attempt_at, d.created_at) BETWEEN {lo} AND {hi})
+        OR NOT (coalesce(d.lease_until, d.created_at) BETWEEN {lo} AND {hi})
+        OR NOT (h.created_at BETWEEN {lo} AND {hi})
+        OR NOT (h.updated_at BETWEEN {lo} AND {hi})
+        OR NOT (coalesce(h.dead_at, h.created_at) BETWEEN {lo} AND {hi})
+        OR NOT (coalesce(h.previous_secret_until, h.created_at) BETWEEN {lo} AND {hi})
+    )
+    FOR UPDATE OF d SKIP LOCKED
+"""
 
 _HOOK_COLUMNS: LiteralString = (
     "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason, "
@@ -152,6 +205,12 @@ def _utc_required(value: datetime) -> datetime:
 def _text(value: str | None) -> str | None:
     # PostgreSQL's text cannot hold NUL; a receiver's response may. Keep the rest readable.
     return None if value is None else value.replace("\x00", "\ufffd")
+
+
+def _is_damage(exc: StoreError) -> bool:
+    """Whether a row could not be read back: our conversion, or psycopg's (a timestamp past
+    year 9999, which PostgreSQL holds and Python cannot)."""
+    return isinstance(exc, DamagedRowError) or isinstance(exc.__cause__, psycopg.DataError)
 
 
 def _hook(row: Sequence[Any]) -> Hook:
@@ -258,6 +317,8 @@ class PostgresStore:
         self._listener: psycopg.Connection[TupleRow] | None = None
         self._listener_lock = threading.Lock()
         self._closed = False
+        self._reported_quarantine: list[QuarantinedDelivery] = []
+        self._quarantine_lock = threading.Lock()
         # Two stores on one schema share no memory; the channel name is what they share.
         self._channel = f"resthooks.{schema}"
         self._lock_key = f"resthooks:{schema}"
@@ -300,6 +361,8 @@ class PostgresStore:
             query = sql.SQL(template).format(
                 s=sql.Identifier(self.schema),
                 hook_columns=sql.SQL(_HOOK_COLUMNS),
+                lo=sql.Literal("0001-01-02 00:00:00+00"),
+                hi=sql.Literal("9999-12-30 00:00:00+00"),
                 delivery_columns=sql.SQL(_DELIVERY_COLUMNS),
             )
             self._queries[template] = query
@@ -611,7 +674,7 @@ class PostgresStore:
 
     _CLAIM: LiteralString = """
         WITH picked AS (
-            SELECT id, due_at FROM {s}.deliveries
+            SELECT id, due_at, hook_id, message_id FROM {s}.deliveries
             WHERE due_at <= %(now)s
             ORDER BY due_at, created_at, id
             LIMIT %(limit)s
@@ -635,17 +698,22 @@ class PostgresStore:
             ORDER BY ranked.due_at, ranked.created_at, ranked.id
             LIMIT %(limit)s
         ), picked AS (
-            SELECT d.id, d.due_at FROM {s}.deliveries d JOIN fitting ON fitting.id = d.id
+            SELECT d.id, d.due_at, d.hook_id, d.message_id
+            FROM {s}.deliveries d JOIN fitting ON fitting.id = d.id
             WHERE d.due_at <= %(now)s
             FOR UPDATE OF d SKIP LOCKED
         )
     """
+    # Outer joins: a delivery whose hook or message is missing comes back with NULLs, fails
+    # to read, and is quarantined, rather than staying due (and picked) forever.
     _CLAIM_UPDATE: LiteralString = """
         UPDATE {s}.deliveries d
         SET state = 'in_flight', token = replace(gen_random_uuid()::text, '-', ''),
             lease_until = %(lease_until)s, due_at = %(lease_until)s, updated_at = %(now)s
-        FROM picked, {s}.hooks h, {s}.messages m
-        WHERE d.id = picked.id AND h.id = d.hook_id AND m.id = d.message_id
+        FROM picked
+            LEFT JOIN {s}.hooks h ON h.id = picked.hook_id
+            LEFT JOIN {s}.messages m ON m.id = picked.message_id
+        WHERE d.id = picked.id
         RETURNING picked.due_at,
             d.id, d.hook_id, d.owner, d.event, d.state, d.attempts, d.next_attempt_at,
             d.created_at, d.updated_at, d.last_error,
@@ -671,6 +739,77 @@ class PostgresStore:
         """
         if limit <= 0:
             return []
+        try:
+            return self._claim_due(now, limit, lease_until, max_in_flight_per_host)
+        except StoreError as exc:
+            if not _is_damage(exc):
+                raise
+        # A row of the batch cannot be read: move every damaged open row aside, release
+        # what the failed claim may have taken (an autocommit claim is already written), and
+        # claim again.
+        self._quarantine_damaged(now, lease_until)
+        return self._claim_due(now, limit, lease_until, max_in_flight_per_host)
+
+    def _quarantine_damaged(self, now: datetime, lease_until: datetime | None = None) -> None:
+        with self._tx() as cur:
+            cur.execute(self._q(_DAMAGED))
+            damaged = cur.fetchall()
+            if damaged:
+                cur.execute(
+                    self._q(
+                        "WITH bad AS (SELECT * FROM unnest(%(ids)s::text[], %(reasons)s::text[]) "
+                        "AS b(id, reason)), moved AS ("
+                        "DELETE FROM {s}.deliveries d USING bad WHERE d.id = bad.id "
+                        "RETURNING d.*, bad.reason) "
+                        "INSERT INTO {s}.quarantine (delivery_id, hook_id, message_id, reason, "
+                        "row, quarantined_at) SELECT moved.id, moved.hook_id, moved.message_id, "
+                        "moved.reason, moved::text, %(now)s FROM moved RETURNING delivery_id, "
+                        "reason"
+                    ),
+                    {
+                        "ids": [r[0] for r in damaged],
+                        "reasons": [r[1] for r in damaged],
+                        "now": now,
+                    },
+                )
+                moved = cur.fetchall()
+            else:
+                moved = []
+            if lease_until is not None:
+                cur.execute(
+                    self._q(
+                        "UPDATE {s}.deliveries SET state = 'pending', due_at = next_attempt_at, "
+                        "token = NULL, lease_until = NULL "
+                        "WHERE state = 'in_flight' AND lease_until = %s AND updated_at = %s"
+                    ),
+                    (lease_until, now),
+                )
+        if moved:
+            with self._quarantine_lock:
+                self._reported_quarantine.extend(
+                    QuarantinedDelivery(delivery_id=i, reason=r, quarantined_at=now)
+                    for i, r in moved
+                )
+
+    def take_quarantined(self) -> list[QuarantinedDelivery]:
+        """The delivery rows this store object moved aside since the last call.
+
+        The Dispatcher calls it after each claim, to log them and tell its listeners
+        (:class:`~resthooks.lifecycle.DeliveryQuarantined`); ``stats()`` counts them all.
+
+        .. versionadded:: 0.2.0
+        """
+        with self._quarantine_lock:
+            taken, self._reported_quarantine = self._reported_quarantine, []
+        return taken
+
+    def _claim_due(
+        self,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        max_in_flight_per_host: int | None,
+    ) -> list[Claim]:
         params: dict[str, Any] = {"now": now, "limit": limit, "lease_until": lease_until}
         with self._tx(atomic=max_in_flight_per_host is not None) as cur:
             if max_in_flight_per_host is None:
@@ -683,17 +822,22 @@ class PostgresStore:
                 params["per_host"] = max_in_flight_per_host
                 cur.execute(self._q(self._CLAIM_PER_HOST + self._CLAIM_UPDATE), params)
             rows = cur.fetchall()
-        rows.sort(key=lambda r: (r[0], r[8], r[1]))
-        return [
-            Claim(
-                delivery=_delivery(r[1:11]),
-                hook=_hook(r[11:25]),
-                body=bytes(r[25]),
-                token=r[26],
-                lease_until=_utc_required(r[27]),
-            )
-            for r in rows
-        ]
+        try:
+            rows.sort(key=lambda r: (r[0], r[8], r[1]))
+            return [
+                Claim(
+                    delivery=_delivery(r[1:11]),
+                    hook=_hook(r[11:25]),
+                    body=bytes(r[25]),
+                    token=r[26],
+                    lease_until=_utc_required(r[27]),
+                )
+                for r in rows
+            ]
+        except DamagedRowError:
+            raise
+        except Exception as exc:  # a NULL body or time: its message is missing
+            raise DamagedRowError("deliveries", "?", f"{type(exc).__name__}: {exc}") from exc
 
     def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:
         """Apply a batch of outcomes in one transaction, in a handful of statements."""
@@ -893,6 +1037,19 @@ class PostgresStore:
         return None if row is None else _delivery(row)
 
     def next_due_at(self) -> datetime | None:
+        try:
+            return self._next_due_at()
+        except StoreError as exc:
+            if not _is_damage(exc):
+                raise
+        with self._tx(atomic=False) as cur:
+            cur.execute("SELECT now()")  # next_due_at is given no time: the server's
+            row = cur.fetchone()
+        assert row is not None
+        self._quarantine_damaged(row[0])
+        return self._next_due_at()
+
+    def _next_due_at(self) -> datetime | None:
         with self._tx(atomic=False) as cur:
             cur.execute(self._q("SELECT min(due_at) FROM {s}.deliveries"))
             row = cur.fetchone()
@@ -917,12 +1074,18 @@ class PostgresStore:
                 {"owner": owner},
             )
             rows = cur.fetchall()
+            quarantined = 0
+            if owner is None:
+                cur.execute(self._q("SELECT count(*) FROM {s}.quarantine"))
+                count = cur.fetchone()
+                quarantined = count[0] if count else 0
         deliveries = {r[0]: r[1] for r in rows}
         oldest = min((r[2] for r in rows if r[2] is not None), default=None)
         return Stats(
             hooks={s.value: hooks.get(s.value, 0) for s in HookState},
             deliveries={s.value: deliveries.get(s.value, 0) for s in DeliveryState},
             oldest_pending_at=_utc(oldest),
+            quarantined=quarantined,
         )
 
     def purge(self, *, before: datetime) -> int:

@@ -19,7 +19,13 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from ..errors import ConfigurationError, HookLimitReached, SchemaError, StoreError
+from ..errors import (
+    ConfigurationError,
+    DamagedRowError,
+    HookLimitReached,
+    SchemaError,
+    StoreError,
+)
 from ..model import (
     Attempt,
     Claim,
@@ -28,6 +34,7 @@ from ..model import (
     Hook,
     HookState,
     Outcome,
+    QuarantinedDelivery,
     Stats,
 )
 from ..outcomes import HookEffect, RecordResult, StoredDelivery, transition
@@ -136,7 +143,24 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX attempts_by_delivery ON attempts (delivery_id)",
     ),
-    # Version 2: delivery ids reveal nothing (see _delivery_id). The rows already there keep
+    (
+        # Delivery rows the store could not read back (a damaged or hand-edited file), moved
+        # out of the outbox so they cannot fail every claim. ``row`` is the raw row as
+        # SQLite quotes it; its message stays (``remaining`` still counts it) so the body is
+        # not lost.
+        """
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY,
+            delivery_id TEXT NOT NULL,
+            hook_id TEXT,
+            message_id INTEGER,
+            reason TEXT NOT NULL,
+            row TEXT NOT NULL,
+            quarantined_at INTEGER NOT NULL
+        )
+        """,
+    ),
+    # Version 3: delivery ids reveal nothing (see _delivery_id). The rows already there keep
     # the ids they were given (receivers deduplicate on them, hosts may have kept them): their
     # salt gets its top bit set, which marks an id of the old form.
     (
@@ -204,7 +228,7 @@ def _delivery_id(seq: int, salt: int, hasher: Any) -> str:
     Without the key the id is random: it shows no counter, so a receiver cannot read the
     host's delivery volume from it. It is unique (the seq is), and decoding it gives the seq
     back: a lookup by id is a rowid lookup, and the fan-out maintains no index of random
-    strings. A row from before schema version 2 (its stored salt has the top bit set) keeps
+    strings. A row from before schema version 3 (its stored salt has the top bit set) keeps
     its old id, ``msg_`` + seq + salt, whose 17th hex digit is 0-7, never 8-f.
     """
     if salt < 0:
@@ -226,7 +250,7 @@ def _parse_id(delivery_id: object, hasher: Any) -> tuple[int, int] | None:
         salt = second - _I63
         seq = first ^ _seq_mask(hasher, salt)
         return (seq, salt) if 0 < seq < _I63 else None
-    return (first, second - _I63) if first < _I63 else None  # a row from before version 2
+    return (first, second - _I63) if first < _I63 else None  # a row from before version 3
 
 
 def _us(value: datetime, field: str) -> int:
@@ -253,6 +277,37 @@ def _hook(row: Sequence[Any]) -> Hook:
 
 def _delivery(row: Sequence[Any]) -> Delivery:
     return delivery_from_row(row, _dt_required)
+
+
+# The raw columns of a delivery row, as SQLite quotes them (a BLOB as X'..'), for quarantine.
+_QUOTED_ROW = " || ',' || ".join(
+    f"quote({c})"
+    for c in (
+        "seq",
+        "salt",
+        "hook_id",
+        "message_id",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "updated_at",
+        "last_error",
+        "token",
+        "lease_until",
+        "due_at",
+    )
+)
+# The range of times a datetime can hold, in the store's microseconds.
+_MIN_US = (datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH) // _MICROSECOND
+_MAX_US = (datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH) // _MICROSECOND
+
+
+_SQL_NOW_US = "SELECT CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return f"{type(cause).__name__}: {cause}"[:200]
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -331,6 +386,11 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        # Rows moved aside by the transaction in progress (under _write_lock), then, once it
+        # committed, waiting for take_quarantined.
+        self._pending_quarantine: list[QuarantinedDelivery] = []
+        self._reported_quarantine: list[QuarantinedDelivery] = []
+        self._quarantine_lock = threading.Lock()
         self._closed = False
         self._open_schema()
 
@@ -354,7 +414,10 @@ class SQLiteStore:
             raise self._wrap(exc, "configuring the connection") from exc
         return conn
 
-    def _id_of(self, seq: int, salt: int) -> str:
+    def _id_of(self, seq: object, salt: object) -> str:
+        if not isinstance(seq, int) or not isinstance(salt, int):
+            # A damaged row (see quarantine): an id that names it and matches nothing.
+            return f"msg_unreadable_{str(seq)[:40]}"
         return _delivery_id(seq, salt, self._id_hasher)
 
     def _key_of(self, delivery_id: object) -> tuple[int, int] | None:
@@ -420,12 +483,17 @@ class SQLiteStore:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as exc:
+                self._pending_quarantine.clear()
                 # The transaction may already be gone; the original error says why.
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
                     raise self._wrap(exc, doing) from exc
                 raise
+            if self._pending_quarantine:
+                with self._quarantine_lock:
+                    self._reported_quarantine.extend(self._pending_quarantine)
+                self._pending_quarantine.clear()
         finally:
             self._write_lock.release()
 
@@ -909,6 +977,7 @@ class SQLiteStore:
         lease_until: datetime,
     ) -> list[Claim]:
         claims: dict[int, Claim] = {}
+        damaged: dict[int, str] = {}
         for start in range(0, len(picked), 500):
             chunk = picked[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -926,15 +995,69 @@ class SQLiteStore:
                 chunk,
             ).fetchall()
             for row in rows:
-                seq, body = row[0], row[1]
-                claims[seq] = Claim(
-                    delivery=_delivery(row[2:12]),
-                    hook=_hook(row[12:]),
-                    body=bytes(body),
-                    token=tokens[seq],
-                    lease_until=lease_until,
-                )
+                seq = row[0]
+                try:
+                    claims[seq] = Claim(
+                        delivery=_delivery(row[2:12]),
+                        hook=_hook(row[12:]),
+                        body=bytes(row[1]),
+                        token=tokens[seq],
+                        lease_until=lease_until,
+                    )
+                except Exception as exc:  # noqa: BLE001 - any damage: move the row aside
+                    damaged[seq] = _reason(exc)
+            for seq in chunk:
+                if seq not in claims and seq not in damaged:
+                    # Due, but its hook or message is missing: it could never be sent, and
+                    # would be claimed again each time its lease ran out.
+                    damaged[seq] = "its hook or its message does not exist"
+        if damaged:
+            self._quarantine(conn, damaged, at)
         return [claims[seq] for seq in picked if seq in claims]
+
+    def _quarantine(
+        self, conn: sqlite3.Connection, damaged: dict[int, str], at: int | None
+    ) -> None:
+        """Move these delivery rows to the quarantine table (in the caller's transaction).
+
+        ``at`` is the caller's now; without one (next_due_at has none), the database's clock.
+        """
+        if at is None:
+            (at,) = conn.execute(_SQL_NOW_US).fetchone()
+        assert at is not None
+        found: list[QuarantinedDelivery] = []
+        for seq, reason in damaged.items():
+            row = conn.execute(
+                f"INSERT INTO quarantine (delivery_id, hook_id, message_id, reason, row, "
+                f"quarantined_at) SELECT {_ID_SQL.format('')}, CAST(hook_id AS TEXT), "
+                "CAST(message_id AS INTEGER), ?, " + _QUOTED_ROW + ", ? FROM deliveries "
+                "WHERE seq = ? RETURNING delivery_id",
+                (reason, at, seq),
+            ).fetchone()
+            conn.execute("DELETE FROM deliveries WHERE seq = ?", (seq,))
+            if row is not None:
+                found.append(
+                    QuarantinedDelivery(
+                        delivery_id=str(row[0]),
+                        reason=reason,
+                        quarantined_at=_EPOCH + at * _MICROSECOND,
+                    )
+                )
+        # Reported once the transaction commits (see take_quarantined); a rollback leaves
+        # the rows where they were, to be found again.
+        self._pending_quarantine.extend(found)
+
+    def take_quarantined(self) -> list[QuarantinedDelivery]:
+        """The delivery rows this store object moved aside since the last call.
+
+        The Dispatcher calls it after each claim, to log them and tell its listeners
+        (:class:`~resthooks.lifecycle.DeliveryQuarantined`); ``stats()`` counts them all.
+
+        .. versionadded:: 0.2.0
+        """
+        with self._quarantine_lock:
+            taken, self._reported_quarantine = self._reported_quarantine, []
+        return taken
 
     def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:
         """See :meth:`resthooks.stores.DeliveryStore.record`. One transaction per batch."""
@@ -1098,14 +1221,30 @@ class SQLiteStore:
             return None if row is None else _delivery(row)
 
     def next_due_at(self) -> datetime | None:
-        """See :meth:`resthooks.stores.DeliveryStore.next_due_at`."""
+        """See :meth:`resthooks.stores.DeliveryStore.next_due_at`.
+
+        A due time no datetime can hold (a damaged row) moves its row to the quarantine.
+        """
         try:
             (value,) = (
                 self._conn().execute(f"SELECT min(due_at) FROM deliveries WHERE {_OPEN}").fetchone()
             )
         except sqlite3.Error as exc:
             raise self._wrap(exc, "reading the next due time") from exc
-        return _dt(value)
+        if value is None or (isinstance(value, int) and _MIN_US <= value <= _MAX_US):
+            return _dt(value)
+        with self._write("moving damaged deliveries aside") as conn:
+            rows = conn.execute(
+                f"SELECT seq FROM deliveries WHERE {_OPEN} AND (typeof(due_at) != 'integer' "
+                "OR due_at NOT BETWEEN ? AND ?)",
+                (_MIN_US, _MAX_US),
+            ).fetchall()
+            self._quarantine(
+                conn,
+                {seq: "its due time is not a time a datetime can hold" for (seq,) in rows},
+                None,
+            )
+        return self.next_due_at()
 
     def stats(self, *, owner: str | None = None) -> Stats:
         """See :meth:`resthooks.stores.DeliveryStore.stats`."""
@@ -1132,10 +1271,20 @@ class SQLiteStore:
                 f"{delivery_where or 'WHERE 1'} AND d.{_OPEN}",
                 params,
             ).fetchone()
+            (quarantined,) = (
+                conn.execute("SELECT count(*) FROM quarantine").fetchone()
+                if owner is None
+                else (0,)
+            )
+        try:
+            oldest_at = _dt(oldest)
+        except (OverflowError, TypeError) as exc:
+            raise DamagedRowError("messages", "?", f"a creation time out of range: {exc}") from exc
         return Stats(
             hooks={s.value: hooks.get(s.value, 0) for s in HookState},
             deliveries={s.value: deliveries.get(s.value, 0) for s in DeliveryState},
-            oldest_pending_at=_dt(oldest),
+            oldest_pending_at=oldest_at,
+            quarantined=quarantined,
         )
 
     def purge(self, *, before: datetime) -> int:

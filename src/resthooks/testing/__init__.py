@@ -8,12 +8,13 @@ from ._clock import FakeClock
 from ._conformance import STORE_CHECKS, check_store
 from ._modes import DeliveryMode, no_delivery, run_schedule, synchronous
 from ._receiver import Answer, HookReceiver, ReceivedDelivery, verify_signature
-from ._transport import RecordingTransport
+from ._transport import AsyncRecordingTransport, RecordingTransport
 
 __all__ = [
     "LOOPBACK_POLICY",
     "STORE_CHECKS",
     "Answer",
+    "AsyncRecordingTransport",
     "DeliveryMode",
     "FakeClock",
     "HookReceiver",

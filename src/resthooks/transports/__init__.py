@@ -1,6 +1,39 @@
-"""Transports: how a delivery's HTTP request is sent."""
+"""Transports: how a delivery's HTTP request is sent.
 
-from ._protocol import Request, Response, Timeouts, Transport
+:class:`Transport` is the protocol of the sync engine (:class:`Urllib3Transport` by default),
+:class:`AsyncTransport` its asyncio twin (:class:`AiohttpTransport`, with the ``async`` extra;
+``import resthooks.transports`` does not import aiohttp until it is asked for).
+"""
+
+from typing import TYPE_CHECKING
+
+from ._protocol import AsyncTransport, Request, Response, Timeouts, Transport
 from ._urllib3 import PooledHost, Urllib3Transport
 
-__all__ = ["PooledHost", "Request", "Response", "Timeouts", "Transport", "Urllib3Transport"]
+if TYPE_CHECKING:
+    from ._aiohttp import AiohttpTransport
+
+__all__ = [
+    "AiohttpTransport",
+    "AsyncTransport",
+    "PooledHost",
+    "Request",
+    "Response",
+    "Timeouts",
+    "Transport",
+    "Urllib3Transport",
+]
+
+
+def __getattr__(name: str) -> object:
+    # AiohttpTransport needs aiohttp (the `async` extra): import it only when asked for, so
+    # `import resthooks.transports` never imports aiohttp.
+    if name == "AiohttpTransport":
+        try:
+            from ._aiohttp import AiohttpTransport  # noqa: PLC0415 - lazy on purpose, see above
+        except ImportError as exc:
+            raise ImportError(
+                "AiohttpTransport needs aiohttp: install the extra, pip install 'resthooks[async]'"
+            ) from exc
+        return AiohttpTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

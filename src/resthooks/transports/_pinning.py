@@ -13,7 +13,6 @@ its pools by known keyword names only).
 
 from __future__ import annotations
 
-import logging
 import socket
 import sys
 from typing import ClassVar
@@ -25,13 +24,12 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from ..errors import TransportError
 from ..network import NetworkPolicy, Resolver, ip_literal
-from ..urls import redact_text
+from ._rules import resolution_failed
 
 __all__ = [
     "Dialler",
     "PinnedHTTPConnection",
     "PinnedHTTPSConnection",
-    "mask_urllib3_logs",
     "pinned_pool_classes",
 ]
 
@@ -54,12 +52,11 @@ class Dialler:
         host = conn._dns_host.strip("[]")  # the name urllib3 itself dials (no trailing-dot strip)
         port = conn.port
         assert port is not None  # the pool always sets the port
-        self.policy.check_port(port)
         literal = ip_literal(host)
         try:
             answers = [str(literal)] if literal is not None else list(self.resolver(host, port))
         except OSError as exc:
-            raise TransportError("connection", f"cannot resolve {conn.host}: {exc}") from exc
+            raise resolution_failed(conn.host, exc) from exc
         addresses = self.policy.check_resolved(conn.host, answers)
         error: OSError | None = None
         for address in addresses:
@@ -134,51 +131,3 @@ def pinned_pool_classes(
         ConnectionCls = HTTPSConnectionBound
 
     return {"http": HTTPPool, "https": HTTPSPool}
-
-
-class _Redact(logging.Filter):
-    """Masks every URL and query string in the records of urllib3's loggers.
-
-    urllib3 quotes request targets at DEBUG (``"POST /h?k=v HTTP/1.1"``) and whole URLs in
-    warnings (``Failed to parse headers (url=...)`` when a server answers a malformed header
-    line). The filter renders the message, masks it with
-    :func:`~resthooks.urls.redact_text`, and keeps the result (and the masked traceback, if
-    any) as the record's text; it drops nothing.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken record is logging's to report, not ours
-            return True
-        record.msg, record.args = redact_text(message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = redact_text(_FORMATTER.formatException(record.exc_info))
-        return True
-
-
-_FORMATTER = logging.Formatter()
-_REDACT = _Redact()
-# Every logger urllib3 2.x logs through (a logger's filters see only its own records).
-_URLLIB3_LOGGERS = (
-    "urllib3",
-    "urllib3.connection",
-    "urllib3.connectionpool",
-    "urllib3.poolmanager",
-    "urllib3.response",
-    "urllib3.util.retry",
-    "urllib3.http2.connection",
-    "urllib3.contrib.pyopenssl",
-)
-
-
-def mask_urllib3_logs() -> None:
-    """Mask URLs and query strings in every record of urllib3's loggers (idempotent).
-
-    Target URLs may carry tokens in their query string, and urllib3 quotes them: the request
-    target of every request at DEBUG, the whole URL in some warnings.
-    """
-    for name in _URLLIB3_LOGGERS:
-        logger = logging.getLogger(name)
-        if _REDACT not in logger.filters:
-            logger.addFilter(_REDACT)

@@ -9,7 +9,7 @@ import attrs
 
 from ..urls import mask_url
 
-__all__ = ["Request", "Response", "Timeouts", "Transport"]
+__all__ = ["AsyncTransport", "Request", "Response", "Timeouts", "Transport"]
 
 # Headers whose values are credentials: shown as *** in a Request's repr.
 _SECRET_HEADERS = frozenset({"webhook-signature", "authorization", "proxy-authorization"})
@@ -115,5 +115,29 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None:
+        """Release pooled connections."""
+        ...
+
+
+@runtime_checkable
+class AsyncTransport(Protocol):
+    """The asyncio twin of :class:`Transport`: the same contract, awaited.
+
+    It takes the same :class:`Request`, returns the same :class:`Response` and raises only
+    :class:`resthooks.errors.TransportError`, with the same ``kind`` a :class:`Transport`
+    would give for the same server behaviour. It sends exactly once, never follows a
+    redirect, reads at most ``request.max_response_bytes`` of the body and stops at
+    ``request.timeouts.total``. It never blocks the event loop, and many :meth:`send` calls
+    may be in flight at once on one loop. Cancelling a :meth:`send` abandons its request (its
+    connection is closed, never pooled) and raises :class:`asyncio.CancelledError` as usual.
+
+    .. versionadded:: 0.2.0
+    """
+
+    async def send(self, request: Request) -> Response:
+        """Send ``request`` once and return the response."""
+        ...
+
+    async def aclose(self) -> None:
         """Release pooled connections."""
         ...

@@ -23,16 +23,25 @@ from urllib3.exceptions import (
 )
 from urllib3.util import parse_url
 
-from ..errors import ConfigurationError, TransportError, ValidationError
+from ..errors import ConfigurationError, TransportError
 from ..network import NetworkPolicy, Resolver, system_resolver
-from ..urls import parse_target_url, redact_url
 from ._deadline import with_deadline
-from ._pinning import mask_urllib3_logs, pinned_pool_classes
+from ._pinning import pinned_pool_classes
 from ._protocol import Request, Response, Timeouts
+from ._rules import (
+    BY_CAUSE,
+    URLLIB3_LOGGERS,
+    CappedBody,
+    Deadline,
+    error_table,
+    mask_request_logs,
+    parse_target,
+    response_from,
+    transport_error,
+)
 
 __all__ = ["PooledHost", "Urllib3Transport"]
 
-_CHUNK = 64 * 1024
 # Split target URLs kept (one per hook URL in use); past this the cache starts afresh, which
 # costs one parse per URL, never a connection.
 _MAX_TARGETS = 8192
@@ -156,7 +165,7 @@ class Urllib3Transport:
         self.maxsize = maxsize
         self.pool_idle_timeout = float(pool_idle_timeout)
         self._timeouts: dict[Timeouts, urllib3.Timeout] = {}
-        mask_urllib3_logs()
+        mask_request_logs(*URLLIB3_LOGGERS)
         resolve = resolver if resolver is not None else system_resolver
         # urllib3's timeouts are per socket read; with_deadline holds the status line and
         # headers to the total deadline too (the body is read against it below).
@@ -185,15 +194,8 @@ class Urllib3Transport:
         return self._pool_classes[scheme](host, port, **kwargs)  # type: ignore[arg-type]
 
     def _target(self, url: str, now: float) -> _Target:
-        """Split ``url`` and find (or make) its host's pool; cache the pair.
-
-        The URL must pass the shape rules subscribe applies (the hook may predate them), or
-        the attempt is ``blocked``; only a URL that passes is cached.
-        """
-        try:
-            parse_target_url(url)
-        except ValidationError as exc:
-            raise TransportError("blocked", f"the target URL {exc.message}") from None
+        """Split ``url`` and find (or make) its host's pool; cache the pair."""
+        parse_target(url, self.policy)  # the shape every transport accepts, checked once per URL
         try:
             parts = parse_url(url)
         except LocationParseError as exc:
@@ -258,8 +260,8 @@ class Urllib3Transport:
 
     def send(self, request: Request) -> Response:
         """Send ``request`` once. See :class:`~resthooks.transports.Transport`."""
+        deadline = Deadline(request.timeouts.total)
         now = time.monotonic()
-        deadline = now + request.timeouts.total
         timeout = self._timeouts.get(request.timeouts)
         if timeout is None:
             # urllib3 clones the Timeout it is given, so one per Timeouts value serves every
@@ -288,24 +290,24 @@ class Urllib3Transport:
             try:
                 resp = self._urlopen(self._target(url, now), request, timeout, now)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a TransportError
-                failure = _masked(_translate(exc), url)
+                failure = transport_error(exc, _ERRORS, url)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a typed TransportError
-            failure = _masked(_translate(exc), url)
+            failure = transport_error(exc, _ERRORS, url)
         if failure is not None:
             raise failure
+        body = CappedBody(request.max_response_bytes)
         try:
-            body, truncated = _read_capped(resp, request.max_response_bytes, deadline)
+            _read_capped(resp, body, deadline)
         except Exception as exc:  # noqa: BLE001
             resp.close()
             resp.release_conn()
-            failure = _masked(_translate(exc), url)
+            failure = transport_error(exc, _ERRORS, url)
         if failure is not None:
             raise failure
-        if truncated:
+        if body.truncated:
             resp.close()  # a half-read connection must not go back to the pool
         resp.release_conn()
-        headers = {k.lower(): v for k, v in resp.headers.items()}
-        return Response(status=resp.status, headers=headers, body=body, truncated=truncated)
+        return response_from(resp.status, resp.headers.items(), body)
 
     @staticmethod
     def _urlopen(
@@ -361,26 +363,19 @@ def _idle(pool: HTTPConnectionPool) -> int:
         return sum(1 for conn in queue.queue if conn is not None and conn.sock is not None)
 
 
-def _read_capped(resp: urllib3.BaseHTTPResponse, cap: int, deadline: float) -> tuple[bytes, bool]:
-    """Read at most ``cap`` bytes (plus one, to know there is more) before ``deadline``."""
+def _read_capped(resp: urllib3.BaseHTTPResponse, body: CappedBody, deadline: Deadline) -> None:
+    """Read the body into ``body`` until it ends, is capped, or ``deadline`` passes."""
     sock = _socket_of(resp)
-    chunks: list[bytes] = []
-    size = 0
-    while size <= cap:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TransportError("timeout", "the response did not finish before the deadline")
+    while want := body.want():
+        remaining = deadline.remaining()
         if sock is not None:
             # Each read waits at most for what is left of the deadline: a server that drips
             # one byte at a time cannot stretch the attempt past it.
             sock.settimeout(remaining)
-        chunk = resp.read1(min(_CHUNK, cap + 1 - size))
+        chunk = resp.read1(want)
         if not chunk:
-            return b"".join(chunks), False
-        chunks.append(chunk)
-        size += len(chunk)
-    body = b"".join(chunks)
-    return body[:cap], True
+            return
+        body.add(chunk)
 
 
 def _socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
@@ -389,30 +384,15 @@ def _socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
-def _masked(error: TransportError, url: str) -> TransportError:
-    return TransportError(error.kind, redact_url(error.message, url))
-
-
-def _translate(exc: BaseException) -> TransportError:
-    if isinstance(exc, TransportError):
-        return exc
-    if isinstance(exc, NewConnectionError):
-        # urllib3 derives NewConnectionError from ConnectTimeoutError: test it first, or a
-        # refused connection would be reported as a timeout.
-        return TransportError("connection", str(exc))
-    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, socket.timeout, TimeoutError)):
-        return TransportError("timeout", str(exc) or "timed out")
-    if isinstance(exc, SSLError):
-        return TransportError("tls", str(exc))
-    if isinstance(exc, (NewConnectionError, ConnectionError)):
-        return TransportError("connection", str(exc))
-    if isinstance(exc, LocationParseError):
-        return TransportError("protocol", f"invalid URL: {exc}")
-    if isinstance(exc, (ProtocolError, HTTPError)):
-        cause = exc.__context__ or exc.__cause__
-        if isinstance(cause, (socket.timeout, TimeoutError)):
-            return TransportError("timeout", str(exc))
-        return TransportError("protocol", str(exc))
-    if isinstance(exc, OSError):
-        return TransportError("connection", str(exc))
-    return TransportError("protocol", f"{type(exc).__name__}: {exc}")
+# urllib3's exceptions, by kind; the shared head and tail (timeouts, TLS, sockets) around them.
+_ERRORS = error_table(
+    # urllib3 derives NewConnectionError from ConnectTimeoutError: it comes first, or a refused
+    # connection would be reported as a timeout.
+    (NewConnectionError, "connection"),
+    ((ConnectTimeoutError, ReadTimeoutError), "timeout"),
+    (SSLError, "tls"),
+    (LocationParseError, "protocol"),
+    # "Connection aborted" and friends wrap what really happened: a reset, a timeout, a bad
+    # status line.
+    ((ProtocolError, HTTPError), BY_CAUSE),
+)

@@ -1,0 +1,367 @@
+"""The async transport, on aiohttp (the ``async`` extra)."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import functools
+import re
+import socket
+import ssl
+from types import TracebackType
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from ..errors import ConfigurationError
+from ..network import NetworkPolicy, Resolver, system_resolver
+from ._protocol import Request, Response, Timeouts
+from ._rules import (
+    BY_CAUSE,
+    CappedBody,
+    Deadline,
+    error_table,
+    literal_address,
+    mask_request_logs,
+    parse_target,
+    resolution_failed,
+    resolved_addresses,
+    response_from,
+    transport_error,
+)
+
+__all__ = ["AiohttpTransport", "PolicyResolver"]
+
+# http.client's limits, so that both transports accept the same answers.
+_MAX_LINE = 65536
+# Headers aiohttp would add on its own; urllib3 adds none of them (the Dispatcher sets the
+# User-Agent and Content-Type it wants).
+_SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
+_NUMERIC = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+
+
+class PolicyResolver(AbstractResolver):
+    """An aiohttp resolver that answers only with addresses the network policy allows.
+
+    aiohttp asks its resolver for the addresses of every new connection to a host name (with
+    the connector's DNS cache off), then dials one of the answers: resolving once here and
+    validating every answer is what pins the connection to a validated address. ``Host``,
+    SNI and the certificate check keep the URL's host name. IP literals in the URL never reach
+    a resolver; :class:`AiohttpTransport` checks them before the request.
+
+    Args:
+        policy: The network policy.
+        resolver: ``(host, port) -> [address, ...]``, called in the loop's default executor
+            (resolving blocks). Default: :func:`~resthooks.network.system_resolver`.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, policy: NetworkPolicy, resolver: Resolver | None = None) -> None:
+        self.policy = policy
+        self.resolver: Resolver = resolver if resolver is not None else system_resolver
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """Resolve ``host`` once; raise ``TransportError`` ``blocked`` if any answer is refused."""
+        literal = literal_address(host, self.policy)  # spellings aiohttp does not take for IPs
+        if literal is not None:
+            answers = [str(literal)]
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                answers = list(await loop.run_in_executor(None, self.resolver, host, port))
+            except OSError as exc:
+                raise resolution_failed(host, exc) from exc
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(address),
+                port=port,
+                family=socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=_NUMERIC,
+            )
+            for address in resolved_addresses(self.policy, host, answers)
+        ]
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class AiohttpTransport:
+    """Sends deliveries from an asyncio event loop, with one :class:`aiohttp.ClientSession`.
+
+    It keeps every promise of :class:`~resthooks.transports.Urllib3Transport`, awaited:
+    every new connection resolves its host once, is refused (``blocked``) if ANY answer is
+    refused by ``policy``, and dials a validated address (its resolver does that), with
+    ``Host``, SNI and the certificate check on the host name; an IP literal in the URL, in any
+    spelling, is checked before anything is dialled. Redirects are never followed, nothing is
+    retried (not even a request on a kept-alive connection the server closed), TLS is always
+    verified, the total deadline holds however slowly the status line, headers or body come,
+    at most ``max_response_bytes`` of the body is read (a capped response's connection is
+    closed, not pooled), and cookies are never kept. Errors are the same
+    :class:`~resthooks.errors.TransportError` kinds as the sync transport's for the same
+    server behaviour, and name nothing of the URL but its scheme, host, port and path.
+
+    The pool keeps the idle keep-alive connections of every (host, port, TLS) it talks to,
+    however many hosts there are (no LRU of hosts to thrash), each for ``keepalive`` seconds
+    of idleness. Connections in use are bounded by the number of requests in flight (the
+    worker's concurrency), unless ``max_connections`` or ``max_connections_per_host`` say
+    less; a request waiting for a free connection spends its connect timeout doing so.
+
+    The session is made on the event loop of the first :meth:`send` and belongs to it; after
+    :meth:`aclose`, the next :meth:`send` makes a new one (on the loop then running).
+
+    Args:
+        policy: The :class:`~resthooks.network.NetworkPolicy` to enforce. Default:
+            ``NetworkPolicy()``, which refuses loopback and private addresses.
+        resolver: ``(host, port) -> [address, ...]``, run in the loop's default executor.
+            Default: :func:`~resthooks.network.system_resolver` (one ``getaddrinfo``).
+        ssl_context: The TLS context (to trust a private CA, say). It must verify
+            certificates and host names (``CERT_REQUIRED`` and ``check_hostname``).
+        max_connections: At most this many connections in use at once; ``None``: no limit
+            besides the requests in flight.
+        max_connections_per_host: The same, per host.
+        keepalive: Seconds an idle connection stays in the pool.
+
+    Raises:
+        ConfigurationError: If ``ssl_context`` does not verify, or a limit is not a positive
+            number.
+
+    Example:
+        >>> import asyncio
+        >>> from resthooks.transports import AiohttpTransport
+        >>> async def main() -> None:
+        ...     async with AiohttpTransport() as transport:
+        ...         pass
+        >>> asyncio.run(main())
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: NetworkPolicy | None = None,
+        resolver: Resolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int | None = None,
+        max_connections_per_host: int | None = None,
+        keepalive: float = 15.0,
+    ) -> None:
+        if policy is not None and not isinstance(policy, NetworkPolicy):
+            raise ConfigurationError("policy must be a NetworkPolicy")
+        self.policy = policy if policy is not None else NetworkPolicy()
+        if resolver is not None and not callable(resolver):
+            raise ConfigurationError("resolver must be a function (host, port) -> addresses")
+        self._resolver = resolver
+        self._ssl = _verified_context(ssl_context)
+        self._limit = _limit("max_connections", max_connections)
+        self._limit_per_host = _limit("max_connections_per_host", max_connections_per_host)
+        if (
+            isinstance(keepalive, bool)
+            or not isinstance(keepalive, (int, float))
+            or not 0 < keepalive < float("inf")
+        ):
+            raise ConfigurationError("keepalive must be a positive number of seconds")
+        self._keepalive = float(keepalive)
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        mask_request_logs("aiohttp.client", "aiohttp.internal")
+
+    def _session_here(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is not None and not self._session.closed:
+            if self._loop is not loop:
+                raise ConfigurationError(
+                    "this AiohttpTransport belongs to another event loop: aclose() it there "
+                    "first, or make one transport per loop"
+                )
+            return self._session
+        connector = aiohttp.TCPConnector(
+            resolver=PolicyResolver(self.policy, self._resolver),
+            use_dns_cache=False,  # every new connection resolves, and is validated, again
+            ssl=self._ssl,
+            limit=self._limit,
+            limit_per_host=self._limit_per_host,
+            keepalive_timeout=self._keepalive,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            trust_env=False,
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+            max_line_size=_MAX_LINE,
+            max_field_size=_MAX_LINE,
+        )
+        if hasattr(session, "_retry_connection"):
+            # aiohttp resends an idempotent request once when a kept-alive connection turns
+            # out closed; a transport sends exactly once.
+            session._retry_connection = False
+        self._session, self._loop = session, loop
+        return session
+
+    async def send(self, request: Request) -> Response:
+        """Send ``request`` once. See :class:`~resthooks.transports.AsyncTransport`."""
+        deadline = Deadline(request.timeouts.total)
+        target = parse_target(request.url, self.policy)
+        literal = literal_address(target.host, self.policy)
+        session = self._session_here()
+        headers = dict(request.headers)
+        if not any(name.lower() == "accept-encoding" for name in headers):
+            headers["Accept-Encoding"] = "identity"  # what http.client says, so urllib3 too
+        try:
+            # As given (no re-quoting), and without credentials: urllib3 sends none either.
+            url = URL(request.url, encoded=True).with_user(None)
+            if literal is not None and literal.version == 4 and target.host != str(literal):
+                # An IPv4 literal in a legacy spelling (2130706433, 127.1): dial the address
+                # it denotes (already checked), and keep the spelling in Host, as urllib3 does.
+                headers.setdefault("Host", url.raw_authority)
+                url = url.with_host(str(literal))
+        except (TypeError, ValueError) as exc:
+            raise transport_error(exc, _ERRORS, request.url, _invalid_url) from None
+        try:
+            resp = await session.request(
+                request.method,
+                url,
+                data=request.body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=_client_timeout(request.timeouts),
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a typed TransportError
+            describe = functools.partial(_describe, deadline)
+            raise transport_error(exc, _ERRORS, request.url, describe) from None
+        body = CappedBody(request.max_response_bytes)
+        try:
+            while want := body.want():
+                deadline.remaining()
+                chunk = await resp.content.read(want)
+                if not chunk:
+                    break
+                body.add(chunk)
+        except BaseException as exc:
+            resp.close()  # half read: the connection must not go back to the pool
+            if not isinstance(exc, Exception):
+                raise  # cancelled
+            describe = functools.partial(_describe, deadline)
+            raise transport_error(_lost_connection(exc), _ERRORS, request.url, describe) from None
+        if body.truncated:
+            resp.close()
+        else:
+            resp.release()
+        return response_from(resp.status, resp.headers.items(), body)
+
+    async def aclose(self) -> None:
+        """Close every pooled connection (the transport can send again afterwards)."""
+        session, self._session, self._loop = self._session, None, None
+        if session is not None:
+            await session.close()
+
+    async def __aenter__(self) -> AiohttpTransport:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return "AiohttpTransport()"
+
+
+def _verified_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
+    if context is None:
+        return ssl.create_default_context()
+    if not isinstance(context, ssl.SSLContext):
+        raise ConfigurationError("ssl_context must be an ssl.SSLContext")
+    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+        raise ConfigurationError(
+            "ssl_context must verify certificates and host names (CERT_REQUIRED and "
+            "check_hostname): TLS verification cannot be turned off; trust a private CA instead"
+        )
+    return context
+
+
+def _limit(name: str, value: int | None) -> int:
+    if value is None:
+        return 0  # aiohttp's "no limit"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a positive integer or None")
+    return value
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    # aiohttp's total holds the status line, the headers and every body read to the deadline;
+    # its connect covers the TCP and TLS handshakes, like urllib3's.
+    return aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect)
+
+
+# aiohttp's exceptions, by kind; the shared head (timeouts) and tail (TLS, sockets) around them.
+_ERRORS = error_table(
+    (
+        (
+            aiohttp.ClientConnectorCertificateError,
+            aiohttp.ClientConnectorSSLError,
+            aiohttp.ClientSSLError,
+            aiohttp.ServerFingerprintMismatch,
+        ),
+        "tls",
+    ),
+    # Refused, reset, or closed by the server without an answer.
+    (aiohttp.ClientConnectionError, "connection"),
+    # A body cut short says so; a reset under it is a connection error, as with urllib3.
+    (aiohttp.ClientPayloadError, BY_CAUSE),
+    ((aiohttp.ClientResponseError, aiohttp.InvalidURL), "protocol"),
+)
+
+
+_LOST = re.compile(r"\. ([A-Za-z]+Error)\(")
+
+
+def _lost_connection(exc: Exception) -> Exception:
+    """The socket error under a body cut short by it, else ``exc``.
+
+    When the connection is lost uncleanly in the middle of a body (a reset), aiohttp raises a
+    ``ClientPayloadError`` whose cause is the parser's complaint; only its message names the
+    socket error, after the parser's. urllib3 reports the same event as the socket error, so
+    this digs it out: a ``ClientPayloadError`` naming a built-in ``OSError`` subclass becomes
+    that error (with aiohttp's message), which the shared table calls ``connection``.
+    """
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        match = _LOST.search(str(exc))
+        error_type = getattr(builtins, match.group(1), None) if match else None
+        if isinstance(error_type, type) and issubclass(error_type, OSError):
+            return error_type(str(exc))
+    return exc
+
+
+def _invalid_url(exc: BaseException) -> str:
+    return "invalid URL"
+
+
+def _describe(deadline: Deadline, exc: BaseException) -> str:
+    """What happened, in words that quote no URL (aiohttp's messages may quote all of it)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "the connection did not open within the connect timeout"
+    if isinstance(exc, TimeoutError):
+        return f"no complete answer within the deadline of {deadline.total} s"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"certificate verification failed: {exc.certificate_error}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection without a complete answer"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"invalid response: {exc.message}"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid URL"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,340 @@
+"""Both transports answer the same server behaviour the same way: the same Response, or the
+same TransportError kind, and never a secret of the URL in a message or a log record.
+
+Each test runs on Urllib3Transport and on AiohttpTransport (``make_transport``), against small
+raw-socket servers on loopback that behave well or badly on purpose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from resthooks import NetworkPolicy, TransportError
+from resthooks.transports import Request, Response, Timeouts, Transport
+
+MakeTransport = Callable[..., Transport]
+Handle = Callable[[socket.socket], None]
+
+
+class ScriptedServer:
+    """A TCP server on loopback; every connection is handed to ``handle`` in a thread.
+
+    ``requests`` keeps the raw head (request line and headers) of every request read with
+    :meth:`read_request`.
+    """
+
+    def __init__(self, handle: Handle) -> None:
+        self.handle = handle
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self._threads: list[threading.Thread] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _run(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            self.handle(conn)
+
+    def read_request(self, conn: socket.socket) -> bool:
+        """Read one request (head and Content-Length body); False at the end of the stream."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.requests.append(head)
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            body += chunk
+        return True
+
+    def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone does not on Linux.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(5)
+
+
+@pytest.fixture(name="serve")
+def _serve() -> Iterator[Callable[[Handle], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(handle: Handle) -> ScriptedServer:
+        servers.append(ScriptedServer(handle))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _request(url: str, *, cap: int = 16) -> Request:
+    return Request(
+        method="POST",
+        url=url,
+        headers={"Content-Type": "application/json", "User-Agent": "resthooks-test"},
+        body=b'{"event": "party/created"}',
+        timeouts=Timeouts(connect=1.0, total=1.0),
+        max_response_bytes=cap,
+    )
+
+
+def _reset(conn: socket.socket) -> None:
+    """Close with a TCP reset rather than a FIN (SO_LINGER with a zero timeout)."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+# name -> (what the server does after reading the request, the kind of the error)
+FAILURES: dict[str, tuple[bytes | None, str]] = {
+    # the server reads the request, then resets the connection: no status at all
+    "reset-after-request": (None, "connection"),
+    # the server reads the request and closes the connection without a word
+    "closed-without-answer": (b"", "connection"),
+    "garbage-status-line": (b"HELLO THERE\r\n\r\n", "protocol"),
+    "body-cut-short": (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this", "protocol"),
+    "header-longer-than-64-KiB": (
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n",
+        "protocol",
+    ),
+    "never-answers": (b"...", "timeout"),  # sends nothing; '...' is a marker, see below
+}
+
+
+def _failing(answer: bytes | None, server_of: Callable[[], ScriptedServer]) -> Handle:
+    def handle(conn: socket.socket) -> None:
+        server = server_of()
+        if not server.read_request(conn):
+            return
+        if answer is None:
+            _reset(conn)
+        elif answer == b"...":
+            conn.recv(1)  # until the client gives up and closes
+        elif answer:
+            conn.sendall(answer)
+
+    return handle
+
+
+def _start_failing(
+    serve: Callable[[Handle], ScriptedServer], answer: bytes | None
+) -> ScriptedServer:
+    box: list[ScriptedServer] = []
+    box.append(serve(_failing(answer, lambda: box[0])))
+    return box[0]
+
+
+@pytest.mark.parametrize("behaviour", list(FAILURES))
+def test_the_same_server_behaviour_is_the_same_error_kind(
+    make_transport: MakeTransport,
+    loopback_policy: NetworkPolicy,
+    serve: Callable[[Handle], ScriptedServer],
+    behaviour: str,
+) -> None:
+    """Each bad answer (reset, silence, garbage, a short body, a huge header, no answer) is
+    the same TransportError kind from either transport; a reset after the request was read is
+    ``connection``."""
+    answer, kind = FAILURES[behaviour]
+    server = _start_failing(serve, answer)
+    with make_transport(policy=loopback_policy) as transport, pytest.raises(TransportError) as info:
+        transport.send(_request(server.url()))
+    assert kind == info.value.kind, info.value.message
+    assert len(server.requests) == 1  # sent exactly once
+
+
+def test_a_reset_in_the_middle_of_the_body_is_a_connection_error(
+    make_transport: MakeTransport,
+    loopback_policy: NetworkPolicy,
+    serve: Callable[[Handle], ScriptedServer],
+) -> None:
+    """The server starts a long body, then resets the connection: ``connection``."""
+
+    def handle(conn: socket.socket) -> None:
+        if server.read_request(conn):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+            _reset(conn)
+
+    server = serve(handle)
+    with make_transport(policy=loopback_policy) as transport, pytest.raises(TransportError) as info:
+        transport.send(_request(server.url(), cap=200_000))
+    assert info.value.kind == "connection", info.value.message
+
+
+# name -> the whole answer of the server; every transport must return the same Response.
+ANSWERS: dict[str, bytes] = {
+    "small-body": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Kind: small\r\n\r\nhello",
+    "redirect-not-followed": (
+        b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\n"
+        b"Content-Length: 5\r\n\r\nmoved"
+    ),
+    "body-over-the-cap": b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n" + b"z" * 64,
+    "chunked-over-the-cap": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"a\r\n0123456789\r\n" * 5
+        + b"0\r\n\r\n"
+    ),
+    "until-close": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nread to the end",
+    "gzip-is-not-decoded": (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\n\x1f\x8b\x08\x00"
+    ),
+    "repeated-header": b"HTTP/1.1 204 No Content\r\nX-Dup: one\r\nX-Dup: two\r\n\r\n",
+    "server-error": (
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n"
+    ),
+}
+EXPECTED: dict[str, Response] = {
+    "small-body": Response(
+        status=200, headers={"content-length": "5", "x-kind": "small"}, body=b"hello"
+    ),
+    "redirect-not-followed": Response(
+        status=302,
+        headers={"location": "http://127.0.0.1:9/elsewhere", "content-length": "5"},
+        body=b"moved",
+    ),
+    "body-over-the-cap": Response(
+        status=200, headers={"content-length": "64"}, body=b"z" * 16, truncated=True
+    ),
+    "chunked-over-the-cap": Response(
+        status=200,
+        headers={"transfer-encoding": "chunked"},
+        body=b"0123456789012345",
+        truncated=True,
+    ),
+    "until-close": Response(
+        status=200, headers={"connection": "close"}, body=b"read to the end"[:16]
+    ),
+    "gzip-is-not-decoded": Response(
+        status=200,
+        headers={"content-encoding": "gzip", "content-length": "4"},
+        body=b"\x1f\x8b\x08\x00",
+    ),
+    "repeated-header": Response(status=204, headers={"x-dup": "two"}),
+    "server-error": Response(
+        status=503, headers={"retry-after": "7", "content-length": "0"}, body=b""
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(ANSWERS))
+def test_the_same_answer_is_the_same_response(
+    make_transport: MakeTransport,
+    loopback_policy: NetworkPolicy,
+    serve: Callable[[Handle], ScriptedServer],
+    name: str,
+) -> None:
+    """Status, lower-case headers, the capped body and ``truncated`` are the same from both
+    transports; a 302 is returned, not followed; a gzip body is not decoded."""
+
+    def handle(conn: socket.socket) -> None:
+        while server.read_request(conn):
+            conn.sendall(ANSWERS[name])
+            if b"Connection: close" in ANSWERS[name]:
+                return
+
+    server = serve(handle)
+    with make_transport(policy=loopback_policy) as transport:
+        response = transport.send(_request(server.url()))
+    assert EXPECTED[name] == response
+    assert len(server.requests) == 1
+
+
+def test_both_transports_send_the_same_request(
+    make_transport: MakeTransport,
+    loopback_policy: NetworkPolicy,
+    serve: Callable[[Handle], ScriptedServer],
+) -> None:
+    """The receiver sees the same request line and header names from either transport: no
+    credentials from the URL, no cookies kept from an earlier answer, nothing added."""
+
+    def handle(conn: socket.socket) -> None:
+        while server.read_request(conn):
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\nContent-Length: 0\r\n\r\n"
+            )
+
+    server = serve(handle)
+    url = f"http://alice:hunter2@127.0.0.1:{server.port}/hook?token=s3cret"
+    with make_transport(policy=loopback_policy) as transport:
+        transport.send(_request(url))
+        transport.send(_request(url))
+    for head in server.requests:
+        line, *header_lines = head.decode().split("\r\n")
+        names = sorted(h.partition(":")[0].lower() for h in header_lines)
+        assert line == "POST /hook?token=s3cret HTTP/1.1"
+        assert names == [
+            "accept-encoding",
+            "content-length",
+            "content-type",
+            "host",
+            "user-agent",
+        ]
+        assert f"host: 127.0.0.1:{server.port}" in head.decode().lower()
+
+
+SECRETS = ("hunter2", "alice", "s3cret", "token=")
+
+
+@pytest.mark.parametrize("behaviour", [*FAILURES, "refused", "blocked", "tls"])
+def test_no_secret_of_the_url_in_errors_or_logs(
+    make_transport: MakeTransport,
+    loopback_policy: NetworkPolicy,
+    serve: Callable[[Handle], ScriptedServer],
+    caplog: pytest.LogCaptureFixture,
+    behaviour: str,
+) -> None:
+    """Whatever fails, neither the error nor any log record (the HTTP clients' own included,
+    at DEBUG) holds the URL's user, password or query string; the message may name the host."""
+    caplog.set_level(logging.DEBUG)
+    policy = loopback_policy
+    if behaviour == "refused":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    elif behaviour == "blocked":
+        port, policy = 9, NetworkPolicy()
+    elif behaviour == "tls":
+        server = serve(lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n"))
+        port = server.port
+    else:
+        port = _start_failing(serve, FAILURES[behaviour][0]).port
+    scheme = "https" if behaviour == "tls" else "http"
+    url = f"{scheme}://alice:hunter2@127.0.0.1:{port}/hook?token=s3cret"
+    with make_transport(policy=policy) as transport, pytest.raises(TransportError) as info:
+        transport.send(_request(url))
+    shown = [str(info.value), repr(info.value), *(r.getMessage() for r in caplog.records)]
+    for text in shown:
+        for secret in SECRETS:
+            assert secret not in text, text
