@@ -250,11 +250,16 @@ def test_no_log_record_carries_the_query_string(
     url = f"http://127.0.0.1:{malformed_server.port}/hook?api_key={API_KEY}"
     dispatcher.subscribe("party/created", url, owner="acme")
     dispatcher.emit("party/created", {"id": 1}, owner="acme")
-    with caplog.at_level(logging.DEBUG):
-        logging.getLogger().setLevel(logging.DEBUG)
-        for name in list(logging.root.manager.loggerDict):
-            logging.getLogger(name).setLevel(logging.DEBUG)
-        summary = dispatcher.deliver_due()
+    loggers = [logging.getLogger(), *map(logging.getLogger, list(logging.root.manager.loggerDict))]
+    levels = [logger.level for logger in loggers]
+    try:
+        with caplog.at_level(logging.DEBUG):
+            for logger in loggers:
+                logger.setLevel(logging.DEBUG)
+            summary = dispatcher.deliver_due()
+    finally:  # every logger as it was: other tests count records
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
     assert summary.delivered == 1
     assert API_KEY.encode() in malformed_server.requests[0]  # it was sent, as it must be
     warned = [r for r in caplog.records if r.name == "urllib3.connection"]
