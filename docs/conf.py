@@ -32,6 +32,10 @@ nitpick_ignore_regex = [
     (r"py:class", r"(aiohttp\..*|yarl\..*)"),
     (r"py:class", r"(Resolver|IPAddress|IPNetwork|ssl\..*)"),
     (r"py:class", r"(ConnectionPool|psycopg_pool\..*)"),
+    (r"py:class", r"(asyncio\..*|Executor|concurrent\.futures\..*|P|Lifespan)"),
+    # Web frameworks have their own documentation, which the offline build cannot link to.
+    (r"py:(class|exc|obj|func)", r"(django|flask|werkzeug|fastapi|starlette|click)\..*"),
+    (r"py:class", r"contextlib\..*"),
     # The build runs without network, so the standard library has no inventory to link to.
     (
         r"py:(class|obj|exc|data|func|meth|mod)",
@@ -45,3 +49,19 @@ nitpick_ignore_regex = [
 
 html_theme = "furo"
 html_title = f"resthooks {release}"
+
+
+# The Django integration's modules read Django's settings when they are used; configure a
+# minimal project so autodoc can import them.
+try:
+    import django
+    from django.conf import settings as _django_settings
+except ImportError:  # the docs build without the django extra leaves those pages bare
+    pass
+else:
+    if not _django_settings.configured:
+        _django_settings.configure(
+            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
+            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        )
+        django.setup()

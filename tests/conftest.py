@@ -7,19 +7,29 @@ import contextlib
 import http.server
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from resthooks import Dispatcher, NetworkPolicy, SystemClock, Timeouts
+from resthooks.aio import AsyncDispatcher, AsyncSubscriptionAPI
+from resthooks.api import SubscriptionAPI
 from resthooks.stores import MemoryStore
 from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
 from resthooks.transports import AsyncTransport, Request, Response, Transport, Urllib3Transport
 
 # pytester runs the plugin's fixtures in sessions of their own (tests/test_pytest_plugin.py).
 pytest_plugins = ["pytester"]
+
+# The framework test projects are applications, run in processes of their own (their own
+# settings, their own test runners), never imported by this session's doctest collection.
+collect_ignore = ["django_project", "flask_project", "fastapi_project"]
+# framework_support, the helpers of the framework tests, imports like a module beside them.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 # The project's short names for the fixtures of its own pytest plugin (it eats its own cooking).
@@ -41,6 +51,85 @@ def _store() -> MemoryStore:
 @pytest.fixture(name="dispatcher")
 def _dispatcher(store: MemoryStore, clock: FakeClock, transport: RecordingTransport) -> Dispatcher:
     return Dispatcher(store, clock=clock, transport=transport)
+
+
+# -- the two faces of the engine -------------------------------------------------------------
+
+# The Dispatcher methods the asyncio face (resthooks.aio.AsyncDispatcher) offers awaitable.
+ASYNC_FACE = frozenset(
+    {
+        "subscribe",
+        "unsubscribe",
+        "get_hook",
+        "hooks",
+        "rotate_secret",
+        "revive",
+        "emit",
+        "deliveries",
+        "get_delivery",
+        "attempts",
+        "redeliver",
+        "stats",
+        "purge",
+    }
+)
+
+
+class Awaited:
+    """An asyncio face driven from a sync test: its methods named in ``awaited`` run to
+    completion on an event loop of its own; any other attribute is the sync one's. A
+    contract test given this instead of the sync object checks that both faces keep the
+    same contract."""
+
+    def __init__(self, face: Any, sync: Any, awaited: frozenset[str]) -> None:
+        self.face = face
+        self.sync = sync
+        self.awaited = awaited
+        self.loop = asyncio.new_event_loop()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.awaited:
+            method = getattr(self.face, name)
+            return lambda *args, **kwargs: self.loop.run_until_complete(method(*args, **kwargs))
+        return getattr(self.sync, name)
+
+    def __repr__(self) -> str:
+        return f"<Awaited {self.face!r}>"
+
+
+@pytest.fixture(name="make_face")
+def _make_face() -> Iterator[Callable[[str, Any], Any]]:
+    """``make_face("sync" | "async", engine_or_api)``: a Dispatcher or SubscriptionAPI as it
+    is, or driven through its asyncio face (AsyncDispatcher, AsyncSubscriptionAPI)."""
+    faces: list[Awaited] = []
+
+    def make(kind: str, sync: Any) -> Any:
+        if kind == "sync":
+            return sync
+        if isinstance(sync, SubscriptionAPI):
+            face = AsyncSubscriptionAPI(AsyncDispatcher(sync.dispatcher), base_path=sync.base_path)
+            awaited = Awaited(face, sync, frozenset({"create", "list", "show", "delete"}))
+        else:
+            awaited = Awaited(AsyncDispatcher(sync), sync, ASYNC_FACE)
+        faces.append(awaited)
+        return awaited
+
+    yield make
+    for face in faces:
+        face.loop.close()
+
+
+@pytest.fixture(name="any_face", params=["sync", "async"])
+def _any_face(
+    request: pytest.FixtureRequest,
+    make_face: Callable[[str, Any], Any],
+    store: MemoryStore,
+    clock: FakeClock,
+    transport: RecordingTransport,
+) -> Any:
+    """The ``dispatcher`` fixture's engine, once as itself and once through its asyncio face:
+    a module whose ``dispatcher`` is this one runs its contract tests against both."""
+    return make_face(request.param, Dispatcher(store, clock=clock, transport=transport))
 
 
 # Loopback is refused by the default NetworkPolicy: a test that delivers to a local server
@@ -275,3 +364,94 @@ def _black_hole() -> Iterator[BlackHole]:
     server = BlackHole()
     yield server
     server.close()
+
+
+# -- asyncio: a receiver for the async worker's tests -------------------------
+
+
+class AsyncReceiver:
+    """An aiohttp server on loopback, on an event loop of its own thread, for many requests
+    at once: each waits ``delay`` seconds (or, while ``hold`` is on, until :meth:`release`),
+    then gets ``status``. It counts the requests open at once (``open``, ``max_open``) and
+    records each ``webhook-id`` it received."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        from aiohttp import web  # noqa: PLC0415 - only the async tests need it
+
+        self.delay = 0.0
+        self.status = 204
+        self.hold = False
+        self.open = 0
+        self.max_open = 0
+        self.received: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self._released: asyncio.Event | None = None
+        ready = threading.Event()
+
+        async def handle(request: web.Request) -> web.Response:
+            await request.read()
+            self.received.append(request.headers.get("webhook-id", ""))
+            self.open += 1
+            self.max_open = max(self.max_open, self.open)
+            try:
+                if self.hold:
+                    assert self._released is not None
+                    await self._released.wait()
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                return web.Response(status=self.status)
+            finally:
+                self.open -= 1
+
+        async def start() -> None:
+            self._released = asyncio.Event()
+            app = web.Application()
+            app.router.add_post("/{path:.*}", handle)
+            self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, host, 0, backlog=2048)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(start())
+            self.loop.run_forever()
+
+        self.host = host
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def release(self) -> None:
+        """Answer every held request, and those to come."""
+        self.hold = False
+        assert self._released is not None
+        self.loop.call_soon_threadsafe(self._released.set)
+
+    def close(self) -> None:
+        if self._released is not None:
+            self.release()
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(name="async_receiver")
+def _async_receiver() -> Iterator[AsyncReceiver]:
+    server = AsyncReceiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture(name="async_transport")
+def _async_transport() -> Any:
+    """The aiohttp transport, allowed to reach loopback (close it on the loop that used it)."""
+    from resthooks.transports import AiohttpTransport  # noqa: PLC0415 - the async extra
+
+    return AiohttpTransport(policy=LOOPBACK)

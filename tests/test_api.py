@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,9 +29,13 @@ GOOD = _body(
 )
 
 
-@pytest.fixture(name="api")
-def _api(dispatcher: Dispatcher) -> SubscriptionAPI:
-    return SubscriptionAPI(dispatcher)
+@pytest.fixture(name="api", params=["sync", "async"])
+def _api(
+    request: pytest.FixtureRequest, make_face: Callable[[str, Any], Any], dispatcher: Dispatcher
+) -> SubscriptionAPI:
+    """The contract tests run against both faces: SubscriptionAPI and AsyncSubscriptionAPI."""
+    face: SubscriptionAPI = make_face(request.param, SubscriptionAPI(dispatcher))
+    return face
 
 
 def test_create_answers_201_with_capsules_document_and_location(

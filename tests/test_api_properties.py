@@ -191,3 +191,25 @@ def test_show_and_delete_of_any_unknown_id_answer_404(hook_id: str) -> None:
 
     assert api.show(hook_id, owner="acme").status == 404
     assert api.delete(hook_id, owner="acme").status == 404
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    method=st.one_of(st.sampled_from(["GET", "POST", "DELETE", "PUT", "get", "HEAD"]), nasty_text),
+    hook_id=st.one_of(st.none(), nasty_text, huge_text, json_values),
+    owner=st.one_of(st.none(), st.sampled_from(["acme", "a" * 300]), nasty_text, json_values),
+    body=st.one_of(st.binary(max_size=60), nasty_text, json_values),
+)
+def test_handle_answers_every_request_in_json(
+    method: str, hook_id: Any, owner: Any, body: Any
+) -> None:
+    """SubscriptionAPI.handle, what the framework integrations call, never raises and always
+    answers JSON with a status the documentation lists, whatever the request and owner."""
+    api = SubscriptionAPI(Dispatcher(MemoryStore(), clock=FakeClock()))
+    answer = api.handle(method, hook_id, body=body, owner=owner)
+    assert answer.status in {200, 201, 204, 400, 401, 404, 405, 422}
+    if answer.status != 204:
+        assert answer.headers["Content-Type"] == "application/json"
+        assert isinstance(json.loads(answer.content), dict)
+    if owner is None and answer.status != 405:
+        assert answer.status == 401

@@ -16,6 +16,13 @@ import resthooks.dispatcher
 from resthooks import Dispatcher, PayloadError, ValidationError, encode_body
 from resthooks.testing import RecordingTransport
 
+
+@pytest.fixture(name="dispatcher")
+def _both_faces(any_face: Dispatcher) -> Dispatcher:
+    """This module's contract tests run against both faces: sync and asyncio."""
+    return any_face
+
+
 URL = "https://receiver.example/hooks"
 
 

@@ -18,6 +18,13 @@ from resthooks import (
 from resthooks.retry import RetryPolicy
 from resthooks.testing import RecordingTransport
 
+
+@pytest.fixture(name="dispatcher")
+def _both_faces(any_face: Dispatcher) -> Dispatcher:
+    """This module's contract tests run against both faces: sync and asyncio."""
+    return any_face
+
+
 OWNER = "acme"
 EVENT = "party/created"
 

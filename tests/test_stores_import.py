@@ -12,10 +12,13 @@ import resthooks.transports
 
 
 def test_core_import_does_not_import_psycopg() -> None:
-    """Importing resthooks and resthooks.stores leaves psycopg unimported."""
+    """Importing resthooks (its API layer, command line, contrib package) leaves psycopg and
+    the web frameworks unimported."""
     code = (
-        "import sys, resthooks, resthooks.stores, resthooks.testing\n"
-        "drivers = ('psycopg', 'psycopg_pool')\n"
+        "import sys, resthooks, resthooks.stores, resthooks.testing, resthooks.api\n"
+        "import resthooks.cli, resthooks.contrib\n"
+        "drivers = ('psycopg', 'psycopg_pool', 'django', 'flask', 'werkzeug', 'fastapi',\n"
+        "           'starlette')\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in drivers)\n"
         "print(','.join(loaded))\n"
     )

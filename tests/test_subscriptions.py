@@ -18,6 +18,13 @@ from resthooks.errors import ConfigurationError
 from resthooks.stores import MemoryStore
 from resthooks.testing import FakeClock
 
+
+@pytest.fixture(name="dispatcher")
+def _both_faces(any_face: Dispatcher) -> Dispatcher:
+    """This module's contract tests run against both faces: sync and asyncio."""
+    return any_face
+
+
 URL = "https://example.com/hooks"
 
 

@@ -326,6 +326,57 @@ class SubscriptionAPI:
             return self._failure(exc)
         return _answer(200, ed25519.jwks(keys))
 
+    def handle(
+        self, method: str, hook_id: str | None = None, *, body: object = b"", owner: object
+    ) -> ApiResponse:
+        """Answer one request to the endpoints, whatever it is: what framework integrations call.
+
+        Routes ``method`` (and ``hook_id``, ``None`` for the collection) to :meth:`create`,
+        :meth:`list`, :meth:`show` or :meth:`delete`, and answers in JSON what those leave
+        to the host:
+
+        - ``owner`` is ``None`` (the request is not authenticated): ``401``;
+        - ``owner`` is not a valid owner (not a string, empty, over 255 characters, control
+          characters: an authentication scheme that lets a client choose it, like the
+          examples' ``X-Account`` header): ``400`` naming ``owner``;
+        - a method the path does not have: ``405`` with an ``Allow`` header.
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> api = SubscriptionAPI(Dispatcher(MemoryStore()))
+            >>> api.handle("GET", owner=None).status
+            401
+            >>> api.handle("GET", owner="x" * 300).body
+            {'message': 'owner: must be at most 255 characters'}
+            >>> answer = api.handle("PUT", "hook_1", owner="acme")
+            >>> answer.status, answer.headers["Allow"]
+            (405, 'GET, DELETE')
+            >>> api.handle("GET", owner="acme").body
+            {'restHooks': []}
+        """
+        allowed = "GET, POST" if hook_id is None else "GET, DELETE"
+        verb = method.upper() if isinstance(method, str) else ""
+        if verb not in allowed.split(", ") and verb != "HEAD":
+            return _answer(405, {"message": f"Method not allowed: use {allowed}"}, Allow=allowed)
+        if owner is None:
+            return _answer(401, {"message": "Authentication required"})
+        try:
+            owner = _validate_owner(owner)
+        except ValidationError as exc:
+            return _bad_request(str(exc))
+        if hook_id is None:
+            return self.create(body, owner=owner) if verb == "POST" else self.list(owner=owner)
+        if not isinstance(hook_id, str):
+            return _not_found()
+        return (
+            self.delete(hook_id, owner=owner)
+            if verb == "DELETE"
+            else self.show(hook_id, owner=owner)
+        )
+
     @staticmethod
     def _failure(exc: ResthooksError) -> ApiResponse:
         if isinstance(exc, NotFound):

@@ -356,11 +356,21 @@ def _read_payload(spec: str, stdin: TextIO) -> object:
 class _Context:
     """What every command gets: its arguments, and the store opened once on demand."""
 
-    def __init__(self, args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        stdin: TextIO,
+        stdout: TextIO,
+        app: Callable[[], Dispatcher] | None = None,
+    ) -> None:
         self.args = args
         self.stdin = stdin
         self.stdout = stdout
+        # With an app, every command works on the host's own Dispatcher (its store, events,
+        # network policy...), which the host opened and closes.
+        self.app = app
         self._store: Store | None = None
+        self._app_dispatcher: Dispatcher | None = None
 
     @property
     def db_path(self) -> Path:
@@ -368,6 +378,8 @@ class _Context:
 
     def store(self, *, create: bool = False) -> Store:
         """Open the database; only commands that create something may create the file."""
+        if self.app is not None:
+            return self.dispatcher().store
         if self._store is None:
             path = self.db_path
             if not create and not path.exists():
@@ -388,7 +400,11 @@ class _Context:
             raise _BadInput(f"--allow-network: {exc}") from None
 
     def dispatcher(self, *, create: bool = False) -> Dispatcher:
-        """The engine on this store."""
+        """The engine on this store (the app's own Dispatcher, with an app)."""
+        if self.app is not None:
+            if self._app_dispatcher is None:
+                self._app_dispatcher = self.app()
+            return self._app_dispatcher
         return Dispatcher(self.store(create=create), network_policy=self.policy())
 
     def close(self) -> None:
@@ -416,17 +432,18 @@ def _find_delivery(store: Store, delivery_id: str) -> Delivery:
 
 def _cmd_hooks_add(ctx: _Context) -> _Result:
     args = ctx.args
-    # Refuse bad input before the database file is opened (or created).
-    CAPSULE_EVENTS.validate(args.event)
-    url = validate_target_url(args.url)
-    try:
-        ctx.policy().check_url(url)
-    except ValidationError as exc:
-        if "allow" in exc.message or exc.field != "target_url":
-            raise
-        raise ValidationError(
-            exc.field, f"{exc.message} (--allow-network CIDR allows a network on purpose)"
-        ) from None
+    if ctx.app is None:
+        # Refuse bad input before the database file is opened (or created).
+        CAPSULE_EVENTS.validate(args.event)
+        url = validate_target_url(args.url)
+        try:
+            ctx.policy().check_url(url)
+        except ValidationError as exc:
+            if "allow" in exc.message or exc.field != "target_url":
+                raise
+            raise ValidationError(
+                exc.field, f"{exc.message} (--allow-network CIDR allows a network on purpose)"
+            ) from None
     dispatcher = ctx.dispatcher(create=True)
     # The API layer's entry point: it also says whether the hook is new, and only a new
     # hook's secret is shown (an existing one was shown when it was created).
@@ -467,7 +484,8 @@ def _cmd_hooks_revive(ctx: _Context) -> _Result:
 
 def _cmd_emit(ctx: _Context) -> _Result:
     args = ctx.args
-    CAPSULE_EVENTS.validate(args.event)
+    if ctx.app is None:
+        CAPSULE_EVENTS.validate(args.event)
     payload = _read_payload(args.payload, ctx.stdin)
     dispatcher = ctx.dispatcher(create=True)
     deliveries = dispatcher.emit(args.event, payload, owner=args.owner)
@@ -662,7 +680,9 @@ def _cmd_worker(ctx: _Context) -> _Result:
         if args.once:
             summary = dispatcher.run_until_idle(workers=args.workers, stop=stop)
         else:
-            summary = dispatcher.run(workers=args.workers, stop=stop)
+            summary = dispatcher.run(
+                workers=args.workers, stop=stop, poll_interval=args.poll_interval
+            )
     data = {
         "stopped": "idle" if args.once and not stop.is_set() else "signal",
         **attrs.asdict(summary),
@@ -710,16 +730,24 @@ def _choice(value: str | None, enum: Any, field: str) -> Any:
 # -- the parser --------------------------------------------------------------------------------
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``resthooks`` command."""
+def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
+    prog: str = "resthooks", *, app: bool = False, workers: int = 16, poll_interval: float = 5.0
+) -> argparse.ArgumentParser:
+    """The argument parser of the ``resthooks`` command.
+
+    With ``app``, the commands of a host's own configuration (``manage.py resthooks``, ``flask
+    resthooks``): no ``--db``, ``--allow-network`` or ``demo``, since the host's Dispatcher
+    says where its store is and which networks it may reach.
+    """
     common = _Parser(add_help=False)
     # SUPPRESS: given after the subcommand, they override; given before it, they stay.
-    common.add_argument(
-        "--db",
-        metavar="PATH",
-        default=argparse.SUPPRESS,
-        help=f"the SQLite database (default: ${DB_ENV}, else ./{DEFAULT_DB})",
-    )
+    if not app:
+        common.add_argument(
+            "--db",
+            metavar="PATH",
+            default=argparse.SUPPRESS,
+            help=f"the SQLite database (default: ${DB_ENV}, else ./{DEFAULT_DB})",
+        )
     common.add_argument(
         "--json",
         action="store_true",
@@ -728,7 +756,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
 
     parser = _Parser(
-        prog="resthooks",
+        prog=prog,
         description="REST hooks from a shell: a demo, a worker, and inspection of one store.",
         parents=[common],
     )
@@ -744,15 +772,20 @@ def _build_parser() -> argparse.ArgumentParser:
             sub.set_defaults(handler=handler)
         return sub
 
-    from . import _demo  # noqa: PLC0415 - the demo's modules load only when it runs
+    def allow_network(sub: argparse.ArgumentParser) -> None:
+        if not app:
+            _allow_network(sub)
 
-    demo = command(commands, "demo", _demo.cmd_demo, "play the whole contract on a fast clock")
-    demo.add_argument(
-        "--speed",
-        type=float,
-        default=_demo.DEFAULT_SPEED,
-        help=f"simulated seconds per real second (default {_demo.DEFAULT_SPEED:g})",
-    )
+    if not app:
+        from . import _demo  # noqa: PLC0415 - the demo's modules load only when it runs
+
+        demo = command(commands, "demo", _demo.cmd_demo, "play the whole contract on a fast clock")
+        demo.add_argument(
+            "--speed",
+            type=float,
+            default=_demo.DEFAULT_SPEED,
+            help=f"simulated seconds per real second (default {_demo.DEFAULT_SPEED:g})",
+        )
 
     hooks = command(commands, "hooks", None, "subscriptions: add, list, show, remove, revive")
     hooks_cmds = hooks.add_subparsers(dest="hooks_command", metavar="COMMAND", required=True)
@@ -761,7 +794,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add.add_argument("url", metavar="URL", help="the target URL deliveries are POSTed to")
     add.add_argument("--owner", default=DEFAULT_OWNER, help=f"default {DEFAULT_OWNER!r}")
     add.add_argument("--description", default="", help="free text")
-    _allow_network(add)
+    allow_network(add)
     lst = command(hooks_cmds, "list", _cmd_hooks_list, "list hooks of every owner, oldest first")
     lst.add_argument("--owner", help="only this owner's hooks")
     lst.add_argument("--state", help="active or dead")
@@ -783,9 +816,18 @@ def _build_parser() -> argparse.ArgumentParser:
     )
 
     worker = command(commands, "worker", _cmd_worker, "deliver what is due")
-    worker.add_argument("--workers", type=int, default=16, help="threads sending (default 16)")
+    worker.add_argument(
+        "--workers", type=int, default=workers, help=f"threads sending (default {workers})"
+    )
+    worker.add_argument(
+        "--poll-interval",
+        type=float,
+        default=poll_interval,
+        metavar="SECONDS",
+        help=f"seconds between looks for other processes' work (default {poll_interval:g})",
+    )
     worker.add_argument("--once", action="store_true", help="stop when nothing is due")
-    _allow_network(worker)
+    allow_network(worker)
 
     deliveries = command(commands, "deliveries", None, "deliveries: list, show, redeliver")
     d_cmds = deliveries.add_subparsers(dest="deliveries_command", metavar="COMMAND", required=True)
@@ -798,6 +840,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     command(
         d_cmds, "redeliver", _cmd_deliveries_redeliver, "queue a failed or cancelled delivery again"
+    ).add_argument("id", metavar="ID")
+    command(
+        commands,
+        "redeliver",
+        _cmd_deliveries_redeliver,
+        "queue a failed or cancelled delivery again (as 'deliveries redeliver')",
     ).add_argument("id", metavar="ID")
 
     command(commands, "stats", _cmd_stats, "hooks and deliveries by state")
@@ -818,11 +866,31 @@ def _allow_network(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    app: Callable[[], Dispatcher] | None = None,
+    prog: str = "resthooks",
+    workers: int = 16,
+    poll_interval: float = 5.0,
+    stdout: TextIO | None = None,
+) -> int:
     """Run the ``resthooks`` command line and return its exit status.
 
     Args:
         argv: The arguments, without the program name. Default: ``sys.argv[1:]``.
+        app: A host application's own Dispatcher (a callable returning it, called once when a
+            command needs it): then every command works on it, and ``--db``,
+            ``--allow-network`` and ``demo`` are not offered. What ``manage.py resthooks``
+            and ``flask resthooks`` run.
+        prog: The program name usage lines show.
+        workers: The default of ``worker --workers``.
+        poll_interval: The default of ``worker --poll-interval``.
+        stdout: Where results are written. Default: ``sys.stdout``.
+
+    .. versionchanged:: 0.2.0
+       ``app``, ``prog``, ``workers``, ``poll_interval`` and ``stdout``; the top-level
+       ``redeliver`` command and ``worker --poll-interval``.
 
     Returns:
         0 when the command succeeded, 1 when it ran but did not succeed (a demo check failed,
@@ -833,24 +901,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["emit", "party/nothing", "--payload", "{}", "--db", "unused.db"])
         2
     """
+    out = stdout if stdout is not None else sys.stdout
     try:
-        args = _build_parser().parse_args(argv)
+        args = _build_parser(
+            prog, app=app is not None, workers=workers, poll_interval=poll_interval
+        ).parse_args(argv)
     except _BadInput as exc:
-        print(f"resthooks: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return _EXIT_BAD_INPUT
     # The command prints its own account of every attempt; the library's log lines would
     # repeat it on stderr (the last-resort handler), so they go nowhere unless configured.
     logging.getLogger("resthooks").addHandler(logging.NullHandler())
-    ctx = _Context(args, sys.stdin, sys.stdout)
+    ctx = _Context(args, sys.stdin, out, app)
     try:
         result = args.handler(ctx)
-        result.write(sys.stdout, as_json=getattr(args, "json", False))
+        result.write(out, as_json=getattr(args, "json", False))
         return int(result.status)
     except (_BadInput, ValidationError, NotFound, InvalidStateError, SchemaError) as exc:
-        print(f"resthooks: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return _EXIT_BAD_INPUT
     except ResthooksError as exc:
-        print(f"resthooks: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return _EXIT_FAILED
     except KeyboardInterrupt:
         return 130

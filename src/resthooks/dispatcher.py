@@ -7,11 +7,11 @@ import math
 import re
 import secrets
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Generator, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from . import _log, ed25519, lifecycle
 from ._retry_after import parse_retry_after
@@ -67,6 +67,10 @@ _NO_LIMIT = 2**31 - 1
 @cache
 def _user_agent() -> str:
     return f"resthooks/{version('resthooks')}"
+
+
+class _Waker(Protocol):
+    def set(self) -> None: ...
 
 
 def _validate_owner(owner: object) -> str:
@@ -237,8 +241,9 @@ class Dispatcher:
         self.max_retry_after = float(max_retry_after)
         self._listeners: tuple[LifecycleListener, ...] = ()
         self._listeners_lock = threading.Lock()
-        # Events the running workers of this process sleep on: emit sets them all.
-        self._wakers: set[threading.Event] = set()
+        # What the running workers of this process sleep on (a threading.Event, or the
+        # asyncio worker's thread-safe waker): emit sets them all.
+        self._wakers: set[_Waker] = set()
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -469,17 +474,64 @@ class Dispatcher:
             ValidationError: For an unknown event or a bad owner.
             PayloadError: If the payload cannot be encoded or is too large.
         """
-        owner = _validate_owner(owner)
-        event = self.events.validate(event)
-        body = encode_body(event, payload, max_bytes=self.max_payload_bytes)
+        owner, event, body = self._prepare_emit(event, payload, owner)
         created = self.store.enqueue(
             owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
         )
+        self._emitted(created, transactional=connection is not None)
+        return created
+
+    # emit() in two halves around the store's enqueue (_prepare_emit, below, and this), which
+    # the asyncio face (resthooks.aio) makes through an async connection of the host's.
+    def _emitted(self, created: list[Delivery], *, transactional: bool) -> None:
         if created:
             self._wake_workers()
-            if connection is None and self.after_emit is not None:
+            if not transactional and self.after_emit is not None:
                 self.after_emit(created)
-        return created
+
+    def _prepare_emit(self, event: str, payload: object, owner: str) -> tuple[str, str, bytes]:
+        owner = _validate_owner(owner)
+        event = self.events.validate(event)
+        return owner, event, encode_body(event, payload, max_bytes=self.max_payload_bytes)
+
+    def validate_emit(self, event: str, payload: object, *, owner: str) -> bytes:
+        """Raise what :meth:`emit` would raise for these arguments, and store nothing.
+
+        For a host that emits later (after its transaction commits, say) and wants a bad
+        event, owner or payload to fail now, at the call site.
+
+        Returns:
+            The body :meth:`emit` would send now (a snapshot of the payload as it is).
+
+        Raises:
+            ValidationError: For an unknown event or a bad owner.
+            PayloadError: If the payload cannot be encoded or is too large.
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> Dispatcher(MemoryStore()).validate_emit("party/exploded", {}, owner="acme")
+            Traceback (most recent call last):
+            ...
+            resthooks.errors.ValidationError: event: ...
+        """
+        return self._prepare_emit(event, payload, owner)[2]
+
+    def committed(self, deliveries: Sequence[Delivery]) -> None:
+        """Say that deliveries an ``emit(..., connection=...)`` wrote have been committed.
+
+        The host calls it after its transaction commits (the Django integration does, from
+        ``transaction.on_commit``): this process's workers wake up at once instead of at their
+        next poll, and :attr:`after_emit` (the synchronous test mode) runs for them.
+
+        .. versionadded:: 0.2.0
+        """
+        if deliveries:
+            self._wake_workers()
+            if self.after_emit is not None:
+                self.after_emit(list(deliveries))
 
     # -- deliveries --------------------------------------------------------------------------
 
@@ -624,13 +676,60 @@ class Dispatcher:
 
     def attempt(self, claim: Claim) -> Outcome:
         """Make one attempt for a claimed delivery and decide its outcome (nothing recorded)."""
+        steps = self.attempt_steps(claim)
+        try:
+            request = next(steps)
+            try:
+                response = self.transport.send(request)
+            except Exception as exc:  # noqa: BLE001 - attempt_steps turns it into an outcome
+                steps.throw(exc)
+            else:
+                steps.send(response)
+        except StopIteration as done:
+            outcome: Outcome = done.value
+            return outcome
+        raise AssertionError("attempt_steps yields one request")  # pragma: no cover
+
+    def attempt_steps(self, claim: Claim) -> Generator[Request, Response, Outcome]:
+        """One attempt as a generator, whoever sends it: the policy of :meth:`attempt`, no I/O.
+
+        It yields the :class:`~resthooks.transports.Request` to send (signed, size-checked),
+        takes the transport's :class:`~resthooks.transports.Response` through ``send()`` or
+        the exception the transport raised through ``throw()``, and returns the
+        :class:`~resthooks.model.Outcome` (by ``StopIteration``). When the request cannot be
+        sent (too large), it returns at once without yielding. :meth:`attempt` drives it with
+        the Dispatcher's transport; the asyncio worker (:mod:`resthooks.aio`) with an
+        awaitable one, so both faces make the same decisions.
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock
+            >>> from resthooks.transports import Response
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock())
+            >>> _ = dispatcher.subscribe("party/created", "https://example.com/h", owner="a")
+            >>> _ = dispatcher.emit("party/created", {"id": 1}, owner="a")
+            >>> now = dispatcher.clock.now()
+            >>> lease_until = now + dispatcher.lease
+            >>> [claim] = dispatcher.store.claim_due(now=now, limit=1, lease_until=lease_until)
+            >>> steps = dispatcher.attempt_steps(claim)
+            >>> next(steps).url
+            'https://example.com/h'
+            >>> try:
+            ...     steps.send(Response(status=204))
+            ... except StopIteration as done:
+            ...     print(done.value.kind.value)
+            delivered
+        """
         started = self.clock.now()
         request = self.build_request(claim, now=started)
         response: Response | None = None
         error: TransportError | None = None
         try:
             _check_request_size(request, self.max_payload_bytes)
-            response = self.transport.send(request)
+            response = yield request
         except TransportError as exc:
             error = exc
         except Exception as exc:  # noqa: BLE001 - a broken custom transport must not lose the delivery
@@ -872,11 +971,11 @@ class Dispatcher:
         worker = self.worker(workers=workers, grace=grace)
         return worker.run_until_idle(stop)
 
-    def _add_waker(self, event: threading.Event) -> None:
+    def _add_waker(self, event: _Waker) -> None:
         with self._listeners_lock:
             self._wakers = {*self._wakers, event}
 
-    def _remove_waker(self, event: threading.Event) -> None:
+    def _remove_waker(self, event: _Waker) -> None:
         with self._listeners_lock:
             self._wakers = self._wakers - {event}
 

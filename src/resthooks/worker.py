@@ -6,11 +6,11 @@ import itertools
 import logging
 import queue
 import threading
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ._hosts import HostGate
 from .errors import (
     ConfigurationError,
     InvalidStateError,
@@ -47,6 +47,10 @@ class Worker:
     - at most ``Dispatcher.max_in_flight_per_host`` deliveries to one host are in flight at
       once (claimed or being sent), enforced by the store when claiming, so a host that never
       answers ties up at most that many threads;
+    - a host whose attempts time out gets less: each timeout halves this worker's limit for
+      it, down to 1 (4 → 2 → 1), until it answers again (any HTTP status); its other claims
+      wait without holding a thread (see :doc:`worker`), so black holes spread over many
+      hosts hold one thread each;
     - an attempt that timed out is retried no sooner than ``Dispatcher.timeout_penalty``
       (60 s by default);
     - deliveries are claimed oldest due first, so a first attempt due now is sent before any
@@ -206,13 +210,14 @@ class _Session:
         self.executor = ThreadPoolExecutor(
             max_workers=worker.workers, thread_name_prefix="resthooks-attempt"
         )
-        self.ready: deque[Claim] = deque()
+        # Claimed, not yet sent: started as threads free up and their hosts have room.
+        self.gate = HostGate(self.dispatcher.max_in_flight_per_host)
         self.in_flight: dict[str, tuple[Claim, Future[None]]] = {}
         self.done: queue.SimpleQueue[tuple[Claim, Outcome | None]] = queue.SimpleQueue()
         self.summary = DeliverySummary()
         self.attempt_deadline = timedelta(seconds=self.dispatcher.timeouts.total)
         self.unrecorded: list[tuple[Claim, Outcome]] = []
-        self.trouble = _StoreTrouble(self.clock, cap=worker.poll_interval)
+        self.trouble = StoreTrouble(self.clock, cap=worker.poll_interval)
 
     def stopping(self) -> bool:
         return self.worker._stopping.is_set() or (
@@ -232,7 +237,8 @@ class _Session:
                 self.start_ready()
                 self.claim()
                 self.start_ready()
-                if not self.ready and not once and not self.stopping():
+                busy = len(self.in_flight) >= self.worker.workers
+                if not busy and not once and not self.stopping():
                     due = self.dispatcher.store.next_due_at()
             except Exception as exc:
                 if once:
@@ -248,7 +254,7 @@ class _Session:
             self.trouble.recovered()
             if self.stopping():
                 return
-            if self.ready:
+            if busy:
                 # Every thread is busy: only a finished attempt (or stop) changes anything.
                 self.wake.wait()
             elif once:
@@ -259,26 +265,15 @@ class _Session:
                 self.sleep(due)
 
     def claim(self) -> None:
-        workers = self.worker.workers
-        if len(self.ready) >= max(1, workers // 2):
-            return
-        # Claim up to one batch ahead of the threads, so the store is asked once per batch
-        # rather than once per attempt. A claim waits at most for one round of attempts, each
-        # shorter than the attempt deadline, which the lease outlasts.
-        limit = 2 * workers - len(self.in_flight) - len(self.ready)
+        limit = claim_limit(self.gate, self.worker.workers, len(self.in_flight))
         if limit <= 0:
             return
-        now = self.clock.now()
-        d = self.dispatcher
-        self.ready.extend(d._claim_due(now=now, limit=limit, per_host=True))
+        self.gate.add(self.dispatcher._claim_due(now=self.clock.now(), limit=limit, per_host=True))
 
     def start_ready(self) -> None:
-        stale: list[Claim] = []
-        while self.ready and len(self.in_flight) < self.worker.workers:
-            claim = self.ready.popleft()
-            if claim.lease_until - self.clock.now() < self.attempt_deadline:
-                stale.append(claim)  # it could expire mid-attempt: let it be claimed afresh
-                continue
+        # A claim whose lease could expire mid-attempt is let go, to be claimed afresh.
+        stale = self.gate.expiring(self.clock.now() + self.attempt_deadline)
+        for claim in self.gate.take(self.worker.workers - len(self.in_flight)):
             future = self.executor.submit(self.attempt, claim)
             self.in_flight[claim.delivery.id] = (claim, future)
         if stale:
@@ -289,25 +284,8 @@ class _Session:
         outcome: Outcome | None = None
         try:
             outcome = self.dispatcher.attempt(claim)
-        except Exception as exc:  # e.g. a secret that no longer parses
-            logger.exception(
-                "attempt of delivery %s could not be made",
-                claim.delivery.id,
-                extra={"delivery_id": claim.delivery.id, "hook_id": claim.hook.id},
-            )
-            now = self.clock.now()
-            try:
-                outcome = self.dispatcher.decide(
-                    claim,
-                    started=now,
-                    finished=now,
-                    response=None,
-                    error=TransportError(
-                        "protocol", f"the request could not be made: {type(exc).__name__}"
-                    ),
-                )
-            except Exception:  # noqa: BLE001 - then the claim is released below
-                outcome = None
+        except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer parses
+            outcome = unmade_attempt(self.dispatcher, claim, exc)
         finally:
             self.done.put((claim, outcome))
             self.wake.set()
@@ -320,21 +298,13 @@ class _Session:
                 break
             if self.in_flight.pop(claim.delivery.id, None) is None:
                 continue  # abandoned after the grace period: its claim was released
-            self.unrecorded.append((claim, outcome if outcome is not None else _release(claim)))
+            self.gate.finished(claim, outcome)
+            self.unrecorded.append(
+                (claim, outcome if outcome is not None else release_outcome(claim))
+            )
         if not self.unrecorded:
             return
-        # Outcomes the store could not take yet are tried again on the next round, as long
-        # as their claims last: recording them late beats sending them twice. After that the
-        # store refuses them anyway (another worker may hold the delivery now).
-        now = self.clock.now()
-        pending = [(c, o) for c, o in self.unrecorded if c.lease_until > now]
-        if len(pending) < len(self.unrecorded):
-            logger.warning(
-                "dropped %d outcomes the store could not record before their claims expired; "
-                "those deliveries will be attempted again",
-                len(self.unrecorded) - len(pending),
-            )
-        self.unrecorded = pending
+        pending = self.unrecorded = still_recordable(self.unrecorded, self.clock.now())
         if pending:
             claims = [c for c, _ in pending]
             summary = self.dispatcher.record([o for _, o in pending], claims=claims)
@@ -360,9 +330,8 @@ class _Session:
 
     def finish(self) -> None:
         """Stop cleanly: release what was not sent, give attempts in flight ``grace``."""
-        if self.ready:
-            unsent = list(self.ready)
-            self.ready.clear()
+        unsent = self.gate.drain()
+        if unsent:
             self.release(unsent)
         deadline = self.clock.now() + timedelta(seconds=self.worker.grace)
         while self.in_flight:
@@ -386,8 +355,7 @@ class _Session:
 
     def abandon(self) -> None:
         """Release every claim still held (after the grace period, or after an error)."""
-        leftover = list(self.ready)
-        self.ready.clear()
+        leftover = self.gate.drain()
         running = False
         for claim, future in self.in_flight.values():
             running = running or not future.cancel()
@@ -407,10 +375,70 @@ class _Session:
         self.executor.shutdown(wait=not running, cancel_futures=True)
 
     def release(self, claims: list[Claim]) -> None:
-        self.summary += self.dispatcher.record([_release(c) for c in claims], claims=claims)
+        self.summary += self.dispatcher.record([release_outcome(c) for c in claims], claims=claims)
 
 
-class _StoreTrouble:
+# -- what the thread worker and the asyncio worker (resthooks.aio) share -------------------------
+
+
+def claim_limit(gate: HostGate, slots: int, in_flight: int) -> int:
+    """How many deliveries a worker with ``slots`` attempts at once claims now (0: none).
+
+    Up to one batch ahead of the slots, so the store is asked once per batch rather than once
+    per attempt; a claim waits at most for one round of attempts, each shorter than the
+    attempt deadline, which the lease outlasts. Nothing while half a batch is ready to start.
+    Claims held back by a slow host (at most the store's per-host limit each) do not take the
+    place of others, up to one batch of them.
+    """
+    if gate.startable >= max(1, slots // 2):
+        return 0
+    blocked = len(gate) - gate.startable
+    return 2 * slots - in_flight - len(gate) + min(blocked, slots)
+
+
+def still_recordable(
+    unrecorded: list[tuple[Claim, Outcome]], now: datetime
+) -> list[tuple[Claim, Outcome]]:
+    """The outcomes the store could not take yet that are still worth recording.
+
+    They are tried again on the next round as long as their claims last: recording them late
+    beats sending them twice. After that the store refuses them anyway (another worker may
+    hold the delivery now): they are dropped, and said so.
+    """
+    pending = [(c, o) for c, o in unrecorded if c.lease_until > now]
+    if len(pending) < len(unrecorded):
+        logger.warning(
+            "dropped %d outcomes the store could not record before their claims expired; "
+            "those deliveries will be attempted again",
+            len(unrecorded) - len(pending),
+        )
+    return pending
+
+
+def unmade_attempt(dispatcher: Dispatcher, claim: Claim, exc: Exception) -> Outcome | None:
+    """The outcome of an attempt that raised before it could be sent: a failed attempt of
+    kind ``protocol``, or ``None`` (then the claim is released)."""
+    logger.exception(
+        "attempt of delivery %s could not be made",
+        claim.delivery.id,
+        extra={"delivery_id": claim.delivery.id, "hook_id": claim.hook.id},
+    )
+    now = dispatcher.clock.now()
+    try:
+        return dispatcher.decide(
+            claim,
+            started=now,
+            finished=now,
+            response=None,
+            error=TransportError(
+                "protocol", f"the request could not be made: {type(exc).__name__}"
+            ),
+        )
+    except Exception:  # noqa: BLE001 - then the claim is released
+        return None
+
+
+class StoreTrouble:
     """Store failures of one run: how long to back off, and what to log.
 
     The first failure is logged with its cause (the traceback). While the store keeps
@@ -472,5 +500,5 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _release(claim: Claim) -> Outcome:
+def release_outcome(claim: Claim) -> Outcome:
     return Outcome(delivery_id=claim.delivery.id, token=claim.token, kind=OutcomeKind.RELEASE)

@@ -354,6 +354,48 @@ def test_a_pool_of_the_hosts_is_used_and_left_open(
             assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def test_the_hosts_connection_carries_every_operation(
+    pg_conninfo: str, new_schema: Callable[[], str]
+) -> None:
+    """With a callable, the store works on the host's connection: inside the host's open
+    transaction (rolled back with it, even when the store's statement comes first), in a
+    transaction of its own otherwise, and never closes it."""
+    import psycopg
+
+    from resthooks.stores.postgres import PostgresStore
+
+    schema = new_schema()
+    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+        store = PostgresStore(lambda: conn, schema=schema)
+        conn.autocommit = False  # what Django's atomic() does first, before any BEGIN
+        store.add_hook(_hook(1), max_per_owner=None)
+        assert _count(pg_conninfo, schema, "hooks") == 0, "not committed by the store"
+        conn.rollback()
+        conn.autocommit = True
+        assert store.get_hook("hook_1") is None
+        store.add_hook(_hook(2), max_per_owner=None)  # autocommit: committed at once
+        assert _count(pg_conninfo, schema, "hooks") == 1
+        with conn.transaction():
+            conn.execute("SELECT 1")
+            store.add_hook(_hook(3), max_per_owner=None)
+            assert store.get_hook("hook_3") is not None
+        assert _count(pg_conninfo, schema, "hooks") == 2
+        store.close()
+        assert not conn.closed
+        with pytest.raises(StoreError, match="host's connections"):
+            PostgresStore(lambda: conn, schema=schema).wait_for_work(0.01)
+
+
+def test_a_callable_must_return_a_psycopg_connection(
+    pg_conninfo: str, new_schema: Callable[[], str]
+) -> None:
+    """A callable that returns something else is a ConfigurationError naming conninfo."""
+    from resthooks.stores.postgres import PostgresStore
+
+    with pytest.raises(ConfigurationError, match="conninfo"):
+        PostgresStore(object, schema=new_schema())  # type: ignore[arg-type]
+
+
 def test_lazy_export_from_resthooks_stores() -> None:
     """``resthooks.stores.PostgresStore`` is the class of ``resthooks.stores.postgres``."""
     import resthooks.stores

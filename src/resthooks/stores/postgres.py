@@ -7,7 +7,7 @@ psycopg-pool) and PostgreSQL 13 or newer. Nothing else in resthooks imports psyc
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -254,9 +254,14 @@ class PostgresStore:
     ``postgres`` extra is installed.
 
     Args:
-        conninfo: A libpq connection string or URI (``"postgresql://app@db/app"``), or a
-            ``psycopg_pool.ConnectionPool`` of your own. The store closes a pool it
-            opened, never yours.
+        conninfo: A libpq connection string or URI (``"postgresql://app@db/app"``), a
+            ``psycopg_pool.ConnectionPool`` of your own, or a callable returning the host's
+            own :class:`psycopg.Connection` for the calling thread (Django's, say). The store
+            closes a pool it opened, never yours. With a callable, the store opens no
+            connection: each operation runs on the host's connection, inside the host's
+            open transaction if there is one (as a savepoint: it commits or rolls back with
+            the host's), else in a transaction of its own; it never closes the connection,
+            and :meth:`wait_for_work` is not available.
         schema: The PostgreSQL schema the tables live in; created if missing.
         min_size: Connections the store's own pool keeps open (ignored for a given pool).
         max_size: At most this many connections at once: one per thread using the store
@@ -271,6 +276,9 @@ class PostgresStore:
         StoreError: If the database cannot be reached.
         SchemaError: If the schema was written by a newer resthooks, or holds tables of the
             same names that resthooks did not create.
+
+    .. versionchanged:: 0.2.0
+       ``conninfo`` may be a callable returning the host's connection.
 
     In a host application::
 
@@ -289,7 +297,7 @@ class PostgresStore:
 
     def __init__(
         self,
-        conninfo: str | ConnectionPool[Any],
+        conninfo: str | ConnectionPool[Any] | Callable[[], psycopg.Connection[Any]],
         *,
         schema: str = "resthooks",
         min_size: int = 1,
@@ -322,8 +330,15 @@ class PostgresStore:
         # Two stores on one schema share no memory; the channel name is what they share.
         self._channel = f"resthooks.{schema}"
         self._lock_key = f"resthooks:{schema}"
+        self._provider: Callable[[], psycopg.Connection[Any]] | None = None
         if isinstance(conninfo, ConnectionPool):
-            self._pool: ConnectionPool[Any] = conninfo
+            self._pool: ConnectionPool[Any] | None = conninfo
+            self._owns_pool = False
+            with self._connection() as conn:
+                self._migrate(conn)
+        elif callable(conninfo) and not isinstance(conninfo, str):
+            self._provider = conninfo
+            self._pool = None
             self._owns_pool = False
             with self._connection() as conn:
                 self._migrate(conn)
@@ -348,8 +363,8 @@ class PostgresStore:
             self._owns_pool = True
         else:
             raise ConfigurationError(
-                "conninfo: must be a connection string or a psycopg_pool.ConnectionPool, "
-                f"not {type(conninfo).__name__}"
+                "conninfo: must be a connection string, a psycopg_pool.ConnectionPool or a "
+                f"callable returning a psycopg.Connection, not {type(conninfo).__name__}"
             )
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -377,10 +392,32 @@ class PostgresStore:
         if self._closed:
             raise StoreError("the store is closed")
         try:
+            if self._provider is not None:
+                conn = self._provider()
+                if not isinstance(conn, psycopg.Connection):
+                    raise ConfigurationError(
+                        "conninfo: the callable must return a psycopg.Connection, not "
+                        f"{type(conn).__name__}"
+                    )
+                yield conn
+                return
+            assert self._pool is not None
             with self._pool.connection(timeout=self._timeout) as conn:
                 yield conn
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
+
+    @staticmethod
+    def _join(conn: psycopg.Connection[Any]) -> None:
+        # A host's connection out of autocommit whose transaction has not sent BEGIN yet
+        # (Django's atomic() before its first query): psycopg's transaction() would take
+        # itself for the outer transaction and COMMIT at its end. One statement opens the
+        # host's transaction, which transaction() then joins with a savepoint.
+        if (
+            not conn.autocommit
+            and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        ):
+            conn.execute("SELECT 1")
 
     @contextmanager
     def _tx(self, *, atomic: bool = True) -> Iterator[psycopg.Cursor[Any]]:
@@ -391,6 +428,7 @@ class PostgresStore:
         """
         with self._connection() as conn:
             if atomic or not conn.autocommit:
+                self._join(conn)
                 with conn.transaction(), conn.cursor() as cur:
                     yield cur
             else:
@@ -400,6 +438,7 @@ class PostgresStore:
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         """Create or upgrade the schema in one transaction, one process at a time."""
         try:
+            self._join(conn)
             with conn.transaction(), conn.cursor() as cur:
                 # CREATE SCHEMA IF NOT EXISTS races with itself: serialise on the schema name.
                 cur.execute(
@@ -655,12 +694,7 @@ class PostgresStore:
                 "connection: must be a psycopg.Connection to the store's database, not "
                 f"{type(connection).__name__}"
             )
-        status = connection.info.transaction_status
-        if connection.autocommit and status == psycopg.pq.TransactionStatus.IDLE:
-            raise ConfigurationError(
-                "connection: is in autocommit mode with no transaction open, so the "
-                "deliveries would commit on their own; open one with connection.transaction()"
-            )
+        _check_in_transaction(connection)
         try:
             with connection.cursor() as cur:
                 cur.execute(self._q(self._ENQUEUE), params)
@@ -668,6 +702,45 @@ class PostgresStore:
                 if rows and self.notify:
                     # Delivered by PostgreSQL only if the caller's transaction commits.
                     cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL: {exc}") from exc
+        return [_delivery(r) for r in rows]
+
+    async def enqueue_async(
+        self,
+        *,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        connection: object,
+    ) -> list[Delivery]:
+        """:meth:`enqueue` through the host's :class:`psycopg.AsyncConnection`, on its loop.
+
+        The transactional outbox of asyncio hosts (:meth:`resthooks.aio.AsyncDispatcher.emit`
+        calls it): the same statement as :meth:`enqueue`, written inside the caller's open
+        transaction, neither committed nor rolled back here.
+
+        .. versionadded:: 0.2.0
+
+        Raises:
+            ConfigurationError: If ``connection`` is not a psycopg AsyncConnection, or is in
+                autocommit mode outside a transaction.
+            StoreError: If the database refuses.
+        """
+        if not isinstance(connection, psycopg.AsyncConnection):
+            raise ConfigurationError(
+                "connection: must be a psycopg.AsyncConnection to the store's database, not "
+                f"{type(connection).__name__}"
+            )
+        _check_in_transaction(connection)
+        params = {"owner": owner, "event": event, "body": body, "now": now}
+        try:
+            async with connection.cursor() as cur:
+                await cur.execute(self._q(self._ENQUEUE), params)
+                rows = await cur.fetchall()
+                if rows and self.notify:
+                    await cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
         return [_delivery(r) for r in rows]
@@ -1147,10 +1220,16 @@ class PostgresStore:
                 raise StoreError(f"PostgreSQL: {exc}") from exc
 
     def _open_listener(self) -> psycopg.Connection[TupleRow]:
+        if self._pool is None and not self._owns_pool:
+            raise StoreError(
+                "wait_for_work needs a connection string or a pool: this store uses the "
+                "host's connections"
+            )
         if self._owns_pool:
             conn = psycopg.connect(self._conninfo, autocommit=True)
         else:
             # psycopg-pool 3.3 also accepts callables for both (credentials that rotate).
+            assert self._pool is not None
             conninfo = self._pool.conninfo
             kwargs = self._pool.kwargs
             conninfo = conninfo() if callable(conninfo) else conninfo
@@ -1168,8 +1247,19 @@ class PostgresStore:
             if self._listener is not None:
                 self._listener.close()
                 self._listener = None
-        if self._owns_pool:
+        if self._owns_pool and self._pool is not None:
             self._pool.close()
 
     def __repr__(self) -> str:
         return f"<PostgresStore schema={self.schema!r}>"
+
+
+def _check_in_transaction(
+    connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+) -> None:
+    status = connection.info.transaction_status
+    if connection.autocommit and status == psycopg.pq.TransactionStatus.IDLE:
+        raise ConfigurationError(
+            "connection: is in autocommit mode with no transaction open, so the "
+            "deliveries would commit on their own; open one with connection.transaction()"
+        )

@@ -1,0 +1,78 @@
+"""AsyncSubscriptionAPI: the subscription endpoints for asyncio web frameworks."""
+
+from __future__ import annotations
+
+from ..api import ApiResponse, SubscriptionAPI
+from ..errors import ConfigurationError
+from ._dispatcher import AsyncDispatcher
+
+__all__ = ["AsyncSubscriptionAPI"]
+
+
+class AsyncSubscriptionAPI:
+    """:class:`~resthooks.api.SubscriptionAPI`, awaitable: for FastAPI, Starlette, aiohttp...
+
+    Each handler runs the sync API's handler of the same name off the loop (on the
+    :class:`AsyncDispatcher`'s executor), so the parsing, validation, statuses and documents
+    are exactly the sync API's, and a store that blocks never blocks the loop.
+
+    Args:
+        dispatcher: The async face of the engine whose hooks these endpoints manage.
+        base_path: As for :class:`~resthooks.api.SubscriptionAPI`.
+
+    Raises:
+        ConfigurationError: For a bad ``base_path`` or dispatcher.
+
+    .. versionadded:: 0.2.0
+
+    Example:
+        >>> import asyncio
+        >>> from resthooks import Dispatcher
+        >>> from resthooks.aio import AsyncDispatcher
+        >>> from resthooks.stores import MemoryStore
+        >>> from resthooks.testing import FakeClock
+        >>> hooks = AsyncDispatcher(Dispatcher(MemoryStore(), clock=FakeClock()))
+        >>> api = AsyncSubscriptionAPI(hooks)
+        >>> body = b'{"restHook": {"targetUrl": "https://example.com/h", "event": "party/created"}}'
+        >>> async def main():
+        ...     created = await api.create(body, owner="acme")
+        ...     listed = await api.list(owner="acme")
+        ...     return created.status, len(listed.body["restHooks"])
+        >>> asyncio.run(main())
+        (201, 1)
+    """
+
+    def __init__(
+        self, dispatcher: AsyncDispatcher, *, base_path: str = "/api/v2/resthooks"
+    ) -> None:
+        if not isinstance(dispatcher, AsyncDispatcher):
+            raise ConfigurationError(
+                "dispatcher must be an AsyncDispatcher (wrap your Dispatcher in one), not "
+                f"{type(dispatcher).__name__}"
+            )
+        self.async_dispatcher = dispatcher
+        self.api = SubscriptionAPI(dispatcher.dispatcher, base_path=base_path)
+
+    @property
+    def base_path(self) -> str:
+        """Where the endpoints are mounted."""
+        return self.api.base_path
+
+    def __repr__(self) -> str:
+        return f"<AsyncSubscriptionAPI base_path={self.base_path!r}>"
+
+    async def create(self, body: object, *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.create <resthooks.api.SubscriptionAPI.create>`, awaitable."""
+        return await self.async_dispatcher._call(self.api.create, body, owner=owner)
+
+    async def list(self, *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.list <resthooks.api.SubscriptionAPI.list>`, awaitable."""
+        return await self.async_dispatcher._call(self.api.list, owner=owner)
+
+    async def show(self, hook_id: str, *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.show <resthooks.api.SubscriptionAPI.show>`, awaitable."""
+        return await self.async_dispatcher._call(self.api.show, hook_id, owner=owner)
+
+    async def delete(self, hook_id: str, *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.delete <resthooks.api.SubscriptionAPI.delete>`, awaitable."""
+        return await self.async_dispatcher._call(self.api.delete, hook_id, owner=owner)

@@ -1,0 +1,71 @@
+"""The transactional outbox of asyncio hosts: AsyncDispatcher.emit through a psycopg
+AsyncConnection, on the loop, commits and rolls back with the host's transaction."""
+
+# ruff: noqa: PLC0415 - psycopg is optional: imported only after the fixtures checked for it
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import support
+
+from resthooks import ConfigurationError, DeliveryState
+from resthooks.aio import AsyncDispatcher
+
+if TYPE_CHECKING:
+    from resthooks.stores.postgres import PostgresStore
+
+
+def _face(store: PostgresStore) -> AsyncDispatcher:
+    return AsyncDispatcher(support.make_dispatcher(store))
+
+
+def test_an_emit_through_an_async_connection_commits_with_the_hosts_transaction(
+    pg_store: PostgresStore, pg_conninfo: str
+) -> None:
+    """Invisible until the host commits; delivered after; a rolled-back one leaves nothing."""
+    import psycopg
+
+    hooks = _face(pg_store)
+
+    async def main() -> tuple[Any, Any, Any]:
+        await hooks.subscribe("party/created", "https://example.com/h", owner="acme")
+        async with await psycopg.AsyncConnection.connect(pg_conninfo) as conn:
+            (kept,) = await hooks.emit("party/created", {"id": 1}, owner="acme", connection=conn)
+            before_commit = pg_store.get_delivery(kept.id)
+            await conn.commit()
+            (dropped,) = await hooks.emit("party/created", {"id": 2}, owner="acme", connection=conn)
+            await conn.rollback()
+        return kept, before_commit, dropped
+
+    kept, before_commit, dropped = asyncio.run(main())
+
+    assert before_commit is None
+    stored = pg_store.get_delivery(kept.id)
+    assert stored is not None
+    assert stored.state is DeliveryState.PENDING
+    assert pg_store.get_delivery(dropped.id) is None
+
+
+def test_an_async_connection_in_autocommit_outside_a_transaction_is_refused(
+    pg_store: PostgresStore, pg_conninfo: str
+) -> None:
+    """It would commit the deliveries on their own: a ConfigurationError, nothing stored."""
+    import psycopg
+
+    hooks = _face(pg_store)
+
+    async def main() -> None:
+        await hooks.subscribe("party/created", "https://example.com/h", owner="acme")
+        async with await psycopg.AsyncConnection.connect(pg_conninfo, autocommit=True) as conn:
+            with pytest.raises(ConfigurationError, match="autocommit"):
+                await hooks.emit("party/created", {"id": 1}, owner="acme", connection=conn)
+            async with conn.transaction():
+                made = await hooks.emit("party/created", {"id": 2}, owner="acme", connection=conn)
+            assert len(made) == 1
+
+    asyncio.run(main())
+
+    assert len(pg_store.list_deliveries()) == 1

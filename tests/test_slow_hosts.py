@@ -1,0 +1,223 @@
+"""Slow hosts get less: timeouts cut a host's in-flight limit down to 1, in both workers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from resthooks import Dispatcher, Timeouts
+from resthooks._hosts import MAX_CUT_HOSTS, HostGate
+from resthooks.aio import AsyncDispatcher
+from resthooks.model import Attempt, Claim, Delivery, DeliveryState, Hook, Outcome, OutcomeKind
+from resthooks.stores import MemoryStore
+from resthooks.testing import LOOPBACK_POLICY
+from resthooks.transports import Urllib3Transport
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _claim(n: int, host: str = "slow.example", lease: float = 60.0) -> Claim:
+    hook = Hook(
+        id=f"hook_{host}",
+        owner="acme",
+        event="party/created",
+        target_url=f"https://{host}/h",
+        created_at=T0,
+        updated_at=T0,
+    )
+    delivery = Delivery(
+        id=f"msg_{host}_{n}",
+        hook_id=hook.id,
+        owner="acme",
+        event="party/created",
+        state=DeliveryState.IN_FLIGHT,
+        created_at=T0,
+        updated_at=T0,
+    )
+    return Claim(
+        delivery=delivery,
+        hook=hook,
+        body=b"{}",
+        token=f"t{n}",
+        lease_until=T0 + timedelta(seconds=lease),
+    )
+
+
+def _outcome(claim: Claim, *, status: int | None = None, error_kind: str | None = None) -> Outcome:
+    attempt = Attempt(
+        delivery_id=claim.delivery.id,
+        number=1,
+        started_at=T0,
+        duration=1.0,
+        status=status,
+        error_kind=error_kind,
+        error=error_kind,
+    )
+    return Outcome(
+        delivery_id=claim.delivery.id, token=claim.token, kind=OutcomeKind.RETRY, attempt=attempt
+    )
+
+
+def test_each_timeout_halves_the_hosts_limit_down_to_one() -> None:
+    """4 -> 2 -> 1 -> 1: each timed-out attempt halves what the host may have in flight."""
+    gate = HostGate(4)
+    claims = [_claim(n) for n in range(8)]
+    gate.add(claims)
+    started = gate.take(100)
+    limits = []
+    for claim in started:
+        gate.finished(claim, _outcome(claim, error_kind="timeout"))
+        limits.append(gate.limit_of("slow.example"))
+
+    assert len(started) == 4
+    assert limits == [2, 1, 1, 1]
+    assert len(gate.take(100)) == 1  # the other three wait in the gate, holding no slot
+    assert (len(gate), gate.startable) == (3, 0)
+
+
+def test_an_answer_gives_the_full_limit_back_and_other_errors_change_nothing() -> None:
+    """Any HTTP status restores the host; a refused connection neither cuts nor restores."""
+    gate = HostGate(4)
+    gate.add([_claim(n) for n in range(6)])
+    for claim in gate.take(1):
+        gate.finished(claim, _outcome(claim, error_kind="timeout"))
+    [refused] = gate.take(1)
+    gate.finished(refused, _outcome(refused, error_kind="connection"))
+    after_refused = gate.limit_of("slow.example")
+    [answered] = gate.take(1)
+    gate.finished(answered, _outcome(answered, status=500))
+
+    assert after_refused == 2
+    assert gate.limit_of("slow.example") == 4
+    assert len(gate.take(100)) == 3
+
+
+def test_other_hosts_are_not_held_back_by_a_slow_one() -> None:
+    """Claims of a cut host wait; those of other hosts behind them start."""
+    gate = HostGate(2)
+    gate.add([_claim(n) for n in range(2)])
+    for claim in gate.take(100):
+        gate.finished(claim, _outcome(claim, error_kind="timeout"))
+    gate.add([_claim(10), _claim(11), _claim(1, "fast.example"), _claim(2, "fast.example")])
+
+    started = gate.take(100)
+
+    assert [c.delivery.id for c in started] == [
+        "msg_slow.example_10",
+        "msg_fast.example_1",
+        "msg_fast.example_2",
+    ]
+
+
+def test_no_configured_limit_cuts_to_half_of_what_was_in_flight() -> None:
+    """Without a per-host limit, a timeout cuts the host to half of what it had in flight."""
+    gate = HostGate(None)
+    gate.add([_claim(n) for n in range(10)])
+    started = gate.take(100)
+    gate.finished(started[0], _outcome(started[0], error_kind="timeout"))
+
+    assert gate.limit_of("slow.example") == 5
+
+
+def test_waiting_claims_whose_lease_ends_too_soon_are_handed_back() -> None:
+    """expiring() takes out the claims that could not finish within their lease."""
+    gate = HostGate(4)
+    gate.add([_claim(1, lease=10), _claim(2, lease=60)])
+
+    gone = gate.expiring(T0 + timedelta(seconds=15))
+
+    assert [c.delivery.id for c in gone] == ["msg_slow.example_1"]
+    assert len(gate) == 1
+
+
+def test_the_cut_hosts_remembered_are_bounded() -> None:
+    """Past MAX_CUT_HOSTS cut hosts, the one cut longest ago is forgotten."""
+    gate = HostGate(4)
+    for n in range(MAX_CUT_HOSTS + 1):
+        claim = _claim(n, host=f"h{n}.example")
+        gate.add([claim])
+        gate.take(1)
+        gate.finished(claim, _outcome(claim, error_kind="timeout"))
+
+    assert len(gate.cut) == MAX_CUT_HOSTS
+    assert gate.limit_of("h0.example") == 4
+    assert gate.limit_of(f"h{MAX_CUT_HOSTS}.example") == 2
+
+
+# -- both workers, against real servers ------------------------------------------------------
+
+
+def _overlap(attempts: list[Attempt]) -> int:
+    """The most attempts that were in flight at one moment."""
+    edges = sorted(
+        [(a.started_at, 1) for a in attempts]
+        + [(a.started_at + timedelta(seconds=a.duration), -1) for a in attempts],
+        key=lambda edge: (edge[0], edge[1]),
+    )
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+@pytest.mark.parametrize("kind", ["threads", "asyncio"])
+def test_a_host_that_times_out_gets_one_attempt_at_a_time_in_both_workers(
+    kind: str, receiver: Any, async_transport: Any
+) -> None:
+    """Against a receiver that never answers in time: the first 4 attempts run together, then
+    one at a time; a healthy host's deliveries, queued behind, are all delivered meanwhile."""
+    receiver.gate = threading.Event()  # held until the test ends: every attempt times out
+    healthy = type(receiver)()  # the same kind of server, answering 204 at once
+    options: dict[str, Any] = {
+        "store": MemoryStore(),
+        "network_policy": LOOPBACK_POLICY,
+        "timeouts": Timeouts(connect=0.3, total=0.3),
+        "lease": 30.0,
+        "timeout_penalty": 600.0,  # no retry comes back during the test
+        "max_in_flight_per_host": 4,
+        "max_hooks_per_owner": None,
+    }
+    if kind == "threads":
+        options["transport"] = Urllib3Transport(policy=LOOPBACK_POLICY)
+    engine = Dispatcher(options.pop("store"), **options)
+    slow = engine.subscribe("party/created", receiver.url("/slow"), owner="acme")
+    fast = engine.subscribe("party/created", healthy.url("/fast"), owner="acme")
+    for i in range(12):
+        engine.emit("party/created", {"id": i}, owner="acme")
+    try:
+        if kind == "threads":
+            summary = engine.run_until_idle(workers=16)
+        else:
+            hooks = AsyncDispatcher(engine, transport=async_transport)
+
+            async def run() -> Any:
+                try:
+                    return await hooks.run_until_idle(concurrency=64)
+                finally:
+                    await async_transport.aclose()
+
+            summary = asyncio.run(run())
+    finally:
+        healthy.close()
+        engine.transport.close()
+    attempts = sorted(
+        (
+            a
+            for d in engine.store.list_deliveries(hook_id=slow.id, limit=100)
+            for a in engine.store.attempts(d.id)
+        ),
+        key=lambda a: a.started_at,
+    )
+
+    assert (summary.delivered, summary.retried) == (12, 12)
+    assert {d.state for d in engine.store.list_deliveries(hook_id=fast.id)} == {
+        DeliveryState.DELIVERED
+    }
+    assert {a.error_kind for a in attempts} == {"timeout"}
+    assert _overlap(attempts[:4]) == 4
+    assert _overlap(attempts[4:]) == 1
