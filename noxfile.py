@@ -16,7 +16,9 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the whole test suite with branch coverage."""
-    session.install("-e", ".[postgres]", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    session.install(
+        "-e", ".[postgres,otel,prometheus]", *nox.project.dependency_groups(PYPROJECT, "tests")
+    )
     session.run(
         "python",
         "-m",
@@ -39,14 +41,18 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict on src/."""
-    session.install("-e", ".[postgres]", *nox.project.dependency_groups(PYPROJECT, "typing"))
+    session.install(
+        "-e", ".[postgres,otel,prometheus]", *nox.project.dependency_groups(PYPROJECT, "typing")
+    )
     session.run("mypy")
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation; a warning or a broken reference fails it."""
-    session.install("-e", ".[postgres]", *nox.project.dependency_groups(PYPROJECT, "docs"))
+    session.install(
+        "-e", ".[postgres,otel,prometheus]", *nox.project.dependency_groups(PYPROJECT, "docs")
+    )
     session.run(
         "sphinx-build", "-W", "-n", "--keep-going", "-b", "html", "docs", "docs/_build/html"
     )
@@ -55,6 +61,8 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run the benchmarks in bench/ (by hand: they take minutes and print ratios)."""
-    session.install("-e", ".[postgres]", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    session.install(
+        "-e", ".[postgres,otel,prometheus]", *nox.project.dependency_groups(PYPROJECT, "tests")
+    )
     for script in sorted(__import__("pathlib").Path("bench").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)

@@ -48,7 +48,7 @@ def add_hooks(store: Store, count: int, url: str | None = None) -> None:
         conn = store._conn()
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(
-            "INSERT INTO hooks (id, owner, event, target_url, host, description, state, "
+            "INSERT INTO resthooks_hooks (id, owner, event, target_url, host, description, state, "
             "created_at, updated_at) VALUES (?, 'acme', 'party/created', ?, ?, '', 'active', "
             "0, 0)",
             (
@@ -260,7 +260,8 @@ def bench_backlog(folder: Path, sizes: list[int]) -> None:
         for per_host in ("none", "4"):
             # Claims in the child mark rows in flight: put them back so every run starts even.
             store._conn().execute(
-                "UPDATE deliveries SET state = 'pending', token = NULL, lease_until = NULL, "
+                "UPDATE resthooks_deliveries SET state = 'pending', token = NULL, lease_until = "
+                "NULL, "
                 "due_at = next_attempt_at WHERE state = 'in_flight'"
             )
             out = subprocess.run(

@@ -36,6 +36,8 @@ nitpick_ignore_regex = [
     # Web frameworks have their own documentation, which the offline build cannot link to.
     (r"py:(class|exc|obj|func)", r"(django|flask|werkzeug|fastapi|starlette|click)\..*"),
     (r"py:class", r"contextlib\..*"),
+    (r"py:class", r"(TracerProvider|MeterProvider|CollectorRegistry|CallbackOptions)"),
+    (r"py:class", r"(opentelemetry\..*|prometheus_client\..*)"),
     # The build runs without network, so the standard library has no inventory to link to.
     (
         r"py:(class|obj|exc|data|func|meth|mod)",
@@ -43,7 +45,7 @@ nitpick_ignore_regex = [
         r"Any|Path|os\.PathLike|bytes|str|int|float|bool|object|None|Exception|"
         r"BaseException|ValueError|LookupError|KeyError|TypeError|Protocol|"
         r"(datetime|collections\.abc|typing|pathlib|threading|socket|random|logging|"
-        r"sqlite3|types|enum|ipaddress|email|http|asyncio)\..*|secrets)",
+        r"sqlite3|types|enum|ipaddress|email|http|asyncio|contextlib|time)\..*|secrets)",
     ),
 ]
 

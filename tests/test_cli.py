@@ -329,8 +329,9 @@ def test_stats_and_purge(run: Run, receiver: HTTPServer) -> None:
     assert run.json("deliveries", "list") == []
 
 
-def test_worker_on_a_terminal_keeps_one_status_line(run: Run, receiver: HTTPServer) -> None:
-    """On a terminal, the worker rewrites one status line instead of printing a line per attempt."""
+def test_worker_on_a_terminal_keeps_one_status_block(run: Run, receiver: HTTPServer) -> None:
+    """On a terminal, the worker redraws one block instead of printing a line per attempt
+    (tests/test_live_view.py drives the live view further)."""
     receiver.expect_request("/hook").respond_with_data("", status=204)
     seed(
         run.db, [("party/created", receiver.url_for("/hook"), "acme")], [("party/created", "acme")]
@@ -356,7 +357,7 @@ def test_worker_on_a_terminal_keeps_one_status_line(run: Run, receiver: HTTPServ
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     text = screen.decode()
-    assert "\r\x1b[Kdelivered 1  retrying 0  failed 0  pending 0" in text
+    assert "since start 1 delivered  0 retried  0 failed  0 gone  (1 attempts)" in text
     assert "attempt 1" not in text  # no per-attempt log lines on a terminal
     assert "worker stopped (nothing left due): 1 delivered" in text
 

@@ -9,6 +9,7 @@ PostgreSQL: tests/postgres/test_django_postgres.py.
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -21,25 +22,28 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_the_projects_own_tests_pass_under_djangos_runner_store_elsewhere() -> None:
-    """manage.py test: the project's tests pass with the store outside its database."""
-    result = run(
-        ["manage.py", "test", "crm", "-v", "2"],
-        cwd=DJANGO_PROJECT,
-        env={"CRM_STORE_ELSEWHERE": "memory"},
-    )
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"CRM_STORE_ELSEWHERE": "memory"}],
+    ids=["store-in-the-test-database", "store-elsewhere"],
+)
+def test_the_projects_own_tests_pass_under_djangos_runner(env: dict[str, str]) -> None:
+    """manage.py test: the project's tests pass on the in-memory SQLite test database, with
+    the store's tables inside it (the default) and with the store elsewhere (on_commit)."""
+    result = run(["manage.py", "test", "crm", "-v", "2"], cwd=DJANGO_PROJECT, env=env)
     assert result.returncode == 0, result.stderr[-5000:]
+    assert "Ran 14 tests" in result.stderr
     assert "OK" in result.stderr
 
 
-def test_end_to_end_under_runserver_store_elsewhere(
+def test_end_to_end_under_runserver_in_the_projects_sqlite_file(
     tmp_path: Path, hook_receiver: HookReceiver
 ) -> None:
-    """runserver + worker process, the store in its own SQLite file (emit on commit)."""
-    django_end_to_end(
-        {
-            "CRM_DATABASE": str(tmp_path / "crm.sqlite3"),
-            "CRM_STORE_ELSEWHERE": str(tmp_path / "hooks.db"),
-        },
-        hook_receiver,
-    )
+    """runserver + worker process on one SQLite file holding the CRM's tables and the
+    store's resthooks_* tables, both written in one transaction."""
+    db = tmp_path / "crm.sqlite3"
+    django_end_to_end({"CRM_DATABASE": str(db)}, hook_receiver)
+    conn = sqlite3.connect(db)
+    tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert {"crm_party", "auth_user", "resthooks_hooks", "resthooks_deliveries"} <= tables

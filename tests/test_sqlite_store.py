@@ -193,7 +193,7 @@ def test_locked_past_busy_timeout_is_a_store_error_and_writes_nothing(db: Path) 
         other.execute("ROLLBACK")
         other.close()
     assert store.stats().deliveries["pending"] == 0
-    assert store._conn().execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert store._conn().execute("SELECT count(*) FROM resthooks_messages").fetchone()[0] == 0
     assert len(store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)) == 2
     store.close()
 
@@ -202,7 +202,7 @@ def test_driver_errors_arrive_as_store_errors(db: Path) -> None:
     """A sqlite3 failure inside an operation reaches the caller as StoreError with the cause."""
     store = SQLiteStore(db)
     conn = sqlite3.connect(db)
-    conn.execute("DROP TABLE attempts")
+    conn.execute("DROP TABLE resthooks_attempts")
     conn.commit()
     conn.close()
     with pytest.raises(StoreError) as info:
@@ -237,7 +237,7 @@ def test_claiming_uses_indexes_not_scans(db: Path) -> None:
         store.enqueue(
             owner="acme", event="party/created", body=b"{}", now=T0 + timedelta(seconds=i)
         )
-    conn.execute("DELETE FROM deliveries WHERE hook_id = 'hook_00002' AND seq < 700")
+    conn.execute("DELETE FROM resthooks_deliveries WHERE hook_id = 'hook_00002' AND seq < 700")
     lease = T0 + timedelta(hours=2)
     now = T0 + timedelta(hours=1)
     statements = _statements(
@@ -292,11 +292,11 @@ def test_fan_out_stores_the_body_once(db: Path) -> None:
         made = store.enqueue(owner="acme", event="party/created", body=b"x" * 1000, now=T0)
         assert len(made) == 50
         conn = store._conn()
-        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM resthooks_messages").fetchone()[0] == 1
         store.remove_hook("hook_00000", now=T0)
-        conn.execute("UPDATE deliveries SET state = 'delivered', due_at = NULL")
+        conn.execute("UPDATE resthooks_deliveries SET state = 'delivered', due_at = NULL")
         assert store.purge(before=T0 + timedelta(seconds=1)) == 50
-        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM resthooks_messages").fetchone()[0] == 0
 
 
 def test_threads_share_one_store(db: Path) -> None:
@@ -424,7 +424,7 @@ def test_listing_by_owner_survives_reused_seqs(db: Path) -> None:
         first, *rest = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
         conn = store._conn()
         conn.execute(
-            "UPDATE deliveries SET state = 'delivered', due_at = NULL "
+            "UPDATE resthooks_deliveries SET state = 'delivered', due_at = NULL "
             "WHERE resthooks_delivery_id(seq, salt) IN (?, ?)",
             [d.id for d in rest],
         )

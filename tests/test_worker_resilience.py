@@ -70,7 +70,7 @@ def test_one_damaged_row_is_quarantined_and_the_others_go_out(
     dispatcher = make_loopback_dispatcher(store=store, clock=SystemClock())
     dispatcher.subscribe(EVENT, receiver.url(), owner=OWNER)
     deliveries = [dispatcher.emit(EVENT, {"id": i}, owner=OWNER)[0] for i in range(100)]
-    damage(sqlite_path, "UPDATE deliveries SET next_attempt_at = ? WHERE seq = 50", 2**62)
+    damage(sqlite_path, "UPDATE resthooks_deliveries SET next_attempt_at = ? WHERE seq = 50", 2**62)
     events: list[object] = []
     dispatcher.add_listener(events.append)
 
@@ -99,7 +99,9 @@ def test_a_damaged_due_time_does_not_break_the_idle_sleep(
     dispatcher = make_loopback_dispatcher(store=store, clock=SystemClock())
     dispatcher.subscribe(EVENT, receiver.url(), owner=OWNER)
     [bad] = dispatcher.emit(EVENT, {"id": 0}, owner=OWNER)
-    damage(sqlite_path, "UPDATE deliveries SET due_at = ?, next_attempt_at = ?", 2**62, 2**62)
+    damage(
+        sqlite_path, "UPDATE resthooks_deliveries SET due_at = ?, next_attempt_at = ?", 2**62, 2**62
+    )
     events: list[object] = []
     dispatcher.add_listener(events.append)
     emitted = threading.Event()
@@ -130,7 +132,7 @@ def test_a_delivery_whose_hook_is_missing_is_quarantined_not_reclaimed(
     dispatcher = make_loopback_dispatcher(store=store, clock=clock)
     hook = dispatcher.subscribe(EVENT, receiver.url(), owner=OWNER)
     [orphan] = dispatcher.emit(EVENT, {"id": 0}, owner=OWNER)
-    damage(sqlite_path, "DELETE FROM hooks WHERE id = ?", hook.id)
+    damage(sqlite_path, "DELETE FROM resthooks_hooks WHERE id = ?", hook.id)
 
     assert dispatcher.deliver_due().attempts == 0
     clock.advance(timedelta(hours=1))
@@ -150,7 +152,7 @@ def test_reads_of_a_damaged_row_raise_a_typed_error(sqlite_path):
     dispatcher = make_dispatcher_plain(store)
     dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
     [delivery] = dispatcher.emit(EVENT, {"id": 0}, owner=OWNER)
-    damage(sqlite_path, "UPDATE deliveries SET state = 'exploded'")
+    damage(sqlite_path, "UPDATE resthooks_deliveries SET state = 'exploded'")
 
     with pytest.raises(DamagedRowError) as info:
         dispatcher.get_delivery(delivery.id, owner=OWNER)

@@ -23,16 +23,16 @@ import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import attrs
 
+from . import _live, health
 from .dispatcher import Dispatcher
 from .encoding import isoformat_z
 from .errors import (
@@ -46,12 +46,15 @@ from .errors import (
     ValidationError,
 )
 from .events import CAPSULE_EVENTS
-from .lifecycle import AttemptFinished, LifecycleEvent
-from .model import Attempt, Delivery, DeliveryState, Hook, HookState, OutcomeKind
+from .lifecycle import AttemptFinished
+from .model import Attempt, Delivery, DeliveryState, Hook, HookState
 from .network import NetworkPolicy
-from .outcomes import Verdict
+from .observability import OutboxMonitor, read_outbox
 from .stores import SQLiteStore, Store
 from .urls import mask_url, validate_target_url
+
+if TYPE_CHECKING:
+    from .worker import Worker
 
 __all__ = ["DB_ENV", "DEFAULT_DB", "DEFAULT_OWNER", "main"]
 
@@ -93,13 +96,17 @@ class _Result:
         *,
         status: int = _EXIT_OK,
         compact: bool = False,
+        quiet: bool = False,
     ) -> None:
         self.data = data
         self.render = render
         self.status = status
         self.compact = compact  # one line of JSON, for commands that print JSON lines
+        self.quiet = quiet  # the command printed as it went (stats --watch): nothing more
 
     def write(self, out: TextIO, *, as_json: bool) -> None:
+        if self.quiet:
+            return
         if as_json:
             indent = None if self.compact else 2
             out.write(json.dumps(self.data, indent=indent, ensure_ascii=False) + "\n")
@@ -305,7 +312,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def _parse_age(text: str) -> timedelta:
+def _parse_age(text: str, field: str = "older_than") -> timedelta:
     """``30d``, ``12h``, ``90m``, ``45s`` or ``2w`` as a timedelta.
 
     Example:
@@ -319,7 +326,7 @@ def _parse_age(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
         raise ValidationError(
-            "older_than",
+            field,
             f"must be a number and a unit (s, m, h, d or w), like 30d; got {text!r}",
         )
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
@@ -534,23 +541,70 @@ def _cmd_deliveries_redeliver(ctx: _Context) -> _Result:
     )
 
 
-def _cmd_stats(ctx: _Context) -> _Result:
-    stats = ctx.dispatcher().stats()
-    data = {
+def _stats_data(dispatcher: Dispatcher) -> _Data:
+    stats = dispatcher.stats()
+    figures = read_outbox(dispatcher.store, now=dispatcher.clock.now())
+    return {
         "hooks": dict(stats.hooks),
         "deliveries": dict(stats.deliveries),
         "oldest_pending_at": _when(stats.oldest_pending_at),
+        "outbox": _live.figures_data(figures),
     }
 
-    def render(d: _Data) -> str:
-        rows: list[list[object]] = [["hooks", k, v] for k, v in d["hooks"].items()]
-        rows += [["deliveries", k, v] for k, v in d["deliveries"].items()]
-        return (
-            _table(["what", "state", "count"], rows)
-            + f"\noldest delivery not yet final: {_short(d['oldest_pending_at'])}"
-        )
 
-    return _Result(data, render)
+def _render_stats(d: _Data) -> str:
+    rows: list[list[object]] = [["hooks", k, v] for k, v in d["hooks"].items()]
+    rows += [["deliveries", k, v] for k, v in d["deliveries"].items()]
+    outbox = d["outbox"]
+    waiting = outbox["oldest_due_age"] if outbox["oldest_due_at"] is not None else None
+    return (
+        _table(["what", "state", "count"], rows)
+        + f"\noldest delivery not yet final: {_short(d['oldest_pending_at'])}"
+        + f"\ndue now: {_dash(outbox['due'])}, retrying: {_dash(outbox['retrying'])}, "
+        + f"in flight: {outbox['in_flight']}, the oldest due has waited: "
+        + ("-" if waiting is None else f"{waiting:.0f} s")
+    )
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _cmd_stats(ctx: _Context) -> _Result:
+    dispatcher = ctx.dispatcher()
+    if not ctx.args.watch:
+        return _Result(_stats_data(dispatcher), _render_stats)
+    interval = ctx.args.interval
+    if not 0.1 <= interval <= 86400:
+        raise ValidationError("interval", f"must be from 0.1 to 86400 seconds; got {interval}")
+    as_json = bool(getattr(ctx.args, "json", False))
+    live = ctx.stdout.isatty() and not as_json
+    screen = _live.Screen(ctx.stdout)
+    stop = threading.Event()
+    rounds = 0
+    with _stop_on_signals(stop):
+        while not stop.is_set():
+            try:
+                data = _stats_data(dispatcher)
+                data["at"] = _when(dispatcher.clock.now())
+            except ResthooksError as exc:  # keep watching through an outage
+                data = {"at": _when(dispatcher.clock.now()), "error": _one_line(exc)}
+            if as_json:
+                ctx.stdout.write(json.dumps(data) + "\n")
+                ctx.stdout.flush()
+            else:
+                text = (
+                    f"store unreadable: {data['error']}" if "error" in data else _render_stats(data)
+                )
+                head = f"resthooks stats at {_short(data['at'])} (every {interval:g} s)"
+                if live:
+                    screen.draw([head, *text.splitlines()])
+                else:
+                    ctx.stdout.write(("\n" if rounds else "") + head + "\n" + text + "\n")
+                    ctx.stdout.flush()
+            rounds += 1
+            stop.wait(interval)
+    return _Result({"watched": rounds}, lambda d: "", compact=True, quiet=True)
 
 
 def _cmd_purge(ctx: _Context) -> _Result:
@@ -570,54 +624,32 @@ def _cmd_purge(ctx: _Context) -> _Result:
 class _WorkerReport:
     """What ``resthooks worker`` shows while it runs: a lifecycle listener.
 
-    On a terminal, one status line rewritten in place (delivered, retrying, failed, pending,
-    rate); otherwise one line per attempt (a JSON object per line with ``--json``).
+    On a terminal, the live view (:class:`resthooks._live.WorkerView`), redrawn in place;
+    otherwise one line per attempt (a JSON object per line with ``--json``).
     """
 
     def __init__(self, dispatcher: Dispatcher, out: TextIO, *, live: bool, as_json: bool) -> None:
         self.dispatcher = dispatcher
         self.out = out
-        self.live = live
         self.as_json = as_json
-        self.counts = dict.fromkeys(("attempts", "delivered", "retrying", "failed", "gone"), 0)
         self._lock = threading.Lock()
-        self._started = time.monotonic()
-        self._done = threading.Event()
-        self._painter: threading.Thread | None = None
+        title = f"resthooks worker on {getattr(dispatcher.store, 'path', 'the store')}"
+        self.view = _live.WorkerView(
+            OutboxMonitor(dispatcher.store, clock=dispatcher.clock, max_age=1.0),
+            out,
+            live=live,
+            on_attempt=None if live else self._log,
+            title=title,
+        )
 
     def __enter__(self) -> _WorkerReport:
-        self.dispatcher.add_listener(self)
-        if self.live:
-            self._painter = threading.Thread(target=self._paint_loop, daemon=True)
-            self._painter.start()
+        self.dispatcher.add_listener(self.view)
+        self.view.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.dispatcher.remove_listener(self)
-        self._done.set()
-        if self._painter is not None:
-            self._painter.join()
-            self._paint()
-            self.out.write("\n")
-            self.out.flush()
-
-    def __call__(self, event: LifecycleEvent, /) -> None:
-        if not isinstance(event, AttemptFinished):
-            return
-        kind = {
-            OutcomeKind.DELIVERED: "delivered",
-            OutcomeKind.RETRY: "retrying",
-            OutcomeKind.FAILED: "failed",
-            OutcomeKind.GONE: "gone",
-        }.get(event.outcome)
-        if event.verdict is Verdict.LATE:  # cancelled in flight: counted as an attempt
-            kind = "logged, delivery was cancelled in flight"
-        with self._lock:
-            self.counts["attempts"] += 1
-            if kind in self.counts:
-                self.counts[kind] += 1
-            if not self.live:
-                self._log(event, kind or event.outcome.value)
+        self.dispatcher.remove_listener(self.view)
+        self.view.stop()
 
     def _log(self, event: AttemptFinished, kind: str) -> None:
         attempt = _attempt_data(event.attempt)
@@ -633,37 +665,77 @@ class _WorkerReport:
             "next_attempt_at": _when(event.next_attempt_at),
         }
         if self.as_json:
-            self.out.write(json.dumps(line) + "\n")
+            text = json.dumps(line) + "\n"
         else:
             status = _outcome_text(attempt)
             after = (
                 f", next attempt {_short(line['next_attempt_at'])}" if kind == "retrying" else ""
             )
-            self.out.write(
+            text = (
                 f"{_short(line['at'])}  {line['delivery_id']}  {line['hook_id']}  "
                 f"attempt {line['attempt']}  {status}  {kind}{after}  "
                 f"({attempt['duration'] * 1000:.0f} ms)\n"
             )
-        self.out.flush()
-
-    def _paint_loop(self) -> None:
-        while not self._done.wait(0.5):
-            self._paint()
-
-    def _paint(self) -> None:
-        try:
-            pending = self.dispatcher.stats().deliveries.get("pending", 0)
-        except ResthooksError:
-            pending = -1
         with self._lock:
-            counts = dict(self.counts)
-        elapsed = max(time.monotonic() - self._started, 1e-9)
-        self.out.write(
-            f"\r\x1b[Kdelivered {counts['delivered']}  retrying {counts['retrying']}  "
-            f"failed {counts['failed']}  pending {pending if pending >= 0 else '?'}  "
-            f"{counts['attempts'] / elapsed:.1f} attempts/s"
+            self.out.write(text)
+            self.out.flush()
+
+
+@contextmanager
+def _heartbeat_file(path: str | None, worker: Worker) -> Iterator[None]:
+    """Keep ``path`` up to date with the worker's heartbeat, every second, while it runs."""
+    if not path:
+        yield
+        return
+    try:
+        health.write_heartbeat_file(path, None)
+    except OSError as exc:
+        raise _BadInput(f"--heartbeat-file: cannot write {path!r}: {exc.strerror}") from None
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(1.0):
+            try:
+                health.write_heartbeat_file(path, worker.heartbeat)
+            except OSError:  # a full disk must not stop the worker; health then fails
+                continue
+
+    thread = threading.Thread(target=beat, name="resthooks-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        with suppress(OSError):
+            health.write_heartbeat_file(path, None)
+
+
+@contextmanager
+def _metrics_server(args: argparse.Namespace, dispatcher: Dispatcher) -> Iterator[None]:
+    """Serve ``/metrics`` while the worker runs, if ``--metrics-port`` was given."""
+    port = getattr(args, "metrics_port", None)
+    if port is None:
+        yield
+        return
+    if not 0 <= port <= 65535:
+        raise ValidationError("metrics_port", f"must be from 0 to 65535; got {port}")
+    try:
+        from . import prometheus  # noqa: PLC0415 - an optional extra, loaded only when asked
+    except ImportError as exc:
+        raise _BadInput(str(exc)) from None
+    try:
+        instrumentation, server = prometheus.serve_metrics(
+            dispatcher, port=port, host=args.metrics_host
         )
-        self.out.flush()
+    except ConfigurationError as exc:
+        raise _BadInput(f"--metrics-port: {exc}") from None
+    print(f"resthooks: metrics on {server.url}", file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        server.close()
+        instrumentation.close()
 
 
 def _cmd_worker(ctx: _Context) -> _Result:
@@ -676,13 +748,14 @@ def _cmd_worker(ctx: _Context) -> _Result:
     report = _WorkerReport(
         dispatcher, ctx.stdout, live=ctx.stdout.isatty() and not as_json, as_json=as_json
     )
-    with _stop_on_signals(stop), report:
-        if args.once:
-            summary = dispatcher.run_until_idle(workers=args.workers, stop=stop)
-        else:
-            summary = dispatcher.run(
-                workers=args.workers, stop=stop, poll_interval=args.poll_interval
-            )
+    worker = dispatcher.worker(workers=args.workers, poll_interval=args.poll_interval)
+    with (
+        _metrics_server(args, dispatcher),
+        _heartbeat_file(args.heartbeat_file, worker),
+        _stop_on_signals(stop),
+        report,
+    ):
+        summary = worker.run_until_idle(stop) if args.once else worker.run(stop)
     data = {
         "stopped": "idle" if args.once and not stop.is_set() else "signal",
         **attrs.asdict(summary),
@@ -694,6 +767,36 @@ def _cmd_worker(ctx: _Context) -> _Result:
         return f"worker stopped ({why}): {counts}"
 
     return _Result(data, render, compact=True)
+
+
+def _cmd_health(ctx: _Context) -> _Result:
+    args = ctx.args
+    max_due_age = _parse_age(args.max_due_age, "max_due_age")
+    max_beat_age = _parse_age(args.max_heartbeat_age, "max_heartbeat_age")
+    for field, age in (("max_due_age", max_due_age), ("max_heartbeat_age", max_beat_age)):
+        if age <= timedelta(0):
+            raise ValidationError(field, "must be longer than 0s")
+    try:
+        dispatcher = ctx.dispatcher()
+    except _BadInput as exc:  # no database: unhealthy, not bad input
+        data = {"ok": False, "checks": {"store": {"ok": False, "detail": str(exc), "value": None}}}
+    else:
+        data = health.check_health(
+            dispatcher,
+            heartbeat_file=args.heartbeat_file,
+            max_due_age=max_due_age,
+            max_heartbeat_age=max_beat_age,
+        ).as_dict()
+
+    def render(d: _Data) -> str:
+        rows = [
+            [name, "ok" if check["ok"] else "FAILED", check["detail"]]
+            for name, check in d["checks"].items()
+        ]
+        verdict = "healthy" if d["ok"] else "unhealthy"
+        return _table(["check", "result", "detail"], rows) + f"\n{verdict}"
+
+    return _Result(data, render, status=_EXIT_OK if data["ok"] else _EXIT_FAILED)
 
 
 @contextmanager
@@ -828,6 +931,7 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
     )
     worker.add_argument("--once", action="store_true", help="stop when nothing is due")
     allow_network(worker)
+    _worker_observability(worker)
 
     deliveries = command(commands, "deliveries", None, "deliveries: list, show, redeliver")
     d_cmds = deliveries.add_subparsers(dest="deliveries_command", metavar="COMMAND", required=True)
@@ -848,12 +952,62 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
         "queue a failed or cancelled delivery again (as 'deliveries redeliver')",
     ).add_argument("id", metavar="ID")
 
-    command(commands, "stats", _cmd_stats, "hooks and deliveries by state")
+    stats = command(commands, "stats", _cmd_stats, "hooks and deliveries by state")
+    stats.add_argument(
+        "--watch", action="store_true", help="show the figures again every --interval seconds"
+    )
+    stats.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="with --watch (default 2)"
+    )
+    _health(command(commands, "health", _cmd_health, _HEALTH_HELP))
     purge = command(commands, "purge", _cmd_purge, "delete old final deliveries")
     purge.add_argument(
         "--older-than", required=True, metavar="AGE", help="like 30d, 12h, 90m (s m h d w)"
     )
     return parser
+
+
+_HEALTH_HELP = "is the store readable, the backlog short, the worker up? (exit 0 or 1)"
+
+
+def _worker_observability(worker: argparse.ArgumentParser) -> None:
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (needs resthooks[prometheus])",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the address /metrics listens on (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    worker.add_argument(
+        "--heartbeat-file",
+        metavar="PATH",
+        help="keep the worker's heartbeat in this file, for 'resthooks health'",
+    )
+
+
+def _health(check: argparse.ArgumentParser) -> None:
+    check.add_argument(
+        "--max-due-age",
+        default="5m",
+        metavar="AGE",
+        help="unhealthy when the oldest due delivery has waited longer (default 5m)",
+    )
+    check.add_argument(
+        "--heartbeat-file",
+        metavar="PATH",
+        help="the file 'resthooks worker --heartbeat-file' keeps",
+    )
+    check.add_argument(
+        "--max-heartbeat-age",
+        default="60s",
+        metavar="AGE",
+        help="unhealthy when the worker's heartbeat is older (default 60s)",
+    )
 
 
 def _allow_network(parser: argparse.ArgumentParser) -> None:

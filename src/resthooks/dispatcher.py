@@ -44,6 +44,7 @@ from .outcomes import DeliverySummary, summarize
 from .retry import RetryPolicy
 from .signing import generate_secret, parse_secret, sign
 from .stores import Store
+from .tracing import EmitObserver, EmitTrace
 from .transports import Request, Response, Timeouts, Transport, Urllib3Transport
 from .urls import redact_url, validate_target_url
 
@@ -149,6 +150,13 @@ class Dispatcher:
     #: given a ``connection``: those exist only once the host commits). ``None`` by default.
     #: A hook point for test settings: :func:`resthooks.testing.synchronous` sets it.
     after_emit: Callable[[list[Delivery]], object] | None = None
+
+    #: Called around storing the deliveries of every :meth:`emit` (see
+    #: :mod:`resthooks.tracing`): a tracer's hook to open a span for the emit and hand back
+    #: its trace context. ``None`` by default; :func:`resthooks.otel.instrument` sets it.
+    #:
+    #: .. versionadded:: 0.2.0
+    emit_observer: EmitObserver | None = None
 
     def __init__(
         self,
@@ -475,9 +483,18 @@ class Dispatcher:
             PayloadError: If the payload cannot be encoded or is too large.
         """
         owner, event, body = self._prepare_emit(event, payload, owner)
-        created = self.store.enqueue(
-            owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
-        )
+        observer = self.emit_observer
+        if observer is None:
+            created = self.store.enqueue(
+                owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
+            )
+        else:
+            trace = EmitTrace(event=event, owner=owner)
+            with observer(trace):
+                created = self.store.enqueue(
+                    owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
+                )
+                trace.deliveries = len(created)
         self._emitted(created, transactional=connection is not None)
         return created
 

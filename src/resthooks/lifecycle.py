@@ -83,9 +83,12 @@ class AttemptFinished:
         verdict: :attr:`~resthooks.Verdict.APPLIED`, or :attr:`~resthooks.Verdict.LATE` when
             the delivery had been cancelled while the attempt was in flight: the attempt is
             logged, the outcome changed nothing.
+        trace_context: The W3C ``traceparent`` stored with the delivery by the emit that
+            created it (see :mod:`resthooks.tracing`), or ``None``.
 
     .. versionchanged:: 0.2.0
-       ``verdict`` replaces the ``applied`` flag, which is now read from it.
+       ``verdict`` replaces the ``applied`` flag, which is now read from it; ``trace_context``
+       is new.
     """
 
     hook: Hook
@@ -94,6 +97,7 @@ class AttemptFinished:
     outcome: OutcomeKind
     next_attempt_at: datetime | None = None
     verdict: Verdict = attrs.field(default=Verdict.APPLIED, converter=Verdict)
+    trace_context: str | None = None
 
     @property
     def applied(self) -> bool:

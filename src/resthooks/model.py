@@ -287,3 +287,28 @@ class QuarantinedDelivery:
     delivery_id: str
     reason: str
     quarantined_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class OutboxStats:
+    """What is due in the outbox at one moment: what a store's ``outbox_stats(now=...)``
+    returns, read-only.
+
+    ``outbox_stats`` is optional for stores of your own (the metrics, the health check and the
+    live view use it when it is there; see :doc:`observability`). The conformance suite checks
+    it on stores that have it.
+
+    Attributes:
+        due: Deliveries that can be claimed at that moment: pending and due, or in flight
+            under an expired lease.
+        retrying: Pending deliveries with at least one attempt (waiting for a retry, due or
+            not).
+        oldest_due_at: The earliest due time among the due deliveries (how long the oldest has
+            waited), or ``None`` when none is due.
+
+    .. versionadded:: 0.2.0
+    """
+
+    due: int
+    retrying: int
+    oldest_due_at: datetime | None = None

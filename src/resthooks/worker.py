@@ -105,6 +105,20 @@ class Worker:
         self._stopping = threading.Event()
         self._running = threading.Lock()
         self._run_id = 0
+        self._heartbeat: datetime | None = None
+
+    @property
+    def heartbeat(self) -> datetime | None:
+        """When the running loop last went round (the Dispatcher's clock), or ``None`` when
+        it is not running: what :func:`resthooks.health.check_health` watches.
+
+        The loop goes round at least every ``poll_interval`` while idle, and whenever an
+        attempt finishes while busy, so a heartbeat older than the attempt deadline plus
+        ``poll_interval`` means a stuck loop.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._heartbeat
 
     def run(self, stop: threading.Event | None = None) -> DeliverySummary:
         """Deliver until ``stop`` is set (or :meth:`stop` is called).
@@ -161,6 +175,7 @@ class Worker:
             session.loop(once=once)
             session.finish()
         finally:
+            self._heartbeat = None
             session.abandon()
             self.dispatcher._remove_waker(self._wake)
             self._stopping.clear()
@@ -228,6 +243,7 @@ class _Session:
 
     def loop(self, *, once: bool) -> None:
         while not self.stopping():
+            self.worker._heartbeat = self.clock.now()
             # Cleared before collecting results: a result that lands after this point sets
             # it again, so the wait below cannot miss it.
             self.wake.clear()

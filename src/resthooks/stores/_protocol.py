@@ -208,6 +208,13 @@ class DeliveryStore(Protocol):
         """Hooks by state, deliveries by state, and the oldest delivery not yet final."""
         ...
 
+    # Optional (the metrics, the health check and the live view use it when a store has it):
+    #
+    # def outbox_stats(self, *, now: datetime) -> OutboxStats:
+    #     """Deliveries due at ``now`` (pending and due, or in flight under an expired lease),
+    #     pending ones with at least one attempt, and the earliest due time among the due
+    #     ones. Read-only. The conformance suite checks it on stores that have it."""
+
     def purge(self, *, before: datetime) -> int:
         """Delete final deliveries last updated before ``before``, with their attempts and
         bodies; return how many deliveries were deleted."""

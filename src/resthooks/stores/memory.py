@@ -20,6 +20,7 @@ from ..model import (
     DeliveryState,
     Hook,
     HookState,
+    OutboxStats,
     Outcome,
     Stats,
 )
@@ -534,6 +535,18 @@ class MemoryStore:
                 if queue:
                     times.append(queue[0][0])
         return min(times, default=None)
+
+    def outbox_stats(self, *, now: datetime) -> OutboxStats:
+        """What is due at ``now``: see :class:`~resthooks.OutboxStats` (read-only)."""
+        with self._lock:
+            rows = list(self._open.values())
+            due_times = [t for r in rows if (t := self._due_at(r)) is not None and t <= now]
+        retrying = sum(
+            1 for r in rows if r.delivery.state is DeliveryState.PENDING and r.delivery.attempts
+        )
+        return OutboxStats(
+            due=len(due_times), retrying=retrying, oldest_due_at=min(due_times, default=None)
+        )
 
     def stats(self, *, owner: str | None = None) -> Stats:
         with self._lock:

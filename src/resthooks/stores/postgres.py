@@ -32,6 +32,7 @@ from ..model import (
     DeliveryState,
     Hook,
     HookState,
+    OutboxStats,
     Outcome,
     QuarantinedDelivery,
     Stats,
@@ -1127,6 +1128,27 @@ class PostgresStore:
             cur.execute(self._q("SELECT min(due_at) FROM {s}.deliveries"))
             row = cur.fetchone()
         return None if row is None else _utc(row[0])
+
+    def outbox_stats(self, *, now: datetime) -> OutboxStats:
+        """What is due at ``now``: see :class:`~resthooks.OutboxStats` (read-only)."""
+        with self._tx(atomic=False) as cur:
+            cur.execute(
+                self._q(
+                    "SELECT count(*) FILTER (WHERE due_at <= %(now)s), "
+                    "min(due_at) FILTER (WHERE due_at <= %(now)s), "
+                    "count(*) FILTER (WHERE state = 'pending' AND attempts > 0) "
+                    "FROM {s}.deliveries WHERE due_at IS NOT NULL"
+                ),
+                {"now": now},
+            )
+            row = cur.fetchone()
+        assert row is not None  # an aggregate always returns a row
+        due, oldest, retrying = row
+        return OutboxStats(
+            due=int(due),
+            retrying=int(retrying),
+            oldest_due_at=_utc(oldest),
+        )
 
     def stats(self, *, owner: str | None = None) -> Stats:
         with self._tx(atomic=False) as cur:

@@ -11,10 +11,11 @@ import hashlib
 import heapq
 import itertools
 import os
+import re
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from ..model import (
     DeliveryState,
     Hook,
     HookState,
+    OutboxStats,
     Outcome,
     QuarantinedDelivery,
     Stats,
@@ -160,20 +162,73 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
-    # Version 3: delivery ids reveal nothing (see _delivery_id). The rows already there keep
-    # the ids they were given (receivers deduplicate on them, hosts may have kept them): their
-    # salt gets its top bit set, which marks an id of the old form.
+)
+
+#: What every table and index of the store is named with, so that it can share a file with
+#: the tables of the host application (``SQLiteStore(path, adopt=True)``).
+TABLE_PREFIX = "resthooks_"
+_TABLES = ("hooks", "messages", "deliveries", "attempts", "quarantine")
+_TABLE_NAME = re.compile(r"\b(FROM|INTO|UPDATE|JOIN|TABLE|ON)(\s+)(" + "|".join(_TABLES) + r")\b")
+_INDEX_NAME = re.compile(r"\bCREATE INDEX (\w+)")
+
+
+def _prefixed(statement: str) -> str:
+    """A statement of the history written before the prefix, with the prefixed names."""
+    statement = _TABLE_NAME.sub(lambda m: f"{m[1]}{m[2]}{TABLE_PREFIX}{m[3]}", statement)
+    return _INDEX_NAME.sub(lambda m: f"CREATE INDEX {TABLE_PREFIX}{m[1]}", statement)
+
+
+# The migrations above were written before the prefix. This one renames what they made; a
+# database the store adopts gets the prefixed names at once (see _adopted_migrations).
+_RENAMED_AT = len(_MIGRATIONS)
+_MIGRATIONS = (
+    *_MIGRATIONS,
     (
-        "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
-        "INSERT INTO meta (name, value) VALUES ('delivery_id_key', randomblob(32))",
-        "UPDATE deliveries SET salt = salt | -9223372036854775808",
-        # And hooks get an ed25519 key for v1a signatures.
-        "ALTER TABLE hooks ADD COLUMN signing_key TEXT",
+        *(f"ALTER TABLE {table} RENAME TO {TABLE_PREFIX}{table}" for table in _TABLES),
+        *(
+            f"DROP INDEX {index}"
+            for migration in _MIGRATIONS
+            for statement in migration
+            for index in _INDEX_NAME.findall(statement)
+        ),
+        *(
+            _prefixed(statement)
+            for migration in _MIGRATIONS
+            for statement in migration
+            if _INDEX_NAME.search(statement)
+        ),
     ),
 )
 
-#: The schema version this release writes (``PRAGMA user_version``).
+_MIGRATIONS = (
+    *_MIGRATIONS,
+    # Version 4 (written with the prefix): delivery ids reveal nothing (see _delivery_id).
+    # The rows already there keep the ids they were given (receivers deduplicate on them,
+    # hosts may have kept them): their salt gets its top bit set, which marks an id of the
+    # old form. And hooks get an ed25519 key for v1a signatures.
+    (
+        "CREATE TABLE resthooks_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+        "INSERT INTO resthooks_meta (name, value) VALUES ('delivery_id_key', randomblob(32))",
+        "UPDATE resthooks_deliveries SET salt = salt | -9223372036854775808",
+        "ALTER TABLE resthooks_hooks ADD COLUMN signing_key TEXT",
+    ),
+)
+
+#: The schema version this release writes (``PRAGMA user_version`` of a file of its own,
+#: the ``resthooks_schema`` table of a file it shares).
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def _adopted_migrations(version: int) -> Iterator[str]:
+    """The statements bringing a shared (adopted) database from ``version`` to the latest:
+    it never had tables without the prefix, so the history before the rename is replayed
+    with the prefixed names and the rename itself is skipped."""
+    for number in range(version, SCHEMA_VERSION):
+        if number < _RENAMED_AT:
+            yield from (_prefixed(statement) for statement in _MIGRATIONS[number])
+        elif number > _RENAMED_AT:
+            yield from _MIGRATIONS[number]
+
 
 # Rows examined by the plain oldest-first scan before claim_due falls back to one index
 # probe per host (which stays fast however large one saturated host's backlog is).
@@ -191,10 +246,10 @@ _DELIVERY_COLUMNS = (
     f"{_ID_SQL.format('d.')}, d.hook_id, m.owner, m.event, d.state, d.attempts,"
     " d.next_attempt_at, m.created_at, d.updated_at, d.last_error"
 )
-_DELIVERY_FROM = "deliveries d JOIN messages m ON m.id = d.message_id"
+_DELIVERY_FROM = "resthooks_deliveries d JOIN resthooks_messages m ON m.id = d.message_id"
 # The same join, driven from the messages of one owner (``m.owner = ?`` in the WHERE).
 _OWNER_DELIVERY_FROM = (
-    "messages m JOIN deliveries d ON d.seq BETWEEN m.first_seq AND m.last_seq"
+    "resthooks_messages m JOIN resthooks_deliveries d ON d.seq BETWEEN m.first_seq AND m.last_seq"
     " AND d.message_id = m.id"
 )
 _OPEN = "due_at IS NOT NULL"
@@ -228,7 +283,7 @@ def _delivery_id(seq: int, salt: int, hasher: Any) -> str:
     Without the key the id is random: it shows no counter, so a receiver cannot read the
     host's delivery volume from it. It is unique (the seq is), and decoding it gives the seq
     back: a lookup by id is a rowid lookup, and the fan-out maintains no index of random
-    strings. A row from before schema version 3 (its stored salt has the top bit set) keeps
+    strings. A row from before schema version 4 (its stored salt has the top bit set) keeps
     its old id, ``msg_`` + seq + salt, whose 17th hex digit is 0-7, never 8-f.
     """
     if salt < 0:
@@ -250,7 +305,7 @@ def _parse_id(delivery_id: object, hasher: Any) -> tuple[int, int] | None:
         salt = second - _I63
         seq = first ^ _seq_mask(hasher, salt)
         return (seq, salt) if 0 < seq < _I63 else None
-    return (first, second - _I63) if first < _I63 else None  # a row from before version 3
+    return (first, second - _I63) if first < _I63 else None  # a row from before version 4
 
 
 def _us(value: datetime, field: str) -> int:
@@ -325,8 +380,24 @@ class SQLiteStore:
     does not work over a network file system). See the storage guide for what is in the
     file, the durability settings and backups.
 
+    The store's tables and indexes are all named ``resthooks_*``, so it can live inside the
+    host application's own database: give ``adopt=True`` to open a file that holds other
+    tables (it adds its own and touches nothing else: not the host's tables, its
+    ``application_id``, ``user_version`` or journal mode), or a callable returning the host's
+    own connection (Django's, say) to work on it, inside the host's transactions.
+
     Args:
-        path: The database file. Created, with its schema, if it does not exist.
+        path: The database file. Created, with its schema, if it does not exist. Or a callable
+            returning the host's :class:`sqlite3.Connection` for the calling thread: then the
+            store opens no connection of its own, and each operation runs on the host's
+            connection, inside the host's open transaction if there is one (as a savepoint:
+            it commits or rolls back with the host's), else in a transaction of its own; the
+            store never closes it (``synchronous`` is the host's affair then). Implies
+            ``adopt``.
+        adopt: Open a database that holds another application's tables too (the host's own
+            database), keeping the store's schema version in a ``resthooks_schema`` table.
+            Without it such a file is refused, untouched (a mistyped path must not grow
+            tables in someone else's database).
         synchronous: ``"NORMAL"`` (the default: a commit survives a crash of the process; a
             power loss may lose the last transactions, never corrupt the file) or ``"FULL"``
             (a commit also survives a power loss, at several times the cost per transaction).
@@ -335,8 +406,8 @@ class SQLiteStore:
 
     Raises:
         SchemaError: If the file is not a resthooks database (another application's SQLite
-            file, or not SQLite at all), or was written by a newer version of resthooks. The
-            file is left as it was.
+            file without ``adopt``, or not SQLite at all), or was written by a newer version
+            of resthooks. The file is left as it was.
         StoreError: If the file cannot be opened or created (a read-only directory, say).
         ConfigurationError: For an unknown ``synchronous`` or a negative ``busy_timeout``.
 
@@ -356,12 +427,33 @@ class SQLiteStore:
         >>> store.stats().deliveries["pending"]
         1
         >>> store.close()
+
+        In the host's own database, next to its tables:
+
+        >>> import sqlite3
+        >>> app = os.path.join(tempfile.mkdtemp(), "app.db")
+        >>> host = sqlite3.connect(app)
+        >>> _ = host.execute("CREATE TABLE hooks (name TEXT)")  # the host's own "hooks"
+        >>> host.commit()
+        >>> with SQLiteStore(app, adopt=True) as shared:
+        ...     shared.stats().hooks["active"]
+        0
+        >>> tables = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        >>> [name for (name,) in host.execute(tables)]  # doctest: +NORMALIZE_WHITESPACE
+        ['hooks', 'resthooks_attempts', 'resthooks_deliveries', 'resthooks_hooks',
+         'resthooks_messages', 'resthooks_quarantine', 'resthooks_schema']
+        >>> host.close()
+
+    .. versionchanged:: 0.2.0
+       Tables named ``resthooks_*`` (schema version 3; older files are renamed when
+       opened); ``adopt``; ``path`` may be a callable returning the host's connection.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Callable[[], sqlite3.Connection],
         *,
+        adopt: bool = False,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         busy_timeout: float = 5.0,
     ) -> None:
@@ -379,7 +471,15 @@ class SQLiteStore:
             raise ConfigurationError(
                 f"busy_timeout must be a number of seconds >= 0, not {busy_timeout!r}"
             )
-        self.path = os.fspath(path)
+        self._provider: Callable[[], sqlite3.Connection] | None = None
+        self._with_id_function: dict[int, sqlite3.Connection] = {}
+        if callable(path):
+            self._provider = path
+            self.path = "the host's connection"
+        else:
+            self.path = os.fspath(path)
+        self.adopt = bool(adopt) or self._provider is not None
+        self._adopted = False  # whether the database is shared (set by _open_schema)
         self.synchronous = synchronous.upper()
         self.busy_timeout = float(busy_timeout)
         self._local = threading.local()
@@ -424,6 +524,23 @@ class SQLiteStore:
         return _parse_id(delivery_id, self._id_hasher)
 
     def _conn(self) -> sqlite3.Connection:
+        if self._provider is not None:
+            if self._closed:
+                raise StoreError("the store is closed")
+            host = self._provider()
+            if not isinstance(host, sqlite3.Connection):
+                raise ConfigurationError(
+                    "path: the callable must return a sqlite3.Connection, not "
+                    f"{type(host).__name__}"
+                )
+            if self._with_id_function.get(id(host)) is not host:
+                # The host's connection needs the store's id function as ours do. Held here
+                # (so its id cannot be reused while listed), the last few only.
+                host.create_function("resthooks_delivery_id", 2, self._id_of, deterministic=True)
+                if len(self._with_id_function) >= 64:
+                    del self._with_id_function[next(iter(self._with_id_function))]
+                self._with_id_function[id(host)] = host
+            return host
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             if self._closed:
@@ -469,6 +586,10 @@ class SQLiteStore:
         once. Other processes still meet SQLite's lock and its busy timeout.
         """
         conn = self._conn()
+        if conn.in_transaction:  # the host's own transaction: join it
+            with self._savepoint(conn, doing):
+                yield conn
+            return
         if not self._write_lock.acquire(timeout=self.busy_timeout):
             raise StoreError(
                 f"{doing} on {self.path!r}: other threads of this process held the write "
@@ -498,9 +619,36 @@ class SQLiteStore:
             self._write_lock.release()
 
     @contextmanager
+    def _savepoint(self, conn: sqlite3.Connection, doing: str) -> Iterator[None]:
+        """Inside the host's open transaction (a connection of the host's): a savepoint, so
+        a failure undoes this operation only, and the host's COMMIT or ROLLBACK decides."""
+        try:
+            conn.execute("SAVEPOINT resthooks")
+        except sqlite3.Error as exc:
+            raise self._wrap(exc, doing) from exc
+        try:
+            yield
+            conn.execute("RELEASE resthooks")
+        except BaseException as exc:
+            self._pending_quarantine.clear()
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK TO resthooks")
+                conn.execute("RELEASE resthooks")
+            if isinstance(exc, sqlite3.Error):
+                raise self._wrap(exc, doing) from exc
+            raise
+        if self._pending_quarantine:
+            with self._quarantine_lock:
+                self._reported_quarantine.extend(self._pending_quarantine)
+            self._pending_quarantine.clear()
+
+    @contextmanager
     def _read(self, doing: str) -> Iterator[sqlite3.Connection]:
         """A read transaction: one consistent snapshot for several SELECTs."""
         conn = self._conn()
+        if conn.in_transaction:  # the host's own transaction is the snapshot
+            yield conn
+            return
         try:
             conn.execute("BEGIN")
             try:
@@ -513,18 +661,25 @@ class SQLiteStore:
     # -- schema ------------------------------------------------------------------------------
 
     def _open_schema(self) -> None:
-        self._check_header()
+        if self._provider is None:
+            self._check_header()
         conn = self._conn()
         try:
-            version = self._identify(conn)
-            # Only now that the file is known to be ours (or empty) may anything be written.
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            version, self._adopted = self._identify(conn)
+            # Only now that the file is known to be ours (or empty) may anything be written;
+            # a shared file keeps the journal mode its application chose.
+            if (
+                not self._adopted
+                and conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal"
+            ):
                 conn.execute("PRAGMA journal_mode = WAL")
             if version < SCHEMA_VERSION:
                 self._migrate(conn)
-            row = conn.execute("SELECT value FROM meta WHERE name = 'delivery_id_key'").fetchone()
+            row = conn.execute(
+                "SELECT value FROM resthooks_meta WHERE name = 'delivery_id_key'"
+            ).fetchone()
             if row is None or not isinstance(row[0], bytes) or len(row[0]) < 16:
-                raise SchemaError(f"{self.path!r} has no usable delivery id key in its meta table")
+                raise SchemaError(f"{self.path!r} has no usable delivery id key in resthooks_meta")
             self._id_hasher = _id_hasher(row[0])
         except sqlite3.Error as exc:
             self.close()
@@ -545,33 +700,67 @@ class SQLiteStore:
         if header and header != _SQLITE_HEADER:
             raise SchemaError(f"{self.path!r} is not a resthooks database: it is not a SQLite file")
 
-    def _identify(self, conn: sqlite3.Connection) -> int:
-        """The file's schema version; SchemaError if it is not ours or is too new."""
+    def _identify(self, conn: sqlite3.Connection) -> tuple[int, bool]:
+        """The file's schema version, and whether the file is shared with a host's tables;
+        SchemaError if it is not ours (and not to be adopted) or is too new."""
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            names = {
+                name
+                for (name,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                )
+            }
+            shared_version = None
+            if f"{TABLE_PREFIX}schema" in names and app_id != APPLICATION_ID:
+                (shared_version,) = conn.execute(
+                    f"SELECT max(version) FROM {TABLE_PREFIX}schema"
+                ).fetchone()
         except sqlite3.Error as exc:
             raise self._wrap(exc, "reading the schema") from exc
-        if app_id != APPLICATION_ID:
-            if app_id == 0 and version == 0 and objects == 0:
-                return 0  # a new, empty database
-            raise SchemaError(
-                f"{self.path!r} is not a resthooks database (application_id {app_id:#x}, "
-                f"{objects} schema objects); it was left untouched"
-            )
+        adopted = app_id != APPLICATION_ID
+        if adopted and shared_version is not None:
+            version = shared_version
+        elif adopted:
+            if app_id == 0 and version == 0 and not names and not self.adopt:
+                return 0, False  # a new, empty database of our own
+            if not self.adopt:
+                raise SchemaError(
+                    f"{self.path!r} is not a resthooks database (application_id {app_id:#x}, "
+                    f"{len(names)} schema objects); it was left untouched (adopt=True shares "
+                    "the database of an application)"
+                )
+            ours = sorted(n for n in names if n.startswith(TABLE_PREFIX))
+            if ours:
+                raise SchemaError(
+                    f"{self.path!r} holds {', '.join(ours)} but no {TABLE_PREFIX}schema table: "
+                    "they are not a resthooks store's; it was left untouched"
+                )
+            return 0, True
         if version > SCHEMA_VERSION:
             raise SchemaError(
                 f"{self.path!r} has resthooks schema version {version}, written by a newer "
                 f"resthooks; this version knows versions up to {SCHEMA_VERSION}. Upgrade "
                 "resthooks to open it"
             )
-        return int(version)
+        return int(version), adopted
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         with self._write("migrating the schema"):
             # Another process may have migrated between our look and our lock: look again.
-            version = self._identify(conn)
+            version, adopted = self._identify(conn)
+            if adopted:
+                for statement in _adopted_migrations(version):
+                    conn.execute(statement)
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {TABLE_PREFIX}schema (version INTEGER NOT NULL)"
+                )
+                conn.execute(f"DELETE FROM {TABLE_PREFIX}schema")
+                conn.execute(
+                    f"INSERT INTO {TABLE_PREFIX}schema (version) VALUES (?)", (SCHEMA_VERSION,)
+                )
+                return
             for number in range(version, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[number]:
                     conn.execute(statement)
@@ -584,7 +773,7 @@ class SQLiteStore:
         """See :meth:`resthooks.stores.HookRegistry.add_hook`."""
         with self._write("adding a hook") as conn:
             row = conn.execute(
-                f"SELECT {_HOOK_COLUMNS} FROM hooks WHERE owner = ? AND event = ? "
+                f"SELECT {_HOOK_COLUMNS} FROM resthooks_hooks WHERE owner = ? AND event = ? "
                 "AND target_url = ?",
                 (hook.owner, hook.event, hook.target_url),
             ).fetchone()
@@ -595,12 +784,12 @@ class SQLiteStore:
                 return existing, False
             if max_per_owner is not None:
                 (count,) = conn.execute(
-                    "SELECT count(*) FROM hooks WHERE owner = ?", (hook.owner,)
+                    "SELECT count(*) FROM resthooks_hooks WHERE owner = ?", (hook.owner,)
                 ).fetchone()
                 if count >= max_per_owner:
                     raise HookLimitReached(max_per_owner)
             conn.execute(
-                f"INSERT INTO hooks ({_HOOK_COLUMNS}, host) "
+                f"INSERT INTO resthooks_hooks ({_HOOK_COLUMNS}, host) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     hook.id,
@@ -623,7 +812,9 @@ class SQLiteStore:
             return hook, True
 
     def _get_hook(self, conn: sqlite3.Connection, hook_id: str) -> Hook | None:
-        row = conn.execute(f"SELECT {_HOOK_COLUMNS} FROM hooks WHERE id = ?", (hook_id,)).fetchone()
+        row = conn.execute(
+            f"SELECT {_HOOK_COLUMNS} FROM resthooks_hooks WHERE id = ?", (hook_id,)
+        ).fetchone()
         return None if row is None else _hook(row)
 
     def get_hook(self, hook_id: str) -> Hook | None:
@@ -649,7 +840,7 @@ class SQLiteStore:
         if state is not None:
             where.append("state = ?")
             params.append(state.value)
-        sql = f"SELECT {_HOOK_COLUMNS} FROM hooks"
+        sql = f"SELECT {_HOOK_COLUMNS} FROM resthooks_hooks"
         if where:
             sql += " WHERE " + " AND ".join(where)
         try:
@@ -666,7 +857,8 @@ class SQLiteStore:
         rows = conn.execute(
             # The token is kept (a cancelled delivery is never claimed again): the outcome of
             # an attempt in flight is still logged when it comes (see _record_one).
-            "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at = NULL, "
+            "UPDATE resthooks_deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at "
+            "= NULL, "
             "lease_until = NULL, updated_at = ? "
             "WHERE hook_id = ? AND next_attempt_at IS NOT NULL RETURNING seq, salt",
             (_us(now, "now"), hook_id),
@@ -679,7 +871,7 @@ class SQLiteStore:
             return self._remove(conn, hook_id, now)
 
     def _remove(self, conn: sqlite3.Connection, hook_id: str, now: datetime) -> list[str]:
-        if conn.execute("DELETE FROM hooks WHERE id = ?", (hook_id,)).rowcount == 0:
+        if conn.execute("DELETE FROM resthooks_hooks WHERE id = ?", (hook_id,)).rowcount == 0:
             return []
         return self._cancel_open(conn, hook_id, now)
 
@@ -691,13 +883,14 @@ class SQLiteStore:
     def _mark_dead(
         self, conn: sqlite3.Connection, hook_id: str, reason: str, now: datetime
     ) -> list[str]:
-        row = conn.execute("SELECT state FROM hooks WHERE id = ?", (hook_id,)).fetchone()
+        row = conn.execute("SELECT state FROM resthooks_hooks WHERE id = ?", (hook_id,)).fetchone()
         if row is None:
             return []
         if row[0] != HookState.DEAD.value:
             at = _us(now, "now")
             conn.execute(
-                "UPDATE hooks SET state = 'dead', dead_reason = ?, dead_at = ?, updated_at = ? "
+                "UPDATE resthooks_hooks SET state = 'dead', dead_reason = ?, dead_at = ?, "
+                "updated_at = ? "
                 "WHERE id = ?",
                 (reason, at, at, hook_id),
             )
@@ -713,7 +906,7 @@ class SQLiteStore:
 
     def _revive(self, conn: sqlite3.Connection, hook_id: str, now: datetime) -> Hook:
         row = conn.execute(
-            "UPDATE hooks SET state = 'active', dead_reason = NULL, dead_at = NULL, "
+            "UPDATE resthooks_hooks SET state = 'active', dead_reason = NULL, dead_at = NULL, "
             f"updated_at = ? WHERE id = ? RETURNING {_HOOK_COLUMNS}",
             (_us(now, "now"), hook_id),
         ).fetchone()
@@ -731,7 +924,8 @@ class SQLiteStore:
         """See :meth:`resthooks.stores.HookRegistry.set_secret`."""
         with self._write("replacing a hook's secret") as conn:
             row = conn.execute(
-                "UPDATE hooks SET secret = ?, previous_secret = ?, previous_secret_until = ?, "
+                "UPDATE resthooks_hooks SET secret = ?, previous_secret = ?, "
+                "previous_secret_until = ?, "
                 f"updated_at = ? WHERE id = ? RETURNING {_HOOK_COLUMNS}",
                 (
                     secret,
@@ -780,6 +974,13 @@ class SQLiteStore:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
 
     def _host_connection(self, connection: object) -> sqlite3.Connection:
+        if self._provider is not None and connection is self._conn():
+            if not connection.in_transaction:
+                raise ConfigurationError(
+                    "connection has no open transaction: begin one so the deliveries commit "
+                    "or roll back with your own writes"
+                )
+            return connection
         if not isinstance(connection, sqlite3.Connection):
             raise ConfigurationError(
                 "connection must be a sqlite3.Connection to the store's file, not "
@@ -812,7 +1013,7 @@ class SQLiteStore:
     ) -> list[Delivery]:
         at = _us(now, "now")
         message_id = conn.execute(
-            "INSERT INTO messages (owner, event, created_at, body, remaining) "
+            "INSERT INTO resthooks_messages (owner, event, created_at, body, remaining) "
             "VALUES (?, ?, ?, ?, 0)",
             (owner, event, at, body),
         ).lastrowid
@@ -821,25 +1022,26 @@ class SQLiteStore:
         # with consecutive seqs ending at the last insert rowid, so a rowid range read back
         # finds exactly them.
         cursor = conn.execute(
-            "INSERT INTO deliveries (salt, hook_id, message_id, state, attempts, "
+            "INSERT INTO resthooks_deliveries (salt, hook_id, message_id, state, attempts, "
             "next_attempt_at, updated_at, due_at) "
-            f"SELECT {_SALT_SQL}, id, :message, 'pending', 0, :at, :at, :at FROM hooks "
+            f"SELECT {_SALT_SQL}, id, :message, 'pending', 0, :at, :at, :at FROM resthooks_hooks "
             "WHERE owner = :owner AND event = :event AND state = 'active' "
             "ORDER BY created_at, id",
             {"at": at, "message": message_id, "owner": owner, "event": event},
         )
         count = cursor.rowcount
         if count <= 0:
-            conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            conn.execute("DELETE FROM resthooks_messages WHERE id = ?", (message_id,))
             return []
         (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
         first = last - count + 1
         conn.execute(
-            "UPDATE messages SET remaining = ?, first_seq = ?, last_seq = ? WHERE id = ?",
+            "UPDATE resthooks_messages SET remaining = ?, first_seq = ?, last_seq = ? WHERE id = ?",
             (count, first, last, message_id),
         )
         rows = conn.execute(
-            "SELECT seq, salt, hook_id FROM deliveries WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            "SELECT seq, salt, hook_id FROM resthooks_deliveries WHERE seq BETWEEN ? AND ? ORDER "
+            "BY seq",
             (first, last),
         ).fetchall()
         if len(rows) != count:  # pragma: no cover - only if SQLite ran out of rowids
@@ -885,7 +1087,8 @@ class SQLiteStore:
                 picked = [
                     r[0]
                     for r in conn.execute(
-                        "SELECT seq FROM deliveries WHERE due_at <= ? ORDER BY due_at, seq LIMIT ?",
+                        "SELECT seq FROM resthooks_deliveries WHERE due_at <= ? ORDER BY due_at, "
+                        "seq LIMIT ?",
                         (at, limit),
                     )
                 ]
@@ -901,7 +1104,8 @@ class SQLiteStore:
         baseline: Counter[str] = Counter(
             dict(
                 conn.execute(
-                    "SELECT h.host, count(*) FROM deliveries d JOIN hooks h ON h.id = d.hook_id "
+                    "SELECT h.host, count(*) FROM resthooks_deliveries d JOIN resthooks_hooks h "
+                    "ON h.id = d.hook_id "
                     "WHERE d.state = 'in_flight' AND d.lease_until > ? GROUP BY h.host",
                     (at,),
                 ).fetchall()
@@ -910,7 +1114,8 @@ class SQLiteStore:
         in_flight = baseline.copy()
         picked: list[int] = []
         cursor = conn.execute(
-            "SELECT d.seq, h.host FROM deliveries d JOIN hooks h ON h.id = d.hook_id "
+            "SELECT d.seq, h.host FROM resthooks_deliveries d JOIN resthooks_hooks h ON h.id = "
+            "d.hook_id "
             "WHERE d.due_at <= ? ORDER BY d.due_at, d.seq",
             (at,),
         )
@@ -931,7 +1136,7 @@ class SQLiteStore:
                 with_room = {
                     h
                     for (h,) in conn.execute(
-                        "SELECT DISTINCT host FROM hooks WHERE state = 'active'"
+                        "SELECT DISTINCT host FROM resthooks_hooks WHERE state = 'active'"
                     )
                     if in_flight[h] < per_host
                 }
@@ -947,7 +1152,9 @@ class SQLiteStore:
         # take the oldest due rows of each hook whose host still has room (one probe of the
         # hook index each), keep each host's oldest, and merge.
         by_host: dict[str, list[str]] = {}
-        for hook_id, host in conn.execute("SELECT id, host FROM hooks WHERE state = 'active'"):
+        for hook_id, host in conn.execute(
+            "SELECT id, host FROM resthooks_hooks WHERE state = 'active'"
+        ):
             by_host.setdefault(host, []).append(hook_id)
         candidates: list[list[tuple[int, int]]] = []
         for host, hook_ids in by_host.items():
@@ -957,7 +1164,7 @@ class SQLiteStore:
             rows = heapq.merge(
                 *(
                     conn.execute(
-                        "SELECT due_at, seq FROM deliveries WHERE hook_id = ? "
+                        "SELECT due_at, seq FROM resthooks_deliveries WHERE hook_id = ? "
                         "AND next_attempt_at IS NOT NULL AND due_at <= ? "
                         "ORDER BY due_at, seq LIMIT ?",
                         (hook_id, at, room),
@@ -983,7 +1190,7 @@ class SQLiteStore:
             marks = ",".join("?" * len(chunk))
             tokens = dict(
                 conn.execute(
-                    "UPDATE deliveries SET state = 'in_flight', "
+                    "UPDATE resthooks_deliveries SET state = 'in_flight', "
                     "token = lower(hex(randomblob(12))), lease_until = ?, due_at = ?, "
                     f"updated_at = ? WHERE seq IN ({marks}) RETURNING seq, token",
                     (lease, lease, at, *chunk),
@@ -991,7 +1198,7 @@ class SQLiteStore:
             )
             rows = conn.execute(
                 f"SELECT d.seq, m.body, {_CLAIM_COLUMNS} FROM {_DELIVERY_FROM} "
-                f"JOIN hooks h ON h.id = d.hook_id WHERE d.seq IN ({marks})",
+                f"JOIN resthooks_hooks h ON h.id = d.hook_id WHERE d.seq IN ({marks})",
                 chunk,
             ).fetchall()
             for row in rows:
@@ -1028,13 +1235,13 @@ class SQLiteStore:
         found: list[QuarantinedDelivery] = []
         for seq, reason in damaged.items():
             row = conn.execute(
-                f"INSERT INTO quarantine (delivery_id, hook_id, message_id, reason, row, "
+                f"INSERT INTO resthooks_quarantine (delivery_id, hook_id, message_id, reason, row, "
                 f"quarantined_at) SELECT {_ID_SQL.format('')}, CAST(hook_id AS TEXT), "
-                "CAST(message_id AS INTEGER), ?, " + _QUOTED_ROW + ", ? FROM deliveries "
+                "CAST(message_id AS INTEGER), ?, " + _QUOTED_ROW + ", ? FROM resthooks_deliveries "
                 "WHERE seq = ? RETURNING delivery_id",
                 (reason, at, seq),
             ).fetchone()
-            conn.execute("DELETE FROM deliveries WHERE seq = ?", (seq,))
+            conn.execute("DELETE FROM resthooks_deliveries WHERE seq = ?", (seq,))
             if row is not None:
                 found.append(
                     QuarantinedDelivery(
@@ -1075,7 +1282,8 @@ class SQLiteStore:
             key
             and conn.execute(
                 "SELECT d.hook_id, d.state, d.token, d.attempts, d.next_attempt_at, "
-                "d.last_error, h.state FROM deliveries d LEFT JOIN hooks h ON h.id = d.hook_id "
+                "d.last_error, h.state FROM resthooks_deliveries d LEFT JOIN resthooks_hooks h ON "
+                "h.id = d.hook_id "
                 "WHERE d.seq = ? AND d.salt = ?",
                 key,
             ).fetchone()
@@ -1100,7 +1308,8 @@ class SQLiteStore:
             return t.result(outcome.delivery_id, hook_id=hook_id)
         next_us = _us_or_none(written.next_attempt_at, "next_attempt_at")
         conn.execute(
-            "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, due_at = ?, "
+            "UPDATE resthooks_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, due_at "
+            "= ?, "
             "last_error = ?, token = NULL, lease_until = NULL, updated_at = ? WHERE seq = ?",
             (
                 written.state.value,
@@ -1124,7 +1333,7 @@ class SQLiteStore:
     @staticmethod
     def _insert_attempt(conn: sqlite3.Connection, delivery_id: str, attempt: Attempt) -> None:
         conn.execute(
-            "INSERT INTO attempts (delivery_id, number, started_at, duration, status, "
+            "INSERT INTO resthooks_attempts (delivery_id, number, started_at, duration, status, "
             "error_kind, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 delivery_id,
@@ -1192,7 +1401,8 @@ class SQLiteStore:
                 self._conn()
                 .execute(
                     "SELECT delivery_id, number, started_at, duration, status, error_kind, "
-                    "error, response_excerpt FROM attempts WHERE delivery_id = ? ORDER BY rowid",
+                    "error, response_excerpt FROM resthooks_attempts WHERE delivery_id = ? ORDER "
+                    "BY rowid",
                     (delivery_id,),
                 )
                 .fetchall()
@@ -1209,7 +1419,8 @@ class SQLiteStore:
             return None
         with self._write("requeueing a delivery") as conn:
             conn.execute(
-                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = :at, "
+                "UPDATE resthooks_deliveries SET state = 'pending', attempts = 0, next_attempt_at "
+                "= :at, "
                 "due_at = :at, token = NULL, lease_until = NULL, updated_at = :at "
                 "WHERE seq = :seq AND salt = :salt",
                 {"at": at, "seq": key[0], "salt": key[1]},
@@ -1227,7 +1438,9 @@ class SQLiteStore:
         """
         try:
             (value,) = (
-                self._conn().execute(f"SELECT min(due_at) FROM deliveries WHERE {_OPEN}").fetchone()
+                self._conn()
+                .execute(f"SELECT min(due_at) FROM resthooks_deliveries WHERE {_OPEN}")
+                .fetchone()
             )
         except sqlite3.Error as exc:
             raise self._wrap(exc, "reading the next due time") from exc
@@ -1235,7 +1448,8 @@ class SQLiteStore:
             return _dt(value)
         with self._write("moving damaged deliveries aside") as conn:
             rows = conn.execute(
-                f"SELECT seq FROM deliveries WHERE {_OPEN} AND (typeof(due_at) != 'integer' "
+                f"SELECT seq FROM resthooks_deliveries WHERE {_OPEN} AND (typeof(due_at) != "
+                "'integer' "
                 "OR due_at NOT BETWEEN ? AND ?)",
                 (_MIN_US, _MAX_US),
             ).fetchall()
@@ -1245,6 +1459,22 @@ class SQLiteStore:
                 None,
             )
         return self.next_due_at()
+
+    def outbox_stats(self, *, now: datetime) -> OutboxStats:
+        """What is due at ``now``: see :class:`~resthooks.OutboxStats` (read-only).
+
+        Walks the partial index of open deliveries only (final ones are not read).
+        """
+        at = _us(now, "now")
+        with self._read("counting due deliveries") as conn:
+            due, oldest = conn.execute(
+                "SELECT count(*), min(due_at) FROM resthooks_deliveries WHERE due_at <= ?", (at,)
+            ).fetchone()
+            (retrying,) = conn.execute(
+                f"SELECT count(*) FROM resthooks_deliveries WHERE {_OPEN} "
+                "AND state = 'pending' AND attempts > 0"
+            ).fetchone()
+        return OutboxStats(due=due, retrying=retrying, oldest_due_at=_dt(oldest))
 
     def stats(self, *, owner: str | None = None) -> Stats:
         """See :meth:`resthooks.stores.DeliveryStore.stats`."""
@@ -1257,7 +1487,8 @@ class SQLiteStore:
         with self._read("counting") as conn:
             hooks = dict(
                 conn.execute(
-                    f"SELECT state, count(*) FROM hooks {hook_where} GROUP BY state", params
+                    f"SELECT state, count(*) FROM resthooks_hooks {hook_where} GROUP BY state",
+                    params,
                 )
             )
             deliveries = dict(
@@ -1272,7 +1503,7 @@ class SQLiteStore:
                 params,
             ).fetchone()
             (quarantined,) = (
-                conn.execute("SELECT count(*) FROM quarantine").fetchone()
+                conn.execute("SELECT count(*) FROM resthooks_quarantine").fetchone()
                 if owner is None
                 else (0,)
             )
@@ -1298,21 +1529,23 @@ class SQLiteStore:
             conn.execute("DELETE FROM temp.purged_deliveries")
             conn.execute(
                 f"INSERT INTO temp.purged_deliveries SELECT seq, {_ID_SQL.format('')}, message_id "
-                "FROM deliveries WHERE due_at IS NULL AND updated_at < ?",
+                "FROM resthooks_deliveries WHERE due_at IS NULL AND updated_at < ?",
                 (cutoff,),
             )
             conn.execute(
-                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM temp.purged_deliveries)"
+                "DELETE FROM resthooks_attempts WHERE delivery_id IN (SELECT id FROM "
+                "temp.purged_deliveries)"
             )
             count = conn.execute(
-                "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM temp.purged_deliveries)"
+                "DELETE FROM resthooks_deliveries WHERE seq IN (SELECT seq FROM "
+                "temp.purged_deliveries)"
             ).rowcount
             conn.execute(
-                "UPDATE messages SET remaining = remaining - (SELECT count(*) "
-                "FROM temp.purged_deliveries p WHERE p.message_id = messages.id) "
+                "UPDATE resthooks_messages SET remaining = remaining - (SELECT count(*) "
+                "FROM temp.purged_deliveries p WHERE p.message_id = resthooks_messages.id) "
                 "WHERE id IN (SELECT message_id FROM temp.purged_deliveries)"
             )
-            conn.execute("DELETE FROM messages WHERE remaining <= 0")
+            conn.execute("DELETE FROM resthooks_messages WHERE remaining <= 0")
             conn.execute("DELETE FROM temp.purged_deliveries")
             return count
 

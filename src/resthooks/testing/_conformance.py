@@ -669,6 +669,44 @@ def check_stats(store: Store) -> None:
 
 
 @_check
+def check_outbox_stats(store: Store) -> None:
+    outbox_stats = getattr(store, "outbox_stats", None)
+    if outbox_stats is None:
+        return  # optional: a store without it shows no due or retrying counts
+    store.add_hook(_hook(1), max_per_owner=None)
+    empty = outbox_stats(now=_t(0))
+    assert (empty.due, empty.retrying, empty.oldest_due_at) == (0, 0, None)
+    (a,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+    (b,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(1))
+    (c,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(2))
+    assert outbox_stats(now=_t(1)).due == 2, "due means next_attempt_at <= now"
+    claims = store.claim_due(now=_t(2), limit=2, lease_until=_lease(2, 30))
+    assert [x.delivery.id for x in claims] == [a.id, b.id]
+    (result,) = store.record(
+        [
+            Outcome(
+                delivery_id=a.id,
+                token=claims[0].token,
+                kind=OutcomeKind.RETRY,
+                attempt=_attempt(a.id, 1, 2),
+                next_attempt_at=_t(100),
+            )
+        ],
+        now=_t(3),
+    )
+    assert result.applied
+    now = outbox_stats(now=_t(10))
+    assert (now.due, now.retrying, now.oldest_due_at) == (1, 1, _t(2)), (
+        "c is due; b is in flight under its lease; a waits for its retry"
+    )
+    later = outbox_stats(now=_t(40))
+    assert (later.due, later.oldest_due_at) == (2, _t(2)), "b's lease expired at 32: due again"
+    assert outbox_stats(now=_t(200)).due == 3
+    assert store.stats().deliveries["pending"] == 2, "outbox_stats changes nothing"
+    assert c.id
+
+
+@_check
 def check_purge(store: Store) -> None:
     store.add_hook(_hook(1), max_per_owner=None)
     (old,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))

@@ -76,6 +76,11 @@ def open_store(settings: conf.ResthooksSettings) -> tuple[Store, str | None]:
         # The store works on Django's own connection of the calling thread: inside an
         # atomic() block (a TestCase's too) it writes in that transaction.
         return PostgresStore(partial(raw_connection, alias), schema=settings.schema), alias
+    if wrapper.vendor == "sqlite":
+        from ...stores import SQLiteStore  # noqa: PLC0415
+
+        # resthooks_* tables beside the project's, on Django's connection of each thread.
+        return SQLiteStore(partial(raw_connection, alias)), alias
     raise ImproperlyConfigured(
         f"RESTHOOKS['DATABASE']: {alias!r} is a {wrapper.vendor} database; the store can live "
         "in a SQLite or PostgreSQL database only (set STORE to a callable returning a Store)"

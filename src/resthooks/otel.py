@@ -1,0 +1,340 @@
+"""OpenTelemetry traces and metrics for a Dispatcher (the ``resthooks[otel]`` extra).
+
+:func:`instrument` adds, to one :class:`~resthooks.Dispatcher`:
+
+- a ``PRODUCER`` span around every :meth:`~resthooks.Dispatcher.emit` (``emit
+  party/created``), a child of whatever span is current (the host's request), whose W3C
+  ``traceparent`` is stored with each delivery it creates;
+- a ``CLIENT`` span per attempt, following the HTTP client semantic conventions, *linked* to
+  the span of the emit that created the delivery, even when the attempt is made minutes later
+  by a worker in another process;
+- the metrics of :mod:`resthooks.observability`: attempts and deliveries by outcome, attempt
+  durations, and observable gauges over read-only, cached store queries (outbox depth, due,
+  retrying, in flight, age of the oldest due delivery, hooks by state).
+
+Like every library, resthooks depends on ``opentelemetry-api`` only and never configures the
+SDK: without a tracer or meter provider set by the application, everything is a no-op. The
+spans of attempts are made from :class:`~resthooks.lifecycle.AttemptFinished` events, after
+the store recorded the outcome, with the attempt's own start time and duration (read from the
+Dispatcher's clock), so they come from any worker that sends the lifecycle events (threads,
+asyncio, ``deliver_due``).
+
+What a span never carries: the query string or credentials of the URL, the body, headers or
+signature of the request, or the response. ``url.full`` is left out unless
+``record_url=True``, and then masked (credentials and query string replaced by ``***``):
+the paths of webhook URLs often hold a token of their own.
+
+Example:
+    >>> from opentelemetry.sdk.trace import TracerProvider
+    >>> from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    >>> from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    ...     InMemorySpanExporter,
+    ... )
+    >>> from resthooks import Dispatcher
+    >>> from resthooks.stores import MemoryStore
+    >>> from resthooks.testing import FakeClock, RecordingTransport
+    >>> exporter = InMemorySpanExporter()
+    >>> provider = TracerProvider()
+    >>> provider.add_span_processor(SimpleSpanProcessor(exporter))
+    >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), transport=RecordingTransport())
+    >>> instrumentation = instrument(dispatcher, tracer_provider=provider)
+    >>> _ = dispatcher.subscribe("party/created", "https://example.com/h?t=1", owner="acme")
+    >>> _ = dispatcher.emit("party/created", {"id": 1}, owner="acme")
+    >>> _ = dispatcher.deliver_due()
+    >>> emit, attempt = exporter.get_finished_spans()
+    >>> emit.name, attempt.name, attempt.attributes["http.response.status_code"]
+    ('emit party/created', 'POST', 204)
+    >>> instrumentation.close()
+
+.. versionadded:: 0.2.0
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from importlib.metadata import version
+from typing import TYPE_CHECKING
+
+try:
+    from opentelemetry import metrics, trace
+    from opentelemetry.metrics import Counter, Histogram, Observation
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+except ImportError as exc:  # pragma: no cover - tested in a subprocess without the package
+    raise ImportError(
+        "resthooks.otel needs OpenTelemetry's API: install the extra, pip install 'resthooks[otel]'"
+    ) from exc
+
+from .errors import ConfigurationError, ResthooksError
+from .lifecycle import AttemptFinished, LifecycleEvent
+from .observability import (
+    ATTEMPT_DURATION_BUCKETS,
+    METRICS,
+    STORE_UP,
+    Metric,
+    MetricsListener,
+    OutboxMonitor,
+    attempt_outcome,
+)
+from .tracing import EmitTrace
+from .urls import mask_url
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import CallbackOptions, MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from .dispatcher import Dispatcher
+
+__all__ = ["Instrumentation", "instrument"]
+
+logger = logging.getLogger("resthooks")
+
+_SCOPE = "resthooks"
+_PROPAGATOR = TraceContextTextMapPropagator()
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class Instrumentation:
+    """What :func:`instrument` installed on one Dispatcher; :meth:`close` takes it off.
+
+    Attributes:
+        dispatcher: The instrumented Dispatcher.
+        tracer: The tracer spans are made with.
+        meter: The meter of the metrics.
+        outbox: The cached store queries behind the gauges.
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        tracer_provider: TracerProvider | None,
+        meter_provider: MeterProvider | None,
+        outbox_max_age: float,
+        record_url: bool,
+        gauges: bool,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.record_url = record_url
+        self.closed = False
+        release = version("resthooks")
+        self.tracer = trace.get_tracer(_SCOPE, release, tracer_provider=tracer_provider)
+        self.meter = metrics.get_meter(_SCOPE, release, meter_provider=meter_provider)
+        self.outbox = OutboxMonitor(
+            dispatcher.store, clock=dispatcher.clock, max_age=outbox_max_age
+        )
+        self._counters: dict[Metric, Counter] = {}
+        self._histograms: dict[Metric, Histogram] = {}
+        for metric in METRICS:
+            if metric.kind == "counter":
+                self._counters[metric] = self.meter.create_counter(
+                    metric.name, unit=metric.unit, description=metric.description
+                )
+            elif metric.kind == "histogram":
+                self._histograms[metric] = self.meter.create_histogram(
+                    metric.name,
+                    unit=metric.unit,
+                    description=metric.description,
+                    explicit_bucket_boundaries_advisory=ATTEMPT_DURATION_BUCKETS,
+                )
+            elif gauges:
+                self.meter.create_observable_gauge(
+                    metric.name,
+                    callbacks=[self._gauge_callback(metric)],
+                    unit=metric.unit,
+                    description=metric.description,
+                )
+        self._metrics = MetricsListener(self._record)
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    def _record(self, metric: Metric, value: float, label: str | None) -> None:
+        attributes = {metric.attribute: label} if metric.attribute and label is not None else None
+        counter = self._counters.get(metric)
+        if counter is not None:
+            counter.add(value, attributes)
+        else:
+            self._histograms[metric].record(value, attributes)
+
+    def _gauge_callback(self, metric: Metric) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            if self.closed:
+                return []
+            try:
+                figures = self.outbox.figures()
+            except ResthooksError as exc:
+                if metric is STORE_UP:
+                    return [Observation(0)]
+                logger.warning(
+                    "metrics: the store could not be read (%s); %s not observed",
+                    type(exc).__name__,
+                    metric.name,
+                )
+                return []
+            if metric is STORE_UP:
+                return [Observation(1)]
+            return [
+                Observation(
+                    value,
+                    {metric.attribute: label} if metric.attribute and label is not None else None,
+                )
+                for m, value, label in figures.gauges()
+                if m is metric
+            ]
+
+        return observe
+
+    # -- the lifecycle listener ----------------------------------------------------------------
+
+    def __call__(self, event: LifecycleEvent, /) -> None:
+        """The lifecycle listener: a span per attempt, and the metrics of every event."""
+        if self.closed:
+            return
+        if isinstance(event, AttemptFinished):
+            self._attempt_span(event)
+        self._metrics(event)
+
+    def _attempt_span(self, event: AttemptFinished) -> None:
+        attempt = event.attempt
+        address, port, masked = _target(event.hook.target_url)
+        attributes: dict[str, str | int] = {
+            "http.request.method": "POST",
+            "server.address": address,
+            "server.port": port,
+            "resthooks.delivery.id": event.delivery_id,
+            "resthooks.hook.id": event.hook.id,
+            "resthooks.event": event.hook.event,
+            "resthooks.owner": event.hook.owner,
+            "resthooks.attempt": attempt.number,
+            "resthooks.outcome": attempt_outcome(event),
+        }
+        if attempt.number > 1:
+            attributes["http.request.resend_count"] = attempt.number - 1
+        if self.record_url:
+            attributes["url.full"] = masked
+        if attempt.status is not None:
+            attributes["http.response.status_code"] = attempt.status
+        error_type = _error_type(attempt.status, attempt.error_kind)
+        if error_type is not None:
+            attributes["error.type"] = error_type
+        links: list[Link] = []
+        if event.trace_context is not None:
+            context = trace.get_current_span(
+                _PROPAGATOR.extract({"traceparent": event.trace_context})
+            ).get_span_context()
+            if context.is_valid:
+                links.append(Link(context))
+        start = int(attempt.started_at.timestamp() * 1e9)
+        span = self.tracer.start_span(
+            "POST",
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            links=links,
+            start_time=start,
+        )
+        if error_type is not None:
+            # The Dispatcher redacted the error already (no credentials, no query string).
+            span.set_status(Status(StatusCode.ERROR, attempt.error or error_type))
+        span.end(end_time=start + int(attempt.duration * 1e9))
+
+    # -- the emit observer ---------------------------------------------------------------------
+
+    @contextmanager
+    def _observe_emit(self, emit: EmitTrace) -> Iterator[None]:
+        if self.closed:
+            yield
+            return
+        with self.tracer.start_as_current_span(
+            f"emit {emit.event}",
+            kind=SpanKind.PRODUCER,
+            attributes={"resthooks.event": emit.event, "resthooks.owner": emit.owner},
+        ) as span:
+            carrier: dict[str, str] = {}
+            _PROPAGATOR.inject(carrier)
+            emit.trace_context = carrier.get("traceparent")
+            yield
+            if emit.deliveries is not None:
+                span.set_attribute("resthooks.deliveries", emit.deliveries)
+
+    def close(self) -> None:
+        """Stop: remove the listener and the emit observer; the gauges observe nothing more."""
+        self.closed = True
+        self.dispatcher.remove_listener(self)
+        if self.dispatcher.emit_observer == self._observe_emit:
+            self.dispatcher.emit_observer = None
+
+    def __repr__(self) -> str:
+        return f"<Instrumentation dispatcher={self.dispatcher!r}>"
+
+
+def instrument(
+    dispatcher: Dispatcher,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    outbox_max_age: float = 10.0,
+    record_url: bool = False,
+    gauges: bool = True,
+) -> Instrumentation:
+    """Trace and measure ``dispatcher`` with OpenTelemetry.
+
+    Args:
+        dispatcher: The Dispatcher to instrument (once).
+        tracer_provider: Default: the global one (a no-op until the application sets one).
+        meter_provider: Default: the global one.
+        outbox_max_age: Seconds the store's figures are reused between two observations of
+            the gauges (see :class:`~resthooks.observability.OutboxMonitor`). Default 10 s.
+        record_url: Put the masked target URL in ``url.full``. Default off: a webhook URL's
+            path often carries a token.
+        gauges: Register the observable gauges. Turn them off in processes that only emit
+            (web servers) when a worker process reports them already: every process would
+            report the same store-wide figures.
+
+    Returns:
+        The :class:`Instrumentation`; its :meth:`~Instrumentation.close` undoes this.
+
+    Raises:
+        ConfigurationError: If the Dispatcher already has an emit observer.
+    """
+    if dispatcher.emit_observer is not None:
+        raise ConfigurationError(
+            "this Dispatcher already has an emit observer (is it instrumented already?)"
+        )
+    instrumentation = Instrumentation(
+        dispatcher,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        outbox_max_age=outbox_max_age,
+        record_url=record_url,
+        gauges=gauges,
+    )
+    dispatcher.emit_observer = instrumentation._observe_emit
+    dispatcher.add_listener(instrumentation)
+    return instrumentation
+
+
+@lru_cache(maxsize=1024)
+def _target(url: str) -> tuple[str, int, str]:
+    """``server.address``, ``server.port`` and the masked URL of a target (one parse per URL)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "", 0, "<unparseable URL>"
+    return (
+        parts.hostname or "",
+        port if port is not None else _DEFAULT_PORTS.get(parts.scheme.lower(), 0),
+        mask_url(url),
+    )
+
+
+def _error_type(status: int | None, error_kind: str | None) -> str | None:
+    """``error.type``: the status code of a failed answer (resthooks counts 3xx as failed,
+    redirects are never followed), else the kind of transport error."""
+    if status is not None:
+        return None if 200 <= status < 300 else str(status)
+    return error_kind or "_OTHER"
