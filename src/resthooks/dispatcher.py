@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 import re
@@ -12,6 +13,8 @@ from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Protocol
+
+import attrs
 
 from . import _log, ed25519, lifecycle
 from ._retry_after import parse_retry_after
@@ -127,6 +130,12 @@ class Dispatcher:
             than this many seconds (Svix's rule), whatever the schedule says. Default 60 s.
         max_retry_after: The longest wait a ``Retry-After`` header of a ``429`` or ``503``
             answer can impose, in seconds. Default 1 hour.
+        verify_intent: REST Hooks intent verification (the handshake of resthooks.org): a new
+            hook starts ``unconfirmed`` and receives nothing until its target proves it wants
+            the deliveries, by echoing the ``X-Hook-Secret`` header subscribe sends it (see
+            :meth:`subscribe` and :meth:`confirm_hook`). Default off, as Capsule.
+        confirm_within: With ``verify_intent``, how long an unconfirmed hook waits for its
+            confirmation before it is removed (seconds or a timedelta). Default 24 hours.
 
     Raises:
         ConfigurationError: If the options cannot work together.
@@ -179,6 +188,8 @@ class Dispatcher:
         secret_grace: float | timedelta = timedelta(hours=24),
         timeout_penalty: float = 60.0,
         max_retry_after: float = 3600.0,
+        verify_intent: bool = False,
+        confirm_within: float | timedelta = timedelta(hours=24),
     ) -> None:
         if not isinstance(events, EventCatalogue):
             raise ConfigurationError("events must be an EventCatalogue")
@@ -190,6 +201,10 @@ class Dispatcher:
         )
         if self.secret_grace < timedelta(0):
             raise ConfigurationError("secret_grace must be >= 0")
+        if not isinstance(verify_intent, bool):
+            raise ConfigurationError("verify_intent must be True or False")
+        self.verify_intent = verify_intent
+        self.confirm_within = _confirm_window(confirm_within)
         self.store = store
         self.events = events
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -270,6 +285,14 @@ class Dispatcher:
         Subscribing the same ``(owner, event, target_url)`` again returns the existing hook
         (made active again if it was dead) instead of creating a second one.
 
+        With ``verify_intent``, the new hook is ``unconfirmed`` and subscribe sends its target
+        the handshake before it returns: a ``POST`` with an empty body and an
+        ``X-Hook-Secret`` header (signed like a delivery). A ``2xx`` answer echoing the same
+        ``X-Hook-Secret`` confirms the hook at once (it is returned active); any other answer
+        leaves it unconfirmed until :meth:`confirm_hook` is called with that secret, or until
+        ``confirm_within`` passes and it is removed. Subscribing an unconfirmed hook again
+        sends the handshake again.
+
         Args:
             event: An event of the catalogue.
             target_url: An absolute ``http``/``https`` URL allowed by the network policy.
@@ -349,7 +372,136 @@ class Dispatcher:
             secret=secret,
             signing_key=signing_key,
         )
-        return self.store.add_hook(hook, max_per_owner=self.max_hooks_per_owner)
+        if self.verify_intent:
+            hook = attrs.evolve(
+                hook,
+                state=HookState.UNCONFIRMED,
+                confirm_secret=secrets.token_urlsafe(32),
+                confirm_by=now + self.confirm_within,
+            )
+        stored, created = self.store.add_hook(hook, max_per_owner=self.max_hooks_per_owner)
+        if stored.state is HookState.UNCONFIRMED and self._handshake(stored):
+            confirmed = self.store.confirm_hook(stored.id, now=self.clock.now())
+            if confirmed is not None:
+                stored = confirmed
+        return stored, created
+
+    def _handshake(self, hook: Hook) -> bool:
+        """Send the intent verification request; whether the target echoed the secret."""
+        assert hook.confirm_secret is not None
+        now = self.clock.now()
+        timestamp = int(now.timestamp())
+        msg_id = "msg_" + secrets.token_hex(16)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": _user_agent(),
+            "X-Hook-Secret": hook.confirm_secret,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+        }
+        signatures = [sign(s, msg_id, timestamp, b"") for s in _live_secrets(hook, now)]
+        if hook.signing_key:
+            signatures.append(ed25519.sign_v1a(hook.signing_key, msg_id, timestamp, b""))
+        if signatures:
+            headers["webhook-signature"] = " ".join(signatures)
+        request = Request(
+            method="POST",
+            url=hook.target_url,
+            headers=headers,
+            body=b"",
+            timeouts=self.timeouts,
+            max_response_bytes=self.max_response_bytes,
+        )
+        try:
+            response = self.transport.send(request)
+        except Exception as exc:  # noqa: BLE001 - a failed handshake leaves the hook unconfirmed
+            what = exc.kind if isinstance(exc, TransportError) else type(exc).__name__
+            logger.info(
+                "intent verification of hook %s: no answer (%s); it stays unconfirmed",
+                hook.id,
+                what,
+                extra={"hook_id": hook.id, "error_kind": what},
+            )
+            return False
+        echoed = {k.lower(): v for k, v in response.headers.items()}.get("x-hook-secret", "")
+        confirmed = 200 <= response.status < 300 and hmac.compare_digest(
+            echoed.encode("utf-8", "surrogatepass"), hook.confirm_secret.encode()
+        )
+        logger.info(
+            "intent verification of hook %s: HTTP %d, %s",
+            hook.id,
+            response.status,
+            "confirmed" if confirmed else "not confirmed; it stays unconfirmed",
+            extra={"hook_id": hook.id, "status": response.status},
+        )
+        return confirmed
+
+    def confirm_hook(self, hook_id: str, hook_secret: str, *, owner: str) -> Hook:
+        """Confirm an unconfirmed hook later (intent verification): its target got the
+        ``X-Hook-Secret`` of the handshake and passes it back through its owner's API client.
+
+        Returns:
+            The hook, now active (deliveries to it start with the next emit).
+
+        Raises:
+            HookNotFound: If the owner has no such hook.
+            InvalidStateError: If the hook is not unconfirmed (it is active or dead), or its
+                ``confirm_by`` has passed (it is removed then: subscribe again).
+            ValidationError: Naming ``hook_secret``, if it is not the secret sent.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock, RecordingTransport
+            >>> transport = RecordingTransport(script=[404])   # the target does not echo
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), transport=transport,
+            ...                         verify_intent=True)
+            >>> hook = dispatcher.subscribe("party/created", "https://example.com/h", owner="a")
+            >>> hook.state.value
+            'unconfirmed'
+            >>> secret = transport.requests[0].headers["X-Hook-Secret"]   # what the target got
+            >>> dispatcher.confirm_hook(hook.id, secret, owner="a").state.value
+            'active'
+
+        .. versionadded:: 0.2.0
+        """
+        hook = self.get_hook(hook_id, owner=owner)
+        if hook.state is not HookState.UNCONFIRMED:
+            raise InvalidStateError(f"hook {hook.id!r} is {hook.state.value}, not unconfirmed")
+        if not isinstance(hook_secret, str):
+            raise ValidationError(
+                "hook_secret", f"must be a string, not {type(hook_secret).__name__}"
+            )
+        now = self.clock.now()
+        if hook.confirm_by is not None and now >= hook.confirm_by:
+            self.store.remove_hook(hook.id, now=now)
+            raise InvalidStateError(
+                f"hook {hook.id!r} was not confirmed in time and is removed: subscribe again"
+            )
+        expected = (hook.confirm_secret or "").encode()
+        if not expected or not hmac.compare_digest(
+            hook_secret.encode("utf-8", "surrogatepass"), expected
+        ):
+            raise ValidationError("hook_secret", "is not the X-Hook-Secret sent to the target")
+        confirmed = self.store.confirm_hook(hook.id, now=now)
+        if confirmed is None:  # confirmed or removed meanwhile
+            raise InvalidStateError(f"hook {hook.id!r} is no longer unconfirmed")
+        return confirmed
+
+    def expire_unconfirmed(self) -> int:
+        """Remove the unconfirmed hooks whose ``confirm_by`` has passed; return how many.
+
+        :meth:`purge` calls it too.
+
+        .. versionadded:: 0.2.0
+        """
+        now = self.clock.now()
+        expired = 0
+        for hook in self.store.list_hooks(state=HookState.UNCONFIRMED):
+            if hook.confirm_by is not None and hook.confirm_by <= now:
+                self.store.remove_hook(hook.id, now=now)
+                expired += 1
+        return expired
 
     def rotate_secret(self, hook_id: str, *, owner: str, secret: str | None = None) -> str:
         """Give the owner's hook a new signing secret and return it.
@@ -1093,7 +1245,8 @@ class Dispatcher:
         """Delete final deliveries (and their attempt logs) last changed before ``older_than``.
 
         Pending and in-flight deliveries are never purged. Run it daily, say, so the outbox
-        does not grow forever.
+        does not grow forever. It also removes unconfirmed hooks past their ``confirm_by``
+        (:meth:`expire_unconfirmed`).
 
         Args:
             older_than: An age, in seconds or as a timedelta. Default
@@ -1130,6 +1283,7 @@ class Dispatcher:
             )
         if age < timedelta(0):
             raise ValidationError("older_than", "must not be negative")
+        self.expire_unconfirmed()
         return self.store.purge(before=self.clock.now() - age)
 
     def __repr__(self) -> str:
@@ -1149,6 +1303,20 @@ def _check_request_size(request: Request, max_body: int) -> None:
             "too_large",
             f"the headers are {header_bytes} bytes, more than {MAX_REQUEST_HEADER_BYTES}",
         )
+
+
+def _confirm_window(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        window = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigurationError("confirm_within must be a finite number of seconds")
+        window = timedelta(seconds=value)
+    else:
+        raise ConfigurationError("confirm_within must be seconds or a timedelta")
+    if window <= timedelta(0):
+        raise ConfigurationError("confirm_within must be > 0")
+    return window
 
 
 def _live_secrets(hook: Hook, now: datetime) -> list[str]:

@@ -35,6 +35,9 @@ class HookState(str, enum.Enum):
     """Receives deliveries."""
     DEAD = "dead"
     """Its retries ran out, so it receives nothing more until revived; it stays listed."""
+    UNCONFIRMED = "unconfirmed"
+    """Subscribed with intent verification on, its target not confirmed yet (new in 0.2.0):
+    receives nothing; removed if not confirmed by its ``confirm_by``."""
 
 
 class DeliveryState(str, enum.Enum):
@@ -81,8 +84,12 @@ class Hook:
             ``None``. Never shown in ``repr``; receivers get its public key
             (:func:`resthooks.ed25519.public_key_of`).
 
+        confirm_secret: For an unconfirmed hook, the ``X-Hook-Secret`` its target must echo
+            (intent verification). Never shown in ``repr``.
+        confirm_by: For an unconfirmed hook, when it is removed unless confirmed.
+
     .. versionchanged:: 0.2.0
-        ``signing_key``.
+        ``signing_key``, ``confirm_secret``, ``confirm_by`` and the ``unconfirmed`` state.
     """
 
     id: str
@@ -99,6 +106,8 @@ class Hook:
     previous_secret: str | None = attrs.field(default=None, repr=False)
     previous_secret_until: datetime | None = None
     signing_key: str | None = attrs.field(default=None, repr=False)
+    confirm_secret: str | None = attrs.field(default=None, repr=False)
+    confirm_by: datetime | None = None
 
     @property
     def is_active(self) -> bool:

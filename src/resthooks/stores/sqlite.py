@@ -211,6 +211,9 @@ _MIGRATIONS = (
         "INSERT INTO resthooks_meta (name, value) VALUES ('delivery_id_key', randomblob(32))",
         "UPDATE resthooks_deliveries SET salt = salt | -9223372036854775808",
         "ALTER TABLE resthooks_hooks ADD COLUMN signing_key TEXT",
+        # And what intent verification keeps while a hook waits for its target's confirmation.
+        "ALTER TABLE resthooks_hooks ADD COLUMN confirm_secret TEXT",
+        "ALTER TABLE resthooks_hooks ADD COLUMN confirm_by INTEGER",
     ),
 )
 
@@ -236,7 +239,8 @@ _SCAN_BUDGET = 256
 
 _HOOK_COLUMNS = (
     "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason,"
-    " dead_at, secret, previous_secret, previous_secret_until, signing_key"
+    " dead_at, secret, previous_secret, previous_secret_until, signing_key, confirm_secret,"
+    " confirm_by"
 )
 # The public id of a delivery, from its row (see _delivery_id): a function each connection
 # of the store registers, with the file's key.
@@ -790,7 +794,7 @@ class SQLiteStore:
                     raise HookLimitReached(max_per_owner)
             conn.execute(
                 f"INSERT INTO resthooks_hooks ({_HOOK_COLUMNS}, host) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     hook.id,
                     hook.owner,
@@ -806,6 +810,8 @@ class SQLiteStore:
                     hook.previous_secret,
                     _us_or_none(hook.previous_secret_until, "previous_secret_until"),
                     hook.signing_key,
+                    hook.confirm_secret,
+                    _us_or_none(hook.confirm_by, "confirm_by"),
                     target_host(hook.target_url),
                 ),
             )
@@ -900,7 +906,7 @@ class SQLiteStore:
         """See :meth:`resthooks.stores.HookRegistry.revive_hook`."""
         with self._write("reviving a hook") as conn:
             hook = self._get_hook(conn, hook_id)
-            if hook is None or hook.state is HookState.ACTIVE:
+            if hook is None or hook.state is not HookState.DEAD:
                 return hook
             return self._revive(conn, hook_id, now)
 
@@ -911,6 +917,17 @@ class SQLiteStore:
             (_us(now, "now"), hook_id),
         ).fetchone()
         return _hook(row)
+
+    def confirm_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
+        """See :meth:`resthooks.stores.HookRegistry.confirm_hook`."""
+        with self._write("confirming a hook") as conn:
+            row = conn.execute(
+                "UPDATE resthooks_hooks SET state = 'active', confirm_secret = NULL, "
+                "confirm_by = NULL, updated_at = ? WHERE id = ? AND state = 'unconfirmed' "
+                f"RETURNING {_HOOK_COLUMNS}",
+                (_us(now, "now"), hook_id),
+            ).fetchone()
+            return None if row is None else _hook(row)
 
     def set_secret(
         self,

@@ -12,7 +12,9 @@ from ..urls import mask_url
 __all__ = ["AsyncTransport", "Request", "Response", "Timeouts", "Transport"]
 
 # Headers whose values are credentials: shown as *** in a Request's repr.
-_SECRET_HEADERS = frozenset({"webhook-signature", "authorization", "proxy-authorization"})
+_SECRET_HEADERS = frozenset(
+    {"webhook-signature", "authorization", "proxy-authorization", "x-hook-secret"}
+)
 
 
 def _url_repr(url: str) -> str:
