@@ -17,7 +17,9 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 def tests(session: nox.Session) -> None:
     """Run the whole test suite with branch coverage."""
     session.install(
-        "-e", ".[postgres,otel,prometheus]", *nox.project.dependency_groups(PYPROJECT, "tests")
+        "-e",
+        ".[postgres,async,otel,prometheus]",
+        *nox.project.dependency_groups(PYPROJECT, "tests"),
     )
     session.run(
         "python",
@@ -42,7 +44,9 @@ def lint(session: nox.Session) -> None:
 def typing(session: nox.Session) -> None:
     """mypy --strict on src/."""
     session.install(
-        "-e", ".[postgres,otel,prometheus]", *nox.project.dependency_groups(PYPROJECT, "typing")
+        "-e",
+        ".[postgres,async,otel,prometheus]",
+        *nox.project.dependency_groups(PYPROJECT, "typing"),
     )
     session.run("mypy")
 
@@ -51,7 +55,7 @@ def typing(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation; a warning or a broken reference fails it."""
     session.install(
-        "-e", ".[postgres,otel,prometheus]", *nox.project.dependency_groups(PYPROJECT, "docs")
+        "-e", ".[postgres,async,otel,prometheus]", *nox.project.dependency_groups(PYPROJECT, "docs")
     )
     session.run(
         "sphinx-build", "-W", "-n", "--keep-going", "-b", "html", "docs", "docs/_build/html"
@@ -62,7 +66,9 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmarks in bench/ (by hand: they take minutes and print ratios)."""
     session.install(
-        "-e", ".[postgres,otel,prometheus]", *nox.project.dependency_groups(PYPROJECT, "tests")
+        "-e",
+        ".[postgres,async,otel,prometheus]",
+        *nox.project.dependency_groups(PYPROJECT, "tests"),
     )
     for script in sorted(__import__("pathlib").Path("bench").glob("bench_*.py")):
         session.run("python", str(script), *session.posargs)

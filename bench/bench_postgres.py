@@ -110,15 +110,27 @@ def deliver(
     return deliveries / elapsed
 
 
-def fan_out(conninfo: str, receiver: support.Receiver, hooks: int, emits: int) -> float:
-    """Emits per second to ``hooks`` hooks each, one transaction per emit."""
-    store = PostgresStore(conninfo, schema=f"bench_fanout_{hooks}_{os.getpid()}")
+def fan_out(
+    conninfo: str, receiver: support.Receiver, hooks: int, emits: int, *, many: int = 1
+) -> float:
+    """Emits per second to ``hooks`` hooks each: one transaction per emit, or (``many`` > 1)
+    ``many`` emits per ``emit_many`` transaction."""
+    store = PostgresStore(conninfo, schema=f"bench_fanout_{hooks}_{many}_{os.getpid()}")
     dispatcher = support.make_dispatcher(store, max_hooks_per_owner=None)
     for n in range(hooks):
         dispatcher.subscribe("party/created", receiver.url(f"/h/{n}"), owner="acme")
     start = time.perf_counter()
-    for i in range(emits):
-        dispatcher.emit("party/created", {"id": i, "name": "Scott"}, owner="acme")
+    if many == 1:
+        for i in range(emits):
+            dispatcher.emit("party/created", {"id": i, "name": "Scott"}, owner="acme")
+    else:
+        for first in range(0, emits, many):
+            dispatcher.emit_many(
+                [
+                    ("party/created", {"id": i, "name": "Scott"}, "acme")
+                    for i in range(first, min(first + many, emits))
+                ]
+            )
     elapsed = time.perf_counter() - start
     store.close()
     return emits / elapsed
@@ -128,6 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deliveries", type=int, default=6000)
     parser.add_argument("--fast", action="store_true", help="fsync and synchronous_commit off")
+    parser.add_argument("--fan-out-only", action="store_true", help="skip the worker runs")
     args = parser.parse_args()
     settings = dict(support.TEST_SETTINGS) if args.fast else DURABLE
     print(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__} implementation)")
@@ -139,7 +152,7 @@ def main() -> None:
         ceiling = {n: receiver_ceiling(receiver, n) for n in (1, 2, 4)}
         for n, rate in ceiling.items():
             print(f"  {n} client process(es): {rate:8.0f} requests/s")
-        for null in (True, False):
+        for null in () if args.fan_out_only else (True, False):
             label = "store only (no network)" if null else "end to end over HTTP"
             print(f"\ndelivered/s, {label}, {args.deliveries} deliveries, batch {BATCH}")
             base = None
@@ -150,10 +163,15 @@ def main() -> None:
                 print(
                     f"  {workers} worker(s): {rate:8.0f}/s  ({rate / base:.2f} x 1 worker{extra})"
                 )
-        print("\nfan-out enqueue, one transaction per emit")
+        print("\nfan-out enqueue: one transaction per emit, or 100 emits per emit_many")
         for hooks, emits in ((HOOKS, 400), (1, 2000)):
-            rate = fan_out(conninfo, receiver, hooks, emits)
-            print(f"  {hooks:3d} hook(s): {rate:8.0f} emits/s = {rate * hooks:8.0f} deliveries/s")
+            for many in (1, 100):
+                rate = fan_out(conninfo, receiver, hooks, emits, many=many)
+                how = "emit     " if many == 1 else "emit_many"
+                print(
+                    f"  {hooks:3d} hook(s), {how}: {rate:8.0f} emits/s = "
+                    f"{rate * hooks:8.0f} deliveries/s"
+                )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,13 @@ from resthooks.transports import Urllib3Transport
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
+def _table(conn: sqlite3.Connection, name: str) -> str:
+    """The store's table ``name`` in this file: prefixed (``resthooks_``) since schema 3."""
+    prefixed = f"resthooks_{name}"
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (prefixed,)).fetchone()
+    return prefixed if found else name
+
+
 def hook(n: int, url: str) -> Hook:
     return Hook(
         id=f"hook_{n:07d}",
@@ -124,6 +131,75 @@ def bench_fan_out(folder: Path, hooks: int, rounds: int, before: Path | None = N
             f"{name:28s} {rate:12,.0f} deliveries/s (best {max(values):10,.0f})"
             f"   {rate / base:5.2f}x baseline"
         )
+
+
+# -- fan-out targets: emit_many over many owners, one emit to 10,000 hooks ---------------------
+
+
+def _owners_store(cls: type, path: Path, owners: int, per_owner: int) -> Store:
+    store = cls(path)
+    conn = store._conn()  # type: ignore[attr-defined]
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(
+        f"INSERT INTO {_table(conn, 'hooks')} (id, owner, event, target_url, host, "
+        "description, state, created_at, updated_at) "
+        "VALUES (?, ?, 'party/created', ?, ?, '', 'active', 0, 0)",
+        (
+            (f"hook_{o:04d}_{n:03d}", f"owner{o}", f"https://h{n}.example.com/{o}", f"h{n}")
+            for o in range(owners)
+            for n in range(per_owner)
+        ),
+    )
+    conn.execute("COMMIT")
+    return store  # type: ignore[no-any-return]
+
+
+def bench_fan_out_targets(folder: Path, rounds: int, before: str | None) -> None:
+    """Deliveries enqueued per second through the Dispatcher: 500 owners x 20 hooks (one
+    event per owner: ``emit_many`` where the store has it, else one ``emit`` each) and one
+    emit to 10,000 hooks; the store of ``before`` beside the current one, interleaved."""
+    print(f"\n## Fan-out targets through the Dispatcher ({rounds} rounds, interleaved, median)")
+    classes: dict[str, type] = {"after": SQLiteStore}
+    if before:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _before import load_before  # noqa: PLC0415 - beside this script
+
+        classes["before"] = load_before(before, "resthooks.stores.sqlite").SQLiteStore
+    payload = {"id": 1, "name": "Acme Ltd"}
+    rates: dict[tuple[str, str], list[float]] = {}
+    for r in range(rounds):
+        for name, cls in classes.items() if r % 2 == 0 else reversed(classes.items()):
+            store = _owners_store(cls, folder / f"owners-{name}-{r}.db", 500, 20)
+            dispatcher = Dispatcher(store, clock=FakeClock(), transport=RecordingTransport())
+            events = [("party/created", payload, f"owner{o}") for o in range(500)]
+            start = time.perf_counter()
+            if hasattr(store, "enqueue_many"):
+                made = len(dispatcher.emit_many(events))
+            else:
+                made = sum(len(dispatcher.emit(e, p, owner=o)) for e, p, o in events)
+            rate = made / (time.perf_counter() - start)
+            assert made == 10_000, made
+            rates.setdefault((name, "500 owners x 20 hooks"), []).append(rate)
+            store.close()
+            store = _owners_store(cls, folder / f"one-{name}-{r}.db", 1, 10_000)
+            dispatcher = Dispatcher(store, clock=FakeClock(), transport=RecordingTransport())
+            start = time.perf_counter()
+            made = len(dispatcher.emit("party/created", payload, owner="owner0"))
+            rate = made / (time.perf_counter() - start)
+            assert made == 10_000, made
+            rates.setdefault((name, "one emit to 10,000 hooks"), []).append(rate)
+            store.close()
+    for case in ("500 owners x 20 hooks", "one emit to 10,000 hooks"):
+        line = f"{case:28s}"
+        for name in classes:
+            values = rates[(name, case)]
+            line += f"  {name} {statistics.median(values):9,.0f}/s (best {max(values):9,.0f})"
+        if before:
+            ratios = [
+                a / b for a, b in zip(rates[("after", case)], rates[("before", case)], strict=True)
+            ]
+            line += f"  after/before {statistics.median(ratios):.2f}x"
+        print(line)
 
 
 # -- end to end ------------------------------------------------------------------------------
@@ -346,14 +422,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument(
-        "--only", choices=["fan-out", "end-to-end", "backlog", "threads"], help="one section"
+        "--only",
+        choices=["fan-out", "fan-out-targets", "end-to-end", "backlog", "threads"],
+        help="one section",
     )
     parser.add_argument(
-        "--before",
+        "--before-file",
         type=Path,
         help="fan-out: also time the SQLiteStore of this copy of sqlite.py (e.g. from "
         "`git show main:src/resthooks/stores/sqlite.py`), in the same rounds",
     )
+    parser.add_argument("--before", help="a git revision whose store to compare (fan-out-targets)")
     args = parser.parse_args()
     print(
         f"SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}, "
@@ -363,7 +442,10 @@ def main() -> None:
         folder = Path(tmp)
         sections = {
             "fan-out": lambda: bench_fan_out(
-                folder, *((1000, 3) if args.quick else (10_000, 11)), before=args.before
+                folder, *((1000, 3) if args.quick else (10_000, 11)), before=args.before_file
+            ),
+            "fan-out-targets": lambda: bench_fan_out_targets(
+                folder, 2 if args.quick else 7, args.before
             ),
             "end-to-end": lambda: bench_end_to_end(
                 folder, *((300, 2) if args.quick else (2000, 5))

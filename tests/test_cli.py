@@ -25,6 +25,7 @@ from resthooks.stores import SQLiteStore
 from resthooks.testing import LOOPBACK_POLICY, FakeClock
 
 LOOPBACK = "127.0.0.0/8"
+ARGS_NET = ("--allow-network", LOOPBACK)
 
 
 class Run:
@@ -391,6 +392,72 @@ def test_worker_stops_cleanly_on_sigterm(run: Run, receiver: HTTPServer) -> None
     assert (stats["deliveries"]["in_flight"], stats["deliveries"]["delivered"]) == (0, 1)
 
 
+def test_worker_with_concurrency_runs_the_async_worker(run: Run, receiver: HTTPServer) -> None:
+    """`worker --concurrency N --once` delivers on the asyncio worker (aiohttp transport)."""
+    receiver.expect_request("/hook").respond_with_data("", status=204)
+    add_hook(run, receiver.url_for("/hook"))
+    for n in range(5):
+        run.ok("emit", "party/created", "--owner", "acme", "--payload", f'{{"id": {n}}}')
+
+    # The worker's own log says which worker ran: shown by a logging setup of the caller's.
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.INFO); "
+        "from resthooks.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *("worker", "--once", "--concurrency", "64"), *ARGS_NET],
+        env={**os.environ, "RESTHOOKS_DB": str(run.db)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "async worker started: 64 in flight at most" in done.stderr
+    assert "worker stopped (nothing left due): 5 delivered" in done.stdout
+    assert len(receiver.log) == 5
+
+
+def test_async_worker_stops_cleanly_on_sigterm(run: Run, receiver: HTTPServer) -> None:
+    """`resthooks worker --concurrency N` runs until SIGTERM, then exits 0, nothing in flight."""
+    receiver.expect_request("/hook").respond_with_data("", status=204)
+    add_hook(run, receiver.url_for("/hook"))
+    run.ok("emit", "party/created", "--owner", "acme", "--payload", "{}")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "resthooks",
+            "worker",
+            "--concurrency",
+            "256",
+            "--allow-network",
+            LOOPBACK,
+        ],
+        env={**os.environ, "RESTHOOKS_DB": str(run.db)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not receiver.log and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert receiver.log, "the async worker delivered nothing"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "worker stopped (asked to): 1 delivered" in out
+    stats = run.json("stats")
+    assert isinstance(stats, dict)
+    assert (stats["deliveries"]["in_flight"], stats["deliveries"]["delivered"]) == (0, 1)
+
+
 # -- the same data for humans and machines ---------------------------------------------------------
 
 
@@ -458,6 +525,7 @@ BAD_INPUT = [
     pytest.param(["purge", "--older-than", "soon"], "older_than", id="bad-age"),
     pytest.param(["deliveries", "list", "--limit", "0"], "limit", id="bad-limit"),
     pytest.param(["worker", "--workers", "0"], "workers", id="no-workers"),
+    pytest.param(["worker", "--concurrency", "0"], "concurrency", id="no-concurrency"),
     pytest.param(["worker", "--allow-network", "0.0.0.0/0"], "allow", id="allow-everything"),
     pytest.param(["hooks", "frobnicate"], "frobnicate", id="unknown-command"),
 ]

@@ -265,3 +265,112 @@ def test_an_attrs_instance_is_one_entity(
     assert json.loads(transport.requests[0].body)["payload"] == [
         {"city": "Chicago", "since": "2015-09-15"}
     ]
+
+
+# -- emit_many ---------------------------------------------------------------------------------
+
+
+def _sqlite_dispatcher(tmp_path: object) -> tuple[Dispatcher, object]:
+    from pathlib import Path  # noqa: PLC0415
+
+    from resthooks.stores import SQLiteStore  # noqa: PLC0415
+    from resthooks.testing import FakeClock  # noqa: PLC0415
+
+    store = SQLiteStore(Path(str(tmp_path)) / "hooks.db")
+    dispatcher = Dispatcher(store, clock=FakeClock(), transport=RecordingTransport())
+    for owner in ("a", "b", "c"):
+        for n in range(3):
+            dispatcher.subscribe("party/created", f"https://example.com/{owner}/{n}", owner=owner)
+    return dispatcher, store
+
+
+def test_emit_many_writes_every_event_in_one_transaction(tmp_path: object) -> None:
+    """emit_many on SQLite fans out every event, in order, with one COMMIT for all."""
+    dispatcher, store = _sqlite_dispatcher(tmp_path)
+    conn = store._conn()  # type: ignore[attr-defined]
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    made = dispatcher.emit_many(
+        [("party/created", {"id": i}, owner) for i, owner in enumerate("abcab")]
+    )
+    conn.set_trace_callback(None)
+    assert [s for s in seen if s.startswith(("BEGIN", "COMMIT"))] == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert len(made) == 15
+    assert [d.owner for d in made] == [o for o in "abcab" for _ in range(3)]
+    assert len({d.id for d in made}) == 15
+    stored = {d.id for o in "abc" for d in dispatcher.deliveries(owner=o, limit=100)}
+    assert stored == {d.id for d in made}
+    store.close()  # type: ignore[attr-defined]
+
+
+def test_emit_many_stores_nothing_when_one_event_is_bad(tmp_path: object) -> None:
+    """One bad event (unknown event, bad owner, unencodable payload) stores none of them,
+    and the error names the field and the event's index."""
+    dispatcher, store = _sqlite_dispatcher(tmp_path)
+    for bad, field in (
+        (("party/nope", {}, "a"), "event"),
+        (("party/created", {}, ""), "owner"),
+        (("party/created", {"x": object()}, "a"), "payload"),
+    ):
+        with pytest.raises(ValidationError) as info:
+            dispatcher.emit_many([("party/created", {"id": 1}, "a"), bad])
+        assert info.value.field == field
+        assert "events[1]" in str(info.value)
+    with pytest.raises(ValidationError, match="events"):
+        dispatcher.emit_many([("party/created", {"id": 1})])  # type: ignore[list-item]
+    with pytest.raises(ValidationError, match="events"):
+        dispatcher.emit_many("party/created")  # type: ignore[arg-type]
+    assert store.stats().deliveries["pending"] == 0  # type: ignore[attr-defined]
+    assert dispatcher.emit_many([]) == []
+    store.close()  # type: ignore[attr-defined]
+
+
+def test_emit_many_through_the_outbox_rolls_back_with_the_host(tmp_path: object) -> None:
+    """Through the caller's connection, emit_many's deliveries vanish with its rollback."""
+    import sqlite3  # noqa: PLC0415
+
+    dispatcher, store = _sqlite_dispatcher(tmp_path)
+    conn = sqlite3.connect(store.path, isolation_level=None)  # type: ignore[attr-defined]
+    conn.execute("BEGIN IMMEDIATE")
+    made = dispatcher.emit_many(
+        [("party/created", {"id": 1}, "a"), ("party/created", {"id": 2}, "b")], connection=conn
+    )
+    assert len(made) == 6
+    conn.execute("ROLLBACK")
+    conn.close()
+    assert store.stats().deliveries["pending"] == 0  # type: ignore[attr-defined]
+    store.close()  # type: ignore[attr-defined]
+
+
+def test_emit_many_on_a_store_without_enqueue_many(dispatcher: Dispatcher) -> None:
+    """A store of one's own without enqueue_many gets one enqueue per event."""
+    from resthooks.stores import MemoryStore  # noqa: PLC0415
+
+    calls: list[str] = []
+
+    class Plain(MemoryStore):
+        enqueue_many = None  # type: ignore[assignment]
+
+        def enqueue(self, **kwargs: object) -> list[object]:  # type: ignore[override]
+            calls.append(str(kwargs["owner"]))
+            return super().enqueue(**kwargs)  # type: ignore[arg-type,return-value]
+
+    own = Dispatcher(Plain(), clock=dispatcher.clock, transport=RecordingTransport())
+    own.subscribe("party/created", "https://example.com/h", owner="a")
+    made = own.emit_many([("party/created", {"id": 1}, "a"), ("party/created", {"id": 2}, "b")])
+    assert (calls, [d.owner for d in made]) == (["a", "b"], ["a"])
+
+
+def test_a_lazy_fan_out_behaves_like_a_list(tmp_path: object) -> None:
+    """SQLite's fan-out result (built when first read) compares, indexes, slices and
+    prints like the list of its deliveries, also after the store is closed."""
+    dispatcher, store = _sqlite_dispatcher(tmp_path)
+    made = dispatcher.emit("party/created", {"id": 1}, owner="a")
+    store.close()  # type: ignore[attr-defined]
+    assert len(made) == 3
+    as_list = list(made)
+    assert made == as_list
+    assert made[1:] == as_list[1:]
+    assert made[-1] is as_list[-1]
+    assert repr(made) == repr(as_list)
+    assert [d.state.value for d in made] == ["pending"] * 3

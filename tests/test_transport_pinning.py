@@ -345,33 +345,6 @@ def test_dispatcher_default_transport_enforces_its_policy(
     assert server.connections == 1
 
 
-def test_a_lax_ssl_context_cannot_turn_verification_off(
-    tls_server: CountingServer, ca: trustme.CA
-) -> None:
-    """A private-CA context with check_hostname off and CERT_NONE still verifies both."""
-    lax = _client_context(ca)
-    lax.check_hostname = False
-    lax.verify_mode = ssl.CERT_NONE
-    resolver = StubResolver(["127.0.0.1"])
-    with Urllib3Transport(policy=LOOPBACK, resolver=resolver, ssl_context=lax) as transport:
-        assert transport.send(_request(f"https://{TEST_HOST}:{tls_server.port}/h")).status == 204
-        with pytest.raises(TransportError) as wrong_name:
-            transport.send(_request(f"https://wrong.example.test:{tls_server.port}/h"))
-    assert wrong_name.value.kind == "tls"
-    untrusted = ssl.create_default_context()
-    untrusted.check_hostname = False
-    untrusted.verify_mode = ssl.CERT_NONE
-    with (
-        Urllib3Transport(policy=LOOPBACK, resolver=resolver, ssl_context=untrusted) as transport,
-        pytest.raises(TransportError) as unknown_ca,
-    ):
-        transport.send(_request(f"https://{TEST_HOST}:{tls_server.port}/h"))
-    assert unknown_ca.value.kind == "tls"
-
-
-# -- a pool per active host ------------------------------------------------------------------
-
-
 def test_every_host_keeps_its_pool_beyond_64_hosts(server: CountingServer) -> None:
     """Sending twice to each of 80 hosts (127.0.0.x) opens 80 connections, not 160: no host's
     pool is evicted to make room for another's, unlike an LRU of 64 pools."""
@@ -470,3 +443,20 @@ def test_a_url_without_a_host_is_a_protocol_error(make_transport: MakeTransport)
         transport.send(_request("http:///hook"))
     assert info.value.kind == "protocol"
     assert "host" in info.value.message
+
+
+def test_a_context_that_does_not_verify_is_refused(
+    make_transport: MakeTransport, tls_server: CountingServer
+) -> None:
+    """An ssl_context with verification off (CERT_NONE, or no host-name check) is refused when
+    the transport is built, with a ConfigurationError naming ssl_context: it would otherwise
+    reach a server whose certificate nobody trusts."""
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    no_host_check = ssl.create_default_context()
+    no_host_check.check_hostname = False
+    for context in (unverified, no_host_check):
+        with pytest.raises(ConfigurationError, match="ssl_context"):
+            make_transport(policy=LOOPBACK, ssl_context=context)
+    assert tls_server.hosts == []

@@ -24,7 +24,7 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -269,7 +269,7 @@ class _Scenario:
             self.names[created["id"]] = name
             self.secrets[name] = created["secret"]
 
-    def emit(self, event: str, payload: object, label: str) -> list[Delivery]:
+    def emit(self, event: str, payload: object, label: str) -> Sequence[Delivery]:
         deliveries = self.dispatcher.emit(event, payload, owner=OWNER)
         self.emits.append(
             {

@@ -16,6 +16,7 @@ of the Dispatcher still applies. See the "Command line" page of the documentatio
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -50,10 +51,12 @@ from .lifecycle import AttemptFinished
 from .model import Attempt, Delivery, DeliveryState, Hook, HookState
 from .network import NetworkPolicy
 from .observability import OutboxMonitor, read_outbox
+from .outcomes import DeliverySummary
 from .stores import SQLiteStore, Store
 from .urls import mask_url, validate_target_url
 
 if TYPE_CHECKING:
+    from .aio import AsyncWorker
     from .worker import Worker
 
 __all__ = ["DB_ENV", "DEFAULT_DB", "DEFAULT_OWNER", "main"]
@@ -682,7 +685,7 @@ class _WorkerReport:
 
 
 @contextmanager
-def _heartbeat_file(path: str | None, worker: Worker) -> Iterator[None]:
+def _heartbeat_file(path: str | None, worker: Worker | AsyncWorker) -> Iterator[None]:
     """Keep ``path`` up to date with the worker's heartbeat, every second, while it runs."""
     if not path:
         yield
@@ -748,14 +751,18 @@ def _cmd_worker(ctx: _Context) -> _Result:
     report = _WorkerReport(
         dispatcher, ctx.stdout, live=ctx.stdout.isatty() and not as_json, as_json=as_json
     )
-    worker = dispatcher.worker(workers=args.workers, poll_interval=args.poll_interval)
-    with (
-        _metrics_server(args, dispatcher),
-        _heartbeat_file(args.heartbeat_file, worker),
-        _stop_on_signals(stop),
-        report,
-    ):
-        summary = worker.run_until_idle(stop) if args.once else worker.run(stop)
+    concurrency = getattr(args, "concurrency", None)
+    if concurrency is not None:
+        summary = _run_async_worker(ctx, dispatcher, concurrency, stop=stop, report=report)
+    else:
+        worker = dispatcher.worker(workers=args.workers, poll_interval=args.poll_interval)
+        with (
+            _metrics_server(args, dispatcher),
+            _heartbeat_file(args.heartbeat_file, worker),
+            _stop_on_signals(stop),
+            report,
+        ):
+            summary = worker.run_until_idle(stop) if args.once else worker.run(stop)
     data = {
         "stopped": "idle" if args.once and not stop.is_set() else "signal",
         **attrs.asdict(summary),
@@ -767,6 +774,48 @@ def _cmd_worker(ctx: _Context) -> _Result:
         return f"worker stopped ({why}): {counts}"
 
     return _Result(data, render, compact=True)
+
+
+def _run_async_worker(
+    ctx: _Context,
+    dispatcher: Dispatcher,
+    concurrency: int,
+    *,
+    stop: threading.Event,
+    report: _WorkerReport,
+) -> DeliverySummary:
+    """``worker --concurrency N``: the asyncio worker, on the aiohttp transport."""
+    args = ctx.args
+    if concurrency < 1:
+        raise ValidationError("concurrency", f"must be at least 1; got {concurrency}")
+    if importlib.util.find_spec("aiohttp") is None:
+        raise ConfigurationError(
+            "--concurrency runs the asyncio worker, which needs the async extra: "
+            "pip install 'resthooks[async]' (or use --workers N for threads)"
+        )
+    import asyncio  # noqa: PLC0415 - only this command needs it
+
+    from .aio import AsyncDispatcher  # noqa: PLC0415 - only this command needs it
+    from .transports import AiohttpTransport  # noqa: PLC0415 - needs the async extra
+
+    transport = AiohttpTransport(policy=dispatcher.network_policy)
+    worker = AsyncDispatcher(dispatcher, transport=transport).worker(
+        concurrency=concurrency, poll_interval=args.poll_interval
+    )
+
+    async def run() -> DeliverySummary:
+        try:
+            return await (worker.run_until_idle() if args.once else worker.run())
+        finally:
+            await transport.aclose()
+
+    with (
+        _metrics_server(args, dispatcher),
+        _heartbeat_file(args.heartbeat_file, worker),
+        _stop_on_signals(stop, also=worker.stop),
+        report,
+    ):
+        return asyncio.run(run())
 
 
 def _cmd_health(ctx: _Context) -> _Result:
@@ -800,13 +849,17 @@ def _cmd_health(ctx: _Context) -> _Result:
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def _stop_on_signals(
+    stop: threading.Event, *, also: Callable[[], object] | None = None
+) -> Iterator[None]:
     """SIGINT and SIGTERM ask for a clean stop; a second one stops at once, as usual."""
     signals = [signal.SIGINT, signal.SIGTERM]
     previous = {s: signal.getsignal(s) for s in signals}
 
     def ask_to_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
+        if also is not None:
+            also()  # the async worker's stop(): safe from a signal handler (thread-safe)
         for s in signals:
             signal.signal(s, signal.SIG_DFL if s is signal.SIGTERM else signal.default_int_handler)
 
@@ -928,6 +981,14 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
         default=poll_interval,
         metavar="SECONDS",
         help=f"seconds between looks for other processes' work (default {poll_interval:g})",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the asyncio worker with N deliveries in flight instead of threads "
+        "(needs the async extra; 256 is a good start)",
     )
     worker.add_argument("--once", action="store_true", help="stop when nothing is due")
     allow_network(worker)

@@ -8,7 +8,7 @@ import math
 import re
 import secrets
 import threading
-from collections.abc import Callable, Collection, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import version
@@ -25,6 +25,7 @@ from .errors import (
     DeliveryNotFound,
     HookNotFound,
     InvalidStateError,
+    PayloadError,
     TransportError,
     ValidationError,
 )
@@ -158,7 +159,7 @@ class Dispatcher:
     #: Called with the new deliveries after every :meth:`emit` that stored some (and was not
     #: given a ``connection``: those exist only once the host commits). ``None`` by default.
     #: A hook point for test settings: :func:`resthooks.testing.synchronous` sets it.
-    after_emit: Callable[[list[Delivery]], object] | None = None
+    after_emit: Callable[[Sequence[Delivery]], object] | None = None
 
     #: Called around storing the deliveries of every :meth:`emit` (see
     #: :mod:`resthooks.tracing`): a tracer's hook to open a span for the emit and hand back
@@ -613,7 +614,7 @@ class Dispatcher:
 
     def emit(
         self, event: str, payload: object, *, owner: str, connection: object | None = None
-    ) -> list[Delivery]:
+    ) -> Sequence[Delivery]:
         """Queue ``event`` for every active hook of ``owner`` subscribed to it.
 
         The body ``{"event": event, "payload": [...]}`` is serialised once, here; errors in
@@ -628,11 +629,16 @@ class Dispatcher:
                 through it and exist only if that transaction commits (see the store's docs).
 
         Returns:
-            The new pending deliveries, one per hook (empty when no hook matched).
+            The new pending deliveries, one per hook (empty when no hook matched). A store
+            may build them only when they are first read (:class:`~resthooks.stores.SQLiteStore`
+            does): an emit whose caller never looks at them does not pay for them.
 
         Raises:
             ValidationError: For an unknown event or a bad owner.
             PayloadError: If the payload cannot be encoded or is too large.
+
+        .. versionchanged:: 0.2.0
+           Returns a sequence (it was a list).
         """
         owner, event, body = self._prepare_emit(event, payload, owner)
         observer = self.emit_observer
@@ -652,7 +658,7 @@ class Dispatcher:
 
     # emit() in two halves around the store's enqueue (_prepare_emit, below, and this), which
     # the asyncio face (resthooks.aio) makes through an async connection of the host's.
-    def _emitted(self, created: list[Delivery], *, transactional: bool) -> None:
+    def _emitted(self, created: Sequence[Delivery], *, transactional: bool) -> None:
         if created:
             self._wake_workers()
             if not transactional and self.after_emit is not None:
@@ -701,6 +707,77 @@ class Dispatcher:
             self._wake_workers()
             if self.after_emit is not None:
                 self.after_emit(list(deliveries))
+
+    def emit_many(
+        self, events: Iterable[tuple[str, object, str]], *, connection: object | None = None
+    ) -> Sequence[Delivery]:
+        """Queue several events, each ``(event, payload, owner)``, in one store transaction.
+
+        What :meth:`emit` does for each, but the store writes them all at once (one commit
+        instead of one per event, where the store has an ``enqueue_many``; a store of your
+        own without it gets one :meth:`~resthooks.stores.DeliveryStore.enqueue` per event).
+        Every event is validated and encoded before anything is stored: one bad event stores
+        none.
+
+        Args:
+            events: ``(event, payload, owner)`` tuples, as :meth:`emit` takes them.
+            connection: The transactional outbox, as for :meth:`emit`.
+
+        Returns:
+            The new pending deliveries of all the events, in their order.
+
+        Raises:
+            ValidationError: Naming the field at fault and, in the message, the index of the
+                event (``events[3]: ...``); nothing is stored.
+            PayloadError: Likewise, for a payload that cannot be encoded or is too large.
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock, RecordingTransport
+            >>> dispatcher = Dispatcher(
+            ...     MemoryStore(), clock=FakeClock(), transport=RecordingTransport()
+            ... )
+            >>> _ = dispatcher.subscribe("party/created", "https://example.com/h", owner="a")
+            >>> _ = dispatcher.subscribe("party/created", "https://example.com/h", owner="b")
+            >>> made = dispatcher.emit_many(
+            ...     [("party/created", {"id": 1}, "a"), ("party/created", {"id": 2}, "b")]
+            ... )
+            >>> [d.owner for d in made]
+            ['a', 'b']
+        """
+        if isinstance(events, (str, bytes)) or not isinstance(events, Iterable):
+            raise ValidationError("events", "must be an iterable of (event, payload, owner)")
+        batch: list[tuple[str, str, bytes]] = []
+        for i, item in enumerate(events):
+            if not isinstance(item, tuple) or len(item) != 3:
+                raise ValidationError("events", f"events[{i}] must be an (event, payload, owner)")
+            event, payload, owner = item
+            try:
+                owner, event, body = self._prepare_emit(event, payload, owner)
+            except PayloadError as exc:
+                raise PayloadError(f"events[{i}]: {exc.message}") from None
+            except ValidationError as exc:
+                raise ValidationError(exc.field, f"events[{i}]: {exc.message}") from None
+            batch.append((owner, event, body))
+        if not batch:
+            return []
+        now = self.clock.now()
+        enqueue_many = getattr(self.store, "enqueue_many", None)
+        if enqueue_many is not None:
+            created: Sequence[Delivery] = enqueue_many(batch, now=now, connection=connection)
+        else:
+            created = [
+                d
+                for owner, event, body in batch
+                for d in self.store.enqueue(
+                    owner=owner, event=event, body=body, now=now, connection=connection
+                )
+            ]
+        self._emitted(created, transactional=connection is not None)
+        return created
 
     # -- deliveries --------------------------------------------------------------------------
 

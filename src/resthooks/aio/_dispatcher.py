@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -174,7 +174,7 @@ class AsyncDispatcher:
 
     async def emit(
         self, event: str, payload: object, *, owner: str, connection: object | None = None
-    ) -> list[Delivery]:
+    ) -> Sequence[Delivery]:
         """:meth:`Dispatcher.emit <resthooks.Dispatcher.emit>`, awaitable.
 
         Args:
@@ -204,7 +204,7 @@ class AsyncDispatcher:
 
     async def _emit_through(
         self, event: str, payload: object, *, owner: str, connection: Any
-    ) -> list[Delivery]:
+    ) -> Sequence[Delivery]:
         engine = self.dispatcher
         enqueue_async = getattr(engine.store, "enqueue_async", None)
         if enqueue_async is None:
@@ -215,7 +215,7 @@ class AsyncDispatcher:
                 "psycopg.AsyncConnection"
             )
         owner, event, body = engine._prepare_emit(event, payload, owner)
-        created: list[Delivery] = await enqueue_async(
+        created: Sequence[Delivery] = await enqueue_async(
             owner=owner, event=event, body=body, now=engine.clock.now(), connection=connection
         )
         engine._emitted(created, transactional=True)
@@ -230,7 +230,7 @@ class AsyncDispatcher:
         hook_id: str | None = None,
         state: DeliveryState | str | None = None,
         limit: int = 100,
-    ) -> list[Delivery]:
+    ) -> Sequence[Delivery]:
         """:meth:`Dispatcher.deliveries <resthooks.Dispatcher.deliveries>`, awaitable."""
         return await self._call(
             self.dispatcher.deliveries, owner=owner, hook_id=hook_id, state=state, limit=limit

@@ -114,9 +114,17 @@ class AsyncWorker:
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._heartbeat: datetime | None = None
 
     def __repr__(self) -> str:
         return f"<AsyncWorker concurrency={self.concurrency} dispatcher={self.dispatcher!r}>"
+
+    @property
+    def heartbeat(self) -> datetime | None:
+        """When the running loop last went round (the Dispatcher's clock), or ``None`` when
+        it is not running, as :attr:`Worker.heartbeat <resthooks.worker.Worker.heartbeat>`
+        (what :func:`resthooks.health.check_health` watches). Readable from any thread."""
+        return self._heartbeat
 
     async def run(self, stop: asyncio.Event | None = None) -> DeliverySummary:
         """Deliver until ``stop`` is set (or :meth:`stop` is called, or the task is cancelled).
@@ -172,6 +180,7 @@ class AsyncWorker:
             await session.loop(once=once)
             await session.finish()
         finally:
+            self._heartbeat = None
             if watcher is not None:
                 watcher.cancel()
             await session.abandon()
@@ -258,8 +267,13 @@ class _Session:
         self.wake = wake
         # One thread for the store: its calls are sequential anyway, and never run on the loop.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resthooks-store")
+        self.claimer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resthooks-store-claim")
         self.gate = HostGate(self.dispatcher.max_in_flight_per_host)
+        # Claims taken out of the gate until their outcome is recorded; `sending` counts
+        # those whose attempt is still running (the slots in use).
         self.in_flight: dict[str, tuple[Claim, asyncio.Task[None]]] = {}
+        self.sending = 0
+        self.stale: list[Claim] = []
         self.done: list[tuple[Claim, Outcome | None]] = []
         self.summary = DeliverySummary()
         self.attempt_deadline = timedelta(seconds=self.dispatcher.timeouts.total)
@@ -278,16 +292,17 @@ class _Session:
     async def loop(self, *, once: bool) -> None:
         concurrency = self.worker.concurrency
         while not self.stopping():
+            self.worker._heartbeat = self.clock.now()
             # Cleared before collecting results: an attempt that ends after this point sets
             # it again, so the waits below cannot miss it.
             self.wake.clear()
             due: datetime | None = None
             try:
-                await self.record_done()
+                # Recording and claiming at once, on two store threads: slots must not wait
+                # for new claims while a batch of outcomes is being written.
+                await asyncio.gather(self.record_done(), self.claim())
                 await self.start_ready()
-                await self.claim()
-                await self.start_ready()
-                busy = len(self.in_flight) >= concurrency
+                busy = self.sending >= concurrency
                 if not busy and not once and not self.stopping():
                     due = await self.store(self.dispatcher.store.next_due_at)
             except Exception as exc:
@@ -314,23 +329,45 @@ class _Session:
                 await self.sleep(due)
 
     async def claim(self) -> None:
-        limit = claim_limit(self.gate, self.worker.concurrency, len(self.in_flight))
+        # Outcomes waiting to be recorded hold their claims but no slot: not counted.
+        limit = claim_limit(self.gate, self.worker.concurrency, self.sending)
         if limit <= 0:
             return
         now = self.clock.now()
-        self.gate.add(
-            await self.store(self.dispatcher._claim_due, now=now, limit=limit, per_host=True)
+        call = functools.partial(
+            contextvars.copy_context().run,
+            self.dispatcher._claim_due,
+            now=now,
+            limit=limit,
+            per_host=True,
         )
+        self.gate.add(await self.loop_.run_in_executor(self.claimer, call))
+        self.start_some()
 
     async def start_ready(self) -> None:
         # A claim whose lease could expire mid-attempt is let go, to be claimed afresh.
-        stale = self.gate.expiring(self.clock.now() + self.attempt_deadline)
-        room = self.worker.concurrency - len(self.in_flight)
+        self.stale.extend(self.gate.expiring(self.clock.now() + self.attempt_deadline))
+        self.start_some()
+        if self.stale:
+            stale, self.stale = self.stale, []
+            await self.release(stale)
+
+    def start_some(self) -> None:
+        """Start attempts for waiting claims while slots are free. Called by the loop, and by
+        each attempt as it ends, so a freed slot is refilled at once, even while the loop
+        waits for the store."""
+        room = self.worker.concurrency - self.sending
+        if room <= 0 or not len(self.gate) or self.stopping():
+            return
+        latest = self.clock.now() + self.attempt_deadline
         create_task = self.loop_.create_task
         for claim in self.gate.take(room):
+            if claim.lease_until < latest:
+                self.gate.finished(claim, None)
+                self.stale.append(claim)  # released by the loop
+                continue
+            self.sending += 1
             self.in_flight[claim.delivery.id] = (claim, create_task(self.attempt(claim)))
-        if stale:
-            await self.release(stale)
 
     async def attempt(self, claim: Claim) -> None:
         """One attempt on the async transport, decided by the Dispatcher's policy."""
@@ -339,8 +376,11 @@ class _Session:
             outcome = await self.send(claim)
         except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer parses
             outcome = unmade_attempt(self.dispatcher, claim, exc)
+        self.sending -= 1
+        self.gate.finished(claim, outcome)
         self.done.append((claim, outcome))
         self.wake.set()
+        self.start_some()
 
     async def send(self, claim: Claim) -> Outcome:
         steps = self.dispatcher.attempt_steps(claim)
@@ -362,7 +402,6 @@ class _Session:
         for claim, outcome in batch:
             if self.in_flight.pop(claim.delivery.id, None) is None:
                 continue  # abandoned: its claim was released
-            self.gate.finished(claim, outcome)
             self.unrecorded.append(
                 (claim, outcome if outcome is not None else release_outcome(claim))
             )
@@ -395,7 +434,8 @@ class _Session:
 
     async def finish(self) -> None:
         """Stop cleanly: release what was not sent, give attempts in flight ``grace``."""
-        unsent = self.gate.drain()
+        unsent = self.gate.drain() + self.stale
+        self.stale = []
         if unsent:
             await self.release(unsent)
         deadline = self.clock.now() + timedelta(seconds=self.worker.grace)
@@ -420,7 +460,8 @@ class _Session:
 
     async def abandon(self) -> None:
         """Cancel the attempts still running and release every claim still held."""
-        leftover = self.gate.drain()
+        leftover = self.gate.drain() + self.stale
+        self.stale = []
         tasks = []
         for claim, task in self.in_flight.values():
             task.cancel()
@@ -441,6 +482,7 @@ class _Session:
             except Exception:  # their leases expire anyway; say so
                 logger.exception("could not release %d claims", len(leftover))
         self.executor.shutdown(wait=False)
+        self.claimer.shutdown(wait=False)
 
     async def release(self, claims: list[Claim]) -> None:
         outcomes = [release_outcome(c) for c in claims]

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import secrets
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..errors import DamagedRowError
+from ..errors import DamagedRowError, StoreError
 from ..model import Attempt, Delivery, DeliveryState, Hook, HookState
 
 __all__ = [
     "FINAL_STATES",
     "NOT_FINAL_STATES",
+    "LazyDeliveries",
     "attempt_from_row",
     "delivery_from_row",
     "hook_from_row",
@@ -26,6 +27,55 @@ ToDatetime = Callable[[Any], datetime]
 
 FINAL_STATES = (DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED)
 NOT_FINAL_STATES = (DeliveryState.PENDING, DeliveryState.IN_FLIGHT)
+
+
+class LazyDeliveries(Sequence[Delivery]):
+    """The deliveries of a fan-out, built when first read.
+
+    ``len()`` is known at once; the first index, iteration or comparison calls ``load``
+    (which reads the new rows' ids back) and keeps the result.
+    """
+
+    __slots__ = ("_count", "_items", "_load")
+
+    def __init__(self, count: int, load: Callable[[], list[Delivery]]) -> None:
+        self._count = count
+        self._load: Callable[[], list[Delivery]] | None = load
+        self._items: list[Delivery] | None = None
+
+    def materialize(self) -> list[Delivery]:
+        """Build (once) and return the deliveries."""
+        items = self._items
+        if items is None:
+            load = self._load
+            assert load is not None
+            items = load()
+            if len(items) != self._count:
+                raise StoreError(
+                    f"{self._count} deliveries were enqueued but {len(items)} could be read "
+                    "back (purged already?)"
+                )
+            self._items, self._load = items, None
+        return items
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.materialize()[index]
+
+    def __iter__(self) -> Iterator[Delivery]:
+        return iter(self.materialize())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return self.materialize() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment] # mutable-looking, like a list
+
+    def __repr__(self) -> str:
+        return repr(self.materialize())
 
 
 def new_delivery_id() -> str:

@@ -126,7 +126,7 @@ class DeliveryStore(Protocol):
         body: bytes,
         now: datetime,
         connection: object | None = None,
-    ) -> list[Delivery]:
+    ) -> Sequence[Delivery]:
         """Fan out one event: one pending delivery, due ``now``, per active hook of ``owner``
         subscribed to ``event``, in one transaction. ``body`` is stored once per call or per
         delivery, as the store likes. Returns the new deliveries (empty if no hook matched:
@@ -136,6 +136,16 @@ class DeliveryStore(Protocol):
         with a transaction open. The store writes through it and neither commits nor rolls
         back, so the deliveries exist only if the caller's transaction commits. A store that
         cannot do this raises :class:`~resthooks.errors.ConfigurationError` when given one.
+
+        The sequence returned may be built lazily, when first read.
+
+        A store may also offer ``enqueue_many(events, *, now, connection=None)``, ``events``
+        being ``(owner, event, body)`` tuples: the same for each, all in one transaction,
+        the deliveries of all returned in order. :meth:`resthooks.Dispatcher.emit_many` uses
+        it when present, and calls ``enqueue`` once per event otherwise.
+
+        .. versionchanged:: 0.2.0
+           Returns a sequence (it was a list).
         """
         ...
 

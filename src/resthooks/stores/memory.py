@@ -331,26 +331,49 @@ class MemoryStore:
                 "PostgresStore for a transactional outbox"
             )
         with self._lock:
-            hooks = self.active_hooks(owner=owner, event=event)
-            # One call to the system's random source for the whole fan-out, not one per id.
-            raw = secrets.token_hex(16 * len(hooks))
-            hosts = self._hook_hosts
-            created = []
-            for n, hook in enumerate(hooks):
-                delivery = Delivery(
-                    id="msg_" + raw[32 * n : 32 * n + 32],
-                    hook_id=hook.id,
-                    owner=owner,
-                    event=event,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-                row = _Row(delivery, body, hosts[hook.id])
-                self._rows[delivery.id] = row
-                self._set(row, delivery)
-                created.append(delivery)
-            return created
+            return self._fan_out(owner, event, body, now)
+
+    def enqueue_many(
+        self,
+        events: Sequence[tuple[str, str, bytes]],
+        *,
+        now: datetime,
+        connection: object | None = None,
+    ) -> list[Delivery]:
+        """Fan out several events, each ``(owner, event, body)``, at once (see
+        :meth:`resthooks.stores.DeliveryStore.enqueue`).
+
+        .. versionadded:: 0.2.0
+        """
+        if connection is not None:
+            raise ConfigurationError(
+                "MemoryStore has no database connection to share; use SQLiteStore or "
+                "PostgresStore for a transactional outbox"
+            )
+        with self._lock:
+            return [d for o, e, b in events for d in self._fan_out(o, e, b, now)]
+
+    def _fan_out(self, owner: str, event: str, body: bytes, now: datetime) -> list[Delivery]:
+        hooks = self.active_hooks(owner=owner, event=event)
+        # One call to the system's random source for the whole fan-out, not one per id.
+        raw = secrets.token_hex(16 * len(hooks))
+        hosts = self._hook_hosts
+        created = []
+        for n, hook in enumerate(hooks):
+            delivery = Delivery(
+                id="msg_" + raw[32 * n : 32 * n + 32],
+                hook_id=hook.id,
+                owner=owner,
+                event=event,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            row = _Row(delivery, body, hosts[hook.id])
+            self._rows[delivery.id] = row
+            self._set(row, delivery)
+            created.append(delivery)
+        return created
 
     def _due_at(self, row: _Row) -> datetime | None:
         d = row.delivery

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -87,7 +87,7 @@ def synchronous(dispatcher: Dispatcher) -> DeliveryMode:
     """
     previous = dispatcher.after_emit
 
-    def deliver_now(deliveries: list[Delivery]) -> None:
+    def deliver_now(deliveries: Sequence[Delivery]) -> None:
         dispatcher.deliver_due()
 
     def undo() -> None:

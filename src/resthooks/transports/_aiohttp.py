@@ -29,16 +29,29 @@ from ._rules import (
     resolved_addresses,
     response_from,
     transport_error,
+    verified_context,
 )
 
 __all__ = ["AiohttpTransport", "PolicyResolver"]
 
 # http.client's limits, so that both transports accept the same answers.
 _MAX_LINE = 65536
-# Headers aiohttp would add on its own; urllib3 adds none of them (the Dispatcher sets the
-# User-Agent and Content-Type it wants).
-_SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 _NUMERIC = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+
+
+# Checked target URLs kept (one per hook URL in use); past this the cache starts afresh, which
+# costs one parse per URL, never a connection.
+_MAX_TARGETS = 8192
+
+
+class _Target:
+    """A target URL checked once: what aiohttp is given, and a ``Host`` to keep, if any."""
+
+    __slots__ = ("host_header", "url")
+
+    def __init__(self, url: URL, host_header: str | None) -> None:
+        self.url = url
+        self.host_header = host_header
 
 
 class PolicyResolver(AbstractResolver):
@@ -169,6 +182,7 @@ class AiohttpTransport:
             raise ConfigurationError("keepalive must be a positive number of seconds")
         self._keepalive = float(keepalive)
         self._session: aiohttp.ClientSession | None = None
+        self._targets: dict[str, _Target] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         mask_request_logs("aiohttp.client", "aiohttp.internal")
 
@@ -194,7 +208,9 @@ class AiohttpTransport:
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             trust_env=False,
-            skip_auto_headers=_SKIP_AUTO_HEADERS,
+            # No skip_auto_headers: it costs aiohttp a header copy per request. The Dispatcher
+            # sets User-Agent and Content-Type, send() sets Accept-Encoding; what aiohttp adds
+            # on its own is "Accept: */*".
             max_line_size=_MAX_LINE,
             max_field_size=_MAX_LINE,
         )
@@ -205,25 +221,41 @@ class AiohttpTransport:
         self._session, self._loop = session, loop
         return session
 
+    def _target(self, url: str) -> _Target:
+        """Check ``url`` (shape, scheme, an IP literal's address) and build what aiohttp takes.
+
+        The answer depends only on the URL and the policy (a value), so it is kept per URL.
+        """
+        target = parse_target(url, self.policy)
+        literal = literal_address(target.host, self.policy)
+        try:
+            # As given (no re-quoting), and without credentials: urllib3 sends none either.
+            parsed = URL(url, encoded=True).with_user(None)
+            host_header = None
+            if literal is not None and literal.version == 4 and target.host != str(literal):
+                # An IPv4 literal in a legacy spelling (2130706433, 127.1): dial the address
+                # it denotes (already checked), and keep the spelling in Host, as urllib3 does.
+                host_header = parsed.raw_authority
+                parsed = parsed.with_host(str(literal))
+        except (TypeError, ValueError) as exc:
+            raise transport_error(exc, _ERRORS, url, _invalid_url) from None
+        prepared = _Target(parsed, host_header)
+        if len(self._targets) >= _MAX_TARGETS:
+            self._targets = {}
+        self._targets[url] = prepared
+        return prepared
+
     async def send(self, request: Request) -> Response:
         """Send ``request`` once. See :class:`~resthooks.transports.AsyncTransport`."""
         deadline = Deadline(request.timeouts.total)
-        target = parse_target(request.url, self.policy)
-        literal = literal_address(target.host, self.policy)
+        target = self._targets.get(request.url) or self._target(request.url)
         session = self._session_here()
         headers = dict(request.headers)
         if not any(name.lower() == "accept-encoding" for name in headers):
             headers["Accept-Encoding"] = "identity"  # what http.client says, so urllib3 too
-        try:
-            # As given (no re-quoting), and without credentials: urllib3 sends none either.
-            url = URL(request.url, encoded=True).with_user(None)
-            if literal is not None and literal.version == 4 and target.host != str(literal):
-                # An IPv4 literal in a legacy spelling (2130706433, 127.1): dial the address
-                # it denotes (already checked), and keep the spelling in Host, as urllib3 does.
-                headers.setdefault("Host", url.raw_authority)
-                url = url.with_host(str(literal))
-        except (TypeError, ValueError) as exc:
-            raise transport_error(exc, _ERRORS, request.url, _invalid_url) from None
+        if target.host_header is not None:
+            headers.setdefault("Host", target.host_header)
+        url = target.url
         try:
             resp = await session.request(
                 request.method,
@@ -277,17 +309,16 @@ class AiohttpTransport:
         return "AiohttpTransport()"
 
 
+@functools.cache
+def _default_context() -> ssl.SSLContext:
+    # Loading the system's CA store takes tens of milliseconds: once per process, as aiohttp
+    # itself does (a context is safe to share between connections and threads).
+    return ssl.create_default_context()
+
+
 def _verified_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
-    if context is None:
-        return ssl.create_default_context()
-    if not isinstance(context, ssl.SSLContext):
-        raise ConfigurationError("ssl_context must be an ssl.SSLContext")
-    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
-        raise ConfigurationError(
-            "ssl_context must verify certificates and host names (CERT_REQUIRED and "
-            "check_hostname): TLS verification cannot be turned off; trust a private CA instead"
-        )
-    return context
+    checked = verified_context(context)
+    return checked if checked is not None else _default_context()
 
 
 def _limit(name: str, value: int | None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -177,7 +177,9 @@ def raw_connection(alias: str) -> Any:
     return wrapper.connection
 
 
-def emit(event: str, payload: object, *, owner: str, using: str | None = None) -> list[Delivery]:
+def emit(
+    event: str, payload: object, *, owner: str, using: str | None = None
+) -> Sequence[Delivery]:
     """Emit ``event`` to ``owner``'s hooks, as part of the current transaction.
 
     - The store lives in Django's database (``RESTHOOKS["DATABASE"]``) and an ``atomic()``

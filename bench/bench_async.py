@@ -1,0 +1,337 @@
+"""Benchmark of the asyncio worker against a plain aiohttp client, black holes, and memory.
+
+Run: ``python bench/bench_async.py [--quick]``. It prints ratios measured in one run, with
+interleaved rounds (absolute rates vary with the machine and its load; ratios travel better).
+
+Receivers: 100 hosts (distinct loopback addresses 127.0.0.2-101, one port each) that answer
+every POST with ``204`` after 200 ms, an internet-like latency; they run in a separate
+process, as an asyncio server that parses just enough HTTP/1.1. Black holes: 100 more
+addresses (127.0.1.2-101) that accept connections and never answer. The store is a durable
+SQLite file (``synchronous=FULL``).
+
+1. Throughput: the async worker (``run_until_idle``, emit already done) at concurrency 256
+   and 1,024, against a plain ``aiohttp.ClientSession`` posting the same body to the same
+   hosts with the same number of coroutines. Target: at least 0.9x.
+2. Black holes: 1,000 hooks, 100 of them on the 100 black-hole hosts; healthy deliveries per
+   second at concurrency 1,024, against the run with the 900 healthy hooks only. Target: at
+   least 0.8x. Also the same run without the slow-host cut, to show what it buys.
+3. Memory: a 100,000-delivery backlog drained at concurrency 1,000; the process's RSS
+   sampled as it drains. Target: flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from resthooks import Dispatcher, Timeouts
+from resthooks._hosts import HostGate
+from resthooks.aio import AsyncDispatcher
+from resthooks.lifecycle import DeliveryDelivered
+from resthooks.stores import SQLiteStore
+from resthooks.testing import LOOPBACK_POLICY
+from resthooks.transports import AiohttpTransport
+
+HOSTS = 100
+LATENCY = 0.2
+OWNER = "bench"
+EVENT = "party/created"
+PAYLOAD = {"id": 1, "name": "Acme Ltd", "email": "hello@acme.example", "tags": ["a", "b"]}
+BODY = b'{"event":"party/created","payload":[{"id":1,"name":"Acme Ltd"}]}'
+RESPONSE = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+
+
+# -- receivers, in their own process -------------------------------------------------------------
+
+
+class _Slow(asyncio.Protocol):
+    """Answers each complete request 204 after LATENCY seconds (keep-alive)."""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.buffer = b""
+        self.loop = asyncio.get_running_loop()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end].lower()
+            length = 0
+            at = head.find(b"content-length:")
+            if at >= 0:
+                length = int(head[at + 15 :].split(b"\r\n", 1)[0])
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            self.loop.call_later(LATENCY, self._answer)
+
+    def _answer(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(RESPONSE)
+
+
+class _BlackHole(asyncio.Protocol):
+    """Accepts, reads, never answers."""
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+
+def _serve(conn: Any) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        healthy, holes = [], []
+        for i in range(HOSTS):
+            server = await loop.create_server(_Slow, f"127.0.0.{i + 2}", 0, backlog=4096)
+            healthy.append(f"127.0.0.{i + 2}:{server.sockets[0].getsockname()[1]}")
+            hole = await loop.create_server(_BlackHole, f"127.0.1.{i + 2}", 0, backlog=4096)
+            holes.append(f"127.0.1.{i + 2}:{hole.sockets[0].getsockname()[1]}")
+        conn.send((healthy, holes))
+        await loop.run_in_executor(None, conn.recv)  # until told to stop
+
+    asyncio.run(main())
+
+
+# -- the measured runs -------------------------------------------------------------------------
+
+
+async def plain_aiohttp(hosts: list[str], concurrency: int, total: int) -> float:
+    """Requests per second of `concurrency` coroutines POSTing `total` requests round-robin."""
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        urls = [f"http://{h}/hook" for h in hosts]
+        counter = iter(range(total))
+        headers = {"Content-Type": "application/json"}
+
+        async def one() -> None:
+            for n in counter:
+                async with session.post(urls[n % len(urls)], data=BODY, headers=headers) as r:
+                    await r.read()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        return total / (time.perf_counter() - start)
+
+
+def _engine(path: Path, **options: Any) -> Dispatcher:
+    return Dispatcher(
+        SQLiteStore(path, synchronous="FULL"),
+        network_policy=LOOPBACK_POLICY,
+        max_hooks_per_owner=None,
+        max_in_flight_per_host=options.pop("max_in_flight_per_host", 16),
+        **options,
+    )
+
+
+def _subscribe(engine: Dispatcher, targets: list[str]) -> None:
+    for n, target in enumerate(targets):
+        engine.subscribe(EVENT, f"http://{target}/hook/{n}", owner=OWNER)
+
+
+def _emit(engine: Dispatcher, events: int) -> None:
+    for i in range(events):
+        engine.emit(EVENT, {**PAYLOAD, "id": i}, owner=OWNER)
+
+
+async def worker_run(hosts: list[str], concurrency: int, total: int, directory: Path) -> float:
+    """Deliveries per second of the async worker draining `total` (10 hooks per host)."""
+    # A per-host limit that does not bind below the concurrency (claims ahead included): the
+    # plain client has none.
+    per_host = 3 * concurrency // len(hosts)
+    engine = _engine(directory / f"t{time.monotonic_ns()}.db", max_in_flight_per_host=per_host)
+    hooks_count = 10 * len(hosts)
+    _subscribe(engine, [hosts[n % len(hosts)] for n in range(hooks_count)])
+    _emit(engine, total // hooks_count)
+    transport = AiohttpTransport(policy=LOOPBACK_POLICY)
+    face = AsyncDispatcher(engine, transport=transport)
+    start = time.perf_counter()
+    summary = await face.run_until_idle(concurrency=concurrency)
+    elapsed = time.perf_counter() - start
+    await transport.aclose()
+    engine.store.close()
+    assert summary.delivered == (total // hooks_count) * hooks_count, summary
+    return summary.delivered / elapsed
+
+
+async def black_hole_run(
+    hosts: list[str], holes: list[str], *, with_holes: bool, healthy_target: int, directory: Path
+) -> float:
+    """Healthy deliveries per second until `healthy_target` of them are delivered."""
+    engine = _engine(directory / f"b{time.monotonic_ns()}.db", timeouts=Timeouts(5, 15))
+    healthy_targets = [hosts[n % len(hosts)] for n in range(900)]
+    _subscribe(engine, healthy_targets + (holes if with_holes else []))
+    _emit(engine, healthy_target // 900 + 1)
+    transport = AiohttpTransport(policy=LOOPBACK_POLICY)
+    face = AsyncDispatcher(engine, transport=transport)
+    worker = face.worker(concurrency=1024, grace=0)
+    delivered = 0
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    def count(event: Any) -> None:
+        nonlocal delivered
+        if isinstance(event, DeliveryDelivered):
+            delivered += 1
+            if delivered == healthy_target:
+                loop.call_soon_threadsafe(done.set)
+
+    engine.add_listener(count)
+    start = time.perf_counter()
+    running = asyncio.ensure_future(worker.run())
+    await done.wait()
+    elapsed = time.perf_counter() - start
+    worker.stop()
+    await running
+    await transport.aclose()
+    engine.store.close()
+    return healthy_target / elapsed
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def memory_run(hosts: list[str], backlog: int, directory: Path) -> list[tuple[int, float]]:
+    """(deliveries left, RSS MiB) samples while a backlog drains at concurrency 1,000."""
+    engine = _engine(directory / "memory.db")
+    _subscribe(engine, [hosts[n % len(hosts)] for n in range(1000)])
+    _emit(engine, backlog // 1000)
+    gc.collect()
+    transport = AiohttpTransport(policy=LOOPBACK_POLICY)
+    face = AsyncDispatcher(engine, transport=transport)
+    samples: list[tuple[int, float]] = [(backlog, _rss_mib())]
+    delivered = 0
+
+    def count(event: Any) -> None:
+        nonlocal delivered
+        if isinstance(event, DeliveryDelivered):
+            delivered += 1
+
+    engine.add_listener(count)
+    running = asyncio.ensure_future(face.run_until_idle(concurrency=1000))
+    while not running.done():
+        await asyncio.sleep(1.0)
+        samples.append((backlog - delivered, _rss_mib()))
+    await running
+    await transport.aclose()
+    engine.store.close()
+    return samples
+
+
+def _uncut(gate: Callable[..., Any]) -> Callable[..., Any]:
+    # The slow-host rule switched off: a timeout leaves the host's limit as it was.
+    def finished(self: HostGate, claim: Any, outcome: Any) -> None:
+        gate(self, claim, None)
+
+    return finished
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    parser.add_argument("--only", type=int, choices=(1, 2, 3), help="run one part")
+    args = parser.parse_args()
+    rounds = 1 if args.quick else 2
+    parts = {args.only} if args.only else {1, 2, 3}
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=_serve, args=(child,), daemon=True)
+    server.start()
+    hosts, holes = parent.recv()
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs, aiohttp {aiohttp.__version__}"
+    )
+    print("the machine is shared with other engineers' work: absolute rates are noisy\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        if 1 in parts:
+            _throughput(hosts, directory, rounds=rounds, quick=args.quick)
+        if 2 in parts:
+            _black_holes(hosts, holes, directory, rounds=rounds, quick=args.quick)
+        if 3 in parts:
+            _memory(hosts, directory, quick=args.quick)
+    parent.send("stop")
+    server.join(5)
+    sys.stdout.flush()
+
+
+def _throughput(hosts: list[str], directory: Path, *, rounds: int, quick: bool) -> None:
+    print("1. throughput, 100 hosts x 200 ms, durable SQLite (deliveries/s)")
+    for concurrency, full in ((256, 8_000), (1024, 20_000)):
+        total = full // 2 if quick else full
+        plain, ours = [], []
+        for _ in range(rounds + 1):
+            plain.append(asyncio.run(plain_aiohttp(hosts, concurrency, total)))
+            ours.append(asyncio.run(worker_run(hosts, concurrency, total, directory)))
+        p, o = statistics.median(plain), statistics.median(ours)
+        print(
+            f"   concurrency {concurrency:5}: plain aiohttp {p:7.0f}/s  async worker "
+            f"{o:7.0f}/s  ratio {o / p:.2f}x  (rounds {[round(x) for x in ours]} vs "
+            f"{[round(x) for x in plain]})"
+        )
+
+
+def _black_holes(
+    hosts: list[str], holes: list[str], directory: Path, *, rounds: int, quick: bool
+) -> None:
+    print("\n2. 100 of 1,000 hooks on 100 black-hole hosts, concurrency 1,024 (healthy/s)")
+    target = 15_000 if quick else 30_000
+    clean, holed, uncut = [], [], []
+    original = HostGate.finished
+
+    def run(with_holes: bool) -> float:
+        return asyncio.run(
+            black_hole_run(
+                hosts, holes, with_holes=with_holes, healthy_target=target, directory=directory
+            )
+        )
+
+    for _ in range(rounds):
+        clean.append(run(False))
+        holed.append(run(True))
+        HostGate.finished = _uncut(original)  # type: ignore[method-assign]
+        try:
+            uncut.append(run(True))
+        finally:
+            HostGate.finished = original  # type: ignore[method-assign]
+    c, h, u = statistics.median(clean), statistics.median(holed), statistics.median(uncut)
+    print(f"   without black holes       {c:7.0f}/s  (rounds {[round(x) for x in clean]})")
+    print(f"   with them (slow-host cut) {h:7.0f}/s  ratio {h / c:.2f}x")
+    print(f"   with them, cut disabled   {u:7.0f}/s  ratio {u / c:.2f}x")
+
+
+def _memory(hosts: list[str], directory: Path, *, quick: bool) -> None:
+    backlog = 50_000 if quick else 100_000
+    print(f"\n3. memory: a {backlog:,} backlog drained at concurrency 1,000 (RSS MiB)")
+    samples = asyncio.run(memory_run(hosts, backlog, directory))
+    for left, rss in [*samples[:: max(1, len(samples) // 10)], samples[-1]]:
+        print(f"   {left:7} left  {rss:7.1f} MiB")
+    draining = [rss for left, rss in samples[2:] if left > backlog // 20]
+    if draining:
+        print(
+            f"   while draining: min {min(draining):.1f}, max {max(draining):.1f} MiB "
+            f"(spread {max(draining) - min(draining):.1f} MiB)"
+        )
+
+
+if __name__ == "__main__":
+    main()
