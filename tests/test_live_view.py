@@ -190,7 +190,7 @@ def test_stats_watch_prints_json_lines_through_a_pipe(
     assert proc.returncode == 0, err
     for data in rounds:
         assert data["outbox"]["due"] == 6
-        assert data["hooks"] == {"active": 2, "dead": 1}
+        assert data["hooks"] == {"active": 2, "dead": 1, "unconfirmed": 0}
     assert all(line.startswith("{") for line in rest.splitlines())
 
 

@@ -461,7 +461,7 @@ class SQLiteStore:
         >>> tables = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
         >>> [name for (name,) in host.execute(tables)]  # doctest: +NORMALIZE_WHITESPACE
         ['hooks', 'resthooks_attempts', 'resthooks_deliveries', 'resthooks_hooks',
-         'resthooks_messages', 'resthooks_quarantine', 'resthooks_schema']
+         'resthooks_messages', 'resthooks_meta', 'resthooks_quarantine', 'resthooks_schema']
         >>> host.close()
 
     .. versionchanged:: 0.2.0
