@@ -40,6 +40,7 @@ class _Row:
     host: str
     token: str | None = None
     lease_until: datetime | None = None
+    trace_context: str | None = None
     # Whether the row counts in its host's in-flight count (in flight under a lease not yet
     # found expired).
     counted: bool = False
@@ -324,6 +325,7 @@ class MemoryStore:
         body: bytes,
         now: datetime,
         connection: object | None = None,
+        trace_context: str | None = None,
     ) -> list[Delivery]:
         if connection is not None:
             raise ConfigurationError(
@@ -331,7 +333,7 @@ class MemoryStore:
                 "PostgresStore for a transactional outbox"
             )
         with self._lock:
-            return self._fan_out(owner, event, body, now)
+            return self._fan_out(owner, event, body, now, trace_context=trace_context)
 
     def enqueue_many(
         self,
@@ -353,7 +355,15 @@ class MemoryStore:
         with self._lock:
             return [d for o, e, b in events for d in self._fan_out(o, e, b, now)]
 
-    def _fan_out(self, owner: str, event: str, body: bytes, now: datetime) -> list[Delivery]:
+    def _fan_out(
+        self,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        *,
+        trace_context: str | None = None,
+    ) -> list[Delivery]:
         hooks = self.active_hooks(owner=owner, event=event)
         # One call to the system's random source for the whole fan-out, not one per id.
         raw = secrets.token_hex(16 * len(hooks))
@@ -369,7 +379,7 @@ class MemoryStore:
                 created_at=now,
                 updated_at=now,
             )
-            row = _Row(delivery, body, hosts[hook.id])
+            row = _Row(delivery, body, hosts[hook.id], trace_context=trace_context)
             self._rows[delivery.id] = row
             self._set(row, delivery)
             created.append(delivery)
@@ -442,6 +452,7 @@ class MemoryStore:
             body=row.body,
             token=row.token,
             lease_until=lease_until,
+            trace_context=row.trace_context,
         )
 
     def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The version of the tables this release writes. A database at a higher version (written by
 a newer resthooks) is refused with :class:`~resthooks.errors.SchemaError`."""
 
@@ -147,9 +147,11 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
         "CREATE INDEX deliveries_due_by_host ON {s}.deliveries (host, due_at, created_at, id) "
         "WHERE due_at IS NOT NULL",
     ),
+    # The W3C traceparent of the emit, shared by its deliveries (NULL when not traced).
+    4: ("ALTER TABLE {s}.messages ADD COLUMN trace_context text",),
     # Hooks get an ed25519 key for v1a signatures, and what intent verification keeps while
     # a hook waits for its target's confirmation.
-    4: (
+    5: (
         "ALTER TABLE {s}.hooks ADD COLUMN signing_key text",
         "ALTER TABLE {s}.hooks ADD COLUMN confirm_secret text",
         "ALTER TABLE {s}.hooks ADD COLUMN confirm_by timestamptz",
@@ -677,8 +679,8 @@ class PostgresStore:
             SELECT id, host, created_at FROM {s}.hooks
             WHERE owner = %(owner)s AND event = %(event)s AND state = 'active'
         ), message AS (
-            INSERT INTO {s}.messages (body)
-            SELECT %(body)s WHERE EXISTS (SELECT 1 FROM matched)
+            INSERT INTO {s}.messages (body, trace_context)
+            SELECT %(body)s, %(trace_context)s WHERE EXISTS (SELECT 1 FROM matched)
             RETURNING id
         )
         INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
@@ -699,6 +701,7 @@ class PostgresStore:
         body: bytes,
         now: datetime,
         connection: object | None = None,
+        trace_context: str | None = None,
     ) -> Sequence[Delivery]:
         """Fan out one event in one ``INSERT ... SELECT``; the body is stored once.
 
@@ -711,7 +714,9 @@ class PostgresStore:
                 autocommit mode outside a transaction (the rows would commit at once).
             StoreError: If the database refuses.
         """
-        return self.enqueue_many([(owner, event, body)], now=now, connection=connection)
+        return self._enqueue_many(
+            [(owner, event, body)], now=now, connection=connection, trace_context=trace_context
+        )
 
     def enqueue_many(
         self,
@@ -728,7 +733,20 @@ class PostgresStore:
 
         .. versionadded:: 0.2.0
         """
-        params = [{"owner": o, "event": e, "body": b, "now": now} for o, e, b in events]
+        return self._enqueue_many(events, now=now, connection=connection, trace_context=None)
+
+    def _enqueue_many(
+        self,
+        events: Sequence[tuple[str, str, bytes]],
+        *,
+        now: datetime,
+        connection: object | None,
+        trace_context: str | None,
+    ) -> Sequence[Delivery]:
+        params = [
+            {"owner": o, "event": e, "body": b, "now": now, "trace_context": trace_context}
+            for o, e, b in events
+        ]
         if not params:
             return []
         if connection is None:
@@ -803,6 +821,7 @@ class PostgresStore:
         body: bytes,
         now: datetime,
         connection: object,
+        trace_context: str | None = None,
     ) -> Sequence[Delivery]:
         """:meth:`enqueue` through the host's :class:`psycopg.AsyncConnection`, on its loop.
 
@@ -823,7 +842,13 @@ class PostgresStore:
                 f"{type(connection).__name__}"
             )
         _check_in_transaction(connection)
-        params = {"owner": owner, "event": event, "body": body, "now": now}
+        params = {
+            "owner": owner,
+            "event": event,
+            "body": body,
+            "now": now,
+            "trace_context": trace_context,
+        }
         try:
             async with connection.cursor() as cur:
                 await cur.execute(self._q(self._ENQUEUE), params)
@@ -886,7 +911,7 @@ class PostgresStore:
             h.id, h.owner, h.event, h.target_url, h.description, h.state, h.created_at,
             h.updated_at, h.dead_reason, h.dead_at, h.secret, h.previous_secret,
             h.previous_secret_until, h.signing_key, h.confirm_secret, h.confirm_by,
-            m.body, d.token, d.lease_until
+            m.body, d.token, d.lease_until, m.trace_context
     """
 
     def claim_due(
@@ -997,6 +1022,7 @@ class PostgresStore:
                     body=bytes(r[27]),
                     token=r[28],
                     lease_until=_utc_required(r[29]),
+                    trace_context=r[30],
                 )
                 for r in rows
             ]

@@ -214,11 +214,13 @@ _MIGRATIONS = (
         "CREATE INDEX resthooks_deliveries_open_by_hook_due ON resthooks_deliveries "
         "(hook_id, next_attempt_at, seq) WHERE next_attempt_at IS NOT NULL",
     ),
+    # The W3C traceparent of the emit, shared by its deliveries (NULL when not traced).
+    ("ALTER TABLE resthooks_messages ADD COLUMN trace_context TEXT",),
 )
 
 _MIGRATIONS = (
     *_MIGRATIONS,
-    # Version 5 (written with the prefix): delivery ids reveal nothing (see _delivery_id).
+    # Version 6 (written with the prefix): delivery ids reveal nothing (see _delivery_id).
     # The rows already there keep the ids they were given (receivers deduplicate on them,
     # hosts may have kept them): their salt gets its top bit set, which marks an id of the
     # old form. And hooks get an ed25519 key for v1a signatures.
@@ -303,7 +305,7 @@ def _delivery_id(seq: int, salt: int, hasher: Any) -> str:
     Without the key the id is random: it shows no counter, so a receiver cannot read the
     host's delivery volume from it. It is unique (the seq is), and decoding it gives the seq
     back: a lookup by id is a rowid lookup, and the fan-out maintains no index of random
-    strings. A row from before schema version 5 (its stored salt has the top bit set) keeps
+    strings. A row from before schema version 6 (its stored salt has the top bit set) keeps
     its old id, ``msg_`` + seq + salt, whose 17th hex digit is 0-7, never 8-f.
     """
     if salt < 0:
@@ -325,7 +327,7 @@ def _parse_id(delivery_id: object, hasher: Any) -> tuple[int, int] | None:
         salt = second - _I63
         seq = first ^ _seq_mask(hasher, salt)
         return (seq, salt) if 0 < seq < _I63 else None
-    return (first, second - _I63) if first < _I63 else None  # a row from before version 5
+    return (first, second - _I63) if first < _I63 else None  # a row from before version 6
 
 
 def _us(value: datetime, field: str) -> int:
@@ -980,6 +982,7 @@ class SQLiteStore:
         body: bytes,
         now: datetime,
         connection: object | None = None,
+        trace_context: str | None = None,
     ) -> Sequence[Delivery]:
         """Fan out one event (see :meth:`resthooks.stores.DeliveryStore.enqueue`).
 
@@ -999,10 +1002,10 @@ class SQLiteStore:
         """
         if connection is None:
             with self._write("enqueueing deliveries") as conn:
-                return self._enqueue(conn, owner, event, body, now)
+                return self._enqueue(conn, owner, event, body, now, trace_context=trace_context)
         conn = self._host_connection(connection)
         try:
-            return self._enqueue(conn, owner, event, body, now)
+            return self._enqueue(conn, owner, event, body, now, trace_context=trace_context)
         except sqlite3.Error as exc:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
 
@@ -1065,15 +1068,24 @@ class SQLiteStore:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
 
     def _enqueue(
-        self, conn: sqlite3.Connection, owner: str, event: str, body: bytes, now: datetime
+        self,
+        conn: sqlite3.Connection,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        *,
+        trace_context: str | None,
     ) -> Sequence[Delivery]:
-        return self._enqueue_all(conn, [(owner, event, body)], now)
+        return self._enqueue_all(conn, [(owner, event, body)], now, trace_context=trace_context)
 
     def _enqueue_all(
         self,
         conn: sqlite3.Connection,
         events: Sequence[tuple[str, str, bytes]],
         now: datetime,
+        *,
+        trace_context: str | None = None,
     ) -> Sequence[Delivery]:
         at = _us(now, "now")
         if len(events) > 1:
@@ -1081,9 +1093,9 @@ class SQLiteStore:
         fan_outs: list[tuple[int, int, str, str]] = []  # first seq, last seq, owner, event
         for owner, event, body in events:
             message_id = conn.execute(
-                "INSERT INTO resthooks_messages (owner, event, created_at, body, remaining) "
-                "VALUES (?, ?, ?, ?, 0)",
-                (owner, event, at, body),
+                "INSERT INTO resthooks_messages (owner, event, created_at, body, remaining, "
+                "trace_context) VALUES (?, ?, ?, ?, 0, ?)",
+                (owner, event, at, body, trace_context),
             ).lastrowid
             # No RETURNING: it made SQLite buffer every row and Python build a tuple per row
             # inside the insert, which halved the fan-out rate. One statement inserts the
@@ -1379,7 +1391,7 @@ class SQLiteStore:
                 ).fetchall()
             )
             rows = conn.execute(
-                f"SELECT d.seq, m.body, {_CLAIM_COLUMNS} FROM {_DELIVERY_FROM} "
+                f"SELECT d.seq, m.body, m.trace_context, {_CLAIM_COLUMNS} FROM {_DELIVERY_FROM} "
                 f"JOIN resthooks_hooks h ON h.id = d.hook_id WHERE d.seq IN ({marks})",
                 chunk,
             ).fetchall()
@@ -1387,11 +1399,12 @@ class SQLiteStore:
                 seq = row[0]
                 try:
                     claims[seq] = Claim(
-                        delivery=_delivery(row[2:12]),
-                        hook=_hook(row[12:]),
+                        delivery=_delivery(row[3:13]),
+                        hook=_hook(row[13:]),
                         body=bytes(row[1]),
                         token=tokens[seq],
                         lease_until=lease_until,
+                        trace_context=row[2],
                     )
                 except Exception as exc:  # noqa: BLE001 - any damage: move the row aside
                     damaged[seq] = _reason(exc)
