@@ -18,7 +18,7 @@ def tests(session: nox.Session) -> None:
     """Run the whole test suite with branch coverage."""
     session.install(
         "-e",
-        ".[postgres,async,otel,prometheus]",
+        ".[postgres,async,django,flask,fastapi,otel,prometheus]",
         *nox.project.dependency_groups(PYPROJECT, "tests"),
     )
     session.run(
@@ -28,6 +28,26 @@ def tests(session: nox.Session) -> None:
         "--cov=resthooks",
         "--cov-branch",
         "--cov-report=term",
+        *session.posargs,
+    )
+
+
+@nox.session
+@nox.parametrize("series", ["4.2", "5.2"])
+def django(session: nox.Session, series: str) -> None:
+    """The Django integration's tests on each supported Django series (4.2 LTS, 5.2)."""
+    session.install(
+        "-e",
+        ".[postgres,django]",
+        f"django~={series}.0",
+        *nox.project.dependency_groups(PYPROJECT, "tests"),
+    )
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/test_django.py",
+        "tests/postgres/test_django_postgres.py",
         *session.posargs,
     )
 
@@ -45,7 +65,7 @@ def typing(session: nox.Session) -> None:
     """mypy --strict on src/."""
     session.install(
         "-e",
-        ".[postgres,async,otel,prometheus]",
+        ".[postgres,async,django,flask,fastapi,otel,prometheus]",
         *nox.project.dependency_groups(PYPROJECT, "typing"),
     )
     session.run("mypy")
@@ -55,7 +75,9 @@ def typing(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation; a warning or a broken reference fails it."""
     session.install(
-        "-e", ".[postgres,async,otel,prometheus]", *nox.project.dependency_groups(PYPROJECT, "docs")
+        "-e",
+        ".[postgres,async,django,flask,fastapi,otel,prometheus]",
+        *nox.project.dependency_groups(PYPROJECT, "docs"),
     )
     session.run(
         "sphinx-build", "-W", "-n", "--keep-going", "-b", "html", "docs", "docs/_build/html"
@@ -67,7 +89,7 @@ def bench(session: nox.Session) -> None:
     """Run the benchmarks in bench/ (by hand: they take minutes and print ratios)."""
     session.install(
         "-e",
-        ".[postgres,async,otel,prometheus]",
+        ".[postgres,async,django,flask,fastapi,otel,prometheus]",
         *nox.project.dependency_groups(PYPROJECT, "tests"),
     )
     for script in sorted(__import__("pathlib").Path("bench").glob("bench_*.py")):

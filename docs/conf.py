@@ -35,6 +35,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"(asyncio\..*|Executor|concurrent\.futures\..*|P|Lifespan)"),
     # Web frameworks have their own documentation, which the offline build cannot link to.
     (r"py:(class|exc|obj|func)", r"(django|flask|werkzeug|fastapi|starlette|click)\..*"),
+    (r"py:class", r"(Flask|FastAPI|Blueprint|APIRouter|Request|Response)"),
     (r"py:class", r"contextlib\..*"),
     (r"py:class", r"(TracerProvider|MeterProvider|CollectorRegistry|CallbackOptions)"),
     (r"py:class", r"(opentelemetry\..*|prometheus_client\..*)"),

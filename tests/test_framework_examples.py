@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -91,10 +92,12 @@ def _flask(dispatcher: Dispatcher) -> _Client:
     return _Client(send)
 
 
-def _fastapi(dispatcher: Dispatcher) -> _Client:
+def _fastapi(dispatcher: Dispatcher, stack: contextlib.ExitStack) -> _Client:
     from fastapi.testclient import TestClient  # noqa: PLC0415 - only this test needs it
 
-    client = TestClient(_load("fastapi_app").create_app(dispatcher))
+    # As a context manager, the client runs the app's lifespan (which installs the hooks).
+    app = _load("fastapi_app").create_app(dispatcher, worker=False)
+    client = stack.enter_context(TestClient(app))
 
     def send(method: str, path: str, data: bytes | str | None, owner: str | None) -> _Answer:
         answer = client.request(method, path, content=data, headers=_headers(owner))
@@ -104,9 +107,13 @@ def _fastapi(dispatcher: Dispatcher) -> _Client:
 
 
 @pytest.fixture(name="client", params=["flask", "fastapi"])
-def _client(request: pytest.FixtureRequest) -> _Client:
+def _client(request: pytest.FixtureRequest) -> Iterator[_Client]:
     dispatcher = Dispatcher(MemoryStore(), clock=FakeClock())
-    return {"flask": _flask, "fastapi": _fastapi}[request.param](dispatcher)
+    with contextlib.ExitStack() as stack:
+        if request.param == "flask":
+            yield _flask(dispatcher)
+        else:
+            yield _fastapi(dispatcher, stack)
 
 
 def test_create_list_show_delete(client: _Client) -> None:
@@ -164,3 +171,19 @@ def test_resubscribing_answers_200(client: _Client) -> None:
 def test_requests_without_an_account_are_refused(client: _Client) -> None:
     """The examples' stand-in authentication answers 401 without an X-Account header."""
     assert client.list(owner=None).status_code == 401
+    answer = client.list(owner=None)
+    assert answer.headers["content-type"] == "application/json"
+
+
+def test_no_client_input_gets_a_500(client: _Client) -> None:
+    """An account header that is no owner (300 characters), a malformed body, a method the
+    path lacks: each a 4xx in JSON naming the problem, never a 500 or an HTML page."""
+    too_long = client.list(owner="a" * 300)
+    assert (too_long.status_code, too_long.headers["content-type"]) == (400, "application/json")
+    assert too_long.json() == {"message": "owner: must be at most 255 characters"}
+    assert client.create(b"{not json", owner="a" * 300).status_code == 400
+    malformed = client.create(b"[1, 2")
+    assert (malformed.status_code, malformed.headers["content-type"]) == (400, "application/json")
+    wrong = client.send("PUT", BASE, b"{}", "acme")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET, POST")
+    assert "message" in wrong.json()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from resthooks import ConfigurationError, NetworkPolicy
+from resthooks import ConfigurationError, NetworkPolicy, TransportError
 from resthooks.testing import AsyncRecordingTransport, RecordingTransport
 from resthooks.transports import AsyncTransport, Request, Timeouts, Transport
 
@@ -312,3 +312,39 @@ def test_async_recording_transport_holds_sends_in_flight() -> None:
 
     assert asyncio.run(main()) == [202] * 50
     assert (transport.max_in_flight, transport.in_flight, len(transport.requests)) == (50, 0, 50)
+
+
+def test_a_slow_resolver_is_cut_off_by_the_connect_timeout(
+    transport_class: type[Any], loopback_policy: NetworkPolicy
+) -> None:
+    """A resolver that takes 3 s to answer does not hold the attempt: it fails as ``timeout``
+    at the connect timeout, while the loop stays free."""
+    resolved = threading.Event()
+
+    def slow(host: str, port: int) -> list[str]:
+        resolved.wait(3)  # a DNS server that takes its time
+        return ["127.0.0.1"]
+
+    async def main() -> tuple[str, float]:
+        async with transport_class(policy=loopback_policy, resolver=slow) as transport:
+            started = asyncio.get_running_loop().time()
+            request = Request(
+                method="POST",
+                url="http://slow-dns.example.test/hook",
+                headers={},
+                body=b"{}",
+                timeouts=Timeouts(connect=0.3, total=10.0),
+            )
+            try:
+                await transport.send(request)
+            except TransportError as exc:
+                return exc.kind, asyncio.get_running_loop().time() - started
+            finally:
+                resolved.set()
+        raise AssertionError("the request went through")
+
+    kind, took = asyncio.run(main())
+    # Had the attempt waited for the resolver, it would have dialled port 80 after 3 s and
+    # failed as "connection".
+    assert kind == "timeout"
+    assert took < 3.0

@@ -445,3 +445,20 @@ def test_a_url_without_a_host_is_a_protocol_error(make_transport: MakeTransport)
     with make_transport(policy=LOOPBACK) as transport, pytest.raises(TransportError) as info:
         transport.send(_request("http:///hook"))
     assert info.value.kind == "protocol"
+
+
+def test_a_context_that_does_not_verify_is_refused(
+    make_transport: MakeTransport, tls_server: CountingServer
+) -> None:
+    """An ssl_context with verification off (CERT_NONE, or no host-name check) is refused when
+    the transport is built, with a ConfigurationError naming ssl_context: it would otherwise
+    reach a server whose certificate nobody trusts."""
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    no_host_check = ssl.create_default_context()
+    no_host_check.check_hostname = False
+    for context in (unverified, no_host_check):
+        with pytest.raises(ConfigurationError, match="ssl_context"):
+            make_transport(policy=LOOPBACK, ssl_context=context)
+    assert tls_server.hosts == []

@@ -2,49 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import FastAPI, Header
 
 from resthooks import Dispatcher
-from resthooks.api import ApiResponse, SubscriptionAPI
+from resthooks.aio import AsyncDispatcher
+from resthooks.contrib.fastapi import lifespan, subscription_router
 
 
-def current_owner(x_account: str | None = Header(default=None)) -> str:
-    # Stand-in for your authentication: whose account is making this request?
-    if not x_account:
-        raise HTTPException(401)
+def current_owner(x_account: str | None = Header(default=None)) -> str | None:
+    # Stand-in for your authentication: whose account is making this request? None: 401.
     return x_account
 
 
-async def raw_body(request: Request) -> bytes:
-    return await request.body()
-
-
-def reply(answer: ApiResponse) -> Response:
-    return Response(answer.content, answer.status, dict(answer.headers))
-
-
-def create_app(dispatcher: Dispatcher) -> FastAPI:
-    app = FastAPI()
-    api = SubscriptionAPI(dispatcher, base_path="/api/v2/resthooks")
-
-    # Plain `def` endpoints: FastAPI runs them in a thread, so a slow store never blocks
-    # the event loop.
-    @app.post("/api/v2/resthooks")
-    def create_hook(
-        body: bytes = Depends(raw_body), owner: str = Depends(current_owner)
-    ) -> Response:
-        return reply(api.create(body, owner=owner))
-
-    @app.get("/api/v2/resthooks")
-    def list_hooks(owner: str = Depends(current_owner)) -> Response:
-        return reply(api.list(owner=owner))
-
-    @app.get("/api/v2/resthooks/{hook_id}")
-    def show_hook(hook_id: str, owner: str = Depends(current_owner)) -> Response:
-        return reply(api.show(hook_id, owner=owner))
-
-    @app.delete("/api/v2/resthooks/{hook_id}")
-    def delete_hook(hook_id: str, owner: str = Depends(current_owner)) -> Response:
-        return reply(api.delete(hook_id, owner=owner))
-
+def create_app(dispatcher: Dispatcher, *, worker: bool = True) -> FastAPI:
+    hooks = AsyncDispatcher(dispatcher)  # every call off the event loop
+    # The lifespan makes `hooks` the app's (the `Hooks` dependency) and, with worker=True,
+    # delivers on the app's own loop while it serves.
+    app = FastAPI(lifespan=lifespan(hooks, worker=worker))
+    app.include_router(subscription_router(owner=current_owner))
     return app

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from flask.testing import FlaskClient
 from parties_app import create_app
 
 from resthooks import Dispatcher, HookState
-from resthooks.stores import MemoryStore
+from resthooks.stores import SQLiteStore
 from resthooks.testing import LOOPBACK_POLICY, FakeClock, HookReceiver, run_schedule, synchronous
 
 ACME = {"X-Account": "acme"}
 
 
 @pytest.fixture(name="dispatcher")
-def _dispatcher(resthooks_clock: FakeClock) -> Dispatcher:
-    """The app's Dispatcher in test settings: fake time, emit delivers at once."""
-    dispatcher = Dispatcher(MemoryStore(), clock=resthooks_clock, network_policy=LOOPBACK_POLICY)
+def _dispatcher(resthooks_clock: FakeClock, tmp_path: Path) -> Iterator[Dispatcher]:
+    """The app's Dispatcher in test settings: the app's file in a temporary directory, fake
+    time, and every committed emit delivered at once."""
+    store = SQLiteStore(tmp_path / "crm.db", adopt=True)
+    dispatcher = Dispatcher(store, clock=resthooks_clock, network_policy=LOOPBACK_POLICY)
     synchronous(dispatcher)
-    return dispatcher
+    yield dispatcher
+    store.close()
 
 
 @pytest.fixture(name="client")
@@ -115,3 +122,28 @@ def test_a_subscription_to_an_unknown_event_is_refused(client: FlaskClient) -> N
     )
     assert response.status_code == 422
     assert [e["field"] for e in response.get_json()["errors"]] == ["event"]
+
+
+def test_a_party_that_cannot_be_sent_is_not_stored(
+    client: FlaskClient, dispatcher: Dispatcher
+) -> None:
+    """A party too large to emit is refused, and neither it nor a delivery is stored."""
+    subscribe_url = "https://example.com/hooks"
+    dispatcher.subscribe("party/created", subscribe_url, owner="acme")
+    too_big = {"name": "x" * (dispatcher.max_payload_bytes + 1)}
+
+    refused = client.post("/api/v2/parties", json=too_big, headers=ACME)
+
+    assert refused.status_code == 422
+    assert dispatcher.stats().deliveries["pending"] == 0
+    with sqlite3.connect(dispatcher.store.path) as conn:
+        assert conn.execute("SELECT count(*) FROM parties").fetchone() == (0,)
+
+
+def test_an_account_header_that_is_no_owner_is_a_json_400(client: FlaskClient) -> None:
+    """A 300-character X-Account is answered 400 in JSON, not a 500 page."""
+    answer = client.get("/api/v2/resthooks", headers={"X-Account": "a" * 300})
+    assert (answer.status_code, answer.get_json()["message"]) == (
+        400,
+        "owner: must be at most 255 characters",
+    )

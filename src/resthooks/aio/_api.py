@@ -76,3 +76,15 @@ class AsyncSubscriptionAPI:
     async def delete(self, hook_id: str, *, owner: str) -> ApiResponse:
         """:meth:`SubscriptionAPI.delete <resthooks.api.SubscriptionAPI.delete>`, awaitable."""
         return await self.async_dispatcher._call(self.api.delete, hook_id, owner=owner)
+
+    async def handle(
+        self, method: str, hook_id: str | None = None, *, body: object = b"", owner: object
+    ) -> ApiResponse:
+        """:meth:`SubscriptionAPI.handle <resthooks.api.SubscriptionAPI.handle>`, awaitable:
+        one call per request, every answer JSON (what the FastAPI integration calls).
+
+        .. versionadded:: 0.2.0
+        """
+        return await self.async_dispatcher._call(
+            self.api.handle, method, hook_id, body=body, owner=owner
+        )

@@ -29,6 +29,7 @@ from ._rules import (
     resolved_addresses,
     response_from,
     transport_error,
+    verified_context,
 )
 
 __all__ = ["AiohttpTransport", "PolicyResolver"]
@@ -316,16 +317,8 @@ def _default_context() -> ssl.SSLContext:
 
 
 def _verified_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
-    if context is None:
-        return _default_context()
-    if not isinstance(context, ssl.SSLContext):
-        raise ConfigurationError("ssl_context must be an ssl.SSLContext")
-    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
-        raise ConfigurationError(
-            "ssl_context must verify certificates and host names (CERT_REQUIRED and "
-            "check_hostname): TLS verification cannot be turned off; trust a private CA instead"
-        )
-    return context
+    checked = verified_context(context)
+    return checked if checked is not None else _default_context()
 
 
 def _limit(name: str, value: int | None) -> int:

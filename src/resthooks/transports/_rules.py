@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
-from ..errors import TransportError
+from ..errors import ConfigurationError, TransportError
 from ..network import IPAddress, NetworkPolicy, ip_literal
 from ..urls import redact_url
 from ._protocol import Response
@@ -49,6 +49,7 @@ __all__ = [
     "resolved_addresses",
     "response_from",
     "transport_error",
+    "verified_context",
 ]
 
 CHUNK = 64 * 1024
@@ -96,6 +97,26 @@ def parse_target(url: str, policy: NetworkPolicy) -> Target:
     if port is None:
         port = 443 if scheme == "https" else 80
     return Target(scheme=scheme, host=host, port=port, path=parts.path or "/")
+
+
+def verified_context(context: object) -> ssl.SSLContext | None:
+    """``context`` if it verifies certificates and host names (``None`` stays ``None``).
+
+    TLS verification has no off switch: a private CA goes into a verifying context.
+
+    Raises:
+        ConfigurationError: Naming ``ssl_context``, for anything else.
+    """
+    if context is None:
+        return None
+    if not isinstance(context, ssl.SSLContext):
+        raise ConfigurationError("ssl_context must be an ssl.SSLContext")
+    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+        raise ConfigurationError(
+            "ssl_context must verify certificates and host names (CERT_REQUIRED and "
+            "check_hostname): TLS verification cannot be turned off; trust a private CA instead"
+        )
+    return context
 
 
 def literal_address(host: str, policy: NetworkPolicy) -> IPAddress | None:

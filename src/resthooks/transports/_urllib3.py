@@ -37,6 +37,7 @@ from ._rules import (
     parse_target,
     response_from,
     transport_error,
+    verified_context,
 )
 
 __all__ = ["PooledHost", "Urllib3Transport"]
@@ -122,12 +123,12 @@ class Urllib3Transport:
             ``NetworkPolicy()``, which refuses loopback and private addresses.
         resolver: ``(host, port) -> [address, ...]``. Default:
             :func:`~resthooks.network.system_resolver` (one ``getaddrinfo``).
-        ssl_context: The TLS context (to trust a private CA, say). Certificates and host
-            names are verified whatever it says.
+        ssl_context: The TLS context (to trust a private CA, say). It must verify
+            certificates and host names (``CERT_REQUIRED`` and ``check_hostname``).
 
     Raises:
-        ConfigurationError: For a ``maxsize`` below 1 or a ``pool_idle_timeout`` that is not
-            a positive number of seconds.
+        ConfigurationError: For a ``maxsize`` below 1, a ``pool_idle_timeout`` that is not
+            a positive number of seconds, or an ``ssl_context`` that does not verify.
 
     .. versionchanged:: 0.2.0
        A pool per active host, closed after ``pool_idle_timeout``, instead of a
@@ -166,7 +167,7 @@ class Urllib3Transport:
         # urllib3's timeouts are per socket read; with_deadline holds the status line and
         # headers to the total deadline too (the body is read against it below).
         self._pool_classes = with_deadline(pinned_pool_classes(self.policy, resolve))
-        self._ssl_context = ssl_context
+        self._ssl_context = verified_context(ssl_context)
         self._lock = threading.Lock()
         self._hosts: dict[tuple[str, str, int], _HostPool] = {}
         self._targets: dict[str, _Target] = {}

@@ -11,7 +11,7 @@ import os
 from django.contrib.auth.models import User
 from django.core import checks
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connections, transaction
 from django.test import TestCase as DjangoTestCase
 from django.test import TransactionTestCase, override_settings
 
@@ -25,9 +25,8 @@ ELSEWHERE = bool(os.environ.get("CRM_STORE_ELSEWHERE"))
 
 
 class Isolated:
-    @classmethod
-    def _pre_setup(cls):
-        super()._pre_setup()
+    def setUp(self):
+        super().setUp()
         if ELSEWHERE:
             reset_dispatcher()
 
@@ -51,9 +50,12 @@ def subscribe(client, receiver, account="acme", event="party/created", path="/cr
 
 class Deliveries(TestCase):
     def setUp(self):
+        super().setUp()
         self.receiver = HookReceiver().start()
         self.addCleanup(self.receiver.close)
-        self.enterContext(synchronous())
+        mode = synchronous()  # (TestCase.enterContext is Python 3.11+)
+        mode.__enter__()
+        self.addCleanup(mode.__exit__, None, None, None)
 
     def commit(self):
         # A TestCase never commits: run the on_commit callbacks Django captured.
@@ -193,6 +195,7 @@ class SubscriptionApi(TestCase):
 
 class Admin(TestCase):
     def setUp(self):
+        super().setUp()
         self.superuser = User.objects.create_superuser("root", password="pw")
         self.staff = User.objects.create_user("staff", password="pw", is_staff=True)
 
@@ -254,6 +257,13 @@ class SettingsChecks(TestCase):
         with override_settings(RESTHOOKS={"MODEL_EVENTS": {"party/x": "crm.Nope.created"}}):
             ids = [e.id for e in checks.run_checks(tags=["resthooks"])]
         self.assertIn("resthooks.E012", ids)
+
+    def test_a_database_the_store_cannot_live_in_is_named(self):
+        """DATABASE naming a backend other than SQLite or PostgreSQL: resthooks.E015."""
+        self.assertNotIn(connections["legacy"].vendor, ("sqlite", "postgresql"))
+        with override_settings(RESTHOOKS={"DATABASE": "legacy"}):
+            ids = [e.id for e in checks.run_checks(tags=["resthooks"])]
+        self.assertEqual(["resthooks.E015"], ids)
 
     def test_good_settings_pass(self):
         self.assertEqual([], checks.run_checks(tags=["resthooks"]))

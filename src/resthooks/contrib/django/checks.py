@@ -15,7 +15,8 @@ __all__ = ["check_settings"]
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """``resthooks.E001``...: one error per problem in ``settings.RESTHOOKS``.
 
-    Also checks that every model ``MODEL_EVENTS`` names exists (``resthooks.E011``).
+    Also checks that every model ``MODEL_EVENTS`` names exists (``resthooks.E011``) and that
+    the store can live in ``DATABASE`` (SQLite, or PostgreSQL on psycopg 3: ``E015``, ``E016``).
     """
     found = [
         checks.Error(
@@ -27,6 +28,33 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     if found:
         return found
     settings = conf.load()
+    if settings.store is None:
+        from django.db import connections  # noqa: PLC0415
+
+        alias = settings.database or "default"
+        vendor = connections[alias].vendor
+        if vendor not in ("sqlite", "postgresql"):
+            found.append(
+                checks.Error(
+                    f"RESTHOOKS['DATABASE']: {alias!r} is a {vendor} database; the store can "
+                    "live in a SQLite or PostgreSQL database only",
+                    hint="Set RESTHOOKS['STORE'] to a callable returning a Store elsewhere.",
+                    id="resthooks.E015",
+                )
+            )
+        elif vendor == "postgresql":
+            from ._store import _is_psycopg3  # noqa: PLC0415
+
+            if not _is_psycopg3(connections[alias]):
+                found.append(
+                    checks.Error(
+                        f"RESTHOOKS['DATABASE']: {alias!r} uses psycopg2; the store shares a "
+                        "PostgreSQL database through psycopg 3",
+                        hint="pip install 'psycopg[binary]' (Django 4.2+ then uses it), or "
+                        "set RESTHOOKS['STORE'].",
+                        id="resthooks.E016",
+                    )
+                )
     for event, (label, _action) in settings.model_events.items():
         try:
             apps.get_model(label)
