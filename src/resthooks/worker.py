@@ -37,8 +37,8 @@ class Worker:
 
     Make one with :meth:`Dispatcher.worker() <resthooks.Dispatcher.worker>` (or let
     :meth:`Dispatcher.run() <resthooks.Dispatcher.run>` make it). One loop thread claims due
-    deliveries from the store in batches, queues them (up to ``max(workers, 16)`` beyond the
-    threads) for ``workers`` threads that make the attempts and take the next queued claim
+    deliveries from the store in batches, queues them (up to ``workers`` beyond the threads)
+    for ``workers`` threads that make the attempts and take the next queued claim
     as soon as they finish, records their outcomes in batches, and sleeps until something
     can be done: the queue ran low, a batch of attempts finished or none is left running, an
     emit in this process, the next delivery due, ``stop``, or ``poll_interval`` (for work
@@ -241,8 +241,10 @@ class _Session:
         # this loop; the threads wake the loop only when it has something to do: the queue
         # ran low, a batch of outcomes is waiting, or nothing is left running. Two thread
         # hand-offs per delivery (submit, then wake) become about two per batch.
+        # At most 2 x workers claims are held (queued, running or waiting in the gate), as
+        # before: what a killed worker can have in flight stays one batch.
         workers = worker.workers
-        self.ahead = max(workers, 16)
+        self.ahead = workers
         self.capacity = workers + self.ahead
         self.low_water = self.ahead // 2
         self.batch = max(1, self.ahead // 2)
@@ -300,7 +302,7 @@ class _Session:
                 self.sleep(due)
 
     def claim(self) -> None:
-        limit = claim_limit(self.gate, self.capacity, len(self.in_flight))
+        limit = claim_limit(self.gate, self.worker.workers, len(self.in_flight))
         if limit <= 0:
             return
         claims = self.dispatcher._claim_due(now=self.clock.now(), limit=limit, per_host=True)
