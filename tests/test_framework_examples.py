@@ -187,3 +187,22 @@ def test_no_client_input_gets_a_500(client: _Client) -> None:
     wrong = client.send("PUT", BASE, b"{}", "acme")
     assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET, POST")
     assert "message" in wrong.json()
+
+
+def test_the_integrations_refuse_bad_options() -> None:
+    """A blueprint or router without a callable owner, or with a prefix that is no path,
+    raises ConfigurationError naming it, before any request."""
+    from resthooks import ConfigurationError  # noqa: PLC0415
+    from resthooks.contrib.fastapi import subscription_router  # noqa: PLC0415
+    from resthooks.contrib.flask import Resthooks, subscription_blueprint  # noqa: PLC0415
+
+    with pytest.raises(ConfigurationError, match="owner"):
+        subscription_blueprint(owner="nobody")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="url_prefix"):
+        subscription_blueprint(owner=lambda r: "acme", url_prefix=7)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="owner"):
+        subscription_router(owner=None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="prefix"):
+        subscription_router(owner=lambda: "acme", prefix=b"/x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="dispatcher"):
+        Resthooks().init_app(object(), dispatcher=42)  # type: ignore[arg-type]

@@ -184,3 +184,30 @@ def test_resthooks_health_refuses_a_bad_age(tmp_path: Path) -> None:
         assert done.returncode == 2, bad
         assert "max_due_age" in done.stderr
         assert len(done.stderr.splitlines()) == 1
+
+
+def test_the_heartbeat_of_the_async_worker() -> None:
+    """The asyncio worker keeps the same heartbeat: healthy while it runs, not after."""
+    import asyncio  # noqa: PLC0415
+
+    from resthooks.aio import AsyncDispatcher  # noqa: PLC0415
+    from resthooks.testing import AsyncRecordingTransport  # noqa: PLC0415
+
+    dispatcher = Dispatcher(MemoryStore())
+    worker = AsyncDispatcher(dispatcher, transport=AsyncRecordingTransport()).worker(
+        concurrency=2, poll_interval=0.05
+    )
+
+    async def main() -> tuple[bool, bool]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        for _ in range(500):
+            if worker.heartbeat is not None:
+                break
+            await asyncio.sleep(0.01)
+        running = check_health(dispatcher, worker=worker, max_heartbeat_age=5).ok
+        stop.set()
+        await task
+        return running, check_health(dispatcher, worker=worker).ok
+
+    assert asyncio.run(main()) == (True, False)

@@ -103,12 +103,16 @@ def seed(db: Path, receiver: HookReceiver) -> None:
     store.close()
 
 
-def test_the_worker_redraws_its_view_in_place(tmp_path: Path, receiver: HookReceiver) -> None:
-    """On a terminal, `resthooks worker` redraws one block in place: the current rate, in
-    flight, due, retrying, dead hooks and the last errors; no line per attempt."""
+@pytest.mark.parametrize("args", [(), ("--concurrency", "8")], ids=["threads", "asyncio"])
+def test_the_worker_redraws_its_view_in_place(
+    tmp_path: Path, receiver: HookReceiver, args: tuple[str, ...]
+) -> None:
+    """On a terminal, `resthooks worker` (threads or asyncio) redraws one block in place: the
+    current rate, in flight, due, retrying, dead hooks and the last errors; no line per
+    attempt."""
     db = tmp_path / "hooks.db"
     seed(db, receiver)
-    terminal = Terminal(["worker", "--allow-network", LOOPBACK], db)
+    terminal = Terminal(["worker", "--allow-network", LOOPBACK, *args], db)
     try:
         text = terminal.read_until(
             lambda t: "HTTP 500" in t and "3 retrying" in t and t.count("\x1b[J") >= 3

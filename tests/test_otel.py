@@ -279,3 +279,29 @@ def test_without_an_sdk_everything_is_a_no_op() -> None:
     instrument(dispatcher)
     dispatcher.subscribe("party/created", "https://example.com/a", owner="acme")
     dispatcher.emit("party/created", {"id": 1}, owner="acme")
+
+
+def test_emit_many_traces_each_event_and_links_its_attempts(telemetry: Telemetry) -> None:
+    """emit_many under an instrumented Dispatcher: an emit span per event, and each
+    delivery's attempt links to the span of its own event."""
+    from resthooks.testing import RecordingTransport  # noqa: PLC0415
+
+    dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), transport=RecordingTransport())
+    instrument(dispatcher, tracer_provider=telemetry.tracer_provider)
+    dispatcher.subscribe("party/created", "https://example.com/a", owner="acme")
+    dispatcher.subscribe("task/completed", "https://example.com/b", owner="acme")
+    created = dispatcher.emit_many(
+        [("party/created", {"id": 1}, "acme"), ("task/completed", {"id": 2}, "acme")]
+    )
+    assert len(created) == 2
+    dispatcher.deliver_due()
+    emits = {
+        s.attributes["resthooks.event"]: s
+        for s in telemetry.finished()
+        if s.kind == SpanKind.PRODUCER
+    }  # type: ignore[index]
+    for attempt in telemetry.finished("POST"):
+        assert attempt.attributes is not None
+        (link,) = attempt.links
+        emit = emits[attempt.attributes["resthooks.event"]]
+        assert link.context.span_id == emit.context.span_id

@@ -122,7 +122,9 @@ def test_metrics_registry_needs_multiprocess_mode(monkeypatch: pytest.MonkeyPatc
 class Worker:
     """``resthooks worker --metrics-port 0`` in a subprocess, and its /metrics URL."""
 
-    def __init__(self, db: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, db: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -133,6 +135,7 @@ class Worker:
                 LOOPBACK,
                 "--metrics-port",
                 "0",
+                *args,
             ],
             env={**os.environ, "RESTHOOKS_DB": str(db), **(env or {})},
             stdout=subprocess.DEVNULL,
@@ -185,11 +188,15 @@ def wait_until(check: object, timeout: float = 30.0) -> None:
     raise AssertionError("timed out")
 
 
-def test_a_real_worker_serves_metrics(tmp_path: Path, receiver: HookReceiver) -> None:
-    """`resthooks worker --metrics-port` serves /metrics, scraped over HTTP while it works."""
+@pytest.mark.parametrize("args", [(), ("--concurrency", "8")], ids=["threads", "asyncio"])
+def test_a_real_worker_serves_metrics(
+    tmp_path: Path, receiver: HookReceiver, args: tuple[str, ...]
+) -> None:
+    """`resthooks worker --metrics-port` serves /metrics, scraped over HTTP while it works,
+    with the thread worker and with the asyncio one (`--concurrency`)."""
     db = tmp_path / "hooks.db"
     dispatcher = seed(db, receiver)
-    worker = Worker(db)
+    worker = Worker(db, args=args)
     try:
         for i in range(3):
             dispatcher.emit("party/created", {"id": i}, owner="acme")

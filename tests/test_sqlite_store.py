@@ -548,7 +548,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_backlog(db: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     conn.close()
-    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 4)
+    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 5)
     assert "resthooks_deliveries_open_by_hook_due" in indexes
     assert "resthooks_deliveries_open_by_hook" not in indexes
     with SQLiteStore(db) as store:
@@ -556,3 +556,39 @@ def test_a_version_1_file_is_migrated_and_keeps_its_backlog(db: Path) -> None:
             now=T0, limit=5, lease_until=T0 + timedelta(hours=1), max_in_flight_per_host=4
         )
         assert [d.id for d in made] == [c.delivery.id for c in claims]
+
+
+def test_a_file_of_the_previous_version_gains_the_trace_context_column(db: Path) -> None:
+    """A file of the version before trace contexts is migrated on open: its deliveries claim
+    with no trace context, new ones keep theirs."""
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with SQLiteStore(db) as store:
+        store.add_hook(_hook(1), max_per_owner=None)
+        (old,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("ALTER TABLE resthooks_messages DROP COLUMN trace_context")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+        conn.commit()
+    finally:
+        conn.close()
+    with SQLiteStore(db) as store:
+        (new,) = store.enqueue(
+            owner="acme",
+            event="party/created",
+            body=b"{}",
+            now=T0 + timedelta(seconds=1),
+            trace_context=traceparent,
+        )
+        claims = store.claim_due(
+            now=T0 + timedelta(seconds=2), limit=10, lease_until=T0 + timedelta(seconds=100)
+        )
+    assert [(c.delivery.id, c.trace_context) for c in claims] == [
+        (old.id, None),
+        (new.id, traceparent),
+    ]
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        conn.close()

@@ -19,7 +19,7 @@ import pytest
 
 from resthooks import ConfigurationError, NetworkPolicy, TransportError
 from resthooks.testing import AsyncRecordingTransport, RecordingTransport
-from resthooks.transports import AsyncTransport, Request, Timeouts, Transport
+from resthooks.transports import AsyncTransport, PooledHost, Request, Timeouts, Transport
 
 
 class SlowReceiver:
@@ -153,16 +153,24 @@ def test_the_pool_keeps_a_connection_to_every_host(
     """Three rounds over 100 hosts open 100 connections, not 300: no LRU of hosts smaller
     than the hosts in use closes and reopens them."""
 
-    async def main() -> None:
+    async def main() -> tuple[list[PooledHost], list[PooledHost]]:
         async with transport_class(policy=loopback_policy) as transport:
             for _ in range(3):
                 for url in slow_receiver.urls:
                     assert (await transport.send(_request(url))).status == 204
+            held = transport.pooled_hosts()
+        return held, transport.pooled_hosts()
 
-    asyncio.run(main())
+    held, after_close = asyncio.run(main())
 
     assert slow_receiver.requests == 300
     assert slow_receiver.connections == 100
+    # pooled_hosts() says what the pool holds: one idle connection to each host, the host
+    # sent to last first; nothing once closed.
+    assert sorted(f"127.0.0.{i + 1}" for i in range(100)) == sorted(h.host for h in held)
+    assert {("http", 1)} == {(h.scheme, h.idle_connections) for h in held}
+    assert held[0].host == "127.0.0.100"
+    assert after_close == []
 
 
 @pytest.mark.parametrize("slow_receiver", [{"hold_until": 2, "patience": 30.0}], indirect=True)

@@ -46,6 +46,7 @@ class Row:
     host: str
     token: str | None = None
     lease_until: datetime | None = None
+    trace_context: str | None = None
 
 
 class DictStore:
@@ -160,7 +161,14 @@ class DictStore:
     # -- the outbox ---------------------------------------------------------------------------
 
     def enqueue(
-        self, *, owner: str, event: str, body: bytes, now: datetime, connection: object = None
+        self,
+        *,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        connection: object = None,
+        trace_context: str | None = None,
     ) -> list[Delivery]:
         if connection is not None:
             raise ConfigurationError("DictStore cannot share a database connection")
@@ -177,7 +185,7 @@ class DictStore:
                     updated_at=now,
                 )
                 host = urllib.parse.urlsplit(hook.target_url).netloc.lower()
-                self._rows[d.id] = Row(d, body, host)
+                self._rows[d.id] = Row(d, body, host, trace_context=trace_context)
                 made.append(d)
             return made
 
@@ -227,6 +235,7 @@ class DictStore:
                         body=row.body,
                         token=row.token,
                         lease_until=lease_until,
+                        trace_context=row.trace_context,
                     )
                 )
             return claims

@@ -437,13 +437,35 @@ class Dispatcher:
                 owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
             )
         else:
-            trace = EmitTrace(event=event, owner=owner)
-            with observer(trace):
-                created = self.store.enqueue(
-                    owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
-                )
-                trace.deliveries = len(created)
+            created = self._enqueue_observed(
+                observer, owner, event, body, now=self.clock.now(), connection=connection
+            )
         self._emitted(created, transactional=connection is not None)
+        return created
+
+    def _enqueue_observed(
+        self,
+        observer: EmitObserver,
+        owner: str,
+        event: str,
+        body: bytes,
+        *,
+        now: datetime,
+        connection: object | None,
+    ) -> Sequence[Delivery]:
+        # The store's enqueue inside the emit observer (a tracer's span), with the trace
+        # context it gave.
+        trace = EmitTrace(event=event, owner=owner)
+        with observer(trace):
+            created = self.store.enqueue(
+                owner=owner,
+                event=event,
+                body=body,
+                now=now,
+                connection=connection,
+                **trace.store_arguments(),
+            )
+            trace.deliveries = len(created)
         return created
 
     # emit() in two halves around the store's enqueue (_prepare_emit, below, and this), which
@@ -491,8 +513,17 @@ class Dispatcher:
         ``transaction.on_commit``): this process's workers wake up at once instead of at their
         next poll, and :attr:`after_emit` (the synchronous test mode) runs for them.
 
+        Raises:
+            ValidationError: Naming ``deliveries`` if it is not a sequence of deliveries.
+
         .. versionadded:: 0.2.0
         """
+        if (
+            not isinstance(deliveries, Sequence)
+            or isinstance(deliveries, (str, bytes))
+            or not all(isinstance(d, Delivery) for d in deliveries)
+        ):
+            raise ValidationError("deliveries", "must be the deliveries an emit returned")
         if deliveries:
             self._wake_workers()
             if self.after_emit is not None:
@@ -556,8 +587,17 @@ class Dispatcher:
             return []
         now = self.clock.now()
         enqueue_many = getattr(self.store, "enqueue_many", None)
-        if enqueue_many is not None:
-            created: Sequence[Delivery] = enqueue_many(batch, now=now, connection=connection)
+        observer = self.emit_observer
+        if observer is not None:  # traced: one emit span (and trace context) per event
+            created: Sequence[Delivery] = [
+                d
+                for owner, event, body in batch
+                for d in self._enqueue_observed(
+                    observer, owner, event, body, now=now, connection=connection
+                )
+            ]
+        elif enqueue_many is not None:
+            created = enqueue_many(batch, now=now, connection=connection)
         else:
             created = [
                 d
@@ -881,7 +921,14 @@ class Dispatcher:
         results = self.store.record(outcomes, now=self.clock.now())
         _log.log_outcomes(outcomes, results, hooks)
         if self._listeners:
-            lifecycle.notify_recorded(self._listeners, outcomes, results, hooks, self.store)
+            traces = (
+                {c.delivery.id: c.trace_context for c in claims if c.trace_context}
+                if claims is not None
+                else None
+            )
+            lifecycle.notify_recorded(
+                self._listeners, outcomes, results, hooks, self.store, trace_contexts=traces
+            )
         return summarize(outcomes, results)
 
     def _hooks_of(self, outcomes: Sequence[Outcome]) -> dict[str, Hook]:

@@ -251,8 +251,13 @@ def notify_recorded(
     results: Sequence[RecordResult],
     hooks: Mapping[str, Hook],
     registry: HookRegistry,
+    *,
+    trace_contexts: Mapping[str, str] | None = None,
 ) -> None:
     """Send the events of a recorded batch (see the module's docs for which, in which order).
+
+    ``trace_contexts`` maps delivery ids to the trace context their claims carried, for
+    :attr:`AttemptFinished.trace_context`.
 
     ``hooks`` maps delivery ids to their hooks as claimed; an outcome whose hook is unknown,
     or that the store refused without logging its attempt (stale), sends nothing; one that
@@ -275,6 +280,7 @@ def notify_recorded(
                 outcome=outcome.kind,
                 next_attempt_at=outcome.next_attempt_at,
                 verdict=verdict,
+                trace_context=trace_contexts.get(delivery_id) if trace_contexts else None,
             ),
         )
         if verdict is not Verdict.APPLIED:

@@ -183,6 +183,10 @@ class Claim:
         body: The JSON body to POST, exactly as serialised at emit time.
         token: The fencing token: recording an outcome with a stale token is refused.
         lease_until: When the claim expires and the delivery becomes claimable again.
+        trace_context: The W3C ``traceparent`` its emit stored with it (see
+            :mod:`resthooks.tracing`), or ``None``.
+
+            .. versionadded:: 0.2.0
     """
 
     delivery: Delivery
@@ -190,6 +194,7 @@ class Claim:
     body: bytes = attrs.field(repr=False)
     token: str
     lease_until: datetime
+    trace_context: str | None = None
 
 
 class OutcomeKind(str, enum.Enum):

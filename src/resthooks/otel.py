@@ -44,6 +44,8 @@ Example:
     >>> emit, attempt = exporter.get_finished_spans()
     >>> emit.name, attempt.name, attempt.attributes["http.response.status_code"]
     ('emit party/created', 'POST', 204)
+    >>> attempt.links[0].context.span_id == emit.context.span_id
+    True
     >>> instrumentation.close()
 
 .. versionadded:: 0.2.0
@@ -62,8 +64,7 @@ from typing import TYPE_CHECKING
 try:
     from opentelemetry import metrics, trace
     from opentelemetry.metrics import Counter, Histogram, Observation
-    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 except ImportError as exc:  # pragma: no cover - tested in a subprocess without the package
     raise ImportError(
         "resthooks.otel needs OpenTelemetry's API: install the extra, pip install 'resthooks[otel]'"
@@ -80,7 +81,7 @@ from .observability import (
     OutboxMonitor,
     attempt_outcome,
 )
-from .tracing import EmitTrace
+from .tracing import EmitTrace, valid_traceparent
 from .urls import mask_url
 
 if TYPE_CHECKING:
@@ -94,7 +95,6 @@ __all__ = ["Instrumentation", "instrument"]
 logger = logging.getLogger("resthooks")
 
 _SCOPE = "resthooks"
-_PROPAGATOR = TraceContextTextMapPropagator()
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -148,12 +148,19 @@ class Instrumentation:
                     unit=metric.unit,
                     description=metric.description,
                 )
+        self._attributes: dict[tuple[Metric, str | None], dict[str, str] | None] = {}
         self._metrics = MetricsListener(self._record)
 
     # -- metrics -----------------------------------------------------------------------------
 
     def _record(self, metric: Metric, value: float, label: str | None) -> None:
-        attributes = {metric.attribute: label} if metric.attribute and label is not None else None
+        key = (metric, label)
+        attributes = self._attributes.get(key)
+        if attributes is None and key not in self._attributes:
+            # One dict per figure and label value, built once: the SDK reads it per record.
+            attributes = self._attributes[key] = (
+                {metric.attribute: label} if metric.attribute and label is not None else None
+            )
         counter = self._counters.get(metric)
         if counter is not None:
             counter.add(value, attributes)
@@ -208,8 +215,6 @@ class Instrumentation:
             "resthooks.delivery.id": event.delivery_id,
             "resthooks.hook.id": event.hook.id,
             "resthooks.event": event.hook.event,
-            "resthooks.owner": event.hook.owner,
-            "resthooks.attempt": attempt.number,
             "resthooks.outcome": attempt_outcome(event),
         }
         if attempt.number > 1:
@@ -223,10 +228,8 @@ class Instrumentation:
             attributes["error.type"] = error_type
         links: list[Link] = []
         if event.trace_context is not None:
-            context = trace.get_current_span(
-                _PROPAGATOR.extract({"traceparent": event.trace_context})
-            ).get_span_context()
-            if context.is_valid:
+            context = _span_context(event.trace_context)
+            if context is not None:
                 links.append(Link(context))
         start = int(attempt.started_at.timestamp() * 1e9)
         span = self.tracer.start_span(
@@ -248,17 +251,28 @@ class Instrumentation:
         if self.closed:
             yield
             return
-        with self.tracer.start_as_current_span(
+        # A child of the caller's current span, not made current itself: nothing of the
+        # store's call needs it, and attaching a context costs more than the rest.
+        span = self.tracer.start_span(
             f"emit {emit.event}",
             kind=SpanKind.PRODUCER,
             attributes={"resthooks.event": emit.event, "resthooks.owner": emit.owner},
-        ) as span:
-            carrier: dict[str, str] = {}
-            _PROPAGATOR.inject(carrier)
-            emit.trace_context = carrier.get("traceparent")
+        )
+        context = span.get_span_context()
+        if context.is_valid:  # the no-op tracer's spans are not: nothing to store then
+            emit.trace_context = (
+                f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+            )
+        try:
             yield
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        else:
             if emit.deliveries is not None:
                 span.set_attribute("resthooks.deliveries", emit.deliveries)
+        finally:
+            span.end()
 
     def close(self) -> None:
         """Stop: remove the listener and the emit observer; the gauges observe nothing more."""
@@ -329,6 +343,20 @@ def _target(url: str) -> tuple[str, int, str]:
         parts.hostname or "",
         port if port is not None else _DEFAULT_PORTS.get(parts.scheme.lower(), 0),
         mask_url(url),
+    )
+
+
+def _span_context(traceparent: str) -> SpanContext | None:
+    """The remote span context of a stored ``traceparent`` (as
+    :func:`resthooks.tracing.valid_traceparent` keeps them), or ``None``."""
+    if valid_traceparent(traceparent) is None:
+        return None
+    _, trace_id, span_id, flags = traceparent.split("-")
+    return SpanContext(
+        trace_id=int(trace_id, 16),
+        span_id=int(span_id, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(int(flags, 16)),
     )
 
 

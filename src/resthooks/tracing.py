@@ -45,6 +45,13 @@ class EmitTrace:
     trace_context: str | None = None
     deliveries: int | None = None
 
+    def store_arguments(self) -> dict[str, str]:
+        """What the store's ``enqueue`` is given: ``trace_context`` when the observer set a
+        valid one, nothing otherwise (a store of one's own without the argument then keeps
+        working)."""
+        context = valid_traceparent(self.trace_context)
+        return {"trace_context": context} if context is not None else {}
+
 
 EmitObserver = Callable[[EmitTrace], AbstractContextManager[object]]
 """An emit observer, called with the :class:`EmitTrace` of each emit; it returns a context

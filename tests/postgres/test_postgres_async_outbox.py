@@ -69,3 +69,37 @@ def test_an_async_connection_in_autocommit_outside_a_transaction_is_refused(
     asyncio.run(main())
 
     assert len(pg_store.list_deliveries()) == 1
+
+
+def test_a_traced_emit_through_an_async_connection_links_its_attempts(
+    pg_store: PostgresStore, pg_conninfo: str
+) -> None:
+    """With OpenTelemetry, an emit through the host's AsyncConnection stores the emit's trace
+    context like any other: the async worker's attempt span links to the emit span."""
+    import psycopg
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from resthooks.otel import instrument
+    from resthooks.testing import AsyncRecordingTransport
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    dispatcher = support.make_dispatcher(pg_store)
+    instrument(dispatcher, tracer_provider=provider)
+    hooks = AsyncDispatcher(dispatcher, transport=AsyncRecordingTransport())
+
+    async def main() -> None:
+        await hooks.subscribe("party/created", "https://example.com/h", owner="acme")
+        async with await psycopg.AsyncConnection.connect(pg_conninfo) as conn:
+            await hooks.emit("party/created", {"id": 1}, owner="acme", connection=conn)
+            await conn.commit()
+        summary = await hooks.worker(concurrency=4).run_until_idle()
+        assert summary.delivered == 1
+
+    asyncio.run(main())
+    emit, attempt = spans.get_finished_spans()
+    assert emit.name == "emit party/created"
+    assert [link.context.span_id for link in attempt.links] == [emit.context.span_id]

@@ -16,6 +16,7 @@ from ..errors import ConfigurationError
 from ..lifecycle import LifecycleListener
 from ..model import Attempt, Delivery, DeliveryState, Hook, HookState, Stats
 from ..outcomes import DeliverySummary
+from ..tracing import EmitTrace
 from ..transports import AsyncTransport
 
 if TYPE_CHECKING:
@@ -190,9 +191,23 @@ class AsyncDispatcher:
                 "psycopg.AsyncConnection"
             )
         owner, event, body = engine._prepare_emit(event, payload, owner)
-        created: Sequence[Delivery] = await enqueue_async(
-            owner=owner, event=event, body=body, now=engine.clock.now(), connection=connection
-        )
+        observer = engine.emit_observer
+        if observer is None:
+            created: Sequence[Delivery] = await enqueue_async(
+                owner=owner, event=event, body=body, now=engine.clock.now(), connection=connection
+            )
+        else:  # as Dispatcher.emit does around the store's enqueue
+            trace = EmitTrace(event=event, owner=owner)
+            with observer(trace):
+                created = await enqueue_async(
+                    owner=owner,
+                    event=event,
+                    body=body,
+                    now=engine.clock.now(),
+                    connection=connection,
+                    **trace.store_arguments(),
+                )
+                trace.deliveries = len(created)
         engine._emitted(created, transactional=True)
         return created
 

@@ -124,6 +124,8 @@ def subscription_router(
     """
     if not callable(owner):
         raise ConfigurationError("owner: must be a FastAPI dependency (a callable)")
+    if not isinstance(prefix, str):
+        raise ConfigurationError(f"prefix: must be a path, not {type(prefix).__name__}")
     base = "/" + prefix.strip("/")
     router = APIRouter()
 

@@ -142,6 +142,8 @@ def subscription_blueprint(
     """
     if not callable(owner):
         raise ConfigurationError("owner: must be a callable, request -> owner")
+    if not isinstance(url_prefix, str) or not isinstance(name, str) or not name:
+        raise ConfigurationError("url_prefix and name: must be strings (name not empty)")
     base = "/" + url_prefix.strip("/")
     blueprint = Blueprint(name, __name__)
 

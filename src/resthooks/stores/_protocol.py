@@ -115,6 +115,7 @@ class DeliveryStore(Protocol):
         body: bytes,
         now: datetime,
         connection: object | None = None,
+        trace_context: str | None = None,
     ) -> Sequence[Delivery]:
         """Fan out one event: one pending delivery, due ``now``, per active hook of ``owner``
         subscribed to ``event``, in one transaction. ``body`` is stored once per call or per
@@ -128,13 +129,18 @@ class DeliveryStore(Protocol):
 
         The sequence returned may be built lazily, when first read.
 
+        ``trace_context`` (a W3C ``traceparent``, already validated, or ``None``) is kept with
+        the deliveries of this call and handed back in each :class:`~resthooks.Claim`. The
+        Dispatcher passes it only when a tracer gave one, so a store of your own without the
+        argument works until tracing is turned on.
+
         A store may also offer ``enqueue_many(events, *, now, connection=None)``, ``events``
         being ``(owner, event, body)`` tuples: the same for each, all in one transaction,
         the deliveries of all returned in order. :meth:`resthooks.Dispatcher.emit_many` uses
         it when present, and calls ``enqueue`` once per event otherwise.
 
         .. versionchanged:: 0.2.0
-           Returns a sequence (it was a list).
+           Returns a sequence (it was a list); ``trace_context`` is new.
         """
         ...
 

@@ -40,6 +40,7 @@ class _Row:
     host: str
     token: str | None = None
     lease_until: datetime | None = None
+    trace_context: str | None = None
     # Whether the row counts in its host's in-flight count (in flight under a lease not yet
     # found expired).
     counted: bool = False
@@ -309,6 +310,7 @@ class MemoryStore:
         body: bytes,
         now: datetime,
         connection: object | None = None,
+        trace_context: str | None = None,
     ) -> list[Delivery]:
         if connection is not None:
             raise ConfigurationError(
@@ -316,7 +318,7 @@ class MemoryStore:
                 "PostgresStore for a transactional outbox"
             )
         with self._lock:
-            return self._fan_out(owner, event, body, now)
+            return self._fan_out(owner, event, body, now, trace_context=trace_context)
 
     def enqueue_many(
         self,
@@ -338,7 +340,15 @@ class MemoryStore:
         with self._lock:
             return [d for o, e, b in events for d in self._fan_out(o, e, b, now)]
 
-    def _fan_out(self, owner: str, event: str, body: bytes, now: datetime) -> list[Delivery]:
+    def _fan_out(
+        self,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        *,
+        trace_context: str | None = None,
+    ) -> list[Delivery]:
         hooks = self.active_hooks(owner=owner, event=event)
         # One call to the system's random source for the whole fan-out, not one per id.
         raw = secrets.token_hex(16 * len(hooks))
@@ -354,7 +364,7 @@ class MemoryStore:
                 created_at=now,
                 updated_at=now,
             )
-            row = _Row(delivery, body, hosts[hook.id])
+            row = _Row(delivery, body, hosts[hook.id], trace_context=trace_context)
             self._rows[delivery.id] = row
             self._set(row, delivery)
             created.append(delivery)
@@ -427,6 +437,7 @@ class MemoryStore:
             body=row.body,
             token=row.token,
             lease_until=lease_until,
+            trace_context=row.trace_context,
         )
 
     def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:

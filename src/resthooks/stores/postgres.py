@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version of the tables this release writes. A database at a higher version (written by
 a newer resthooks) is refused with :class:`~resthooks.errors.SchemaError`."""
 
@@ -147,6 +147,8 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
         "CREATE INDEX deliveries_due_by_host ON {s}.deliveries (host, due_at, created_at, id) "
         "WHERE due_at IS NOT NULL",
     ),
+    # The W3C traceparent of the emit, shared by its deliveries (NULL when not traced).
+    4: ("ALTER TABLE {s}.messages ADD COLUMN trace_context text",),
 }
 
 # Open deliveries the store cannot turn into claims, with why. A damaged row is found by
@@ -650,8 +652,8 @@ class PostgresStore:
             SELECT id, host, created_at FROM {s}.hooks
             WHERE owner = %(owner)s AND event = %(event)s AND state = 'active'
         ), message AS (
-            INSERT INTO {s}.messages (body)
-            SELECT %(body)s WHERE EXISTS (SELECT 1 FROM matched)
+            INSERT INTO {s}.messages (body, trace_context)
+            SELECT %(body)s, %(trace_context)s WHERE EXISTS (SELECT 1 FROM matched)
             RETURNING id
         )
         INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
@@ -672,6 +674,7 @@ class PostgresStore:
         body: bytes,
         now: datetime,
         connection: object | None = None,
+        trace_context: str | None = None,
     ) -> Sequence[Delivery]:
         """Fan out one event in one ``INSERT ... SELECT``; the body is stored once.
 
@@ -684,7 +687,9 @@ class PostgresStore:
                 autocommit mode outside a transaction (the rows would commit at once).
             StoreError: If the database refuses.
         """
-        return self.enqueue_many([(owner, event, body)], now=now, connection=connection)
+        return self._enqueue_many(
+            [(owner, event, body)], now=now, connection=connection, trace_context=trace_context
+        )
 
     def enqueue_many(
         self,
@@ -701,7 +706,20 @@ class PostgresStore:
 
         .. versionadded:: 0.2.0
         """
-        params = [{"owner": o, "event": e, "body": b, "now": now} for o, e, b in events]
+        return self._enqueue_many(events, now=now, connection=connection, trace_context=None)
+
+    def _enqueue_many(
+        self,
+        events: Sequence[tuple[str, str, bytes]],
+        *,
+        now: datetime,
+        connection: object | None,
+        trace_context: str | None,
+    ) -> Sequence[Delivery]:
+        params = [
+            {"owner": o, "event": e, "body": b, "now": now, "trace_context": trace_context}
+            for o, e, b in events
+        ]
         if not params:
             return []
         if connection is None:
@@ -776,6 +794,7 @@ class PostgresStore:
         body: bytes,
         now: datetime,
         connection: object,
+        trace_context: str | None = None,
     ) -> Sequence[Delivery]:
         """:meth:`enqueue` through the host's :class:`psycopg.AsyncConnection`, on its loop.
 
@@ -796,7 +815,13 @@ class PostgresStore:
                 f"{type(connection).__name__}"
             )
         _check_in_transaction(connection)
-        params = {"owner": owner, "event": event, "body": body, "now": now}
+        params = {
+            "owner": owner,
+            "event": event,
+            "body": body,
+            "now": now,
+            "trace_context": trace_context,
+        }
         try:
             async with connection.cursor() as cur:
                 await cur.execute(self._q(self._ENQUEUE), params)
@@ -859,7 +884,7 @@ class PostgresStore:
             h.id, h.owner, h.event, h.target_url, h.description, h.state, h.created_at,
             h.updated_at, h.dead_reason, h.dead_at, h.secret, h.previous_secret,
             h.previous_secret_until,
-            m.body, d.token, d.lease_until
+            m.body, d.token, d.lease_until, m.trace_context
     """
 
     def claim_due(
@@ -970,6 +995,7 @@ class PostgresStore:
                     body=bytes(r[24]),
                     token=r[25],
                     lease_until=_utc_required(r[26]),
+                    trace_context=r[27],
                 )
                 for r in rows
             ]

@@ -213,6 +213,8 @@ _MIGRATIONS = (
         "CREATE INDEX resthooks_deliveries_open_by_hook_due ON resthooks_deliveries "
         "(hook_id, next_attempt_at, seq) WHERE next_attempt_at IS NOT NULL",
     ),
+    # The W3C traceparent of the emit, shared by its deliveries (NULL when not traced).
+    ("ALTER TABLE resthooks_messages ADD COLUMN trace_context TEXT",),
 )
 
 #: The schema version this release writes (``PRAGMA user_version`` of a file of its own,
@@ -894,6 +896,7 @@ class SQLiteStore:
         body: bytes,
         now: datetime,
         connection: object | None = None,
+        trace_context: str | None = None,
     ) -> Sequence[Delivery]:
         """Fan out one event (see :meth:`resthooks.stores.DeliveryStore.enqueue`).
 
@@ -913,10 +916,10 @@ class SQLiteStore:
         """
         if connection is None:
             with self._write("enqueueing deliveries") as conn:
-                return self._enqueue(conn, owner, event, body, now)
+                return self._enqueue(conn, owner, event, body, now, trace_context=trace_context)
         conn = self._host_connection(connection)
         try:
-            return self._enqueue(conn, owner, event, body, now)
+            return self._enqueue(conn, owner, event, body, now, trace_context=trace_context)
         except sqlite3.Error as exc:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
 
@@ -979,15 +982,24 @@ class SQLiteStore:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
 
     def _enqueue(
-        self, conn: sqlite3.Connection, owner: str, event: str, body: bytes, now: datetime
+        self,
+        conn: sqlite3.Connection,
+        owner: str,
+        event: str,
+        body: bytes,
+        now: datetime,
+        *,
+        trace_context: str | None,
     ) -> Sequence[Delivery]:
-        return self._enqueue_all(conn, [(owner, event, body)], now)
+        return self._enqueue_all(conn, [(owner, event, body)], now, trace_context=trace_context)
 
     def _enqueue_all(
         self,
         conn: sqlite3.Connection,
         events: Sequence[tuple[str, str, bytes]],
         now: datetime,
+        *,
+        trace_context: str | None = None,
     ) -> Sequence[Delivery]:
         at = _us(now, "now")
         if len(events) > 1:
@@ -995,9 +1007,9 @@ class SQLiteStore:
         fan_outs: list[tuple[int, int, str, str]] = []  # first seq, last seq, owner, event
         for owner, event, body in events:
             message_id = conn.execute(
-                "INSERT INTO resthooks_messages (owner, event, created_at, body, remaining) "
-                "VALUES (?, ?, ?, ?, 0)",
-                (owner, event, at, body),
+                "INSERT INTO resthooks_messages (owner, event, created_at, body, remaining, "
+                "trace_context) VALUES (?, ?, ?, ?, 0, ?)",
+                (owner, event, at, body, trace_context),
             ).lastrowid
             # No RETURNING: it made SQLite buffer every row and Python build a tuple per row
             # inside the insert, which halved the fan-out rate. One statement inserts the
@@ -1293,7 +1305,7 @@ class SQLiteStore:
                 ).fetchall()
             )
             rows = conn.execute(
-                f"SELECT d.seq, m.body, {_CLAIM_COLUMNS} FROM {_DELIVERY_FROM} "
+                f"SELECT d.seq, m.body, m.trace_context, {_CLAIM_COLUMNS} FROM {_DELIVERY_FROM} "
                 f"JOIN resthooks_hooks h ON h.id = d.hook_id WHERE d.seq IN ({marks})",
                 chunk,
             ).fetchall()
@@ -1301,11 +1313,12 @@ class SQLiteStore:
                 seq = row[0]
                 try:
                     claims[seq] = Claim(
-                        delivery=_delivery(row[2:12]),
-                        hook=_hook(row[12:]),
+                        delivery=_delivery(row[3:13]),
+                        hook=_hook(row[13:]),
                         body=bytes(row[1]),
                         token=tokens[seq],
                         lease_until=lease_until,
+                        trace_context=row[2],
                     )
                 except Exception as exc:  # noqa: BLE001 - any damage: move the row aside
                     damaged[seq] = _reason(exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -687,6 +688,43 @@ def check_outbox_stats(store: Store) -> None:
     assert outbox_stats(now=_t(200)).due == 3
     assert store.stats().deliveries["pending"] == 2, "outbox_stats changes nothing"
     assert c.id
+
+
+_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@_check
+def check_trace_context_travels_with_the_delivery(store: Store) -> None:
+    if "trace_context" not in inspect.signature(store.enqueue).parameters:
+        return  # optional: a store without it works until tracing is turned on
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.add_hook(_hook(2), max_per_owner=None)
+    traced = store.enqueue(
+        owner="acme", event="party/created", body=b"{}", now=_t(0), trace_context=_TRACEPARENT
+    )
+    assert len(traced) == 2
+    store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(1))
+    claims = store.claim_due(now=_t(2), limit=10, lease_until=_lease(2))
+    assert [c.trace_context for c in claims] == [_TRACEPARENT, _TRACEPARENT, None, None], (
+        "every delivery of a traced emit carries its trace context; others carry None"
+    )
+    first = claims[0]
+    (result,) = store.record(
+        [
+            Outcome(
+                delivery_id=first.delivery.id,
+                token=first.token,
+                kind=OutcomeKind.RETRY,
+                attempt=_attempt(first.delivery.id, 1, 2),
+                next_attempt_at=_t(10),
+            )
+        ],
+        now=_t(3),
+    )
+    assert result.applied
+    (again,) = store.claim_due(now=_t(10), limit=10, lease_until=_lease(10))
+    assert again.delivery.id == first.delivery.id
+    assert again.trace_context == _TRACEPARENT, "a retry is linked to the same emit"
 
 
 @_check

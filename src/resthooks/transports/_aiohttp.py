@@ -8,6 +8,8 @@ import functools
 import re
 import socket
 import ssl
+import time
+from collections.abc import Mapping
 from types import TracebackType
 
 import aiohttp
@@ -31,6 +33,7 @@ from ._rules import (
     transport_error,
     verified_context,
 )
+from ._urllib3 import PooledHost
 
 __all__ = ["AiohttpTransport", "PolicyResolver"]
 
@@ -121,9 +124,10 @@ class AiohttpTransport:
 
     The pool keeps the idle keep-alive connections of every (host, port, TLS) it talks to,
     however many hosts there are (no LRU of hosts to thrash), each for ``keepalive`` seconds
-    of idleness. Connections in use are bounded by the number of requests in flight (the
-    worker's concurrency), unless ``max_connections`` or ``max_connections_per_host`` say
-    less; a request waiting for a free connection spends its connect timeout doing so.
+    of idleness; :meth:`pooled_hosts` says what it holds. Connections in use are bounded by
+    the number of requests in flight (the worker's concurrency), unless ``max_connections``
+    or ``max_connections_per_host`` say less; a request waiting for a free connection spends
+    its connect timeout doing so.
 
     The session is made on the event loop of the first :meth:`send` and belongs to it; after
     :meth:`aclose`, the next :meth:`send` makes a new one (on the loop then running).
@@ -287,6 +291,36 @@ class AiohttpTransport:
         else:
             resp.release()
         return response_from(resp.status, resp.headers.items(), body)
+
+    def pooled_hosts(self) -> list[PooledHost]:
+        """The hosts the pool holds idle keep-alive connections to, most recently used first.
+
+        ``idle_for`` counts from when a connection to the host last went back to the pool.
+        A host whose connections are all in use is not listed. This reads the state of
+        aiohttp's connector, which aiohttp does not publish: with an aiohttp that keeps it
+        otherwise, the list is empty rather than wrong.
+
+        .. versionadded:: 0.2.0
+        """
+        session = self._session
+        idle = getattr(session.connector, "_conns", None) if session is not None else None
+        if session is None or session.closed or not isinstance(idle, Mapping):
+            return []
+        now = time.monotonic()  # what aiohttp stamps released connections with
+        held = []
+        for key, connections in list(idle.items()):
+            released = [at for protocol, at in connections if protocol.is_connected()]
+            if released:
+                held.append(
+                    PooledHost(
+                        scheme="https" if key.is_ssl else "http",
+                        host=key.host,
+                        port=key.port,
+                        idle_connections=len(released),
+                        idle_for=max(0.0, now - max(released)),
+                    )
+                )
+        return sorted(held, key=lambda host: host.idle_for)
 
     async def aclose(self) -> None:
         """Close every pooled connection (the transport can send again afterwards)."""

@@ -154,6 +154,26 @@ class Autocommit(Isolated, TransactionTestCase):
             self.assertEqual(["Zoë"], [p["name"] for p in receiver.payloads("party/created")])
 
 
+class BadEmits(TestCase):
+    def test_bad_emits_raise_naming_the_field_and_store_nothing(self):
+        """emit() with an unknown event, a bad owner or an unknown database: ValidationError
+        naming it, inside a transaction or not, and nothing is stored."""
+        from resthooks import ValidationError
+
+        for kwargs, field in (
+            ({"owner": "acme", "using": "nope"}, "using"),
+            ({"owner": ""}, "owner"),
+            ({"owner": "a" * 300}, "owner"),
+        ):
+            with self.assertRaisesRegex(ValidationError, field):
+                emit("party/created", {"id": 1}, **kwargs)
+            with self.assertRaisesRegex(ValidationError, field), transaction.atomic():
+                emit("party/created", {"id": 1}, **kwargs)
+        with self.assertRaisesRegex(ValidationError, "event"):
+            emit("party/exploded", {"id": 1}, owner="acme")
+        self.assertEqual(0, sum(get_dispatcher().stats().deliveries.values()))
+
+
 class SubscriptionApi(TestCase):
     def test_life_of_a_hook(self):
         """201, list, show, 204, then 404, in Capsule's shapes, with Location."""

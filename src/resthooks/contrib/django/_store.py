@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from ...dispatcher import Dispatcher
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, ValidationError
 from ...model import Delivery
 from ...network import NetworkPolicy
 from ...retry import RetryPolicy
@@ -201,11 +201,14 @@ def emit(
         The deliveries created now (empty when they wait for the commit).
 
     Raises:
-        ValidationError: For an unknown event or a bad owner (nothing is stored).
+        ValidationError: For an unknown event, a bad owner or an unknown ``using`` (nothing
+            is stored).
         PayloadError: If the payload cannot be encoded or is too large.
 
     .. versionadded:: 0.2.0
     """
+    if using is not None and (not isinstance(using, str) or using not in connections):
+        raise ValidationError("using", f"must be an alias of settings.DATABASES, not {using!r}")
     state = _current()
     dispatcher = state.dispatcher
     if state.alias is not None and (using is None or using == state.alias):
