@@ -22,6 +22,9 @@ from resthooks.stores import MemoryStore
 from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
 from resthooks.transports import AsyncTransport, Request, Response, Transport, Urllib3Transport
 
+# Helpers shared by test modules here and in tests/postgres (fuzzing.py): importable by name.
+sys.path.insert(0, str(Path(__file__).parent))
+
 # pytester runs the plugin's fixtures in sessions of their own (tests/test_pytest_plugin.py).
 pytest_plugins = ["pytester"]
 

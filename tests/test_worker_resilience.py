@@ -261,3 +261,50 @@ def test_run_until_idle_raises_a_typed_error_for_a_bare_exception():
     with pytest.raises(StoreError) as info:
         dispatcher.run_until_idle()
     assert isinstance(info.value.__cause__, KeyError)
+
+
+class AlwaysFull(MemoryStore):
+    """A store whose claims fail until ``healed`` is set (a full disk, for the log's sake)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.healed = threading.Event()
+
+    def claim_due(self, **kwargs):
+        if not self.healed.is_set():
+            raise StoreError("claiming deliveries: the disk is full; nothing was written")
+        return super().claim_due(**kwargs)
+
+
+def test_a_long_outage_is_one_log_line_a_minute(caplog):
+    """Ten minutes of a failing store (on a FakeClock): the first failure with its
+    traceback, then one line a minute with the count, then one line when it works again."""
+    from resthooks import Dispatcher  # noqa: PLC0415
+    from resthooks.testing import RecordingTransport  # noqa: PLC0415
+
+    clock = FakeClock()
+    store = AlwaysFull()
+    dispatcher = Dispatcher(store, clock=clock, transport=RecordingTransport())
+    start = clock.now()
+
+    stop = threading.Event()
+    original = store.claim_due
+
+    def claim_due(**kwargs):
+        if clock.now() - start >= timedelta(minutes=10):
+            store.healed.set()
+            stop.set()
+        return original(**kwargs)
+
+    store.claim_due = claim_due  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="resthooks"):
+        dispatcher.run(stop=stop, poll_interval=5.0)
+
+    lines = [r for r in caplog.records if r.name == "resthooks"]
+    assert lines[0].getMessage().startswith("the store failed (StoreError: claiming")
+    assert lines[0].exc_info is not None
+    still = [r for r in lines if "still failing" in r.getMessage()]
+    assert len(still) in (9, 10)
+    assert all(r.exc_info is None for r in still)
+    assert lines[-1].getMessage().startswith("the store works again after")
+    assert len(lines) == 2 + len(still)

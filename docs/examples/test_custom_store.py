@@ -340,13 +340,16 @@ class DictStore:
             oldest_pending_at=min((d.created_at for d in mine if d.state in OPEN), default=None),
         )
 
-    def purge(self, *, before: datetime) -> int:
+    def purge(self, *, before: datetime, limit: int | None = None) -> int:
         with self._lock:
-            doomed = [
-                i
-                for i, r in self._rows.items()
-                if r.delivery.state.is_final and r.delivery.updated_at < before
-            ]
+            doomed = sorted(
+                (
+                    i
+                    for i, r in self._rows.items()
+                    if r.delivery.state.is_final and r.delivery.updated_at < before
+                ),
+                key=lambda i: self._rows[i].delivery.updated_at,
+            )[:limit]
             for delivery_id in doomed:
                 del self._rows[delivery_id]
                 self._log.pop(delivery_id, None)

@@ -40,6 +40,8 @@ from .model import (
     OutcomeKind,
     QuarantinedDelivery,
     Stats,
+    StoreProblem,
+    VacuumReport,
 )
 from .network import NetworkPolicy
 from .outcomes import DeliverySummary, HookEffect, RecordResult, Verdict
@@ -82,9 +84,11 @@ __all__ = [
     "SchemaError",
     "Stats",
     "StoreError",
+    "StoreProblem",
     "SystemClock",
     "Timeouts",
     "TransportError",
+    "VacuumReport",
     "ValidationError",
     "Verdict",
     "VerificationError",

@@ -19,7 +19,8 @@ from typing import Any
 
 import attrs
 
-from .dispatcher import Dispatcher, _validate_id, _validate_owner
+from . import _validation
+from .dispatcher import Dispatcher
 from .encoding import isoformat_z
 from .errors import (
     ConfigurationError,
@@ -228,7 +229,7 @@ class SubscriptionAPI:
         Raises:
             ValidationError: Only for a bad ``owner``: the host's mistake, not the client's.
         """
-        owner = _validate_owner(owner)
+        owner = _validation.owner(owner)
         document, problem = _parse(body)
         if problem is not None:
             return _bad_request(problem)
@@ -264,7 +265,7 @@ class SubscriptionAPI:
         Raises:
             ValidationError: Only for a bad ``owner``.
         """
-        owner = _validate_owner(owner)
+        owner = _validation.owner(owner)
         try:
             hooks = self.dispatcher.hooks(owner=owner)
         except ResthooksError as exc:
@@ -277,8 +278,8 @@ class SubscriptionAPI:
         Raises:
             ValidationError: Only for a bad ``owner``, or a ``hook_id`` that is not a str.
         """
-        owner = _validate_owner(owner)
-        hook_id = _validate_id(hook_id, "hook_id")
+        owner = _validation.owner(owner)
+        hook_id = _validation.string(hook_id, "hook_id")
         try:
             hook = self.dispatcher.get_hook(hook_id, owner=owner)
         except ResthooksError as exc:
@@ -293,8 +294,8 @@ class SubscriptionAPI:
         Raises:
             ValidationError: Only for a bad ``owner``, or a ``hook_id`` that is not a str.
         """
-        owner = _validate_owner(owner)
-        hook_id = _validate_id(hook_id, "hook_id")
+        owner = _validation.owner(owner)
+        hook_id = _validation.string(hook_id, "hook_id")
         try:
             self.dispatcher.unsubscribe(hook_id, owner=owner)
         except ResthooksError as exc:
@@ -339,7 +340,7 @@ class SubscriptionAPI:
         if owner is None:
             return _answer(401, {"message": "Authentication required"})
         try:
-            owner = _validate_owner(owner)
+            owner = _validation.owner(owner)
         except ValidationError as exc:
             return _bad_request(str(exc))
         if hook_id is None:

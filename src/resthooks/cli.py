@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import attrs
 
-from . import _live, health
+from . import _live, _validation, health
 from .dispatcher import Dispatcher
 from .encoding import isoformat_z
 from .errors import (
@@ -332,7 +332,10 @@ def _parse_age(text: str, field: str = "older_than") -> timedelta:
             field,
             f"must be a number and a unit (s, m, h, d or w), like 30d; got {text!r}",
         )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except (OverflowError, ValueError):  # more days than a timedelta holds, or digits
+        raise ValidationError("older_than", f"is longer than the calendar; got {text!r}") from None
 
 
 def _read_payload(spec: str, stdin: TextIO) -> object:
@@ -358,6 +361,9 @@ def _read_payload(spec: str, stdin: TextIO) -> object:
             "payload",
             f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
         ) from None
+    except (ValueError, RecursionError) as exc:  # an integer of 4,300+ digits; deep nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ValidationError("payload", f"{source} cannot be read: {reason}") from None
 
 
 # -- the store and the engine ------------------------------------------------------------------
@@ -424,14 +430,14 @@ class _Context:
 
 
 def _find_hook(store: Store, hook_id: str) -> Hook:
-    hook = store.get_hook(hook_id)
+    hook = store.get_hook(_validation.hook_id(hook_id))
     if hook is None:
         raise HookNotFound(hook_id)
     return hook
 
 
 def _find_delivery(store: Store, delivery_id: str) -> Delivery:
-    delivery = store.get_delivery(delivery_id)
+    delivery = store.get_delivery(_validation.delivery_id(delivery_id))
     if delivery is None:
         raise DeliveryNotFound(delivery_id)
     return delivery
@@ -469,7 +475,8 @@ def _cmd_hooks_add(ctx: _Context) -> _Result:
 
 def _cmd_hooks_list(ctx: _Context) -> _Result:
     state = _choice(ctx.args.state, HookState, "state")
-    hooks = ctx.store().list_hooks(owner=ctx.args.owner, state=state)
+    owner = None if ctx.args.owner is None else _validation.owner(ctx.args.owner)
+    hooks = ctx.store().list_hooks(owner=owner, state=state)
     return _Result([_hook_data(h) for h in hooks], _render_hooks)
 
 
@@ -520,9 +527,9 @@ def _cmd_deliveries_list(ctx: _Context) -> _Result:
     state = _choice(ctx.args.state, DeliveryState, "state")
     if ctx.args.limit < 1:
         raise ValidationError("limit", f"must be at least 1; got {ctx.args.limit}")
-    deliveries = ctx.store().list_deliveries(
-        hook_id=ctx.args.hook, state=state, limit=ctx.args.limit
-    )
+    limit = _validation.limit(ctx.args.limit)
+    hook_id = None if ctx.args.hook is None else _validation.id_filter(ctx.args.hook, "hook")
+    deliveries = ctx.store().list_deliveries(hook_id=hook_id, state=state, limit=limit)
     return _Result([_delivery_data(d) for d in deliveries], _render_deliveries)
 
 
@@ -613,8 +620,12 @@ def _cmd_stats(ctx: _Context) -> _Result:
 def _cmd_purge(ctx: _Context) -> _Result:
     age = _parse_age(ctx.args.older_than)
     dispatcher = ctx.dispatcher()
-    before = dispatcher.clock.now() - age
-    purged = dispatcher.purge(older_than=age)
+    before = _validation.purge_before(age, dispatcher.clock.now())
+
+    def progress(done: int) -> None:
+        print(f"purged {done} so far", file=sys.stderr, flush=True)
+
+    purged = dispatcher.purge(older_than=age, batch_size=ctx.args.batch_size, progress=progress)
     data = {"purged": purged, "before": _when(before)}
     return _Result(
         data,
@@ -622,6 +633,33 @@ def _cmd_purge(ctx: _Context) -> _Result:
             f"purged {d['purged']} final deliveries last updated before {_short(d['before'])}"
         ),
     )
+
+
+def _cmd_vacuum(ctx: _Context) -> _Result:
+    store = ctx.store()
+    assert isinstance(store, SQLiteStore)
+    report = store.vacuum()
+    data = {"path": str(ctx.db_path), **attrs.asdict(report)}
+    return _Result(
+        data,
+        lambda d: f"vacuumed {d['path']}: {d['size_before']} -> {d['size_after']} bytes",
+    )
+
+
+def _cmd_check(ctx: _Context) -> _Result:
+    store = ctx.store()
+    assert isinstance(store, SQLiteStore)
+    problems = [attrs.asdict(p) for p in store.check()]
+
+    def render(found: list[_Data]) -> str:
+        if not found:
+            return "no problems found"
+        return _table(
+            ["problem", "count", "what it means"],
+            [[p["kind"], p["count"], p["description"]] for p in found],
+        )
+
+    return _Result(problems, render, status=_EXIT_FAILED if problems else _EXIT_OK)
 
 
 class _WorkerReport:
@@ -1025,6 +1063,25 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
     purge.add_argument(
         "--older-than", required=True, metavar="AGE", help="like 30d, 12h, 90m (s m h d w)"
     )
+    purge.add_argument(
+        "--batch-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="deliveries per transaction; writers get in between (default 1000)",
+    )
+    command(
+        commands,
+        "vacuum",
+        _cmd_vacuum,
+        "compact the database file and truncate its WAL (holds the write lock while it runs)",
+    )
+    command(
+        commands,
+        "check",
+        _cmd_check,
+        "look for damage: SQLite's integrity check and the outbox's invariants (exit 1 if any)",
+    )
     return parser
 
 
@@ -1140,6 +1197,12 @@ def main(
         return _EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, never a traceback
+        print(
+            f"resthooks: internal error: {type(exc).__name__}: {_one_line(exc)} (please report it)",
+            file=sys.stderr,
+        )
+        return _EXIT_FAILED
     finally:
         ctx.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
 import secrets
 import threading
@@ -13,7 +12,7 @@ from functools import cache
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Protocol
 
-from . import _log, lifecycle
+from . import _log, _validation, lifecycle
 from ._retry_after import parse_retry_after
 from .clock import Clock, SystemClock
 from .encoding import encode_body
@@ -54,16 +53,15 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_RETENTION", "DeliverySummary", "Dispatcher"]
 
+_MAX_PURGE_BATCH = 100_000
+
 logger = logging.getLogger("resthooks")
 
 DEFAULT_RETENTION = timedelta(days=30)
 """How long :meth:`Dispatcher.purge` keeps final deliveries unless told otherwise: 30 days."""
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _DESCRIPTION_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-MAX_OWNER_LENGTH = 255
 MAX_REQUEST_HEADER_BYTES = 8192
-_NO_LIMIT = 2**31 - 1
 
 
 @cache
@@ -73,24 +71,6 @@ def _user_agent() -> str:
 
 class _Waker(Protocol):
     def set(self) -> None: ...
-
-
-def _validate_owner(owner: object) -> str:
-    if not isinstance(owner, str):
-        raise ValidationError("owner", f"must be a string, not {type(owner).__name__}")
-    if not owner:
-        raise ValidationError("owner", "must not be empty")
-    if len(owner) > MAX_OWNER_LENGTH:
-        raise ValidationError("owner", f"must be at most {MAX_OWNER_LENGTH} characters")
-    if _CONTROL.search(owner):
-        raise ValidationError("owner", "must not contain control characters or lone surrogates")
-    return owner
-
-
-def _validate_id(value: object, field: str) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(field, f"must be a string, not {type(value).__name__}")
-    return value
 
 
 class Dispatcher:
@@ -284,7 +264,7 @@ class Dispatcher:
         secret: str | None = None,
     ) -> tuple[Hook, bool]:
         # subscribe(), also telling whether the hook is new: the API layer answers 201 or 200.
-        owner = _validate_owner(owner)
+        owner = _validation.owner(owner)
         event = self.events.validate(event)
         target_url = validate_target_url(target_url)
         self.network_policy.check_url(target_url)
@@ -374,8 +354,8 @@ class Dispatcher:
         Raises:
             HookNotFound: If there is none (or it belongs to another owner).
         """
-        owner = _validate_owner(owner)
-        hook = self.store.get_hook(_validate_id(hook_id, "hook_id"))
+        owner = _validation.owner(owner)
+        hook = self.store.get_hook(_validation.hook_id(hook_id))
         if hook is None or hook.owner != owner:
             raise HookNotFound(hook_id)
         return hook
@@ -384,7 +364,7 @@ class Dispatcher:
         self, *, owner: str, event: str | None = None, state: HookState | str | None = None
     ) -> list[Hook]:
         """The owner's hooks, oldest first, optionally only of one event or state."""
-        owner = _validate_owner(owner)
+        owner = _validation.owner(owner)
         if event is not None:
             event = self.events.validate(event)
         return self.store.list_hooks(owner=owner, event=event, state=_hook_state(state))
@@ -477,7 +457,7 @@ class Dispatcher:
                 self.after_emit(created)
 
     def _prepare_emit(self, event: str, payload: object, owner: str) -> tuple[str, str, bytes]:
-        owner = _validate_owner(owner)
+        owner = _validation.owner(owner)
         event = self.events.validate(event)
         return owner, event, encode_body(event, payload, max_bytes=self.max_payload_bytes)
 
@@ -625,13 +605,14 @@ class Dispatcher:
             ValidationError: Naming the filter at fault (``owner``, ``hook_id``, ``state`` or
                 ``limit``, which must be an int >= 0).
         """
-        owner = _validate_owner(owner)
+        owner = _validation.owner(owner)
         if hook_id is not None:
-            hook_id = _validate_id(hook_id, "hook_id")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ValidationError("limit", "must be an int >= 0")
+            hook_id = _validation.id_filter(hook_id, "hook_id")
         return self.store.list_deliveries(
-            owner=owner, hook_id=hook_id, state=_delivery_state(state), limit=limit
+            owner=owner,
+            hook_id=hook_id,
+            state=_delivery_state(state),
+            limit=_validation.limit(limit),
         )
 
     def get_delivery(self, delivery_id: str, *, owner: str) -> Delivery:
@@ -640,8 +621,8 @@ class Dispatcher:
         Raises:
             DeliveryNotFound: If there is none for this owner.
         """
-        owner = _validate_owner(owner)
-        delivery = self.store.get_delivery(_validate_id(delivery_id, "delivery_id"))
+        owner = _validation.owner(owner)
+        delivery = self.store.get_delivery(_validation.delivery_id(delivery_id))
         if delivery is None or delivery.owner != owner:
             raise DeliveryNotFound(delivery_id)
         return delivery
@@ -1084,7 +1065,7 @@ class Dispatcher:
             '2026-01-01T00:00:00+00:00'
         """
         if owner is not None:
-            owner = _validate_owner(owner)
+            owner = _validation.owner(owner)
         return self.store.stats(owner=owner)
 
     def redeliver(self, delivery_id: str, *, owner: str) -> Delivery:
@@ -1145,21 +1126,33 @@ class Dispatcher:
         if redeliver_failed:
             for state in (DeliveryState.FAILED, DeliveryState.CANCELLED):
                 for delivery in self.store.list_deliveries(
-                    hook_id=hook.id, state=state, limit=_NO_LIMIT
+                    hook_id=hook.id, state=state, limit=_validation.MAX_LIMIT
                 ):
                     self.store.requeue(delivery.id, now=now)
             self._wake_workers()
         return revived
 
-    def purge(self, *, older_than: float | timedelta = DEFAULT_RETENTION) -> int:
+    def purge(
+        self,
+        *,
+        older_than: float | timedelta = DEFAULT_RETENTION,
+        batch_size: int = 1000,
+        progress: Callable[[int], object] | None = None,
+    ) -> int:
         """Delete final deliveries (and their attempt logs) last changed before ``older_than``.
 
         Pending and in-flight deliveries are never purged. Run it daily, say, so the outbox
-        does not grow forever.
+        does not grow forever. It works in batches of ``batch_size``, one store transaction
+        each, so emits and workers get the database between two batches: a purge of a
+        million deliveries never holds the outbox up for longer than one batch takes.
 
         Args:
             older_than: An age, in seconds or as a timedelta. Default
                 :data:`~resthooks.DEFAULT_RETENTION` (30 days).
+            batch_size: Deliveries deleted per transaction (1 to 100,000). Default 1,000.
+            progress: Called after each batch with how many were deleted so far.
+
+                .. versionadded:: 0.2.0
 
         Returns:
             How many deliveries were deleted.
@@ -1180,19 +1173,25 @@ class Dispatcher:
             >>> dispatcher.purge()
             1
         """
-        if isinstance(older_than, timedelta):
-            age = older_than
-        elif isinstance(older_than, (int, float)) and not isinstance(older_than, bool):
-            if not math.isfinite(older_than):
-                raise ValidationError("older_than", "must be a finite number of seconds")
-            age = timedelta(seconds=older_than)
-        else:
-            raise ValidationError(
-                "older_than", f"must be seconds or a timedelta, not {type(older_than).__name__}"
-            )
-        if age < timedelta(0):
-            raise ValidationError("older_than", "must not be negative")
-        return self.store.purge(before=self.clock.now() - age)
+        before = _validation.purge_before(older_than, self.clock.now())
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not 1 <= batch_size <= _MAX_PURGE_BATCH
+        ):
+            raise ValidationError("batch_size", f"must be an int from 1 to {_MAX_PURGE_BATCH}")
+        if progress is not None and not callable(progress):
+            raise ValidationError("progress", "must be callable")
+        total = 0
+        while True:
+            # A store deletes at most ``limit`` and, on the last (short) batch, gives the
+            # space back (SQLite: checkpoint and truncate the WAL, incremental vacuum).
+            count = self.store.purge(before=before, limit=batch_size)
+            total += count
+            if progress is not None and count:
+                progress(total)
+            if count < batch_size:
+                return total
 
     def __repr__(self) -> str:
         return f"<Dispatcher store={self.store!r} transport={self.transport!r}>"

@@ -18,6 +18,8 @@ __all__ = [
     "OutcomeKind",
     "QuarantinedDelivery",
     "Stats",
+    "StoreProblem",
+    "VacuumReport",
 ]
 
 
@@ -302,3 +304,37 @@ class OutboxStats:
     due: int
     retrying: int
     oldest_due_at: datetime | None = None
+
+
+@attrs.frozen
+class StoreProblem:
+    """One kind of damage a store's ``check()`` found.
+
+    Attributes:
+        kind: A short word: ``integrity`` (the database's own check), ``foreign_key``, or an
+            invariant of the outbox such as ``pending_without_due_time``,
+            ``open_delivery_without_hook``, ``message_count_mismatch``, ``quarantined``.
+        description: What it means, for a human.
+        count: How many rows (or messages of the database's own check).
+
+    .. versionadded:: 0.2.0
+    """
+
+    kind: str
+    description: str
+    count: int = 1
+
+
+@attrs.frozen
+class VacuumReport:
+    """What :meth:`SQLiteStore.vacuum() <resthooks.stores.SQLiteStore.vacuum>` did.
+
+    Attributes:
+        size_before: Bytes of the file and its WAL before.
+        size_after: Bytes after.
+
+    .. versionadded:: 0.2.0
+    """
+
+    size_before: int
+    size_after: int

@@ -31,6 +31,10 @@ logger = logging.getLogger("resthooks")
 
 _RUNS = itertools.count(1)
 
+#: The most threads one worker runs (each is a thread and a connection, and the worker
+#: claims twice as many deliveries at once).
+MAX_WORKERS = 4096
+
 
 class Worker:
     """Delivers for a :class:`~resthooks.Dispatcher` on a bounded pool of threads.
@@ -94,8 +98,12 @@ class Worker:
         poll_interval: float = 5.0,
         grace: float | None = None,
     ) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ConfigurationError("workers must be an int >= 1")
+        if (
+            isinstance(workers, bool)
+            or not isinstance(workers, int)
+            or not 1 <= workers <= MAX_WORKERS
+        ):
+            raise ConfigurationError(f"workers must be an int from 1 to {MAX_WORKERS}")
         if not _seconds(poll_interval) or poll_interval <= 0:
             raise ConfigurationError("poll_interval must be a finite number of seconds > 0")
         if grace is not None and not _seconds(grace):
@@ -517,17 +525,21 @@ class StoreTrouble:
     """Store failures of one run: how long to back off, and what to log.
 
     The first failure is logged with its cause (the traceback). While the store keeps
-    failing, the loop backs off (0.25 s, doubling up to ``cap``: a store that comes back is
-    used again within about that long) and says so once per ``report_every`` with a count,
-    not a traceback per try. The first success after failures is logged too.
+    failing, the loop backs off (0.25 s, doubling up to ``cap``, 1 s or ``poll_interval``
+    if shorter: a store that comes back is used again within about that long) and says so
+    once per ``report_every`` with a count, not a traceback per try. The first success after
+    failures is logged too.
     """
 
     first_delay = 0.25
+    # Never longer than a second: a store that comes back (a database restarted, space freed)
+    # is used again within about that, and a failed try costs one store call.
+    max_delay = 1.0
     report_every = timedelta(seconds=60)
 
     def __init__(self, clock: Clock, *, cap: float) -> None:
         self.clock = clock
-        self.cap = cap
+        self.cap = min(cap, self.max_delay)
         self.failures = 0
         self.since: datetime | None = None
         self.reported_at: datetime | None = None

@@ -107,10 +107,18 @@ class Cluster:
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--no-locale", "--no-instructions", "--no-sync")  # fmt: skip
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again) on the same data directory; returns once it is ready."""
         options = ["-c listen_addresses=''", f"-k {self.root}", f"-p {self.port}"]
         options += [f"-c {name}={value}" for name, value in self.settings.items()]
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
                   "-o", " ".join(options), "start")  # fmt: skip
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server, keeping its data (``resume`` starts it again)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError):

@@ -87,3 +87,25 @@ def test_a_delivery_without_its_hook_is_quarantined(pg_store, pg_conninfo):
     assert dispatcher.deliver_due().attempts == 0
     assert pg_store.stats().quarantined == 1
     assert pg_store.get_delivery(orphan.id) is None
+
+
+def test_check_finds_broken_invariants_on_postgres(pg_store, pg_conninfo):
+    """check() on a healthy store finds nothing; a pending delivery without a due time and a
+    quarantined row are each named."""
+    dispatcher = make_dispatcher(pg_store, clock=FakeClock(), transport=RecordingTransport())
+    hook = dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    first, second = (dispatcher.emit(EVENT, {"id": i}, owner=OWNER)[0] for i in range(2))
+    assert pg_store.check() == []
+
+    damage(pg_store, pg_conninfo, "UPDATE {s}.deliveries SET due_at = NULL WHERE id = %s", first.id)
+    damage(pg_store, pg_conninfo, "UPDATE {s}.hooks SET state = 'dead' WHERE id = %s", hook.id)
+    damage(
+        pg_store,
+        pg_conninfo,
+        "UPDATE {s}.deliveries SET next_attempt_at = 'infinity', due_at = 'infinity' WHERE id = %s",
+        second.id,
+    )
+    pg_store.next_due_at()  # quarantines the second
+
+    kinds = {p.kind for p in pg_store.check()}
+    assert {"pending_without_due_time", "quarantined"} <= kinds

@@ -308,14 +308,20 @@ def test_bad_options_are_configuration_errors(options: dict[str, object], field:
 
 
 def test_unreachable_database_is_a_store_error(tmp_path: object) -> None:
-    """A server that cannot be reached raises StoreError, with psycopg's error as the cause."""
+    """A server that cannot be reached: the store is made (it waits for the server, see
+    test_postgres_outage.py), and each call raises StoreError saying so, with psycopg's error
+    as the cause."""
     import psycopg
 
     from resthooks.stores.postgres import PostgresStore
 
-    with pytest.raises(StoreError) as caught:
-        PostgresStore(f"host={tmp_path} port=1 user=nobody connect_timeout=2")
-    assert isinstance(caught.value.__cause__, psycopg.Error)
+    store = PostgresStore(f"host={tmp_path} port=1 user=nobody connect_timeout=2", timeout=1)
+    try:
+        with pytest.raises(StoreError, match="cannot be reached") as caught:
+            store.stats()
+        assert isinstance(caught.value.__cause__, psycopg.Error)
+    finally:
+        store.close()
 
 
 def test_driver_errors_are_store_errors(pg_store: PostgresStore, pg_conninfo: str) -> None:

@@ -231,9 +231,17 @@ class DeliveryStore(Protocol):
     #     pending ones with at least one attempt, and the earliest due time among the due
     #     ones. Read-only. The conformance suite checks it on stores that have it."""
 
-    def purge(self, *, before: datetime) -> int:
+    def purge(self, *, before: datetime, limit: int | None = None) -> int:
         """Delete final deliveries last updated before ``before``, with their attempts and
-        bodies; return how many deliveries were deleted."""
+        bodies; return how many deliveries were deleted.
+
+        With ``limit``, delete at most that many (the oldest first) in one transaction: the
+        Dispatcher purges in batches so writers get in between. A store may tidy up (give
+        space back) when a call deletes fewer than ``limit``: that was the last batch.
+
+        .. versionchanged:: 0.2.0
+           ``limit``.
+        """
         ...
 
 

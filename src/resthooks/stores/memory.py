@@ -602,13 +602,17 @@ class MemoryStore:
             oldest_pending_at=oldest,
         )
 
-    def purge(self, *, before: datetime) -> int:
+    def purge(self, *, before: datetime, limit: int | None = None) -> int:
         with self._lock:
             doomed = [
                 i
                 for i, r in self._rows.items()
                 if r.delivery.state.is_final and r.delivery.updated_at < before
             ]
+            if limit is not None:
+                doomed = sorted(doomed, key=lambda i: self._rows[i].delivery.updated_at)[
+                    : max(limit, 0)
+                ]
             for i in doomed:
                 del self._rows[i]
                 self._attempts.pop(i, None)

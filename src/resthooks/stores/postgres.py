@@ -6,7 +6,9 @@ psycopg-pool) and PostgreSQL 13 or newer. Nothing else in resthooks imports psyc
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -16,7 +18,8 @@ import attrs
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool.base import AttemptWithBackoff
 
 from ..errors import (
     ConfigurationError,
@@ -36,6 +39,7 @@ from ..model import (
     Outcome,
     QuarantinedDelivery,
     Stats,
+    StoreProblem,
 )
 from ..outcomes import (
     HookEffect,
@@ -50,6 +54,8 @@ if TYPE_CHECKING:
     from typing_extensions import LiteralString
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+logger = logging.getLogger("resthooks")
 
 SCHEMA_VERSION = 4
 """The version of the tables this release writes. A database at a higher version (written by
@@ -214,6 +220,128 @@ def _text(value: str | None) -> str | None:
     return None if value is None else value.replace("\x00", "\ufffd")
 
 
+# (kind, what it means, a query counting the rows that break it): SQLite's list, in SQL that
+# PostgreSQL's types make shorter (no time can be of the wrong type).
+_INVARIANTS: tuple[tuple[str, str, LiteralString], ...] = (
+    (
+        "unknown_state",
+        "deliveries or hooks in a state resthooks does not know",
+        "SELECT (SELECT count(*) FROM {s}.deliveries WHERE state NOT IN "
+        "('pending', 'in_flight', 'delivered', 'failed', 'cancelled')) + "
+        "(SELECT count(*) FROM {s}.hooks WHERE state NOT IN ('active', 'dead'))",
+    ),
+    (
+        "time_out_of_range",
+        "deliveries with a time no datetime can hold",
+        "SELECT count(*) FROM {s}.deliveries WHERE NOT (coalesce(due_at, created_at) "
+        "BETWEEN {lo} AND {hi} AND coalesce(next_attempt_at, created_at) BETWEEN {lo} AND {hi} "
+        "AND coalesce(lease_until, created_at) BETWEEN {lo} AND {hi} "
+        "AND created_at BETWEEN {lo} AND {hi} AND updated_at BETWEEN {lo} AND {hi})",
+    ),
+    (
+        "pending_without_due_time",
+        "pending deliveries that no claim will ever pick (no due time, or not their own)",
+        "SELECT count(*) FROM {s}.deliveries WHERE state = 'pending' AND "
+        "(next_attempt_at IS NULL OR due_at IS NULL OR due_at != next_attempt_at)",
+    ),
+    (
+        "in_flight_without_claim",
+        "in-flight deliveries without a claim token or lease",
+        "SELECT count(*) FROM {s}.deliveries WHERE state = 'in_flight' AND "
+        "(token IS NULL OR lease_until IS NULL OR due_at IS NULL)",
+    ),
+    (
+        "final_still_due",
+        "final deliveries that still have a due time",
+        "SELECT count(*) FROM {s}.deliveries WHERE state IN ('delivered', 'failed', "
+        "'cancelled') AND (due_at IS NOT NULL OR next_attempt_at IS NOT NULL)",
+    ),
+    (
+        "open_delivery_without_hook",
+        "pending or in-flight deliveries whose hook does not exist",
+        "SELECT count(*) FROM {s}.deliveries d WHERE d.due_at IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM {s}.hooks h WHERE h.id = d.hook_id)",
+    ),
+    (
+        "open_delivery_of_dead_hook",
+        "pending or in-flight deliveries of a dead hook (they are cancelled when it dies)",
+        "SELECT count(*) FROM {s}.deliveries d JOIN {s}.hooks h ON h.id = d.hook_id "
+        "WHERE d.due_at IS NOT NULL AND h.state = 'dead'",
+    ),
+    (
+        "quarantined",
+        "delivery rows moved aside because they could not be read (see the quarantine table)",
+        "SELECT count(*) FROM {s}.quarantine",
+    ),
+)
+
+
+# How long after a connection failure the pool checks each connection before handing it out.
+_SUSPECT_SECONDS = 30.0
+
+
+class _Unreachable(Exception):
+    """The server could not be reached (its cause says why)."""
+
+
+class _ReconnectAttempt(AttemptWithBackoff):
+    """psycopg_pool's reconnect backoff, made short: 0.1 s doubling up to 0.5 s.
+
+    Its own starts at 1 s and doubles without a cap below ``reconnect_timeout``: after a
+    20 s outage the pool's next try came 8.5 s after the server was ready. A connection
+    attempt to a server that is down costs little; waiting costs deliveries.
+    """
+
+    INITIAL_DELAY = 0.1
+    MAX_DELAY = 0.5
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, self.MAX_DELAY)
+
+
+class _QuietReconnects(logging.Filter):
+    """psycopg_pool logs every failed reconnect at WARNING: with the short backoff, several a
+    second during an outage. For the store's own pools, one a minute gets through."""
+
+    every = 60.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("error connecting in") or "'resthooks-" not in str(
+            record.args
+        ):
+            return True
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self.every:
+                return False
+            self._last = now
+            return True
+
+
+_QUIET = _QuietReconnects()
+
+
+class _ReconnectingPool(ConnectionPool[Any]):
+    """The store's own pool: the pool of psycopg_pool, reconnecting with the short backoff."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pool_logger = logging.getLogger("psycopg.pool")
+        if _QUIET not in pool_logger.filters:
+            pool_logger.addFilter(_QUIET)
+        super().__init__(*args, **kwargs)
+
+    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        if attempt is None:
+            attempt = _ReconnectAttempt(timeout=self.reconnect_timeout)
+        super()._add_connection(attempt, growing=growing)
+
+
 def _is_damage(exc: StoreError) -> bool:
     """Whether a row could not be read back: our conversion, or psycopg's (a timestamp past
     year 9999, which PostgreSQL holds and Python cannot)."""
@@ -338,6 +466,8 @@ class PostgresStore:
         self._channel = f"resthooks.{schema}"
         self._lock_key = f"resthooks:{schema}"
         self._provider: Callable[[], psycopg.Connection[Any]] | None = None
+        self._schema_ready = True
+        self._suspect_until = 0.0
         if isinstance(conninfo, ConnectionPool):
             self._pool: ConnectionPool[Any] | None = conninfo
             self._owns_pool = False
@@ -351,14 +481,22 @@ class PostgresStore:
                 self._migrate(conn)
         elif isinstance(conninfo, str):
             self._conninfo = conninfo
-            # Connect once directly: a wrong address fails now and clearly, not after the
-            # pool's timeout; the schema is brought up to date before any worker uses it.
+            # Connect once directly: the schema is brought up to date before any worker uses
+            # it. A server that cannot be reached (down, restarting) is waited for instead:
+            # the schema is then made at the first use that reaches it, and until then every
+            # call fails with a StoreError that says so (a worker started during an outage
+            # logs it and keeps trying).
+            self._schema_ready = False
+            self._schema_lock = threading.Lock()
             try:
-                with psycopg.connect(conninfo, connect_timeout=max(int(timeout), 1)) as conn:
-                    self._migrate(conn)
-            except psycopg.Error as exc:
-                raise StoreError(f"cannot open the PostgreSQL store: {exc}") from exc
-            self._pool = ConnectionPool(
+                self._migrate_directly()
+            except _Unreachable as exc:
+                logger.warning(
+                    "PostgreSQL cannot be reached (%s); the store will connect when it is "
+                    "used, and its calls fail with StoreError until then",
+                    exc.__cause__,
+                )
+            self._pool = _ReconnectingPool(
                 conninfo,
                 min_size=min_size,
                 max_size=max_size,
@@ -366,6 +504,7 @@ class PostgresStore:
                 kwargs={"autocommit": True},
                 open=True,
                 name=f"resthooks-{schema}",
+                check=self._check_after_failure,
             )
             self._owns_pool = True
         else:
@@ -398,6 +537,8 @@ class PostgresStore:
         """
         if self._closed:
             raise StoreError("the store is closed")
+        if self._owns_pool and not self._schema_ready:
+            self._ensure_schema()
         try:
             if self._provider is not None:
                 conn = self._provider()
@@ -412,7 +553,40 @@ class PostgresStore:
             with self._pool.connection(timeout=self._timeout) as conn:
                 yield conn
         except psycopg.Error as exc:
+            if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
+                # The server may have restarted: for a while, every connection the pool hands
+                # out is checked first, so one dead connection fails one call, not one each.
+                self._suspect_until = time.monotonic() + _SUSPECT_SECONDS
             raise StoreError(f"PostgreSQL: {exc}") from exc
+
+    def _check_after_failure(self, conn: psycopg.Connection[Any]) -> None:
+        # The pool's check: a round trip, so only while connections may be dead.
+        if time.monotonic() < self._suspect_until:
+            ConnectionPool.check_connection(conn)
+
+    def _migrate_directly(self) -> None:
+        try:
+            with psycopg.connect(
+                self._conninfo, connect_timeout=max(int(self._timeout), 1)
+            ) as conn:
+                self._migrate(conn)
+        except psycopg.OperationalError as exc:
+            raise _Unreachable() from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open the PostgreSQL store: {exc}") from exc
+        self._schema_ready = True
+
+    def _ensure_schema(self) -> None:
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            try:
+                self._migrate_directly()
+            except _Unreachable as exc:
+                raise StoreError(
+                    f"PostgreSQL cannot be reached: {exc.__cause__}; waiting for it"
+                ) from exc.__cause__
+            logger.warning("PostgreSQL can be reached again; the schema is ready")
 
     @staticmethod
     def _join(conn: psycopg.Connection[Any]) -> None:
@@ -1274,14 +1448,15 @@ class PostgresStore:
             quarantined=quarantined,
         )
 
-    def purge(self, *, before: datetime) -> int:
+    def purge(self, *, before: datetime, limit: int | None = None) -> int:
         with self._tx() as cur:
             cur.execute(
                 self._q(
-                    "DELETE FROM {s}.deliveries WHERE due_at IS NULL AND updated_at < %s "
-                    "RETURNING id, message_id"
+                    "DELETE FROM {s}.deliveries WHERE id IN (SELECT id FROM {s}.deliveries "
+                    "WHERE due_at IS NULL AND updated_at < %s ORDER BY updated_at LIMIT %s "
+                    "FOR UPDATE SKIP LOCKED) RETURNING id, message_id"
                 ),
-                (before,),
+                (before, limit),
             )
             rows = cur.fetchall()
             if not rows:
@@ -1298,6 +1473,27 @@ class PostgresStore:
                 (sorted({r[1] for r in rows}),),
             )
         return len(rows)
+
+    def check(self) -> list[StoreProblem]:
+        """Look for broken invariants of the outbox (``resthooks check`` on SQLite does the
+        same): every pending delivery has a due time and a live hook, every in-flight one a
+        claim, no final one is still due, every delivery has its message; quarantined rows.
+
+        PostgreSQL checks its own pages (checksums, ``amcheck``): this only reads the tables.
+
+        Returns:
+            What is wrong, one :class:`~resthooks.model.StoreProblem` per kind of problem.
+
+        .. versionadded:: 0.2.0
+        """
+        problems: list[StoreProblem] = []
+        with self._tx(atomic=False) as cur:
+            for kind, description, query in _INVARIANTS:
+                cur.execute(self._q(query))
+                row = cur.fetchone()
+                if row and row[0]:
+                    problems.append(StoreProblem(kind, description, row[0]))
+        return problems
 
     # -- wake-ups ----------------------------------------------------------------------------
 

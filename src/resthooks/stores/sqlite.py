@@ -23,6 +23,7 @@ from ..errors import (
     ConfigurationError,
     DamagedRowError,
     HookLimitReached,
+    ResthooksError,
     SchemaError,
     StoreError,
 )
@@ -37,6 +38,8 @@ from ..model import (
     Outcome,
     QuarantinedDelivery,
     Stats,
+    StoreProblem,
+    VacuumReport,
 )
 from ..outcomes import HookEffect, RecordResult, StoredDelivery, transition
 from ._common import LazyDeliveries, attempt_from_row, delivery_from_row, hook_from_row, target_host
@@ -331,6 +334,75 @@ _MIN_US = (datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH) // _MICROSECOND
 _MAX_US = (datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH) // _MICROSECOND
 
 
+_TIMES_OK = " AND ".join(
+    f"({c} IS NULL OR (typeof({c}) = 'integer' AND {c} BETWEEN :lo AND :hi))"
+    for c in ("next_attempt_at", "updated_at", "lease_until", "due_at")
+)
+# (kind, what it means, a query counting the rows that break it; :lo and :hi bound the times).
+_INVARIANTS: tuple[tuple[str, str, str], ...] = (
+    (
+        "unknown_state",
+        "deliveries or hooks in a state resthooks does not know",
+        "SELECT (SELECT count(*) FROM resthooks_deliveries WHERE state NOT IN "
+        "('pending', 'in_flight', 'delivered', 'failed', 'cancelled')) + "
+        "(SELECT count(*) FROM resthooks_hooks WHERE state NOT IN ('active', 'dead'))",
+    ),
+    (
+        "time_out_of_range",
+        "deliveries with a time no datetime can hold",
+        f"SELECT count(*) FROM resthooks_deliveries WHERE NOT ({_TIMES_OK})",
+    ),
+    (
+        "pending_without_due_time",
+        "pending deliveries that no claim will ever pick (no due time, or not their own)",
+        "SELECT count(*) FROM resthooks_deliveries WHERE state = 'pending' "
+        "AND (next_attempt_at IS NULL OR due_at IS NULL OR due_at != next_attempt_at)",
+    ),
+    (
+        "in_flight_without_claim",
+        "in-flight deliveries without a claim token or lease",
+        "SELECT count(*) FROM resthooks_deliveries WHERE state = 'in_flight' AND (token IS NULL "
+        "OR lease_until IS NULL OR due_at IS NULL OR next_attempt_at IS NULL)",
+    ),
+    (
+        "final_still_due",
+        "final deliveries that still have a due time",
+        "SELECT count(*) FROM resthooks_deliveries "
+        "WHERE state IN ('delivered', 'failed', 'cancelled') "
+        "AND (due_at IS NOT NULL OR next_attempt_at IS NOT NULL)",
+    ),
+    (
+        "open_delivery_without_hook",
+        "pending or in-flight deliveries whose hook does not exist",
+        "SELECT count(*) FROM resthooks_deliveries d WHERE d.due_at IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM resthooks_hooks h WHERE h.id = d.hook_id)",
+    ),
+    (
+        "open_delivery_of_dead_hook",
+        "pending or in-flight deliveries of a dead hook (they are cancelled when it dies)",
+        "SELECT count(*) FROM resthooks_deliveries d JOIN resthooks_hooks h ON h.id = d.hook_id "
+        "WHERE d.due_at IS NOT NULL AND h.state = 'dead'",
+    ),
+    (
+        "delivery_without_message",
+        "deliveries whose message (the body) does not exist",
+        "SELECT count(*) FROM resthooks_deliveries d WHERE NOT EXISTS "
+        "(SELECT 1 FROM resthooks_messages m WHERE m.id = d.message_id)",
+    ),
+    (
+        "message_count_mismatch",
+        "messages whose count of deliveries is wrong (purge would drop a body too early, or never)",
+        "SELECT count(*) FROM resthooks_messages m WHERE m.remaining != "
+        "(SELECT count(*) FROM resthooks_deliveries d WHERE d.message_id = m.id) + "
+        "(SELECT count(*) FROM resthooks_quarantine q WHERE q.message_id = m.id)",
+    ),
+    (
+        "quarantined",
+        "delivery rows moved aside because they could not be read (see the quarantine table)",
+        "SELECT count(*) FROM resthooks_quarantine",
+    ),
+)
+
 _SQL_NOW_US = "SELECT CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"
 
 
@@ -339,7 +411,12 @@ def _reason(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}"[:200]
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
+# What reading a damaged file can raise: SQLite's errors, and text that is not UTF-8 (a
+# damaged schema or row, decoded by Python's sqlite3).
+_DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+
+
+def _is_busy(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
@@ -423,6 +500,11 @@ class SQLiteStore:
        opened); ``adopt``; ``path`` may be a callable returning the host's connection.
     """
 
+    #: Bytes the WAL file is cut back to after a checkpoint (``journal_size_limit``): 4 MiB.
+    #:
+    #: .. versionadded:: 0.2.0
+    WAL_SIZE_LIMIT = 4 * 1024 * 1024
+
     def __init__(
         self,
         path: str | os.PathLike[str] | Callable[[], sqlite3.Connection],
@@ -472,16 +554,21 @@ class SQLiteStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.path,
+                # bytes: a path the file system took with surrogateescape (from argv, say)
+                # cannot be encoded as UTF-8, but it names a file all the same.
+                os.fsencode(self.path),
                 timeout=self.busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,  # each connection is used by one thread, then closed
             )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._open_error(exc) from exc
         try:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        except sqlite3.Error as exc:
+            # A WAL that grew (a long reader, a burst) is cut back to this at the next
+            # checkpoint; without it the file keeps its largest size forever.
+            conn.execute(f"PRAGMA journal_size_limit = {self.WAL_SIZE_LIMIT}")
+        except _DB_ERRORS as exc:
             conn.close()
             raise self._wrap(exc, "configuring the connection") from exc
         return conn
@@ -509,7 +596,7 @@ class SQLiteStore:
             raise StoreError(f"the store on {self.path!r} is closed")
         return conn
 
-    def _open_error(self, exc: sqlite3.Error) -> StoreError:
+    def _open_error(self, exc: BaseException) -> StoreError:
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.access(directory, os.W_OK):
             return StoreError(
@@ -518,11 +605,19 @@ class SQLiteStore:
             )
         return StoreError(f"cannot open {self.path!r}: {exc}")
 
-    def _wrap(self, exc: sqlite3.Error, doing: str) -> StoreError:
+    def _wrap(self, exc: BaseException, doing: str) -> StoreError:
         if _is_busy(exc):
             return StoreError(
                 f"{doing} on {self.path!r}: the database stayed locked by another connection "
                 f"for longer than busy_timeout ({self.busy_timeout} s); nothing was written"
+            )
+        if "database or disk is full" in str(exc) or getattr(exc, "sqlite_errorname", "") in (
+            "SQLITE_FULL",
+            "SQLITE_IOERR_WRITE",
+        ):
+            return StoreError(
+                f"{doing} on {self.path!r}: the disk is full; nothing was written. The store "
+                "carries on by itself once there is space again"
             )
         if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
             return SchemaError(f"{self.path!r} is not a SQLite database: {exc}")
@@ -554,7 +649,7 @@ class SQLiteStore:
         try:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
+            except _DB_ERRORS as exc:
                 raise self._wrap(exc, doing) from exc
             try:
                 yield conn
@@ -564,7 +659,7 @@ class SQLiteStore:
                 # The transaction may already be gone; the original error says why.
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, _DB_ERRORS):
                     raise self._wrap(exc, doing) from exc
                 raise
             if self._pending_quarantine:
@@ -580,7 +675,7 @@ class SQLiteStore:
         a failure undoes this operation only, and the host's COMMIT or ROLLBACK decides."""
         try:
             conn.execute("SAVEPOINT resthooks")
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, doing) from exc
         try:
             yield
@@ -590,7 +685,7 @@ class SQLiteStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK TO resthooks")
                 conn.execute("RELEASE resthooks")
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, _DB_ERRORS):
                 raise self._wrap(exc, doing) from exc
             raise
         if self._pending_quarantine:
@@ -611,7 +706,7 @@ class SQLiteStore:
                 yield conn
             finally:
                 conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, doing) from exc
 
     # -- schema ------------------------------------------------------------------------------
@@ -622,6 +717,10 @@ class SQLiteStore:
         conn = self._conn()
         try:
             version, self._adopted = self._identify(conn)
+            if version == 0 and not self._adopted:
+                # Only possible before anything is written (WAL mode included): then purge
+                # can give free pages back to the file system.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             # Only now that the file is known to be ours (or empty) may anything be written;
             # a shared file keeps the journal mode its application chose.
             if (
@@ -631,9 +730,18 @@ class SQLiteStore:
                 conn.execute("PRAGMA journal_mode = WAL")
             if version < SCHEMA_VERSION:
                 self._migrate(conn)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             self.close()
             raise self._wrap(exc, "opening the database") from exc
+        except ResthooksError:
+            self.close()
+            raise
+        except Exception as exc:  # a damaged file can surprise the code reading it
+            self.close()
+            raise SchemaError(
+                f"{self.path!r} cannot be opened as a resthooks database: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         except BaseException:
             self.close()
             raise
@@ -667,7 +775,7 @@ class SQLiteStore:
                 (shared_version,) = conn.execute(
                     f"SELECT max(version) FROM {TABLE_PREFIX}schema"
                 ).fetchone()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "reading the schema") from exc
         adopted = app_id != APPLICATION_ID
         if adopted and shared_version is not None:
@@ -688,6 +796,11 @@ class SQLiteStore:
                     "they are not a resthooks store's; it was left untouched"
                 )
             return 0, True
+        if not isinstance(version, int) or version < 0:
+            raise SchemaError(
+                f"{self.path!r} has resthooks schema version {version}, which no resthooks "
+                "writes: the file is damaged; it was left untouched"
+            )
         if version > SCHEMA_VERSION:
             raise SchemaError(
                 f"{self.path!r} has resthooks schema version {version}, written by a newer "
@@ -770,7 +883,7 @@ class SQLiteStore:
         """See :meth:`resthooks.stores.HookRegistry.get_hook`."""
         try:
             return self._get_hook(self._conn(), hook_id)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "reading a hook") from exc
 
     def list_hooks(
@@ -794,7 +907,7 @@ class SQLiteStore:
             sql += " WHERE " + " AND ".join(where)
         try:
             rows = self._conn().execute(sql + " ORDER BY created_at, id", params).fetchall()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "listing hooks") from exc
         return [_hook(r) for r in rows]
 
@@ -920,7 +1033,7 @@ class SQLiteStore:
         conn = self._host_connection(connection)
         try:
             return self._enqueue(conn, owner, event, body, now, trace_context=trace_context)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
 
     def _host_connection(self, connection: object) -> sqlite3.Connection:
@@ -939,7 +1052,7 @@ class SQLiteStore:
         try:
             in_transaction = connection.in_transaction
             files = connection.execute("PRAGMA database_list").fetchall()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise ConfigurationError(f"connection cannot be used: {exc}") from exc
         main = next((f for _, name, f in files if name == "main"), "")
         try:
@@ -978,7 +1091,7 @@ class SQLiteStore:
         conn = self._host_connection(connection)
         try:
             return self._enqueue_all(conn, events, now)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
 
     def _enqueue(
@@ -1304,11 +1417,20 @@ class SQLiteStore:
                     (lease, lease, at, *chunk),
                 ).fetchall()
             )
-            rows = conn.execute(
+            select = (
                 f"SELECT d.seq, m.body, m.trace_context, {_CLAIM_COLUMNS} FROM {_DELIVERY_FROM} "
-                f"JOIN resthooks_hooks h ON h.id = d.hook_id WHERE d.seq IN ({marks})",
-                chunk,
-            ).fetchall()
+                "JOIN resthooks_hooks h ON h.id = d.hook_id WHERE d.seq IN "
+            )
+            try:
+                rows = conn.execute(f"{select}({marks})", chunk).fetchall()
+            except UnicodeDecodeError:
+                # Text that is not UTF-8 somewhere in the batch: read the rows one by one.
+                rows = []
+                for seq in chunk:
+                    try:
+                        rows.extend(conn.execute(f"{select}(?)", (seq,)).fetchall())
+                    except UnicodeDecodeError as exc:
+                        damaged[seq] = _reason(exc)
             for row in rows:
                 seq = row[0]
                 try:
@@ -1471,7 +1593,7 @@ class SQLiteStore:
                 )
                 .fetchone()
             )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "reading a delivery") from exc
         return None if row is None else _delivery(row)
 
@@ -1499,7 +1621,7 @@ class SQLiteStore:
         sql += " ORDER BY m.created_at DESC, d.seq DESC LIMIT ?"
         try:
             rows = self._conn().execute(sql, (*params, max(limit, 0))).fetchall()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "listing deliveries") from exc
         return [_delivery(r) for r in rows]
 
@@ -1516,7 +1638,7 @@ class SQLiteStore:
                 )
                 .fetchall()
             )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "reading attempts") from exc
         return [attempt_from_row(r, _dt_required) for r in rows]
 
@@ -1551,7 +1673,7 @@ class SQLiteStore:
                 .execute(f"SELECT min(due_at) FROM resthooks_deliveries WHERE {_OPEN}")
                 .fetchone()
             )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, "reading the next due time") from exc
         if value is None or (isinstance(value, int) and _MIN_US <= value <= _MAX_US):
             return _dt(value)
@@ -1627,8 +1749,14 @@ class SQLiteStore:
             quarantined=quarantined,
         )
 
-    def purge(self, *, before: datetime) -> int:
-        """See :meth:`resthooks.stores.DeliveryStore.purge`."""
+    def purge(self, *, before: datetime, limit: int | None = None) -> int:
+        """See :meth:`resthooks.stores.DeliveryStore.purge`.
+
+        One transaction of at most ``limit`` deliveries (oldest first), then a passive WAL
+        checkpoint. When it deletes fewer than ``limit`` (the last batch of a purge), it also
+        gives the space back: the file's free pages to the file system (incremental vacuum)
+        and the WAL checkpointed and truncated.
+        """
         cutoff = _us(before, "before")
         with self._write("purging deliveries") as conn:
             conn.execute(
@@ -1638,8 +1766,9 @@ class SQLiteStore:
             conn.execute("DELETE FROM temp.purged_deliveries")
             conn.execute(
                 f"INSERT INTO temp.purged_deliveries SELECT seq, {_ID_SQL.format('')}, message_id "
-                "FROM resthooks_deliveries WHERE due_at IS NULL AND updated_at < ?",
-                (cutoff,),
+                "FROM resthooks_deliveries WHERE due_at IS NULL AND updated_at < ? "
+                "ORDER BY updated_at LIMIT ?",
+                (cutoff, -1 if limit is None else max(limit, 0)),
             )
             conn.execute(
                 "DELETE FROM resthooks_attempts WHERE delivery_id IN (SELECT id FROM "
@@ -1654,9 +1783,123 @@ class SQLiteStore:
                 "FROM temp.purged_deliveries p WHERE p.message_id = resthooks_messages.id) "
                 "WHERE id IN (SELECT message_id FROM temp.purged_deliveries)"
             )
-            conn.execute("DELETE FROM resthooks_messages WHERE remaining <= 0")
+            conn.execute(
+                "DELETE FROM resthooks_messages WHERE remaining <= 0 AND id IN "
+                "(SELECT message_id FROM temp.purged_deliveries)"
+            )
             conn.execute("DELETE FROM temp.purged_deliveries")
-            return count
+        if self._provider is not None:
+            pass  # the host's connection: its file, its maintenance
+        elif limit is None or count < limit:
+            self._give_space_back()
+        else:
+            self._checkpoint("PASSIVE")
+        return count
+
+    def _checkpoint(self, mode: Literal["PASSIVE", "TRUNCATE"]) -> None:
+        # Best effort: a reader holding an old snapshot keeps part of the WAL, and the next
+        # checkpoint takes it. journal_size_limit caps what the file keeps afterwards.
+        try:
+            self._conn().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except _DB_ERRORS as exc:
+            if not _is_busy(exc):
+                raise self._wrap(exc, "checkpointing the WAL") from exc
+
+    def _give_space_back(self) -> None:
+        conn = self._conn()
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            return  # busy: the next purge gives it back
+        try:
+            # executescript steps the pragma to its end: execute() frees one page per step.
+            # In autocommit mode it is its own short transaction.
+            conn.executescript("PRAGMA incremental_vacuum;")
+        except _DB_ERRORS as exc:
+            if not _is_busy(exc):
+                raise self._wrap(exc, "giving free pages back") from exc
+        finally:
+            self._write_lock.release()
+        self._checkpoint("TRUNCATE")
+
+    def vacuum(self) -> VacuumReport:
+        """Rewrite the file compactly (``VACUUM``) and truncate the WAL: ``resthooks vacuum``.
+
+        :meth:`purge` already gives free pages back on files this version created (they use
+        incremental vacuum); ``vacuum`` also compacts files made by earlier versions (it turns
+        incremental vacuum on for them) and defragments. It holds the write lock while it
+        runs (seconds per hundred MB) and needs free space about the size of the file: run
+        it in a quiet moment.
+
+        Returns:
+            The file's size before and after, in bytes.
+
+        Raises:
+            StoreError: If it cannot (the disk is full, the database is locked...).
+
+        .. versionadded:: 0.2.0
+        """
+        if self._provider is not None:
+            raise ConfigurationError(
+                "vacuum() compacts a file the store opens itself, not the host's connection"
+            )
+        before = self._file_size()
+        conn = self._conn()
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise StoreError(f"vacuuming {self.path!r}: other threads held the write lock")
+        try:
+            if not self._adopted:  # a shared file keeps the settings its application chose
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("VACUUM")
+        except _DB_ERRORS as exc:
+            raise self._wrap(exc, "vacuuming") from exc
+        finally:
+            self._write_lock.release()
+        self._checkpoint("TRUNCATE")
+        return VacuumReport(size_before=before, size_after=self._file_size())
+
+    def _file_size(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(self.path + suffix)
+        return total
+
+    def check(self) -> list[StoreProblem]:
+        """Look for damage: SQLite's integrity and foreign-key checks, then the outbox's own
+        invariants (every pending delivery has a due time and a live hook, every in-flight
+        one a claim, every message the right count of deliveries...). ``resthooks check``.
+
+        It only reads. An empty list means nothing was found.
+
+        Returns:
+            What is wrong, one :class:`~resthooks.model.StoreProblem` per kind of problem.
+
+        Example:
+            >>> import os, tempfile
+            >>> from resthooks.stores import SQLiteStore
+            >>> with SQLiteStore(os.path.join(tempfile.mkdtemp(), "hooks.db")) as store:
+            ...     store.check()
+            []
+
+        .. versionadded:: 0.2.0
+        """
+        problems: list[StoreProblem] = []
+        try:
+            conn = self._conn()
+            found = [r[0] for r in conn.execute("PRAGMA integrity_check(20)").fetchall()]
+            if found != ["ok"]:
+                problems.append(StoreProblem("integrity", "; ".join(map(str, found)), len(found)))
+            keys = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if keys:
+                problems.append(
+                    StoreProblem("foreign_key", f"{len(keys)} rows point nowhere", len(keys))
+                )
+            for kind, description, query in _INVARIANTS:
+                (count,) = conn.execute(_prefixed(query), {"lo": _MIN_US, "hi": _MAX_US}).fetchone()
+                if count:
+                    problems.append(StoreProblem(kind, description, count))
+        except _DB_ERRORS as exc:
+            problems.append(StoreProblem("integrity", f"the file cannot be read: {exc}", 1))
+        return problems
 
     # -- the file ----------------------------------------------------------------------------
 
@@ -1683,13 +1926,13 @@ class SQLiteStore:
         source = self._conn()
         try:
             target = sqlite3.connect(os.fspath(target_path), isolation_level=None)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise StoreError(
                 f"cannot open the backup target {os.fspath(target_path)!r}: {exc}"
             ) from exc
         try:
             source.backup(target)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._wrap(exc, f"backing up to {os.fspath(target_path)!r}") from exc
         finally:
             target.close()

@@ -752,6 +752,30 @@ def check_purge(store: Store) -> None:
 
 
 @_check
+def check_purge_in_batches(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.add_hook(_hook(2), max_per_owner=None)
+    done: list[str] = []
+    for n in range(3):  # 6 deliveries, final at t=1, 2, 3 (two by two)
+        deliveries = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
+        claims = store.claim_due(now=_t(0), limit=2, lease_until=_lease(0))
+        assert len(claims) == 2 == len(deliveries)
+        store.record(
+            [
+                Outcome(delivery_id=c.delivery.id, token=c.token, kind=OutcomeKind.DELIVERED)
+                for c in claims
+            ],
+            now=_t(n + 1),
+        )
+        done.extend(c.delivery.id for c in claims)
+    assert store.purge(before=_t(100), limit=4) == 4, "purge deletes at most limit"
+    kept = [d for d in done if store.get_delivery(d) is not None]
+    assert kept == done[4:], "purge deletes the oldest first"
+    assert store.purge(before=_t(100), limit=4) == 2
+    assert store.purge(before=_t(100), limit=4) == 0
+
+
+@_check
 def check_concurrent_claims_never_share(store: Store) -> None:
     store.add_hook(_hook(1), max_per_owner=None)
     for _ in range(200):

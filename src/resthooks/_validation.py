@@ -1,0 +1,118 @@
+"""The checks every public entry point applies to what it is given. Not public.
+
+One place for each rule: the Dispatcher, the subscription API and the command line call
+these before a store sees anything, so no store meets a value it cannot hold (a lone
+surrogate or NUL in a text column, an integer past 64 bits, a time past year 9999).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+
+from .errors import DeliveryNotFound, HookNotFound, NotFound, ValidationError
+
+__all__ = [
+    "MAX_LIMIT",
+    "MAX_OWNER_LENGTH",
+    "delivery_id",
+    "hook_id",
+    "id_filter",
+    "limit",
+    "owner",
+    "purge_before",
+    "string",
+]
+
+MAX_OWNER_LENGTH = 255
+MAX_ID_LENGTH = 255
+#: The largest ``limit`` a listing takes (what a 32-bit signed integer holds).
+MAX_LIMIT = 2**31 - 1
+
+# What no stored text may contain: controls and lone surrogates (a UTF-8 database cannot
+# encode them; PostgreSQL's text cannot hold NUL at all).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def owner(value: object) -> str:
+    """An owner: a non-empty string of at most 255 characters, without controls."""
+    if not isinstance(value, str):
+        raise ValidationError("owner", f"must be a string, not {type(value).__name__}")
+    if not value:
+        raise ValidationError("owner", "must not be empty")
+    if len(value) > MAX_OWNER_LENGTH:
+        raise ValidationError("owner", f"must be at most {MAX_OWNER_LENGTH} characters")
+    if _CONTROL.search(value):
+        raise ValidationError("owner", "must not contain control characters or lone surrogates")
+    return value
+
+
+def string(value: object, field: str) -> str:
+    """Any string: only the type is checked (a host's programming error, not input)."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def _lookup(value: object, field: str, not_found: type[NotFound]) -> str:
+    value = string(value, field)
+    if not value or len(value) > MAX_ID_LENGTH or _CONTROL.search(value):
+        # No object ever has such an id: it is unknown, like any other unknown id (404).
+        raise not_found(value)
+    return value
+
+
+def hook_id(value: object) -> str:
+    """A hook id to look up: a string (else ValidationError); one that no hook can have
+    (empty, too long, controls, lone surrogates) raises HookNotFound."""
+    return _lookup(value, "hook_id", HookNotFound)
+
+
+def delivery_id(value: object) -> str:
+    """A delivery id to look up; like :func:`hook_id`, raising DeliveryNotFound."""
+    return _lookup(value, "delivery_id", DeliveryNotFound)
+
+
+def id_filter(value: object, field: str) -> str:
+    """An id used as a filter: one no object can have is refused, naming ``field``."""
+    value = string(value, field)
+    if not value or len(value) > MAX_ID_LENGTH or _CONTROL.search(value):
+        raise ValidationError(
+            field, f"is not an id: empty, longer than {MAX_ID_LENGTH} or with control characters"
+        )
+    return value
+
+
+def limit(value: object) -> int:
+    """A listing's limit: an int from 0 to :data:`MAX_LIMIT`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LIMIT:
+        raise ValidationError("limit", f"must be an int from 0 to {MAX_LIMIT}")
+    return value
+
+
+def purge_before(older_than: object, now: datetime) -> datetime:
+    """The cut-off of a purge: ``now`` minus an age (seconds or a timedelta), which must be
+    finite, not negative, and not reach past the first year a datetime holds."""
+    if isinstance(older_than, timedelta):
+        age = older_than
+    elif isinstance(older_than, (int, float)) and not isinstance(older_than, bool):
+        if not math.isfinite(older_than):
+            raise ValidationError("older_than", "must be a finite number of seconds")
+        try:
+            age = timedelta(seconds=older_than)
+        except OverflowError:
+            age = timedelta.max
+    else:
+        raise ValidationError(
+            "older_than", f"must be seconds or a timedelta, not {type(older_than).__name__}"
+        )
+    if age < timedelta(0):
+        raise ValidationError("older_than", "must not be negative")
+    try:
+        return now - age
+    except OverflowError:
+        limit_days = (now - datetime.min.replace(tzinfo=now.tzinfo)).days
+        raise ValidationError(
+            "older_than", f"must be at most {limit_days} days (the calendar starts at year 1)"
+        ) from None
