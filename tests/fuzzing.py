@@ -195,3 +195,29 @@ def seed(dispatcher: Dispatcher) -> None:
         for event in EVENTS:
             dispatcher.subscribe(event, f"https://example.com/{owner}", owner=owner)
             dispatcher.emit(event, {"id": 1}, owner=owner)
+
+
+def call_async(dispatcher: Dispatcher, name: str, args: dict[str, Any]) -> None:
+    """The same call through the asyncio face (AsyncDispatcher, AsyncSubscriptionAPI)."""
+    import asyncio  # noqa: PLC0415
+
+    from resthooks.aio import AsyncDispatcher, AsyncSubscriptionAPI  # noqa: PLC0415
+
+    args = {
+        k: v.resolve(dispatcher.store) if isinstance(v, Existing) else v for k, v in args.items()
+    }
+    before = snapshot(dispatcher.store)
+    face = AsyncDispatcher(dispatcher)
+    if name.startswith("api."):
+        target = getattr(AsyncSubscriptionAPI(face), name[4:])
+    else:
+        target = getattr(face, name)
+    try:
+        answer = asyncio.run(target(**args))
+    except ResthooksError:
+        assert before == snapshot(dispatcher.store), f"async {name}({args!r}) refused but wrote"
+        return
+    if name.startswith("api."):
+        assert answer.status < 500, f"async {name}({args!r}) answered {answer.status}"
+        if answer.status >= 400:
+            assert before == snapshot(dispatcher.store), f"async {name} answered and wrote"

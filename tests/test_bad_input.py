@@ -222,3 +222,12 @@ def test_fuzz_the_command_line(cli_db, command, words):
     assert "internal error" not in err
     if status == 2:
         assert db_content(cli_db) == before
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_the_async_face(seeded, data):
+    """The same calls through AsyncDispatcher and AsyncSubscriptionAPI: only resthooks errors,
+    and a refused call changes nothing."""
+    name, args = data.draw(fuzzing.calls(), label="call")
+    fuzzing.call_async(seeded, name, args)
