@@ -11,10 +11,12 @@ SQLite file (``synchronous=FULL``).
 
 1. Throughput: the async worker (``run_until_idle``, emit already done) at concurrency 256
    and 1,024, against a plain ``aiohttp.ClientSession`` posting the same body to the same
-   hosts with the same number of coroutines. Target: at least 0.9x.
-2. Black holes: 1,000 hooks, 100 of them on the 100 black-hole hosts; healthy deliveries per
-   second at concurrency 1,024, against the run with the 900 healthy hooks only. Target: at
-   least 0.8x. Also the same run without the slow-host cut, to show what it buys.
+   hosts with the same number of coroutines. Target: at least 0.9x. The per-host limit is
+   set to 3 x concurrency / 100, so that it does not bind (the plain client has none).
+2. Black holes: 1,000 hooks, 100 of them on the 100 black-hole hosts (15 s attempt
+   deadline); healthy deliveries per second at concurrency 1,024 and the default per-host
+   limit (4), against the run with the 900 healthy hooks only. Target: at least 0.8x. Also
+   the same run without the slow-host cut, to show what it buys.
 3. Memory: a 100,000-delivery backlog drained at concurrency 1,000; the process's RSS
    sampled as it drains. Target: flat.
 """
@@ -173,7 +175,14 @@ async def black_hole_run(
     hosts: list[str], holes: list[str], *, with_holes: bool, healthy_target: int, directory: Path
 ) -> float:
     """Healthy deliveries per second until `healthy_target` of them are delivered."""
-    engine = _engine(directory / f"b{time.monotonic_ns()}.db", timeouts=Timeouts(5, 15))
+    # The Dispatcher's default per-host limit (4): 100 healthy hosts x 4 is 400 in flight,
+    # above what one process delivers here; the black-hole hosts can hold 4 slots each until
+    # their first timeouts, 1 each after.
+    engine = _engine(
+        directory / f"b{time.monotonic_ns()}.db",
+        timeouts=Timeouts(5, 15),
+        max_in_flight_per_host=4,
+    )
     healthy_targets = [hosts[n % len(hosts)] for n in range(900)]
     _subscribe(engine, healthy_targets + (holes if with_holes else []))
     _emit(engine, healthy_target // 900 + 1)

@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import urllib3
 
@@ -142,7 +143,12 @@ def transport_rate(
 
 
 def worker_rate(
-    make: Callable[[], Transport], urls: list[str], threads: int, seconds: float, latency: float
+    make: Callable[[], Transport],
+    urls: list[str],
+    threads: int,
+    seconds: float,
+    latency: float,
+    worker_class: Any = None,
 ) -> float:
     transport = make()
     dispatcher = Dispatcher(
@@ -155,11 +161,15 @@ def worker_rate(
     for url in urls:
         dispatcher.subscribe("party/created", url, owner="bench")
     # About as many deliveries as the plain threads send in ``seconds``.
-    events = max(1, int(seconds * threads / latency / len(urls)))
+    per_second = threads / latency if latency > 0 else 3000.0
+    events = max(1, int(seconds * per_second / len(urls)))
     for n in range(events):
         dispatcher.emit("party/created", {"id": n, "name": "Acme Ltd"}, owner="bench")
     start = time.perf_counter()
-    summary = dispatcher.run_until_idle(workers=threads)
+    if worker_class is None:
+        summary = dispatcher.run_until_idle(workers=threads)
+    else:
+        summary = worker_class(dispatcher, workers=threads).run_until_idle()
     elapsed = time.perf_counter() - start
     transport.close()
     assert summary.delivered == events * len(urls), summary
@@ -181,6 +191,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", help="a git revision whose transport to compare")
+    parser.add_argument(
+        "--before-worker", help="also run the thread worker of this git revision (same transport)"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-worker", action="store_true", help="transport only")
     args = parser.parse_args()
@@ -219,7 +232,14 @@ def main() -> None:
             clients["worker"] = lambda: worker_rate(
                 now, urls, args.threads, args.seconds, args.latency
             )
-            if args.before:
+            if args.before_worker:
+                from _before import load_before  # noqa: PLC0415 - beside this script
+
+                old_worker = load_before(args.before_worker, "resthooks.worker").Worker
+                clients["worker before"] = lambda: worker_rate(
+                    now, urls, args.threads, args.seconds, args.latency, old_worker
+                )
+            elif args.before:
                 clients["worker before"] = lambda: worker_rate(
                     then, urls, args.threads, args.seconds, args.latency
                 )

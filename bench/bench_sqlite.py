@@ -80,13 +80,29 @@ def _raw_insert(conn: sqlite3.Connection, rows: int) -> float:
     return rows / (time.perf_counter() - start)
 
 
-def bench_fan_out(folder: Path, hooks: int, rounds: int) -> None:
+def _store_class_from(source: Path) -> type[SQLiteStore]:
+    """The SQLiteStore of another version of ``sqlite.py`` (``git show REF:...``), loaded
+    beside the current one, for a before/after in one run."""
+    import importlib.util  # noqa: PLC0415 - only --before needs it
+
+    spec = importlib.util.spec_from_loader("resthooks.stores._sqlite_before", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "resthooks.stores"
+    sys.modules[spec.name] = module
+    exec(compile(source.read_text(), str(source), "exec"), module.__dict__)
+    return module.SQLiteStore  # type: ignore[no-any-return]
+
+
+def bench_fan_out(folder: Path, hooks: int, rounds: int, before: Path | None = None) -> None:
     print(f"\n## Fan-out: one emit to {hooks:,} hooks ({rounds} rounds, interleaved, median)")
     stores: dict[str, Store] = {
         "MemoryStore": MemoryStore(),
         "SQLiteStore NORMAL": SQLiteStore(folder / "fan-normal.db"),
         "SQLiteStore FULL": SQLiteStore(folder / "fan-full.db", synchronous="FULL"),
     }
+    if before is not None:
+        stores["SQLiteStore NORMAL (before)"] = _store_class_from(before)(folder / "fan-old.db")
     for store in stores.values():
         add_hooks(store, hooks)
     # Baseline: as many narrow rows in one executemany transaction, into a table without
@@ -410,6 +426,12 @@ def main() -> None:
         choices=["fan-out", "fan-out-targets", "end-to-end", "backlog", "threads"],
         help="one section",
     )
+    parser.add_argument(
+        "--before-file",
+        type=Path,
+        help="fan-out: also time the SQLiteStore of this copy of sqlite.py (e.g. from "
+        "`git show main:src/resthooks/stores/sqlite.py`), in the same rounds",
+    )
     parser.add_argument("--before", help="a git revision whose store to compare (fan-out-targets)")
     args = parser.parse_args()
     print(
@@ -419,7 +441,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         sections = {
-            "fan-out": lambda: bench_fan_out(folder, *((1000, 3) if args.quick else (10_000, 7))),
+            "fan-out": lambda: bench_fan_out(
+                folder, *((1000, 3) if args.quick else (10_000, 11)), before=args.before_file
+            ),
             "fan-out-targets": lambda: bench_fan_out_targets(
                 folder, 2 if args.quick else 7, args.before
             ),

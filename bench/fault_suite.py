@@ -235,13 +235,12 @@ def kill_nine(rng: random.Random, kills: int, workdir: Path, *, threads: int = 4
     drain.wait(timeout=300)
     figures.recover_seconds = time.monotonic() - last_kill
     figures.note = f"(drained, leases of {LEASE:g} s included)"
+    # The ids as the store gives them (they are derived from the row under the file's key).
+    from resthooks.stores import SQLiteStore  # noqa: PLC0415
+
+    with SQLiteStore(db) as store:
+        ids = [d.id for d in store.list_deliveries(limit=10**7)]
     conn = sqlite3.connect(db)
-    ids = [
-        r[0]
-        for r in conn.execute(
-            "SELECT printf('msg_%016x%016x', seq, salt) FROM resthooks_deliveries"
-        ).fetchall()
-    ]
     (torn,) = conn.execute(
         "SELECT count(*) FROM resthooks_messages m WHERE (SELECT count(*) "
         "FROM resthooks_deliveries d WHERE d.message_id = m.id) != ?",

@@ -355,3 +355,30 @@ def test_deliveries_are_signed_and_timed_like_the_thread_workers() -> None:
     assert {"webhook-id", "webhook-timestamp", "webhook-signature"} <= set(request.headers)
     assert Timeouts(connect=1, total=2) == request.timeouts
     assert hooks.dispatcher.store.list_deliveries()[0].state == DeliveryState.DELIVERED
+
+
+def test_cancelling_the_worker_releases_every_claim() -> None:
+    """A cancelled run() task cancels its attempts and releases their claims: none stays in
+    flight in the store, and the cancellation goes on to the caller."""
+
+    async def never(request: Any) -> Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    transport = AsyncRecordingTransport(never)
+    hooks = _face(transport, max_in_flight_per_host=None)
+
+    async def main() -> Any:
+        await hooks.subscribe("party/created", URL, owner="acme")
+        for i in range(50):
+            await hooks.emit("party/created", {"id": i}, owner="acme")
+        running = asyncio.ensure_future(hooks.run())
+        await _wait_for(lambda: len(transport.requests) == 50, "50 attempts in flight")
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        return await hooks.stats()
+
+    stats = asyncio.run(main())
+
+    assert {k: v for k, v in stats.deliveries.items() if v} == {"pending": 50}

@@ -48,3 +48,42 @@ def test_flask_example_accepts_signed_and_refuses_forged(
     assert response.status_code == 400
     assert b"no_match" in response.data
     assert len(handled) == 1
+
+
+def test_handshake_receiver_confirms_a_real_subscription(tmp_path: Path) -> None:
+    """The documented handshake receiver, served on loopback, confirms a hook subscribed with
+    verify_intent through the real transport; then a delivery reaches it."""
+    import threading  # noqa: PLC0415
+
+    from werkzeug.serving import make_server  # noqa: PLC0415
+
+    from resthooks import Dispatcher, HookState, NetworkPolicy  # noqa: PLC0415
+    from resthooks.stores import SQLiteStore  # noqa: PLC0415
+
+    text = SECURITY_PAGE.read_text(encoding="utf-8")
+    match = re.search(r"<!-- the tests run this handshake receiver -->\n```python\n(.*?)```",
+                      text, re.S)  # fmt: skip
+    assert match is not None, "the handshake receiver is missing from docs/security.md"
+    handled: list[bytes] = []
+    namespace: dict[str, Any] = {"__name__": "receiver", "handle": handled.append}
+    exec(compile(match.group(1), str(SECURITY_PAGE), "exec"), namespace)
+    server = make_server("127.0.0.1", 0, namespace["app"], threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    store = SQLiteStore(tmp_path / "hooks.db")
+    try:
+        dispatcher = Dispatcher(
+            store,
+            network_policy=NetworkPolicy(allow_networks=["127.0.0.0/8"]),
+            verify_intent=True,
+        )
+        url = f"http://127.0.0.1:{server.server_port}/webhooks"
+        hook = dispatcher.subscribe("party/created", url, owner="acme")
+        assert hook.state is HookState.ACTIVE
+        dispatcher.emit("party/created", {"id": 1}, owner="acme")
+        assert dispatcher.deliver_due().delivered == 1
+        assert handled == [b'{"event":"party/created","payload":[{"id":1}]}']
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        store.close()

@@ -6,7 +6,14 @@ import logging
 
 import pytest
 
-from resthooks import Dispatcher, HookState, OutcomeKind, TransportError, ValidationError
+from resthooks import (
+    Dispatcher,
+    HookState,
+    OutcomeKind,
+    TransportError,
+    ValidationError,
+    generate_secret,
+)
 from resthooks.lifecycle import (
     AttemptFinished,
     CancelReason,
@@ -14,6 +21,7 @@ from resthooks.lifecycle import (
     DeliveryDelivered,
     HookGone,
 )
+from resthooks.model import Hook
 from resthooks.retry import RetryPolicy
 from resthooks.testing import RecordingTransport
 
@@ -229,7 +237,13 @@ def test_no_secret_or_url_credential_is_ever_logged(store, clock, caplog):
         raise TransportError("connection", f"could not connect to {request.url}")
 
     dispatcher = Dispatcher(store, clock=clock, transport=RecordingTransport(handler))
-    hook = dispatcher.subscribe(EVENT, SECRET_URL, owner=OWNER)
+    # Subscribe refuses credentials now: a hook stored before it did.
+    now = clock.now()
+    hook, _ = store.add_hook(
+        Hook(id="hook_legacy", owner=OWNER, event=EVENT, target_url=SECRET_URL,
+             created_at=now, updated_at=now, secret=generate_secret()),
+        max_per_owner=None,
+    )  # fmt: skip
     dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
     dispatcher.emit(EVENT, {"id": 2}, owner=OWNER)
 

@@ -164,7 +164,8 @@ def test_stats_watch_redraws_on_a_terminal(tmp_path: Path, receiver: HookReceive
     finally:
         text = terminal.stop()
     assert re.search(r"\x1b\[\d+F", text)
-    assert "deliveries  pending    6" in text
+    # (the column is as wide as the longest state name, "unconfirmed" among the hooks')
+    assert re.search(r"deliveries +pending +6", text)
     assert "due now: 6, retrying: 0, in flight: 0" in text
 
 
@@ -193,7 +194,7 @@ def test_stats_watch_prints_json_lines_through_a_pipe(
     assert proc.returncode == 0, err
     for data in rounds:
         assert data["outbox"]["due"] == 6
-        assert data["hooks"] == {"active": 2, "dead": 1}
+        assert data["hooks"] == {"active": 2, "dead": 1, "unconfirmed": 0}
     assert all(line.startswith("{") for line in rest.splitlines())
 
 

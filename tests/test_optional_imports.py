@@ -30,11 +30,12 @@ def python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_core_imports_no_optional_package() -> None:
-    """resthooks, its stores, testing kit, figures, health check and command line import none
-    of the optional packages, and a Dispatcher has no emit observer until one is set."""
+    """resthooks, its stores, testing kit, figures, health check, command line and asyncio
+    face (resthooks.aio) import none of the optional packages, and a Dispatcher has no emit
+    observer until one is set."""
     code = (
         "import sys, resthooks, resthooks.stores, resthooks.testing, resthooks.observability, "
-        "resthooks.health, resthooks.tracing, resthooks.cli\n"
+        "resthooks.health, resthooks.tracing, resthooks.cli, resthooks.aio\n"
         "from resthooks import Dispatcher\n"
         "from resthooks.stores import MemoryStore\n"
         "assert Dispatcher(MemoryStore()).emit_observer is None\n"

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from resthooks import ConfigurationError, Dispatcher, SystemClock, Timeouts
+from resthooks import ConfigurationError, Dispatcher, Hook, SystemClock, Timeouts, generate_secret
 from resthooks.otel import instrument
 from resthooks.stores import MemoryStore, SQLiteStore
 from resthooks.testing import LOOPBACK_POLICY, FakeClock, HookReceiver
@@ -148,7 +148,13 @@ def test_spans_never_carry_credentials_query_body_or_signature(
     dispatcher = http_dispatcher(clock=FakeClock())
     instrument(dispatcher, tracer_provider=telemetry.tracer_provider, record_url=True)
     url = f"http://user:hunter2@127.0.0.1:{receiver.port}/hook?token=s3cr3t"
-    hook = dispatcher.subscribe("party/created", url, owner="acme")
+    # Subscribe refuses credentials: a hook stored before it did.
+    now = dispatcher.clock.now()
+    hook, _ = dispatcher.store.add_hook(
+        Hook(id="hook_legacy", owner="acme", event="party/created", target_url=url,
+             created_at=now, updated_at=now, secret=generate_secret()),
+        max_per_owner=None,
+    )  # fmt: skip
     receiver.answer(503)
     dispatcher.emit("party/created", {"name": "Body Secret"}, owner="acme")
     dispatcher.deliver_due()

@@ -23,6 +23,7 @@ from resthooks import (
     sign,
     verify,
 )
+from resthooks.model import Hook
 from resthooks.stores import MemoryStore
 from resthooks.testing import FakeClock, RecordingTransport
 from resthooks.transports import Request, Timeouts, Urllib3Transport
@@ -43,7 +44,7 @@ SPEC_HEADERS = {
 
 
 def _secret_of(size: int) -> str:
-    return "whsec_" + base64.b64encode(bytes(range(size))).decode()
+    return "whsec_" + base64.b64encode(bytes(i % 256 for i in range(size))).decode()
 
 
 # -- the test vector -------------------------------------------------------------------------
@@ -70,6 +71,16 @@ def test_any_matching_v1_token_accepts() -> None:
     wrong = sign(generate_secret(), SPEC_ID, SPEC_TS, SPEC_BODY)
     headers = {**SPEC_HEADERS, "webhook-signature": f"v2,abc {wrong} {SPEC_SIGNATURE}"}
     verify(SPEC_BODY, headers, SPEC_SECRET, now=SPEC_TS)
+
+
+@pytest.mark.parametrize(
+    "noise", ["v1,not-base64!", "garbage", "v1,aGVsbG8=", ",", "v1a,", "v1," + "A" * 100]
+)
+def test_a_malformed_token_beside_a_valid_one_does_not_sink_the_request(noise: str) -> None:
+    """As the spec says, each signature is tried: unusable tokens are skipped, either side."""
+    for signature in (f"{noise} {SPEC_SIGNATURE}", f"{SPEC_SIGNATURE} {noise}"):
+        verify(SPEC_BODY, {**SPEC_HEADERS, "webhook-signature": signature}, SPEC_SECRET,
+               now=SPEC_TS)  # fmt: skip
 
 
 def test_any_of_several_secrets_accepts() -> None:
@@ -127,8 +138,10 @@ REFUSALS = [
     ),
     (_with(webhook_signature="v1,"), "malformed_signature"),
     (_with(webhook_signature=",abc"), "malformed_signature"),
-    (_with(webhook_signature="v1,not base64!"), "malformed_signature"),
-    (_with(webhook_signature="v1,aGVsbG8="), "malformed_signature"),
+    (_with(webhook_signature="v1,not base64!"), "no_match"),
+    (_with(webhook_signature="v1,aGVsbG8="), "no_match"),
+    (_with(webhook_signature="v1,dawfeoifkpqwoekfpqoekf"), "no_match"),
+    (_with(webhook_signature="invalid_signature"), "malformed_signature"),
     (_with(webhook_signature="   "), "malformed_signature"),
     (_with(webhook_signature="v1," + "A" * 9000), "malformed_signature"),
     (
@@ -158,9 +171,11 @@ def test_altered_body_and_wrong_secret_do_not_match() -> None:
         assert info.value.reason == "no_match"
 
 
-@pytest.mark.parametrize("secret", ["whsec_short", "whsec_***", "", [], _secret_of(16)])
+@pytest.mark.parametrize(
+    "secret", ["whsec_short", "whsec_***", "", "whsec_", [], None, 42, [None], _secret_of(513)]
+)
 def test_bad_secret_is_its_own_reason(secret: str) -> None:
-    """A secret that is not 24-64 bytes of base64 is `bad_secret`, not a ValueError."""
+    """A secret that is not 1-512 bytes of base64 (None too) is `bad_secret`, not a TypeError."""
     with pytest.raises(VerificationError) as info:
         verify(SPEC_BODY, SPEC_HEADERS, secret, now=SPEC_TS)
     assert info.value.reason == "bad_secret"
@@ -377,11 +392,26 @@ def test_dispatcher_masks_errors_of_custom_transports(dispatcher: Dispatcher) ->
     dispatcher.transport = RecordingTransport(
         handler=lambda request: (_ for _ in ()).throw(TransportError("connection", request.url))
     )
-    dispatcher.subscribe("party/created", url, owner="acme")
+    _legacy_hook(dispatcher, url)
     (delivery,) = dispatcher.emit("party/created", {}, owner="acme")
     dispatcher.deliver_due()
     (attempt,) = dispatcher.attempts(delivery.id, owner="acme")
     assert attempt.error == "https://***@example.com/h?***"
+
+
+def _legacy_hook(dispatcher: Dispatcher, url: str) -> Hook:
+    """A hook whose URL carries credentials: stored before subscribe refused them."""
+    now = dispatcher.clock.now()
+    hook = Hook(
+        id="hook_legacy",
+        owner="acme",
+        event="party/created",
+        target_url=url,
+        created_at=now,
+        updated_at=now,
+        secret=generate_secret(),
+    )
+    return dispatcher.store.add_hook(hook, max_per_owner=None)[0]
 
 
 def test_logs_carry_no_secret_signature_credentials_or_query(
@@ -392,7 +422,7 @@ def test_logs_carry_no_secret_signature_credentials_or_query(
     clock = FakeClock(datetime.now(timezone.utc))
     dispatcher = Dispatcher(MemoryStore(), clock=clock, network_policy=LOOPBACK)
     url = httpserver.url_for("/hook").replace("://", "://user:hunter22@") + "?token=s3cr3t"
-    hook = dispatcher.subscribe("party/created", url, owner="acme")
+    hook = _legacy_hook(dispatcher, url)
     dispatcher.emit("party/created", {"id": 1}, owner="acme")
     with caplog.at_level(logging.DEBUG):
         assert dispatcher.deliver_due().delivered == 1
@@ -404,3 +434,42 @@ def test_logs_carry_no_secret_signature_credentials_or_query(
     text = "\n".join(record.getMessage() for record in ours)  # (werkzeug is the receiver)
     for leak in ("hunter22", "s3cr3t", hook.secret.removeprefix("whsec_"), signature):
         assert leak not in text
+
+
+@pytest.mark.parametrize(
+    ("msg_id", "timestamp", "field"),
+    [
+        ("msg.1", SPEC_TS, "msg_id"),  # "a.1" + "2" reads like "a" + "1.2": ambiguous
+        ("", SPEC_TS, "msg_id"),
+        ("msg 1", SPEC_TS, "msg_id"),
+        ("msg\n1", SPEC_TS, "msg_id"),
+        ("msg\x001", SPEC_TS, "msg_id"),
+        ("msg_é", SPEC_TS, "msg_id"),
+        ("m" * 256, SPEC_TS, "msg_id"),
+        (None, SPEC_TS, "msg_id"),
+        (SPEC_ID, 1614265330.0, "timestamp"),
+        (SPEC_ID, True, "timestamp"),
+        (SPEC_ID, -1, "timestamp"),
+        (SPEC_ID, 10**15, "timestamp"),
+        (SPEC_ID, "1614265330", "timestamp"),
+    ],
+)
+def test_sign_refuses_what_it_cannot_sign_unambiguously(
+    msg_id: object, timestamp: object, field: str
+) -> None:
+    """sign() names the field it refuses; it never signs a '.' id or a non-integer time."""
+    with pytest.raises(ValidationError) as info:
+        sign(SPEC_SECRET, msg_id, timestamp, SPEC_BODY)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+def test_every_store_id_form_can_be_signed(tmp_path: object) -> None:
+    """The ids our stores make pass sign()'s rules (memory, SQLite; PostgreSQL's are alike)."""
+    from resthooks.stores import SQLiteStore  # noqa: PLC0415
+
+    for store in (MemoryStore(), SQLiteStore(f"{tmp_path}/ids.db")):
+        dispatcher = Dispatcher(store, clock=FakeClock(), transport=RecordingTransport())
+        dispatcher.subscribe("party/created", "https://example.com/h", owner="acme")
+        (delivery,) = dispatcher.emit("party/created", {}, owner="acme")
+        assert sign(SPEC_SECRET, delivery.id, SPEC_TS, b"{}").startswith("v1,")
+        store.close()

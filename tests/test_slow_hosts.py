@@ -220,3 +220,33 @@ def test_a_host_that_times_out_gets_one_attempt_at_a_time_in_both_workers(
     assert {a.error_kind for a in attempts} == {"timeout"}
     assert _overlap(attempts[:4]) == 4
     assert _overlap(attempts[4:]) == 1
+
+
+def test_a_host_cut_while_waiting_for_its_turn_gets_nothing_more() -> None:
+    """A host whose limit is cut below what it has in flight starts nothing until attempts
+    end, even if it was already in line for its next turn."""
+    gate = HostGate(4)
+    gate.add([_claim(n) for n in range(6)])
+    first, *_ = gate.take(3)  # 3 in flight, room for one more: still in line
+    gate.finished(first, _outcome(first, error_kind="timeout"))  # 2 in flight, limit now 2
+
+    assert gate.take(100) == []
+    assert (len(gate), gate.startable) == (3, 0)
+
+
+def test_many_claims_parked_behind_cut_hosts_leave_others_startable() -> None:
+    """1,500 claims waiting behind 100 cut hosts: another host's claims start at once, and
+    the parked ones are not counted as startable."""
+    gate = HostGate(16)
+    firsts = [_claim(0, host=f"hole{h}.example") for h in range(100)]
+    gate.add(firsts)
+    for first in gate.take(100):
+        gate.finished(first, _outcome(first, error_kind="timeout"))  # each cut to 8
+    for h in range(100):
+        gate.add([_claim(n, host=f"hole{h}.example") for n in range(1, 16)])
+    gate.take(10_000)  # each hole host now has 8 in flight, 7 parked
+    gate.add([_claim(n, host="fine.example") for n in range(10)])
+
+    assert gate.startable == 10
+    assert len(gate) == 100 * 7 + 10
+    assert [c.hook.target_url for c in gate.take(100)] == ["https://fine.example/h"] * 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import sqlite3
 import subprocess
@@ -429,7 +430,7 @@ def test_listing_by_owner_survives_reused_seqs(db: Path) -> None:
         conn = store._conn()
         conn.execute(
             "UPDATE resthooks_deliveries SET state = 'delivered', due_at = NULL "
-            "WHERE printf('msg_%016x%016x', seq, salt) IN (?, ?)",
+            "WHERE resthooks_delivery_id(seq, salt) IN (?, ?)",
             [d.id for d in rest],
         )
         assert store.purge(before=T0 + timedelta(seconds=1)) == 2
@@ -454,9 +455,11 @@ def test_delivery_ids_are_found_only_when_exact(db: Path) -> None:
         assert all(len(d.id) == 36 and d.id.startswith("msg_") for d in made)
         assert [store.get_delivery(d.id) for d in made] == made
         first = made[0]
-        wrong_salt = first.id[:20] + ("0" if first.id[20] != "0" else "1") + first.id[21:]
-        for bad in (wrong_salt, first.id.upper(), first.id[:-1], first.id + "0", "msg_missing",
-                    "msg_" + "f" * 32, "msg_" + "_1" * 16, 12):  # fmt: skip
+        # The last digits hold the salt: change one and the row's salt no longer matches.
+        wrong_salt = first.id[:-1] + ("0" if first.id[-1] != "0" else "1")
+        legacy_form = first.id[:20] + "0" + first.id[21:]  # the same digits, read as 0.1's form
+        for bad in (wrong_salt, legacy_form, first.id.upper(), first.id[:-1], first.id + "0",
+                    "msg_missing", "msg_" + "f" * 32, "msg_" + "_1" * 16, 12):  # fmt: skip
             assert store.get_delivery(bad) is None  # type: ignore[arg-type]
             assert store.requeue(bad, now=T0) is None  # type: ignore[arg-type]
         (claim,) = store.claim_due(now=T0, limit=1, lease_until=T0 + timedelta(minutes=5))
@@ -488,8 +491,93 @@ def test_fan_out_returns_the_rows_it_stored_in_hook_order(db: Path) -> None:
         assert [d.hook_id for d in made] == [f"hook_{n:05d}" for n in (4, 3, 2, 1, 0)]
         assert not {d.id for d in made} & {d.id for d in earlier}
         listed = store.list_deliveries(owner="acme", limit=100)
-        assert listed[:5] == sorted(made, key=lambda d: d.id, reverse=True)
-        assert listed[5:] == sorted(earlier, key=lambda d: d.id, reverse=True)
+        # Newest first: within one emit, the last row stored first (ids carry no order).
+        assert listed[:5] == made[::-1]
+        assert listed[5:] == earlier[::-1]
+
+
+# -- delivery ids reveal nothing ------------------------------------------------------------------
+
+
+def _id_bits(delivery_id: str) -> tuple[int, int]:
+    """The two 64-bit halves of an id."""
+    return int(delivery_id[4:20], 16), int(delivery_id[20:], 16)
+
+
+def test_delivery_ids_show_no_counter(tmp_path: Path) -> None:
+    """Ids of consecutive rows are unrelated: no half of them counts, and two files given the
+    same rows give different ids (the mask's key is per file)."""
+    ids: list[list[str]] = []
+    for name in ("a.db", "b.db"):
+        with SQLiteStore(tmp_path / name) as store:
+            for n in range(50):
+                store.add_hook(_hook(n), max_per_owner=None)
+            made = list(store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0))
+            made += store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
+            ids.append([d.id for d in made])
+    first, second = ids
+    assert len(set(first)) == 100
+    assert not set(first) & set(second)
+    for column in (0, 1):
+        halves = [_id_bits(i)[column] for i in first]
+        gaps = [abs(b - a) for a, b in itertools.pairwise(halves)]
+        # A counter, even a salted or offset one, moves by small steps; these jump by ~2^63.
+        assert min(gaps) > 2**32, column
+    for delivery_id in first:
+        assert "0000000000" not in delivery_id
+
+
+def _version_1_file(path: Path) -> str:
+    """A database as resthooks 0.1 wrote it, with one pending delivery; returns its id."""
+    from resthooks.stores.sqlite import _MIGRATIONS  # noqa: PLC0415
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in _MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA application_id = 0x52484B53")
+    conn.execute("PRAGMA user_version = 1")
+    at = (T0 - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    conn.execute(
+        "INSERT INTO hooks VALUES ('hook_00000', 'acme', 'party/created', "
+        "'https://h0.example.com/', 'h0.example.com', '', 'active', ?, ?, NULL, NULL, NULL, "
+        "NULL, NULL)",
+        (at, at),
+    )
+    conn.execute(
+        "INSERT INTO messages VALUES (1, 'acme', 'party/created', ?, x'7b7d', 1, 7, 7)", (at,)
+    )
+    conn.execute(
+        "INSERT INTO deliveries (seq, salt, hook_id, message_id, state, attempts, "
+        "next_attempt_at, updated_at, due_at) VALUES (7, 12345, 'hook_00000', 1, 'pending', 0, "
+        "?, ?, ?)",
+        (at, at, at),
+    )
+    conn.close()
+    return f"msg_{7:016x}{12345:016x}"
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_ids(tmp_path: Path) -> None:
+    """Opening a 0.1 file migrates it: its deliveries keep their ids (receivers deduplicate on
+    them), work as before, and new deliveries get ids of the new form."""
+    db = tmp_path / "old.db"
+    old_id = _version_1_file(db)
+    with SQLiteStore(db) as store:
+        delivery = store.get_delivery(old_id)
+        assert delivery is not None
+        assert delivery.id == old_id
+        (claim,) = store.claim_due(now=T0, limit=10, lease_until=T0 + timedelta(minutes=1))
+        assert claim.delivery.id == old_id
+        (new,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
+        assert len(new.id) == 36
+        assert new.id[20] in "89abcdef"  # the current form
+        assert old_id[20] in "01234567"
+        assert {d.id for d in store.list_deliveries(owner="acme")} == {old_id, new.id}
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+    with SQLiteStore(db) as store:  # reopening changes nothing
+        assert store.get_delivery(old_id) is not None
+        assert store.get_delivery(new.id) is not None
 
 
 def test_per_host_claims_with_many_hooks_per_host_take_each_hosts_oldest(db: Path) -> None:
@@ -548,7 +636,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_backlog(db: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     conn.close()
-    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 5)
+    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 6)
     assert "resthooks_deliveries_open_by_hook_due" in indexes
     assert "resthooks_deliveries_open_by_hook" not in indexes
     with SQLiteStore(db) as store:
@@ -559,19 +647,12 @@ def test_a_version_1_file_is_migrated_and_keeps_its_backlog(db: Path) -> None:
 
 
 def test_a_file_of_the_previous_version_gains_the_trace_context_column(db: Path) -> None:
-    """A file of the version before trace contexts is migrated on open: its deliveries claim
+    """A file of a version before trace contexts is migrated on open: its deliveries claim
     with no trace context, new ones keep theirs."""
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    with SQLiteStore(db) as store:
-        store.add_hook(_hook(1), max_per_owner=None)
-        (old,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
-    conn = sqlite3.connect(db)
-    try:
-        conn.execute("ALTER TABLE resthooks_messages DROP COLUMN trace_context")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
-        conn.commit()
-    finally:
-        conn.close()
+    # A file as 0.1 wrote it (later migrations, such as the delivery ids', must run after the
+    # trace context's: dropping the column from a current file cannot stand for an old one).
+    old_id = _version_1_file(db)
     with SQLiteStore(db) as store:
         (new,) = store.enqueue(
             owner="acme",
@@ -584,7 +665,7 @@ def test_a_file_of_the_previous_version_gains_the_trace_context_column(db: Path)
             now=T0 + timedelta(seconds=2), limit=10, lease_until=T0 + timedelta(seconds=100)
         )
     assert [(c.delivery.id, c.trace_context) for c in claims] == [
-        (old.id, None),
+        (old_id, None),
         (new.id, traceparent),
     ]
     conn = sqlite3.connect(db)

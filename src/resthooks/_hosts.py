@@ -38,6 +38,11 @@ def _host(url: str) -> str:
 class HostGate:
     """Claims waiting to start, and attempts in flight, counted per target host.
 
+    Waiting claims are queued per host, in the order claimed (the store's: oldest due
+    first); hosts with room take turns. Every operation costs in proportion to the claims it
+    moves, not to the claims waiting: a thousand claims parked behind cut hosts cost nothing
+    until their hosts have room again.
+
     Args:
         limit: The full per-host limit (``Dispatcher.max_in_flight_per_host``); ``None``
             for no limit (a timeout then cuts the host to half of what it had in flight).
@@ -47,44 +52,67 @@ class HostGate:
         self.limit = limit
         self.in_flight: dict[str, int] = {}
         self.cut: dict[str, int] = {}  # host -> its reduced limit (insertion order: oldest)
-        self._waiting: deque[Claim] = deque()
-        self._blocked = 0  # waiting claims whose host was at its limit at the last take()
+        self._queues: dict[str, deque[Claim]] = {}  # waiting claims, per host
+        self._turns: deque[str] = deque()  # hosts with waiting claims and room, in turn
+        self._full: set[str] = set()  # hosts with waiting claims and no room
+        self._waiting = 0
+        self._blocked = 0  # claims waiting in the queues of hosts without room
 
     def limit_of(self, host: str) -> int | None:
         """The host's current limit in this worker (``None``: no limit)."""
         return self.cut.get(host, self.limit)
 
+    def _has_room(self, host: str) -> bool:
+        limit = self.cut.get(host, self.limit)
+        return limit is None or self.in_flight.get(host, 0) < limit
+
     def add(self, claims: Iterable[Claim]) -> None:
         """Queue claims to start, in the order given (the store's: oldest due first)."""
-        self._waiting.extend(claims)
+        queues = self._queues
+        for claim in claims:
+            host = _host(claim.hook.target_url)
+            queue = queues.get(host)
+            if queue is None:
+                queue = queues[host] = deque()
+                if self._has_room(host):
+                    self._turns.append(host)
+                else:
+                    self._full.add(host)
+            queue.append(claim)
+            self._waiting += 1
+            if host in self._full:
+                self._blocked += 1
 
     def __len__(self) -> int:
-        return len(self._waiting)
+        return self._waiting
 
     @property
     def startable(self) -> int:
-        """Waiting claims that were not held back by their host at the last :meth:`take`."""
-        return len(self._waiting) - self._blocked
+        """Waiting claims whose host has room now."""
+        return self._waiting - self._blocked
 
     def take(self, room: int) -> list[Claim]:
-        """Up to ``room`` waiting claims whose host has room, oldest first; each counts as
-        in flight until :meth:`finished`."""
+        """Up to ``room`` waiting claims whose host has room, hosts taking turns, each host's
+        oldest first; each counts as in flight until :meth:`finished`."""
         started: list[Claim] = []
-        held: list[Claim] = []
-        waiting = self._waiting
-        while waiting and len(started) < room:
-            claim = waiting.popleft()
-            host = _host(claim.hook.target_url)
-            limit = self.cut.get(host, self.limit)
-            count = self.in_flight.get(host, 0)
-            if limit is not None and count >= limit:
-                held.append(claim)
+        turns, queues = self._turns, self._queues
+        while turns and len(started) < room:
+            host = turns.popleft()
+            queue = queues[host]
+            if not self._has_room(host):  # cut since it took its turn
+                self._full.add(host)
+                self._blocked += len(queue)
                 continue
-            self.in_flight[host] = count + 1
-            started.append(claim)
-        if held:
-            waiting.extendleft(reversed(held))
-        self._blocked = len(held)
+            started.append(queue.popleft())
+            self._waiting -= 1
+            self.in_flight[host] = self.in_flight.get(host, 0) + 1
+            if not queue:
+                del queues[host]
+            elif self._has_room(host):
+                turns.append(host)
+            else:
+                self._full.add(host)
+                self._blocked += len(queue)
         return started
 
     def finished(self, claim: Claim, outcome: Outcome | None) -> None:
@@ -96,36 +124,49 @@ class HostGate:
         else:
             self.in_flight.pop(host, None)
         attempt = outcome.attempt if outcome is not None else None
-        if attempt is None:
-            return
-        if attempt.status is not None:
-            self.cut.pop(host, None)  # it answers again: its full limit back
-        elif attempt.error_kind == "timeout":
-            current = self.cut.get(host, self.limit)
-            if current is None:
-                current = count + 1  # no configured limit: what it had in flight
-            self.cut.pop(host, None)
-            self.cut[host] = max(1, current // 2)
-            if len(self.cut) > MAX_CUT_HOSTS:
-                del self.cut[next(iter(self.cut))]
-        self._blocked = 0  # its waiting claims may start now
+        if attempt is not None:
+            if attempt.status is not None:
+                self.cut.pop(host, None)  # it answers again: its full limit back
+            elif attempt.error_kind == "timeout":
+                current = self.cut.get(host, self.limit)
+                if current is None:
+                    current = count + 1  # no configured limit: what it had in flight
+                self.cut.pop(host, None)
+                self.cut[host] = max(1, current // 2)
+                if len(self.cut) > MAX_CUT_HOSTS:
+                    del self.cut[next(iter(self.cut))]
+        if host in self._full and self._has_room(host):
+            self._full.discard(host)
+            self._blocked -= len(self._queues[host])
+            self._turns.append(host)
 
     def expiring(self, before: datetime) -> list[Claim]:
         """Take out the waiting claims whose lease ends before ``before`` (too late to start
-        an attempt that must end within the lease): the caller releases them."""
-        if not self._waiting or all(c.lease_until >= before for c in self._waiting):
-            return []
-        keep: deque[Claim] = deque()
+        an attempt that must end within the lease): the caller releases them.
+
+        A host's queue is in claim order, so its leases only grow: each queue is looked at
+        from its front, and only as far as it holds claims to take out.
+        """
         gone: list[Claim] = []
-        for claim in self._waiting:
-            (gone if claim.lease_until < before else keep).append(claim)
-        self._waiting = keep
-        self._blocked = 0
+        for host in [h for h, q in self._queues.items() if q[0].lease_until < before]:
+            queue = self._queues[host]
+            while queue and queue[0].lease_until < before:
+                gone.append(queue.popleft())
+                self._waiting -= 1
+                if host in self._full:
+                    self._blocked -= 1
+            if not queue:
+                del self._queues[host]
+                self._full.discard(host)
+                if host in self._turns:
+                    self._turns.remove(host)
         return gone
 
     def drain(self) -> list[Claim]:
         """Take out every waiting claim (the worker is stopping: the caller releases them)."""
-        claims = list(self._waiting)
-        self._waiting.clear()
-        self._blocked = 0
+        claims = [claim for queue in self._queues.values() for claim in queue]
+        self._queues.clear()
+        self._turns.clear()
+        self._full.clear()
+        self._waiting = self._blocked = 0
         return claims

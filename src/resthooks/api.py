@@ -19,12 +19,13 @@ from typing import Any
 
 import attrs
 
-from . import _validation
+from . import _validation, ed25519
 from .dispatcher import Dispatcher
 from .encoding import isoformat_z
 from .errors import (
     ConfigurationError,
     HookLimitReached,
+    InvalidStateError,
     NotFound,
     ResthooksError,
     StoreError,
@@ -35,7 +36,12 @@ from .model import Hook, HookState
 __all__ = ["ApiResponse", "SubscriptionAPI", "hook_document"]
 
 RESOURCE = "restHook"
-_WIRE_FIELDS = {"target_url": "targetUrl", "event": "event", "description": "description"}
+_WIRE_FIELDS = {
+    "target_url": "targetUrl",
+    "event": "event",
+    "description": "description",
+    "hook_secret": "hookSecret",
+}
 _SHAPE = 'the body must be a JSON object of the form {"restHook": {"targetUrl": ..., "event": ...}}'
 
 
@@ -128,7 +134,10 @@ def hook_document(hook: Hook) -> dict[str, Any]:
     """The ``restHook`` JSON document of ``hook``, without its secret.
 
     Keys: ``id``, ``event``, ``targetUrl``, ``description``, ``state`` (``active`` or
-    ``dead``), ``createdAt``, ``updatedAt``, and for a dead hook ``deadReason`` and ``deadAt``.
+    ``dead`` or ``unconfirmed``), ``createdAt``, ``updatedAt``, for an unconfirmed hook
+    ``confirmBy``, for a hook with a ``v1a`` key its ``publicKey``
+    (``whpk_...``; the secret key is never shown), and for a dead hook ``deadReason`` and
+    ``deadAt``.
 
     Example:
         >>> from datetime import datetime, timezone
@@ -149,6 +158,10 @@ def hook_document(hook: Hook) -> dict[str, Any]:
         "createdAt": isoformat_z(hook.created_at),
         "updatedAt": isoformat_z(hook.updated_at),
     }
+    if hook.signing_key:
+        document["publicKey"] = ed25519.public_key_of(hook.signing_key)
+    if hook.state is HookState.UNCONFIRMED and hook.confirm_by is not None:
+        document["confirmBy"] = isoformat_z(hook.confirm_by)
     if hook.state is HookState.DEAD:
         document["deadReason"] = hook.dead_reason
         document["deadAt"] = isoformat_z(hook.dead_at) if hook.dead_at is not None else None
@@ -172,6 +185,7 @@ class SubscriptionAPI:
     - ``show``: ``200`` with ``{"restHook": {...}}``; ``404`` for an unknown id or another
       owner's.
     - ``delete``: ``204`` without a body; ``404`` as for ``show``.
+    - ``confirm`` (intent verification) and ``public_keys`` (``v1a`` keys as JWKS): see each.
     - Any method: ``503`` if the store fails (:class:`~resthooks.errors.StoreError`),
       ``500`` for any other :class:`~resthooks.errors.ResthooksError`.
 
@@ -301,6 +315,57 @@ class SubscriptionAPI:
         except ResthooksError as exc:
             return self._failure(exc)
         return ApiResponse(status=204)
+
+    def confirm(self, hook_id: str, body: object, *, owner: str) -> ApiResponse:
+        """Confirm an unconfirmed hook (intent verification, done later):
+        ``POST {base_path}/{hook_id}/confirm`` with ``{"hookSecret": "..."}``, the
+        ``X-Hook-Secret`` the target was sent.
+
+        Returns:
+            ``200`` with the hook, now active; ``400`` for a body that is not
+            ``{"hookSecret": "..."}``; ``404`` for an unknown hook; ``409`` if the hook is not
+            unconfirmed or its time to confirm has passed (it is removed then); ``422``
+            naming ``hookSecret`` if the secret is not the one sent.
+
+        Raises:
+            ValidationError: Only for a bad ``owner``, or a ``hook_id`` that is not a str.
+
+        .. versionadded:: 0.2.0
+        """
+        owner = _validation.owner(owner)
+        hook_id = _validation.string(hook_id, "hook_id")
+        document, problem = _parse(body)
+        if problem is not None:
+            return _bad_request(problem)
+        if not isinstance(document, dict) or not isinstance(document.get("hookSecret"), str):
+            return _bad_request('the body must be a JSON object {"hookSecret": "..."}')
+        try:
+            hook = self.dispatcher.confirm_hook(hook_id, document["hookSecret"], owner=owner)
+        except InvalidStateError as exc:
+            return _answer(409, {"message": str(exc)})
+        except ResthooksError as exc:
+            return self._failure(exc)
+        return _answer(200, {RESOURCE: hook_document(hook)})
+
+    def public_keys(self, *, owner: str) -> ApiResponse:
+        """The owner's ``v1a`` public keys as a JWKS document: ``200 {"keys": [...]}``.
+
+        Serve it where the owner's receivers can fetch it (say
+        ``GET {base_path}/keys``): each key's ``kid`` is its hook's id. See
+        :func:`resthooks.ed25519.jwks`; receivers read it back with
+        :func:`resthooks.ed25519.public_keys_from_jwks`.
+
+        Raises:
+            ValidationError: Only for a bad ``owner``.
+
+        .. versionadded:: 0.2.0
+        """
+        owner = _validation.owner(owner)
+        try:
+            keys = self.dispatcher.public_keys(owner=owner)
+        except ResthooksError as exc:
+            return self._failure(exc)
+        return _answer(200, ed25519.jwks(keys))
 
     def handle(
         self, method: str, hook_id: str | None = None, *, body: object = b"", owner: object

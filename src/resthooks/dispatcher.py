@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+import math
 import re
 import secrets
 import threading
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from importlib.metadata import version
 from typing import Protocol
 
-from . import _log, _validation, lifecycle
+import attrs
+
+from . import _log, _validation, ed25519, lifecycle
 from ._durations import to_timedelta
 from .clock import Clock, SystemClock
 from .encoding import encode_body
@@ -94,12 +98,22 @@ class Dispatcher:
         max_response_bytes: How much of a response body is read and kept. Default 4 KiB.
         max_in_flight_per_host: Deliveries to one target host in flight at once. Default 4.
         sign_deliveries: Give every new hook a signing secret (Standard Webhooks). Default on.
+        signature_versions: Which Standard Webhooks signatures new hooks get: ``"v1"``
+            (HMAC-SHA256 under a shared ``whsec_`` secret, the default), ``"v1a"`` (ed25519
+            under a per-hook key pair: receivers hold only the public key; needs the
+            ``resthooks[ed25519]`` extra), or both, sent side by side.
         network_policy: Which targets are allowed (:class:`~resthooks.network.NetworkPolicy`),
             checked at subscribe time on the URL and, by the default transport, on every
             address dialled. Default: ``NetworkPolicy()``, which refuses loopback and private
             networks; tests that deliver to a local server allow-list it.
         secret_grace: After :meth:`rotate_secret`, how long the old secret keeps signing too
             (seconds or a timedelta). Default 24 hours.
+        verify_intent: REST Hooks intent verification (the handshake of resthooks.org): a new
+            hook starts ``unconfirmed`` and receives nothing until its target proves it wants
+            the deliveries, by echoing the ``X-Hook-Secret`` header subscribe sends it (see
+            :meth:`subscribe` and :meth:`confirm_hook`). Default off, as Capsule.
+        confirm_within: With ``verify_intent``, how long an unconfirmed hook waits for its
+            confirmation before it is removed (seconds or a timedelta). Default 24 hours.
 
     Raises:
         ConfigurationError: If the options cannot work together.
@@ -147,8 +161,11 @@ class Dispatcher:
         max_response_bytes: int = 4096,
         max_in_flight_per_host: int | None = 4,
         sign_deliveries: bool = True,
+        signature_versions: Collection[str] = ("v1",),
         network_policy: NetworkPolicy | None = None,
         secret_grace: float | timedelta = timedelta(hours=24),
+        verify_intent: bool = False,
+        confirm_within: float | timedelta = timedelta(hours=24),
     ) -> None:
         if not isinstance(events, EventCatalogue):
             raise ConfigurationError("events must be an EventCatalogue")
@@ -160,6 +177,10 @@ class Dispatcher:
             raise ConfigurationError("retry must be a RetryPolicy")
         if timeouts is not None and not isinstance(timeouts, Timeouts):
             raise ConfigurationError("timeouts must be a Timeouts")
+        if not isinstance(verify_intent, bool):
+            raise ConfigurationError("verify_intent must be True or False")
+        self.verify_intent = verify_intent
+        self.confirm_within = _confirm_window(confirm_within)
         self.store = store
         self.events = events
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -194,6 +215,17 @@ class Dispatcher:
         self.max_response_bytes = max_response_bytes
         self.max_in_flight_per_host = max_in_flight_per_host
         self.sign_deliveries = sign_deliveries
+        if isinstance(signature_versions, str) or not isinstance(signature_versions, Collection):
+            raise ConfigurationError("signature_versions must be a collection such as ('v1',)")
+        versions = frozenset(signature_versions)
+        if not versions or not versions <= {"v1", "v1a"}:
+            raise ConfigurationError(
+                "signature_versions must hold 'v1', 'v1a' or both, not "
+                f"{sorted(map(repr, versions))}"
+            )
+        if "v1a" in versions:
+            ed25519.generate_key_pair()  # fails now, not at the first subscribe, without the extra
+        self.signature_versions = versions
         self._listeners: tuple[LifecycleListener, ...] = ()
         self._listeners_lock = threading.Lock()
         # What the running workers of this process sleep on (a threading.Event, or the
@@ -210,11 +242,20 @@ class Dispatcher:
         owner: str,
         description: str = "",
         secret: str | None = None,
+        signing_key: str | None = None,
     ) -> Hook:
         """Subscribe ``target_url`` to ``event`` for ``owner``.
 
         Subscribing the same ``(owner, event, target_url)`` again returns the existing hook
         (made active again if it was dead) instead of creating a second one.
+
+        With ``verify_intent``, the new hook is ``unconfirmed`` and subscribe sends its target
+        the handshake before it returns: a ``POST`` with an empty body and an
+        ``X-Hook-Secret`` header (signed like a delivery). A ``2xx`` answer echoing the same
+        ``X-Hook-Secret`` confirms the hook at once (it is returned active); any other answer
+        leaves it unconfirmed until :meth:`confirm_hook` is called with that secret, or until
+        ``confirm_within`` passes and it is removed. Subscribing an unconfirmed hook again
+        sends the handshake again.
 
         Args:
             event: An event of the catalogue.
@@ -222,17 +263,27 @@ class Dispatcher:
             owner: The account the hook belongs to.
             description: Free text, at most ``max_description_length`` characters.
             secret: A ``whsec_`` signing secret to use instead of a generated one.
+            signing_key: A ``whsk_`` ed25519 secret key (``v1a``) to use instead of a
+                generated one (only generated when ``signature_versions`` has ``v1a``).
 
         Returns:
             The new (or existing) hook. Its ``secret`` is the only time the caller sees it
-            through the API layer.
+            through the API layer; its ``signing_key`` is never shown, only its public key.
+
+        .. versionchanged:: 0.2.0
+            ``signing_key``.
 
         Raises:
             ValidationError: Naming the field at fault; nothing is stored.
             HookLimitReached: If the owner already has ``max_hooks_per_owner`` hooks.
         """
         hook, _ = self.subscribe_or_get(
-            event, target_url, owner=owner, description=description, secret=secret
+            event,
+            target_url,
+            owner=owner,
+            description=description,
+            secret=secret,
+            signing_key=signing_key,
         )
         return hook
 
@@ -244,6 +295,7 @@ class Dispatcher:
         owner: str,
         description: str = "",
         secret: str | None = None,
+        signing_key: str | None = None,
     ) -> tuple[Hook, bool]:
         """:meth:`subscribe`, also saying whether the hook is new.
 
@@ -292,8 +344,12 @@ class Dispatcher:
             )
         if secret is not None:
             parse_secret(secret)
-        elif self.sign_deliveries:
+        elif self.sign_deliveries and "v1" in self.signature_versions:
             secret = generate_secret()
+        if signing_key is not None:
+            ed25519.parse_secret_key(signing_key)
+        elif self.sign_deliveries and "v1a" in self.signature_versions:
+            signing_key = ed25519.generate_key_pair().secret_key
         now = self.clock.now()
         hook = Hook(
             id="hook_" + secrets.token_hex(12),
@@ -304,8 +360,138 @@ class Dispatcher:
             created_at=now,
             updated_at=now,
             secret=secret,
+            signing_key=signing_key,
         )
-        return self.store.add_hook(hook, max_per_owner=self.max_hooks_per_owner)
+        if self.verify_intent:
+            hook = attrs.evolve(
+                hook,
+                state=HookState.UNCONFIRMED,
+                confirm_secret=secrets.token_urlsafe(32),
+                confirm_by=now + self.confirm_within,
+            )
+        stored, created = self.store.add_hook(hook, max_per_owner=self.max_hooks_per_owner)
+        if stored.state is HookState.UNCONFIRMED and self._handshake(stored):
+            confirmed = self.store.confirm_hook(stored.id, now=self.clock.now())
+            if confirmed is not None:
+                stored = confirmed
+        return stored, created
+
+    def _handshake(self, hook: Hook) -> bool:
+        """Send the intent verification request; whether the target echoed the secret."""
+        assert hook.confirm_secret is not None
+        now = self.clock.now()
+        timestamp = int(now.timestamp())
+        msg_id = "msg_" + secrets.token_hex(16)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": _user_agent(),
+            "X-Hook-Secret": hook.confirm_secret,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+        }
+        signatures = [sign(s, msg_id, timestamp, b"") for s in _live_secrets(hook, now)]
+        if hook.signing_key:
+            signatures.append(ed25519.sign_v1a(hook.signing_key, msg_id, timestamp, b""))
+        if signatures:
+            headers["webhook-signature"] = " ".join(signatures)
+        request = Request(
+            method="POST",
+            url=hook.target_url,
+            headers=headers,
+            body=b"",
+            timeouts=self.timeouts,
+            max_response_bytes=self.max_response_bytes,
+        )
+        try:
+            response = self.transport.send(request)
+        except Exception as exc:  # noqa: BLE001 - a failed handshake leaves the hook unconfirmed
+            what = exc.kind if isinstance(exc, TransportError) else type(exc).__name__
+            logger.info(
+                "intent verification of hook %s: no answer (%s); it stays unconfirmed",
+                hook.id,
+                what,
+                extra={"hook_id": hook.id, "error_kind": what},
+            )
+            return False
+        echoed = {k.lower(): v for k, v in response.headers.items()}.get("x-hook-secret", "")
+        confirmed = 200 <= response.status < 300 and hmac.compare_digest(
+            echoed.encode("utf-8", "surrogatepass"), hook.confirm_secret.encode()
+        )
+        logger.info(
+            "intent verification of hook %s: HTTP %d, %s",
+            hook.id,
+            response.status,
+            "confirmed" if confirmed else "not confirmed; it stays unconfirmed",
+            extra={"hook_id": hook.id, "status": response.status},
+        )
+        return confirmed
+
+    def confirm_hook(self, hook_id: str, hook_secret: str, *, owner: str) -> Hook:
+        """Confirm an unconfirmed hook later (intent verification): its target got the
+        ``X-Hook-Secret`` of the handshake and passes it back through its owner's API client.
+
+        Returns:
+            The hook, now active (deliveries to it start with the next emit).
+
+        Raises:
+            HookNotFound: If the owner has no such hook.
+            InvalidStateError: If the hook is not unconfirmed (it is active or dead), or its
+                ``confirm_by`` has passed (it is removed then: subscribe again).
+            ValidationError: Naming ``hook_secret``, if it is not the secret sent.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock, RecordingTransport
+            >>> transport = RecordingTransport(script=[404])   # the target does not echo
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), transport=transport,
+            ...                         verify_intent=True)
+            >>> hook = dispatcher.subscribe("party/created", "https://example.com/h", owner="a")
+            >>> hook.state.value
+            'unconfirmed'
+            >>> secret = transport.requests[0].headers["X-Hook-Secret"]   # what the target got
+            >>> dispatcher.confirm_hook(hook.id, secret, owner="a").state.value
+            'active'
+
+        .. versionadded:: 0.2.0
+        """
+        hook = self.get_hook(hook_id, owner=owner)
+        if hook.state is not HookState.UNCONFIRMED:
+            raise InvalidStateError(f"hook {hook.id!r} is {hook.state.value}, not unconfirmed")
+        if not isinstance(hook_secret, str):
+            raise ValidationError(
+                "hook_secret", f"must be a string, not {type(hook_secret).__name__}"
+            )
+        now = self.clock.now()
+        if hook.confirm_by is not None and now >= hook.confirm_by:
+            self.store.remove_hook(hook.id, now=now)
+            raise InvalidStateError(
+                f"hook {hook.id!r} was not confirmed in time and is removed: subscribe again"
+            )
+        expected = (hook.confirm_secret or "").encode()
+        if not expected or not hmac.compare_digest(
+            hook_secret.encode("utf-8", "surrogatepass"), expected
+        ):
+            raise ValidationError("hook_secret", "is not the X-Hook-Secret sent to the target")
+        confirmed = self.store.confirm_hook(hook.id, now=now)
+        if confirmed is None:  # confirmed or removed meanwhile
+            raise InvalidStateError(f"hook {hook.id!r} is no longer unconfirmed")
+        return confirmed
+
+    def expire_unconfirmed(self) -> int:
+        """Remove the unconfirmed hooks whose ``confirm_by`` has passed; return how many.
+
+        :meth:`purge` calls it too.
+
+        .. versionadded:: 0.2.0
+        """
+        now = self.clock.now()
+        expired = 0
+        for hook in self.store.list_hooks(state=HookState.UNCONFIRMED):
+            if hook.confirm_by is not None and hook.confirm_by <= now:
+                self.store.remove_hook(hook.id, now=now)
+                expired += 1
+        return expired
 
     def rotate_secret(self, hook_id: str, *, owner: str, secret: str | None = None) -> str:
         """Give the owner's hook a new signing secret and return it.
@@ -376,6 +562,31 @@ class Dispatcher:
         if event is not None:
             event = self.events.validate(event)
         return self.store.list_hooks(owner=owner, event=event, state=_hook_state(state))
+
+    def public_keys(self, *, owner: str) -> dict[str, str]:
+        """The ``v1a`` public keys of the owner's hooks: ``{hook id: "whpk_..."}``, oldest first.
+
+        Dead hooks are included (their requests may still need verifying); hooks without a
+        ``v1a`` key are not. Pass the result to :func:`resthooks.ed25519.jwks` for a
+        document to serve, or see :meth:`resthooks.api.SubscriptionAPI.public_keys`.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(),
+            ...                         signature_versions={"v1", "v1a"})
+            >>> hook = dispatcher.subscribe("party/created", "https://example.com/h", owner="a")
+            >>> [key[:5] for key in dispatcher.public_keys(owner="a").values()]
+            ['whpk_']
+
+        .. versionadded:: 0.2.0
+        """
+        return {
+            hook.id: ed25519.public_key_of(hook.signing_key)
+            for hook in self.hooks(owner=owner)
+            if hook.signing_key
+        }
 
     def unsubscribe(self, hook_id: str, *, owner: str) -> None:
         """Remove the owner's hook; its deliveries not yet sent are cancelled.
@@ -724,6 +935,10 @@ class Dispatcher:
             "webhook-timestamp": str(timestamp),
         }
         signatures = [sign(s, delivery.id, timestamp, claim.body) for s in _live_secrets(hook, now)]
+        if hook.signing_key:
+            signatures.append(
+                ed25519.sign_v1a(hook.signing_key, delivery.id, timestamp, claim.body)
+            )
         if signatures:
             headers["webhook-signature"] = " ".join(signatures)
         return Request(
@@ -1141,7 +1356,8 @@ class Dispatcher:
         Pending and in-flight deliveries are never purged. Run it daily, say, so the outbox
         does not grow forever. It works in batches of ``batch_size``, one store transaction
         each, so emits and workers get the database between two batches: a purge of a
-        million deliveries never holds the outbox up for longer than one batch takes.
+        million deliveries never holds the outbox up for longer than one batch takes. It also
+        removes unconfirmed hooks past their ``confirm_by`` (:meth:`expire_unconfirmed`).
 
         Args:
             older_than: An age, in seconds or as a timedelta. Default
@@ -1179,6 +1395,7 @@ class Dispatcher:
             raise ValidationError("batch_size", f"must be an int from 1 to {_MAX_PURGE_BATCH}")
         if progress is not None and not callable(progress):
             raise ValidationError("progress", "must be callable")
+        self.expire_unconfirmed()
         total = 0
         while True:
             # A store deletes at most ``limit`` and, on the last (short) batch, gives the
@@ -1207,6 +1424,20 @@ def _check_request_size(request: Request, max_body: int) -> None:
             "too_large",
             f"the headers are {header_bytes} bytes, more than {MAX_REQUEST_HEADER_BYTES}",
         )
+
+
+def _confirm_window(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        window = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigurationError("confirm_within must be a finite number of seconds")
+        window = timedelta(seconds=value)
+    else:
+        raise ConfigurationError("confirm_within must be seconds or a timedelta")
+    if window <= timedelta(0):
+        raise ConfigurationError("confirm_within must be > 0")
+    return window
 
 
 def _live_secrets(hook: Hook, now: datetime) -> list[str]:

@@ -7,6 +7,8 @@ from datetime import datetime
 
 import attrs
 
+from .urls import mask_url
+
 __all__ = [
     "Attempt",
     "Claim",
@@ -23,6 +25,11 @@ __all__ = [
 ]
 
 
+def _url_repr(url: str) -> str:
+    # reprs end up in logs and error messages: no credentials, no query string.
+    return repr(mask_url(url))
+
+
 class HookState(str, enum.Enum):
     """The state of a hook. A removed hook no longer exists, so it has no state."""
 
@@ -30,6 +37,9 @@ class HookState(str, enum.Enum):
     """Receives deliveries."""
     DEAD = "dead"
     """Its retries ran out, so it receives nothing more until revived; it stays listed."""
+    UNCONFIRMED = "unconfirmed"
+    """Subscribed with intent verification on, its target not confirmed yet (new in 0.2.0):
+    receives nothing; removed if not confirmed by its ``confirm_by``."""
 
 
 class DeliveryState(str, enum.Enum):
@@ -60,7 +70,8 @@ class Hook:
         id: Opaque, unique id.
         owner: The account, tenant or API client the hook belongs to.
         event: The ``entity/action`` it is subscribed to.
-        target_url: Where deliveries are POSTed.
+        target_url: Where deliveries are POSTed. Shown in ``repr`` without its query string
+            (and credentials, for a hook stored before they were refused).
         description: Free text from the subscriber.
         state: :class:`HookState`.
         created_at: When it was subscribed (aware, UTC).
@@ -71,12 +82,22 @@ class Hook:
             Never shown in ``repr``.
         previous_secret: During a rotation, the secret that is still used as well.
         previous_secret_until: When the previous secret stops being used.
+        signing_key: The hook's ed25519 secret key (``whsk_...``) for ``v1a`` signatures, or
+            ``None``. Never shown in ``repr``; receivers get its public key
+            (:func:`resthooks.ed25519.public_key_of`).
+
+        confirm_secret: For an unconfirmed hook, the ``X-Hook-Secret`` its target must echo
+            (intent verification). Never shown in ``repr``.
+        confirm_by: For an unconfirmed hook, when it is removed unless confirmed.
+
+    .. versionchanged:: 0.2.0
+        ``signing_key``, ``confirm_secret``, ``confirm_by`` and the ``unconfirmed`` state.
     """
 
     id: str
     owner: str
     event: str
-    target_url: str
+    target_url: str = attrs.field(repr=_url_repr)
     description: str = ""
     state: HookState = HookState.ACTIVE
     created_at: datetime
@@ -86,6 +107,9 @@ class Hook:
     secret: str | None = attrs.field(default=None, repr=False)
     previous_secret: str | None = attrs.field(default=None, repr=False)
     previous_secret_until: datetime | None = None
+    signing_key: str | None = attrs.field(default=None, repr=False)
+    confirm_secret: str | None = attrs.field(default=None, repr=False)
+    confirm_by: datetime | None = None
 
     @property
     def is_active(self) -> bool:

@@ -19,12 +19,12 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
 from .errors import ConfigurationError, TransportError, ValidationError
+from .urls import parse_target_url
 
 __all__ = [
     "IPAddress",
@@ -145,29 +145,52 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[ipaddress.IPv4A
     return []
 
 
-def _networks(value: object) -> tuple[IPNetwork, ...]:
+def _network_list(value: object, name: str, *, allow_everything: bool) -> tuple[IPNetwork, ...]:
     items: Iterable[object]
     if isinstance(value, (str, ipaddress.IPv4Network, ipaddress.IPv6Network)):
         items = [value]
     elif isinstance(value, Iterable):
         items = value
     else:
-        raise ConfigurationError("allow_networks must be a list of networks such as '::1/128'")
+        raise ConfigurationError(f"{name} must be a list of networks such as '::1/128'")
     networks = []
     for item in items:
         if not isinstance(item, (str, ipaddress.IPv4Network, ipaddress.IPv6Network)):
-            raise ConfigurationError(f"allow_networks: {item!r} is not a network")
+            raise ConfigurationError(f"{name}: {item!r} is not a network")
         try:
             net = ipaddress.ip_network(item)
         except ValueError as exc:
-            raise ConfigurationError(f"allow_networks: {exc}") from None
-        if net.prefixlen == 0:
+            raise ConfigurationError(f"{name}: {exc}") from None
+        if net.prefixlen == 0 and not allow_everything:
             raise ConfigurationError(
-                f"allow_networks: {net} would allow everything; there is no off switch, "
+                f"{name}: {net} would allow everything; there is no off switch, "
                 "list the networks you need"
             )
         networks.append(net)
     return tuple(networks)
+
+
+def _networks(value: object) -> tuple[IPNetwork, ...]:
+    return _network_list(value, "allow_networks", allow_everything=False)
+
+
+def _deny_networks(value: object) -> tuple[IPNetwork, ...]:
+    return _network_list(value, "deny_networks", allow_everything=True)
+
+
+def _ports(value: object) -> frozenset[int] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ConfigurationError("allowed_ports must be None or a collection of port numbers")
+    ports = set()
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= 65535:
+            raise ConfigurationError(f"allowed_ports: {item!r} is not a port number (1-65535)")
+        ports.add(item)
+    if not ports:
+        raise ConfigurationError("allowed_ports is empty: no delivery could be made")
+    return frozenset(ports)
 
 
 @attrs.frozen
@@ -185,9 +208,16 @@ class NetworkPolicy:
         allow_networks: Networks allowed even though the deny list refuses them, such as
             ``["127.0.0.0/8", "::1/128"]`` for tests that deliver to a local server. An IPv4
             address carried inside IPv6 is allowed when either form is listed.
+        deny_networks: Networks refused on top of the built-in list, though they are public:
+            a cloud's host services (Azure's ``168.63.129.16``), your own public ranges. They
+            win over ``allow_networks``; an IPv4 address carried inside IPv6 is refused when
+            its IPv4 form is listed.
+        allowed_ports: The only ports deliveries may use (the port given in the URL, or the
+            scheme's default), such as ``{443}``; ``None`` (the default) allows any.
 
     Raises:
-        ConfigurationError: If a network cannot be parsed, or is ``0.0.0.0/0`` or ``::/0``.
+        ConfigurationError: If a network cannot be parsed, if ``allow_networks`` holds
+            ``0.0.0.0/0`` or ``::/0``, or if a port is not a number from 1 to 65535.
 
     Example:
         >>> policy = NetworkPolicy()
@@ -197,10 +227,17 @@ class NetworkPolicy:
         'IPv4-mapped 169.254.169.254 is cloud metadata'
         >>> NetworkPolicy(allow_networks=["127.0.0.0/8"]).refusal("127.0.0.1") is None
         True
+        >>> NetworkPolicy(deny_networks=["168.63.129.16/32"]).refusal("168.63.129.16")
+        'denied by the operator (168.63.129.16/32)'
+
+    .. versionchanged:: 0.2.0
+        ``deny_networks`` and ``allowed_ports``.
     """
 
     https_only: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     allow_networks: tuple[IPNetwork, ...] = attrs.field(default=(), converter=_networks)
+    deny_networks: tuple[IPNetwork, ...] = attrs.field(default=(), converter=_deny_networks)
+    allowed_ports: frozenset[int] | None = attrs.field(default=None, converter=_ports)
 
     @property
     def schemes(self) -> frozenset[str]:
@@ -220,6 +257,10 @@ class NetworkPolicy:
         addr = ipaddress.ip_address(address) if isinstance(address, str) else address
         if isinstance(addr, ipaddress.IPv6Address) and addr.scope_id:
             addr = ipaddress.IPv6Address(str(addr).partition("%")[0])
+        for net in self.deny_networks:
+            # Before the allow list: an operator's denial wins.
+            if addr.version == net.version and addr in net:
+                return f"denied by the operator ({net})"
         if self._allowed(addr):
             return None
         if isinstance(addr, ipaddress.IPv6Address):
@@ -238,9 +279,25 @@ class NetworkPolicy:
             return "not globally routable"
         return None
 
-    def check_url(self, url: str, *, field: str = "target_url") -> None:
-        """Refuse ``url`` if its scheme is not allowed or its host is a refused IP literal.
+    def port_refusal(self, port: int) -> str | None:
+        """Why ``port`` may not be dialled, or ``None`` if it may.
 
+        Example:
+            >>> NetworkPolicy(allowed_ports={443}).port_refusal(8443)
+            'port 8443 is not allowed (allowed: 443)'
+
+        .. versionadded:: 0.2.0
+        """
+        if self.allowed_ports is None or port in self.allowed_ports:
+            return None
+        shown = ", ".join(str(p) for p in sorted(self.allowed_ports)[:10])
+        more = ", ..." if len(self.allowed_ports) > 10 else ""
+        return f"port {port} is not allowed (allowed: {shown}{more})"
+
+    def check_url(self, url: str, *, field: str = "target_url") -> None:
+        """Refuse ``url`` if its scheme or port is not allowed or its host is a refused IP literal.
+
+        The URL is read as the transport reads it (:func:`~resthooks.urls.parse_target_url`).
         Host names are not resolved here (an answer now says nothing about the answer at
         delivery time); their addresses are checked when they are dialled.
 
@@ -253,19 +310,29 @@ class NetworkPolicy:
             ...
             resthooks.errors.ValidationError: target_url: host 0x7f.1 is 127.0.0.1: loopback
         """
-        try:
-            parts = urllib.parse.urlsplit(url)
-            host = parts.hostname
-        except ValueError:
-            raise ValidationError(field, "is not a valid URL") from None
-        if parts.scheme.lower() not in self.schemes:
+        parts = parse_target_url(url, field=field)
+        if parts.scheme not in self.schemes:
             raise ValidationError(field, f"must use {' or '.join(sorted(self.schemes))}")
-        address = ip_literal(host) if host else None
+        reason = self.port_refusal(parts.port)
+        if reason is not None:
+            raise ValidationError(field, reason)
+        address = ip_literal(parts.host)
         if address is None:
             return
         reason = self.refusal(address)
         if reason is not None:
-            raise ValidationError(field, f"host {host} is {address}: {reason}")
+            raise ValidationError(field, f"host {parts.host} is {address}: {reason}")
+
+    def check_port(self, port: int) -> None:
+        """Raise :class:`~resthooks.errors.TransportError` ``blocked`` for a refused port.
+
+        The dial-time twin of the port rule of :meth:`check_url`.
+
+        .. versionadded:: 0.2.0
+        """
+        reason = self.port_refusal(port)
+        if reason is not None:
+            raise TransportError("blocked", reason)
 
     def check_scheme(self, url: str) -> None:
         """Raise :class:`~resthooks.errors.TransportError` ``blocked`` for a refused scheme.

@@ -21,6 +21,7 @@ __all__ = ["VerificationError", "verify"]
 _TIMESTAMP = re.compile(r"\A[0-9]{1,15}\Z")
 _MAX_SIGNATURE_HEADER = 8192  # a few dozen tokens; more is an attack, not a rotation
 _DIGEST_SIZE = hashlib.sha256().digest_size
+_MAX_VERIFY_KEY = 512
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -50,16 +51,21 @@ def verify(
 ) -> None:
     """Check that a request was signed with ``secret`` recently; raise if not.
 
-    Follows Standard Webhooks v1: the signed content is ``{webhook-id}.{webhook-timestamp}.``
-    followed by the raw body; ``webhook-signature`` holds space-separated ``v1,<base64>``
-    tokens, and the request is genuine if ANY ``v1`` token matches (compared in constant
-    time). Tokens of other versions are ignored. Header names are case-insensitive.
+    Follows Standard Webhooks v1 (and v1a, see :mod:`resthooks.ed25519`): the signed content
+    is ``{webhook-id}.{webhook-timestamp}.`` followed by the raw body; ``webhook-signature``
+    holds space-separated ``v1,<base64>`` tokens, and the request is genuine if ANY ``v1``
+    token matches (compared in constant time). Tokens of other versions, and tokens that
+    cannot be read, are skipped. Header
+    names are case-insensitive.
 
     Args:
         body: The raw request body, exactly as received (before any JSON parsing).
         headers: The request headers (any mapping, e.g. Flask's ``request.headers``).
         secret: The hook's ``whsec_`` secret, or several (during a rotation on your side):
-            the request is accepted if it matches any of them.
+            the request is accepted if it matches any of them. The prefix and base64's
+            padding are optional; any key of 1 to 512 bytes is accepted. A ``whpk_`` ed25519
+            public key verifies ``v1a`` tokens instead (the ``ed25519`` extra); a list may
+            mix both kinds.
         tolerance: How far ``webhook-timestamp`` may be from now, either way, in seconds or
             as a :class:`~datetime.timedelta`. Default 5 minutes.
         now: The current time (an aware datetime or Unix seconds). Default: the system clock.
@@ -89,40 +95,89 @@ def verify(
             "body", f"must be the raw bytes of the request, not {type(body).__name__}"
         )
     window = seconds(tolerance, "tolerance")
-    if isinstance(secret, str):
-        secrets = [secret]
-    elif isinstance(secret, Sequence) and all(isinstance(s, str) for s in secret):
-        secrets = list(secret)
-    else:
-        raise VerificationError(
-            "bad_secret",
-            f"the secret given to verify must be a whsec_ string or a list of them, "
-            f"not {type(secret).__name__}",
-        )
-    try:
-        keys = [parse_secret(s) for s in secrets]
-    except ValidationError as exc:
-        raise VerificationError("bad_secret", f"the secret given to verify {exc.message}") from None
-    if not keys:
-        raise VerificationError("bad_secret", "no secret was given to verify")
+    hmac_keys, public_keys = _keys(secret)
+    if not callable(getattr(headers, "items", None)):
+        # Any mapping-like object will do (werkzeug's headers are not a Mapping).
+        raise VerificationError("missing_header", "no headers were given", header="webhook-id")
 
     msg_id = _header(headers, "webhook-id")
     stamp = _header(headers, "webhook-timestamp")
     signature = _header(headers, "webhook-signature")
 
     _check_timestamp(stamp, window, now)
-    candidates = _v1_signatures(signature)
+    wanted = {v for v, keys in (("v1", hmac_keys), ("v1a", public_keys)) if keys}
+    tokens, seen, malformed, other = _signatures(signature, wanted)
 
     # Sign the timestamp as sent, and never fail on odd text in the id.
     content = f"{msg_id}.{stamp}.".encode("utf-8", "surrogatepass") + bytes(body)
     matched = False
-    for key in keys:
+    v1_tokens = [t for t in tokens["v1"] if len(t) == _DIGEST_SIZE]
+    for key in hmac_keys:
         expected = hmac.new(key, content, hashlib.sha256).digest()
-        for candidate in candidates:
+        for candidate in v1_tokens:
             # No early exit: the time taken does not depend on which token matched.
             matched |= hmac.compare_digest(expected, candidate)
-    if not matched:
-        raise VerificationError("no_match", "no v1 signature matches", header="webhook-signature")
+    if not matched and public_keys and tokens["v1a"]:
+        from . import ed25519  # noqa: PLC0415 - the optional extra, only when given a key
+
+        matched = ed25519.verify_any(public_keys, content, tokens["v1a"])
+    if matched:
+        return
+    names = " or ".join(sorted(wanted))
+    if seen:
+        raise VerificationError(
+            "no_match", f"no {names} signature matches", header="webhook-signature"
+        )
+    if malformed:
+        raise VerificationError(
+            "malformed_signature",
+            "no webhook-signature token is 'version,signature'",
+            header="webhook-signature",
+        )
+    raise VerificationError(
+        "unsupported_version",
+        f"webhook-signature has no {names} token, only {', '.join(sorted(other))}",
+        header="webhook-signature",
+    )
+
+
+def _keys(secret: object) -> tuple[list[bytes], list[bytes]]:
+    """The HMAC keys and the ed25519 public keys given to :func:`verify`; bad_secret if any
+    is unusable.
+
+    HMAC secrets are read more loosely than for signing: any key of 1 to 512 bytes, as the
+    reference verifiers take (the receiver's secret is the sender's choice). A string
+    starting with ``whpk_`` is an ed25519 public key (``v1a``).
+    """
+    if isinstance(secret, str):
+        given: list[object] = [secret]
+    elif isinstance(secret, Sequence) and not isinstance(secret, (bytes, bytearray)):
+        given = list(secret)
+    else:
+        raise VerificationError(
+            "bad_secret",
+            f"the secret given to verify must be a string, not {type(secret).__name__}",
+        )
+    if not given:
+        raise VerificationError("bad_secret", "no secret was given to verify")
+    hmac_keys: list[bytes] = []
+    public_keys: list[bytes] = []
+    try:
+        for item in given:
+            if isinstance(item, str) and item.startswith("whsk_"):
+                raise VerificationError(
+                    "bad_secret",
+                    "verify takes the hook's public key (whpk_...), not its secret key",
+                )
+            if isinstance(item, str) and item.startswith("whpk_"):
+                from . import ed25519  # noqa: PLC0415 - no cryptography unless asked for
+
+                public_keys.append(ed25519.parse_public_key(item, field="secret"))
+            else:
+                hmac_keys.append(parse_secret(item, min_bytes=1, max_bytes=_MAX_VERIFY_KEY))
+    except ValidationError as exc:
+        raise VerificationError("bad_secret", f"the secret given to verify {exc.message}") from None
+    return hmac_keys, public_keys
 
 
 def _check_timestamp(stamp: str, window: float, now: datetime | float | None) -> None:
@@ -159,40 +214,39 @@ def _check_timestamp(stamp: str, window: float, now: datetime | float | None) ->
         )
 
 
-def _v1_signatures(signature: str) -> list[bytes]:
+def _signatures(
+    signature: str, wanted: set[str]
+) -> tuple[dict[str, list[bytes]], int, int, set[str]]:
+    """The decoded signatures of the ``wanted`` versions (``v1``, ``v1a``); how many tokens
+    of those versions there were; how many tokens were not ``version,signature``; the other
+    versions.
+
+    As the specification says, the receiver tries each signature until one matches: a token
+    that cannot be used is skipped, not fatal (a sender may add tokens of its own). A token
+    of a wanted version that is not the base64 of a signature simply matches nothing.
+    """
     if len(signature) > _MAX_SIGNATURE_HEADER:
         raise VerificationError(
             "malformed_signature", "webhook-signature is too long", header="webhook-signature"
         )
-    tokens = signature.split()
-    if not tokens:
+    tokens: dict[str, list[bytes]] = {"v1": [], "v1a": []}
+    seen = malformed = 0
+    other: set[str] = set()
+    for token in signature.split():
+        version, comma, encoded = token.partition(",")
+        if not comma or not version or not encoded:
+            malformed += 1
+            continue
+        if version not in wanted:
+            other.add(version[:20])
+            continue
+        seen += 1
+        try:
+            tokens[version].append(base64.b64decode(encoded.encode("ascii"), validate=True))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            continue
+    if not seen and not malformed and not other:
         raise VerificationError(
             "malformed_signature", "webhook-signature has no token", header="webhook-signature"
         )
-    candidates: list[bytes] = []
-    for token in tokens:
-        version, comma, encoded = token.partition(",")
-        if not comma or not version or not encoded:
-            raise VerificationError(
-                "malformed_signature",
-                "a webhook-signature token is not 'version,signature'",
-                header="webhook-signature",
-            )
-        if version != "v1":
-            continue
-        try:
-            decoded = base64.b64decode(encoded.encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError, ValueError):
-            decoded = b""
-        if len(decoded) != _DIGEST_SIZE:
-            raise VerificationError(
-                "malformed_signature",
-                "a v1 token is not the base64 of an HMAC-SHA256",
-                header="webhook-signature",
-            )
-        candidates.append(decoded)
-    if not candidates:
-        raise VerificationError(
-            "unsupported_version", "webhook-signature has no v1 token", header="webhook-signature"
-        )
-    return candidates
+    return tokens, seen, malformed, other

@@ -43,10 +43,13 @@ class Worker:
 
     Make one with :meth:`Dispatcher.worker() <resthooks.Dispatcher.worker>` (or let
     :meth:`Dispatcher.run() <resthooks.Dispatcher.run>` make it). One loop thread claims due
-    deliveries from the store in batches, hands them to ``workers`` threads that make the
-    attempts, records their outcomes in batches, and sleeps until something can be done:
-    an attempt finished, an emit in this process, the next delivery due, ``stop``, or
-    ``poll_interval`` (for work queued by other processes).
+    deliveries from the store in batches, queues them (up to ``workers`` beyond the threads)
+    for ``workers`` threads that make the attempts and take the next queued claim
+    as soon as they finish, records their outcomes in batches, and sleeps until something
+    can be done: the queue ran low, a batch of attempts finished or none is left running, an
+    emit in this process, the next delivery due, ``stop``, or ``poll_interval`` (for work
+    queued by other processes). A queued claim whose lease could run out during its attempt,
+    or that is still queued when the worker stops, goes back to the store unsent.
 
     How a slow endpoint is kept from delaying the others:
 
@@ -264,6 +267,24 @@ class _Session:
         self.attempt_deadline = timedelta(seconds=self.dispatcher.timeouts.total)
         self.unrecorded: list[tuple[Claim, Outcome]] = []
         self.trouble = StoreTrouble(self.clock, cap=worker.poll_interval)
+        # Claims are handed to the pool up to ``ahead`` beyond its threads, so a thread that
+        # finishes takes the next claim from the pool's queue at once instead of waiting for
+        # this loop; the threads wake the loop only when it has something to do: the queue
+        # ran low, a batch of outcomes is waiting, or nothing is left running. Two thread
+        # hand-offs per delivery (submit, then wake) become about two per batch.
+        # At most 2 x workers claims are held (queued, running or waiting in the gate), as
+        # before: what a killed worker can have in flight stays one batch.
+        workers = worker.workers
+        self.ahead = workers
+        self.capacity = workers + self.ahead
+        self.low_water = self.ahead // 2
+        self.batch = max(1, self.ahead // 2)
+        self.counts = threading.Lock()
+        self.queued = 0  # handed to the pool, not started
+        self.unfinished = 0  # handed to the pool, outcome not yet handed back
+        self.finished_since_wake = 0
+        self.more_to_claim = True  # whether the last claim filled its limit
+        self.eager = False  # stopping: every finished attempt wakes the loop
 
     def stopping(self) -> bool:
         return self.worker._stopping.is_set() or (
@@ -284,7 +305,7 @@ class _Session:
                 self.start_ready()
                 self.claim()
                 self.start_ready()
-                busy = len(self.in_flight) >= self.worker.workers
+                busy = len(self.in_flight) >= self.capacity
                 if not busy and not once and not self.stopping():
                     due = self.dispatcher.store.next_due_at()
             except Exception as exc:
@@ -315,12 +336,17 @@ class _Session:
         limit = claim_limit(self.gate, self.worker.workers, len(self.in_flight))
         if limit <= 0:
             return
-        self.gate.add(self.dispatcher._claim_due(now=self.clock.now(), limit=limit, per_host=True))
+        claims = self.dispatcher._claim_due(now=self.clock.now(), limit=limit, per_host=True)
+        self.more_to_claim = len(claims) >= limit
+        self.gate.add(claims)
 
     def start_ready(self) -> None:
         # A claim whose lease could expire mid-attempt is let go, to be claimed afresh.
         stale = self.gate.expiring(self.clock.now() + self.attempt_deadline)
-        for claim in self.gate.take(self.worker.workers - len(self.in_flight)):
+        for claim in self.gate.take(self.capacity - len(self.in_flight)):
+            with self.counts:
+                self.queued += 1
+                self.unfinished += 1
             future = self.executor.submit(self.attempt, claim)
             self.in_flight[claim.delivery.id] = (claim, future)
         if stale:
@@ -328,14 +354,39 @@ class _Session:
 
     def attempt(self, claim: Claim) -> None:
         """Runs on a pool thread: one attempt, then hand the outcome to the loop."""
+        with self.counts:
+            self.queued -= 1
+            low = self.queued <= self.low_water and self.more_to_claim
+        if low:
+            self.wake.set()  # top the queue up while this attempt runs
         outcome: Outcome | None = None
         try:
-            outcome = self.dispatcher.attempt(claim)
+            if self.stopping():
+                # Stopping takes no new work: a claim still queued when stop came goes back.
+                outcome = release_outcome(claim)
+            elif claim.lease_until - self.clock.now() < self.attempt_deadline:
+                # It waited in the queue until its lease could expire mid-attempt: let it go,
+                # to be claimed afresh.
+                outcome = release_outcome(claim)
+            else:
+                outcome = self.dispatcher.attempt(claim)
         except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer parses
             outcome = unmade_attempt(self.dispatcher, claim, exc)
         finally:
             self.done.put((claim, outcome))
-            self.wake.set()
+            with self.counts:
+                self.unfinished -= 1
+                self.finished_since_wake += 1
+                wake = (
+                    self.eager
+                    or self.unfinished == 0
+                    or self.queued == 0
+                    or self.finished_since_wake >= self.batch
+                )
+                if wake:
+                    self.finished_since_wake = 0
+            if wake:
+                self.wake.set()
 
     def record_done(self) -> None:
         while True:
@@ -377,7 +428,15 @@ class _Session:
 
     def finish(self) -> None:
         """Stop cleanly: release what was not sent, give attempts in flight ``grace``."""
+        self.eager = True
         unsent = self.gate.drain()
+        for delivery_id, (claim, future) in list(self.in_flight.items()):
+            if future.cancel():  # still waiting in the pool's queue: never started
+                del self.in_flight[delivery_id]
+                unsent.append(claim)
+                with self.counts:
+                    self.queued -= 1
+                    self.unfinished -= 1
         if unsent:
             self.release(unsent)
         deadline = self.clock.now() + timedelta(seconds=self.worker.grace)

@@ -77,6 +77,21 @@ class AsyncSubscriptionAPI:
         """:meth:`SubscriptionAPI.delete <resthooks.api.SubscriptionAPI.delete>`, awaitable."""
         return await self.async_dispatcher._call(self.api.delete, hook_id, owner=owner)
 
+    async def confirm(self, hook_id: str, body: object, *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.confirm <resthooks.api.SubscriptionAPI.confirm>`, awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self.async_dispatcher._call(self.api.confirm, hook_id, body, owner=owner)
+
+    async def public_keys(self, *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.public_keys <resthooks.api.SubscriptionAPI.public_keys>`,
+        awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self.async_dispatcher._call(self.api.public_keys, owner=owner)
+
     async def handle(
         self, method: str, hook_id: str | None = None, *, body: object = b"", owner: object
     ) -> ApiResponse:

@@ -111,8 +111,10 @@ class AsyncDispatcher:
         owner: str,
         description: str = "",
         secret: str | None = None,
+        signing_key: str | None = None,
     ) -> Hook:
-        """:meth:`Dispatcher.subscribe <resthooks.Dispatcher.subscribe>`, awaitable."""
+        """:meth:`Dispatcher.subscribe <resthooks.Dispatcher.subscribe>`, awaitable (its
+        intent verification handshake, if on, runs in the executor too)."""
         return await self._call(
             self.dispatcher.subscribe,
             event,
@@ -120,7 +122,30 @@ class AsyncDispatcher:
             owner=owner,
             description=description,
             secret=secret,
+            signing_key=signing_key,
         )
+
+    async def confirm_hook(self, hook_id: str, hook_secret: str, *, owner: str) -> Hook:
+        """:meth:`Dispatcher.confirm_hook <resthooks.Dispatcher.confirm_hook>`, awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(self.dispatcher.confirm_hook, hook_id, hook_secret, owner=owner)
+
+    async def expire_unconfirmed(self) -> int:
+        """:meth:`Dispatcher.expire_unconfirmed <resthooks.Dispatcher.expire_unconfirmed>`,
+        awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(self.dispatcher.expire_unconfirmed)
+
+    async def public_keys(self, *, owner: str) -> dict[str, str]:
+        """:meth:`Dispatcher.public_keys <resthooks.Dispatcher.public_keys>`, awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(self.dispatcher.public_keys, owner=owner)
 
     async def unsubscribe(self, hook_id: str, *, owner: str) -> None:
         """:meth:`Dispatcher.unsubscribe <resthooks.Dispatcher.unsubscribe>`, awaitable."""

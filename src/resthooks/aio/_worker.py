@@ -127,13 +127,15 @@ class AsyncWorker:
         return self._heartbeat
 
     async def run(self, stop: asyncio.Event | None = None) -> DeliverySummary:
-        """Deliver until ``stop`` is set (or :meth:`stop` is called, or the task is cancelled).
+        """Deliver until ``stop`` is set (or :meth:`stop` is called).
 
         Then: no new work is taken, claims not yet sent are released, attempts in flight get
         ``grace`` seconds to finish and be recorded, and those still running after it are
         cancelled and their claims released (they may reach their receiver twice:
         deliveries are at least once, with a stable ``webhook-id``). When it returns,
-        nothing of this worker is in flight.
+        nothing of this worker is in flight. Cancelling the task instead skips the grace:
+        its attempts are cancelled at once and every claim is released before the
+        cancellation goes on.
 
         Returns:
             The counts of outcomes recorded.
@@ -298,9 +300,17 @@ class _Session:
             self.wake.clear()
             due: datetime | None = None
             try:
-                # Recording and claiming at once, on two store threads: slots must not wait
-                # for new claims while a batch of outcomes is being written.
-                await asyncio.gather(self.record_done(), self.claim())
+                if self.sending:
+                    # Recording and claiming at once, on two store threads: slots must not
+                    # wait for new claims while a batch of outcomes is being written.
+                    await asyncio.gather(self.record_done(), self.claim())
+                    if not self.sending and not len(self.gate):
+                        # That claim may have looked before the last outcomes were recorded
+                        # (their per-host places still taken): look again, now.
+                        await self.claim()
+                else:
+                    await self.record_done()
+                    await self.claim()
                 await self.start_ready()
                 busy = self.sending >= concurrency
                 if not busy and not once and not self.stopping():

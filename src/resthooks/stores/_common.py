@@ -106,7 +106,8 @@ def _damaged(table: str, row: Sequence[Any], exc: Exception) -> DamagedRowError:
 
 def hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
     """A Hook from a row: id, owner, event, target_url, description, state, created_at,
-    updated_at, dead_reason, dead_at, secret, previous_secret, previous_secret_until.
+    updated_at, dead_reason, dead_at, secret, previous_secret, previous_secret_until,
+    signing_key, confirm_secret, confirm_by.
 
     Raises:
         DamagedRowError: If the row cannot be read back (any value out of range).
@@ -144,7 +145,8 @@ def attempt_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Attempt:
 
 
 def _hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
-    (id_, owner, event, url, desc, state, created, updated, reason, dead_at, s1, s2, s2_until) = row
+    (id_, owner, event, url, desc, state, created, updated, reason, dead_at, s1, s2, s2_until,
+     signing_key, confirm_secret, confirm_by) = row  # fmt: skip
     return Hook(
         id=id_,
         owner=owner,
@@ -159,6 +161,9 @@ def _hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
         secret=s1,
         previous_secret=s2,
         previous_secret_until=None if s2_until is None else to_dt(s2_until),
+        signing_key=signing_key,
+        confirm_secret=confirm_secret,
+        confirm_by=None if confirm_by is None else to_dt(confirm_by),
     )
 
 

@@ -85,8 +85,19 @@ class HookRegistry(Protocol):
     def revive_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
         """Make a dead hook active again (its cancelled deliveries stay cancelled).
 
-        Returns the updated hook, or ``None`` if it does not exist. Reviving an active hook
-        returns it unchanged.
+        Returns the updated hook, or ``None`` if it does not exist. Reviving a hook that is
+        not dead (active or unconfirmed) returns it unchanged.
+        """
+        ...
+
+    def confirm_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
+        """Make an ``unconfirmed`` hook active, clearing ``confirm_secret`` and ``confirm_by``
+        (intent verification: its target confirmed the subscription).
+
+        Returns the updated hook, or ``None`` if it does not exist or is not unconfirmed (then
+        nothing changes). A store that never holds unconfirmed hooks may return ``None``.
+
+        .. versionadded:: 0.2.0
         """
         ...
 

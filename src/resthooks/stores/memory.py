@@ -183,9 +183,24 @@ class MemoryStore:
     def revive_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
         with self._lock:
             hook = self._hooks.get(hook_id)
-            if hook is None or hook.state is HookState.ACTIVE:
+            if hook is None or hook.state is not HookState.DEAD:
                 return hook
             return self._revive(hook, now)
+
+    def confirm_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
+        with self._lock:
+            hook = self._hooks.get(hook_id)
+            if hook is None or hook.state is not HookState.UNCONFIRMED:
+                return None
+            confirmed = attrs.evolve(
+                hook,
+                state=HookState.ACTIVE,
+                confirm_secret=None,
+                confirm_by=None,
+                updated_at=now,
+            )
+            self._hooks[hook.id] = confirmed
+            return confirmed
 
     def _revive(self, hook: Hook, now: datetime) -> Hook:
         revived = attrs.evolve(

@@ -56,7 +56,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 logger = logging.getLogger("resthooks")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The version of the tables this release writes. A database at a higher version (written by
 a newer resthooks) is refused with :class:`~resthooks.errors.SchemaError`."""
 
@@ -154,6 +154,13 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
     ),
     # The W3C traceparent of the emit, shared by its deliveries (NULL when not traced).
     4: ("ALTER TABLE {s}.messages ADD COLUMN trace_context text",),
+    # Hooks get an ed25519 key for v1a signatures, and what intent verification keeps while
+    # a hook waits for its target's confirmation.
+    5: (
+        "ALTER TABLE {s}.hooks ADD COLUMN signing_key text",
+        "ALTER TABLE {s}.hooks ADD COLUMN confirm_secret text",
+        "ALTER TABLE {s}.hooks ADD COLUMN confirm_by timestamptz",
+    ),
 }
 
 # Open deliveries the store cannot turn into claims, with why. A damaged row is found by
@@ -163,7 +170,8 @@ _DAMAGED: LiteralString = """
     SELECT d.id, CASE
         WHEN h.id IS NULL THEN 'its hook does not exist'
         WHEN m.id IS NULL THEN 'its message does not exist'
-        WHEN d.state NOT IN ('pending', 'in_flight') OR h.state NOT IN ('active', 'dead')
+        WHEN d.state NOT IN ('pending', 'in_flight')
+            OR h.state NOT IN ('active', 'dead', 'unconfirmed')
             THEN 'an unknown state'
         ELSE 'a time that a datetime cannot hold'
     END
@@ -172,7 +180,8 @@ _DAMAGED: LiteralString = """
     LEFT JOIN {s}.messages m ON m.id = d.message_id
     WHERE d.due_at IS NOT NULL AND (
         h.id IS NULL OR m.id IS NULL
-        OR d.state NOT IN ('pending', 'in_flight') OR h.state NOT IN ('active', 'dead')
+        OR d.state NOT IN ('pending', 'in_flight')
+        OR h.state NOT IN ('active', 'dead', 'unconfirmed')
         OR NOT (d.due_at BETWEEN {lo} AND {hi})
         OR NOT (d.created_at BETWEEN {lo} AND {hi})
         OR NOT (d.updated_at BETWEEN {lo} AND {hi})
@@ -188,7 +197,8 @@ _DAMAGED: LiteralString = """
 
 _HOOK_COLUMNS: LiteralString = (
     "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason, "
-    "dead_at, secret, previous_secret, previous_secret_until"
+    "dead_at, secret, previous_secret, previous_secret_until, signing_key, confirm_secret, "
+    "confirm_by"
 )
 _DELIVERY_COLUMNS: LiteralString = (
     "id, hook_id, owner, event, state, attempts, next_attempt_at, created_at, updated_at, "
@@ -685,7 +695,7 @@ class PostgresStore:
             cur.execute(
                 self._q(
                     "INSERT INTO {s}.hooks ({hook_columns}, host) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 ),
                 (
                     hook.id,
@@ -701,6 +711,9 @@ class PostgresStore:
                     hook.secret,
                     hook.previous_secret,
                     hook.previous_secret_until,
+                    hook.signing_key,
+                    hook.confirm_secret,
+                    hook.confirm_by,
                     target_host(hook.target_url),
                 ),
             )
@@ -786,6 +799,20 @@ class PostgresStore:
             (now, hook_id),
         )
         row = cur.fetchone()
+        return None if row is None else _hook(row)
+
+    def confirm_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
+        """See :meth:`resthooks.stores.HookRegistry.confirm_hook`."""
+        with self._tx() as cur:
+            cur.execute(
+                self._q(
+                    "UPDATE {s}.hooks SET state = 'active', confirm_secret = NULL, "
+                    "confirm_by = NULL, updated_at = %s WHERE id = %s AND state = 'unconfirmed' "
+                    "RETURNING {hook_columns}"
+                ),
+                (now, hook_id),
+            )
+            row = cur.fetchone()
         return None if row is None else _hook(row)
 
     def set_secret(
@@ -1047,7 +1074,7 @@ class PostgresStore:
             d.created_at, d.updated_at, d.last_error,
             h.id, h.owner, h.event, h.target_url, h.description, h.state, h.created_at,
             h.updated_at, h.dead_reason, h.dead_at, h.secret, h.previous_secret,
-            h.previous_secret_until,
+            h.previous_secret_until, h.signing_key, h.confirm_secret, h.confirm_by,
             m.body, d.token, d.lease_until, m.trace_context
     """
 
@@ -1155,11 +1182,11 @@ class PostgresStore:
             return [
                 Claim(
                     delivery=_delivery(r[1:11]),
-                    hook=_hook(r[11:24]),
-                    body=bytes(r[24]),
-                    token=r[25],
-                    lease_until=_utc_required(r[26]),
-                    trace_context=r[27],
+                    hook=_hook(r[11:27]),
+                    body=bytes(r[27]),
+                    token=r[28],
+                    lease_until=_utc_required(r[29]),
+                    trace_context=r[30],
                 )
                 for r in rows
             ]

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import heapq
 import itertools
 import os
@@ -220,6 +221,23 @@ _MIGRATIONS = (
     ("ALTER TABLE resthooks_messages ADD COLUMN trace_context TEXT",),
 )
 
+_MIGRATIONS = (
+    *_MIGRATIONS,
+    # Version 6 (written with the prefix): delivery ids reveal nothing (see _delivery_id).
+    # The rows already there keep the ids they were given (receivers deduplicate on them,
+    # hosts may have kept them): their salt gets its top bit set, which marks an id of the
+    # old form. And hooks get an ed25519 key for v1a signatures.
+    (
+        "CREATE TABLE resthooks_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+        "INSERT INTO resthooks_meta (name, value) VALUES ('delivery_id_key', randomblob(32))",
+        "UPDATE resthooks_deliveries SET salt = salt | -9223372036854775808",
+        "ALTER TABLE resthooks_hooks ADD COLUMN signing_key TEXT",
+        # And what intent verification keeps while a hook waits for its target's confirmation.
+        "ALTER TABLE resthooks_hooks ADD COLUMN confirm_secret TEXT",
+        "ALTER TABLE resthooks_hooks ADD COLUMN confirm_by INTEGER",
+    ),
+)
+
 #: The schema version this release writes (``PRAGMA user_version`` of a file of its own,
 #: the ``resthooks_schema`` table of a file it shares).
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -245,10 +263,12 @@ _READ_CHUNK = 500
 
 _HOOK_COLUMNS = (
     "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason,"
-    " dead_at, secret, previous_secret, previous_secret_until"
+    " dead_at, secret, previous_secret, previous_secret_until, signing_key, confirm_secret,"
+    " confirm_by"
 )
-# The public id of a delivery, from its row (see _delivery_id).
-_ID_SQL = "printf('msg_%016x%016x', {0}seq, {0}salt)"
+# The public id of a delivery, from its row (see _delivery_id): a function each connection
+# of the store registers, with the file's key.
+_ID_SQL = "resthooks_delivery_id({0}seq, {0}salt)"
 # Deliveries are always read joined with their message: ``d`` and ``m``.
 _DELIVERY_COLUMNS = (
     f"{_ID_SQL.format('d.')}, d.hook_id, m.owner, m.event, d.state, d.attempts,"
@@ -266,17 +286,41 @@ _CLAIM_COLUMNS = _DELIVERY_COLUMNS + ", " + ", ".join(f"h.{c}" for c in _HOOK_CO
 
 _SALT_SQL = "random() & 0x7fffffffffffffff"
 _I63 = 1 << 63
+_U64 = (1 << 64) - 1
 _ID_LENGTH = len("msg_") + 32
 _HEX = frozenset("0123456789abcdef")
 
 
-def _delivery_id(seq: int, salt: int) -> str:
-    """The public id of the delivery in row ``seq``: what _ID_SQL computes in SQL."""
-    return f"msg_{seq:016x}{salt:016x}"
+def _id_hasher(key: bytes) -> Any:
+    """Keyed BLAKE2b, ready to be copied: copying beats keying anew for every id."""
+    return hashlib.blake2b(key=key, digest_size=8)
 
 
-def _parse_id(delivery_id: object) -> tuple[int, int] | None:
-    """``(seq, salt)`` of a delivery id this store made, or None for any other string."""
+def _seq_mask(hasher: Any, salt: int) -> int:
+    """64 pseudo-random bits from the salt under the file's key."""
+    h = hasher.copy()
+    h.update(salt.to_bytes(8, "big"))
+    return int.from_bytes(h.digest(), "big")
+
+
+def _delivery_id(seq: int, salt: int, hasher: Any) -> str:
+    """The public id of the delivery in row ``seq``: what _ID_SQL computes in SQL.
+
+    ``msg_`` and 32 hex digits: the seq masked by a keyed hash of the salt (the key is the
+    file's own, made when the file was), then the salt (63 random bits) with the top bit set.
+    Without the key the id is random: it shows no counter, so a receiver cannot read the
+    host's delivery volume from it. It is unique (the seq is), and decoding it gives the seq
+    back: a lookup by id is a rowid lookup, and the fan-out maintains no index of random
+    strings. A row from before schema version 6 (its stored salt has the top bit set) keeps
+    its old id, ``msg_`` + seq + salt, whose 17th hex digit is 0-7, never 8-f.
+    """
+    if salt < 0:
+        return f"msg_{seq:016x}{salt + _I63:016x}"
+    return f"msg_{(seq ^ _seq_mask(hasher, salt)) & _U64:016x}{salt | _I63:016x}"
+
+
+def _parse_id(delivery_id: object, hasher: Any) -> tuple[int, int] | None:
+    """``(seq, stored salt)`` of a delivery id this store made, or None for any other string."""
     if (
         not isinstance(delivery_id, str)
         or len(delivery_id) != _ID_LENGTH
@@ -284,8 +328,12 @@ def _parse_id(delivery_id: object) -> tuple[int, int] | None:
         or not _HEX.issuperset(delivery_id[4:])
     ):
         return None
-    seq, salt = int(delivery_id[4:20], 16), int(delivery_id[20:], 16)
-    return (seq, salt) if seq < _I63 and salt < _I63 else None
+    first, second = int(delivery_id[4:20], 16), int(delivery_id[20:], 16)
+    if second >= _I63:  # the current form
+        salt = second - _I63
+        seq = first ^ _seq_mask(hasher, salt)
+        return (seq, salt) if 0 < seq < _I63 else None
+    return (first, second - _I63) if first < _I63 else None  # a row from before version 6
 
 
 def _us(value: datetime, field: str) -> int:
@@ -495,7 +543,7 @@ class SQLiteStore:
         >>> tables = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
         >>> [name for (name,) in host.execute(tables)]  # doctest: +NORMALIZE_WHITESPACE
         ['hooks', 'resthooks_attempts', 'resthooks_deliveries', 'resthooks_hooks',
-         'resthooks_messages', 'resthooks_quarantine', 'resthooks_schema']
+         'resthooks_messages', 'resthooks_meta', 'resthooks_quarantine', 'resthooks_schema']
         >>> host.close()
 
     .. versionchanged:: 0.2.0
@@ -531,6 +579,7 @@ class SQLiteStore:
                 f"busy_timeout must be a number of seconds >= 0, not {busy_timeout!r}"
             )
         self._provider: Callable[[], sqlite3.Connection] | None = None
+        self._with_id_function: dict[int, sqlite3.Connection] = {}
         if callable(path):
             self._provider = path
             self.path = "the host's connection"
@@ -568,6 +617,7 @@ class SQLiteStore:
             raise self._open_error(exc) from exc
         try:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.create_function("resthooks_delivery_id", 2, self._id_of, deterministic=True)
             # A WAL that grew (a long reader, a burst) is cut back to this at the next
             # checkpoint; without it the file keeps its largest size forever.
             conn.execute(f"PRAGMA journal_size_limit = {self.WAL_SIZE_LIMIT}")
@@ -575,6 +625,15 @@ class SQLiteStore:
             conn.close()
             raise self._wrap(exc, "configuring the connection") from exc
         return conn
+
+    def _id_of(self, seq: object, salt: object) -> str:
+        if not isinstance(seq, int) or not isinstance(salt, int):
+            # A damaged row (see quarantine): an id that names it and matches nothing.
+            return f"msg_unreadable_{str(seq)[:40]}"
+        return _delivery_id(seq, salt, self._id_hasher)
+
+    def _key_of(self, delivery_id: object) -> tuple[int, int] | None:
+        return _parse_id(delivery_id, self._id_hasher)
 
     def _conn(self) -> sqlite3.Connection:
         if self._provider is not None:
@@ -586,6 +645,13 @@ class SQLiteStore:
                     "path: the callable must return a sqlite3.Connection, not "
                     f"{type(host).__name__}"
                 )
+            if self._with_id_function.get(id(host)) is not host:
+                # The host's connection needs the store's id function as ours do. Held here
+                # (so its id cannot be reused while listed), the last few only.
+                host.create_function("resthooks_delivery_id", 2, self._id_of, deterministic=True)
+                if len(self._with_id_function) >= 64:
+                    del self._with_id_function[next(iter(self._with_id_function))]
+                self._with_id_function[id(host)] = host
             return host
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
@@ -733,6 +799,12 @@ class SQLiteStore:
                 conn.execute("PRAGMA journal_mode = WAL")
             if version < SCHEMA_VERSION:
                 self._migrate(conn)
+            row = conn.execute(
+                "SELECT value FROM resthooks_meta WHERE name = 'delivery_id_key'"
+            ).fetchone()
+            if row is None or not isinstance(row[0], bytes) or len(row[0]) < 16:
+                raise SchemaError(f"{self.path!r} has no usable delivery id key in resthooks_meta")
+            self._id_hasher = _id_hasher(row[0])
         except _DB_ERRORS as exc:
             self.close()
             raise self._wrap(exc, "opening the database") from exc
@@ -856,7 +928,7 @@ class SQLiteStore:
                     raise HookLimitReached(max_per_owner)
             conn.execute(
                 f"INSERT INTO resthooks_hooks ({_HOOK_COLUMNS}, host) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     hook.id,
                     hook.owner,
@@ -871,6 +943,9 @@ class SQLiteStore:
                     hook.secret,
                     hook.previous_secret,
                     _us_or_none(hook.previous_secret_until, "previous_secret_until"),
+                    hook.signing_key,
+                    hook.confirm_secret,
+                    _us_or_none(hook.confirm_by, "confirm_by"),
                     target_host(hook.target_url),
                 ),
             )
@@ -928,7 +1003,7 @@ class SQLiteStore:
             "WHERE hook_id = ? AND next_attempt_at IS NOT NULL RETURNING seq, salt",
             (_us(now, "now"), hook_id),
         ).fetchall()
-        return [_delivery_id(seq, salt) for seq, salt in sorted(rows)]
+        return [_delivery_id(seq, salt, self._id_hasher) for seq, salt in sorted(rows)]
 
     def remove_hook(self, hook_id: str, *, now: datetime) -> list[str]:
         """See :meth:`resthooks.stores.HookRegistry.remove_hook`."""
@@ -965,7 +1040,7 @@ class SQLiteStore:
         """See :meth:`resthooks.stores.HookRegistry.revive_hook`."""
         with self._write("reviving a hook") as conn:
             hook = self._get_hook(conn, hook_id)
-            if hook is None or hook.state is HookState.ACTIVE:
+            if hook is None or hook.state is not HookState.DEAD:
                 return hook
             return self._revive(conn, hook_id, now)
 
@@ -976,6 +1051,17 @@ class SQLiteStore:
             (_us(now, "now"), hook_id),
         ).fetchone()
         return _hook(row)
+
+    def confirm_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
+        """See :meth:`resthooks.stores.HookRegistry.confirm_hook`."""
+        with self._write("confirming a hook") as conn:
+            row = conn.execute(
+                "UPDATE resthooks_hooks SET state = 'active', confirm_secret = NULL, "
+                "confirm_by = NULL, updated_at = ? WHERE id = ? AND state = 'unconfirmed' "
+                f"RETURNING {_HOOK_COLUMNS}",
+                (_us(now, "now"), hook_id),
+            ).fetchone()
+            return None if row is None else _hook(row)
 
     def set_secret(
         self,
@@ -1174,7 +1260,7 @@ class SQLiteStore:
         def load() -> list[Delivery]:
             return [
                 Delivery(
-                    id=_delivery_id(seq, salt),
+                    id=_delivery_id(seq, salt, self._id_hasher),
                     hook_id=hook_id,
                     owner=owner,
                     event=event,
@@ -1253,7 +1339,7 @@ class SQLiteStore:
         def load() -> list[Delivery]:
             return [
                 Delivery(
-                    id=_delivery_id(seq, salt),
+                    id=_delivery_id(seq, salt, self._id_hasher),
                     hook_id=hook_id,
                     owner=owners[message_id][0],
                     event=owners[message_id][1],
@@ -1510,12 +1596,11 @@ class SQLiteStore:
             batch = BatchRecord(self._slices(conn, outcomes, seqs))
             return [self._record_one(conn, batch, seqs, o, now=now, at=at) for o in outcomes]
 
-    @staticmethod
     def _slices(
-        conn: sqlite3.Connection, outcomes: Sequence[Outcome], seqs: dict[str, int]
+        self, conn: sqlite3.Connection, outcomes: Sequence[Outcome], seqs: dict[str, int]
     ) -> dict[str, tuple[str, StoredDelivery]]:
         """The slices of the batch's deliveries; fills ``seqs`` (delivery id -> row)."""
-        wanted = sorted({key[0] for o in outcomes if (key := _parse_id(o.delivery_id))})
+        wanted = sorted({key[0] for o in outcomes if (key := self._key_of(o.delivery_id))})
         found: dict[str, tuple[str, StoredDelivery]] = {}
         for first in range(0, len(wanted), _READ_CHUNK):
             chunk = wanted[first : first + _READ_CHUNK]
@@ -1526,7 +1611,7 @@ class SQLiteStore:
                 f"WHERE d.seq IN ({', '.join('?' * len(chunk))})",
                 chunk,
             ):
-                delivery_id = _delivery_id(seq, salt)
+                delivery_id = _delivery_id(seq, salt, self._id_hasher)
                 seqs[delivery_id] = seq
                 found[delivery_id] = (
                     hook_id,
@@ -1601,7 +1686,7 @@ class SQLiteStore:
 
     def get_delivery(self, delivery_id: str) -> Delivery | None:
         """See :meth:`resthooks.stores.DeliveryStore.get_delivery`."""
-        key = _parse_id(delivery_id)
+        key = self._key_of(delivery_id)
         if key is None:
             return None
         try:
@@ -1666,7 +1751,7 @@ class SQLiteStore:
     def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
         """See :meth:`resthooks.stores.DeliveryStore.requeue`."""
         at = _us(now, "now")
-        key = _parse_id(delivery_id)
+        key = self._key_of(delivery_id)
         if key is None:
             return None
         with self._write("requeueing a delivery") as conn:

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
+import attrs
+
 from ..errors import HookLimitReached
 from ..model import (
     Attempt,
@@ -96,6 +98,53 @@ def check_add_and_get_hook(store: Store) -> None:
     assert got is not None
     assert got.secret == hook.secret, "the secret must round-trip"
     assert store.get_hook("hook_missing") is None
+
+
+@_check
+def check_signing_key_round_trips(store: Store) -> None:
+    # A v1a (ed25519) key is kept like the v1 secret: as given, through every read.
+    key = "whsk_" + "A" * 86 + "=="
+    hook = attrs.evolve(_hook(1), signing_key=key)
+    store.add_hook(hook, max_per_owner=20)
+    got = store.get_hook(hook.id)
+    assert got is not None, "get_hook must find the hook"
+    assert got.signing_key == key, "get_hook must keep signing_key"
+    assert [h.signing_key for h in store.list_hooks(owner=hook.owner)] == [key]
+    store.enqueue(owner=hook.owner, event=hook.event, body=b"{}", now=_t(0))
+    (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
+    assert claim.hook.signing_key == key, "a claim's hook must carry signing_key"
+
+
+@_check
+def check_unconfirmed_hook_receives_nothing_until_confirmed(store: Store) -> None:
+    # Intent verification: an unconfirmed hook is stored, listed and counted, gets no fan-out
+    # and cannot be revived; confirm_hook makes it active once, clearing what it waited with.
+    hook = attrs.evolve(
+        _hook(1),
+        state=HookState.UNCONFIRMED,
+        confirm_secret="s3cret-handshake",  # noqa: S106 - a test value
+        confirm_by=_t(3600),
+    )
+    store.add_hook(hook, max_per_owner=20)
+    got = store.get_hook(hook.id)
+    assert got == hook, f"an unconfirmed hook must round-trip every field: {got!r}"
+    assert store.enqueue(owner=hook.owner, event=hook.event, body=b"{}", now=_t(1)) == [], (
+        "an unconfirmed hook must not receive deliveries"
+    )
+    assert store.stats().hooks["unconfirmed"] == 1
+    assert [h.id for h in store.list_hooks(state=HookState.UNCONFIRMED)] == [hook.id]
+    revived = store.revive_hook(hook.id, now=_t(2))
+    assert revived is not None, "revive_hook must find the hook"
+    assert revived.state is HookState.UNCONFIRMED, "revive_hook must not confirm a hook"
+    confirmed = store.confirm_hook(hook.id, now=_t(3))
+    assert confirmed is not None, "confirm_hook must confirm an unconfirmed hook"
+    assert confirmed.state is HookState.ACTIVE
+    assert (confirmed.confirm_secret, confirmed.confirm_by) == (None, None)
+    assert confirmed.updated_at == _t(3)
+    assert store.get_hook(hook.id) == confirmed
+    assert store.confirm_hook(hook.id, now=_t(4)) is None, "confirming twice must do nothing"
+    assert store.confirm_hook("hook_missing", now=_t(4)) is None
+    assert len(store.enqueue(owner=hook.owner, event=hook.event, body=b"{}", now=_t(5))) == 1
 
 
 @_check
@@ -642,13 +691,13 @@ def check_stats(store: Store) -> None:
     store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(5))
     store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(6))
     stats = store.stats()
-    assert stats.hooks == {"active": 1, "dead": 1}
+    assert stats.hooks == {"active": 1, "dead": 1, "unconfirmed": 0}
     assert stats.deliveries["pending"] == 2
     assert stats.deliveries["delivered"] == 0
     assert set(stats.deliveries) == {s.value for s in DeliveryState}
     assert stats.oldest_pending_at == _t(5)
     other = store.stats(owner="other")
-    assert other.hooks == {"active": 0, "dead": 1}
+    assert other.hooks == {"active": 0, "dead": 1, "unconfirmed": 0}
     assert other.oldest_pending_at is None
 
 

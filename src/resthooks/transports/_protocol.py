@@ -9,8 +9,27 @@ import attrs
 
 from .._durations import seconds
 from ..errors import ConfigurationError
+from ..urls import mask_url
 
 __all__ = ["AsyncTransport", "Request", "Response", "Timeouts", "Transport"]
+
+# Headers whose values are credentials: shown as *** in a Request's repr.
+_SECRET_HEADERS = frozenset(
+    {"webhook-signature", "authorization", "proxy-authorization", "x-hook-secret"}
+)
+
+
+def _url_repr(url: str) -> str:
+    return repr(mask_url(url))
+
+
+def _headers_repr(headers: Mapping[str, str]) -> str:
+    return repr(
+        {
+            name: "***" if isinstance(name, str) and name.lower() in _SECRET_HEADERS else value
+            for name, value in headers.items()
+        }
+    )
 
 
 def _connect(value: object) -> float:
@@ -53,6 +72,10 @@ class Timeouts:
 class Request:
     """One request to send.
 
+    The ``repr`` masks the URL's query string and credentials and the value of
+    ``webhook-signature`` (and ``Authorization``): a transport that quotes its request in an
+    error message leaks neither into the attempt log.
+
     Attributes:
         method: Always ``POST`` for deliveries.
         url: The target URL.
@@ -63,8 +86,8 @@ class Request:
     """
 
     method: str
-    url: str
-    headers: Mapping[str, str]
+    url: str = attrs.field(repr=_url_repr)
+    headers: Mapping[str, str] = attrs.field(repr=_headers_repr)
     body: bytes = attrs.field(repr=False)
     timeouts: Timeouts = Timeouts()
     max_response_bytes: int = 4096

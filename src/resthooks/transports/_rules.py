@@ -19,22 +19,21 @@ what an error is called or what a message may say. Those decisions live here, on
 from __future__ import annotations
 
 import logging
-import re
 import ssl
 import time
-import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
-from ..errors import ConfigurationError, TransportError, TransportErrorKind
+from ..errors import ConfigurationError, TransportError, TransportErrorKind, ValidationError
 from ..network import IPAddress, NetworkPolicy, ip_literal
-from ..urls import redact_url
+from ..urls import parse_target_url, redact_text, redact_url
 from ._protocol import Response
 
 __all__ = [
     "BY_CAUSE",
     "CHUNK",
+    "URLLIB3_LOGGERS",
     "CappedBody",
     "Deadline",
     "ErrorTable",
@@ -55,8 +54,6 @@ __all__ = [
 CHUNK = 64 * 1024
 """The most a transport asks for in one read of a response body."""
 
-_CONTROL = re.compile(r"[\x00-\x20\x7f]")
-
 
 @attrs.frozen
 class Target:
@@ -75,28 +72,24 @@ class Target:
 
 
 def parse_target(url: str, policy: NetworkPolicy) -> Target:
-    """Check ``url``'s shape and scheme before anything is dialled.
+    """Check ``url``'s shape, scheme and port before anything is dialled.
+
+    The shape rules are subscribe time's (:func:`~resthooks.urls.parse_target_url`: read by
+    urllib3's parser, and refused when ``urllib.parse`` would read it differently), applied
+    again because a stored hook may predate them.
 
     Raises:
-        TransportError: ``blocked`` for a scheme the policy refuses; ``protocol`` for a URL
-            that is not an absolute ``http(s)`` URL with a host and a valid port, or that holds
-            whitespace or control characters (they would end up in the request line).
+        TransportError: ``blocked`` for a scheme or a port the policy refuses; ``protocol``
+            for a URL that breaks the shape rules (no host, port 0, a fragment, whitespace,
+            control characters, a backslash, a percent-encoded host...).
     """
     policy.check_scheme(url)
-    if _CONTROL.search(url):
-        raise TransportError("protocol", "invalid URL: it holds whitespace or control characters")
     try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise TransportError("protocol", f"invalid URL: {redact_url(str(exc), url)}") from None
-    host = parts.hostname
-    if not host:
-        raise TransportError("protocol", "invalid URL: it has no host")
-    scheme = parts.scheme.lower()
-    if port is None:
-        port = 443 if scheme == "https" else 80
-    return Target(scheme=scheme, host=host, port=port, path=parts.path or "/")
+        parts = parse_target_url(url)
+    except ValidationError as exc:
+        raise TransportError("protocol", f"invalid URL: it {exc.message}") from None
+    policy.check_port(parts.port)
+    return Target(scheme=parts.scheme, host=parts.host, port=parts.port, path=parts.path or "/")
 
 
 def verified_context(context: object) -> ssl.SSLContext | None:
@@ -281,58 +274,58 @@ def transport_error(
 
 
 class _QueryMask(logging.Filter):
-    """Masks query strings and credentials in request lines and URLs that HTTP clients log."""
+    """Masks every URL and query string in the records of an HTTP client's loggers.
+
+    urllib3 quotes request targets at DEBUG (``"POST /h?k=v HTTP/1.1"``) and whole URLs in
+    warnings (``Failed to parse headers (url=...)`` when a server answers a malformed header
+    line). The filter renders the message, masks it with :func:`mask_text`, and keeps the
+    result (and the masked traceback, if any) as the record's text; it drops nothing.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_mask_arg(arg) for arg in record.args)
-        elif isinstance(record.args, Mapping):
-            record.args = {key: _mask_arg(arg) for key, arg in record.args.items()}
-        if isinstance(record.msg, str):
-            record.msg = mask_text(record.msg)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is logging's to report, not ours
+            return True
+        record.msg, record.args = mask_text(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_text(_FORMATTER.formatException(record.exc_info))
         return True
 
 
-# A URL (scheme://...) or a request target (/... after a space, a quote or the start), up to
-# its query string.
-_QUERY_IN_TEXT = re.compile(
-    r"((?:[A-Za-z][A-Za-z0-9+.-]*://|(?<![^\s'\"(\[])/)[^\s?#'\"]*)\?[^\s#'\")\]]*"
-)
-_USERINFO_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]*@")
-
-
 def mask_text(text: str) -> str:
-    """``text`` with the query strings and credentials of the URLs it quotes masked.
+    """``text`` with the query strings and credentials of the URLs it quotes masked
+    (:func:`~resthooks.urls.redact_text`).
 
     Example:
         >>> mask_text("POST /hook?token=s3cret HTTP/1.1 to https://u:pw@h/x?k=v")
         'POST /hook?*** HTTP/1.1 to https://***@h/x?***'
     """
-    if "?" in text:
-        text = _QUERY_IN_TEXT.sub(r"\1?***", text)
-    if "@" in text:
-        text = _USERINFO_IN_TEXT.sub(r"\1***@", text)
-    return text
+    return redact_text(text)
 
 
-def _mask_arg(arg: object) -> object:
-    if isinstance(arg, str):
-        return mask_text(arg)
-    if isinstance(arg, (int, float, bytes)) or arg is None:
-        return arg
-    text = str(arg)  # a URL object, a response: what it would print, masked
-    masked = mask_text(text)
-    return arg if masked == text else masked
-
-
+_FORMATTER = logging.Formatter()
 _QUERY_MASK = _QueryMask()
+
+URLLIB3_LOGGERS = (
+    "urllib3",
+    "urllib3.connection",
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    "urllib3.http2.connection",
+    "urllib3.contrib.pyopenssl",
+)
+"""Every logger urllib3 2.x logs through (a logger's filters see only its own records)."""
 
 
 def mask_request_logs(*logger_names: str) -> None:
-    """Mask query strings in what the named loggers record (idempotent).
+    """Mask URLs and query strings in what the named loggers record (idempotent).
 
     Target URLs may carry tokens in their query string; HTTP clients log request targets at
-    DEBUG. The filter only rewrites those arguments; it drops nothing.
+    DEBUG, and some quote whole URLs in warnings. The filter only rewrites the text; it drops
+    nothing.
     """
     for name in logger_names:
         logger = logging.getLogger(name)

@@ -31,6 +31,7 @@ from ._pinning import pinned_pool_classes
 from ._protocol import Request, Response, Timeouts
 from ._rules import (
     BY_CAUSE,
+    URLLIB3_LOGGERS,
     CappedBody,
     Deadline,
     error_table,
@@ -112,7 +113,10 @@ class Urllib3Transport:
     with ``resolver``, refuses the attempt with a ``blocked``
     :class:`~resthooks.errors.TransportError` if ANY address is refused by ``policy``, and
     connects to a validated address; ``Host``, SNI and the certificate check keep the host
-    name. Error messages never carry the URL's credentials or query string.
+    name. Error messages never carry the URL's credentials or query string, and neither do
+    urllib3's own log records (a filter masks them). Before anything is sent, the URL must
+    pass the shape rules of :func:`~resthooks.urls.parse_target_url` (the ones subscribe
+    applies), or the attempt is ``blocked``; credentials in a URL are never sent.
 
     Args:
         maxsize: Idle connections kept per host (more are opened when more requests to one
@@ -158,7 +162,7 @@ class Urllib3Transport:
         self.maxsize = maxsize
         self.pool_idle_timeout = idle
         self._timeouts: dict[Timeouts, urllib3.Timeout] = {}
-        mask_request_logs("urllib3.connectionpool", "urllib3.connection")
+        mask_request_logs(*URLLIB3_LOGGERS)
         resolve = resolver if resolver is not None else system_resolver
         # urllib3's timeouts are per socket read; with_deadline holds the status line and
         # headers to the total deadline too (the body is read against it below).
@@ -270,6 +274,9 @@ class Urllib3Transport:
         self.policy.check_scheme(url)
         if now >= self._next_sweep:
             self._sweep(now)
+        # Failures are raised outside the except blocks: urllib3's exceptions quote the URL
+        # (some keep it as an attribute) and must not stay attached as __context__.
+        failure: TransportError | None = None
         try:
             target = self._targets.get(url)
             if target is None or target.entry.closed:
@@ -280,16 +287,20 @@ class Urllib3Transport:
             try:
                 resp = self._urlopen(self._target(url, now), request, timeout, now)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a TransportError
-                raise transport_error(exc, _ERRORS, url) from None
+                failure = transport_error(exc, _ERRORS, url)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a typed TransportError
-            raise transport_error(exc, _ERRORS, url) from None
+            failure = transport_error(exc, _ERRORS, url)
+        if failure is not None:
+            raise failure
         body = CappedBody(request.max_response_bytes)
         try:
             _read_capped(resp, body, deadline)
         except Exception as exc:  # noqa: BLE001
             resp.close()
             resp.release_conn()
-            raise transport_error(exc, _ERRORS, url) from None
+            failure = transport_error(exc, _ERRORS, url)
+        if failure is not None:
+            raise failure
         if body.truncated:
             resp.close()  # a half-read connection must not go back to the pool
         resp.release_conn()
