@@ -94,7 +94,9 @@ def verify(
         raise ValidationError(
             "body", f"must be the raw bytes of the request, not {type(body).__name__}"
         )
-    window = seconds(tolerance, "tolerance")
+    # An infinite tolerance ignores the timestamp's age (the reference libraries' option).
+    ignore_age = isinstance(tolerance, float) and tolerance == math.inf
+    window = math.inf if ignore_age else seconds(tolerance, "tolerance")
     hmac_keys, public_keys = _keys(secret)
     if not callable(getattr(headers, "items", None)):
         # Any mapping-like object will do (werkzeug's headers are not a Mapping).
