@@ -6,6 +6,7 @@ import itertools
 import logging
 import queue
 import threading
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -410,19 +411,13 @@ class _Session:
             self.summary += summary
 
     def sleep(self, due: datetime | None) -> None:
-        now = self.clock.now()
-        deadline = now + timedelta(seconds=self.worker.poll_interval)
-        if due is not None and due > now:
-            deadline = min(deadline, due)
-        if self.in_flight:
-            # The store's next due time may be the expiry of our own leases. Never sleep up
-            # to them: wait for the attempts instead (each ends before its lease). This also
-            # keeps a FakeClock from jumping past an attempt that is still running.
-            own_lease = min(claim.lease_until for claim, _ in self.in_flight.values())
-            if due is None or due >= own_lease or deadline >= own_lease:
-                self.wake.wait()
-                return
-        self.clock.sleep_until(deadline, self.wake)
+        deadline = idle_deadline(
+            self.clock.now(), self.worker.poll_interval, due, self.in_flight.values()
+        )
+        if deadline is None:
+            self.wake.wait()
+        else:
+            self.clock.sleep_until(deadline, self.wake)
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -500,6 +495,28 @@ def claim_limit(gate: HostGate, slots: int, in_flight: int) -> int:
         return 0
     blocked = len(gate) - gate.startable
     return 2 * slots - in_flight - len(gate) + min(blocked, slots)
+
+
+def idle_deadline(
+    now: datetime,
+    poll_interval: float,
+    due: datetime | None,
+    in_flight: Iterable[tuple[Claim, object]],
+) -> datetime | None:
+    """Until when an idle worker sleeps: the store's next due time or the poll interval,
+    whichever comes first; ``None`` means "wait for an attempt in flight to end" instead.
+
+    The store's next due time may be the expiry of the worker's own leases. It never sleeps up
+    to them: it waits for the attempts instead (each ends before its lease). This also keeps a
+    FakeClock from jumping past an attempt that is still running.
+    """
+    deadline = now + timedelta(seconds=poll_interval)
+    if due is not None and due > now:
+        deadline = min(deadline, due)
+    own_lease = min((claim.lease_until for claim, _ in in_flight), default=None)
+    if own_lease is not None and (due is None or due >= own_lease or deadline >= own_lease):
+        return None
+    return deadline
 
 
 def still_recordable(

@@ -21,6 +21,7 @@ from ..outcomes import DeliverySummary
 from ..worker import (
     StoreTrouble,
     claim_limit,
+    idle_deadline,
     release_outcome,
     still_recordable,
     unmade_attempt,
@@ -426,19 +427,13 @@ class _Session:
             self.summary += summary
 
     async def sleep(self, due: datetime | None) -> None:
-        now = self.clock.now()
-        deadline = now + timedelta(seconds=self.worker.poll_interval)
-        if due is not None and due > now:
-            deadline = min(deadline, due)
-        if self.in_flight:
-            # Never sleep up to our own leases (the store's next due time may be one of
-            # them): wait for the attempts instead, which also keeps a FakeClock from jumping
-            # past an attempt still running.
-            own_lease = min(claim.lease_until for claim, _ in self.in_flight.values())
-            if due is None or due >= own_lease or deadline >= own_lease:
-                await self.wake.wait()
-                return
-        await sleep_until(self.clock, deadline, self.wake)
+        deadline = idle_deadline(
+            self.clock.now(), self.worker.poll_interval, due, self.in_flight.values()
+        )
+        if deadline is None:
+            await self.wake.wait()
+        else:
+            await sleep_until(self.clock, deadline, self.wake)
 
     # -- stopping ------------------------------------------------------------------------------
 
