@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from dead_hooks import run_out_of_retries
 from resthooks import Dispatcher, Hook, StoreError, ValidationError
 from resthooks.api import ApiResponse, SubscriptionAPI, hook_document
 from resthooks.errors import ConfigurationError
@@ -325,13 +326,14 @@ def test_dead_hooks_show_state_and_reason(
 
 
 def test_resubscribing_a_dead_hook_revives_it(
-    api: SubscriptionAPI, dispatcher: Dispatcher, store: MemoryStore, clock: FakeClock
+    api: SubscriptionAPI, dispatcher: Dispatcher, store: MemoryStore
 ) -> None:
     """Subscribing a dead hook's (event, targetUrl) again answers 200 with it active again."""
     created = api.create(GOOD, owner="acme")
     assert created.body is not None
-    hook_id = created.body["restHook"]["id"]
-    store.mark_dead(hook_id, reason="gave up", now=clock.now())
+    hook = store.get_hook(created.body["restHook"]["id"])
+    assert hook is not None
+    run_out_of_retries(dispatcher, hook)
 
     again = api.create(GOOD, owner="acme")
 

@@ -23,8 +23,9 @@ from resthooks import Attempt, Dispatcher, Hook, OutcomeKind
 from resthooks._live import RATE_WINDOW, WorkerView
 from resthooks.lifecycle import AttemptFinished
 from resthooks.observability import OutboxMonitor
+from resthooks.retry import RetryPolicy
 from resthooks.stores import MemoryStore, SQLiteStore
-from resthooks.testing import LOOPBACK_POLICY, FakeClock, HookReceiver
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, HookReceiver, RecordingTransport
 
 LOOPBACK = "127.0.0.0/8"
 AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -95,8 +96,11 @@ def seed(db: Path, receiver: HookReceiver) -> None:
     dispatcher = Dispatcher(store, network_policy=LOOPBACK_POLICY)
     receiver.subscribe(dispatcher, "party/created", owner="acme", path="/ok")
     receiver.subscribe(dispatcher, "party/created", owner="acme", path="/broken")
-    dead = receiver.subscribe(dispatcher, "party/created", owner="globex", path="/dead")
-    store.mark_dead(dead.id, reason="tests", now=dispatcher.clock.now())
+    receiver.subscribe(dispatcher, "party/created", owner="globex", path="/dead")
+    # Its one attempt fails and the policy gives up: the hook is dead before the worker starts.
+    failing = Dispatcher(store, transport=RecordingTransport(default=500), retry=RetryPolicy([]))
+    failing.emit("party/created", {"id": "dead"}, owner="globex")
+    assert failing.deliver_due().failed == 1
     receiver.answer(500, path="/broken")
     for i in range(3):
         dispatcher.emit("party/created", {"id": i}, owner="acme")

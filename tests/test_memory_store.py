@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
-from resthooks import Hook, Outcome, OutcomeKind
+from resthooks import Attempt, Hook, Outcome, OutcomeKind
 from resthooks.model import DeliveryState
 from resthooks.stores import MemoryStore
 
@@ -131,7 +131,19 @@ def test_fan_out_reads_the_subscription_index_in_order() -> None:
     assert oldest_first == [d.hook_id for d in made]
     assert len({d.id for d in made}) == 6
     store.remove_hook("hook_0001", now=T0)
-    store.mark_dead("hook_0002", reason="x", now=T0)
+    # hook_0002 dies as the engine kills a hook: one of its deliveries fails for good.
+    claims = store.claim_due(now=T0, limit=100, lease_until=T0 + timedelta(minutes=1))
+    (claim,) = [c for c in claims if c.hook.id == "hook_0002"]
+    failed = Outcome(
+        delivery_id=claim.delivery.id,
+        token=claim.token,
+        kind=OutcomeKind.FAILED,
+        attempt=Attempt(
+            delivery_id=claim.delivery.id, number=1, started_at=T0, duration=0.1, status=500
+        ),
+        reason="x",
+    )
+    assert store.record([failed], now=T0)[0].applied
     made = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
     assert [i for i in oldest_first if i not in ("hook_0001", "hook_0002")] == [
         d.hook_id for d in made

@@ -65,11 +65,14 @@ def test_stats_by_owner(dispatcher, clock):
         dispatcher.stats(owner="")
 
 
-def test_redeliver_a_cancelled_delivery_keeps_its_id(dispatcher, transport, clock):
+def test_redeliver_a_cancelled_delivery_keeps_its_id(dispatcher, failing, transport, clock):
     """A cancelled delivery of a live hook is queued again and sent with the same webhook-id."""
     hook = dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    failing.emit(EVENT, {"id": 0}, owner=OWNER)
+    clock.advance(1)
     [delivery] = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
-    dispatcher.store.mark_dead(hook.id, reason="test", now=clock.now())
+    # The older delivery fails for good first: the hook dies and this one is cancelled.
+    assert failing.deliver_due(batch_size=1).failed == 1
     dispatcher.store.revive_hook(hook.id, now=clock.now())
     assert dispatcher.get_delivery(delivery.id, owner=OWNER).state == DeliveryState.CANCELLED
 

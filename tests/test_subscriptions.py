@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from dead_hooks import run_out_of_retries
 from resthooks import (
     Dispatcher,
     EventCatalogue,
@@ -250,7 +251,7 @@ def test_resubscribing_a_dead_hook_makes_it_active(
 ) -> None:
     """A dead hook subscribed again comes back active, with the same id."""
     hook = dispatcher.subscribe("party/created", URL, owner="acme")
-    dispatcher.store.mark_dead(hook.id, reason="gave up", now=clock.now())
+    run_out_of_retries(dispatcher, hook)
     clock.advance(timedelta(minutes=5))
 
     again = dispatcher.subscribe("party/created", URL, owner="acme")
@@ -290,7 +291,7 @@ def test_hooks_filters_by_event_and_state(dispatcher: Dispatcher, clock: FakeClo
     created = dispatcher.subscribe("party/created", URL, owner="acme")
     clock.advance(1)
     updated = dispatcher.subscribe("party/updated", URL, owner="acme")
-    dispatcher.store.mark_dead(updated.id, reason="gave up", now=clock.now())
+    run_out_of_retries(dispatcher, updated)
 
     assert dispatcher.hooks(owner="acme", event="party/created") == [created]
     assert [h.id for h in dispatcher.hooks(owner="acme", state="dead")] == [updated.id]

@@ -92,21 +92,9 @@ class DictStore:
             ]
         return sorted(found, key=lambda h: (h.created_at, h.id))
 
-    def active_hooks(self, *, owner: str, event: str) -> list[Hook]:
-        return self.list_hooks(owner=owner, event=event, state=HookState.ACTIVE)
-
     def remove_hook(self, hook_id: str, *, now: datetime) -> list[str]:
         with self._lock:
             return self._cancel_open(hook_id, now) if self._hooks.pop(hook_id, None) else []
-
-    def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
-        with self._lock:
-            hook = self._hooks.get(hook_id)
-            if hook is None:
-                return []
-            if hook.state is HookState.ACTIVE:
-                self._set_state(hook_id, HookState.DEAD, reason, now)
-            return self._cancel_open(hook_id, now)
 
     def revive_hook(self, hook_id: str, *, now: datetime) -> Hook | None:
         with self._lock:
@@ -185,7 +173,7 @@ class DictStore:
             raise ConfigurationError("DictStore cannot share a database connection")
         with self._lock:
             made = []
-            for hook in self.active_hooks(owner=owner, event=event):
+            for hook in self.list_hooks(owner=owner, event=event, state=HookState.ACTIVE):
                 d = Delivery(
                     id="msg_" + secrets.token_hex(16),
                     hook_id=hook.id,

@@ -31,7 +31,17 @@ __all__ = ["DeliveryStore", "HookRegistry", "Store", "WakesWorkers"]
 
 @runtime_checkable
 class HookRegistry(Protocol):
-    """Where hooks live."""
+    """Where hooks live.
+
+    A hook dies or is removed by an outcome, not by a call of its own: :meth:`DeliveryStore.record`
+    writes what :func:`resthooks.outcomes.transition` says (the hook dead, or removed on a
+    ``410``, with its open deliveries cancelled).
+
+    .. versionchanged:: 0.2.0
+       ``mark_dead`` and ``active_hooks`` are gone: nothing in the engine called them.
+       ``record`` marks a hook dead; ``list_hooks(owner=..., event=...,
+       state=HookState.ACTIVE)`` lists the active ones.
+    """
 
     def add_hook(self, hook: Hook, *, max_per_owner: int | None) -> tuple[Hook, bool]:
         """Store ``hook`` unless its owner already has the same subscription.
@@ -59,10 +69,6 @@ class HookRegistry(Protocol):
         """Hooks matching every filter given, oldest first (by ``created_at``, then ``id``)."""
         ...
 
-    def active_hooks(self, *, owner: str, event: str) -> list[Hook]:
-        """The active hooks of ``owner`` subscribed to ``event``, oldest first."""
-        ...
-
     def remove_hook(self, hook_id: str, *, now: datetime) -> list[str]:
         """Delete the hook and cancel its deliveries that are not final, in one transaction.
 
@@ -71,14 +77,6 @@ class HookRegistry(Protocol):
             In-flight deliveries are cancelled too, keeping their claim's token: their
             worker's outcome is then refused but its attempt is still logged (see
             :meth:`DeliveryStore.record`).
-        """
-        ...
-
-    def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
-        """Mark the hook dead and cancel its deliveries that are not final; return their ids.
-
-        In-flight deliveries are cancelled too, keeping their claim's token, as in
-        :meth:`remove_hook`.
         """
         ...
 

@@ -152,7 +152,7 @@ class MemoryStore:
             ]
         return sorted(found, key=lambda h: (h.created_at, h.id))
 
-    def active_hooks(self, *, owner: str, event: str) -> list[Hook]:
+    def _active_hooks(self, *, owner: str, event: str) -> list[Hook]:
         with self._lock:
             hooks = [self._hooks[i] for _, i in self._subscriptions.get((owner, event), ())]
         return [h for h in hooks if h.state is HookState.ACTIVE]
@@ -164,10 +164,6 @@ class MemoryStore:
                 return []
             self._unindex_hook(hook)
             return self._cancel_open(hook_id, now)
-
-    def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
-        with self._lock:
-            return self._kill(hook_id, reason, now)
 
     def _kill(self, hook_id: str, reason: str, now: datetime) -> list[str]:
         with self._lock:
@@ -364,7 +360,7 @@ class MemoryStore:
         *,
         trace_context: str | None = None,
     ) -> list[Delivery]:
-        hooks = self.active_hooks(owner=owner, event=event)
+        hooks = self._active_hooks(owner=owner, event=event)
         # One call to the system's random source for the whole fan-out, not one per id.
         raw = secrets.token_hex(16 * len(hooks))
         hosts = self._hook_hosts

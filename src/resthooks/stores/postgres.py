@@ -745,9 +745,6 @@ class PostgresStore:
             )
             return [_hook(r) for r in cur.fetchall()]
 
-    def active_hooks(self, *, owner: str, event: str) -> list[Hook]:
-        return self.list_hooks(owner=owner, event=event, state=HookState.ACTIVE)
-
     def remove_hook(self, hook_id: str, *, now: datetime) -> list[str]:
         with self._tx() as cur:
             return self._remove(cur, hook_id, now)
@@ -758,10 +755,6 @@ class PostgresStore:
             return []
         cur.execute(self._q(_CANCEL_OPEN), {"hook_id": hook_id, "now": now})
         return _sorted_ids(cur.fetchall())
-
-    def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
-        with self._tx() as cur:
-            return self._mark_dead(cur, hook_id, reason, now)
 
     def _mark_dead(
         self, cur: psycopg.Cursor[Any], hook_id: str, reason: str, now: datetime

@@ -989,10 +989,6 @@ class SQLiteStore:
             raise self._wrap(exc, "listing hooks") from exc
         return [_hook(r) for r in rows]
 
-    def active_hooks(self, *, owner: str, event: str) -> list[Hook]:
-        """See :meth:`resthooks.stores.HookRegistry.active_hooks`."""
-        return self.list_hooks(owner=owner, event=event, state=HookState.ACTIVE)
-
     def _cancel_open(self, conn: sqlite3.Connection, hook_id: str, now: datetime) -> list[str]:
         rows = conn.execute(
             # The token is kept (a cancelled delivery is never claimed again): the outcome of
@@ -1014,11 +1010,6 @@ class SQLiteStore:
         if conn.execute("DELETE FROM resthooks_hooks WHERE id = ?", (hook_id,)).rowcount == 0:
             return []
         return self._cancel_open(conn, hook_id, now)
-
-    def mark_dead(self, hook_id: str, *, reason: str, now: datetime) -> list[str]:
-        """See :meth:`resthooks.stores.HookRegistry.mark_dead`."""
-        with self._write("marking a hook dead") as conn:
-            return self._mark_dead(conn, hook_id, reason, now)
 
     def _mark_dead(
         self, conn: sqlite3.Connection, hook_id: str, reason: str, now: datetime

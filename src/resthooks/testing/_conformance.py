@@ -84,6 +84,34 @@ def _lease(at: float, seconds: float = 60) -> datetime:
     return _t(at + seconds)
 
 
+def _fail_for_good(store: Store, hook_id: str, at: float, reason: str = "dead") -> str:
+    # The one way a hook dies: an outcome the engine records when its retries ran out. A new
+    # delivery of the hook is claimed and fails for good; every other claim this makes must be
+    # the hook's own (they are then cancelled), so the check knows what it changed.
+    hook = store.get_hook(hook_id)
+    assert hook is not None, f"{hook_id} must exist"
+    made = store.enqueue(owner=hook.owner, event=hook.event, body=b"{}", now=_t(at))
+    (mine,) = [d for d in made if d.hook_id == hook_id]
+    claims = store.claim_due(now=_t(at), limit=1000, lease_until=_lease(at))
+    assert {c.hook.id for c in claims} == {hook_id}, "only the hook's own deliveries are due"
+    (claim,) = [c for c in claims if c.delivery.id == mine.id]
+    (result,) = store.record(
+        [
+            Outcome(
+                delivery_id=mine.id,
+                token=claim.token,
+                kind=OutcomeKind.FAILED,
+                attempt=_attempt(mine.id, 1, at, 500),
+                reason=reason,
+            )
+        ],
+        now=_t(at),
+    )
+    assert result.applied, "a failed-for-good outcome must apply"
+    assert result.hook_effect is HookEffect.DEAD, "a failed-for-good outcome kills the hook"
+    return mine.id
+
+
 # -- hooks ------------------------------------------------------------------------------------
 
 
@@ -183,19 +211,24 @@ def check_list_hooks_filters_and_order(store: Store) -> None:
     assert [h.id for h in store.list_hooks(event="party/created")] == ["hook_0002", "hook_0003"]
     assert [h.id for h in store.list_hooks()] == ["hook_0001", "hook_0002", "hook_0003"]
     assert store.list_hooks(state=HookState.DEAD) == []
-    assert [h.id for h in store.active_hooks(owner="acme", event="party/created")] == ["hook_0003"]
+    active = store.list_hooks(owner="acme", event="party/created", state=HookState.ACTIVE)
+    assert [h.id for h in active] == ["hook_0003"]
 
 
 @_check
-def check_mark_dead_and_revive(store: Store) -> None:
+def check_dead_hook_and_revive(store: Store) -> None:
     store.add_hook(_hook(1), max_per_owner=None)
-    store.mark_dead("hook_0001", reason="6 attempts failed", now=_t(10))
+    _fail_for_good(store, "hook_0001", 10, reason="6 attempts failed")
     dead = store.get_hook("hook_0001")
     assert dead is not None
     assert dead.state is HookState.DEAD
     assert dead.dead_reason == "6 attempts failed"
     assert dead.dead_at == _t(10)
-    assert store.active_hooks(owner="acme", event="party/created") == []
+    assert dead.updated_at == _t(10)
+    assert store.list_hooks(owner="acme", event="party/created", state=HookState.ACTIVE) == []
+    assert store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(11)) == [], (
+        "a dead hook receives nothing"
+    )
     assert [h.id for h in store.list_hooks(state=HookState.DEAD)] == ["hook_0001"]
     revived = store.revive_hook("hook_0001", now=_t(20))
     assert revived is not None
@@ -208,7 +241,7 @@ def check_mark_dead_and_revive(store: Store) -> None:
 @_check
 def check_resubscribing_a_dead_hook_revives_it(store: Store) -> None:
     store.add_hook(_hook(1), max_per_owner=None)
-    store.mark_dead("hook_0001", reason="dead", now=_t(1))
+    _fail_for_good(store, "hook_0001", 1)
     stored, created = store.add_hook(_hook(2, url=_hook(1).target_url, at=5), max_per_owner=None)
     assert not created
     assert stored.id == "hook_0001"
@@ -256,12 +289,12 @@ def check_set_secret(store: Store) -> None:
 
 @_check
 def check_enqueue_fans_out_to_active_hooks_of_owner(store: Store) -> None:
+    store.add_hook(_hook(5), max_per_owner=None)
+    failed = _fail_for_good(store, "hook_0005", 0)
     store.add_hook(_hook(1), max_per_owner=None)
     store.add_hook(_hook(2), max_per_owner=None)
     store.add_hook(_hook(3, owner="other"), max_per_owner=None)
     store.add_hook(_hook(4, event="party/deleted"), max_per_owner=None)
-    store.add_hook(_hook(5), max_per_owner=None)
-    store.mark_dead("hook_0005", reason="dead", now=_t(0))
     body = b'{"event":"party/created","payload":[{"id":1}]}'
     made = store.enqueue(owner="acme", event="party/created", body=body, now=_t(1))
     assert sorted(d.hook_id for d in made) == ["hook_0001", "hook_0002"]
@@ -275,7 +308,9 @@ def check_enqueue_fans_out_to_active_hooks_of_owner(store: Store) -> None:
         assert d.event == "party/created"
         assert store.get_delivery(d.id) == d
     assert store.enqueue(owner="acme", event="task/created", body=b"{}", now=_t(1)) == []
-    assert len(store.list_deliveries()) == 2, "an emit with no hook stores nothing"
+    assert sorted(d.id for d in store.list_deliveries()) == sorted(
+        [failed, *(d.id for d in made)]
+    ), "an emit with no hook stores nothing"
 
 
 @_check
@@ -501,7 +536,22 @@ def check_dead_hook_logs_the_attempt_in_flight(store: Store) -> None:
     store.add_hook(_hook(1), max_per_owner=None)
     (d,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
     (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
-    assert store.mark_dead("hook_0001", reason="retries exhausted", now=_t(1)) == [d.id]
+    # Another delivery of the hook fails for good while this one is in flight.
+    (other,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(1))
+    (other_claim,) = store.claim_due(now=_t(1), limit=1, lease_until=_lease(1))
+    (dead,) = store.record(
+        [
+            Outcome(
+                delivery_id=other.id,
+                token=other_claim.token,
+                kind=OutcomeKind.FAILED,
+                attempt=_attempt(other.id, 1, 1, 500),
+                reason="retries exhausted",
+            )
+        ],
+        now=_t(1),
+    )
+    assert (dead.applied, dead.hook_effect, dead.cancelled) == (True, HookEffect.DEAD, (d.id,))
     failed = Outcome(
         delivery_id=d.id,
         token=claim.token,
@@ -583,7 +633,7 @@ def check_requeue_forgets_the_cancelled_claim(store: Store) -> None:
     store.add_hook(_hook(1), max_per_owner=None)
     (d,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(0))
     (claim,) = store.claim_due(now=_t(0), limit=1, lease_until=_lease(0))
-    store.mark_dead("hook_0001", reason="retries exhausted", now=_t(1))
+    _fail_for_good(store, "hook_0001", 1, reason="retries exhausted")
     store.revive_hook("hook_0001", now=_t(2))
     requeued = store.requeue(d.id, now=_t(3))
     assert requeued is not None
@@ -687,7 +737,7 @@ def check_list_deliveries(store: Store) -> None:
 def check_stats(store: Store) -> None:
     store.add_hook(_hook(1), max_per_owner=None)
     store.add_hook(_hook(2, owner="other"), max_per_owner=None)
-    store.mark_dead("hook_0002", reason="dead", now=_t(0))
+    _fail_for_good(store, "hook_0002", 0)
     store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(5))
     store.enqueue(owner="acme", event="party/created", body=b"{}", now=_t(6))
     stats = store.stats()

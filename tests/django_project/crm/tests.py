@@ -16,9 +16,10 @@ from django.test import TestCase as DjangoTestCase
 from django.test import TransactionTestCase, override_settings
 
 from crm.models import Kase, Party
+from resthooks import Dispatcher, RetryPolicy
 from resthooks.contrib.django import emit, get_dispatcher, reset_dispatcher
 from resthooks.contrib.django.testing import synchronous
-from resthooks.testing import HookReceiver
+from resthooks.testing import HookReceiver, RecordingTransport
 
 # A store outside the project's database is not rolled back with the test: a fresh one each.
 ELSEWHERE = bool(os.environ.get("CRM_STORE_ELSEWHERE"))
@@ -244,8 +245,17 @@ class Admin(TestCase):
         """The admin's actions revive a dead hook and queue its failed delivery again."""
         dispatcher = get_dispatcher()
         hook = dispatcher.subscribe("party/created", "http://127.0.0.1:9/h", owner="acme")
+        # The hook dies the way the engine kills one: an older delivery fails for good (one
+        # attempt, answered 500), which cancels this one.
+        failing = Dispatcher(
+            dispatcher.store,
+            transport=RecordingTransport(default=500),
+            retry=RetryPolicy([]),
+        )
+        failing.emit("party/created", {"id": 0}, owner="acme")
         (delivery,) = dispatcher.emit("party/created", {"id": 1}, owner="acme")
-        dispatcher.store.mark_dead(hook.id, reason="test", now=dispatcher.clock.now())
+        self.assertEqual(1, failing.deliver_due(batch_size=1).failed)
+        self.assertEqual("dead", dispatcher.store.get_hook(hook.id).state.value)
         self.client.force_login(self.superuser)
         self.assertContains(self.client.get("/admin/resthooks/"), "Revive")
         answer = self.client.post(f"/admin/resthooks/hooks/{hook.id}/revive")
