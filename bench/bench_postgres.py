@@ -36,6 +36,7 @@ import psycopg  # noqa: E402 - after the path, with the other imports of this sc
 import support  # noqa: E402 - the tests' cluster helper, found through the path above
 
 from resthooks.stores.postgres import PostgresStore  # noqa: E402
+from resthooks.testing import HookReceiver  # noqa: E402
 
 HOOKS = 50
 BATCH = 50
@@ -56,7 +57,7 @@ def _client(url: str, seconds: float, out: multiprocessing.Queue[int]) -> None:
     out.put(done)
 
 
-def receiver_ceiling(receiver: support.Receiver, clients: int, seconds: float = 3.0) -> float:
+def receiver_ceiling(receiver: HookReceiver, clients: int, seconds: float = 3.0) -> float:
     out: multiprocessing.Queue[int] = multiprocessing.Queue()
     procs = [
         multiprocessing.Process(target=_client, args=(receiver.url(), seconds, out))
@@ -67,10 +68,11 @@ def receiver_ceiling(receiver: support.Receiver, clients: int, seconds: float = 
     total = sum(out.get() for _ in procs)
     for p in procs:
         p.join()
+    receiver.clear()  # the receiver keeps what it got: forget it between runs
     return total / seconds
 
 
-def _emit(store: PostgresStore, receiver: support.Receiver, deliveries: int) -> None:
+def _emit(store: PostgresStore, receiver: HookReceiver, deliveries: int) -> None:
     dispatcher = support.make_dispatcher(store, max_hooks_per_owner=None)
     for n in range(HOOKS):
         dispatcher.subscribe("party/created", receiver.url(f"/h/{n}"), owner="acme")
@@ -79,7 +81,7 @@ def _emit(store: PostgresStore, receiver: support.Receiver, deliveries: int) -> 
 
 
 def deliver(
-    conninfo: str, receiver: support.Receiver, workers: int, deliveries: int, *, null: bool
+    conninfo: str, receiver: HookReceiver, workers: int, deliveries: int, *, null: bool
 ) -> float:
     """Deliveries per second, from the workers' start until the store says all delivered."""
     schema = f"bench_{workers}_{'null' if null else 'http'}_{os.getpid()}"
@@ -107,11 +109,12 @@ def deliver(
         for p in procs:
             p.wait()
         store.close()
+        receiver.clear()
     return deliveries / elapsed
 
 
 def fan_out(
-    conninfo: str, receiver: support.Receiver, hooks: int, emits: int, *, many: int = 1
+    conninfo: str, receiver: HookReceiver, hooks: int, emits: int, *, many: int = 1
 ) -> float:
     """Emits per second to ``hooks`` hooks each: one transaction per emit, or (``many`` > 1)
     ``many`` emits per ``emit_many`` transaction."""
@@ -146,7 +149,7 @@ def main() -> None:
     print(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__} implementation)")
     print(f"PostgreSQL settings: {settings}; {os.cpu_count()} CPUs")
     print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
-    with support.start_cluster(settings) as cluster, support.Receiver() as receiver:
+    with support.start_cluster(settings) as cluster, HookReceiver() as receiver:
         conninfo = cluster.conninfo()
         print("\nreceiver ceiling (http.client keep-alive clients, no resthooks)")
         ceiling = {n: receiver_ceiling(receiver, n) for n in (1, 2, 4)}

@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import support
 
+from resthooks.testing import HookReceiver
+
 # A script the scale-out tests start as a process, not a test module: never import it here.
 collect_ignore = ["worker.py"]
 
@@ -88,6 +90,6 @@ def _pg_store(pg_conninfo: str, new_schema: Callable[[], str]) -> Iterator[Postg
 
 
 @pytest.fixture(name="receiver")
-def _receiver() -> Iterator[support.Receiver]:
-    with support.Receiver() as receiver:
+def _receiver() -> Iterator[HookReceiver]:
+    with HookReceiver() as receiver:
         yield receiver

@@ -1,15 +1,14 @@
-"""A throwaway PostgreSQL cluster, a fast loopback receiver, and the one Dispatcher factory.
+"""A throwaway PostgreSQL cluster and the one Dispatcher factory of the PostgreSQL tests.
 
 Shared by the PostgreSQL tests, their worker script and ``bench/bench_postgres.py``; it
 imports nothing from psycopg, so it loads (and reports what is missing) without the extra.
+Their receiver is the one every test uses, :class:`resthooks.testing.HookReceiver`.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import glob
-import http.server
 import os
 import pwd
 import shutil
@@ -17,7 +16,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from resthooks import Dispatcher
 from resthooks.stores import Store
 from resthooks.testing import LOOPBACK_POLICY
 
-__all__ = ["Cluster", "Receiver", "find_bindir", "make_dispatcher", "start_cluster"]
+__all__ = ["Cluster", "find_bindir", "make_dispatcher", "start_cluster"]
 
 # Settings for a disposable test server: durability off, nothing listening on TCP.
 TEST_SETTINGS = {
@@ -145,61 +143,6 @@ def start_cluster(settings: dict[str, str] | None = None) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(length)
-        self.server.receiver.got(self.headers.get("webhook-id", ""), body)
-        self.send_response(204)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    receiver: Receiver
-
-
-class Receiver:
-    """A fast HTTP receiver on loopback that counts what arrives per ``webhook-id``."""
-
-    def __init__(self) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.receiver = self
-        self._lock = threading.Lock()
-        self.counts: collections.Counter[str] = collections.Counter()
-        self.bodies: dict[str, bytes] = {}
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def got(self, delivery_id: str, body: bytes) -> None:
-        with self._lock:
-            self.counts[delivery_id] += 1
-            self.bodies[delivery_id] = body
-
-    @property
-    def total(self) -> int:
-        with self._lock:
-            return sum(self.counts.values())
-
-    def url(self, path: str = "/hook") -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{path}"
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 if __name__ == "__main__":  # pragma: no cover - by hand: start a cluster and print its address

@@ -13,6 +13,7 @@ import pytest
 import support
 
 from resthooks import DeliveryState
+from resthooks.testing import HookReceiver
 
 if TYPE_CHECKING:
     from resthooks.stores.postgres import PostgresStore
@@ -27,7 +28,7 @@ def _example(name: str) -> str:
 
 
 def test_outbox_example_commits_and_rolls_back_with_the_host(
-    pg_store: PostgresStore, pg_conninfo: str, receiver: support.Receiver
+    pg_store: PostgresStore, pg_conninfo: str, receiver: HookReceiver
 ) -> None:
     """The documented outbox function delivers the announcement of a committed party, and
     nothing for a party whose transaction failed."""
@@ -55,8 +56,8 @@ def test_outbox_example_commits_and_rolls_back_with_the_host(
         assert conn.execute("SELECT count(*) FROM parties").fetchone() == (1,)
     (delivery,) = pg_store.list_deliveries()
     assert dispatcher.deliver_due().delivered == 1
-    assert receiver.counts == {delivery.id: 1}
-    assert json.loads(receiver.bodies[delivery.id]) == {
+    assert receiver.webhook_ids() == {delivery.id: 1}
+    assert json.loads(receiver.deliveries[0].body) == {
         "event": "party/created",
         "payload": [{"id": party_id, "name": "Scott"}],
     }

@@ -15,6 +15,7 @@ import support
 
 from resthooks import ConfigurationError, DeliveryState, SchemaError, StoreError
 from resthooks.model import Attempt, Hook, Outcome, OutcomeKind
+from resthooks.testing import HookReceiver
 
 if TYPE_CHECKING:
     from resthooks.stores.postgres import PostgresStore
@@ -62,7 +63,7 @@ def _orders_table(conninfo: str, schema: str) -> None:
 
 
 def test_rolled_back_emit_leaves_no_delivery(
-    pg_store: PostgresStore, pg_conninfo: str, receiver: support.Receiver
+    pg_store: PostgresStore, pg_conninfo: str, receiver: HookReceiver
 ) -> None:
     """An emit through the host's connection disappears with the host's rolled-back
     transaction: no delivery, no body, nothing sent."""
@@ -85,11 +86,11 @@ def test_rolled_back_emit_leaves_no_delivery(
     assert _count(pg_conninfo, pg_store.schema, "messages") == 0
     assert _count(pg_conninfo, pg_store.schema, "orders") == 0
     assert dispatcher.deliver_due().attempts == 0
-    assert receiver.total == 0
+    assert len(receiver.deliveries) == 0
 
 
 def test_committed_emit_is_delivered(
-    pg_store: PostgresStore, pg_conninfo: str, receiver: support.Receiver
+    pg_store: PostgresStore, pg_conninfo: str, receiver: HookReceiver
 ) -> None:
     """An emit through the host's connection is invisible until the host commits, then it
     is delivered to the receiver."""
@@ -110,8 +111,8 @@ def test_committed_emit_is_delivered(
         assert dispatcher.deliver_due().attempts == 0
         conn.commit()
     assert dispatcher.deliver_due().delivered == 1
-    assert receiver.counts == {made.id: 1}
-    assert receiver.bodies[made.id] == b'{"event":"party/created","payload":[{"id":7}]}'
+    assert receiver.webhook_ids() == {made.id: 1}
+    assert receiver.deliveries[0].body == b'{"event":"party/created","payload":[{"id":7}]}'
     delivered = pg_store.get_delivery(made.id)
     assert delivered is not None
     assert delivered.state is DeliveryState.DELIVERED

@@ -13,10 +13,11 @@ import support
 from resthooks import SystemClock
 from resthooks.lifecycle import DeliveryDelivered, LifecycleEvent
 from resthooks.stores import WakesWorkers
+from resthooks.testing import HookReceiver
 
 
 def test_an_emit_in_another_process_wakes_a_worker_polling_hourly(
-    pg_conninfo: str, new_schema: Callable[[], str], receiver: support.Receiver
+    pg_conninfo: str, new_schema: Callable[[], str], receiver: HookReceiver
 ) -> None:
     """A worker polling once an hour delivers, within seconds, what another store on the same
     database (another process's) enqueued: the worker waits on the store's wake-up."""
@@ -51,7 +52,7 @@ def test_an_emit_in_another_process_wakes_a_worker_polling_hourly(
             stop.set()
             worker.join(30)
         assert not worker.is_alive()
-        assert {delivery.id: 1} == receiver.counts
+        assert {delivery.id: 1} == receiver.webhook_ids()
         assert not [t for t in threading.enumerate() if t.name == "resthooks-listen"]
     finally:
         worker_store.close()

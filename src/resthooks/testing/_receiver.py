@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import sys
 import threading
@@ -442,6 +443,26 @@ class HookReceiver:
         """The requests received so far, only of one ``event`` and/or ``path`` if given."""
         with self._condition:
             return [d for d in self._received_list if _matches(d, event, path)]
+
+    def webhook_ids(self) -> collections.Counter[str]:
+        """How many requests arrived with each ``webhook-id`` (requests without one are not
+        counted): the check of at-least-once and of "sent once" after a crash or a scale-out.
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> import urllib.request
+            >>> with HookReceiver() as receiver:
+            ...     for _ in range(2):
+            ...         urllib.request.urlopen(urllib.request.Request(
+            ...             receiver.url(), b"{}", headers={"webhook-id": "msg_1"})).close()
+            ...     receiver.webhook_ids()
+            Counter({'msg_1': 2})
+        """
+        with self._condition:
+            return collections.Counter(
+                d.webhook_id for d in self._received_list if d.webhook_id is not None
+            )
 
     def payloads(self, event: str | None = None, *, path: str | None = None) -> list[Any]:
         """The entities received for ``event``, each delivery counted once.
