@@ -99,3 +99,75 @@ def test_the_cycles_issue_12_named_are_gone(importer: str, imported: str) -> Non
 def test_the_cycle_check_sees_a_lazy_cycle() -> None:
     """The check itself: a function-level import back is a cycle."""
     assert _cycles({"a": {"b"}, "b": {"a"}}) == [["a", "b", "a"]]
+
+
+# Private names of other libraries (or public ones spelled with an underscore) that resthooks
+# reads on purpose, each with its reason.
+FOREIGN_PRIVATE = {
+    "_replace",  # NamedTuple's public API
+    "_meta",  # Django's public model API
+    "_get_current_object",  # Flask's LocalProxy, the documented way to the real app
+    "_dns_host",  # urllib3's HTTPConnection: the name it dials (the pinning seam, see NOTES)
+    "_new_conn",  # the same seam
+    "_retry_connection",  # aiohttp's ClientSession: turn its silent retry off
+    "_out",  # Django's OutputWrapper: the stream behind it
+}
+
+
+def _private_names(tree: ast.AST) -> set[str]:
+    """The underscore names a module defines: functions, classes, module globals and the
+    attributes its code assigns on ``self``/``cls``."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in {"self", "cls"}
+        ):
+            names.add(node.attr)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def _reaches(module: str, tree: ast.AST, others: set[str], known: dict[str, Path]) -> list[str]:
+    """Where ``module`` uses a private name that only another resthooks module defines:
+    ``thing._name`` on anything but ``self``/``cls``, or ``from .x import _name``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in others:
+            if not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"}):
+                found.append(f"{module}:{node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                name = alias.name
+                is_module = any(m.endswith("." + name) for m in known)
+                if name.startswith("_") and not name.startswith("__") and not is_module:
+                    found.append(f"{module}:{node.lineno}: import {name}")
+    return found
+
+
+def test_no_module_reaches_into_another_modules_private_names() -> None:
+    """A module uses what another module of resthooks made public, never its underscore
+    names (issue 12: the asyncio face called the Dispatcher's _claim_due, _add_waker and
+    _prepare_emit): a decision two modules need lives where both can call it."""
+    known = _modules()
+    trees = {m: ast.parse(p.read_text(encoding="utf-8")) for m, p in known.items()}
+    defined = {m: _private_names(t) for m, t in trees.items()}
+    reaching = []
+    for module, tree in trees.items():
+        elsewhere = set().union(*(names for m, names in defined.items() if m != module))
+        others = elsewhere - defined[module] - FOREIGN_PRIVATE
+        reaching += _reaches(module, tree, others, known)
+    assert reaching == []
+
+
+def test_the_private_name_check_sees_a_reach() -> None:
+    """The check itself: an attribute another module defines privately is found."""
+    tree = ast.parse("def f(engine):\n    return engine._claim_due(limit=1)\n")
+    assert _reaches("m", tree, {"_claim_due"}, {}) == ["m:2: ._claim_due"]

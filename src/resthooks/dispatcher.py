@@ -71,8 +71,12 @@ def _user_agent() -> str:
     return f"resthooks/{version('resthooks')}"
 
 
-class _Waker(Protocol):
-    def set(self) -> None: ...
+class Waker(Protocol):
+    """What :meth:`Dispatcher.add_waker` takes: anything with a ``set()`` method."""
+
+    def set(self) -> None:
+        """Wake the worker sleeping on it."""
+        ...
 
 
 class Dispatcher:
@@ -230,7 +234,7 @@ class Dispatcher:
         self._listeners_lock = threading.Lock()
         # What the running workers of this process sleep on (a threading.Event, or the
         # asyncio worker's thread-safe waker): emit sets them all.
-        self._wakers: set[_Waker] = set()
+        self._wakers: set[Waker] = set()
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -629,7 +633,7 @@ class Dispatcher:
         .. versionchanged:: 0.2.0
            Returns a sequence (it was a list).
         """
-        owner, event, body = self._prepare_emit(event, payload, owner)
+        owner, event, body = self.prepare_emit(event, payload, owner)
         observer = self.emit_observer
         if observer is None:
             created = self.store.enqueue(
@@ -639,7 +643,7 @@ class Dispatcher:
             created = self._enqueue_observed(
                 observer, owner, event, body, now=self.clock.now(), connection=connection
             )
-        self._emitted(created, transactional=connection is not None)
+        self.emitted(created, transactional=connection is not None)
         return created
 
     def _enqueue_observed(
@@ -667,18 +671,47 @@ class Dispatcher:
             trace.deliveries = len(created)
         return created
 
-    # emit() in two halves around the store's enqueue (_prepare_emit, below, and this), which
-    # the asyncio face (resthooks.aio) makes through an async connection of the host's.
-    def _emitted(self, created: Sequence[Delivery], *, transactional: bool) -> None:
+    # -- the engine's own API: for the faces and workers built on this Dispatcher ------------
+    #
+    # emit() is three steps: prepare_emit, the store's enqueue, emitted. The asyncio face
+    # (resthooks.aio) makes the middle one through an async connection of the host's, so it
+    # calls the other two; the workers claim through claim_due and sleep on a waker.
+
+    def prepare_emit(self, event: str, payload: object, *, owner: str) -> tuple[str, str, bytes]:
+        """Validate an emit and encode its body: the ``(owner, event, body)`` to enqueue.
+
+        Engine API, for a face that stores an emit itself (the asyncio face, through an
+        async connection); :meth:`emit` is this, the store's ``enqueue`` and :meth:`emitted`.
+
+        Raises:
+            ValidationError: For an unknown event or a bad owner.
+            PayloadError: If the payload cannot be encoded or is too large.
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> Dispatcher(MemoryStore()).prepare_emit("party/created", {"id": 1}, owner="a")
+            ('a', 'party/created', b'{"event":"party/created","payload":[{"id":1}]}')
+        """
+        owner = _validation.owner(owner)
+        event = self.events.validate(event)
+        return owner, event, encode_body(event, payload, max_bytes=self.max_payload_bytes)
+
+    def emitted(self, created: Sequence[Delivery], *, transactional: bool) -> None:
+        """What follows an enqueue: wake this process's workers and, unless the deliveries
+        were written inside the host's transaction (``transactional``; then
+        :meth:`committed` does it), run :attr:`after_emit`.
+
+        Engine API, the last step of :meth:`emit` (see :meth:`prepare_emit`).
+
+        .. versionadded:: 0.2.0
+        """
         if created:
             self._wake_workers()
             if not transactional and self.after_emit is not None:
                 self.after_emit(created)
-
-    def _prepare_emit(self, event: str, payload: object, owner: str) -> tuple[str, str, bytes]:
-        owner = _validation.owner(owner)
-        event = self.events.validate(event)
-        return owner, event, encode_body(event, payload, max_bytes=self.max_payload_bytes)
 
     def validate_emit(self, event: str, payload: object, *, owner: str) -> bytes:
         """Raise what :meth:`emit` would raise for these arguments, and store nothing.
@@ -703,7 +736,7 @@ class Dispatcher:
             ...
             resthooks.errors.ValidationError: event: ...
         """
-        return self._prepare_emit(event, payload, owner)[2]
+        return self.prepare_emit(event, payload, owner)[2]
 
     def committed(self, deliveries: Sequence[Delivery]) -> None:
         """Say that deliveries an ``emit(..., connection=...)`` wrote have been committed.
@@ -776,7 +809,7 @@ class Dispatcher:
                 raise ValidationError("events", f"events[{i}] must be an (event, payload, owner)")
             event, payload, owner = item
             try:
-                owner, event, body = self._prepare_emit(event, payload, owner)
+                owner, event, body = self.prepare_emit(event, payload, owner)
             except PayloadError as exc:
                 raise PayloadError(f"events[{i}]: {exc.message}") from None
             except ValidationError as exc:
@@ -805,7 +838,7 @@ class Dispatcher:
                     owner=owner, event=event, body=body, now=now, connection=connection
                 )
             ]
-        self._emitted(created, transactional=connection is not None)
+        self.emitted(created, transactional=connection is not None)
         return created
 
     # -- deliveries --------------------------------------------------------------------------
@@ -876,14 +909,24 @@ class Dispatcher:
             # No per-host limit here: this loop never has more than one request in flight,
             # and claiming a few at a time under the limit cost a claim and a record per few
             # deliveries (a quarter of the Dispatcher's own time per delivery).
-            claims = self._claim_due(now=now, limit=batch_size, per_host=False)
+            claims = self.claim_due(now=now, limit=batch_size, per_host=False)
             if not claims:
                 return summary
             outcomes = [self._attempt_within_lease(claim) for claim in claims]
             summary += self.record(outcomes, claims=claims)
 
-    def _claim_due(self, *, now: datetime, limit: int, per_host: bool) -> list[Claim]:
-        """Claim from the store, then report the rows it quarantined meanwhile (if any)."""
+    def claim_due(self, *, now: datetime, limit: int, per_host: bool) -> list[Claim]:
+        """Claim up to ``limit`` deliveries due at ``now``, leased for :attr:`lease`.
+
+        Engine API, what every worker claims with (:meth:`deliver_due`, the thread worker,
+        the asyncio worker): the store's
+        :meth:`~resthooks.stores.DeliveryStore.claim_due` under this Dispatcher's lease and,
+        with ``per_host``, its ``max_in_flight_per_host``; then the rows the store
+        quarantined meanwhile are logged and sent to the listeners
+        (:class:`~resthooks.lifecycle.DeliveryQuarantined`).
+
+        .. versionadded:: 0.2.0
+        """
         try:
             return self.store.claim_due(
                 now=now,
@@ -1243,13 +1286,25 @@ class Dispatcher:
         worker = self.worker(workers=workers, grace=grace)
         return worker.run_until_idle(stop)
 
-    def _add_waker(self, event: _Waker) -> None:
-        with self._listeners_lock:
-            self._wakers = {*self._wakers, event}
+    def add_waker(self, waker: Waker) -> None:
+        """Set ``waker`` (anything with a ``set()`` method, a :class:`threading.Event`, say)
+        at every emit of this process from now on.
 
-    def _remove_waker(self, event: _Waker) -> None:
+        Engine API: a worker sleeping until its next poll registers what it sleeps on, so an
+        emit wakes it at once (both workers do).
+
+        .. versionadded:: 0.2.0
+        """
         with self._listeners_lock:
-            self._wakers = self._wakers - {event}
+            self._wakers = {*self._wakers, waker}
+
+    def remove_waker(self, waker: Waker) -> None:
+        """Stop setting ``waker`` (nothing happens if it was not added).
+
+        .. versionadded:: 0.2.0
+        """
+        with self._listeners_lock:
+            self._wakers = self._wakers - {waker}
 
     def _wake_workers(self) -> None:
         for event in self._wakers:

@@ -173,7 +173,7 @@ class Worker:
         run_id = self._run_id = next(_RUNS)
         session = _Session(self, stop)
         listener: threading.Thread | None = None
-        self.dispatcher._add_waker(self._wake)  # the Dispatcher's own worker
+        self.dispatcher.add_waker(self._wake)  # the Dispatcher's own worker
         try:
             if stop is not None and not once:
                 threading.Thread(
@@ -196,7 +196,7 @@ class Worker:
         finally:
             self._heartbeat = None
             session.abandon()
-            self.dispatcher._remove_waker(self._wake)
+            self.dispatcher.remove_waker(self._wake)
             self._stopping.clear()
             self._running.release()
             if listener is not None:
@@ -337,7 +337,7 @@ class _Session:
         limit = claim_limit(self.gate, self.worker.workers, len(self.in_flight))
         if limit <= 0:
             return
-        claims = self.dispatcher._claim_due(now=self.clock.now(), limit=limit, per_host=True)
+        claims = self.dispatcher.claim_due(now=self.clock.now(), limit=limit, per_host=True)
         self.more_to_claim = len(claims) >= limit
         self.gate.add(claims)
 

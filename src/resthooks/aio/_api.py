@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..api import ApiResponse, SubscriptionAPI
 from ..errors import ConfigurationError
-from ._dispatcher import AsyncDispatcher
+from ._dispatcher import AsyncDispatcher, in_executor
 
 __all__ = ["AsyncSubscriptionAPI"]
 
@@ -63,26 +63,32 @@ class AsyncSubscriptionAPI:
 
     async def create(self, body: object, *, owner: str) -> ApiResponse:
         """:meth:`SubscriptionAPI.create <resthooks.api.SubscriptionAPI.create>`, awaitable."""
-        return await self.async_dispatcher._call(self.api.create, body, owner=owner)
+        return await in_executor(self.async_dispatcher.executor, self.api.create, body, owner=owner)
 
     async def list(self, *, owner: str) -> ApiResponse:
         """:meth:`SubscriptionAPI.list <resthooks.api.SubscriptionAPI.list>`, awaitable."""
-        return await self.async_dispatcher._call(self.api.list, owner=owner)
+        return await in_executor(self.async_dispatcher.executor, self.api.list, owner=owner)
 
     async def show(self, hook_id: str, *, owner: str) -> ApiResponse:
         """:meth:`SubscriptionAPI.show <resthooks.api.SubscriptionAPI.show>`, awaitable."""
-        return await self.async_dispatcher._call(self.api.show, hook_id, owner=owner)
+        return await in_executor(
+            self.async_dispatcher.executor, self.api.show, hook_id, owner=owner
+        )
 
     async def delete(self, hook_id: str, *, owner: str) -> ApiResponse:
         """:meth:`SubscriptionAPI.delete <resthooks.api.SubscriptionAPI.delete>`, awaitable."""
-        return await self.async_dispatcher._call(self.api.delete, hook_id, owner=owner)
+        return await in_executor(
+            self.async_dispatcher.executor, self.api.delete, hook_id, owner=owner
+        )
 
     async def confirm(self, hook_id: str, body: object, *, owner: str) -> ApiResponse:
         """:meth:`SubscriptionAPI.confirm <resthooks.api.SubscriptionAPI.confirm>`, awaitable.
 
         .. versionadded:: 0.2.0
         """
-        return await self.async_dispatcher._call(self.api.confirm, hook_id, body, owner=owner)
+        return await in_executor(
+            self.async_dispatcher.executor, self.api.confirm, hook_id, body, owner=owner
+        )
 
     async def public_keys(self, *, owner: str) -> ApiResponse:
         """:meth:`SubscriptionAPI.public_keys <resthooks.api.SubscriptionAPI.public_keys>`,
@@ -90,7 +96,7 @@ class AsyncSubscriptionAPI:
 
         .. versionadded:: 0.2.0
         """
-        return await self.async_dispatcher._call(self.api.public_keys, owner=owner)
+        return await in_executor(self.async_dispatcher.executor, self.api.public_keys, owner=owner)
 
     async def handle(
         self, method: str, hook_id: str | None = None, *, body: object = b"", owner: object
@@ -100,6 +106,6 @@ class AsyncSubscriptionAPI:
 
         .. versionadded:: 0.2.0
         """
-        return await self.async_dispatcher._call(
-            self.api.handle, method, hook_id, body=body, owner=owner
+        return await in_executor(
+            self.async_dispatcher.executor, self.api.handle, method, hook_id, body=body, owner=owner
         )

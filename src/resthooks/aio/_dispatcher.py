@@ -28,6 +28,17 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+async def in_executor(
+    executor: Executor | None, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run a blocking call of the engine on ``executor`` (the loop's default if ``None``),
+    context variables carried over: what ``asyncio.to_thread`` does, on our executor. Every
+    call of the asyncio face (this module's and :mod:`resthooks.aio._api`'s) goes through it."""
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return await loop.run_in_executor(executor, call)
+
+
 class AsyncDispatcher:
     """The :class:`~resthooks.Dispatcher` for asyncio hosts: the same engine, awaitable.
 
@@ -96,10 +107,7 @@ class AsyncDispatcher:
         return self._transport
 
     async def _call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        # What asyncio.to_thread does, on our executor when one was given.
-        loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return await loop.run_in_executor(self.executor, call)
+        return await in_executor(self.executor, fn, *args, **kwargs)
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -215,7 +223,7 @@ class AsyncDispatcher:
                 "the transactional outbox on an async driver needs PostgresStore and a "
                 "psycopg.AsyncConnection"
             )
-        owner, event, body = engine._prepare_emit(event, payload, owner)
+        owner, event, body = engine.prepare_emit(event, payload, owner=owner)
         observer = engine.emit_observer
         if observer is None:
             created: Sequence[Delivery] = await enqueue_async(
@@ -233,7 +241,7 @@ class AsyncDispatcher:
                     **trace.store_arguments(),
                 )
                 trace.deliveries = len(created)
-        engine._emitted(created, transactional=True)
+        engine.emitted(created, transactional=True)
         return created
 
     # -- deliveries --------------------------------------------------------------------------

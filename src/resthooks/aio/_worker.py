@@ -171,7 +171,7 @@ class AsyncWorker:
         self._wake = wake
         session = _Session(self, stop, loop, wake)
         waker = _Waker(loop, wake)
-        self.dispatcher._add_waker(waker)  # the engine's own worker: emits wake it
+        self.dispatcher.add_waker(waker)  # the engine's own worker: emits wake it
         watcher = loop.create_task(_watch(stop, wake)) if stop is not None else None
         try:
             logger.info(
@@ -187,7 +187,7 @@ class AsyncWorker:
             if watcher is not None:
                 watcher.cancel()
             await session.abandon()
-            self.dispatcher._remove_waker(waker)
+            self.dispatcher.remove_waker(waker)
             self._loop = self._wake = None
             self._stopping = False
             self._running = False
@@ -347,7 +347,7 @@ class _Session:
         now = self.clock.now()
         call = functools.partial(
             contextvars.copy_context().run,
-            self.dispatcher._claim_due,
+            self.dispatcher.claim_due,
             now=now,
             limit=limit,
             per_host=True,

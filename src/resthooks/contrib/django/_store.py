@@ -36,7 +36,7 @@ def dispatcher_options(settings: conf.ResthooksSettings) -> dict[str, Any]:
     """
     options: dict[str, Any] = dict(settings.limits)
     if settings.events is not None:
-        options["events"] = conf._catalogue(settings.events)
+        options["events"] = conf.event_catalogue(settings.events)
     if settings.retry is not None:
         options["retry"] = RetryPolicy(delays=settings.retry)
     if settings.timeouts is not None:
@@ -66,7 +66,7 @@ def open_store(settings: conf.ResthooksSettings) -> tuple[Store, str | None]:
     alias = settings.database or DEFAULT_DB_ALIAS
     wrapper = connections[alias]
     if wrapper.vendor == "postgresql":
-        if not _is_psycopg3(wrapper):
+        if not is_psycopg3(wrapper):
             raise ImproperlyConfigured(
                 "RESTHOOKS['DATABASE']: the store shares a PostgreSQL database through "
                 "psycopg 3; this project's backend uses psycopg2 (set STORE instead)"
@@ -87,7 +87,7 @@ def open_store(settings: conf.ResthooksSettings) -> tuple[Store, str | None]:
     )
 
 
-def _is_psycopg3(wrapper: BaseDatabaseWrapper) -> bool:
+def is_psycopg3(wrapper: BaseDatabaseWrapper) -> bool:
     try:
         from django.db.backends.postgresql.psycopg_any import is_psycopg3  # noqa: PLC0415
     except ImportError:  # pragma: no cover - Django < 4.2
@@ -105,7 +105,13 @@ class _State:
 _lock = threading.Lock()
 _state: _State | None = None
 #: Called with every Dispatcher the settings build, before it is used (test modes use it).
-_configure: list[Callable[[Dispatcher], object]] = []
+configure_hooks: list[Callable[[Dispatcher], object]] = []
+
+
+def built_dispatcher() -> Dispatcher | None:
+    """The Dispatcher the settings built, if one was built already (nothing is built)."""
+    state = _state
+    return state.dispatcher if state is not None else None
 
 
 def _current() -> _State:
@@ -127,7 +133,7 @@ def _current() -> _State:
                 raise ImproperlyConfigured(f"RESTHOOKS: {exc}") from None
             store, alias = open_store(settings)
             dispatcher = Dispatcher(store, **options)
-            for configure in _configure:
+            for configure in configure_hooks:
                 configure(dispatcher)
             name = connections[alias].settings_dict["NAME"] if alias is not None else None
             _state = _State(dispatcher, alias, name)

@@ -43,9 +43,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
         elif vendor == "postgresql":
-            from ._store import _is_psycopg3  # noqa: PLC0415
+            from ._store import is_psycopg3  # noqa: PLC0415
 
-            if not _is_psycopg3(connections[alias]):
+            if not is_psycopg3(connections[alias]):
                 found.append(
                     checks.Error(
                         f"RESTHOOKS['DATABASE']: {alias!r} uses psycopg2; the store shares a "

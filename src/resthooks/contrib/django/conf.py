@@ -169,7 +169,7 @@ def _parse(raw: object) -> ResthooksSettings:  # noqa: PLR0915 - one flat pass, 
         else:
             events = tuple(events)
             try:
-                _catalogue(events)
+                event_catalogue(events)
             except ResthooksError as exc:
                 found.append(SettingsProblem(5, "EVENTS", str(exc)))
 
@@ -303,7 +303,8 @@ def _parse(raw: object) -> ResthooksSettings:  # noqa: PLR0915 - one flat pass, 
     return settings
 
 
-def _catalogue(events: tuple[str, ...]) -> Any:
+def event_catalogue(events: tuple[str, ...]) -> Any:
+    """The EventCatalogue of the ``EVENTS`` setting (``entity/action`` strings)."""
     from ...events import EventCatalogue  # noqa: PLC0415 - keeps this module's imports light
 
     entities: dict[str, list[str]] = {}

@@ -48,13 +48,14 @@ class synchronous(ContextDecorator):  # noqa: N801 - used like a function, as it
         self._modes.append(_synchronous(dispatcher))
 
     def __enter__(self) -> synchronous:
-        _store._configure.append(self._apply)
-        if _store._state is not None:
-            self._apply(_store._state.dispatcher)
+        _store.configure_hooks.append(self._apply)
+        built = _store.built_dispatcher()
+        if built is not None:
+            self._apply(built)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        _store._configure.remove(self._apply)
+        _store.configure_hooks.remove(self._apply)
         for mode in reversed(self._modes):
             mode.restore()
         self._modes.clear()
