@@ -633,7 +633,7 @@ class Dispatcher:
         .. versionchanged:: 0.2.0
            Returns a sequence (it was a list).
         """
-        owner, event, body = self.prepare_emit(event, payload, owner)
+        owner, event, body = self.prepare_emit(event, payload, owner=owner)
         observer = self.emit_observer
         if observer is None:
             created = self.store.enqueue(
@@ -736,7 +736,7 @@ class Dispatcher:
             ...
             resthooks.errors.ValidationError: event: ...
         """
-        return self.prepare_emit(event, payload, owner)[2]
+        return self.prepare_emit(event, payload, owner=owner)[2]
 
     def committed(self, deliveries: Sequence[Delivery]) -> None:
         """Say that deliveries an ``emit(..., connection=...)`` wrote have been committed.
@@ -809,7 +809,7 @@ class Dispatcher:
                 raise ValidationError("events", f"events[{i}] must be an (event, payload, owner)")
             event, payload, owner = item
             try:
-                owner, event, body = self.prepare_emit(event, payload, owner)
+                owner, event, body = self.prepare_emit(event, payload, owner=owner)
             except PayloadError as exc:
                 raise PayloadError(f"events[{i}]: {exc.message}") from None
             except ValidationError as exc:
