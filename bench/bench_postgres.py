@@ -149,7 +149,7 @@ def main() -> None:
     print(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__} implementation)")
     print(f"PostgreSQL settings: {settings}; {os.cpu_count()} CPUs")
     print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
-    with support.start_cluster(settings) as cluster, HookReceiver() as receiver:
+    with support.start_cluster(settings) as cluster, HookReceiver(keep_alive=True) as receiver:
         conninfo = cluster.conninfo()
         print("\nreceiver ceiling (http.client keep-alive clients, no resthooks)")
         ceiling = {n: receiver_ceiling(receiver, n) for n in (1, 2, 4)}

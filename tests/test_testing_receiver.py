@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import socket
 import threading
+import time
 import urllib.request
 from datetime import datetime, timezone
 
@@ -352,3 +354,27 @@ def test_received_at_is_read_on_the_receivers_clock() -> None:
         _post(receiver.url(), []).join(30)
     [got] = receiver.deliveries
     assert clock.now() == got.received_at
+
+
+def test_keep_alive_answers_on_one_connection_and_close_ends_it() -> None:
+    """With keep_alive, two requests go over one connection (HTTP/1.1), and close() returns
+    while the sender still holds that connection open."""
+    receiver = HookReceiver(keep_alive=True).start()
+    conn = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=10)
+    for n in range(2):
+        conn.request("POST", "/h", body=b"{}", headers={"webhook-id": "msg_1"})
+        answer = conn.getresponse()
+        answer.read()
+        assert (answer.status, answer.version) == (204, 11), n
+    assert conn.sock is not None, "the connection stayed open"
+    started = time.monotonic()
+    receiver.close()
+    assert time.monotonic() - started < 5, "close() must not wait for the sender to hang up"
+    assert receiver.webhook_ids() == {"msg_1": 2}
+    conn.close()
+
+
+def test_keep_alive_must_be_a_bool() -> None:
+    """keep_alive="yes" is refused, naming the field."""
+    with pytest.raises(ValidationError, match="keep_alive"):
+        HookReceiver(keep_alive="yes")  # type: ignore[arg-type]

@@ -91,5 +91,5 @@ def _pg_store(pg_conninfo: str, new_schema: Callable[[], str]) -> Iterator[Postg
 
 @pytest.fixture(name="receiver")
 def _receiver() -> Iterator[HookReceiver]:
-    with HookReceiver() as receiver:
+    with HookReceiver(keep_alive=True) as receiver:
         yield receiver

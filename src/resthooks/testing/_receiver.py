@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
+import socket
 import sys
 import threading
 import time
@@ -168,6 +170,13 @@ def _as_answer(step: AnswerStep) -> Answer:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        # HTTP/1.1 keeps the sender's connection open between requests (as real endpoints
+        # do); HTTP/1.0, the default, answers each request on a connection of its own.
+        if self.server.receiver.keep_alive:
+            self.protocol_version = "HTTP/1.1"
+
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
@@ -200,7 +209,28 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], receiver: HookReceiver) -> None:
         self.receiver = receiver
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = super().get_request()
+        with self.connections_lock:
+            self.connections.add(conn)
+        return conn, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self) -> None:
+        """End every open connection (a kept-alive one waits for its next request)."""
+        with self.connections_lock:
+            open_now = list(self.connections)
+        for conn in open_now:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A broken connection from a client that gave up is not the test's business; keep
@@ -224,9 +254,13 @@ class HookReceiver:
             the path its own.
         clock: The clock that stamps each request's ``received_at``. Default: the system
             clock; give the sender's :class:`FakeClock` to read arrivals on its time.
+        keep_alive: Answer in HTTP/1.1 and keep each sender's connection open between
+            requests, as real endpoints do (for tests of throughput and of many workers).
+            Default ``False``: HTTP/1.0, one connection per request. :meth:`close` ends the
+            connections still open.
 
     .. versionchanged:: 0.2.0
-       ``clock``, and the gate: :meth:`hold` and :meth:`release`.
+       ``clock``, ``keep_alive``, and the gate: :meth:`hold` and :meth:`release`.
 
     A Dispatcher delivering to it must allow loopback targets: build it with
     ``Dispatcher(store, network_policy=LOOPBACK_POLICY)``.
@@ -250,10 +284,18 @@ class HookReceiver:
     """
 
     def __init__(
-        self, *, host: str = "127.0.0.1", secret: str | None = None, clock: Clock | None = None
+        self,
+        *,
+        host: str = "127.0.0.1",
+        secret: str | None = None,
+        clock: Clock | None = None,
+        keep_alive: bool = False,
     ) -> None:
         if secret is not None:
             parse_secret(secret)
+        if not isinstance(keep_alive, bool):
+            raise ValidationError("keep_alive", f"must be True or False: {keep_alive!r}")
+        self.keep_alive = keep_alive
         self.host = host
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.default_secret = secret
@@ -290,6 +332,7 @@ class HookReceiver:
             return
         self._closing.set()
         server.shutdown()
+        server.cut_connections()
         server.server_close()
         thread.join()
         self._server = self._thread = None
