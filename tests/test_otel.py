@@ -169,21 +169,29 @@ def test_spans_never_carry_credentials_query_body_or_signature(
         assert secret not in shown
 
 
-def test_the_emit_span_is_a_child_of_the_current_span(telemetry: Telemetry) -> None:
-    """emit opens a PRODUCER span under the host's current span, with the fan-out count."""
+def test_an_emit_stores_the_current_span_and_makes_none(telemetry: Telemetry) -> None:
+    """emit makes no span of its own: each delivery keeps the traceparent of the span current
+    in the caller (the host's request), and an emit outside any span keeps none."""
     dispatcher = Dispatcher(MemoryStore(), clock=FakeClock())
     instrument(dispatcher, tracer_provider=telemetry.tracer_provider)
     dispatcher.subscribe("party/created", "https://example.com/a", owner="acme")
     dispatcher.subscribe("party/created", "https://example.com/b", owner="acme")
     tracer = telemetry.tracer_provider.get_tracer("host")
     with tracer.start_as_current_span("POST /parties") as request_span:
-        dispatcher.emit("party/created", {"id": 1}, owner="acme")
-    (emit,) = telemetry.finished("emit party/created")
-    assert emit.kind == SpanKind.PRODUCER
-    assert emit.parent is not None
-    assert request_span.get_span_context().span_id == emit.parent.span_id
-    assert emit.attributes is not None
-    assert emit.attributes["resthooks.deliveries"] == 2
+        made = dispatcher.emit("party/created", {"id": 1}, owner="acme")
+    context = request_span.get_span_context()
+    expected = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    claims = dispatcher.store.claim_due(
+        now=dispatcher.clock.now(), limit=10, lease_until=dispatcher.clock.now() + dispatcher.lease
+    )
+    assert {expected} == {c.trace_context for c in claims}
+    assert len(made) == 2
+    assert [s.name for s in telemetry.finished()] == ["POST /parties"]
+    dispatcher.emit("party/created", {"id": 2}, owner="acme")  # outside any span
+    later = dispatcher.store.claim_due(
+        now=dispatcher.clock.now(), limit=10, lease_until=dispatcher.clock.now() + dispatcher.lease
+    )
+    assert [c.trace_context for c in later] == [None, None]
 
 
 def test_metrics_of_a_run(telemetry: Telemetry, receiver: HookReceiver) -> None:
@@ -204,9 +212,12 @@ def test_metrics_of_a_run(telemetry: Telemetry, receiver: HookReceiver) -> None:
     dispatcher.emit("party/created", {"id": 1}, owner="acme")
     dispatcher.deliver_due()
 
-    assert telemetry.value("resthooks.attempts", **{"resthooks.outcome": "delivered"}) == 1
-    assert telemetry.value("resthooks.attempts", **{"resthooks.outcome": "retry"}) == 1
-    assert telemetry.value("resthooks.attempts", **{"resthooks.outcome": "gone"}) == 1
+    durations = {
+        dict(point.attributes)["resthooks.outcome"]: point.count
+        for point in telemetry.points()["resthooks.attempt.duration"]
+    }
+    assert durations == {"delivered": 1, "retry": 1, "gone": 1}, "the histogram counts attempts"
+    assert "resthooks.attempts" not in telemetry.points(), "no second count of the same"
     assert telemetry.value("resthooks.deliveries", **{"resthooks.outcome": "delivered"}) == 1
     assert telemetry.value("resthooks.deliveries", **{"resthooks.outcome": "cancelled"}) == 1
     histogram = telemetry.points()["resthooks.attempt.duration"]
@@ -287,27 +298,27 @@ def test_without_an_sdk_everything_is_a_no_op() -> None:
     dispatcher.emit("party/created", {"id": 1}, owner="acme")
 
 
-def test_emit_many_traces_each_event_and_links_its_attempts(telemetry: Telemetry) -> None:
-    """emit_many under an instrumented Dispatcher: an emit span per event, and each
-    delivery's attempt links to the span of its own event."""
+def test_emit_many_links_every_attempt_to_the_span_it_was_made_in(telemetry: Telemetry) -> None:
+    """emit_many under an instrumented Dispatcher, in the host's span: the attempt of every
+    event's delivery links to that span."""
     from resthooks.testing import RecordingTransport  # noqa: PLC0415
 
     dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), transport=RecordingTransport())
     instrument(dispatcher, tracer_provider=telemetry.tracer_provider)
     dispatcher.subscribe("party/created", "https://example.com/a", owner="acme")
     dispatcher.subscribe("task/completed", "https://example.com/b", owner="acme")
-    created = dispatcher.emit_many(
-        [("party/created", {"id": 1}, "acme"), ("task/completed", {"id": 2}, "acme")]
-    )
+    tracer = telemetry.tracer_provider.get_tracer("host")
+    with tracer.start_as_current_span("POST /import") as request:
+        created = dispatcher.emit_many(
+            [("party/created", {"id": 1}, "acme"), ("task/completed", {"id": 2}, "acme")]
+        )
     assert len(created) == 2
     dispatcher.deliver_due()
-    emits = {
-        s.attributes["resthooks.event"]: s
-        for s in telemetry.finished()
-        if s.kind == SpanKind.PRODUCER
-    }  # type: ignore[index]
-    for attempt in telemetry.finished("POST"):
-        assert attempt.attributes is not None
+    attempts = telemetry.finished("POST")
+    assert {"party/created", "task/completed"} == {
+        a.attributes["resthooks.event"]  # type: ignore[index]
+        for a in attempts
+    }
+    for attempt in attempts:
         (link,) = attempt.links
-        emit = emits[attempt.attributes["resthooks.event"]]
-        assert link.context.span_id == emit.context.span_id
+        assert link.context.span_id == request.get_span_context().span_id

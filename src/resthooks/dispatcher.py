@@ -656,7 +656,7 @@ class Dispatcher:
         now: datetime,
         connection: object | None,
     ) -> Sequence[Delivery]:
-        # The store's enqueue inside the emit observer (a tracer's span), with the trace
+        # The store's enqueue inside the emit observer, with the trace
         # context it gave.
         trace = EmitTrace(event=event, owner=owner)
         with observer(trace):
@@ -820,7 +820,7 @@ class Dispatcher:
         now = self.clock.now()
         enqueue_many = getattr(self.store, "enqueue_many", None)
         observer = self.emit_observer
-        if observer is not None:  # traced: one emit span (and trace context) per event
+        if observer is not None:  # traced: each event observed (its trace context) alone
             created: Sequence[Delivery] = [
                 d
                 for owner, event, body in batch

@@ -5,17 +5,18 @@ integrations, the health check (:mod:`resthooks.health`) and the ``resthooks wor
 view are all built from the two sources defined here, so they can never disagree:
 
 - :class:`MetricsListener`, a lifecycle listener (see :mod:`resthooks.lifecycle`) that turns
-  every recorded outcome into measurements: attempts by outcome, deliveries that reached a
-  final state by outcome, attempt durations. It decides nothing: it reads the events the
-  Dispatcher sends after the store has recorded each outcome, from any worker (threads,
-  asyncio, or ``deliver_due``).
+  every recorded outcome into measurements: attempt durations by outcome (a histogram, whose
+  count is the number of attempts), deliveries that reached a final state by outcome. It
+  decides nothing: it reads the events the Dispatcher sends after the store has recorded
+  each outcome, from any worker (threads, asyncio, or ``deliver_due``).
 - :class:`OutboxMonitor`, read-only store queries behind a cache: outbox depth, deliveries
   due now, in flight and waiting for a retry, the age of the oldest due delivery, and hooks
   by state. The cache keeps frequent scrapes (several Prometheus servers, an OpenTelemetry
   reader, a probe) from becoming frequent store queries.
 
-This module imports nothing optional. The metric definitions (:data:`METRICS`) give each
-figure one name, unit and description, from which each exporter derives its own spelling
+This module imports nothing optional. The metric definitions (:data:`METRICS`) are the one
+table both exporters read: each figure's name, kind, unit, description, label and its values,
+and a histogram's buckets, from which each exporter derives its own spelling
 (``resthooks.attempt.duration`` in OpenTelemetry is ``resthooks_attempt_duration_seconds``
 in Prometheus).
 
@@ -45,7 +46,6 @@ from .outcomes import Verdict
 from .stores import Store
 
 __all__ = [
-    "ATTEMPTS",
     "ATTEMPT_DURATION",
     "ATTEMPT_DURATION_BUCKETS",
     "DELIVERIES",
@@ -82,12 +82,16 @@ class Metric:
             ``resthooks.hook.state``); its Prometheus label is the last part (``outcome``,
             ``state``).
         values: The values ``label`` takes (exporters start each series at 0).
+        buckets: A histogram's bucket bounds (empty for the other kinds).
+
+    .. versionchanged:: 0.2.0
+       ``buckets``.
 
     Example:
-        >>> ATTEMPT_DURATION.prometheus_name
-        'resthooks_attempt_duration_seconds'
-        >>> ATTEMPTS.prometheus_name, ATTEMPTS.attribute
-        ('resthooks_attempts_total', 'resthooks.outcome')
+        >>> ATTEMPT_DURATION.prometheus_name, ATTEMPT_DURATION.attribute
+        ('resthooks_attempt_duration_seconds', 'resthooks.outcome')
+        >>> DELIVERIES.prometheus_name
+        'resthooks_deliveries_total'
     """
 
     name: str
@@ -96,6 +100,7 @@ class Metric:
     description: str
     label: str | None = None
     values: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
 
     @property
     def attribute(self) -> str | None:
@@ -118,16 +123,24 @@ class Metric:
         return name
 
 
-ATTEMPTS = Metric(
-    "resthooks.attempts",
-    "counter",
-    "{attempt}",
-    "Attempts written to the attempt log, by outcome: delivered, retry, failed, gone, or late "
-    "(the delivery was cancelled while the attempt was in flight).",
-    label="outcome",
-    values=("delivered", "retry", "failed", "gone", "late"),
+ATTEMPT_DURATION_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    30.0,
 )
-"""Attempts by outcome (a counter)."""
+"""Histogram bucket bounds for :data:`ATTEMPT_DURATION`, in seconds: loopback answers to the
+default 15 s deadline of an attempt."""
+
 DELIVERIES = Metric(
     "resthooks.deliveries",
     "counter",
@@ -141,11 +154,18 @@ ATTEMPT_DURATION = Metric(
     "resthooks.attempt.duration",
     "histogram",
     "s",
-    "How long attempts took, from the first byte sent to the answer or the error, by outcome.",
+    "How long attempts took, from the first byte sent to the answer or the error, by outcome: "
+    "delivered, retry, failed, gone, or late (the delivery was cancelled while the attempt was "
+    "in flight). Its count is the number of attempts written to the attempt log.",
     label="outcome",
-    values=ATTEMPTS.values,
+    values=("delivered", "retry", "failed", "gone", "late"),
+    buckets=ATTEMPT_DURATION_BUCKETS,
 )
-"""Attempt durations in seconds, by outcome (a histogram)."""
+"""Attempt durations in seconds, by outcome (a histogram; its count counts the attempts).
+
+.. versionchanged:: 0.2.0
+   It counts the attempts: the ``resthooks.attempts`` counter beside it, which counted the
+   same, is gone."""
 OUTBOX_DEPTH = Metric(
     "resthooks.outbox.depth",
     "gauge",
@@ -199,7 +219,6 @@ STORE_UP = Metric(
 """Whether the store could be read at the last observation (a gauge, 1 or 0)."""
 
 METRICS: tuple[Metric, ...] = (
-    ATTEMPTS,
     DELIVERIES,
     ATTEMPT_DURATION,
     OUTBOX_DEPTH,
@@ -211,24 +230,6 @@ METRICS: tuple[Metric, ...] = (
     STORE_UP,
 )
 """Every figure, in the order the exporters list them."""
-
-ATTEMPT_DURATION_BUCKETS: tuple[float, ...] = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    15.0,
-    30.0,
-)
-"""Histogram bucket bounds for :data:`ATTEMPT_DURATION`, in seconds: loopback answers to the
-default 15 s deadline of an attempt."""
 
 
 def attempt_outcome(event: AttemptFinished) -> str:
@@ -265,8 +266,8 @@ Recorder = Callable[[Metric, float, "str | None"], None]
 class MetricsListener:
     """A lifecycle listener turning outcomes into measurements for a ``record`` callable.
 
-    Per :class:`~resthooks.lifecycle.AttemptFinished`: :data:`ATTEMPTS` + 1 and
-    :data:`ATTEMPT_DURATION` observed, labelled by :func:`attempt_outcome`. Per final event
+    Per :class:`~resthooks.lifecycle.AttemptFinished`: :data:`ATTEMPT_DURATION` observed,
+    labelled by :func:`attempt_outcome` (the histogram's count is the attempts). Per final event
     (:class:`~resthooks.lifecycle.DeliveryDelivered`, ``DeliveryFailed``,
     ``DeliveryCancelled``): :data:`DELIVERIES` + 1, labelled ``delivered``, ``failed`` or
     ``cancelled``. The exporters give it their own ``record``.
@@ -288,9 +289,8 @@ class MetricsListener:
         >>> _ = dispatcher.subscribe("party/created", "https://example.com/h", owner="acme")
         >>> _ = dispatcher.emit("party/created", {"id": 1}, owner="acme")
         >>> _ = dispatcher.deliver_due()
-        >>> seen  # doctest: +NORMALIZE_WHITESPACE
-        [('resthooks.attempts', 'delivered'), ('resthooks.attempt.duration', 'delivered'),
-         ('resthooks.deliveries', 'delivered')]
+        >>> seen
+        [('resthooks.attempt.duration', 'delivered'), ('resthooks.deliveries', 'delivered')]
     """
 
     def __init__(self, record: Recorder) -> None:
@@ -299,9 +299,7 @@ class MetricsListener:
     def __call__(self, event: LifecycleEvent, /) -> None:
         """Record the measurements of one event."""
         if isinstance(event, AttemptFinished):
-            outcome = attempt_outcome(event)
-            self.record(ATTEMPTS, 1, outcome)
-            self.record(ATTEMPT_DURATION, event.attempt.duration, outcome)
+            self.record(ATTEMPT_DURATION, event.attempt.duration, attempt_outcome(event))
             return
         final = _FINAL.get(type(event))
         if final is not None:

@@ -2,15 +2,17 @@
 
 :func:`instrument` adds, to one :class:`~resthooks.Dispatcher`:
 
-- a ``PRODUCER`` span around every :meth:`~resthooks.Dispatcher.emit` (``emit
-  party/created``), a child of whatever span is current (the host's request), whose W3C
-  ``traceparent`` is stored with each delivery it creates;
+- at every :meth:`~resthooks.Dispatcher.emit`, the W3C ``traceparent`` of the span current
+  in the caller (the host's request span, say) is stored with each delivery it creates; no
+  span of its own is made for the emit (it would cost as much as the attempt's and tell
+  nothing the caller's span does not);
 - a ``CLIENT`` span per attempt, following the HTTP client semantic conventions, *linked* to
-  the span of the emit that created the delivery, even when the attempt is made minutes later
-  by a worker in another process;
-- the metrics of :mod:`resthooks.observability`: attempts and deliveries by outcome, attempt
-  durations, and observable gauges over read-only, cached store queries (outbox depth, due,
-  retrying, in flight, age of the oldest due delivery, hooks by state).
+  the span the emit was made in, even when the attempt is made minutes later by a worker in
+  another process (an emit made outside any span has nothing to link to);
+- the metrics of :mod:`resthooks.observability`: attempt durations by outcome (a histogram,
+  which counts the attempts too), deliveries by outcome, and observable gauges over
+  read-only, cached store queries (outbox depth, due, retrying, in flight, age of the oldest
+  due delivery, hooks by state).
 
 Like every library, resthooks depends on ``opentelemetry-api`` only and never configures the
 SDK: without a tracer or meter provider set by the application, everything is a no-op. The
@@ -39,12 +41,14 @@ Example:
     >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), transport=RecordingTransport())
     >>> instrumentation = instrument(dispatcher, tracer_provider=provider)
     >>> _ = dispatcher.subscribe("party/created", "https://example.com/h?t=1", owner="acme")
-    >>> _ = dispatcher.emit("party/created", {"id": 1}, owner="acme")
+    >>> tracer = provider.get_tracer("host")
+    >>> with tracer.start_as_current_span("POST /parties") as request:
+    ...     _ = dispatcher.emit("party/created", {"id": 1}, owner="acme")
     >>> _ = dispatcher.deliver_due()
-    >>> emit, attempt = exporter.get_finished_spans()
-    >>> emit.name, attempt.name, attempt.attributes["http.response.status_code"]
-    ('emit party/created', 'POST', 204)
-    >>> attempt.links[0].context.span_id == emit.context.span_id
+    >>> request_span, attempt = exporter.get_finished_spans()
+    >>> attempt.name, attempt.attributes["http.response.status_code"]
+    ('POST', 204)
+    >>> attempt.links[0].context.span_id == request.get_span_context().span_id
     True
     >>> instrumentation.close()
 
@@ -55,8 +59,8 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 from importlib.metadata import version
 from typing import TYPE_CHECKING
@@ -73,7 +77,6 @@ except ImportError as exc:  # pragma: no cover - tested in a subprocess without 
 from .errors import ConfigurationError, ResthooksError
 from .lifecycle import AttemptFinished, LifecycleEvent
 from .observability import (
-    ATTEMPT_DURATION_BUCKETS,
     METRICS,
     STORE_UP,
     Metric,
@@ -96,6 +99,7 @@ logger = logging.getLogger("resthooks")
 
 _SCOPE = "resthooks"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_NOTHING_TO_DO = nullcontext()  # what the emit observer returns: it works before the store call
 
 
 class Instrumentation:
@@ -139,7 +143,7 @@ class Instrumentation:
                     metric.name,
                     unit=metric.unit,
                     description=metric.description,
-                    explicit_bucket_boundaries_advisory=ATTEMPT_DURATION_BUCKETS,
+                    explicit_bucket_boundaries_advisory=metric.buckets,
                 )
             elif gauges:
                 self.meter.create_observable_gauge(
@@ -207,36 +211,37 @@ class Instrumentation:
 
     def _attempt_span(self, event: AttemptFinished) -> None:
         attempt = event.attempt
-        address, port, masked = _target(event.hook.target_url)
+        hook = event.hook
+        # What only the hook decides is read from one cached tuple per hook and URL.
+        address, port, masked = _target(hook.target_url)
         attributes: dict[str, str | int] = {
             "http.request.method": "POST",
             "server.address": address,
             "server.port": port,
             "resthooks.delivery.id": event.delivery_id,
-            "resthooks.hook.id": event.hook.id,
-            "resthooks.event": event.hook.event,
+            "resthooks.hook.id": hook.id,
+            "resthooks.event": hook.event,
             "resthooks.outcome": attempt_outcome(event),
         }
         if attempt.number > 1:
             attributes["http.request.resend_count"] = attempt.number - 1
         if self.record_url:
             attributes["url.full"] = masked
-        if attempt.status is not None:
-            attributes["http.response.status_code"] = attempt.status
-        error_type = _error_type(attempt.status, attempt.error_kind)
+        status = attempt.status
+        if status is not None:
+            attributes["http.response.status_code"] = status
+            error_type = None if 200 <= status < 300 else str(status)
+        else:  # no answer: the kind of transport error
+            error_type = attempt.error_kind or "_OTHER"
         if error_type is not None:
             attributes["error.type"] = error_type
-        links: list[Link] = []
-        if event.trace_context is not None:
-            context = _span_context(event.trace_context)
-            if context is not None:
-                links.append(Link(context))
+        context = _span_context(event.trace_context) if event.trace_context else None
         start = int(attempt.started_at.timestamp() * 1e9)
         span = self.tracer.start_span(
             "POST",
             kind=SpanKind.CLIENT,
             attributes=attributes,
-            links=links,
+            links=(Link(context),) if context is not None else None,
             start_time=start,
         )
         if error_type is not None:
@@ -246,33 +251,17 @@ class Instrumentation:
 
     # -- the emit observer ---------------------------------------------------------------------
 
-    @contextmanager
-    def _observe_emit(self, emit: EmitTrace) -> Iterator[None]:
-        if self.closed:
-            yield
-            return
-        # A child of the caller's current span, not made current itself: nothing of the
-        # store's call needs it, and attaching a context costs more than the rest.
-        span = self.tracer.start_span(
-            f"emit {emit.event}",
-            kind=SpanKind.PRODUCER,
-            attributes={"resthooks.event": emit.event, "resthooks.owner": emit.owner},
-        )
-        context = span.get_span_context()
-        if context.is_valid:  # the no-op tracer's spans are not: nothing to store then
-            emit.trace_context = (
-                f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-            )
-        try:
-            yield
-        except BaseException as exc:
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            raise
-        else:
-            if emit.deliveries is not None:
-                span.set_attribute("resthooks.deliveries", emit.deliveries)
-        finally:
-            span.end()
+    def _observe_emit(self, emit: EmitTrace) -> AbstractContextManager[object]:
+        # The caller's current span is the emit's context: its traceparent is stored with
+        # the deliveries, for their attempts' spans to link to. No span of our own, and no
+        # context attached: each would cost as much as the rest of the emit.
+        if not self.closed:
+            context = trace.get_current_span().get_span_context()
+            if context.is_valid:  # no span current (or the no-op tracer's): nothing to store
+                emit.trace_context = (
+                    f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+                )
+        return _NOTHING_TO_DO
 
     def close(self) -> None:
         """Stop: remove the listener and the emit observer; the gauges observe nothing more."""
@@ -346,6 +335,7 @@ def _target(url: str) -> tuple[str, int, str]:
     )
 
 
+@lru_cache(maxsize=1024)
 def _span_context(traceparent: str) -> SpanContext | None:
     """The remote span context of a stored ``traceparent`` (as
     :func:`resthooks.tracing.valid_traceparent` keeps them), or ``None``."""
@@ -358,11 +348,3 @@ def _span_context(traceparent: str) -> SpanContext | None:
         is_remote=True,
         trace_flags=TraceFlags(int(flags, 16)),
     )
-
-
-def _error_type(status: int | None, error_kind: str | None) -> str | None:
-    """``error.type``: the status code of a failed answer (resthooks counts 3xx as failed,
-    redirects are never followed), else the kind of transport error."""
-    if status is not None:
-        return None if 200 <= status < 300 else str(status)
-    return error_kind or "_OTHER"

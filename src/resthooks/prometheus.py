@@ -2,12 +2,11 @@
 
 The figures are those of :mod:`resthooks.observability`, under Prometheus names:
 
-=============================================  =========  ==================================
+=============================================  =========  ========================================
 name                                           type       labels
-=============================================  =========  ==================================
-``resthooks_attempts_total``                   counter    ``outcome``
+=============================================  =========  ========================================
 ``resthooks_deliveries_total``                 counter    ``outcome``
-``resthooks_attempt_duration_seconds``         histogram  ``outcome``
+``resthooks_attempt_duration_seconds``         histogram  ``outcome`` (its ``_count``: attempts)
 ``resthooks_outbox_depth``                     gauge
 ``resthooks_outbox_due``                       gauge
 ``resthooks_outbox_retrying``                  gauge
@@ -15,7 +14,7 @@ name                                           type       labels
 ``resthooks_deliveries_in_flight``             gauge
 ``resthooks_hooks``                            gauge      ``state``
 ``resthooks_store_up``                         gauge
-=============================================  =========  ==================================
+=============================================  =========  ========================================
 
 The counters and the histogram are ``prometheus_client`` metrics fed by a lifecycle listener
 (:func:`instrument`), so they work in ``prometheus_client``'s multiprocess mode (gunicorn with
@@ -36,7 +35,7 @@ Example:
     >>> _ = dispatcher.emit("party/created", {"id": 1}, owner="acme")
     >>> _ = dispatcher.deliver_due()
     >>> text = generate_latest(registry).decode()
-    >>> 'resthooks_attempts_total{outcome="delivered"} 1.0' in text
+    >>> 'resthooks_attempt_duration_seconds_count{outcome="delivered"} 1.0' in text
     True
     >>> 'resthooks_hooks{state="active"} 1.0' in text
     True
@@ -70,7 +69,6 @@ from .clock import Clock
 from .errors import ConfigurationError, ResthooksError
 from .lifecycle import LifecycleEvent
 from .observability import (
-    ATTEMPT_DURATION_BUCKETS,
     METRICS,
     STORE_UP,
     MetricsListener,
@@ -166,7 +164,7 @@ class _Instruments:
                     metric.description,
                     labels,
                     registry=registry,
-                    buckets=ATTEMPT_DURATION_BUCKETS,
+                    buckets=metric.buckets,
                 )
                 self.histograms[metric] = histogram
                 for value in metric.values:

@@ -75,7 +75,8 @@ def test_a_traced_emit_through_an_async_connection_links_its_attempts(
     pg_store: PostgresStore, pg_conninfo: str
 ) -> None:
     """With OpenTelemetry, an emit through the host's AsyncConnection stores the emit's trace
-    context like any other: the async worker's attempt span links to the emit span."""
+    context like any other: the async worker's attempt span links to the span the emit was
+    made in (the host's request span)."""
     import psycopg
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -94,12 +95,13 @@ def test_a_traced_emit_through_an_async_connection_links_its_attempts(
     async def main() -> None:
         await hooks.subscribe("party/created", "https://example.com/h", owner="acme")
         async with await psycopg.AsyncConnection.connect(pg_conninfo) as conn:
-            await hooks.emit("party/created", {"id": 1}, owner="acme", connection=conn)
+            with provider.get_tracer("host").start_as_current_span("POST /parties"):
+                await hooks.emit("party/created", {"id": 1}, owner="acme", connection=conn)
             await conn.commit()
         summary = await hooks.worker(concurrency=4).run_until_idle()
         assert summary.delivered == 1
 
     asyncio.run(main())
-    emit, attempt = spans.get_finished_spans()
-    assert emit.name == "emit party/created"
-    assert [link.context.span_id for link in attempt.links] == [emit.context.span_id]
+    request, attempt = spans.get_finished_spans()
+    assert request.name == "POST /parties"
+    assert [link.context.span_id for link in attempt.links] == [request.context.span_id]
