@@ -272,3 +272,34 @@ def test_the_async_worker_runs_on_the_apps_async_dispatcher(app: App, receiver: 
     summary = json.loads(done.stdout.splitlines()[-1])
     assert summary["delivered"] == 1
     assert len(receiver.log) == 1
+
+
+def test_the_fastapi_recipe_worker_runs_on_the_app_modules_hooks(
+    tmp_path: Path, receiver: HTTPServer
+) -> None:
+    """docs/fastapi.md: `resthooks --app crm_app:hooks worker --concurrency N` delivers on
+    the FastAPI app's own AsyncDispatcher (its loopback policy: no --allow-network)."""
+    pytest.importorskip("fastapi", reason="the FastAPI recipe needs the fastapi extra")
+    project = Path(__file__).parent / "fastapi_project"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RESTHOOKS_")}
+    environ.update({"CRM_DB": str(tmp_path / "crm.db"), "PYTHONPATH": str(project)})
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "resthooks", "--app", "crm_app:hooks", *args],
+            capture_output=True,
+            text=True,
+            env=environ,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    receiver.expect_request("/crm").respond_with_data("ok", status=200)
+    run("hooks", "add", "party/created", receiver.url_for("/crm"), "--owner", "acme")
+    run("emit", "party/created", "--owner", "acme", "--payload", '{"id": 1}')
+    done = run("worker", "--once", "--concurrency", "4", "--json")
+    assert json.loads(done.stdout.splitlines()[-1])["delivered"] == 1
+    assert [r.path for r, _ in receiver.log] == ["/crm"]

@@ -1,10 +1,13 @@
 """The ``resthooks`` command: a demo, a worker, and the inspection of one store.
 
-Every command works on one SQLite file (``--db``, default ``$RESTHOOKS_DB``, else
-``./resthooks.db``) and prints either text for a human or, with ``--json``, one JSON document
-built from the same data. Bad input (an unknown event, an invalid URL, a malformed payload, an
-unknown id, a file that is not a resthooks database) prints one line on stderr and exits with
-status 2, having written nothing.
+Every command works on one store: the host application's own Dispatcher (``--app
+module:attribute``, default ``$RESTHOOKS_APP``: a Dispatcher or a factory returning one, with
+the app's events, retry policy, timeouts, limits and network policy), a PostgreSQL database
+(``--dsn``, default ``$RESTHOOKS_DSN``) or a SQLite file (``--db``, default ``$RESTHOOKS_DB``,
+else ``./resthooks.db``). It prints either text for a human or, with ``--json``, one JSON
+document built from the same data. Bad input (an unknown event, an invalid URL, a malformed
+payload, an unknown id, a file that is not a resthooks database, an ``--app`` that names no
+Dispatcher) prints one line on stderr and exits with status 2, having written nothing.
 
 The command line is an operator's tool: it sees every owner's hooks and deliveries. Commands
 that create something (``hooks add``, ``emit``) act for ``--owner``, default
@@ -1253,7 +1256,7 @@ def _allow_network(parser: argparse.ArgumentParser) -> None:
 def main(
     argv: Sequence[str] | None = None,
     *,
-    app: Callable[[], Dispatcher] | None = None,
+    app: Callable[[], AppDispatcher] | None = None,
     prog: str = "resthooks",
     workers: int = 16,
     poll_interval: float = 5.0,
@@ -1263,10 +1266,11 @@ def main(
 
     Args:
         argv: The arguments, without the program name. Default: ``sys.argv[1:]``.
-        app: A host application's own Dispatcher (a callable returning it, called once when a
-            command needs it): then every command works on it, and ``--db``,
+        app: A host application's own Dispatcher (a callable returning it, or an
+            :class:`~resthooks.aio.AsyncDispatcher`, called once when a command needs it):
+            then every command works on it, and ``--app``, ``--dsn``, ``--db``,
             ``--allow-network`` and ``demo`` are not offered. What ``manage.py resthooks``
-            and ``flask resthooks`` run.
+            and ``flask resthooks`` run; ``resthooks --app`` is the same from a shell.
         prog: The program name usage lines show.
         workers: The default of ``worker --workers``.
         poll_interval: The default of ``worker --poll-interval``.
@@ -1274,7 +1278,8 @@ def main(
 
     .. versionchanged:: 0.2.0
        ``app``, ``prog``, ``workers``, ``poll_interval`` and ``stdout``; the top-level
-       ``redeliver`` command and ``worker --poll-interval``.
+       ``redeliver`` command and ``worker --poll-interval``; the ``--app`` and ``--dsn``
+       options.
 
     Returns:
         0 when the command succeeded, 1 when it ran but did not succeed (a demo check failed,
