@@ -629,7 +629,7 @@ def test_the_attempt_log_is_found_by_row_after_migrating_a_version_1_file(tmp_pa
             ],
             now=T0,
         )
-        assert [1, 2] == [a.number for a in store.attempts(old_id)]
+        assert [a.number for a in store.attempts(old_id)] == [1, 2]
 
 
 def test_the_attempt_log_is_keyed_by_the_deliverys_row(db: Path) -> None:

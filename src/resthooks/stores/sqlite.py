@@ -273,6 +273,9 @@ def _adopted_migrations(version: int) -> Iterator[str]:
 # probe per host (which stays fast however large one saturated host's backlog is).
 _SCAN_BUDGET = 256
 
+# Hook rows the claims remember as built Hooks (a dict of at most this many, then cleared).
+_HOOKS_SEEN = 4096
+
 # Deliveries whose rows record reads in one statement (SQLite allows 32,766 variables).
 _READ_CHUNK = 500
 
@@ -657,6 +660,7 @@ class SQLiteStore:
         self._reported_quarantine: list[QuarantinedDelivery] = []
         self._quarantine_lock = threading.Lock()
         self._closed = False
+        self._hooks_seen: dict[tuple[Any, ...], Hook] = {}
         self._open_schema()
 
     # -- connections and transactions ----------------------------------------------------------
@@ -1579,8 +1583,11 @@ class SQLiteStore:
     ) -> list[Claim]:
         claims: dict[int, Claim] = {}
         damaged: dict[int, str] = {}
-        # A batch's deliveries share few hooks: each hook row is built into a Hook once.
-        hooks: dict[tuple[Any, ...], Hook] = {}
+        # Claims keep meeting the same hooks: a hook row already seen (all its columns
+        # equal, so the same Hook) is not built again.
+        hooks = self._hooks_seen
+        if len(hooks) > _HOOKS_SEEN:
+            hooks.clear()
         for start in range(0, len(picked), 500):
             chunk = picked[start : start + 500]
             marks = ",".join("?" * len(chunk))
