@@ -153,14 +153,14 @@ def main() -> None:
     if not args.no_memory:
         stores["MemoryStore"] = lambda _path: MemoryStore()
     with tempfile.TemporaryDirectory() as tmp:
-        for shape in SHAPES:
+        for number, shape in enumerate(SHAPES):
             ratios: dict[str, list[float]] = {name: [] for name in stores}
             cpu: dict[str, list[float]] = {name: [] for name in stores}
             for r in range(args.rounds):
-                plain = _plain(Path(tmp, f"plain{shape.batch}-{r}.db"), count, 10)
+                plain = _plain(Path(tmp, f"plain{number}-{r}.db"), count, 10)
                 names = list(stores)
                 for name in names[r % len(names) :] + names[: r % len(names)]:
-                    file = f"{name.replace(' ', '_')}-{shape.batch}-{r}.db"
+                    file = f"{name.replace(' ', '_')}-{number}-{r}.db"
                     store = stores[name](Path(tmp, file))
                     _fill(store, count, shape)
                     wall, used, n = _drain(store, shape)
