@@ -260,3 +260,65 @@ def test_no_secret_or_url_credential_is_ever_logged(store, clock, caplog):
     text = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
     for secret in ("hunter22", "tok_SECRET_123", "alice:", hook.secret):
         assert secret not in text
+
+
+def test_logging_is_the_built_in_listener(dispatcher, caplog):
+    """Every Dispatcher starts with its LogListener as a listener; removing it silences the
+    outcome lines (and nothing else changes)."""
+    from resthooks.observability import LogListener  # noqa: PLC0415
+
+    assert isinstance(dispatcher.log_listener, LogListener)
+    dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    with caplog.at_level(logging.DEBUG, logger="resthooks"):
+        dispatcher.deliver_due()
+    assert len([r for r in caplog.records if getattr(r, "outcome", None) == "delivered"]) == 1
+    caplog.clear()
+    dispatcher.remove_listener(dispatcher.log_listener)
+    dispatcher.emit(EVENT, {"id": 2}, owner=OWNER)
+    with caplog.at_level(logging.DEBUG, logger="resthooks"):
+        assert dispatcher.deliver_due().delivered == 1
+    assert [r for r in caplog.records if hasattr(r, "outcome")] == []
+
+
+def test_a_refused_outcome_sends_attempt_refused_and_the_log_says_so(
+    dispatcher, events, clock, caplog
+):
+    """An outcome whose claim another worker took over since: AttemptRefused (verdict stale),
+    nothing else, and the log listener's line says another worker claimed it."""
+    from resthooks.lifecycle import AttemptRefused  # noqa: PLC0415
+    from resthooks.outcomes import Verdict  # noqa: PLC0415
+
+    dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    [delivery] = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    [old] = dispatcher.claim_due(now=clock.now(), limit=1, per_host=False)
+    clock.advance(dispatcher.lease.total_seconds() + 1)  # its lease ran out: claimed again
+    [new] = dispatcher.claim_due(now=clock.now(), limit=1, per_host=False)
+    assert new.token != old.token
+    outcome = dispatcher.attempt(old)
+    with caplog.at_level(logging.INFO, logger="resthooks"):
+        summary = dispatcher.record([outcome], claims=[old])
+    assert summary.stale == 1
+    assert _kinds(events) == ["AttemptRefused"]
+    (refused,) = events
+    assert isinstance(refused, AttemptRefused)
+    assert (refused.delivery_id, refused.verdict, refused.outcome) == (
+        delivery.id,
+        Verdict.STALE,
+        OutcomeKind.DELIVERED,
+    )
+    messages = [r.getMessage() for r in caplog.records if delivery.id in r.getMessage()]
+    assert any("another worker claimed it since" in m for m in messages), messages
+
+
+def test_a_quarantined_row_is_logged_by_the_listener(caplog):
+    """DeliveryQuarantined makes one ERROR line naming the delivery and the reason."""
+    from resthooks.lifecycle import DeliveryQuarantined  # noqa: PLC0415
+    from resthooks.observability import LogListener  # noqa: PLC0415
+
+    with caplog.at_level(logging.ERROR, logger="resthooks"):
+        LogListener()(DeliveryQuarantined(delivery_id="msg_1", reason="bad body"))
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert "delivery msg_1 was quarantined" in record.getMessage()
+    assert "bad body" in record.getMessage()

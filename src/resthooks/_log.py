@@ -1,4 +1,9 @@
-"""The Dispatcher's log lines: one per attempt, on the ``resthooks`` logger. Not public.
+"""The Dispatcher's log lines, as the lifecycle listener every Dispatcher starts with.
+
+:class:`resthooks.observability.LogListener` (defined here, where the Dispatcher reads it
+without importing the exporters) turns the lifecycle events into log lines, reading the
+verdict of each outcome like every other listener: there is one path from a recorded outcome
+to whatever reports it.
 
 Nothing secret is logged: target URLs are masked (no credentials, no query string) and the
 same parts are redacted from error messages, which can quote the URL.
@@ -7,13 +12,13 @@ same parts are redacted from error messages, which can quote the URL.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
 
-from .model import Hook, Outcome, OutcomeKind
-from .outcomes import RecordResult, Verdict
+from .lifecycle import AttemptFinished, AttemptRefused, DeliveryQuarantined, LifecycleEvent
+from .model import OutcomeKind
+from .outcomes import Verdict
 from .urls import mask_url, redact_url
 
-__all__ = ["log_outcomes", "logger"]
+__all__ = ["LogListener", "logger"]
 
 logger = logging.getLogger("resthooks")
 
@@ -23,76 +28,115 @@ _LEVELS = {
     OutcomeKind.FAILED: logging.WARNING,
     OutcomeKind.GONE: logging.WARNING,
 }
+_TAILS = {
+    OutcomeKind.DELIVERED: "delivered",
+    OutcomeKind.FAILED: "failed for good; the hook is dead",
+    OutcomeKind.GONE: "410 Gone; the hook was removed",
+}
 
 
-def log_outcomes(
-    outcomes: Sequence[Outcome], results: Sequence[RecordResult], hooks: Mapping[str, Hook]
-) -> None:
-    """Log one line per recorded attempt: DEBUG when delivered, INFO for a failed attempt
-    that will be retried, WARNING when a delivery failed for good or its hook answered 410."""
-    for outcome, result in zip(outcomes, results, strict=True):
-        attempt = outcome.attempt
-        if attempt is None:
-            continue
-        hook = hooks.get(outcome.delivery_id)
-        if result.verdict is Verdict.LATE:
-            logger.info(
-                "attempt %d of delivery %s logged: the delivery was cancelled while it was in "
-                "flight (its hook died or was removed)",
-                attempt.number,
-                outcome.delivery_id,
-                extra={"delivery_id": outcome.delivery_id, "hook_id": result.hook_id},
-            )
-            continue
-        if result.verdict is Verdict.STALE:
+class LogListener:
+    """The log lines of a Dispatcher, on the ``resthooks`` logger: a lifecycle listener.
+
+    Every :class:`~resthooks.Dispatcher` starts with one (its
+    :attr:`~resthooks.Dispatcher.log_listener`); remove it with
+    :meth:`~resthooks.Dispatcher.remove_listener` to silence resthooks without touching the
+    logging configuration. It writes:
+
+    - per :class:`~resthooks.lifecycle.AttemptFinished` whose verdict is ``applied``, one line:
+      ``DEBUG`` when delivered, ``INFO`` for a failed attempt that will be retried,
+      ``WARNING`` when the delivery failed for good (its hook died) or the receiver answered
+      ``410``, with structured fields in ``extra`` (see :doc:`worker`);
+    - per ``AttemptFinished`` whose verdict is ``late``, an ``INFO`` line saying the attempt was
+      logged although its delivery had been cancelled while it was in flight;
+    - per :class:`~resthooks.lifecycle.AttemptRefused`, an ``INFO`` line saying the outcome was
+      refused because another worker claimed the delivery since;
+    - per :class:`~resthooks.lifecycle.DeliveryQuarantined`, an ``ERROR`` line.
+
+    The target URL is masked (no credentials, no query string) and the same parts are removed
+    from error messages.
+
+    .. versionadded:: 0.2.0
+
+    Example:
+        >>> from resthooks import Dispatcher
+        >>> from resthooks.stores import MemoryStore
+        >>> dispatcher = Dispatcher(MemoryStore())
+        >>> isinstance(dispatcher.log_listener, LogListener)
+        True
+    """
+
+    def __call__(self, event: LifecycleEvent, /) -> None:
+        """Log one event (the events that are not about attempts or rows log nothing)."""
+        kind = type(event)
+        if kind is AttemptFinished:
+            assert isinstance(event, AttemptFinished)
+            _attempt(event)
+        elif kind is AttemptRefused:
+            assert isinstance(event, AttemptRefused)
             logger.info(
                 "outcome of attempt %d of delivery %s refused: another worker claimed it since",
-                attempt.number,
-                outcome.delivery_id,
-                extra={"delivery_id": outcome.delivery_id, "hook_id": result.hook_id},
+                event.attempt.number,
+                event.delivery_id,
+                extra={"delivery_id": event.delivery_id, "hook_id": event.hook.id},
             )
-            continue
-        level = _LEVELS.get(outcome.kind, logging.DEBUG)
-        if not logger.isEnabledFor(level):
-            continue
-        target = mask_url(hook.target_url) if hook is not None else None
-        error = (
-            redact_url(attempt.error, hook.target_url) if attempt.error and hook else attempt.error
-        )
-        extra = {
-            "hook_id": result.hook_id,
-            "delivery_id": outcome.delivery_id,
-            "attempt": attempt.number,
-            "status": attempt.status,
-            "duration": attempt.duration,
-            "outcome": outcome.kind.value,
-            "error_kind": attempt.error_kind,
-            "target": target,
-            "owner": hook.owner if hook is not None else None,
-            "event": hook.event if hook is not None else None,
-            "next_attempt_at": (
-                outcome.next_attempt_at.isoformat() if outcome.next_attempt_at else None
-            ),
-        }
-        what = f"HTTP {attempt.status}" if attempt.status is not None else attempt.error_kind
-        if outcome.kind is OutcomeKind.DELIVERED:
-            tail = "delivered"
-        elif outcome.kind is OutcomeKind.RETRY:
-            tail = f"retry at {extra['next_attempt_at']}"
-        elif outcome.kind is OutcomeKind.FAILED:
-            tail = "failed for good; the hook is dead"
-        else:
-            tail = "410 Gone; the hook was removed"
-        if error and attempt.status is None:
-            what = f"{what} ({error})"
-        logger.log(
-            level,
-            "attempt %d of delivery %s to %s: %s in %.3f s, %s",
+        elif kind is DeliveryQuarantined:
+            assert isinstance(event, DeliveryQuarantined)
+            logger.error(
+                "delivery %s was quarantined: its stored row cannot be used (%s); it was "
+                "moved aside and will not be attempted (see 'resthooks check')",
+                event.delivery_id,
+                event.reason,
+                extra={"delivery_id": event.delivery_id},
+            )
+
+    def __repr__(self) -> str:
+        return "<LogListener logger='resthooks'>"
+
+
+def _attempt(event: AttemptFinished) -> None:
+    attempt, hook = event.attempt, event.hook
+    if event.verdict is Verdict.LATE:
+        logger.info(
+            "attempt %d of delivery %s logged: the delivery was cancelled while it was in "
+            "flight (its hook died or was removed)",
             attempt.number,
-            outcome.delivery_id,
-            target or result.hook_id,
-            what,
-            attempt.duration,
-            tail,
-            extra=extra,
+            event.delivery_id,
+            extra={"delivery_id": event.delivery_id, "hook_id": hook.id},
         )
+        return
+    outcome = event.outcome
+    level = _LEVELS.get(outcome, logging.DEBUG)
+    if not logger.isEnabledFor(level):
+        return
+    target = mask_url(hook.target_url)
+    error = redact_url(attempt.error, hook.target_url) if attempt.error else attempt.error
+    next_at = event.next_attempt_at.isoformat() if event.next_attempt_at else None
+    extra = {
+        "hook_id": hook.id,
+        "delivery_id": event.delivery_id,
+        "attempt": attempt.number,
+        "status": attempt.status,
+        "duration": attempt.duration,
+        "outcome": outcome.value,
+        "error_kind": attempt.error_kind,
+        "target": target,
+        "owner": hook.owner,
+        "event": hook.event,
+        "next_attempt_at": next_at,
+    }
+    what = f"HTTP {attempt.status}" if attempt.status is not None else attempt.error_kind
+    if error and attempt.status is None:
+        what = f"{what} ({error})"
+    tail = f"retry at {next_at}" if outcome is OutcomeKind.RETRY else _TAILS.get(outcome, "")
+    logger.log(
+        level,
+        "attempt %d of delivery %s to %s: %s in %.3f s, %s",
+        attempt.number,
+        event.delivery_id,
+        target,
+        what,
+        attempt.duration,
+        tail,
+        extra=extra,
+    )

@@ -16,8 +16,9 @@ from typing import Protocol
 
 import attrs
 
-from . import _log, _validation, ed25519, lifecycle
+from . import _validation, ed25519, lifecycle
 from ._durations import to_timedelta
+from ._log import LogListener
 from .clock import Clock, SystemClock
 from .encoding import encode_body
 from .errors import (
@@ -149,6 +150,13 @@ class Dispatcher:
     #: .. versionadded:: 0.2.0
     emit_observer: EmitObserver | None = None
 
+    #: The listener that writes the Dispatcher's log lines
+    #: (:class:`~resthooks.observability.LogListener`), the first of its lifecycle listeners
+    #: from the start. :meth:`remove_listener` it to silence resthooks' outcome lines.
+    #:
+    #: .. versionadded:: 0.2.0
+    log_listener: LogListener
+
     def __init__(
         self,
         store: Store,
@@ -230,7 +238,8 @@ class Dispatcher:
         if "v1a" in versions:
             ed25519.generate_key_pair()  # fails now, not at the first subscribe, without the extra
         self.signature_versions = versions
-        self._listeners: tuple[LifecycleListener, ...] = ()
+        self.log_listener = LogListener()
+        self._listeners: tuple[LifecycleListener, ...] = (self.log_listener,)
         self._listeners_lock = threading.Lock()
         # What the running workers of this process sleep on (a threading.Event, or the
         # asyncio worker's thread-safe waker): emit sets them all.
@@ -943,15 +952,7 @@ class Dispatcher:
         if take is None:
             return
         found: Sequence[QuarantinedDelivery] = take()
-        for entry in found:
-            logger.error(
-                "delivery %s was quarantined: its stored row cannot be used (%s); it was "
-                "moved aside and will not be attempted (see 'resthooks check')",
-                entry.delivery_id,
-                entry.reason,
-                extra={"delivery_id": entry.delivery_id},
-            )
-        if found and self._listeners:
+        if found and self._listeners:  # the log listener says it too
             lifecycle.notify_quarantined(self._listeners, found)
 
     def _attempt_within_lease(self, claim: Claim) -> Outcome:
@@ -1131,8 +1132,9 @@ class Dispatcher:
     ) -> DeliverySummary:
         """Record a batch of outcomes in the store (one transaction) and count them.
 
-        Then log each attempt on the ``resthooks`` logger and call the lifecycle listeners
-        (see :mod:`resthooks.lifecycle`). An outcome whose delivery was cancelled while it
+        Then call the lifecycle listeners (see :mod:`resthooks.lifecycle`), the first of
+        which is the log listener (:attr:`log_listener`: a line per attempt on the
+        ``resthooks`` logger). An outcome whose delivery was cancelled while it
         was in flight has its attempt logged but changes nothing else: it is counted as
         ``late`` and sends only :class:`~resthooks.lifecycle.AttemptFinished`.
 
@@ -1157,15 +1159,15 @@ class Dispatcher:
             else self._hooks_of(outcomes)
         )
         results = self.store.record(outcomes, now=self.clock.now())
-        _log.log_outcomes(outcomes, results, hooks)
-        if self._listeners:
+        listeners = self._listeners
+        if listeners:
             traces = (
                 {c.delivery.id: c.trace_context for c in claims if c.trace_context}
                 if claims is not None
                 else None
             )
             lifecycle.notify_recorded(
-                self._listeners, outcomes, results, hooks, self.store, trace_contexts=traces
+                listeners, outcomes, results, hooks, self.store, trace_contexts=traces
             )
         return summarize(outcomes, results)
 

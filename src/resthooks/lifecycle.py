@@ -8,6 +8,9 @@ on the ``resthooks`` logger and skipped: it never breaks delivery.
 
 Events, per recorded outcome, in this order:
 
+0. :class:`AttemptRefused` for an attempt whose outcome the store refused entirely (the
+   delivery was claimed again by another worker since: its verdict is ``stale``); nothing
+   else follows.
 1. :class:`AttemptFinished` for every attempt written to the attempt log, including the
    attempt of a delivery that was cancelled while it was in flight (its hook died or was
    removed meanwhile): for that one, nothing else follows (its :class:`DeliveryCancelled`
@@ -22,6 +25,10 @@ Events, per recorded outcome, in this order:
 :meth:`~resthooks.Dispatcher.unsubscribe` sends :class:`DeliveryCancelled` (reason
 ``unsubscribed``) for each delivery it cancels. A store that moves a damaged delivery row
 aside sends :class:`DeliveryQuarantined` (from the worker's loop, after the claim that met it).
+
+Every Dispatcher starts with one listener, its log lines
+(:class:`resthooks.observability.LogListener`): what the ``resthooks`` logger says about
+outcomes is read from these events, as the metrics and the traces are.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AttemptFinished",
+    "AttemptRefused",
     "CancelReason",
     "DeliveryCancelled",
     "DeliveryDelivered",
@@ -103,6 +111,29 @@ class AttemptFinished:
     def applied(self) -> bool:
         """Whether the outcome was applied (``False`` for a late attempt)."""
         return self.verdict is Verdict.APPLIED
+
+
+@attrs.frozen(kw_only=True)
+class AttemptRefused:
+    """An attempt was made, but the store refused its outcome and logged nothing: another
+    worker had claimed the delivery since (this claim's lease ran out while the attempt was
+    in flight). The newer claim's attempt is the one that counts.
+
+    Attributes:
+        hook: The hook, as it was when the delivery was claimed.
+        delivery_id: The delivery.
+        attempt: The attempt that was made (not in the attempt log).
+        outcome: What the Dispatcher decided for it.
+        verdict: Always :attr:`~resthooks.Verdict.STALE`.
+
+    .. versionadded:: 0.2.0
+    """
+
+    hook: Hook
+    delivery_id: str
+    attempt: Attempt
+    outcome: OutcomeKind
+    verdict: Verdict = Verdict.STALE
 
 
 @attrs.frozen(kw_only=True)
@@ -203,6 +234,7 @@ class DeliveryQuarantined:
 
 LifecycleEvent: TypeAlias = (
     AttemptFinished
+    | AttemptRefused
     | DeliveryDelivered
     | DeliveryFailed
     | DeliveryCancelled
@@ -260,17 +292,26 @@ def notify_recorded(
     :attr:`AttemptFinished.trace_context`.
 
     ``hooks`` maps delivery ids to their hooks as claimed; an outcome whose hook is unknown,
-    or that the store refused without logging its attempt (stale), sends nothing; one that
-    the store refused but logged (its delivery was cancelled while in flight) sends only
+    or without an attempt (a release), sends nothing; one that the store refused without
+    logging its attempt (stale) sends only :class:`AttemptRefused`; one that the store
+    refused but logged (its delivery was cancelled while in flight) sends only
     :class:`AttemptFinished`.
     """
     for outcome, result in zip(outcomes, results, strict=True):
         hook = hooks.get(outcome.delivery_id)
-        verdict = result.verdict
-        if hook is None or outcome.attempt is None or verdict is Verdict.STALE:
-            continue
         attempt = outcome.attempt
+        if hook is None or attempt is None:
+            continue
+        verdict = result.verdict
         delivery_id = outcome.delivery_id
+        if verdict is Verdict.STALE:
+            notify(
+                listeners,
+                AttemptRefused(
+                    hook=hook, delivery_id=delivery_id, attempt=attempt, outcome=outcome.kind
+                ),
+            )
+            continue
         notify(
             listeners,
             AttemptFinished(

@@ -2,7 +2,8 @@
 
 The OpenTelemetry (:mod:`resthooks.otel`) and Prometheus (:mod:`resthooks.prometheus`)
 integrations, the health check (:mod:`resthooks.health`) and the ``resthooks worker`` live
-view are all built from the two sources defined here, so they can never disagree:
+view are all built from the two sources defined here, so they can never disagree (and the
+log lines of :class:`LogListener`, every Dispatcher's first listener, from the same events):
 
 - :class:`MetricsListener`, a lifecycle listener (see :mod:`resthooks.lifecycle`) that turns
   every recorded outcome into measurements: attempt durations by outcome (a histogram, whose
@@ -33,6 +34,7 @@ from typing import Literal
 
 import attrs
 
+from ._log import LogListener
 from .clock import Clock, SystemClock
 from .lifecycle import (
     AttemptFinished,
@@ -57,6 +59,7 @@ __all__ = [
     "OUTBOX_OLDEST_DUE_AGE",
     "OUTBOX_RETRYING",
     "STORE_UP",
+    "LogListener",
     "Metric",
     "MetricsListener",
     "OutboxFigures",
