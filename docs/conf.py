@@ -37,6 +37,7 @@ nitpick_ignore_regex = [
     (r"py:(class|exc|obj|func)", r"(django|flask|werkzeug|fastapi|starlette|click)\..*"),
     (r"py:class", r"(Flask|FastAPI|Blueprint|APIRouter|Request|Response)"),
     (r"py:class", r"contextlib\..*"),
+    (r"py:class", r"collections\.Counter"),
     (r"py:class", r"(TracerProvider|MeterProvider|CollectorRegistry|CallbackOptions)"),
     (r"py:class", r"(opentelemetry\..*|prometheus_client\..*)"),
     # The build runs without network, so the standard library has no inventory to link to.

@@ -73,7 +73,11 @@ def _user_agent() -> str:
 
 
 class Waker(Protocol):
-    """What :meth:`Dispatcher.add_waker` takes: anything with a ``set()`` method."""
+    """What :meth:`Dispatcher.add_waker <resthooks.Dispatcher.add_waker>` takes: anything
+    with a ``set()`` method.
+
+    .. versionadded:: 0.2.0
+    """
 
     def set(self) -> None:
         """Wake the worker sleeping on it."""
@@ -925,7 +929,7 @@ class Dispatcher:
             summary += self.record(outcomes, claims=claims)
 
     def claim_due(self, *, now: datetime, limit: int, per_host: bool) -> list[Claim]:
-        """Claim up to ``limit`` deliveries due at ``now``, leased for :attr:`lease`.
+        """Claim up to ``limit`` deliveries due at ``now``, leased for the Dispatcher's ``lease``.
 
         Engine API, what every worker claims with (:meth:`deliver_due`, the thread worker,
         the asyncio worker): the store's
