@@ -3,7 +3,7 @@
 Run from the repository root:
 
     python bench/bench_claims.py [--store sqlite|postgres|both] [--sizes 10000,100000,1000000]
-                                 [--before REV] [--claims 15]
+                                 [--before REV] [--claims 15] [--shapes 1,10,100]
 
 For each store and each shape (1,000 hooks on 1,000, 100 or 10 hosts: 1, 10 or 100 hooks per
 host), the backlog grows from the first size to the last (bulk-inserted pending deliveries in
@@ -145,11 +145,12 @@ def run(
     grow: Callable[[Any, int, int, int], None],
     sizes: list[int],
     claims: int,
+    shapes: tuple[int, ...] = SHAPES,
 ) -> None:
     print(f"\n## {kind}: claim_due(limit=100, max_in_flight_per_host=4), median of {claims}")
     header = f"{'hooks/host':>10s} {'version':>8s}" + "".join(f" {n:>12,d}" for n in sizes)
     print(header + "   last/first")
-    for per_host in SHAPES:
+    for per_host in shapes:
         stores = {name: make(f"{kind}_{per_host}_{name}") for name, make in makers.items()}
         for store in stores.values():
             for hook in _hooks(per_host):
@@ -222,8 +223,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--before", help="a git revision whose store to compare")
     parser.add_argument("--claims", type=int, default=15)
+    parser.add_argument("--shapes", default="1,10,100", help="hooks per host, comma-separated")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
+    shapes = tuple(int(n) for n in args.shapes.split(","))
     print(
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; 1,000 hooks; sizes {sizes}"
     )
@@ -238,7 +241,7 @@ def main() -> None:
                 name: functools.partial(_sqlite_store, cls, Path(tmp))
                 for name, cls in classes.items()
             }
-            run("SQLite", makers, _grow_sqlite, sizes, args.claims)
+            run("SQLite", makers, _grow_sqlite, sizes, args.claims, shapes)
         if args.store in ("postgres", "both"):
             conninfo = stack.enter_context(_postgres())
             from resthooks.stores.postgres import PostgresStore  # noqa: PLC0415
@@ -252,7 +255,7 @@ def main() -> None:
                 name: functools.partial(_postgres_store, cls, conninfo)
                 for name, cls in classes.items()
             }
-            run("PostgreSQL", makers, _grow_postgres, sizes, args.claims)
+            run("PostgreSQL", makers, _grow_postgres, sizes, args.claims, shapes)
 
 
 if __name__ == "__main__":
