@@ -403,8 +403,16 @@ class PostgresStore:
             concurrently is enough (ignored for a given pool).
         timeout: Seconds to wait for a connection from the pool before
             :class:`~resthooks.errors.StoreError`.
-        notify: Send ``NOTIFY`` when new work is enqueued, so :meth:`wait_for_work` wakes up
-            early. Off by default: NOTIFY takes a database-wide lock at commit.
+        notify: When to send a ``NOTIFY`` that wakes workers waiting on
+            :meth:`wait_for_work` (in this process or another). ``None`` (the default): for
+            deliveries written inside a transaction the store does not commit itself (the
+            host's: ``enqueue(..., connection=...)``, or one open on a connection the
+            callable gave), since only PostgreSQL can tell a worker when that commits: the
+            notification goes out at the host's commit, and never on a rollback. ``True``:
+            for every enqueue and redelivery too, so a worker sends what another process
+            emitted at once instead of at its next poll. ``False``: never; workers poll
+            (behind PgBouncer in transaction mode, where ``LISTEN`` cannot work). NOTIFY
+            takes a database-wide lock at commit, which is why ``True`` is not the default.
 
     Raises:
         ConfigurationError: For an unusable option (naming it).
@@ -413,7 +421,8 @@ class PostgresStore:
             same names that resthooks did not create.
 
     .. versionchanged:: 0.2.0
-       ``conninfo`` may be a callable returning the host's connection.
+       ``conninfo`` may be a callable returning the host's connection; ``notify`` defaults
+       to ``None`` (a ``NOTIFY`` at the host's commit for the outbox) instead of ``False``.
 
     In a host application::
 
@@ -438,7 +447,7 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 4,
         timeout: float = 30.0,
-        notify: bool = False,
+        notify: bool | None = None,
     ) -> None:
         if not isinstance(schema, str) or not schema:
             raise ConfigurationError("schema: must be a non-empty string")
@@ -453,8 +462,10 @@ class PostgresStore:
             raise ConfigurationError("min_size: must not be larger than max_size")
         if not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ConfigurationError("timeout: must be a number of seconds > 0")
+        if notify is not None and not isinstance(notify, bool):
+            raise ConfigurationError("notify: must be True, False or None")
         self.schema = schema
-        self.notify = bool(notify)
+        self.notify = notify
         self._timeout = float(timeout)
         self._queries: dict[str, sql.Composed] = {}
         self._listener: psycopg.Connection[TupleRow] | None = None
@@ -915,7 +926,7 @@ class PostgresStore:
             return []
         if connection is None:
             with self._tx(atomic=len(params) > 1) as cur:
-                found = self._fan_out(cur, params)
+                found = self._fan_out(cur, params, hosts=self._provider is not None)
             return self._deliveries(found, now)
         if not isinstance(connection, psycopg.Connection):
             raise ConfigurationError(
@@ -925,14 +936,19 @@ class PostgresStore:
         _check_in_transaction(connection)
         try:
             with connection.cursor() as cur:
-                # Delivered by PostgreSQL only if the caller's transaction commits.
-                found = self._fan_out(cur, params)
+                # Written (and notified) only if the caller's transaction commits.
+                found = self._fan_out(cur, params, hosts=True)
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
         return self._deliveries(found, now)
 
+    def _notifies_in(self, *, hosts: bool) -> bool:
+        """Whether a write in this transaction sends NOTIFY: ``hosts`` when the transaction
+        may be the host's (committed later, by the host), which only PostgreSQL can report."""
+        return self.notify is True or (hosts and self.notify is None)
+
     def _fan_out(
-        self, cur: psycopg.Cursor[Any], params: list[dict[str, Any]]
+        self, cur: psycopg.Cursor[Any], params: list[dict[str, Any]], *, hosts: bool
     ) -> list[tuple[str, str, str, str]]:
         """Run the fan-outs; (id, hook_id, owner, event) of every delivery made, in order."""
         found: list[tuple[str, str, str, str]] = []
@@ -948,7 +964,8 @@ class PostgresStore:
                     break
         for p, rows in zip(params, results, strict=True):
             found.extend((r[0], r[1], p["owner"], p["event"]) for r in rows)
-        if found and self.notify:
+        if found and self._notifies_in(hosts=hosts):
+            # Queued by PostgreSQL, sent when this transaction commits, dropped on rollback.
             cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         return found
 
@@ -1017,7 +1034,7 @@ class PostgresStore:
             async with connection.cursor() as cur:
                 await cur.execute(self._q(self._ENQUEUE), params)
                 rows = await cur.fetchall()
-                if rows and self.notify:
+                if rows and self._notifies_in(hosts=True):
                     await cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
@@ -1383,7 +1400,7 @@ class PostgresStore:
                 {"now": now, "id": delivery_id},
             )
             row = cur.fetchone()
-            if row is not None and self.notify:
+            if row is not None and self._notifies_in(hosts=self._provider is not None):
                 cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         return None if row is None else _delivery(row)
 
@@ -1511,18 +1528,21 @@ class PostgresStore:
 
     @property
     def notifies(self) -> bool:
-        """Whether this store sends ``NOTIFY`` on enqueue (``notify=True``): then a worker
-        waits on :meth:`wait_for_work` by itself (:class:`~resthooks.stores.WakesWorkers`)."""
-        return self.notify
+        """Whether a worker should wait on :meth:`wait_for_work`
+        (:class:`~resthooks.stores.WakesWorkers`): unless ``notify=False``, outbox emits (of
+        any process on the schema) send ``NOTIFY`` at their commit, and this store can
+        listen (it has a connection string or a pool, not only the host's connections)."""
+        return self.notify is not False and self._provider is None
 
     def wait_for_work(self, timeout: float) -> bool:
         """Block until another process enqueues work, or ``timeout`` seconds pass.
 
         A wake-up hint for a worker loop, never needed for correctness: polling
         :meth:`claim_due` finds every due delivery on its own. It listens on one connection
-        of its own (outside the pool), opened on the first call. Only stores built with
-        ``notify=True`` send the notifications it waits for; retries that come due send
-        none: use :meth:`~resthooks.stores.DeliveryStore.next_due_at` for those.
+        of its own (outside the pool), opened on the first call. It hears outbox emits
+        (at their host's commit) unless the emitting store has ``notify=False``, and every
+        enqueue of stores with ``notify=True``; retries that come due send nothing: use
+        :meth:`~resthooks.stores.DeliveryStore.next_due_at` for those.
 
         Args:
             timeout: The longest wait, in seconds.
