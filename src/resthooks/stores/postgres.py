@@ -475,6 +475,7 @@ class PostgresStore:
         self._quarantine_lock = threading.Lock()
         # Two stores on one schema share no memory; the channel name is what they share.
         self._channel = f"resthooks.{schema}"
+        self._messages_table = '"' + schema.replace('"', '""') + '".messages'
         self._lock_key = f"resthooks:{schema}"
         self._provider: Callable[[], psycopg.Connection[Any]] | None = None
         self._schema_ready = True
@@ -868,6 +869,37 @@ class PostgresStore:
         RETURNING id, hook_id
     """
 
+    # Several events in one statement (one parse, one plan, one round trip, however many
+    # events): each event's message takes its id from the sequence first, so that every
+    # delivery can name its message and event without a join on the bodies.
+    _ENQUEUE_MANY: LiteralString = """
+        WITH ev AS (
+            SELECT * FROM unnest(%(owners)s::text[], %(events)s::text[], %(bodies)s::bytea[])
+                WITH ORDINALITY AS e(owner, event, body, n)
+        ), matched AS (
+            SELECT ev.n, h.id, h.host, h.created_at FROM ev
+            JOIN {s}.hooks h ON h.owner = ev.owner AND h.event = ev.event AND h.state = 'active'
+        ), numbered AS MATERIALIZED (
+            SELECT ev.n, ev.owner, ev.event, ev.body,
+                nextval(pg_get_serial_sequence(%(messages)s, 'id')) AS message_id
+            FROM ev WHERE EXISTS (SELECT 1 FROM matched WHERE matched.n = ev.n)
+        ), message AS (
+            INSERT INTO {s}.messages (id, body) SELECT message_id, body FROM numbered
+        ), made AS (
+            INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
+                                        next_attempt_at, due_at, created_at, updated_at)
+            SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), matched.id,
+                   numbered.owner, numbered.event, numbered.message_id, matched.host,
+                   'pending', %(now)s, %(now)s, %(now)s, %(now)s
+            FROM numbered JOIN matched ON matched.n = numbered.n
+            RETURNING id, hook_id, message_id
+        )
+        SELECT made.id, made.hook_id, numbered.n
+        FROM made JOIN numbered ON numbered.message_id = made.message_id
+        JOIN matched ON matched.n = numbered.n AND matched.id = made.hook_id
+        ORDER BY numbered.n, matched.created_at, matched.id
+    """
+
     def enqueue(
         self,
         *,
@@ -902,8 +934,8 @@ class PostgresStore:
     ) -> Sequence[Delivery]:
         """Fan out several events, each ``(owner, event, body)``, in one transaction.
 
-        One ``INSERT ... SELECT`` per event, sent together in one round trip (psycopg's
-        pipeline), one commit for all; ``connection`` as for :meth:`enqueue`.
+        One statement for all the events (their messages and every delivery of each), one
+        commit; ``connection`` as for :meth:`enqueue`.
         :meth:`resthooks.Dispatcher.emit_many` calls it.
 
         .. versionadded:: 0.2.0
@@ -925,7 +957,8 @@ class PostgresStore:
         if not params:
             return []
         if connection is None:
-            with self._tx(atomic=len(params) > 1) as cur:
+            # One statement, atomic by itself (an autocommit connection commits it alone).
+            with self._tx(atomic=False) as cur:
                 found = self._fan_out(cur, params, hosts=self._provider is not None)
             return self._deliveries(found, now)
         if not isinstance(connection, psycopg.Connection):
@@ -950,20 +983,26 @@ class PostgresStore:
     def _fan_out(
         self, cur: psycopg.Cursor[Any], params: list[dict[str, Any]], *, hosts: bool
     ) -> list[tuple[str, str, str, str]]:
-        """Run the fan-outs; (id, hook_id, owner, event) of every delivery made, in order."""
-        found: list[tuple[str, str, str, str]] = []
+        """Run the fan-outs in one statement; (id, hook_id, owner, event) of every delivery
+        made, in order (the events' order, then each event's hooks in subscription order)."""
         if len(params) == 1:
-            cur.execute(self._q(self._ENQUEUE), params[0])
-            results = [cur.fetchall()]
+            p = params[0]
+            cur.execute(self._q(self._ENQUEUE), p)
+            found = [(r[0], r[1], p["owner"], p["event"]) for r in cur.fetchall()]
         else:
-            cur.executemany(self._q(self._ENQUEUE), params, returning=True)
-            results = []
-            while True:
-                results.append(cur.fetchall())
-                if not cur.nextset():
-                    break
-        for p, rows in zip(params, results, strict=True):
-            found.extend((r[0], r[1], p["owner"], p["event"]) for r in rows)
+            owners = [p["owner"] for p in params]
+            events = [p["event"] for p in params]
+            cur.execute(
+                self._q(self._ENQUEUE_MANY),
+                {
+                    "owners": owners,
+                    "events": events,
+                    "bodies": [p["body"] for p in params],
+                    "messages": self._messages_table,
+                    "now": params[0]["now"],
+                },
+            )
+            found = [(r[0], r[1], owners[r[2] - 1], events[r[2] - 1]) for r in cur.fetchall()]
         if found and self._notifies_in(hosts=hosts):
             # Queued by PostgreSQL, sent when this transaction commits, dropped on rollback.
             cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
@@ -1297,48 +1336,46 @@ class PostgresStore:
         attempts: list[Attempt],
         now: datetime,
     ) -> None:
-        """Write the rows ``record`` changed so far, and their attempts, in two statements."""
+        """Write the rows ``record`` changed so far, and their attempts, in one statement."""
         dirty = list(live.items())
-        if dirty:
-            cur.execute(
-                self._q(
-                    "UPDATE {s}.deliveries d SET state = v.state, attempts = v.attempts, "
-                    "next_attempt_at = v.next_at, "
-                    "due_at = CASE WHEN v.state = 'pending' THEN v.next_at END, "
-                    "last_error = v.last_error, token = NULL, lease_until = NULL, "
-                    "updated_at = %s "
-                    "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::timestamptz[], "
-                    "%s::text[]) AS v(id, state, attempts, next_at, last_error) "
-                    "WHERE d.id = v.id"
-                ),
-                (
-                    now,
-                    [i for i, _ in dirty],
-                    [r.state.value for _, r in dirty],
-                    [r.attempts for _, r in dirty],
-                    [r.next_attempt_at for _, r in dirty],
-                    [_text(r.last_error) for _, r in dirty],
-                ),
-            )
-        if attempts:
-            cur.execute(
-                self._q(
-                    "INSERT INTO {s}.attempts (delivery_id, number, started_at, duration, "
-                    "status, error_kind, error, response_excerpt) "
-                    "SELECT * FROM unnest(%s::text[], %s::integer[], %s::timestamptz[], "
-                    "%s::double precision[], %s::integer[], %s::text[], %s::text[], %s::text[])"
-                ),
-                (
-                    [a.delivery_id for a in attempts],
-                    [a.number for a in attempts],
-                    [a.started_at for a in attempts],
-                    [a.duration for a in attempts],
-                    [a.status for a in attempts],
-                    [a.error_kind for a in attempts],
-                    [_text(a.error) for a in attempts],
-                    [_text(a.response_excerpt) for a in attempts],
-                ),
-            )
+        if not dirty and not attempts:
+            return
+        cur.execute(
+            self._q(
+                "WITH changed AS ("
+                "UPDATE {s}.deliveries d SET state = v.state, attempts = v.attempts, "
+                "next_attempt_at = v.next_at, "
+                "due_at = CASE WHEN v.state = 'pending' THEN v.next_at END, "
+                "last_error = v.last_error, token = NULL, lease_until = NULL, "
+                "updated_at = %(now)s "
+                "FROM unnest(%(ids)s::text[], %(states)s::text[], %(counts)s::integer[], "
+                "%(next_at)s::timestamptz[], %(errors)s::text[]) "
+                "AS v(id, state, attempts, next_at, last_error) "
+                "WHERE d.id = v.id) "
+                "INSERT INTO {s}.attempts (delivery_id, number, started_at, duration, "
+                "status, error_kind, error, response_excerpt) "
+                "SELECT * FROM unnest(%(a_ids)s::text[], %(a_numbers)s::integer[], "
+                "%(a_started)s::timestamptz[], %(a_durations)s::double precision[], "
+                "%(a_statuses)s::integer[], %(a_kinds)s::text[], %(a_errors)s::text[], "
+                "%(a_excerpts)s::text[])"
+            ),
+            {
+                "now": now,
+                "ids": [i for i, _ in dirty],
+                "states": [r.state.value for _, r in dirty],
+                "counts": [r.attempts for _, r in dirty],
+                "next_at": [r.next_attempt_at for _, r in dirty],
+                "errors": [_text(r.last_error) for _, r in dirty],
+                "a_ids": [a.delivery_id for a in attempts],
+                "a_numbers": [a.number for a in attempts],
+                "a_started": [a.started_at for a in attempts],
+                "a_durations": [a.duration for a in attempts],
+                "a_statuses": [a.status for a in attempts],
+                "a_kinds": [a.error_kind for a in attempts],
+                "a_errors": [_text(a.error) for a in attempts],
+                "a_excerpts": [_text(a.response_excerpt) for a in attempts],
+            },
+        )
 
     def get_delivery(self, delivery_id: str) -> Delivery | None:
         with self._tx(atomic=False) as cur:
