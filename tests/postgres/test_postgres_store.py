@@ -424,6 +424,72 @@ def test_fan_out_stores_the_body_once(pg_store: PostgresStore, pg_conninfo: str)
     assert _count(pg_conninfo, pg_store.schema, "deliveries") == 3
 
 
+def test_enqueue_many_fans_out_every_event_in_order(
+    pg_store: PostgresStore, pg_conninfo: str
+) -> None:
+    """enqueue_many (one statement for all its events) returns each event's deliveries in
+    the events' order, then each event's hooks in subscription order, with the event's own
+    owner, event and body; an event no hook matches stores nothing, not even its body; and
+    the ids are the rows it wrote. The same through the host's rolled-back transaction leaves
+    nothing."""
+    import psycopg
+
+    def hook(n: int, owner: str, event: str) -> Hook:
+        return Hook(
+            id=f"hook_{n}",
+            owner=owner,
+            event=event,
+            target_url=f"https://h{n}.example.com/{n}",
+            created_at=T0 + timedelta(seconds=-n),  # subscription order is not id order
+            updated_at=T0,
+        )
+
+    for n, owner, event in [
+        (1, "acme", "party/created"),
+        (2, "acme", "party/created"),
+        (3, "bob", "party/created"),
+        (4, "acme", "task/created"),
+    ]:
+        pg_store.add_hook(hook(n, owner, event), max_per_owner=None)
+    events = [
+        ("acme", "party/created", b'{"n":1}'),
+        ("nobody", "party/created", b'{"n":2}'),
+        ("bob", "party/created", b'{"n":3}'),
+        ("acme", "task/created", b'{"n":4}'),
+        ("acme", "party/created", b'{"n":5}'),
+    ]
+    made = pg_store.enqueue_many(events, now=T0)
+    assert [(d.owner, d.event, d.hook_id) for d in made] == [
+        ("acme", "party/created", "hook_2"),
+        ("acme", "party/created", "hook_1"),
+        ("bob", "party/created", "hook_3"),
+        ("acme", "task/created", "hook_4"),
+        ("acme", "party/created", "hook_2"),
+        ("acme", "party/created", "hook_1"),
+    ]
+    assert len({d.id for d in made}) == 6
+    for d in made:
+        stored = pg_store.get_delivery(d.id)
+        assert stored is not None
+        assert (d.hook_id, d.owner, d.event) == (stored.hook_id, stored.owner, stored.event)
+    assert _count(pg_conninfo, pg_store.schema, "messages") == 4  # not the unmatched one
+    claims = pg_store.claim_due(now=T0, limit=10, lease_until=T0 + timedelta(minutes=5))
+    bodies = {c.delivery.id: c.body for c in claims}
+    assert [bodies[d.id] for d in made] == [
+        b'{"n":1}',
+        b'{"n":1}',
+        b'{"n":3}',
+        b'{"n":4}',
+        b'{"n":5}',
+        b'{"n":5}',
+    ]
+    with psycopg.connect(pg_conninfo) as conn:
+        assert len(pg_store.enqueue_many(events, now=T0, connection=conn)) == 6
+        conn.rollback()
+    assert _count(pg_conninfo, pg_store.schema, "deliveries") == 6
+    assert pg_store.enqueue_many([], now=T0) == []
+
+
 def test_purge_deletes_bodies_no_delivery_needs(pg_store: PostgresStore, pg_conninfo: str) -> None:
     """Purging the final deliveries of a message deletes the message; a message that a
     pending delivery still needs is kept."""
