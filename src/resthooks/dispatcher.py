@@ -69,7 +69,9 @@ MAX_REQUEST_HEADER_BYTES = 8192
 
 
 @cache
-def _user_agent() -> str:
+def user_agent() -> str:
+    """The ``User-Agent`` of every request the Dispatcher sends (and the OpenAPI document
+    shows): ``resthooks/<version>``."""
     return f"resthooks/{version('resthooks')}"
 
 
@@ -418,7 +420,7 @@ class Dispatcher:
         msg_id = "msg_" + secrets.token_hex(16)
         headers = {
             "Content-Type": "application/json",
-            "User-Agent": _user_agent(),
+            "User-Agent": user_agent(),
             "X-Hook-Secret": hook.confirm_secret,
             "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
@@ -1006,7 +1008,7 @@ class Dispatcher:
         timestamp = int(now.timestamp())
         headers = {
             "Content-Type": "application/json",
-            "User-Agent": _user_agent(),
+            "User-Agent": user_agent(),
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
         }

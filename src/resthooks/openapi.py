@@ -21,7 +21,7 @@ import re
 from collections.abc import Collection
 from typing import Any
 
-from .dispatcher import Dispatcher, _user_agent
+from .dispatcher import Dispatcher, user_agent
 from .errors import ConfigurationError
 from .events import CAPSULE_EVENTS, EventCatalogue
 
@@ -174,7 +174,7 @@ def openapi_document(
     versions = frozenset(signature_versions)
     if not versions <= set(_SIGNATURE_TOKEN):
         raise ConfigurationError("signature_versions may hold 'v1' and 'v1a' only")
-    headers = _headers(versions, user_agent=_user_agent())  # what the Dispatcher sends
+    headers = _headers(versions, user_agent=user_agent())  # what the Dispatcher sends
     schemas: dict[str, Any] = {}
     taken: set[str] = set()
     webhooks: dict[str, Any] = {}
