@@ -38,6 +38,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"(Flask|FastAPI|Blueprint|APIRouter|Request|Response)"),
     (r"py:class", r"contextlib\..*"),
     (r"py:class", r"collections\.Counter"),
+    (r"py:class", r"_Unset"),  # the Dispatcher's marker for its old max_* options, unset
     (r"py:class", r"(TracerProvider|MeterProvider|CollectorRegistry|CallbackOptions)"),
     (r"py:class", r"(opentelemetry\..*|prometheus_client\..*)"),
     # The build runs without network, so the standard library has no inventory to link to.

@@ -30,6 +30,7 @@ from .errors import (
     ValidationError,
 )
 from .events import CAPSULE_EVENTS, EventCatalogue
+from .limits import Limits
 from .model import (
     Attempt,
     Claim,
@@ -74,6 +75,7 @@ __all__ = [
     "HookNotFound",
     "HookState",
     "InvalidStateError",
+    "Limits",
     "NetworkPolicy",
     "NotFound",
     "OutboxStats",

@@ -4,7 +4,7 @@ Both workers (the thread worker of :mod:`resthooks.worker` and the asyncio worke
 :mod:`resthooks.aio`) hand every claim to a :class:`HostGate` and start only what it lets
 through, so the rule below lives here and nowhere else.
 
-The rule: a host starts with the Dispatcher's ``max_in_flight_per_host`` (the store enforces
+The rule: a host starts with the Dispatcher's ``limits.in_flight_per_host`` (the store enforces
 it too, across workers, when claiming). Each attempt to it that **times out** halves this
 worker's limit for the host, down to 1 (4 → 2 → 1 with the default); the first attempt that
 gets an HTTP **answer** (any status) gives the host its full limit back. Other failures (a
@@ -44,7 +44,7 @@ class HostGate:
     until their hosts have room again.
 
     Args:
-        limit: The full per-host limit (``Dispatcher.max_in_flight_per_host``); ``None``
+        limit: The full per-host limit (``Dispatcher.limits.in_flight_per_host``); ``None``
             for no limit (a timeout then cuts the host to half of what it had in flight).
     """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hmac
 import json
 import logging
@@ -33,6 +34,7 @@ from .errors import (
 )
 from .events import CAPSULE_EVENTS, EventCatalogue
 from .lifecycle import LifecycleListener
+from .limits import Limits
 from .model import (
     Attempt,
     Claim,
@@ -75,6 +77,14 @@ def user_agent() -> str:
     return f"resthooks/{version('resthooks')}"
 
 
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+# The old max_* options of the Dispatcher: unset unless given (None means "no limit").
+_UNSET = _Unset.UNSET
+
+
 class Waker(Protocol):
     """What :meth:`Dispatcher.add_waker <resthooks.Dispatcher.add_waker>` takes: anything
     with a ``set()`` method.
@@ -104,11 +114,15 @@ class Dispatcher:
         timeouts: Connect timeout and total deadline of one attempt (default 5 s and 15 s).
         lease: How long a claim lasts before another worker may take the delivery over. Must
             be longer than ``timeouts.total``. Default 60 s.
-        max_hooks_per_owner: Capsule's cap is 20; ``None`` for no cap.
-        max_description_length: Default 255 characters.
-        max_payload_bytes: The largest JSON body an emit may produce. Default 256 KiB.
-        max_response_bytes: How much of a response body is read and kept. Default 4 KiB.
-        max_in_flight_per_host: Deliveries to one target host in flight at once. Default 4.
+        limits: Every limit (:class:`~resthooks.Limits`): payload and response sizes, the
+            description's length, hooks per owner, deliveries in flight per host. Default:
+            ``Limits()`` (256 KiB, 4 KiB, 255 characters, 20 hooks, 4 in flight).
+        max_hooks_per_owner: The same as ``limits=Limits(hooks_per_owner=...)``, kept for
+            compatibility (as are the four below); not together with ``limits``.
+        max_description_length: ``Limits.description_length``.
+        max_payload_bytes: ``Limits.payload_bytes``.
+        max_response_bytes: ``Limits.response_bytes``.
+        max_in_flight_per_host: ``Limits.in_flight_per_host``.
         sign_deliveries: Give every new hook a signing secret (Standard Webhooks). Default on.
         signature_versions: Which Standard Webhooks signatures new hooks get: ``"v1"``
             (HMAC-SHA256 under a shared ``whsec_`` secret, the default), ``"v1a"`` (ed25519
@@ -181,11 +195,12 @@ class Dispatcher:
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
         lease: float | timedelta = 60.0,
-        max_hooks_per_owner: int | None = 20,
-        max_description_length: int = 255,
-        max_payload_bytes: int = 256 * 1024,
-        max_response_bytes: int = 4096,
-        max_in_flight_per_host: int | None = 4,
+        limits: Limits | None = None,
+        max_hooks_per_owner: int | _Unset | None = _UNSET,
+        max_description_length: int | _Unset = _UNSET,
+        max_payload_bytes: int | _Unset = _UNSET,
+        max_response_bytes: int | _Unset = _UNSET,
+        max_in_flight_per_host: int | _Unset | None = _UNSET,
         sign_deliveries: bool = True,
         signature_versions: Collection[str] = ("v1",),
         network_policy: NetworkPolicy | None = None,
@@ -231,24 +246,14 @@ class Dispatcher:
                 f"deadline of an attempt ({self.timeouts.total} s), or a slow attempt's "
                 "delivery would be claimed twice"
             )
-        for name, value in (
-            ("max_description_length", max_description_length),
-            ("max_payload_bytes", max_payload_bytes),
-            ("max_response_bytes", max_response_bytes),
-        ):
-            if not isinstance(value, int) or value < 0:
-                raise ConfigurationError(f"{name} must be an int >= 0")
-        for name, maybe in (
-            ("max_hooks_per_owner", max_hooks_per_owner),
-            ("max_in_flight_per_host", max_in_flight_per_host),
-        ):
-            if maybe is not None and (not isinstance(maybe, int) or maybe < 1):
-                raise ConfigurationError(f"{name} must be None or an int >= 1")
-        self.max_hooks_per_owner = max_hooks_per_owner
-        self.max_description_length = max_description_length
-        self.max_payload_bytes = max_payload_bytes
-        self.max_response_bytes = max_response_bytes
-        self.max_in_flight_per_host = max_in_flight_per_host
+        self.limits = _limits(
+            limits,
+            hooks_per_owner=max_hooks_per_owner,
+            description_length=max_description_length,
+            payload_bytes=max_payload_bytes,
+            response_bytes=max_response_bytes,
+            in_flight_per_host=max_in_flight_per_host,
+        )
         self.sign_deliveries = sign_deliveries
         if isinstance(signature_versions, str) or not isinstance(signature_versions, Collection):
             raise ConfigurationError("signature_versions must be a collection such as ('v1',)")
@@ -267,6 +272,33 @@ class Dispatcher:
         # What the running workers of this process sleep on (a threading.Event, or the
         # asyncio worker's thread-safe waker): emit sets them all.
         self._wakers: set[Waker] = set()
+
+    # The limits' old names, read-only (the value is :attr:`limits`).
+
+    @property
+    def max_hooks_per_owner(self) -> int | None:
+        """``limits.hooks_per_owner`` (the old name)."""
+        return self.limits.hooks_per_owner
+
+    @property
+    def max_description_length(self) -> int:
+        """``limits.description_length`` (the old name)."""
+        return self.limits.description_length
+
+    @property
+    def max_payload_bytes(self) -> int:
+        """``limits.payload_bytes`` (the old name)."""
+        return self.limits.payload_bytes
+
+    @property
+    def max_response_bytes(self) -> int:
+        """``limits.response_bytes`` (the old name)."""
+        return self.limits.response_bytes
+
+    @property
+    def max_in_flight_per_host(self) -> int | None:
+        """``limits.in_flight_per_host`` (the old name)."""
+        return self.limits.in_flight_per_host
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -297,7 +329,7 @@ class Dispatcher:
             event: An event of the catalogue.
             target_url: An absolute ``http``/``https`` URL allowed by the network policy.
             owner: The account the hook belongs to.
-            description: Free text, at most ``max_description_length`` characters.
+            description: Free text, at most ``limits.description_length`` characters.
             secret: A ``whsec_`` signing secret to use instead of a generated one.
             signing_key: A ``whsk_`` ed25519 secret key (``v1a``) to use instead of a
                 generated one (only generated when ``signature_versions`` has ``v1a``).
@@ -311,7 +343,7 @@ class Dispatcher:
 
         Raises:
             ValidationError: Naming the field at fault; nothing is stored.
-            HookLimitReached: If the owner already has ``max_hooks_per_owner`` hooks.
+            HookLimitReached: If the owner already has ``limits.hooks_per_owner`` hooks.
         """
         hook, _ = self.subscribe_or_get(
             event,
@@ -368,9 +400,9 @@ class Dispatcher:
             raise ValidationError(
                 "description", f"must be a string, not {type(description).__name__}"
             )
-        if len(description) > self.max_description_length:
+        if len(description) > self.limits.description_length:
             raise ValidationError(
-                "description", f"must be at most {self.max_description_length} characters"
+                "description", f"must be at most {self.limits.description_length} characters"
             )
         if _DESCRIPTION_FORBIDDEN.search(description):
             # NUL and lone surrogates cannot be stored as text by every database.
@@ -405,7 +437,7 @@ class Dispatcher:
                 confirm_secret=secrets.token_urlsafe(32),
                 confirm_by=now + self.confirm_within,
             )
-        stored, created = self.store.add_hook(hook, max_per_owner=self.max_hooks_per_owner)
+        stored, created = self.store.add_hook(hook, max_per_owner=self.limits.hooks_per_owner)
         if stored.state is HookState.UNCONFIRMED and self._handshake(stored):
             confirmed = self.store.confirm_hook(stored.id, now=self.clock.now())
             if confirmed is not None:
@@ -436,7 +468,7 @@ class Dispatcher:
             headers=headers,
             body=b"",
             timeouts=self.timeouts,
-            max_response_bytes=self.max_response_bytes,
+            max_response_bytes=self.limits.response_bytes,
         )
         try:
             response = self.transport.send(request)
@@ -731,7 +763,7 @@ class Dispatcher:
         """
         owner = _validation.owner(owner)
         event = self.events.validate(event)
-        body = encode_body(event, payload, max_bytes=self.max_payload_bytes)
+        body = encode_body(event, payload, max_bytes=self.limits.payload_bytes)
         if self.validate_payloads:
             # What the receiver gets is checked: the JSON, not the Python values before it.
             self.events.validate_payload(event, json.loads(body)["payload"])
@@ -940,7 +972,7 @@ class Dispatcher:
         again, so two workers never send it at once.
 
         It sends one request at a time, so it claims up to ``batch_size`` deliveries without
-        applying ``max_in_flight_per_host``: a batch to one host is still sent one after the
+        applying ``limits.in_flight_per_host``: a batch to one host is still sent one after the
         other (see :doc:`delivery`).
 
         Returns:
@@ -964,7 +996,7 @@ class Dispatcher:
         Engine API, what every worker claims with (:meth:`deliver_due`, the thread worker,
         the asyncio worker): the store's
         :meth:`~resthooks.stores.DeliveryStore.claim_due` under this Dispatcher's lease and,
-        with ``per_host``, its ``max_in_flight_per_host``; then the rows the store
+        with ``per_host``, its ``limits.in_flight_per_host``; then the rows the store
         quarantined meanwhile are logged and sent to the listeners
         (:class:`~resthooks.lifecycle.DeliveryQuarantined`).
 
@@ -975,7 +1007,7 @@ class Dispatcher:
                 now=now,
                 limit=limit,
                 lease_until=now + self.lease,
-                max_in_flight_per_host=self.max_in_flight_per_host if per_host else None,
+                max_in_flight_per_host=self.limits.in_flight_per_host if per_host else None,
             )
         finally:
             self._report_quarantined()
@@ -1025,7 +1057,7 @@ class Dispatcher:
             headers=headers,
             body=claim.body,
             timeouts=self.timeouts,
-            max_response_bytes=self.max_response_bytes,
+            max_response_bytes=self.limits.response_bytes,
         )
 
     def attempt(self, claim: Claim) -> Outcome:
@@ -1082,7 +1114,7 @@ class Dispatcher:
         response: Response | None = None
         error: TransportError | None = None
         try:
-            _check_request_size(request, self.max_payload_bytes)
+            _check_request_size(request, self.limits.payload_bytes)
             response = yield request
         except TransportError as exc:
             error = exc
@@ -1122,7 +1154,7 @@ class Dispatcher:
                 status=response.status,
                 error_kind=None if ok else "http",
                 error=None if ok else f"HTTP {response.status}",
-                response_excerpt=response.body[: self.max_response_bytes].decode(
+                response_excerpt=response.body[: self.limits.response_bytes].decode(
                     "utf-8", "replace"
                 ),
             )
@@ -1562,3 +1594,25 @@ def _delivery_state(state: DeliveryState | str | None) -> DeliveryState | None:
         raise ValidationError(
             "state", f"must be one of {', '.join(s.value for s in DeliveryState)}"
         ) from None
+
+
+def _limits(given: Limits | None, **old: object) -> Limits:
+    """The Dispatcher's :class:`Limits`: ``limits`` as given, or built from the old
+    ``max_*`` options (checked by ``Limits`` itself, the error naming the option given)."""
+    if given is not None and not isinstance(given, Limits):
+        raise ConfigurationError(f"limits must be a Limits, not {type(given).__name__}")
+    named = {field: value for field, value in old.items() if value is not _UNSET}
+    if not named:
+        return given if given is not None else Limits()
+    if given is not None:
+        raise ConfigurationError(
+            f"give limits=Limits(...) or the max_* options ({', '.join(sorted(named))}), not both"
+        )
+    try:
+        return Limits(**named)  # type: ignore[arg-type] # Limits checks every value
+    except ConfigurationError as exc:
+        message = str(exc)
+        for field in named:
+            if message.startswith(field + " "):
+                message = "max_" + message
+        raise ConfigurationError(message) from None

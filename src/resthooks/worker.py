@@ -54,7 +54,7 @@ class Worker:
 
     How a slow endpoint is kept from delaying the others:
 
-    - at most ``Dispatcher.max_in_flight_per_host`` deliveries to one host are in flight at
+    - at most ``Dispatcher.limits.in_flight_per_host`` deliveries to one host are in flight at
       once (claimed or being sent), enforced by the store when claiming, so a host that never
       answers ties up at most that many threads;
     - a host whose attempts time out gets less: each timeout halves this worker's limit for
@@ -286,7 +286,7 @@ class _Session:
             max_workers=worker.workers, thread_name_prefix="resthooks-attempt"
         )
         # Claimed, not yet sent: started as threads free up and their hosts have room.
-        self.gate = HostGate(self.dispatcher.max_in_flight_per_host)
+        self.gate = HostGate(self.dispatcher.limits.in_flight_per_host)
         self.in_flight: dict[str, tuple[Claim, Future[None]]] = {}
         self.done: queue.SimpleQueue[tuple[Claim, Outcome | None]] = queue.SimpleQueue()
         self.summary = DeliverySummary()

@@ -301,7 +301,7 @@ class _Session:
         # One thread for the store: its calls are sequential anyway, and never run on the loop.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resthooks-store")
         self.claimer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resthooks-store-claim")
-        self.gate = HostGate(self.dispatcher.max_in_flight_per_host)
+        self.gate = HostGate(self.dispatcher.limits.in_flight_per_host)
         # Claims taken out of the gate until their outcome is recorded; `sending` counts
         # those whose attempt is still running (the slots in use).
         self.in_flight: dict[str, tuple[Claim, asyncio.Task[None]]] = {}

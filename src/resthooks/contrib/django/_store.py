@@ -14,6 +14,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from ...dispatcher import Dispatcher
 from ...errors import ConfigurationError, ValidationError
+from ...limits import Limits
 from ...model import Delivery
 from ...network import NetworkPolicy
 from ...retry import RetryPolicy
@@ -34,7 +35,9 @@ def dispatcher_options(settings: conf.ResthooksSettings) -> dict[str, Any]:
         ConfigurationError: If the Dispatcher refuses them together (a lease shorter than the
             attempt deadline, say).
     """
-    options: dict[str, Any] = dict(settings.limits)
+    options: dict[str, Any] = {}
+    if settings.limits:
+        options["limits"] = Limits(**settings.limits)  # type: ignore[arg-type] # Limits checks
     if settings.events is not None:
         options["events"] = conf.event_catalogue(settings.events)
     if settings.retry is not None:

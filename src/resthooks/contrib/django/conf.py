@@ -53,13 +53,13 @@ _KEYS = frozenset(
         "WORKER",
     }
 )
-#: ``LIMITS`` keys and the Dispatcher option each sets.
+#: ``LIMITS`` keys and the field of :class:`resthooks.Limits` each sets.
 LIMIT_KEYS = {
-    "MAX_HOOKS_PER_OWNER": "max_hooks_per_owner",
-    "MAX_DESCRIPTION_LENGTH": "max_description_length",
-    "MAX_PAYLOAD_BYTES": "max_payload_bytes",
-    "MAX_RESPONSE_BYTES": "max_response_bytes",
-    "MAX_IN_FLIGHT_PER_HOST": "max_in_flight_per_host",
+    "MAX_HOOKS_PER_OWNER": "hooks_per_owner",
+    "MAX_DESCRIPTION_LENGTH": "description_length",
+    "MAX_PAYLOAD_BYTES": "payload_bytes",
+    "MAX_RESPONSE_BYTES": "response_bytes",
+    "MAX_IN_FLIGHT_PER_HOST": "in_flight_per_host",
 }
 _ACTIONS = ("created", "updated", "deleted")
 
