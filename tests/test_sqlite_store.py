@@ -636,8 +636,9 @@ def test_a_version_1_file_is_migrated_and_keeps_its_backlog(db: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     conn.close()
-    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 6)
+    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 7)
     assert "resthooks_deliveries_open_by_hook_due" in indexes
+    assert "resthooks_deliveries_turns" in indexes  # version 7: ordering keys
     assert "resthooks_deliveries_open_by_hook" not in indexes
     with SQLiteStore(db) as store:
         claims = store.claim_due(

@@ -37,6 +37,14 @@ A hook that dies or is removed has its other deliveries that are not final cance
 same transaction; the ones in flight keep their claim's token, so their attempts come back
 ``late``. ``attempts`` counts up by one for every outcome that logs an attempt.
 
+Ordering keys: of the open deliveries of one hook that share an ordering key, one only is
+the key's *turn* (due at its ``next_attempt_at``, claimable); the others wait, not due.
+A new delivery (an emit or a redelivery) takes the turn only if its key has no other open
+delivery. A ``retry`` or a ``release`` keeps the turn (a delivery waiting on a retry holds
+back its own key, nothing else); when the turn's delivery is written final
+(:attr:`Transition.ends_turn`), the oldest waiting delivery of the key (in emit order) takes
+the turn, in the same transaction.
+
 .. versionadded:: 0.2.0
 """
 
@@ -183,6 +191,16 @@ class Transition(NamedTuple):
     attempt: Attempt | None = None
     hook_effect: HookEffect = HookEffect.NONE
     dead_reason: str | None = None
+
+    @property
+    def ends_turn(self) -> bool:
+        """Whether the delivery leaves its ordering key's turn: it is written final, so a
+        store hands the turn to the oldest waiting delivery of the same hook and key in the
+        same transaction (a delivery without a key has no turn to hand on).
+
+        .. versionadded:: 0.2.0
+        """
+        return self.delivery is not None and self.delivery.state.is_final
 
     def result(
         self, delivery_id: str, *, hook_id: str = "", cancelled: Sequence[str] = ()

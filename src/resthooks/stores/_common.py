@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import DamagedRowError, StoreError
@@ -14,6 +14,7 @@ from ..model import Attempt, Delivery, DeliveryState, Hook, HookState
 __all__ = [
     "FINAL_STATES",
     "NOT_FINAL_STATES",
+    "WAITING_FOR_TURN",
     "LazyDeliveries",
     "attempt_from_row",
     "delivery_from_row",
@@ -120,7 +121,7 @@ def hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
 
 def delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
     """A Delivery from a row: id, hook_id, owner, event, state, attempts, next_attempt_at,
-    created_at, updated_at, last_error.
+    created_at, updated_at, last_error, ordering_key.
 
     Raises:
         DamagedRowError: If the row cannot be read back.
@@ -168,7 +169,7 @@ def _hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
 
 
 def _delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
-    (id_, hook_id, owner, event, state, attempts, next_at, created, updated, last_error) = row
+    (id_, hook_id, owner, event, state, attempts, next_at, created, updated, last_error, key) = row
     return Delivery(
         id=id_,
         hook_id=hook_id,
@@ -180,6 +181,7 @@ def _delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
         created_at=to_dt(created),
         updated_at=to_dt(updated),
         last_error=last_error,
+        ordering_key=key,
     )
 
 
@@ -195,3 +197,10 @@ def _attempt_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Attempt:
         error=error,
         response_excerpt=excerpt,
     )
+
+
+#: The ``due_at`` a SQL store writes on a delivery that waits behind another of its ordering
+#: key (see :mod:`resthooks.outcomes`): later than any real due time, so no claim takes it
+#: and the claim queries stay as they are; the turn's hand-over sets it to
+#: ``next_attempt_at``.
+WAITING_FOR_TURN = datetime(9999, 1, 1, tzinfo=timezone.utc)
