@@ -8,6 +8,7 @@ write, and writes exactly that; it decides nothing itself.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import threading
 import urllib.parse
@@ -47,6 +48,8 @@ class Row:
     token: str | None = None
     lease_until: datetime | None = None
     trace_context: str | None = None
+    seq: int = 0  # emit order
+    waiting: bool = False  # behind another delivery of its ordering key (not due)
 
 
 class DictStore:
@@ -57,6 +60,7 @@ class DictStore:
         self._hooks: dict[str, Hook] = {}
         self._rows: dict[str, Row] = {}
         self._log: dict[str, list[Attempt]] = {}
+        self._emitted = itertools.count()
 
     # -- hooks --------------------------------------------------------------------------------
 
@@ -180,6 +184,7 @@ class DictStore:
         now: datetime,
         connection: object = None,
         trace_context: str | None = None,
+        ordering_key: str | None = None,
     ) -> list[Delivery]:
         if connection is not None:
             raise ConfigurationError("DictStore cannot share a database connection")
@@ -194,15 +199,39 @@ class DictStore:
                     next_attempt_at=now,
                     created_at=now,
                     updated_at=now,
+                    ordering_key=ordering_key,
                 )
                 host = urllib.parse.urlsplit(hook.target_url).netloc.lower()
-                self._rows[d.id] = Row(d, body, host, trace_context=trace_context)
+                # A delivery of an ordering key waits while its key has an open one.
+                waiting = ordering_key is not None and bool(self._key_rows(d))
+                self._rows[d.id] = Row(
+                    d,
+                    body,
+                    host,
+                    trace_context=trace_context,
+                    seq=next(self._emitted),
+                    waiting=waiting,
+                )
                 made.append(d)
             return made
 
+    def _key_rows(self, d: Delivery) -> list[Row]:
+        """The other open deliveries of d's hook and ordering key, in emit order."""
+        return sorted(
+            (
+                r
+                for r in self._rows.values()
+                if r.delivery.id != d.id
+                and r.delivery.hook_id == d.hook_id
+                and r.delivery.ordering_key == d.ordering_key
+                and r.delivery.state in OPEN
+            ),
+            key=lambda r: r.seq,
+        )
+
     def _due_at(self, row: Row) -> datetime | None:
         if row.delivery.state is DeliveryState.PENDING:
-            return row.delivery.next_attempt_at
+            return None if row.waiting else row.delivery.next_attempt_at
         return row.lease_until if row.delivery.state is DeliveryState.IN_FLIGHT else None
 
     def claim_due(
@@ -287,6 +316,11 @@ class DictStore:
         )
         if t.attempt is not None:
             self._log.setdefault(d.id, []).append(t.attempt)
+        if t.ends_turn and d.ordering_key is not None:
+            # The key's turn goes to its oldest waiting delivery.
+            following = self._key_rows(d)
+            if following:
+                following[0].waiting = False
         cancelled: list[str] = []
         if t.hook_effect is HookEffect.DEAD:
             self._set_state(d.hook_id, HookState.DEAD, t.dead_reason, now)
@@ -334,6 +368,15 @@ class DictStore:
                 next_attempt_at=now,
                 updated_at=now,
             )
+            row.waiting = False
+            if row.delivery.ordering_key is not None:
+                # The turn is the oldest's, but one in flight keeps it.
+                holder = next((r for r in self._key_rows(row.delivery) if not r.waiting), None)
+                if holder is not None:
+                    if holder.delivery.state is DeliveryState.IN_FLIGHT or holder.seq < row.seq:
+                        row.waiting = True
+                    else:
+                        holder.waiting = True
             return row.delivery
 
     def next_due_at(self) -> datetime | None:

@@ -247,9 +247,16 @@ class MemoryStore:
     def _join_turn(self, row: _Row, key: tuple[str, str]) -> None:
         bisect.insort(self._members.setdefault(key, []), (row.seq, row.delivery.id))
         row.member = True
-        row.waiting = key in self._turns
-        if not row.waiting:
-            self._turns[key] = row.delivery.id
+        holder_id = self._turns.get(key)
+        if holder_id is not None:
+            holder = self._rows[holder_id]
+            if holder.delivery.state is DeliveryState.IN_FLIGHT or holder.seq < row.seq:
+                row.waiting = True
+                return
+            # A redelivery older than the pending holder: the turn is the oldest's.
+            holder.waiting = True
+        row.waiting = False
+        self._turns[key] = row.delivery.id
 
     def _leave_turn(self, row: _Row, key: tuple[str, str]) -> None:
         members = self._members[key]

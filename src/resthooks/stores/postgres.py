@@ -918,6 +918,34 @@ class PostgresStore:
         AND due_at = %(waiting)s
     """
 
+    def _take_turn(
+        self, cur: psycopg.Cursor[Any], delivery_id: str, hook_id: str, key: str, now: datetime
+    ) -> datetime:
+        """The due time of a redelivered delivery of an ordering key (under the key's lock):
+        ``now`` if it takes the key's turn (no other open delivery has it, or a pending newer
+        one does: the turn is the oldest's, and that one waits again), the waiting time
+        otherwise (another is in flight, or an older one has the turn)."""
+        cur.execute(
+            self._q(
+                "SELECT h.id, h.state, h.ordering_seq < d.ordering_seq FROM {s}.deliveries h "
+                "JOIN {s}.deliveries d ON d.id = %(id)s "
+                "WHERE h.hook_id = %(hook_id)s AND h.ordering_key = %(key)s "
+                "AND h.next_attempt_at IS NOT NULL AND h.due_at != %(waiting)s "
+                "AND h.id != %(id)s"
+            ),
+            {"id": delivery_id, "hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN},
+        )
+        holder = cur.fetchone()
+        if holder is None:
+            return now
+        if holder[1] == DeliveryState.IN_FLIGHT.value or holder[2]:
+            return WAITING_FOR_TURN
+        cur.execute(
+            self._q("UPDATE {s}.deliveries SET due_at = %s WHERE id = %s"),
+            (WAITING_FOR_TURN, holder[0]),
+        )
+        return now
+
     def _lock_turns(self, cur: psycopg.Cursor[Any], turns: Sequence[tuple[str, str]]) -> None:
         for hook_id, key in sorted(set(turns)):
             cur.execute(
@@ -1524,20 +1552,18 @@ class PostgresStore:
                 (delivery_id,),
             )
             turn = cur.fetchone()
+            due = now
             if turn is not None and turn[1] is not None:
                 self._lock_turns(cur, [(turn[0], turn[1])])
-            # A delivery of an ordering key waits if its key has another open delivery.
+                due = self._take_turn(cur, delivery_id, turn[0], turn[1], now)
             cur.execute(
                 self._q(
                     "UPDATE {s}.deliveries d SET state = 'pending', attempts = 0, "
-                    "next_attempt_at = %(now)s, due_at = CASE WHEN d.ordering_key IS NOT NULL "
-                    "AND EXISTS (SELECT 1 FROM {s}.deliveries o WHERE o.hook_id = d.hook_id "
-                    "AND o.ordering_key = d.ordering_key AND o.next_attempt_at IS NOT NULL "
-                    "AND o.id != d.id) THEN %(waiting)s ELSE %(now)s END, token = NULL, "
+                    "next_attempt_at = %(now)s, due_at = %(due)s, token = NULL, "
                     "lease_until = NULL, updated_at = %(now)s WHERE id = %(id)s "
                     "RETURNING {delivery_columns}"
                 ),
-                {"now": now, "id": delivery_id, "waiting": WAITING_FOR_TURN},
+                {"now": now, "id": delivery_id, "due": due},
             )
             row = cur.fetchone()
             if row is not None and self.notify:

@@ -1379,6 +1379,27 @@ class SQLiteStore:
 
         return LazyDeliveries(count, load)
 
+    def _take_turn(
+        self, conn: sqlite3.Connection, hook_id: str, key: str, seq: int, at: int
+    ) -> int:
+        """The due time of a redelivered delivery of an ordering key: ``at`` if it takes the
+        key's turn (no other open delivery has it, or a pending newer one does: the turn is
+        the oldest's, and that one waits again), the waiting time otherwise (another is in
+        flight, or an older one has the turn)."""
+        holder = conn.execute(
+            "SELECT seq, state FROM resthooks_deliveries WHERE hook_id = ? AND ordering_key = ? "
+            "AND next_attempt_at IS NOT NULL AND due_at != ? AND seq != ?",
+            (hook_id, key, _WAITING_US, seq),
+        ).fetchone()
+        if holder is None:
+            return at
+        if holder[1] == DeliveryState.IN_FLIGHT.value or holder[0] < seq:
+            return _WAITING_US
+        conn.execute(
+            "UPDATE resthooks_deliveries SET due_at = ? WHERE seq = ?", (_WAITING_US, holder[0])
+        )
+        return at
+
     def _hand_over(self, conn: sqlite3.Connection, hook_id: str, key: str) -> None:
         """Give the turn of a hook's ordering key to its oldest waiting delivery (the one
         that had it was just written final, or moved aside)."""
@@ -1902,17 +1923,19 @@ class SQLiteStore:
         if key is None:
             return None
         with self._write("requeueing a delivery") as conn:
-            # A delivery of an ordering key waits if its key has another open delivery.
+            due = at
+            turn = conn.execute(
+                "SELECT hook_id, ordering_key FROM resthooks_deliveries WHERE seq = ? AND salt = ? "
+                "AND ordering_key IS NOT NULL",
+                key,
+            ).fetchone()
+            if turn is not None:
+                due = self._take_turn(conn, turn[0], turn[1], key[0], at)
             conn.execute(
                 "UPDATE resthooks_deliveries SET state = 'pending', attempts = 0, next_attempt_at "
-                "= :at, due_at = CASE WHEN ordering_key IS NOT NULL AND EXISTS (SELECT 1 FROM "
-                "resthooks_deliveries o WHERE o.hook_id = resthooks_deliveries.hook_id "
-                "AND o.ordering_key = resthooks_deliveries.ordering_key "
-                "AND o.next_attempt_at IS NOT NULL AND o.seq != resthooks_deliveries.seq) "
-                "THEN :waiting ELSE :at END, "
-                "token = NULL, lease_until = NULL, updated_at = :at "
+                "= :at, due_at = :due, token = NULL, lease_until = NULL, updated_at = :at "
                 "WHERE seq = :seq AND salt = :salt",
-                {"at": at, "seq": key[0], "salt": key[1], "waiting": _WAITING_US},
+                {"at": at, "due": due, "seq": key[0], "salt": key[1]},
             )
             row = conn.execute(
                 f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM} WHERE d.seq = ? AND d.salt = ?",
