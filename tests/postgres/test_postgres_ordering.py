@@ -1,0 +1,45 @@
+"""Ordering keys end to end on PostgresStore, against a real receiver on loopback."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+import ordering_support
+from resthooks.testing import HookReceiver
+
+if TYPE_CHECKING:
+    from resthooks.stores.postgres import PostgresStore
+
+
+@pytest.fixture(name="hook_receiver")
+def _hook_receiver() -> Iterator[HookReceiver]:
+    with HookReceiver() as receiver:
+        yield receiver
+
+
+def test_one_at_a_time_per_key_others_in_parallel(
+    pg_store: PostgresStore, hook_receiver: HookReceiver
+) -> None:
+    """With a threaded worker, each key goes one delivery at a time, in emit order, while
+    other keys and keyless deliveries of the same hook go in parallel."""
+    ordering_support.one_at_a_time_with_a_threaded_worker(
+        pg_store, hook_receiver, seed=random.randrange(2**32)
+    )
+
+
+def test_a_retry_holds_back_only_its_key(
+    pg_store: PostgresStore, hook_receiver: HookReceiver
+) -> None:
+    """A delivery waiting on a retry holds back the rest of its key, not the hook or host."""
+    ordering_support.retry_holds_back_only_its_key(pg_store, hook_receiver)
+
+
+def test_failure_revival_and_410_of_a_key(
+    pg_store: PostgresStore, hook_receiver: HookReceiver
+) -> None:
+    """Failed for good, revived with redelivery, then 410: as on the other stores."""
+    ordering_support.failure_removal_and_revival(pg_store, hook_receiver)
