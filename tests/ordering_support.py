@@ -8,10 +8,12 @@ entities: ``n`` counts up in emit order within a key.
 from __future__ import annotations
 
 import random
+import signal
+import subprocess
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from resthooks import Dispatcher, Hook, SystemClock
 from resthooks.stores import Store
@@ -176,3 +178,71 @@ def failure_removal_and_revival(store: Store, receiver: HookReceiver) -> None:
     assert store.get_hook(hook.id) is None
     cancelled = [d for d in store.list_deliveries(owner=OWNER) if d.state.value == "cancelled"]
     assert len(cancelled) == 2, "the 410'd one and the rest of its key"
+
+
+def kill_mid_attempt_then_two_workers(
+    dispatcher: Dispatcher,
+    receiver: HookReceiver,
+    *,
+    start_worker: Callable[[], subprocess.Popen[bytes]],
+    drained: Callable[[], bool],
+    seed: int,
+) -> None:
+    """A worker process is killed (SIGKILL) while its attempts are held unanswered at the
+    receiver; two fresh worker processes then share the outbox. Each key still arrives in
+    emit order: a re-claimed first delivery (after its lease ran out) is sent again before
+    anything later of its key, and the two processes never send one key twice at once."""
+    print(f"seed={seed}")
+    delay = 0.02
+    subscribe(dispatcher, receiver)
+    keys = [f"party:{n}" for n in range(4)]
+    receiver.hold()
+    emitted = emit_interleaved(dispatcher, keys, 6, keyless=4, seed=seed)
+    doomed = start_worker()
+    try:
+        receiver.wait_for(1, timeout=30)
+        time.sleep(0.2)  # let it start what else it can
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(10)
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+            doomed.wait()
+    held = receiver.deliveries
+    held_keys = {d.payload[0]["key"] for d in held} - {None}
+    assert held_keys, "the killed worker had deliveries of a key in flight"
+    receiver.answer(Answer(status=204, delay=delay))
+    receiver.release()
+    workers = [start_worker(), start_worker()]
+    try:
+        deadline = time.monotonic() + 120
+        while not drained():
+            assert time.monotonic() < deadline, "the outbox was not drained"
+            assert any(w.poll() in (None, 0) for w in workers), "the workers failed"
+            time.sleep(0.1)
+    finally:
+        stop_workers(workers)
+    everything = receiver.deliveries
+    assert_in_emit_order(everything, emitted)
+    after = [d for d in everything if d not in held]
+    assert_one_at_a_time(after, delay)
+    resent = arrivals_by_key(after)
+    for delivery in held:
+        entity = delivery.payload[0]
+        if entity["key"] is not None:
+            assert resent[entity["key"]][0] == entity["n"], (
+                f"the held delivery of {entity['key']!r} is sent again first: "
+                f"{resent[entity['key']]}"
+            )
+
+
+def stop_workers(workers: Sequence[subprocess.Popen[bytes]]) -> None:
+    for w in workers:
+        if w.poll() is None:
+            w.send_signal(signal.SIGTERM)
+    for w in workers:
+        try:
+            w.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            w.kill()
+            w.wait()
