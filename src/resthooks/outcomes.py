@@ -196,9 +196,10 @@ class Transition(NamedTuple):
 
     @property
     def ends_turn(self) -> bool:
-        """Whether the delivery leaves its ordering key's turn: it is written final, so a
-        store hands the turn to the oldest waiting delivery of the same hook and key in the
-        same transaction (a delivery without a key has no turn to hand on).
+        """Whether the delivery leaves its ordering key's turn (it is written final).
+
+        Then a store hands the turn to the oldest waiting delivery of the same hook and key,
+        in the same transaction. A delivery without a key has no turn to hand on.
 
         .. versionadded:: 0.2.0
         """
