@@ -197,7 +197,7 @@ def kill_mid_attempt_then_two_workers(
     subscribe(dispatcher, receiver)
     keys = [f"party:{n}" for n in range(4)]
     receiver.hold()
-    emitted = emit_interleaved(dispatcher, keys, 6, keyless=4, seed=seed)
+    emitted = emit_interleaved(dispatcher, keys, 6, seed=seed)
     doomed = start_worker()
     try:
         receiver.wait_for(1, timeout=30)
@@ -213,6 +213,7 @@ def kill_mid_attempt_then_two_workers(
     assert held_keys, "the killed worker had deliveries of a key in flight"
     receiver.answer(Answer(status=204, delay=delay))
     receiver.release()
+    emitted.update(emit_interleaved(dispatcher, [], 0, keyless=4, seed=seed))
     workers = [start_worker(), start_worker()]
     try:
         deadline = time.monotonic() + 120

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import attrs
 import pytest
 
 import ordering_support
-from resthooks import Dispatcher, ValidationError
+from resthooks import Dispatcher, Hook, Outcome, OutcomeKind, ValidationError
 from resthooks.aio import AsyncDispatcher
 from resthooks.stores import MemoryStore, SQLiteStore, Store
 from resthooks.testing import FakeClock, HookReceiver, RecordingTransport
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture(name="any_store", params=["memory", "sqlite"])
@@ -118,3 +121,125 @@ def test_the_async_face_refuses_a_bad_ordering_key(key: object, message: str) ->
         return [d.ordering_key for d in made]
 
     assert asyncio.run(main()) == ["party:1"]
+
+
+# -- the cost of keys in SQLite: indexes, and claims that stay flat ----------------------------
+
+
+def _hook(n: int, host: str) -> Hook:
+    return Hook(
+        id=f"hook_{n}",
+        owner="acme",
+        event="party/updated",
+        target_url=f"https://{host}/{n}",
+        created_at=T0 + timedelta(seconds=n),
+        updated_at=T0 + timedelta(seconds=n),
+    )
+
+
+def _sqlite_statements(store: SQLiteStore, call: Callable[[], object]) -> list[str]:
+    seen: list[str] = []
+    conn = store._conn()
+    conn.set_trace_callback(seen.append)
+    try:
+        call()
+    finally:
+        conn.set_trace_callback(None)
+    return [s for s in seen if "deliveries" in s and not s.startswith(("BEGIN", "COMMIT"))]
+
+
+def test_keyed_statements_use_the_index_of_turns(tmp_path: Path) -> None:
+    """The fan-out of a keyed emit, the hand-over of a turn and a keyed redelivery reach the
+    deliveries through indexes (the index of turns for the key's deliveries), never a scan."""
+    store = SQLiteStore(tmp_path / "plans.db")
+    store.add_hook(_hook(1, "a.example.com"), max_per_owner=None)
+    conn = store._conn()
+    for i in range(300):
+        store.enqueue(
+            owner="acme",
+            event="party/updated",
+            body=b"{}",
+            now=T0 + timedelta(seconds=i),
+            ordering_key=f"party:{i % 3}",
+        )
+    now, lease = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    statements = _sqlite_statements(
+        store,
+        lambda: store.enqueue(
+            owner="acme", event="party/updated", body=b"{}", now=now, ordering_key="party:1"
+        ),
+    )
+    claims = store.claim_due(now=now, limit=10, lease_until=lease)
+    assert len(claims) == 3, "one per key"
+    first = claims[0]
+    statements += _sqlite_statements(
+        store,
+        lambda: store.record(
+            [Outcome(delivery_id=first.delivery.id, token=first.token, kind=OutcomeKind.DELIVERED)],
+            now=now,
+        ),
+    )
+    statements += _sqlite_statements(store, lambda: store.requeue(first.delivery.id, now=now))
+    uses_turns = 0
+    for sql in statements:
+        steps = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        scans = [s for s in steps if s.startswith("SCAN") and s not in ("SCAN h", "SCAN hooks")]
+        assert scans == [], (sql, steps)
+        uses_turns += any("resthooks_deliveries_turns" in s for s in steps)
+    assert uses_turns >= 3, statements  # the fan-out, the hand-over, the redelivery
+    store.close()
+
+
+def _vm_steps(store: SQLiteStore, call: Callable[[], object]) -> int:
+    """SQLite virtual machine instructions (in hundreds) that ``call`` runs: the work of
+    its statements, whatever the machine's load."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    conn = store._conn()
+    conn.set_progress_handler(count, 100)
+    try:
+        call()
+    finally:
+        conn.set_progress_handler(None, 0)
+    return steps
+
+
+@pytest.mark.parametrize("per_host", [None, 2])
+def test_claims_stay_flat_behind_a_long_key(tmp_path: Path, per_host: int | None) -> None:
+    """A claim costs the same whether 10 or 5,000 deliveries wait behind their key's turn:
+    waiting deliveries are past the end of every index range a claim reads (with and
+    without the per-host limit, the fallback path of a saturated host included)."""
+    costs = []
+    now = T0 + timedelta(hours=1)
+    lease = now + timedelta(hours=1)
+    for waiting in (10, 5_000):
+        store = SQLiteStore(tmp_path / f"flat{waiting}.db")
+        store.add_hook(_hook(1, "busy.example.com"), max_per_owner=None)
+        store.add_hook(
+            attrs.evolve(_hook(2, "idle.example.com"), event="party/created"), max_per_owner=None
+        )
+        store.enqueue_many(
+            [("acme", "party/created", b"{}")] * (waiting + 1),
+            now=T0,
+            ordering_keys=["party:1"] * (waiting + 1),
+        )
+        # A saturated host's keyless backlog fills the front of the due queue.
+        store.enqueue_many([("acme", "party/updated", b"{}")] * 300, now=T0)
+        store.claim_due(now=now, limit=2, lease_until=lease, max_in_flight_per_host=per_host)
+        costs.append(
+            _vm_steps(
+                store,
+                lambda s=store: s.claim_due(
+                    now=now, limit=10, lease_until=lease, max_in_flight_per_host=per_host
+                ),
+            )
+        )
+        store.close()
+    small, large = costs
+    print(f"claim work with 10 / 5,000 waiting: {costs} hundred steps")
+    assert large <= 2 * small + 5, f"claim work with 10 / 5,000 waiting: {costs} hundred steps"

@@ -48,8 +48,8 @@ class Row:
     token: str | None = None
     lease_until: datetime | None = None
     trace_context: str | None = None
-    seq: int = 0  # emit order
-    waiting: bool = False  # behind another delivery of its ordering key (not due)
+    seq: int = 0  # emit order (a delivery waiting for its ordering key's turn has no
+    # next_attempt_at: it is not due)
 
 
 class DictStore:
@@ -201,16 +201,12 @@ class DictStore:
                     updated_at=now,
                     ordering_key=ordering_key,
                 )
+                if ordering_key is not None and self._key_rows(d):
+                    # Its key has an open delivery: it waits for its turn.
+                    d = attrs.evolve(d, next_attempt_at=None)
                 host = urllib.parse.urlsplit(hook.target_url).netloc.lower()
-                # A delivery of an ordering key waits while its key has an open one.
-                waiting = ordering_key is not None and bool(self._key_rows(d))
                 self._rows[d.id] = Row(
-                    d,
-                    body,
-                    host,
-                    trace_context=trace_context,
-                    seq=next(self._emitted),
-                    waiting=waiting,
+                    d, body, host, trace_context=trace_context, seq=next(self._emitted)
                 )
                 made.append(d)
             return made
@@ -231,7 +227,7 @@ class DictStore:
 
     def _due_at(self, row: Row) -> datetime | None:
         if row.delivery.state is DeliveryState.PENDING:
-            return None if row.waiting else row.delivery.next_attempt_at
+            return row.delivery.next_attempt_at
         return row.lease_until if row.delivery.state is DeliveryState.IN_FLIGHT else None
 
     def claim_due(
@@ -317,10 +313,10 @@ class DictStore:
         if t.attempt is not None:
             self._log.setdefault(d.id, []).append(t.attempt)
         if t.ends_turn and d.ordering_key is not None:
-            # The key's turn goes to its oldest waiting delivery.
+            # The key's turn goes to its oldest waiting delivery, due now.
             following = self._key_rows(d)
             if following:
-                following[0].waiting = False
+                following[0].delivery = attrs.evolve(following[0].delivery, next_attempt_at=now)
         cancelled: list[str] = []
         if t.hook_effect is HookEffect.DEAD:
             self._set_state(d.hook_id, HookState.DEAD, t.dead_reason, now)
@@ -368,15 +364,21 @@ class DictStore:
                 next_attempt_at=now,
                 updated_at=now,
             )
-            row.waiting = False
             if row.delivery.ordering_key is not None:
                 # The turn is the oldest's, but one in flight keeps it.
-                holder = next((r for r in self._key_rows(row.delivery) if not r.waiting), None)
+                holder = next(
+                    (r for r in self._key_rows(row.delivery) if r.delivery.next_attempt_at),
+                    None,
+                )
                 if holder is not None:
-                    if holder.delivery.state is DeliveryState.IN_FLIGHT or holder.seq < row.seq:
-                        row.waiting = True
-                    else:
-                        holder.waiting = True
+                    waits = (
+                        row
+                        if (
+                            holder.delivery.state is DeliveryState.IN_FLIGHT or holder.seq < row.seq
+                        )
+                        else holder
+                    )
+                    waits.delivery = attrs.evolve(waits.delivery, next_attempt_at=None)
             return row.delivery
 
     def next_due_at(self) -> datetime | None:

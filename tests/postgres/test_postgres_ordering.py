@@ -77,3 +77,52 @@ def test_order_holds_across_processes_and_a_kill(
         drained=drained,
         seed=random.randrange(2**32),
     )
+
+
+def test_keyed_statements_use_the_index_of_turns(pg_store: PostgresStore, pg_conninfo: str) -> None:
+    """A keyed fan-out and a turn's hand-over find the key's deliveries through the index of
+    turns, never a scan of the deliveries."""
+    import psycopg  # noqa: PLC0415 - optional: the fixtures checked for it
+    from psycopg import sql  # noqa: PLC0415
+
+    from resthooks.stores._common import WAITING_FOR_TURN  # noqa: PLC0415
+
+    dispatcher = support.make_dispatcher(pg_store)
+    dispatcher.subscribe("party/updated", "https://a.example.com/h", owner="acme")
+    # A hook with a history: 2,000 deliveries sent long ago, 200 keyed ones open.
+    dispatcher.emit_many([("party/updated", {"n": i}, "acme") for i in range(2000)])
+    with psycopg.connect(pg_conninfo) as conn:
+        conn.execute(
+            sql.SQL(
+                "UPDATE {}.deliveries SET state = 'delivered', next_attempt_at = NULL, "
+                "due_at = NULL"
+            ).format(sql.Identifier(pg_store.schema))
+        )
+    dispatcher.emit_many(
+        [("party/updated", {"n": i}, "acme", f"party:{i % 4}") for i in range(200)]
+    )
+    (hook,) = dispatcher.hooks(owner="acme")
+    now = dispatcher.clock.now()
+    params = {
+        "owner": "acme",
+        "event": "party/updated",
+        "body": b"{}",
+        "now": now,
+        "trace_context": None,
+        "key": "party:1",
+        "waiting": WAITING_FOR_TURN,
+        "hook_id": hook.id,
+    }
+    with psycopg.connect(pg_conninfo) as conn:
+        conn.execute(sql.SQL("ANALYZE {}.deliveries").format(sql.Identifier(pg_store.schema)))
+        conn.execute("SET enable_seqscan = off")
+        for statement in (pg_store._ENQUEUE_KEYED, pg_store._HAND_OVER):
+            plan = "\n".join(
+                r[0]
+                for r in conn.execute(
+                    sql.SQL("EXPLAIN ") + pg_store._q(statement), params
+                ).fetchall()
+            )
+            assert "deliveries_turns" in plan, plan
+            assert "Seq Scan on deliveries" not in plan, plan
+        conn.rollback()

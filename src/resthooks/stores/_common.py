@@ -29,6 +29,13 @@ ToDatetime = Callable[[Any], datetime]
 FINAL_STATES = (DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED)
 NOT_FINAL_STATES = (DeliveryState.PENDING, DeliveryState.IN_FLIGHT)
 
+#: The ``due_at`` and ``next_attempt_at`` a SQL store writes on a delivery that waits behind
+#: another of its ordering key (see :mod:`resthooks.outcomes`): later than any real time, so
+#: no claim query reaches it (they stay as they are, and flat: a waiting backlog sits past
+#: the end of every index range they read); read back, it is ``next_attempt_at=None``. The
+#: turn's hand-over makes it due then.
+WAITING_FOR_TURN = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
 
 class LazyDeliveries(Sequence[Delivery]):
     """The deliveries of a fan-out, built when first read.
@@ -170,6 +177,7 @@ def _hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
 
 def _delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
     (id_, hook_id, owner, event, state, attempts, next_at, created, updated, last_error, key) = row
+    next_attempt_at = None if next_at is None else to_dt(next_at)
     return Delivery(
         id=id_,
         hook_id=hook_id,
@@ -177,7 +185,8 @@ def _delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
         event=event,
         state=DeliveryState(state),
         attempts=attempts,
-        next_attempt_at=None if next_at is None else to_dt(next_at),
+        # A delivery waiting for its ordering key's turn has no time of its own yet.
+        next_attempt_at=None if next_attempt_at == WAITING_FOR_TURN else next_attempt_at,
         created_at=to_dt(created),
         updated_at=to_dt(updated),
         last_error=last_error,
@@ -197,10 +206,3 @@ def _attempt_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Attempt:
         error=error,
         response_excerpt=excerpt,
     )
-
-
-#: The ``due_at`` a SQL store writes on a delivery that waits behind another of its ordering
-#: key (see :mod:`resthooks.outcomes`): later than any real due time, so no claim takes it
-#: and the claim queries stay as they are; the turn's hand-over sets it to
-#: ``next_attempt_at``.
-WAITING_FOR_TURN = datetime(9999, 1, 1, tzinfo=timezone.utc)

@@ -255,6 +255,7 @@ class MemoryStore:
                 return
             # A redelivery older than the pending holder: the turn is the oldest's.
             holder.waiting = True
+            holder.delivery = attrs.evolve(holder.delivery, next_attempt_at=None)
         row.waiting = False
         self._turns[key] = row.delivery.id
 
@@ -267,13 +268,15 @@ class MemoryStore:
         if not members:
             del self._members[key], self._turns[key]
             return
-        # The turn goes to the oldest waiting row of the key, due at its next attempt.
+        # The turn goes to the oldest waiting row of the key, due now (when this one left).
         following = self._rows[members[0][1]]
         self._turns[key] = following.delivery.id
         following.waiting = False
-        d = following.delivery
-        if d.state is DeliveryState.PENDING and d.next_attempt_at is not None:
-            self._push(following.host, (d.next_attempt_at, d.created_at, d.id))
+        d = following.delivery = attrs.evolve(
+            following.delivery, next_attempt_at=row.delivery.updated_at
+        )
+        if d.state is DeliveryState.PENDING:
+            self._push(following.host, (row.delivery.updated_at, d.created_at, d.id))
 
     def _set(self, row: _Row, delivery: Delivery) -> None:
         row.delivery = delivery
@@ -286,6 +289,8 @@ class MemoryStore:
                     self._leave_turn(row, key)
             elif not row.member:
                 self._join_turn(row, key)
+                if row.waiting:  # no time of its own until its turn comes
+                    delivery = row.delivery = attrs.evolve(delivery, next_attempt_at=None)
         if state.is_final:
             if self._open.pop(delivery_id, None) is not None:
                 by_hook = self._open_by_hook[delivery.hook_id]
@@ -455,7 +460,7 @@ class MemoryStore:
             )
             self._rows[delivery.id] = row
             self._set(row, delivery)
-            created.append(delivery)
+            created.append(row.delivery)
         return created
 
     def _due_at(self, row: _Row) -> datetime | None:

@@ -269,8 +269,7 @@ _INVARIANTS: tuple[tuple[str, str, LiteralString], ...] = (
         "pending_without_due_time",
         "pending deliveries that no claim will ever pick (no due time, or not their own)",
         "SELECT count(*) FROM {s}.deliveries WHERE state = 'pending' AND "
-        "(next_attempt_at IS NULL OR due_at IS NULL OR due_at != next_attempt_at) AND NOT "
-        "(ordering_key IS NOT NULL AND due_at = {waiting})",
+        "(next_attempt_at IS NULL OR due_at IS NULL OR due_at != next_attempt_at)",
     ),
     (
         "in_flight_without_claim",
@@ -888,8 +887,12 @@ class PostgresStore:
     """
     _ENQUEUE_KEYED: LiteralString = """
         WITH matched AS (
-            SELECT id, host, created_at FROM {s}.hooks
-            WHERE owner = %(owner)s AND event = %(event)s AND state = 'active'
+            SELECT h.id, h.host, h.created_at,
+                CASE WHEN EXISTS (SELECT 1 FROM {s}.deliveries o WHERE o.hook_id = h.id
+                    AND o.ordering_key = %(key)s AND o.next_attempt_at IS NOT NULL)
+                    THEN %(waiting)s ELSE %(now)s END AS due
+            FROM {s}.hooks h
+            WHERE h.owner = %(owner)s AND h.event = %(event)s AND h.state = 'active'
         ), message AS (
             INSERT INTO {s}.messages (body, trace_context)
             SELECT %(body)s, %(trace_context)s WHERE EXISTS (SELECT 1 FROM matched)
@@ -899,19 +902,16 @@ class PostgresStore:
                                     next_attempt_at, due_at, created_at, updated_at,
                                     ordering_key, ordering_seq)
         SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), matched.id, %(owner)s,
-               %(event)s, message.id, matched.host, 'pending', %(now)s,
-               CASE WHEN EXISTS (SELECT 1 FROM {s}.deliveries o WHERE o.hook_id = matched.id
-                   AND o.ordering_key = %(key)s AND o.next_attempt_at IS NOT NULL)
-                   THEN %(waiting)s ELSE %(now)s END,
+               %(event)s, message.id, matched.host, 'pending', matched.due, matched.due,
                %(now)s, %(now)s, %(key)s, nextval('{s}.ordering_seq')
         FROM matched CROSS JOIN message
         ORDER BY matched.created_at, matched.id
-        RETURNING id, hook_id
+        RETURNING id, hook_id, due_at = %(waiting)s
     """
     # Give the turn of a hook's key to its oldest waiting delivery (the one that had it was
     # just written final, or moved aside), under the key's advisory lock.
     _HAND_OVER: LiteralString = """
-        UPDATE {s}.deliveries SET due_at = next_attempt_at
+        UPDATE {s}.deliveries SET due_at = %(now)s, next_attempt_at = %(now)s
         WHERE id = (SELECT id FROM {s}.deliveries WHERE hook_id = %(hook_id)s
                     AND ordering_key = %(key)s AND next_attempt_at IS NOT NULL
                     ORDER BY ordering_seq LIMIT 1)
@@ -941,8 +941,8 @@ class PostgresStore:
         if holder[1] == DeliveryState.IN_FLIGHT.value or holder[2]:
             return WAITING_FOR_TURN
         cur.execute(
-            self._q("UPDATE {s}.deliveries SET due_at = %s WHERE id = %s"),
-            (WAITING_FOR_TURN, holder[0]),
+            self._q("UPDATE {s}.deliveries SET due_at = %s, next_attempt_at = %s WHERE id = %s"),
+            (WAITING_FOR_TURN, WAITING_FOR_TURN, holder[0]),
         )
         return now
 
@@ -1054,9 +1054,9 @@ class PostgresStore:
 
     def _fan_out(
         self, cur: psycopg.Cursor[Any], params: list[dict[str, Any]]
-    ) -> list[tuple[str, str, str, str, str | None]]:
+    ) -> list[tuple[str, str, str, str, str | None, bool]]:
         """Run the fan-outs; (id, hook_id, owner, event) of every delivery made, in order."""
-        found: list[tuple[str, str, str, str, str | None]] = []
+        found: list[tuple[str, str, str, str, str | None, bool]] = []
         if any(p["key"] is not None for p in params):
             # Keyed fan-outs one by one, under the turn locks of their hooks and keys, taken
             # first and in one order (hook id, then key) as record takes them.
@@ -1068,7 +1068,10 @@ class PostgresStore:
             self._lock_turns(cur, turns)
             for p in params:
                 cur.execute(self._q(self._ENQUEUE if p["key"] is None else self._ENQUEUE_KEYED), p)
-                found.extend((r[0], r[1], p["owner"], p["event"], p["key"]) for r in cur.fetchall())
+                found.extend(
+                    (r[0], r[1], p["owner"], p["event"], p["key"], len(r) > 2 and r[2])
+                    for r in cur.fetchall()
+                )
             if found and self.notify:
                 cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
             return found
@@ -1083,14 +1086,14 @@ class PostgresStore:
                 if not cur.nextset():
                     break
         for p, rows in zip(params, results, strict=True):
-            found.extend((r[0], r[1], p["owner"], p["event"], None) for r in rows)
+            found.extend((r[0], r[1], p["owner"], p["event"], None, False) for r in rows)
         if found and self.notify:
             cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         return found
 
     @staticmethod
     def _deliveries(
-        found: list[tuple[str, str, str, str, str | None]], now: datetime
+        found: list[tuple[str, str, str, str, str | None, bool]], now: datetime
     ) -> Sequence[Delivery]:
         # Only the ids come back from the database (decoding every column of 10,000 rows
         # was half the fan-out's time with the pure-Python psycopg); the rest is what was
@@ -1106,12 +1109,12 @@ class PostgresStore:
                     hook_id=hook_id,
                     owner=owner,
                     event=event,
-                    next_attempt_at=at,
+                    next_attempt_at=None if waiting else at,
                     created_at=at,
                     updated_at=at,
                     ordering_key=key,
                 )
-                for delivery_id, hook_id, owner, event, key in found
+                for delivery_id, hook_id, owner, event, key, waiting in found
             ]
 
         return LazyDeliveries(len(found), load)
@@ -1173,7 +1176,9 @@ class PostgresStore:
                     await cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
-        return self._deliveries([(r[0], r[1], owner, event, ordering_key) for r in rows], now)
+        return self._deliveries(
+            [(r[0], r[1], owner, event, ordering_key, len(r) > 2 and r[2]) for r in rows], now
+        )
 
     _CLAIM: LiteralString = """
         WITH picked AS (
@@ -1294,7 +1299,7 @@ class PostgresStore:
                 for hook_id, key in turns:
                     cur.execute(
                         self._q(self._HAND_OVER),
-                        {"hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN},
+                        {"hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN, "now": now},
                     )
             else:
                 moved = []
@@ -1443,7 +1448,7 @@ class PostgresStore:
             for hook_id, key in handed:
                 cur.execute(
                     self._q(self._HAND_OVER),
-                    {"hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN},
+                    {"hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN, "now": now},
                 )
         return results
 
@@ -1559,7 +1564,7 @@ class PostgresStore:
             cur.execute(
                 self._q(
                     "UPDATE {s}.deliveries d SET state = 'pending', attempts = 0, "
-                    "next_attempt_at = %(now)s, due_at = %(due)s, token = NULL, "
+                    "next_attempt_at = %(due)s, due_at = %(due)s, token = NULL, "
                     "lease_until = NULL, updated_at = %(now)s WHERE id = %(id)s "
                     "RETURNING {delivery_columns}"
                 ),

@@ -427,8 +427,7 @@ _INVARIANTS: tuple[tuple[str, str, str], ...] = (
         "pending_without_due_time",
         "pending deliveries that no claim will ever pick (no due time, or not their own)",
         "SELECT count(*) FROM resthooks_deliveries WHERE state = 'pending' "
-        "AND (next_attempt_at IS NULL OR due_at IS NULL OR due_at != next_attempt_at) "
-        f"AND NOT (ordering_key IS NOT NULL AND due_at = {_WAITING_US})",
+        "AND (next_attempt_at IS NULL OR due_at IS NULL OR due_at != next_attempt_at)",
     ),
     (
         "in_flight_without_claim",
@@ -1329,13 +1328,13 @@ class SQLiteStore:
         cursor = conn.execute(
             "INSERT INTO resthooks_deliveries (salt, hook_id, message_id, state, attempts, "
             "next_attempt_at, updated_at, due_at, ordering_key) "
-            f"SELECT {_SALT_SQL}, h.id, :message, 'pending', 0, :at, :at, "
-            "CASE WHEN EXISTS (SELECT 1 FROM resthooks_deliveries o WHERE o.hook_id = h.id "
-            "AND o.ordering_key = :key AND o.next_attempt_at IS NOT NULL) THEN :waiting "
-            "ELSE :at END, :key "
+            f"SELECT {_SALT_SQL}, id, :message, 'pending', 0, due, :at, due, :key FROM ("
+            "SELECT h.id, h.created_at, CASE WHEN EXISTS (SELECT 1 FROM resthooks_deliveries o "
+            "WHERE o.hook_id = h.id AND o.ordering_key = :key AND o.next_attempt_at IS NOT NULL) "
+            "THEN :waiting ELSE :at END AS due "
             "FROM resthooks_hooks h "
-            "WHERE h.owner = :owner AND h.event = :event AND h.state = 'active' "
-            "ORDER BY h.created_at, h.id",
+            "WHERE h.owner = :owner AND h.event = :event AND h.state = 'active') "
+            "ORDER BY created_at, id",
             {
                 "at": at,
                 "message": message_id,
@@ -1357,8 +1356,8 @@ class SQLiteStore:
             (count, first, last, message_id),
         )
         rows = conn.execute(
-            "SELECT seq, salt, hook_id FROM resthooks_deliveries WHERE seq BETWEEN ? AND ? "
-            "ORDER BY seq",
+            "SELECT seq, salt, hook_id, due_at FROM resthooks_deliveries "
+            "WHERE seq BETWEEN ? AND ? ORDER BY seq",
             (first, last),
         ).fetchall()
 
@@ -1369,12 +1368,12 @@ class SQLiteStore:
                     hook_id=hook_id,
                     owner=owner,
                     event=event,
-                    next_attempt_at=now,
+                    next_attempt_at=None if due == _WAITING_US else now,
                     created_at=now,
                     updated_at=now,
                     ordering_key=key,
                 )
-                for seq, salt, hook_id in rows
+                for seq, salt, hook_id, due in rows
             ]
 
         return LazyDeliveries(count, load)
@@ -1396,18 +1395,19 @@ class SQLiteStore:
         if holder[1] == DeliveryState.IN_FLIGHT.value or holder[0] < seq:
             return _WAITING_US
         conn.execute(
-            "UPDATE resthooks_deliveries SET due_at = ? WHERE seq = ?", (_WAITING_US, holder[0])
+            "UPDATE resthooks_deliveries SET due_at = ?1, next_attempt_at = ?1 WHERE seq = ?2",
+            (_WAITING_US, holder[0]),
         )
         return at
 
-    def _hand_over(self, conn: sqlite3.Connection, hook_id: str, key: str) -> None:
-        """Give the turn of a hook's ordering key to its oldest waiting delivery (the one
-        that had it was just written final, or moved aside)."""
+    def _hand_over(self, conn: sqlite3.Connection, hook_id: str, key: str, at: int) -> None:
+        """Give the turn of a hook's ordering key to its oldest waiting delivery, due ``at``
+        (the one that had it was just written final, or moved aside)."""
         conn.execute(
-            "UPDATE resthooks_deliveries SET due_at = next_attempt_at WHERE seq = ("
-            "SELECT seq FROM resthooks_deliveries WHERE hook_id = ? AND ordering_key = ? "
-            "AND next_attempt_at IS NOT NULL ORDER BY seq LIMIT 1) AND due_at = ?",
-            (hook_id, key, _WAITING_US),
+            "UPDATE resthooks_deliveries SET due_at = ?1, next_attempt_at = ?1 WHERE seq = ("
+            "SELECT seq FROM resthooks_deliveries WHERE hook_id = ?2 AND ordering_key = ?3 "
+            "AND next_attempt_at IS NOT NULL ORDER BY seq LIMIT 1) AND due_at = ?4",
+            (at, hook_id, key, _WAITING_US),
         )
 
     def _enqueue_batch(
@@ -1601,8 +1601,7 @@ class SQLiteStore:
                 "JOIN resthooks_deliveries d "
                 "ON d.seq IN (SELECT p.seq FROM resthooks_deliveries p WHERE p.hook_id = h.id "
                 "AND p.next_attempt_at IS NOT NULL AND p.next_attempt_at <= ? "
-                "AND p.state = 'pending' AND p.due_at = p.next_attempt_at "
-                "ORDER BY p.next_attempt_at, p.seq LIMIT ?) "
+                "AND p.state = 'pending' ORDER BY p.next_attempt_at, p.seq LIMIT ?) "
                 f"WHERE h.state = 'active' AND h.host IN ({marks})",
                 (at, min(per_host, limit), *chunk),
             )
@@ -1706,7 +1705,7 @@ class SQLiteStore:
             ).fetchone()
             conn.execute("DELETE FROM resthooks_deliveries WHERE seq = ?", (seq,))
             if turn is not None:  # the key goes on without it
-                self._hand_over(conn, turn[0], turn[1])
+                self._hand_over(conn, turn[0], turn[1], at)
             if row is not None:
                 found.append(
                     QuarantinedDelivery(
@@ -1825,7 +1824,7 @@ class SQLiteStore:
             self._insert_attempt(conn, outcome.delivery_id, t.attempt)
         key = keys.get(outcome.delivery_id)
         if key is not None and t.ends_turn:
-            self._hand_over(conn, hook_id, key)
+            self._hand_over(conn, hook_id, key, at)
         cancelled: list[str] = []
         if t.hook_effect is not HookEffect.NONE:
             if t.hook_effect is HookEffect.DEAD:
@@ -1933,7 +1932,7 @@ class SQLiteStore:
                 due = self._take_turn(conn, turn[0], turn[1], key[0], at)
             conn.execute(
                 "UPDATE resthooks_deliveries SET state = 'pending', attempts = 0, next_attempt_at "
-                "= :at, due_at = :due, token = NULL, lease_until = NULL, updated_at = :at "
+                "= :due, due_at = :due, token = NULL, lease_until = NULL, updated_at = :at "
                 "WHERE seq = :seq AND salt = :salt",
                 {"at": at, "due": due, "seq": key[0], "salt": key[1]},
             )

@@ -882,9 +882,11 @@ def check_ordering_key_one_at_a_time_in_emit_order(store: Store) -> None:
     k2 = _keyed(store, "party:2", 1)
     got = store.get_delivery(k1[1])
     assert got is not None, "a waiting delivery must be stored"
-    assert (got.state, got.ordering_key) == (DeliveryState.PENDING, "party:1"), (
-        f"a waiting delivery is pending and keeps its key: {got!r}"
-    )
+    assert (got.state, got.ordering_key, got.next_attempt_at) == (
+        DeliveryState.PENDING,
+        "party:1",
+        None,
+    ), f"a waiting delivery is pending, keeps its key and has no next attempt time: {got!r}"
     claims = {
         c.delivery.id: c for c in store.claim_due(now=_t(10), limit=50, lease_until=_lease(10))
     }
@@ -896,6 +898,11 @@ def check_ordering_key_one_at_a_time_in_emit_order(store: Store) -> None:
     assert _claimed_ids(store, 10) == [], "the next of a key waits while the first is in flight"
     for n in (1, 2):
         _finish(store, k1[n - 1], claims[k1[n - 1]].token, 11 + n, OutcomeKind.DELIVERED)
+        following = store.get_delivery(k1[n])
+        assert following is not None
+        assert following.next_attempt_at == _t(11 + n), (
+            f"the next of a key is due when the one before it is delivered: {following!r}"
+        )
         claims = {
             c.delivery.id: c for c in store.claim_due(now=_t(20), limit=50, lease_until=_lease(20))
         }
