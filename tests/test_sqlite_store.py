@@ -657,6 +657,9 @@ def test_the_attempt_log_is_keyed_by_the_deliverys_row(db: Path) -> None:
     conn.execute("DROP INDEX resthooks_attempts_by_seq")
     conn.execute("ALTER TABLE resthooks_attempts DROP COLUMN delivery_seq")
     conn.execute("CREATE INDEX resthooks_attempts_by_delivery ON resthooks_attempts (delivery_id)")
+    # (and without version 8's ordering keys)
+    conn.execute("DROP INDEX resthooks_deliveries_turns")
+    conn.execute("ALTER TABLE resthooks_deliveries DROP COLUMN ordering_key")
     conn.execute("PRAGMA user_version = 6")
     conn.close()
     with SQLiteStore(db) as store:
