@@ -8,6 +8,7 @@ and the proxy's credentials appear nowhere but in ``Proxy-Authorization``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
@@ -368,3 +369,26 @@ def test_fuzzed_proxy_urls_are_read_or_refused_without_quoting_a_password(
         proxy = exc
     assert PASSWORD not in repr(proxy)
     assert PASSWORD not in str(proxy)
+
+
+def test_the_async_face_sends_through_the_sync_transports_proxy(auth_proxy: ProxyServer) -> None:
+    """AsyncDispatcher over a Dispatcher whose transport has a proxy: its default async
+    transport (what ``resthooks worker --concurrency`` runs) goes through the same proxy,
+    and delivers there under the default policy."""
+    from resthooks.aio import AsyncDispatcher  # noqa: PLC0415 - needs the async extra
+
+    sync = Urllib3Transport(proxy=auth_proxy.url(f"{USER}:{PASSWORD}"))
+    hooks = AsyncDispatcher(Dispatcher(MemoryStore(), clock=FakeClock(), transport=sync))
+    assert hooks.transport.proxy is sync.proxy  # type: ignore[attr-defined]
+    with HookReceiver() as receiver:
+        url = receiver.url("/async").replace("127.0.0.1", "localhost")
+
+        async def main() -> int:
+            await hooks.subscribe("party/created", url, owner="acme")
+            await hooks.emit("party/created", {"id": 1}, owner="acme")
+            summary = await hooks.run_until_idle(concurrency=4)
+            await hooks.aclose()
+            return summary.delivered
+
+        assert asyncio.run(main()) == 1
+        assert receiver.payloads("party/created") == [{"id": 1}]
