@@ -688,9 +688,13 @@ class Dispatcher:
     # emit() in two halves around the store's enqueue (_prepare_emit, below, and this), which
     # the asyncio face (resthooks.aio) makes through an async connection of the host's.
     def _emitted(self, created: Sequence[Delivery], *, transactional: bool) -> None:
-        if created:
+        # Written through the host's connection, the deliveries are invisible until the host
+        # commits: a worker woken now would find nothing and sleep its poll interval. What
+        # wakes it is the commit: the store's own signal (PostgreSQL sends NOTIFY then) or
+        # committed(), which the host (or its framework integration) calls afterwards.
+        if created and not transactional:
             self._wake_workers()
-            if not transactional and self.after_emit is not None:
+            if self.after_emit is not None:
                 self.after_emit(created)
 
     def _prepare_emit(self, event: str, payload: object, owner: str) -> tuple[str, str, bytes]:
