@@ -49,7 +49,6 @@ def test_demo_db_keeps_the_store_for_the_other_commands(tmp_path: Path) -> None:
     listed = run("--db", str(db), "deliveries", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     ids = [d["id"] for d in json.loads(listed.stdout)]
-    assert len(ids) == 9  # 4 + 3 + 2 deliveries of the three parties
     shown = set(re.findall(r"msg_\.\.\.[0-9a-f]{8}", done.stdout))
     assert shown == {short_id(i) for i in ids}
 
