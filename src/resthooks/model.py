@@ -132,6 +132,10 @@ class Delivery:
         created_at: When it was emitted.
         updated_at: When its state last changed.
         last_error: A short description of the last failed attempt, if any.
+        ordering_key: The emit's ordering key, or ``None``: the deliveries of one hook with
+            the same key are sent one at a time, in emit order (see :doc:`delivery`).
+
+            .. versionadded:: 0.2.0
     """
 
     id: str
@@ -144,6 +148,7 @@ class Delivery:
     created_at: datetime
     updated_at: datetime
     last_error: str | None = None
+    ordering_key: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -275,12 +280,19 @@ class Stats:
             :class:`~resthooks.stores.MemoryStore`.
 
             .. versionadded:: 0.2.0
+        blocked: Deliveries not yet final whose last attempt the network policy refused
+            (``last_error`` ``blocked: ...``): they are retried on the schedule, and blocked
+            again unless the policy changes. Not 0 means a sender misconfigured, usually a
+            worker built without the web app's :class:`~resthooks.NetworkPolicy`.
+
+            .. versionadded:: 0.2.0
     """
 
     hooks: dict[str, int]
     deliveries: dict[str, int]
     oldest_pending_at: datetime | None = None
     quarantined: int = 0
+    blocked: int = 0
 
 
 @attrs.frozen
