@@ -278,8 +278,8 @@ def test_a_large_claim_of_hosts_with_room_is_one_scan(db: Path) -> None:
             len(store.claim_due(now=now, limit=600, lease_until=lease, max_in_flight_per_host=10))
         ),
     )
-    assert [600] == claimed
-    assert [] == [s for s in statements if "p.hook_id = h.id" in s]
+    assert claimed == [600]
+    assert [s for s in statements if "p.hook_id = h.id" in s] == []
     store.close()
 
 
