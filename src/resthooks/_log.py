@@ -18,9 +18,15 @@ from .model import OutcomeKind
 from .outcomes import Verdict
 from .urls import mask_url, redact_url
 
-__all__ = ["LogListener", "logger"]
+__all__ = ["HOW_TO_ALLOW", "LogListener", "logger"]
 
 logger = logging.getLogger("resthooks")
+
+HOW_TO_ALLOW = (
+    "to deliver to that network on purpose, list it in the Dispatcher's "
+    "NetworkPolicy(allow_networks=[...])"
+)
+"""What a refused attempt's log line says to do about it."""
 
 _LEVELS = {
     OutcomeKind.DELIVERED: logging.DEBUG,
@@ -46,7 +52,9 @@ class LogListener:
     - per :class:`~resthooks.lifecycle.AttemptFinished` whose verdict is ``applied``, one line:
       ``DEBUG`` when delivered, ``INFO`` for a failed attempt that will be retried,
       ``WARNING`` when the delivery failed for good (its hook died) or the receiver answered
-      ``410``, with structured fields in ``extra`` (see :doc:`worker`);
+      ``410``, and ``WARNING`` for every attempt the network policy refused (a configuration
+      problem of the sender's, which no retry fixes: it must be seen, even where logging is
+      not configured), with structured fields in ``extra`` (see :doc:`worker`);
     - per ``AttemptFinished`` whose verdict is ``late``, an ``INFO`` line saying the attempt was
       logged although its delivery had been cancelled while it was in flight;
     - per :class:`~resthooks.lifecycle.AttemptRefused`, an ``INFO`` line saying the outcome was
@@ -106,7 +114,8 @@ def _attempt(event: AttemptFinished) -> None:
         )
         return
     outcome = event.outcome
-    level = _LEVELS.get(outcome, logging.DEBUG)
+    blocked = attempt.error_kind == "blocked"
+    level = logging.WARNING if blocked else _LEVELS.get(outcome, logging.DEBUG)
     if not logger.isEnabledFor(level):
         return
     target = mask_url(hook.target_url)
@@ -126,7 +135,9 @@ def _attempt(event: AttemptFinished) -> None:
         "next_attempt_at": next_at,
     }
     what = f"HTTP {attempt.status}" if attempt.status is not None else attempt.error_kind
-    if error and attempt.status is None:
+    if blocked:
+        what = f"refused by the network policy ({error or 'blocked'}; {HOW_TO_ALLOW})"
+    elif error and attempt.status is None:
         what = f"{what} ({error})"
     tail = f"retry at {next_at}" if outcome is OutcomeKind.RETRY else _TAILS.get(outcome, "")
     logger.log(
