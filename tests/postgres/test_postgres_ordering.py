@@ -128,6 +128,7 @@ def test_keyed_statements_use_the_index_of_turns(pg_store: PostgresStore, pg_con
             assert "deliveries_turns" in plan, plan
             assert "Seq Scan on deliveries" not in plan, plan
         conn.rollback()
+    assert pg_store.check() == [], "a delivery waiting for its turn breaks no invariant"
 
 
 def test_keyed_emits_through_the_hosts_connections_keep_their_order(
