@@ -108,7 +108,9 @@ def _reply(answer: ApiResponse) -> Response:
 def subscription_router(
     *, owner: Callable[..., Any], prefix: str = "/api/v2/resthooks"
 ) -> APIRouter:
-    """Capsule's four subscription endpoints under ``prefix``, as an ``APIRouter``.
+    """The subscription endpoints under ``prefix``, as an ``APIRouter``: Capsule's four and
+    the owners' (``PATCH``, ``rotate-secret``, ``deliveries``, ``attempts``, ``replay``,
+    ``ping``, ``confirm``, ``keys``: see :meth:`resthooks.api.SubscriptionAPI.handle`).
 
     Args:
         owner: A FastAPI dependency returning the request's owner (your authentication),
@@ -129,11 +131,22 @@ def subscription_router(
     base = "/" + prefix.strip("/")
     router = APIRouter()
 
-    async def answer(request: Request, hook_id: str | None, who: object) -> Response:
+    async def answer(
+        request: Request, hook_id: str | None, who: object, action: str | None = None
+    ) -> Response:
         try:
             api = AsyncSubscriptionAPI(get_dispatcher(request), base_path=base)
             body = await request.body()
-            return _reply(await api.handle(request.method, hook_id, body=body, owner=who))
+            return _reply(
+                await api.handle(
+                    request.method,
+                    hook_id,
+                    body=body,
+                    owner=who,
+                    action=action,
+                    query=request.query_params,
+                )
+            )
         except Exception:  # noqa: BLE001 - the client gets JSON whatever failed; it is logged
             _log.exception("the subscription API failed")
             return _reply(
@@ -150,6 +163,17 @@ def subscription_router(
     async def hook(request: Request, hook_id: str, who: Annotated[Any, Depends(owner)]) -> Response:
         return await answer(request, hook_id, who)
 
+    async def hook_action(
+        request: Request, hook_id: str, action: str, who: Annotated[Any, Depends(owner)]
+    ) -> Response:
+        return await answer(request, hook_id, who, action)
+
     router.add_api_route(base, hooks, methods=_METHODS, name="resthooks-list")
     router.add_api_route(f"{base}/{{hook_id}}", hook, methods=_METHODS, name="resthooks-detail")
+    router.add_api_route(
+        f"{base}/{{hook_id}}/{{action:path}}",
+        hook_action,
+        methods=_METHODS,
+        name="resthooks-action",
+    )
     return router

@@ -1,6 +1,7 @@
 """URLs of the subscription API: ``path("", include("resthooks.contrib.django.urls"))``.
 
-That mounts Capsule's paths, ``api/v2/resthooks`` and ``api/v2/resthooks/<id>``. For another
+That mounts Capsule's paths, ``api/v2/resthooks`` and ``api/v2/resthooks/<id>``, and the
+owners' verbs under ``api/v2/resthooks/<id>/...``. For another
 prefix, or to wrap the views (``csrf_exempt`` for token-authenticated API clients, your own
 authentication), use :func:`api_urls`::
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from django.urls import URLPattern, path
 
-from .views import hook_view, hooks_view
+from .views import hook_action_view, hook_view, hooks_view
 
 __all__ = ["api_urls", "urlpatterns"]
 
@@ -25,17 +26,23 @@ __all__ = ["api_urls", "urlpatterns"]
 def api_urls(
     prefix: str = "api/v2/resthooks", *, decorators: Sequence[Callable[[Any], Any]] = ()
 ) -> list[URLPattern]:
-    """The two URL patterns of the API under ``prefix`` (no leading or trailing slash),
-    named ``resthooks-list`` and ``resthooks-detail``, each view wrapped in ``decorators``
-    (the first is the outermost)."""
+    """The URL patterns of the API under ``prefix`` (no leading or trailing slash), named
+    ``resthooks-list``, ``resthooks-detail`` and ``resthooks-action`` (the owners' verbs on
+    one hook), each view wrapped in ``decorators`` (the first is the outermost).
+
+    .. versionchanged:: 0.2.0
+       ``resthooks-action``.
+    """
     prefix = prefix.strip("/")
     collection: Any = hooks_view
     detail: Any = hook_view
+    action: Any = hook_action_view
     for decorator in reversed(decorators):
-        collection, detail = decorator(collection), decorator(detail)
+        collection, detail, action = decorator(collection), decorator(detail), decorator(action)
     return [
         path(prefix, collection, name="resthooks-list"),
         path(f"{prefix}/<str:hook_id>", detail, name="resthooks-detail"),
+        path(f"{prefix}/<str:hook_id>/<path:action>", action, name="resthooks-action"),
     ]
 
 

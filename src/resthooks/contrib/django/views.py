@@ -17,7 +17,7 @@ from ...api import ApiResponse, SubscriptionAPI
 from . import conf
 from ._store import get_dispatcher
 
-__all__ = ["hook_view", "hooks_view", "owner_of"]
+__all__ = ["hook_action_view", "hook_view", "hooks_view", "owner_of"]
 
 _log = logging.getLogger("resthooks.contrib.django")
 
@@ -43,13 +43,24 @@ def _reply(answer: ApiResponse) -> HttpResponse:
     return response
 
 
-def _handle(request: HttpRequest, hook_id: str | None) -> HttpResponse:
+def _handle(request: HttpRequest, hook_id: str | None, action: str | None = None) -> HttpResponse:
     owner = owner_of(request)
     # Location headers follow wherever the host mounted the collection.
     base = request.path if hook_id is None else request.path.rsplit("/", 1)[0]
+    if action is not None:
+        base = request.path[: -len(action) - 1].rsplit("/", 1)[0]
     try:
         api = SubscriptionAPI(get_dispatcher(), base_path=base or "/")
-        return _reply(api.handle(request.method or "", hook_id, body=request.body, owner=owner))
+        return _reply(
+            api.handle(
+                request.method or "",
+                hook_id,
+                body=request.body,
+                owner=owner,
+                action=action,
+                query=request.GET,
+            )
+        )
     except Exception:  # noqa: BLE001 - the client gets JSON whatever failed; it is logged
         # A bug or a broken store the API could not map: still JSON, never an HTML page.
         _log.exception("the subscription API failed")
@@ -68,5 +79,17 @@ def hooks_view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
 
 
 def hook_view(request: HttpRequest, hook_id: str, **kwargs: Any) -> HttpResponse:
-    """``GET`` (show) and ``DELETE`` (unsubscribe) on one hook."""
+    """``GET`` (show), ``PATCH`` (update) and ``DELETE`` (unsubscribe) on one hook, and
+    ``GET keys`` (the owner's public keys)."""
     return _handle(request, hook_id)
+
+
+def hook_action_view(
+    request: HttpRequest, hook_id: str, action: str, **kwargs: Any
+) -> HttpResponse:
+    """The owners' verbs on one hook (``rotate-secret``, ``ping``, ``replay``,
+    ``deliveries``...: see :meth:`resthooks.api.SubscriptionAPI.handle`).
+
+    .. versionadded:: 0.2.0
+    """
+    return _handle(request, hook_id, action)
