@@ -438,9 +438,10 @@ class Dispatcher:
             raise ValidationError("events", "must name at least one event")
         if len(names) > MAX_EVENTS_PER_CALL:
             raise ValidationError("events", f"must name at most {MAX_EVENTS_PER_CALL} events")
+        field = "event" if isinstance(events, str) else "events"
         expanded: dict[str, None] = {}
         for name in names:
-            expanded.update(dict.fromkeys(self.events.expand(name)))
+            expanded.update(dict.fromkeys(self.events.expand(name, field=field)))
         return list(expanded)
 
     def _target_and_description(self, target_url: object, description: object) -> tuple[str, str]:
