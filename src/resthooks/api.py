@@ -827,20 +827,18 @@ class SubscriptionAPI:
         Routes ``method``, ``hook_id`` (``None`` for the collection) and ``action`` (the
         rest of the path after the hook's id, ``None`` for the hook itself) to a handler:
 
-        ================================================  ==========================
-        ``GET`` / ``POST {base_path}``                     :meth:`list` / :meth:`create`
-        ``GET {base_path}/keys``                           :meth:`public_keys`
-        ``GET`` / ``PATCH`` / ``DELETE {base_path}/{id}``   :meth:`show` / :meth:`update` /
-                                                           :meth:`delete`
-        ``POST {base_path}/{id}/confirm``                  :meth:`confirm`
-        ``POST {base_path}/{id}/rotate-secret``            :meth:`rotate_secret`
-        ``POST {base_path}/{id}/ping``                     :meth:`ping`
-        ``POST {base_path}/{id}/replay``                   :meth:`replay`
-        ``GET {base_path}/{id}/deliveries``                :meth:`deliveries`
-        ``GET {base_path}/{id}/deliveries/{delivery}``     :meth:`delivery`
-        ``POST .../deliveries/{delivery}/redeliver``       :meth:`redeliver`
-        ``GET {base_path}/{id}/attempts``                  :meth:`attempts`
-        ================================================  ==========================
+        - ``GET`` / ``POST {base_path}``: :meth:`list` / :meth:`create`;
+        - ``GET {base_path}/keys``: :meth:`public_keys`;
+        - ``GET`` / ``PATCH`` / ``DELETE {base_path}/{id}``: :meth:`show` / :meth:`update` /
+          :meth:`delete`;
+        - ``POST {base_path}/{id}/confirm``: :meth:`confirm`;
+        - ``POST {base_path}/{id}/rotate-secret``: :meth:`rotate_secret`;
+        - ``POST {base_path}/{id}/ping``: :meth:`ping`;
+        - ``POST {base_path}/{id}/replay``: :meth:`replay`;
+        - ``GET {base_path}/{id}/deliveries``: :meth:`deliveries`;
+        - ``GET {base_path}/{id}/deliveries/{delivery}``: :meth:`delivery`;
+        - ``POST {base_path}/{id}/deliveries/{delivery}/redeliver``: :meth:`redeliver`;
+        - ``GET {base_path}/{id}/attempts``: :meth:`attempts`.
 
         ``query`` is the request's query string as a mapping (``?state=``, ``?limit=`` of
         the listings). It answers in JSON what those handlers leave to the host:

@@ -65,9 +65,9 @@ __all__ = [
 _MAX_PURGE_BATCH = 100_000
 
 MAX_EVENTS_PER_CALL = 100
-"""The most events (or patterns) one :meth:`Dispatcher.subscribe_many` call may name."""
+"""The most events (or patterns) one :meth:`resthooks.Dispatcher.subscribe_many` call may name."""
 MAX_REPLAY = 10_000
-"""The most deliveries one :meth:`Dispatcher.replay` call may queue again."""
+"""The most deliveries one :meth:`resthooks.Dispatcher.replay` call may queue again."""
 
 logger = logging.getLogger("resthooks")
 
@@ -274,7 +274,10 @@ class Dispatcher:
             target_url: An absolute ``http``/``https`` URL allowed by the network policy.
             owner: The account the hook belongs to.
             description: Free text, at most ``max_description_length`` characters.
-            secret: A ``whsec_`` signing secret to use instead of a generated one.
+            secret: A ``whsec_`` signing secret to use instead of a generated one. Hooks of
+                one owner to one URL share one secret (the endpoint's: a new hook to a URL
+                the owner already has hooks to takes theirs), so for such a URL it must be
+                that secret, or ``ValidationError`` naming ``secret``.
             signing_key: A ``whsk_`` ed25519 secret key (``v1a``) to use instead of a
                 generated one (only generated when ``signature_versions`` has ``v1a``).
 
@@ -283,7 +286,7 @@ class Dispatcher:
             through the API layer; its ``signing_key`` is never shown, only its public key.
 
         .. versionchanged:: 0.2.0
-            ``signing_key``.
+            ``signing_key``; one secret per endpoint.
 
         Raises:
             ValidationError: Naming the field at fault; nothing is stored.
@@ -368,7 +371,7 @@ class Dispatcher:
         stored: a refused call stores nothing.
 
         Args:
-            events: What to subscribe to (at most :data:`MAX_EVENTS_PER_CALL` names).
+            events: What to subscribe to (at most :data:`~resthooks.dispatcher.MAX_EVENTS_PER_CALL` names).
             target_url: As for :meth:`subscribe`.
             owner: As for :meth:`subscribe`.
             description: As for :meth:`subscribe`, given to each new hook.
@@ -631,7 +634,8 @@ class Dispatcher:
         return expired
 
     def rotate_secret(self, hook_id: str, *, owner: str, secret: str | None = None) -> str:
-        """Give the owner's hook a new signing secret and return it.
+        """Give the owner's hook, and every other hook of its owner to the same target URL
+        (one secret per endpoint), a new signing secret and return it.
 
         For ``secret_grace`` (24 h unless configured) requests carry two signatures,
         space-separated: one with the new secret and one with the old, so the receiver can
@@ -660,6 +664,9 @@ class Dispatcher:
             >>> rotated = dispatcher.get_hook(hook.id, owner="a")
             >>> (rotated.secret == new, rotated.previous_secret == hook.secret)
             (True, True)
+
+        .. versionchanged:: 0.2.0
+            The whole endpoint is rotated (each hook keeps its own old secret for the grace).
         """
         hook = self.get_hook(hook_id, owner=owner)
         if secret is not None:
@@ -1639,8 +1646,9 @@ class Dispatcher:
         and not kept in any attempt log.
 
         Returns:
-            The attempt: ``delivery_id`` is the ping's ``webhook-id``, ``status`` the answer's
-            (``None`` with ``error_kind`` when none came).
+            An :class:`~resthooks.Attempt` whose ``delivery_id`` is the ping's
+            ``webhook-id`` and ``status`` the answer's (``None``, with ``error_kind``, when
+            none came).
 
         Raises:
             HookNotFound: If the owner has no such hook.

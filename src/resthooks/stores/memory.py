@@ -146,7 +146,7 @@ class MemoryStore:
     def update_hook(
         self, hook_id: str, *, event: str, target_url: str, description: str, now: datetime
     ) -> Hook | None:
-        """See :meth:`resthooks.stores.HookRegistry.update_hook`."""
+        """The optional ``update_hook`` of :class:`resthooks.stores.HookRegistry`."""
         with self._lock:
             hook = self._hooks.get(hook_id)
             if hook is None:

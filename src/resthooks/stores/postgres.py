@@ -757,7 +757,7 @@ class PostgresStore:
     def update_hook(
         self, hook_id: str, *, event: str, target_url: str, description: str, now: datetime
     ) -> Hook | None:
-        """See :meth:`resthooks.stores.HookRegistry.update_hook`."""
+        """The optional ``update_hook`` of :class:`resthooks.stores.HookRegistry`."""
         with self._tx() as cur:
             cur.execute(self._q("SELECT owner FROM {s}.hooks WHERE id = %s"), (hook_id,))
             found = cur.fetchone()

@@ -979,7 +979,7 @@ class SQLiteStore:
     def update_hook(
         self, hook_id: str, *, event: str, target_url: str, description: str, now: datetime
     ) -> Hook | None:
-        """See :meth:`resthooks.stores.HookRegistry.update_hook`."""
+        """The optional ``update_hook`` of :class:`resthooks.stores.HookRegistry`."""
         with self._write("updating a hook") as conn:
             hook = self._get_hook(conn, hook_id)
             if hook is None:
