@@ -371,7 +371,8 @@ class Dispatcher:
         stored: a refused call stores nothing.
 
         Args:
-            events: What to subscribe to (at most :data:`~resthooks.dispatcher.MAX_EVENTS_PER_CALL` names).
+            events: What to subscribe to (at most
+                :data:`~resthooks.dispatcher.MAX_EVENTS_PER_CALL` names).
             target_url: As for :meth:`subscribe`.
             owner: As for :meth:`subscribe`.
             description: As for :meth:`subscribe`, given to each new hook.
