@@ -316,3 +316,27 @@ def _state(store: MemoryStore) -> object:
         ],
         [(d.id, d.state, d.attempts) for d in store.list_deliveries(limit=100)],
     )
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    verb=st.sampled_from(["update", "rotate_secret", "replay", "ping"]),
+    fields=st.dictionaries(nasty_text | huge_text, json_values, max_size=4),
+    wrapped=st.booleans(),
+)
+def test_any_json_object_to_the_owners_verbs_answers_json(
+    verb: str, fields: dict[str, Any], wrapped: bool
+) -> None:
+    """Any object (any keys: NUL, lone surrogates, huge; any values) sent to PATCH,
+    rotate-secret, replay or ping answers valid UTF-8 JSON with a documented status; a 4xx
+    changes nothing."""
+    api, store, real = _seeded_api()
+    before = _state(store)
+    body = {"restHook": fields} if wrapped else fields
+
+    answer = getattr(api, verb)(real, body, owner="acme")
+
+    assert answer.status in OWNER_STATUSES, answer.body
+    assert isinstance(json.loads(answer.content.decode("utf-8")), dict)
+    if answer.status >= 400:
+        assert _state(store) == before

@@ -283,6 +283,20 @@ def test_bad_patches_are_4xx_and_change_nothing(
     assert snapshot(store) == before
 
 
+@pytest.mark.parametrize("name", ["\udc80", "a\x00b", 1, "x" * 500])
+def test_an_unknown_field_is_named_safely(api: Any, name: Any) -> None:
+    """A field name with a lone surrogate, NUL, not a string or huge is named escaped and
+    cut, and the answer is valid UTF-8 JSON."""
+    hook = _create(api, event="party/created").body["restHook"]
+
+    answer = api.update(hook["id"], {"restHook": {name: 1}}, owner="acme")
+
+    assert answer.status == 422
+    (error,) = json.loads(answer.content.decode("utf-8"))["errors"]
+    assert len(error["field"]) <= 67
+    assert "\x00" not in error["field"]
+
+
 def test_patch_of_the_target_under_intent_verification_is_409(
     store: MemoryStore, clock: FakeClock
 ) -> None:

@@ -61,6 +61,7 @@ _UPDATABLE = {"targetUrl": "target_url", "event": "event", "description": "descr
 # Listings of one hook's deliveries and attempts: ?limit=, default and most.
 _PAGE, _MAX_PAGE = 20, 100
 _LIMIT_TEXT = re.compile(r"[0-9]{1,4}")
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _SHAPE = 'the body must be a JSON object of the form {"restHook": {"targetUrl": ..., "event": ...}}'
 
 
@@ -251,7 +252,10 @@ def _unknown(fields: Mapping[str, Any], allowed: Sequence[str]) -> ApiResponse |
     """``422`` naming the first field that is not one of ``allowed``, or ``None``."""
     for name in fields:
         if name not in allowed:
-            shown = name if len(name) <= 64 else name[:64] + "..."
+            text = name if isinstance(name, str) else repr(name)
+            if _UNSHOWABLE.search(text):  # NUL, lone surrogates: escaped, never echoed raw
+                text = json.dumps(text)[1:-1]
+            shown = text if len(text) <= 64 else text[:64] + "..."
             return _unprocessable(
                 [(shown, f"is not a field here; the fields are {', '.join(allowed)}")]
             )
