@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from resthooks import ConfigurationError, Hook, SchemaError, StoreError
+from resthooks import (
+    Attempt,
+    ConfigurationError,
+    Hook,
+    Outcome,
+    OutcomeKind,
+    SchemaError,
+    StoreError,
+)
 from resthooks.stores import SQLiteStore
 from resthooks.stores.sqlite import SCHEMA_VERSION
 
@@ -201,12 +209,14 @@ def test_locked_past_busy_timeout_is_a_store_error_and_writes_nothing(db: Path) 
 def test_driver_errors_arrive_as_store_errors(db: Path) -> None:
     """A sqlite3 failure inside an operation reaches the caller as StoreError with the cause."""
     store = SQLiteStore(db)
+    store.add_hook(_hook(1), max_per_owner=None)
+    (delivery,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE resthooks_attempts")
     conn.commit()
     conn.close()
     with pytest.raises(StoreError) as info:
-        store.attempts("msg_1")
+        store.attempts(delivery.id)
     assert isinstance(info.value.__cause__, sqlite3.Error)
     store.close()
     with pytest.raises(StoreError, match="closed"):
@@ -580,6 +590,89 @@ def test_a_version_1_file_is_migrated_and_keeps_its_ids(tmp_path: Path) -> None:
         assert store.get_delivery(new.id) is not None
 
 
+def _attempt(delivery_id: str, number: int, status: int) -> Attempt:
+    return Attempt(
+        delivery_id=delivery_id,
+        number=number,
+        started_at=T0 + timedelta(seconds=number),
+        duration=0.01,
+        status=status,
+        error_kind=None if status < 300 else "http",
+    )
+
+
+def test_the_attempt_log_is_found_by_row_after_migrating_a_version_1_file(tmp_path: Path) -> None:
+    """A 0.1 file's attempt log is still read by delivery id after the migration to the log
+    keyed by the delivery's row, and later attempts join it in order."""
+    db = tmp_path / "old.db"
+    old_id = _version_1_file(db)
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "INSERT INTO attempts VALUES (?, 1, ?, 0.5, 503, 'http', NULL, '')",
+        (old_id, (T0 - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)),
+    )
+    conn.commit()
+    conn.close()
+    with SQLiteStore(db) as store:
+        assert [(old_id, 1, 503)] == [
+            (a.delivery_id, a.number, a.status) for a in store.attempts(old_id)
+        ]
+        (claim,) = store.claim_due(now=T0, limit=10, lease_until=T0 + timedelta(minutes=1))
+        store.record(
+            [
+                Outcome(
+                    delivery_id=old_id,
+                    token=claim.token,
+                    kind=OutcomeKind.DELIVERED,
+                    attempt=_attempt(old_id, 2, 204),
+                )
+            ],
+            now=T0,
+        )
+        assert [a.number for a in store.attempts(old_id)] == [1, 2]
+
+
+def test_the_attempt_log_is_keyed_by_the_deliverys_row(db: Path) -> None:
+    """Attempts are written to and read from an index on the delivery's row (which grows at
+    its end), not on the random-looking public id; a file of version 6 gets it on open,
+    its attempts keeping their deliveries."""
+    with SQLiteStore(db) as store:
+        store.add_hook(_hook(1), max_per_owner=None)
+        (made,) = store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
+        (claim,) = store.claim_due(now=T0, limit=1, lease_until=T0 + timedelta(minutes=1))
+        store.record(
+            [
+                Outcome(
+                    delivery_id=made.id,
+                    token=claim.token,
+                    kind=OutcomeKind.RETRY,
+                    attempt=_attempt(made.id, 1, 503),
+                    next_attempt_at=T0,
+                )
+            ],
+            now=T0,
+        )
+    # Back to version 6 by hand: the log indexed by the public id, without the row.
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("DROP INDEX resthooks_attempts_by_seq")
+    conn.execute("ALTER TABLE resthooks_attempts DROP COLUMN delivery_seq")
+    conn.execute("CREATE INDEX resthooks_attempts_by_delivery ON resthooks_attempts (delivery_id)")
+    conn.execute("PRAGMA user_version = 6")
+    conn.close()
+    with SQLiteStore(db) as store:
+        assert [(made.id, 503)] == [(a.delivery_id, a.status) for a in store.attempts(made.id)]
+        conn = store._conn()
+        seen: list[str] = []
+        conn.set_trace_callback(seen.append)
+        store.attempts(made.id)
+        conn.set_trace_callback(None)
+        (sql,) = [s for s in seen if "resthooks_attempts" in s]
+        plan = " / ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "resthooks_attempts_by_seq (delivery_seq=?)" in plan
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "resthooks_attempts_by_delivery" not in indexes
+
+
 def test_per_host_claims_with_many_hooks_per_host_take_each_hosts_oldest(db: Path) -> None:
     """Behind a saturated host's long backlog, hosts with several hooks each still give their
     oldest due deliveries, oldest due first, at most the host's room; an expired claim is
@@ -636,7 +729,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_backlog(db: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     conn.close()
-    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 6)
+    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 7)
     assert "resthooks_deliveries_open_by_hook_due" in indexes
     assert "resthooks_deliveries_open_by_hook" not in indexes
     with SQLiteStore(db) as store:

@@ -10,6 +10,7 @@ own types, so an HTTP layer can map them to ``404``. No public call lets a bare
     │   ├── HookLimitReached               the owner's hook cap
     │   └── PayloadError                   an event payload that cannot be sent
     ├── ConfigurationError (also ValueError)  options that cannot work together
+    │   └── AppError                       ``--app`` names no usable Dispatcher
     ├── NotFound (also LookupError)
     │   ├── HookNotFound
     │   └── DeliveryNotFound
@@ -27,6 +28,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "AppError",
     "ConfigurationError",
     "DamagedRowError",
     "DeliveryNotFound",
@@ -135,6 +137,30 @@ class SubscriptionExists(InvalidStateError):
 
 class ConfigurationError(ResthooksError, ValueError):
     """The Dispatcher, a store or a transport was built with options that cannot work."""
+
+
+class AppError(ConfigurationError):
+    """``resthooks --app`` (or ``$RESTHOOKS_APP``) names no usable Dispatcher.
+
+    The module cannot be found or raised while it was imported, the attribute is missing, it
+    is neither a :class:`~resthooks.Dispatcher` nor a factory returning one, or the factory
+    raised. The message names the spec and says which; an exception of the host's is quoted
+    with URL credentials, query strings and ``password=`` values masked.
+
+    Attributes:
+        spec: The ``module:attribute`` given.
+
+    Example:
+        >>> err = AppError("myproject.hooks:dispatcher", "no module named 'myproject'")
+        >>> str(err)
+        "--app 'myproject.hooks:dispatcher': no module named 'myproject'"
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, spec: str, message: str) -> None:
+        self.spec = spec
+        super().__init__(f"--app {spec!r}: {message}")
 
 
 class StoreError(ResthooksError):

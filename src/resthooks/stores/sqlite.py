@@ -248,6 +248,21 @@ _MIGRATIONS = (
     ),
 )
 
+# Version 7: the attempt log is found by the delivery's row number. It was indexed by the
+# public id, whose masked seq is random: every attempt written took a scattered entry in that
+# index, and writing those pages was more than half of each record's COMMIT. Rows are
+# recorded in about the order they were enqueued, so an index on the seq grows at its end.
+# The rows already there get their seq from their id (see _backfill_attempt_seqs).
+_ATTEMPTS_BY_SEQ_AT = len(_MIGRATIONS)
+_MIGRATIONS = (
+    *_MIGRATIONS,
+    (
+        "ALTER TABLE resthooks_attempts ADD COLUMN delivery_seq INTEGER",
+        "DROP INDEX resthooks_attempts_by_delivery",
+        "CREATE INDEX resthooks_attempts_by_seq ON resthooks_attempts (delivery_seq)",
+    ),
+)
+
 #: The schema version this release writes (``PRAGMA user_version`` of a file of its own,
 #: the ``resthooks_schema`` table of a file it shares).
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -267,6 +282,9 @@ def _adopted_migrations(version: int) -> Iterator[str]:
 # Rows examined by the plain oldest-first scan before claim_due falls back to one index
 # probe per host (which stays fast however large one saturated host's backlog is).
 _SCAN_BUDGET = 256
+
+# Hook rows the claims remember as built Hooks (a dict of at most this many, then cleared).
+_HOOKS_SEEN = 4096
 
 # Deliveries whose rows record reads in one statement (SQLite allows 32,766 variables).
 _READ_CHUNK = 500
@@ -482,6 +500,49 @@ def _is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
+def _attempt_row(delivery_id: str, seq: int, attempt: Attempt) -> tuple[Any, ...]:
+    """The values of one row of the attempt log (see _INSERT_ATTEMPT)."""
+    return (
+        delivery_id,
+        seq,
+        attempt.number,
+        _us(attempt.started_at, "started_at"),
+        attempt.duration,
+        attempt.status,
+        attempt.error_kind,
+        attempt.error,
+        attempt.response_excerpt,
+    )
+
+
+_INSERT_ATTEMPT = (
+    "INSERT INTO resthooks_attempts (delivery_id, delivery_seq, number, started_at, duration, "
+    "status, error_kind, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_RECORD_DELIVERY = (
+    "UPDATE resthooks_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, due_at = ?, "
+    "last_error = ?, token = NULL, lease_until = NULL, updated_at = ? WHERE seq = ?"
+)
+
+
+class _RecordWrites:
+    """What recording a batch writes, gathered to be written with one statement each."""
+
+    __slots__ = ("attempts", "deliveries")
+
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[Any, ...]] = []
+        self.attempts: list[tuple[Any, ...]] = []
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self.deliveries:
+            conn.executemany(_RECORD_DELIVERY, self.deliveries)
+            self.deliveries.clear()
+        if self.attempts:
+            conn.executemany(_INSERT_ATTEMPT, self.attempts)
+            self.attempts.clear()
+
+
 class SQLiteStore:
     """A store in one SQLite file: durable, and shared by threads and processes on one host.
 
@@ -609,6 +670,7 @@ class SQLiteStore:
         self._reported_quarantine: list[QuarantinedDelivery] = []
         self._quarantine_lock = threading.Lock()
         self._closed = False
+        self._hooks_seen: dict[tuple[Any, ...], Hook] = {}
         self._open_schema()
 
     # -- connections and transactions ----------------------------------------------------------
@@ -901,6 +963,8 @@ class SQLiteStore:
             if adopted:
                 for statement in _adopted_migrations(version):
                     conn.execute(statement)
+                if version <= _ATTEMPTS_BY_SEQ_AT:
+                    self._backfill_attempt_seqs(conn)
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {TABLE_PREFIX}schema (version INTEGER NOT NULL)"
                 )
@@ -912,8 +976,32 @@ class SQLiteStore:
             for number in range(version, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[number]:
                     conn.execute(statement)
+            if version <= _ATTEMPTS_BY_SEQ_AT:
+                self._backfill_attempt_seqs(conn)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @staticmethod
+    def _backfill_attempt_seqs(conn: sqlite3.Connection) -> None:
+        """Give the attempts of a file from before version 7 their delivery's seq (in the
+        migration's transaction). An id that does not decode keeps NULL: no delivery has it."""
+        rows = conn.execute(
+            "SELECT rowid, delivery_id FROM resthooks_attempts WHERE delivery_seq IS NULL"
+        ).fetchall()
+        if not rows:
+            return
+        (key,) = conn.execute(
+            "SELECT value FROM resthooks_meta WHERE name = 'delivery_id_key'"
+        ).fetchone()
+        hasher = _id_hasher(key)
+        conn.executemany(
+            "UPDATE resthooks_attempts SET delivery_seq = ? WHERE rowid = ?",
+            [
+                (parsed[0], rowid)
+                for rowid, delivery_id in rows
+                if (parsed := _parse_id(delivery_id, hasher)) is not None
+            ],
+        )
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -1561,6 +1649,11 @@ class SQLiteStore:
     ) -> list[Claim]:
         claims: dict[int, Claim] = {}
         damaged: dict[int, str] = {}
+        # Claims keep meeting the same hooks: a hook row already seen (all its columns
+        # equal, so the same Hook) is not built again.
+        hooks = self._hooks_seen
+        if len(hooks) > _HOOKS_SEEN:
+            hooks.clear()
         for start in range(0, len(picked), 500):
             chunk = picked[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -1589,9 +1682,13 @@ class SQLiteStore:
             for row in rows:
                 seq = row[0]
                 try:
+                    hook_row = row[13:]
+                    hook = hooks.get(hook_row)
+                    if hook is None:
+                        hook = hooks[hook_row] = _hook(hook_row)
                     claims[seq] = Claim(
                         delivery=_delivery(row[3:13]),
-                        hook=_hook(row[13:]),
+                        hook=hook,
                         body=bytes(row[1]),
                         token=tokens[seq],
                         lease_until=lease_until,
@@ -1653,23 +1750,41 @@ class SQLiteStore:
         return taken
 
     def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:
-        """See :meth:`resthooks.stores.DeliveryStore.record`. One transaction per batch."""
+        """See :meth:`resthooks.stores.DeliveryStore.record`. One transaction per batch.
+
+        A batch costs a handful of statements whatever its size: one read of its rows, then
+        its delivery updates and its attempts, each one prepared statement run for every row
+        (a hook effect, rare, writes what came before it first, as it reads the hook's rows).
+        """
         at = _us(now, "now")
         with self._write("recording outcomes") as conn:
             # BEGIN IMMEDIATE holds the database's write lock: the rows read here are the
             # rows written below, as the transition expects.
             seqs: dict[str, int] = {}
             batch = BatchRecord(self._slices(conn, outcomes, seqs))
-            return [self._record_one(conn, batch, seqs, o, now=now, at=at) for o in outcomes]
+            writes = _RecordWrites()
+            results = [
+                self._record_one(conn, batch, seqs, o, now=now, at=at, writes=writes)
+                for o in outcomes
+            ]
+            writes.flush(conn)
+            return results
 
     def _slices(
         self, conn: sqlite3.Connection, outcomes: Sequence[Outcome], seqs: dict[str, int]
     ) -> dict[str, tuple[str, StoredDelivery]]:
         """The slices of the batch's deliveries; fills ``seqs`` (delivery id -> row)."""
-        wanted = sorted({key[0] for o in outcomes if (key := self._key_of(o.delivery_id))})
+        # seq -> (the id as the outcome spells it, its salt): the id decodes to its row, so
+        # the row need not be hashed again to know its id; the salt must match too.
+        wanted: dict[int, tuple[str, int]] = {}
+        for o in outcomes:
+            key = self._key_of(o.delivery_id)
+            if key is not None:
+                wanted[key[0]] = (o.delivery_id, key[1])
         found: dict[str, tuple[str, StoredDelivery]] = {}
-        for first in range(0, len(wanted), _READ_CHUNK):
-            chunk = wanted[first : first + _READ_CHUNK]
+        ordered = sorted(wanted)
+        for first in range(0, len(ordered), _READ_CHUNK):
+            chunk = ordered[first : first + _READ_CHUNK]
             for seq, salt, hook_id, state, token, attempts, next_at, error, hook in conn.execute(
                 "SELECT d.seq, d.salt, d.hook_id, d.state, d.token, d.attempts, "
                 "d.next_attempt_at, d.last_error, h.state "
@@ -1677,7 +1792,9 @@ class SQLiteStore:
                 f"WHERE d.seq IN ({', '.join('?' * len(chunk))})",
                 chunk,
             ):
-                delivery_id = _delivery_id(seq, salt, self._id_hasher)
+                delivery_id, expected_salt = wanted[seq]
+                if salt != expected_salt:
+                    continue  # the seq was reused: not the delivery the outcome names
                 seqs[delivery_id] = seq
                 found[delivery_id] = (
                     hook_id,
@@ -1701,17 +1818,16 @@ class SQLiteStore:
         *,
         now: datetime,
         at: int,
+        writes: _RecordWrites,
     ) -> RecordResult:
         hook_id = batch.hook_id(outcome.delivery_id)
         t = batch.transition(outcome, now=now)
         written = t.delivery
         if written is None:
             return t.result(outcome.delivery_id, hook_id=hook_id)
+        seq = seqs[outcome.delivery_id]
         next_us = _us_or_none(written.next_attempt_at, "next_attempt_at")
-        conn.execute(
-            "UPDATE resthooks_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, due_at "
-            "= ?, "
-            "last_error = ?, token = NULL, lease_until = NULL, updated_at = ? WHERE seq = ?",
+        writes.deliveries.append(
             (
                 written.state.value,
                 written.attempts,
@@ -1719,36 +1835,20 @@ class SQLiteStore:
                 next_us if written.state is DeliveryState.PENDING else None,
                 written.last_error,
                 at,
-                seqs[outcome.delivery_id],
-            ),
+                seq,
+            )
         )
         if t.attempt is not None:
-            self._insert_attempt(conn, outcome.delivery_id, t.attempt)
+            writes.attempts.append(_attempt_row(outcome.delivery_id, seq, t.attempt))
         cancelled: list[str] = []
         if t.hook_effect is not HookEffect.NONE:
+            writes.flush(conn)  # the hook's rows as the outcomes before this one left them
             if t.hook_effect is HookEffect.DEAD:
                 cancelled = self._mark_dead(conn, hook_id, t.dead_reason or "", now)
             else:
                 cancelled = self._remove(conn, hook_id, now)
             batch.hook_changed(hook_id, cancelled=cancelled, hook_state=written.hook_state)
         return t.result(outcome.delivery_id, hook_id=hook_id, cancelled=cancelled)
-
-    @staticmethod
-    def _insert_attempt(conn: sqlite3.Connection, delivery_id: str, attempt: Attempt) -> None:
-        conn.execute(
-            "INSERT INTO resthooks_attempts (delivery_id, number, started_at, duration, status, "
-            "error_kind, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                delivery_id,
-                attempt.number,
-                _us(attempt.started_at, "started_at"),
-                attempt.duration,
-                attempt.status,
-                attempt.error_kind,
-                attempt.error,
-                attempt.response_excerpt,
-            ),
-        )
 
     def get_delivery(self, delivery_id: str) -> Delivery | None:
         """See :meth:`resthooks.stores.DeliveryStore.get_delivery`."""
@@ -1799,14 +1899,17 @@ class SQLiteStore:
 
     def attempts(self, delivery_id: str) -> list[Attempt]:
         """See :meth:`resthooks.stores.DeliveryStore.attempts`."""
+        key = self._key_of(delivery_id)
+        if key is None:
+            return []
         try:
             rows = (
                 self._conn()
                 .execute(
                     "SELECT delivery_id, number, started_at, duration, status, error_kind, "
-                    "error, response_excerpt FROM resthooks_attempts WHERE delivery_id = ? ORDER "
-                    "BY rowid",
-                    (delivery_id,),
+                    "error, response_excerpt FROM resthooks_attempts WHERE delivery_seq = ? "
+                    "AND delivery_id = ? ORDER BY rowid",
+                    (key[0], delivery_id),
                 )
                 .fetchall()
             )
@@ -1943,7 +2046,8 @@ class SQLiteStore:
                 (cutoff, -1 if limit is None else max(limit, 0)),
             )
             conn.execute(
-                "DELETE FROM resthooks_attempts WHERE delivery_id IN (SELECT id FROM "
+                "DELETE FROM resthooks_attempts WHERE delivery_seq IN (SELECT seq FROM "
+                "temp.purged_deliveries) AND delivery_id IN (SELECT id FROM "
                 "temp.purged_deliveries)"
             )
             count = conn.execute(
