@@ -716,6 +716,44 @@ def _cmd_emit(ctx: _Context) -> _Result:
     return _Result(data, render)
 
 
+def _cmd_events(ctx: _Context) -> _Result:
+    # No store is opened: the catalogue and the signing settings are the Dispatcher's options.
+    from .openapi import openapi_document_of  # noqa: PLC0415 - loaded when asked for
+    from .stores import MemoryStore  # noqa: PLC0415
+
+    dispatcher = ctx.dispatcher() if ctx.app is not None else Dispatcher(MemoryStore())
+    if ctx.args.openapi:
+        try:
+            document = openapi_document_of(
+                dispatcher, title=ctx.args.title, version=ctx.args.version
+            )
+        except ConfigurationError as exc:
+            raise _BadInput(f"--title, --version: {exc}") from None
+        # The document is JSON whether or not --json is given.
+        return _Result(document, lambda d: json.dumps(d, indent=2, ensure_ascii=False))
+    events = dispatcher.events
+    data = [
+        {
+            "event": event,
+            "description": events.description(event),
+            "schema": events.schema(event),
+            "example": events.example(event),
+        }
+        for event in events
+    ]
+
+    def render(rows: list[_Data]) -> str:
+        return _table(
+            ["event", "schema", "description"],
+            [
+                [r["event"], "yes" if r["schema"] is not None else "-", r["description"] or "-"]
+                for r in rows
+            ],
+        )
+
+    return _Result(data, render)
+
+
 def _cmd_deliveries_list(ctx: _Context) -> _Result:
     state = _choice(ctx.args.state, DeliveryState, "state")
     if ctx.args.limit < 1:
@@ -1305,6 +1343,17 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
         metavar="JSON|@FILE|-",
         help="the entity (or list of entities): JSON text, @file.json, or - for stdin",
     )
+
+    events = command(
+        commands, "events", _cmd_events, "the event catalogue, or its OpenAPI 3.1 document"
+    )
+    events.add_argument(
+        "--openapi",
+        action="store_true",
+        help="print the webhooks as an OpenAPI 3.1 document (JSON)",
+    )
+    events.add_argument("--title", default="Webhooks", help="with --openapi: info.title")
+    events.add_argument("--version", default="1.0.0", help="with --openapi: info.version")
 
     worker = command(commands, "worker", _cmd_worker, "deliver what is due")
     worker.add_argument(

@@ -82,10 +82,25 @@ class HookLimitReached(ValidationError):
 
 
 class PayloadError(ValidationError):
-    """An event payload cannot be encoded as JSON, or is larger than allowed."""
+    """An event payload cannot be encoded as JSON, is larger than allowed, or (with
+    ``Dispatcher(validate_payloads=True)``) does not match its event's JSON Schema.
 
-    def __init__(self, message: str) -> None:
-        super().__init__("payload", message)
+    Attributes:
+        path: Where in the body the receiver would get the payload is wrong, as a JSON path
+            (``$.payload[0].address.city``), when a schema check failed; else ``None``.
+
+    .. versionchanged:: 0.2.0
+       ``path``.
+
+    Example:
+        >>> err = PayloadError("'x' is not of type 'integer'", path="$.payload[0].id")
+        >>> err.field, err.path, str(err)
+        ('payload', '$.payload[0].id', "payload: $.payload[0].id: 'x' is not of type 'integer'")
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__("payload", f"{path}: {message}" if path else message)
 
 
 class NotFound(ResthooksError, LookupError):
