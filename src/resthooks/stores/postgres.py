@@ -50,6 +50,7 @@ from ..outcomes import (
     may_touch_hook,
 )
 from ._common import (
+    WAITING_FOR_TURN,
     LazyDeliveries,
     attempt_from_row,
     delivery_from_row,
@@ -65,7 +66,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 logger = logging.getLogger("resthooks")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The version of the tables this release writes. A database at a higher version (written by
 a newer resthooks) is refused with :class:`~resthooks.errors.SchemaError`."""
 
@@ -170,6 +171,17 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
         "ALTER TABLE {s}.hooks ADD COLUMN confirm_secret text",
         "ALTER TABLE {s}.hooks ADD COLUMN confirm_by timestamptz",
     ),
+    # Ordering keys: the key (NULL: none) and the emit order of a keyed delivery (ids are
+    # random), and the open deliveries of a hook and key in emit order (who has the key's
+    # turn, who is next); keyless deliveries are not in the index, and a claim changes none
+    # of its columns.
+    6: (
+        "ALTER TABLE {s}.deliveries ADD COLUMN ordering_key text",
+        "ALTER TABLE {s}.deliveries ADD COLUMN ordering_seq bigint",
+        "CREATE SEQUENCE {s}.ordering_seq",
+        "CREATE INDEX deliveries_turns ON {s}.deliveries (hook_id, ordering_key, ordering_seq) "
+        "WHERE ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL",
+    ),
 }
 
 # Open deliveries the store cannot turn into claims, with why. A damaged row is found by
@@ -211,7 +223,7 @@ _HOOK_COLUMNS: LiteralString = (
 )
 _DELIVERY_COLUMNS: LiteralString = (
     "id, hook_id, owner, event, state, attempts, next_attempt_at, created_at, updated_at, "
-    "last_error"
+    "last_error, ordering_key"
 )
 # Cancel a hook's deliveries that are not final (pending or in flight: due_at is set). The
 # token is kept (a cancelled delivery is never claimed again): the outcome of an attempt in
@@ -412,8 +424,16 @@ class PostgresStore:
             concurrently is enough (ignored for a given pool).
         timeout: Seconds to wait for a connection from the pool before
             :class:`~resthooks.errors.StoreError`.
-        notify: Send ``NOTIFY`` when new work is enqueued, so :meth:`wait_for_work` wakes up
-            early. Off by default: NOTIFY takes a database-wide lock at commit.
+        notify: When to send a ``NOTIFY`` that wakes workers waiting on
+            :meth:`wait_for_work` (in this process or another). ``None`` (the default): for
+            deliveries written inside a transaction the store does not commit itself (the
+            host's: ``enqueue(..., connection=...)``, or one open on a connection the
+            callable gave), since only PostgreSQL can tell a worker when that commits: the
+            notification goes out at the host's commit, and never on a rollback. ``True``:
+            for every enqueue and redelivery too, so a worker sends what another process
+            emitted at once instead of at its next poll. ``False``: never; workers poll
+            (behind PgBouncer in transaction mode, where ``LISTEN`` cannot work). NOTIFY
+            takes a database-wide lock at commit, which is why ``True`` is not the default.
 
     Raises:
         ConfigurationError: For an unusable option (naming it).
@@ -422,7 +442,8 @@ class PostgresStore:
             same names that resthooks did not create.
 
     .. versionchanged:: 0.2.0
-       ``conninfo`` may be a callable returning the host's connection.
+       ``conninfo`` may be a callable returning the host's connection; ``notify`` defaults
+       to ``None`` (a ``NOTIFY`` at the host's commit for the outbox) instead of ``False``.
 
     In a host application::
 
@@ -447,7 +468,7 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 4,
         timeout: float = 30.0,
-        notify: bool = False,
+        notify: bool | None = None,
     ) -> None:
         if not isinstance(schema, str) or not schema:
             raise ConfigurationError("schema: must be a non-empty string")
@@ -462,8 +483,10 @@ class PostgresStore:
             raise ConfigurationError("min_size: must not be larger than max_size")
         if not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ConfigurationError("timeout: must be a number of seconds > 0")
+        if notify is not None and not isinstance(notify, bool):
+            raise ConfigurationError("notify: must be True, False or None")
         self.schema = schema
-        self.notify = bool(notify)
+        self.notify = notify
         self._timeout = float(timeout)
         self._queries: dict[str, sql.Composed] = {}
         self._listener: psycopg.Connection[TupleRow] | None = None
@@ -473,6 +496,7 @@ class PostgresStore:
         self._quarantine_lock = threading.Lock()
         # Two stores on one schema share no memory; the channel name is what they share.
         self._channel = f"resthooks.{schema}"
+        self._messages_table = '"' + schema.replace('"', '""') + '".messages'
         self._lock_key = f"resthooks:{schema}"
         self._provider: Callable[[], psycopg.Connection[Any]] | None = None
         self._schema_ready = True
@@ -534,6 +558,7 @@ class PostgresStore:
                 lo=sql.Literal("0001-01-02 00:00:00+00"),
                 hi=sql.Literal("9999-12-30 00:00:00+00"),
                 delivery_columns=sql.SQL(_DELIVERY_COLUMNS),
+                waiting=sql.Literal(WAITING_FOR_TURN),
             )
             self._queries[template] = query
         return query
@@ -945,6 +970,118 @@ class PostgresStore:
         RETURNING id, hook_id
     """
 
+    # A fan-out with an ordering key: the key's turn (due now) unless the hook has an open
+    # delivery of the key already (then it waits, see resthooks.outcomes). The fan-outs and
+    # hand-overs of one hook and key are serialised by a transaction-scoped advisory lock
+    # (_LOCK_TURNS, first), so each sees the others' rows.
+    _TURN_HOOKS: LiteralString = """
+        SELECT id FROM {s}.hooks WHERE owner = %(owner)s AND event = %(event)s
+        AND state = 'active'
+    """
+    _ENQUEUE_KEYED: LiteralString = """
+        WITH matched AS (
+            SELECT h.id, h.host, h.created_at,
+                CASE WHEN EXISTS (SELECT 1 FROM {s}.deliveries o WHERE o.hook_id = h.id
+                    AND o.ordering_key = %(key)s AND o.next_attempt_at IS NOT NULL)
+                    THEN %(waiting)s ELSE %(now)s END AS due
+            FROM {s}.hooks h
+            WHERE h.owner = %(owner)s AND h.event = %(event)s AND h.state = 'active'
+        ), message AS (
+            INSERT INTO {s}.messages (body, trace_context)
+            SELECT %(body)s, %(trace_context)s WHERE EXISTS (SELECT 1 FROM matched)
+            RETURNING id
+        )
+        INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
+                                    next_attempt_at, due_at, created_at, updated_at,
+                                    ordering_key, ordering_seq)
+        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), matched.id, %(owner)s,
+               %(event)s, message.id, matched.host, 'pending', matched.due, matched.due,
+               %(now)s, %(now)s, %(key)s, nextval('{s}.ordering_seq')
+        FROM matched CROSS JOIN message
+        ORDER BY matched.created_at, matched.id
+        RETURNING id, hook_id, due_at = %(waiting)s
+    """
+    # Give the turn of a hook's key to its oldest waiting delivery (the one that had it was
+    # just written final, or moved aside), under the key's advisory lock.
+    _HAND_OVER: LiteralString = """
+        UPDATE {s}.deliveries SET due_at = %(now)s, next_attempt_at = %(now)s
+        WHERE id = (SELECT id FROM {s}.deliveries WHERE hook_id = %(hook_id)s
+                    AND ordering_key = %(key)s AND next_attempt_at IS NOT NULL
+                    ORDER BY ordering_seq LIMIT 1)
+        AND due_at = %(waiting)s
+    """
+
+    def _take_turn(
+        self, cur: psycopg.Cursor[Any], delivery_id: str, hook_id: str, key: str, now: datetime
+    ) -> datetime:
+        """The due time of a redelivered delivery of an ordering key (under the key's lock):
+        ``now`` if it takes the key's turn (no other open delivery has it, or a pending newer
+        one does: the turn is the oldest's, and that one waits again), the waiting time
+        otherwise (another is in flight, or an older one has the turn)."""
+        cur.execute(
+            self._q(
+                "SELECT h.id, h.state, h.ordering_seq < d.ordering_seq FROM {s}.deliveries h "
+                "JOIN {s}.deliveries d ON d.id = %(id)s "
+                "WHERE h.hook_id = %(hook_id)s AND h.ordering_key = %(key)s "
+                "AND h.next_attempt_at IS NOT NULL AND h.due_at != %(waiting)s "
+                "AND h.id != %(id)s"
+            ),
+            {"id": delivery_id, "hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN},
+        )
+        holder = cur.fetchone()
+        if holder is None:
+            return now
+        if holder[1] == DeliveryState.IN_FLIGHT.value or holder[2]:
+            return WAITING_FOR_TURN
+        cur.execute(
+            self._q("UPDATE {s}.deliveries SET due_at = %s, next_attempt_at = %s WHERE id = %s"),
+            (WAITING_FOR_TURN, WAITING_FOR_TURN, holder[0]),
+        )
+        return now
+
+    @property
+    def _turn_lock(self) -> str:
+        """The prefix of the advisory locks of ordering keys' turns (see _lock_turns)."""
+        return f"{self._lock_key}:turn:"
+
+    def _lock_turns(self, cur: psycopg.Cursor[Any], turns: Sequence[tuple[str, str]]) -> None:
+        for hook_id, key in sorted(set(turns)):
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s || %s || ':' || %s, 0))",
+                (self._turn_lock, hook_id, key),
+            )
+
+    # Several events in one statement (one parse, one plan, one round trip, however many
+    # events): each event's message takes its id from the sequence first, so that every
+    # delivery can name its message and event without a join on the bodies.
+    _ENQUEUE_MANY: LiteralString = """
+        WITH ev AS (
+            SELECT * FROM unnest(%(owners)s::text[], %(events)s::text[], %(bodies)s::bytea[])
+                WITH ORDINALITY AS e(owner, event, body, n)
+        ), matched AS (
+            SELECT ev.n, h.id, h.host, h.created_at FROM ev
+            JOIN {s}.hooks h ON h.owner = ev.owner AND h.event = ev.event AND h.state = 'active'
+        ), numbered AS MATERIALIZED (
+            SELECT ev.n, ev.owner, ev.event, ev.body,
+                nextval(pg_get_serial_sequence(%(messages)s, 'id')) AS message_id
+            FROM ev WHERE EXISTS (SELECT 1 FROM matched WHERE matched.n = ev.n)
+        ), message AS (
+            INSERT INTO {s}.messages (id, body) SELECT message_id, body FROM numbered
+        ), made AS (
+            INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
+                                        next_attempt_at, due_at, created_at, updated_at)
+            SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), matched.id,
+                   numbered.owner, numbered.event, numbered.message_id, matched.host,
+                   'pending', %(now)s, %(now)s, %(now)s, %(now)s
+            FROM numbered JOIN matched ON matched.n = numbered.n
+            RETURNING id, hook_id, message_id
+        )
+        SELECT made.id, made.hook_id, numbered.n
+        FROM made JOIN numbered ON numbered.message_id = made.message_id
+        JOIN matched ON matched.n = numbered.n AND matched.id = made.hook_id
+        ORDER BY numbered.n, matched.created_at, matched.id
+    """
+
     def enqueue(
         self,
         *,
@@ -954,6 +1091,7 @@ class PostgresStore:
         now: datetime,
         connection: object | None = None,
         trace_context: str | None = None,
+        ordering_key: str | None = None,
     ) -> Sequence[Delivery]:
         """Fan out one event in one ``INSERT ... SELECT``; the body is stored once.
 
@@ -967,7 +1105,11 @@ class PostgresStore:
             StoreError: If the database refuses.
         """
         return self._enqueue_many(
-            [(owner, event, body)], now=now, connection=connection, trace_context=trace_context
+            [(owner, event, body)],
+            now=now,
+            connection=connection,
+            trace_context=trace_context,
+            ordering_keys=None if ordering_key is None else [ordering_key],
         )
 
     def enqueue_many(
@@ -976,16 +1118,25 @@ class PostgresStore:
         *,
         now: datetime,
         connection: object | None = None,
+        ordering_keys: Sequence[str | None] | None = None,
     ) -> Sequence[Delivery]:
         """Fan out several events, each ``(owner, event, body)``, in one transaction.
 
-        One ``INSERT ... SELECT`` per event, sent together in one round trip (psycopg's
-        pipeline), one commit for all; ``connection`` as for :meth:`enqueue`.
-        :meth:`resthooks.Dispatcher.emit_many` calls it.
+        One statement for all the events (their messages and every delivery of each), one
+        commit; ``connection`` as for :meth:`enqueue`.
+        :meth:`resthooks.Dispatcher.emit_many` calls it. ``ordering_keys[i]`` is the
+        ordering key of ``events[i]`` (events with keys take a statement each, under their
+        keys' locks).
 
         .. versionadded:: 0.2.0
         """
-        return self._enqueue_many(events, now=now, connection=connection, trace_context=None)
+        return self._enqueue_many(
+            events,
+            now=now,
+            connection=connection,
+            trace_context=None,
+            ordering_keys=ordering_keys,
+        )
 
     def _enqueue_many(
         self,
@@ -994,16 +1145,30 @@ class PostgresStore:
         now: datetime,
         connection: object | None,
         trace_context: str | None,
+        ordering_keys: Sequence[str | None] | None = None,
     ) -> Sequence[Delivery]:
+        keys = ordering_keys if ordering_keys is not None else [None] * len(events)
         params = [
-            {"owner": o, "event": e, "body": b, "now": now, "trace_context": trace_context}
-            for o, e, b in events
+            {
+                "owner": o,
+                "event": e,
+                "body": b,
+                "now": now,
+                "trace_context": trace_context,
+                "key": k,
+                "waiting": WAITING_FOR_TURN,
+                "lock": self._turn_lock,
+            }
+            for (o, e, b), k in zip(events, keys, strict=True)
         ]
         if not params:
             return []
         if connection is None:
-            with self._tx(atomic=len(params) > 1) as cur:
-                found = self._fan_out(cur, params)
+            # One statement, atomic by itself (an autocommit connection commits it alone);
+            # keyed fan-outs take their keys' locks first: a transaction.
+            keyed = any(p["key"] is not None for p in params)
+            with self._tx(atomic=keyed) as cur:
+                found = self._fan_out(cur, params, hosts=self._provider is not None)
             return self._deliveries(found, now)
         if not isinstance(connection, psycopg.Connection):
             raise ConfigurationError(
@@ -1013,35 +1178,70 @@ class PostgresStore:
         _check_in_transaction(connection)
         try:
             with connection.cursor() as cur:
-                # Delivered by PostgreSQL only if the caller's transaction commits.
-                found = self._fan_out(cur, params)
+                # Written (and notified) only if the caller's transaction commits.
+                found = self._fan_out(cur, params, hosts=True)
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
         return self._deliveries(found, now)
 
+    def _notifies_in(self, *, hosts: bool) -> bool:
+        """Whether a write in this transaction sends NOTIFY: ``hosts`` when the transaction
+        may be the host's (committed later, by the host), which only PostgreSQL can report."""
+        return self.notify is True or (hosts and self.notify is None)
+
     def _fan_out(
-        self, cur: psycopg.Cursor[Any], params: list[dict[str, Any]]
-    ) -> list[tuple[str, str, str, str]]:
-        """Run the fan-outs; (id, hook_id, owner, event) of every delivery made, in order."""
-        found: list[tuple[str, str, str, str]] = []
-        if len(params) == 1:
-            cur.execute(self._q(self._ENQUEUE), params[0])
-            results = [cur.fetchall()]
+        self, cur: psycopg.Cursor[Any], params: list[dict[str, Any]], *, hosts: bool
+    ) -> list[tuple[str, str, str, str, str | None, bool]]:
+        """Run the fan-outs; (id, hook_id, owner, event, ordering key, waiting) of every
+        delivery made, in order (the events' order, then each event's hooks in subscription
+        order). Without keys, in one statement."""
+        found: list[tuple[str, str, str, str, str | None, bool]]
+        if any(p["key"] is not None for p in params):
+            # Keyed fan-outs one by one, under the turn locks of their hooks and keys, taken
+            # first and in one order (hook id, then key) as record takes them.
+            turns: list[tuple[str, str]] = []
+            for p in params:
+                if p["key"] is not None:
+                    cur.execute(self._q(self._TURN_HOOKS), p)
+                    turns.extend((r[0], p["key"]) for r in cur.fetchall())
+            self._lock_turns(cur, turns)
+            found = []
+            for p in params:
+                cur.execute(self._q(self._ENQUEUE if p["key"] is None else self._ENQUEUE_KEYED), p)
+                found.extend(
+                    (r[0], r[1], p["owner"], p["event"], p["key"], len(r) > 2 and r[2])
+                    for r in cur.fetchall()
+                )
+        elif len(params) == 1:
+            p = params[0]
+            cur.execute(self._q(self._ENQUEUE), p)
+            found = [(r[0], r[1], p["owner"], p["event"], None, False) for r in cur.fetchall()]
         else:
-            cur.executemany(self._q(self._ENQUEUE), params, returning=True)
-            results = []
-            while True:
-                results.append(cur.fetchall())
-                if not cur.nextset():
-                    break
-        for p, rows in zip(params, results, strict=True):
-            found.extend((r[0], r[1], p["owner"], p["event"]) for r in rows)
-        if found and self.notify:
+            owners = [p["owner"] for p in params]
+            events = [p["event"] for p in params]
+            cur.execute(
+                self._q(self._ENQUEUE_MANY),
+                {
+                    "owners": owners,
+                    "events": events,
+                    "bodies": [p["body"] for p in params],
+                    "messages": self._messages_table,
+                    "now": params[0]["now"],
+                },
+            )
+            found = [
+                (r[0], r[1], owners[r[2] - 1], events[r[2] - 1], None, False)
+                for r in cur.fetchall()
+            ]
+        if found and self._notifies_in(hosts=hosts):
+            # Queued by PostgreSQL, sent when this transaction commits, dropped on rollback.
             cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         return found
 
     @staticmethod
-    def _deliveries(found: list[tuple[str, str, str, str]], now: datetime) -> Sequence[Delivery]:
+    def _deliveries(
+        found: list[tuple[str, str, str, str, str | None, bool]], now: datetime
+    ) -> Sequence[Delivery]:
         # Only the ids come back from the database (decoding every column of 10,000 rows
         # was half the fan-out's time with the pure-Python psycopg); the rest is what was
         # written. The values are built when first read.
@@ -1056,11 +1256,12 @@ class PostgresStore:
                     hook_id=hook_id,
                     owner=owner,
                     event=event,
-                    next_attempt_at=at,
+                    next_attempt_at=None if waiting else at,
                     created_at=at,
                     updated_at=at,
+                    ordering_key=key,
                 )
-                for delivery_id, hook_id, owner, event in found
+                for delivery_id, hook_id, owner, event, key, waiting in found
             ]
 
         return LazyDeliveries(len(found), load)
@@ -1074,6 +1275,7 @@ class PostgresStore:
         now: datetime,
         connection: object,
         trace_context: str | None = None,
+        ordering_key: str | None = None,
     ) -> Sequence[Delivery]:
         """:meth:`enqueue` through the host's :class:`psycopg.AsyncConnection`, on its loop.
 
@@ -1100,16 +1302,30 @@ class PostgresStore:
             "body": body,
             "now": now,
             "trace_context": trace_context,
+            "key": ordering_key,
+            "waiting": WAITING_FOR_TURN,
         }
         try:
             async with connection.cursor() as cur:
-                await cur.execute(self._q(self._ENQUEUE), params)
+                if ordering_key is None:
+                    await cur.execute(self._q(self._ENQUEUE), params)
+                else:
+                    await cur.execute(self._q(self._TURN_HOOKS), params)
+                    for (hook_id,) in sorted(await cur.fetchall()):
+                        await cur.execute(
+                            "SELECT pg_advisory_xact_lock(hashtextextended(%s || %s || ':' "
+                            "|| %s, 0))",
+                            (self._turn_lock, hook_id, ordering_key),
+                        )
+                    await cur.execute(self._q(self._ENQUEUE_KEYED), params)
                 rows = await cur.fetchall()
-                if rows and self.notify:
+                if rows and self._notifies_in(hosts=True):
                     await cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
-        return self._deliveries([(r[0], r[1], owner, event) for r in rows], now)
+        return self._deliveries(
+            [(r[0], r[1], owner, event, ordering_key, len(r) > 2 and r[2]) for r in rows], now
+        )
 
     _CLAIM: LiteralString = """
         WITH picked AS (
@@ -1121,22 +1337,25 @@ class PostgresStore:
         )
     """
     # With a per-host limit: for each host of an active hook, the oldest due deliveries that
-    # fit under the limit given what it has in flight (a few steps of the index by host and
-    # due time each, whatever the backlog), the oldest of those, then lock what is still due.
+    # fit under the limit given what it has in flight (counted through the index of
+    # deliveries in flight by host, then a few steps of the index by host and due time: a
+    # few probes per host, whatever the backlog), the oldest of those, then lock what is
+    # still due. The count is a probe per host, not a join: joined, the planner (which
+    # expects one busy host) filtered every host against every busy one.
     _CLAIM_PER_HOST: LiteralString = """
-        WITH busy AS (
-            SELECT host, count(*) AS n FROM {s}.deliveries
-            WHERE state = 'in_flight' AND lease_until > %(now)s
-            GROUP BY host
-        ), hosts AS (
+        WITH hosts AS (
             SELECT DISTINCT host FROM {s}.hooks WHERE state = 'active'
         ), fitting AS (
-            SELECT c.id FROM hosts LEFT JOIN busy ON busy.host = hosts.host
+            SELECT c.id FROM hosts
             CROSS JOIN LATERAL (
                 SELECT d.id, d.due_at, d.created_at FROM {s}.deliveries d
                 WHERE d.host = hosts.host AND d.due_at <= %(now)s
                 ORDER BY d.due_at, d.created_at, d.id
-                LIMIT greatest(%(per_host)s - coalesce(busy.n, 0), 0)
+                LIMIT greatest(%(per_host)s - (
+                    SELECT count(*) FROM {s}.deliveries b
+                    WHERE b.host = hosts.host AND b.state = 'in_flight'
+                        AND b.lease_until > %(now)s
+                ), 0)
             ) c
             ORDER BY c.due_at, c.created_at, c.id
             LIMIT %(limit)s
@@ -1147,6 +1366,14 @@ class PostgresStore:
             FOR UPDATE OF d SKIP LOCKED
         )
     """
+    # One per-host claim at a time (the limit holds across workers), and no JIT for it (this
+    # transaction only): the planner guesses a tenth of each host's due rows for a LIMIT it
+    # cannot read, so its estimate grows with the backlog; past jit_above_cost, compiling
+    # the query took 70 ms of a 100 ms claim at 1,000,000 pending on 1,000 hosts. (On a
+    # host's connection inside its transaction, JIT stays off until that transaction ends.)
+    _CLAIM_PER_HOST_LOCK: LiteralString = (
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0)), set_config('jit', 'off', true)"
+    )
     # Outer joins: a delivery whose hook or message is missing comes back with NULLs, fails
     # to read, and is quarantined, rather than staying due (and picked) forever.
     _CLAIM_UPDATE: LiteralString = """
@@ -1159,7 +1386,7 @@ class PostgresStore:
         WHERE d.id = picked.id
         RETURNING picked.due_at,
             d.id, d.hook_id, d.owner, d.event, d.state, d.attempts, d.next_attempt_at,
-            d.created_at, d.updated_at, d.last_error,
+            d.created_at, d.updated_at, d.last_error, d.ordering_key,
             h.id, h.owner, h.event, h.target_url, h.description, h.state, h.created_at,
             h.updated_at, h.dead_reason, h.dead_at, h.secret, h.previous_secret,
             h.previous_secret_until, h.signing_key, h.confirm_secret, h.confirm_by,
@@ -1197,7 +1424,18 @@ class PostgresStore:
         with self._tx() as cur:
             cur.execute(self._q(_DAMAGED))
             damaged = cur.fetchall()
+            turns: list[tuple[str, str]] = []
             if damaged:
+                # The keys whose turn a moved row may hold: the key goes on without it.
+                cur.execute(
+                    self._q(
+                        "SELECT hook_id, ordering_key FROM {s}.deliveries WHERE id = ANY(%s) "
+                        "AND ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL"
+                    ),
+                    ([r[0] for r in damaged],),
+                )
+                turns = [(r[0], r[1]) for r in cur.fetchall()]
+                self._lock_turns(cur, turns)
                 cur.execute(
                     self._q(
                         "WITH bad AS (SELECT * FROM unnest(%(ids)s::text[], %(reasons)s::text[]) "
@@ -1216,6 +1454,11 @@ class PostgresStore:
                     },
                 )
                 moved = cur.fetchall()
+                for hook_id, key in turns:
+                    cur.execute(
+                        self._q(self._HAND_OVER),
+                        {"hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN, "now": now},
+                    )
             else:
                 moved = []
             if lease_until is not None:
@@ -1258,10 +1501,7 @@ class PostgresStore:
             if max_in_flight_per_host is None:
                 cur.execute(self._q(self._CLAIM + self._CLAIM_UPDATE), params)
             else:
-                cur.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                    (f"{self._lock_key}:claim",),
-                )
+                cur.execute(self._CLAIM_PER_HOST_LOCK, (f"{self._lock_key}:claim",))
                 params["per_host"] = max_in_flight_per_host
                 cur.execute(self._q(self._CLAIM_PER_HOST + self._CLAIM_UPDATE), params)
             rows = cur.fetchall()
@@ -1269,12 +1509,12 @@ class PostgresStore:
             rows.sort(key=lambda r: (r[0], r[8], r[1]))
             return [
                 Claim(
-                    delivery=_delivery(r[1:11]),
-                    hook=_hook(r[11:27]),
-                    body=bytes(r[27]),
-                    token=r[28],
-                    lease_until=_utc_required(r[29]),
-                    trace_context=r[30],
+                    delivery=_delivery(r[1:12]),
+                    hook=_hook(r[12:28]),
+                    body=bytes(r[28]),
+                    token=r[29],
+                    lease_until=_utc_required(r[30]),
+                    trace_context=r[31],
                 )
                 for r in rows
             ]
@@ -1302,12 +1542,18 @@ class PostgresStore:
             cur.execute(
                 self._q(
                     "SELECT d.id, d.hook_id, d.state, d.token, d.attempts, d.next_attempt_at, "
-                    "d.last_error, h.state FROM {s}.deliveries d "
+                    "d.last_error, h.state, d.ordering_key FROM {s}.deliveries d "
                     "LEFT JOIN {s}.hooks h ON h.id = d.hook_id "
                     "WHERE d.id = ANY(%s) ORDER BY d.id FOR UPDATE OF d"
                 ),
                 (sorted({o.delivery_id for o in outcomes}),),
             )
+            read = cur.fetchall()
+            keys = {r[0]: (r[1], r[8]) for r in read if r[8] is not None}
+            if keys:
+                # Before anything is written: the hand-overs below see every fan-out of
+                # these keys (see _ENQUEUE_KEYED).
+                self._lock_turns(cur, list(keys.values()))
             batch = BatchRecord(
                 {
                     r[0]: (
@@ -1321,9 +1567,10 @@ class PostgresStore:
                             hook_state=None if r[7] is None else HookState(r[7]),
                         ),
                     )
-                    for r in cur.fetchall()
+                    for r in read
                 }
             )
+            handed: list[tuple[str, str]] = []  # (hook id, key) whose turn is handed over
             live: dict[str, StoredDelivery] = {}  # written, not yet flushed
             attempts: list[Attempt] = []
             results: list[RecordResult] = []
@@ -1336,6 +1583,8 @@ class PostgresStore:
                 live[outcome.delivery_id] = t.delivery
                 if t.attempt is not None:
                     attempts.append(t.attempt)
+                if t.ends_turn and outcome.delivery_id in keys:
+                    handed.append(keys[outcome.delivery_id])
                 cancelled: list[str] = []
                 if t.hook_effect is not HookEffect.NONE:
                     # The database must see this batch so far before the hook's open
@@ -1351,6 +1600,11 @@ class PostgresStore:
                     )
                 results.append(t.result(outcome.delivery_id, hook_id=hook_id, cancelled=cancelled))
             self._flush(cur, live, attempts, now)
+            for hook_id, key in handed:
+                cur.execute(
+                    self._q(self._HAND_OVER),
+                    {"hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN, "now": now},
+                )
         return results
 
     def _flush(
@@ -1360,48 +1614,46 @@ class PostgresStore:
         attempts: list[Attempt],
         now: datetime,
     ) -> None:
-        """Write the rows ``record`` changed so far, and their attempts, in two statements."""
+        """Write the rows ``record`` changed so far, and their attempts, in one statement."""
         dirty = list(live.items())
-        if dirty:
-            cur.execute(
-                self._q(
-                    "UPDATE {s}.deliveries d SET state = v.state, attempts = v.attempts, "
-                    "next_attempt_at = v.next_at, "
-                    "due_at = CASE WHEN v.state = 'pending' THEN v.next_at END, "
-                    "last_error = v.last_error, token = NULL, lease_until = NULL, "
-                    "updated_at = %s "
-                    "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::timestamptz[], "
-                    "%s::text[]) AS v(id, state, attempts, next_at, last_error) "
-                    "WHERE d.id = v.id"
-                ),
-                (
-                    now,
-                    [i for i, _ in dirty],
-                    [r.state.value for _, r in dirty],
-                    [r.attempts for _, r in dirty],
-                    [r.next_attempt_at for _, r in dirty],
-                    [_text(r.last_error) for _, r in dirty],
-                ),
-            )
-        if attempts:
-            cur.execute(
-                self._q(
-                    "INSERT INTO {s}.attempts (delivery_id, number, started_at, duration, "
-                    "status, error_kind, error, response_excerpt) "
-                    "SELECT * FROM unnest(%s::text[], %s::integer[], %s::timestamptz[], "
-                    "%s::double precision[], %s::integer[], %s::text[], %s::text[], %s::text[])"
-                ),
-                (
-                    [a.delivery_id for a in attempts],
-                    [a.number for a in attempts],
-                    [a.started_at for a in attempts],
-                    [a.duration for a in attempts],
-                    [a.status for a in attempts],
-                    [a.error_kind for a in attempts],
-                    [_text(a.error) for a in attempts],
-                    [_text(a.response_excerpt) for a in attempts],
-                ),
-            )
+        if not dirty and not attempts:
+            return
+        cur.execute(
+            self._q(
+                "WITH changed AS ("
+                "UPDATE {s}.deliveries d SET state = v.state, attempts = v.attempts, "
+                "next_attempt_at = v.next_at, "
+                "due_at = CASE WHEN v.state = 'pending' THEN v.next_at END, "
+                "last_error = v.last_error, token = NULL, lease_until = NULL, "
+                "updated_at = %(now)s "
+                "FROM unnest(%(ids)s::text[], %(states)s::text[], %(counts)s::integer[], "
+                "%(next_at)s::timestamptz[], %(errors)s::text[]) "
+                "AS v(id, state, attempts, next_at, last_error) "
+                "WHERE d.id = v.id) "
+                "INSERT INTO {s}.attempts (delivery_id, number, started_at, duration, "
+                "status, error_kind, error, response_excerpt) "
+                "SELECT * FROM unnest(%(a_ids)s::text[], %(a_numbers)s::integer[], "
+                "%(a_started)s::timestamptz[], %(a_durations)s::double precision[], "
+                "%(a_statuses)s::integer[], %(a_kinds)s::text[], %(a_errors)s::text[], "
+                "%(a_excerpts)s::text[])"
+            ),
+            {
+                "now": now,
+                "ids": [i for i, _ in dirty],
+                "states": [r.state.value for _, r in dirty],
+                "counts": [r.attempts for _, r in dirty],
+                "next_at": [r.next_attempt_at for _, r in dirty],
+                "errors": [_text(r.last_error) for _, r in dirty],
+                "a_ids": [a.delivery_id for a in attempts],
+                "a_numbers": [a.number for a in attempts],
+                "a_started": [a.started_at for a in attempts],
+                "a_durations": [a.duration for a in attempts],
+                "a_statuses": [a.status for a in attempts],
+                "a_kinds": [a.error_kind for a in attempts],
+                "a_errors": [_text(a.error) for a in attempts],
+                "a_excerpts": [_text(a.response_excerpt) for a in attempts],
+            },
+        )
 
     def get_delivery(self, delivery_id: str) -> Delivery | None:
         with self._tx(atomic=False) as cur:
@@ -1452,18 +1704,27 @@ class PostgresStore:
         return [attempt_from_row(r, _utc_required) for r in rows]
 
     def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
-        with self._tx(atomic=False) as cur:
+        with self._tx() as cur:
+            cur.execute(
+                self._q("SELECT hook_id, ordering_key FROM {s}.deliveries WHERE id = %s"),
+                (delivery_id,),
+            )
+            turn = cur.fetchone()
+            due = now
+            if turn is not None and turn[1] is not None:
+                self._lock_turns(cur, [(turn[0], turn[1])])
+                due = self._take_turn(cur, delivery_id, turn[0], turn[1], now)
             cur.execute(
                 self._q(
-                    "UPDATE {s}.deliveries SET state = 'pending', attempts = 0, "
-                    "next_attempt_at = %(now)s, due_at = %(now)s, token = NULL, "
+                    "UPDATE {s}.deliveries d SET state = 'pending', attempts = 0, "
+                    "next_attempt_at = %(due)s, due_at = %(due)s, token = NULL, "
                     "lease_until = NULL, updated_at = %(now)s WHERE id = %(id)s "
                     "RETURNING {delivery_columns}"
                 ),
-                {"now": now, "id": delivery_id},
+                {"now": now, "id": delivery_id, "due": due},
             )
             row = cur.fetchone()
-            if row is not None and self.notify:
+            if row is not None and self._notifies_in(hosts=self._provider is not None):
                 cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         return None if row is None else _delivery(row)
 
@@ -1591,18 +1852,21 @@ class PostgresStore:
 
     @property
     def notifies(self) -> bool:
-        """Whether this store sends ``NOTIFY`` on enqueue (``notify=True``): then a worker
-        waits on :meth:`wait_for_work` by itself (:class:`~resthooks.stores.WakesWorkers`)."""
-        return self.notify
+        """Whether a worker should wait on :meth:`wait_for_work`
+        (:class:`~resthooks.stores.WakesWorkers`): unless ``notify=False``, outbox emits (of
+        any process on the schema) send ``NOTIFY`` at their commit, and this store can
+        listen (it has a connection string or a pool, not only the host's connections)."""
+        return self.notify is not False and self._provider is None
 
     def wait_for_work(self, timeout: float) -> bool:
         """Block until another process enqueues work, or ``timeout`` seconds pass.
 
         A wake-up hint for a worker loop, never needed for correctness: polling
         :meth:`claim_due` finds every due delivery on its own. It listens on one connection
-        of its own (outside the pool), opened on the first call. Only stores built with
-        ``notify=True`` send the notifications it waits for; retries that come due send
-        none: use :meth:`~resthooks.stores.DeliveryStore.next_due_at` for those.
+        of its own (outside the pool), opened on the first call. It hears outbox emits
+        (at their host's commit) unless the emitting store has ``notify=False``, and every
+        enqueue of stores with ``notify=True``; retries that come due send nothing: use
+        :meth:`~resthooks.stores.DeliveryStore.next_due_at` for those.
 
         Args:
             timeout: The longest wait, in seconds.
