@@ -2119,12 +2119,13 @@ class SQLiteStore:
                     params,
                 )
             )
-            deliveries = dict(
-                conn.execute(
-                    f"SELECT d.state, count(*) FROM {source} {delivery_where} GROUP BY d.state",
-                    params,
-                )
-            )
+            by_state = conn.execute(
+                f"SELECT d.state, count(*), sum(d.{_OPEN} AND d.last_error LIKE 'blocked%') "
+                f"FROM {source} {delivery_where} GROUP BY d.state",
+                params,
+            ).fetchall()
+            deliveries = {state: count for state, count, _ in by_state}
+            blocked = sum(b or 0 for _, _, b in by_state)
             (oldest,) = conn.execute(
                 f"SELECT min(m.created_at) FROM {source} "
                 f"{delivery_where or 'WHERE 1'} AND d.{_OPEN}",
@@ -2144,6 +2145,7 @@ class SQLiteStore:
             deliveries={s.value: deliveries.get(s.value, 0) for s in DeliveryState},
             oldest_pending_at=oldest_at,
             quarantined=quarantined,
+            blocked=blocked,
         )
 
     def purge(self, *, before: datetime, limit: int | None = None) -> int:
