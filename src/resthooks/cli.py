@@ -1053,16 +1053,11 @@ def _run_async_worker(
     import asyncio  # noqa: PLC0415 - only this command needs it
 
     from .aio import AsyncDispatcher  # noqa: PLC0415 - only this command needs it
-    from .transports import AiohttpTransport  # noqa: PLC0415 - needs the async extra
 
     given = ctx.app_dispatcher() if ctx.app is not None else dispatcher
-    if isinstance(given, AsyncDispatcher):
-        # The app's own async face: its transport (and whatever it was built with).
-        engine = given
-    else:
-        engine = AsyncDispatcher(
-            dispatcher, transport=AiohttpTransport(policy=dispatcher.network_policy)
-        )
+    # The app's own async face keeps its transport; otherwise the default async transport:
+    # the Dispatcher's network policy, and its transport's egress proxy if it has one.
+    engine = given if isinstance(given, AsyncDispatcher) else AsyncDispatcher(dispatcher)
     transport = engine.transport
     worker = engine.worker(concurrency=concurrency, poll_interval=args.poll_interval)
 

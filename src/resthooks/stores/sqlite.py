@@ -292,8 +292,10 @@ def _adopted_migrations(version: int) -> Iterator[str]:
             yield from _MIGRATIONS[number]
 
 
-# Rows examined by the plain oldest-first scan before claim_due falls back to one index
-# probe per host (which stays fast however large one saturated host's backlog is).
+# Rows the plain oldest-first scan may pass over (those of saturated hosts) before claim_due
+# falls back to one index probe per host (which stays fast however large one saturated
+# host's backlog is). The rows it claims do not count: a large claim of hosts with room is
+# one scan, not a probe of every hook.
 _SCAN_BUDGET = 256
 
 # Hook rows the claims remember as built Hooks (a dict of at most this many, then cleared).
@@ -1664,7 +1666,7 @@ class SQLiteStore:
                 }
             if with_room is not None and not with_room:
                 break
-            if scanned >= _SCAN_BUDGET:
+            if scanned - len(picked) >= _SCAN_BUDGET:
                 exhausted = False
                 break
         cursor.close()
