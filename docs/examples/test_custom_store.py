@@ -394,6 +394,10 @@ class DictStore:
             hooks={s.value: hooks[s.value] for s in HookState},
             deliveries={s.value: counts[s.value] for s in DeliveryState},
             oldest_pending_at=min((d.created_at for d in mine if d.state in OPEN), default=None),
+            # Open deliveries whose last attempt the network policy refused.
+            blocked=sum(
+                1 for d in mine if d.state in OPEN and (d.last_error or "").startswith("blocked")
+            ),
         )
 
     def purge(self, *, before: datetime, limit: int | None = None) -> int:
