@@ -1705,8 +1705,11 @@ class PostgresStore:
 
     def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
         with self._tx() as cur:
+            # The row first, then its key's lock: the order record takes them in.
             cur.execute(
-                self._q("SELECT hook_id, ordering_key FROM {s}.deliveries WHERE id = %s"),
+                self._q(
+                    "SELECT hook_id, ordering_key FROM {s}.deliveries WHERE id = %s FOR UPDATE"
+                ),
                 (delivery_id,),
             )
             turn = cur.fetchone()
