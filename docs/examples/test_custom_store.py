@@ -414,11 +414,7 @@ class DictStore:
             oldest_pending_at=min((d.created_at for d in mine if d.state in OPEN), default=None),
             # Open deliveries whose last attempt the network policy refused.
             blocked=sum(
-<<<<<<< ours
-                d.state in OPEN and (d.last_error or "").startswith("blocked") for d in mine
-=======
                 1 for d in mine if d.state in OPEN and (d.last_error or "").startswith("blocked")
->>>>>>> theirs
             ),
         )
 
