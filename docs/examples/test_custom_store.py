@@ -77,6 +77,24 @@ class DictStore:
             mine = sum(h.owner == hook.owner for h in self._hooks.values())
             if max_per_owner is not None and mine >= max_per_owner:
                 raise HookLimitReached(max_per_owner)
+            # One secret per endpoint: a hook to a URL its owner has hooks to takes theirs.
+            endpoint = sorted(
+                (
+                    h
+                    for h in self._hooks.values()
+                    if (h.owner, h.target_url) == (hook.owner, hook.target_url)
+                ),
+                key=lambda h: (h.created_at, h.id),
+            )
+            if endpoint:
+                oldest = endpoint[0]
+                hook = attrs.evolve(
+                    hook,
+                    secret=oldest.secret,
+                    previous_secret=oldest.previous_secret,
+                    previous_secret_until=oldest.previous_secret_until,
+                    signing_key=oldest.signing_key,
+                )
             self._hooks[hook.id] = hook
             return hook, True
 
