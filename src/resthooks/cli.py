@@ -959,6 +959,9 @@ def _metrics_server(args: argparse.Namespace, dispatcher: Dispatcher) -> Iterato
         instrumentation.close()
 
 
+_PREFLIGHT_HOOKS = 10_000
+
+
 def _refuse_a_worker_that_could_only_be_blocked(dispatcher: Dispatcher, hint: str) -> None:
     """Look at the active hooks' targets before the first claim.
 
@@ -967,14 +970,26 @@ def _refuse_a_worker_that_could_only_be_blocked(dispatcher: Dispatcher, hint: st
     use up one attempt of every delivery as ``blocked`` and push it back on the schedule:
     refused input, exit 2. When it refuses some, a warning on stderr says how many.
     """
+    active = dispatcher.stats().hooks.get(HookState.ACTIVE.value, 0)
+    if not active or active > _PREFLIGHT_HOOKS:
+        # Past that many, reading them all would hold the start up for seconds; their
+        # refused attempts are still logged at WARNING and said on stderr as they happen.
+        return
     policy = dispatcher.network_policy
     hooks = dispatcher.store.list_hooks(state=HookState.ACTIVE)
+    verdicts: dict[str, str | None] = {}  # by origin: the policy looks at nothing else
     refused: list[tuple[Hook, str]] = []
     for hook in hooks:
-        try:
-            policy.check_url(hook.target_url)
-        except ValidationError as exc:
-            refused.append((hook, exc.message))
+        origin = "/".join(hook.target_url.split("/", 3)[:3])
+        if origin not in verdicts:
+            try:
+                policy.check_url(hook.target_url)
+                verdicts[origin] = None
+            except ValidationError as exc:
+                verdicts[origin] = exc.message
+        reason = verdicts[origin]
+        if reason is not None:
+            refused.append((hook, reason))
     if not refused:
         return
     hook, reason = refused[0]
@@ -1053,16 +1068,11 @@ def _run_async_worker(
     import asyncio  # noqa: PLC0415 - only this command needs it
 
     from .aio import AsyncDispatcher  # noqa: PLC0415 - only this command needs it
-    from .transports import AiohttpTransport  # noqa: PLC0415 - needs the async extra
 
     given = ctx.app_dispatcher() if ctx.app is not None else dispatcher
-    if isinstance(given, AsyncDispatcher):
-        # The app's own async face: its transport (and whatever it was built with).
-        engine = given
-    else:
-        engine = AsyncDispatcher(
-            dispatcher, transport=AiohttpTransport(policy=dispatcher.network_policy)
-        )
+    # The app's own async face keeps its transport; otherwise the default async transport:
+    # the Dispatcher's network policy, and its transport's egress proxy if it has one.
+    engine = given if isinstance(given, AsyncDispatcher) else AsyncDispatcher(dispatcher)
     transport = engine.transport
     worker = engine.worker(concurrency=concurrency, poll_interval=args.poll_interval)
 
@@ -1090,7 +1100,7 @@ def _cmd_health(ctx: _Context) -> _Result:
             raise ValidationError(field, "must be longer than 0s")
     try:
         dispatcher = ctx.dispatcher()
-    except _BadInput as exc:  # no database: unhealthy, not bad input
+    except (_BadInput, StoreError) as exc:  # no database, no server: unhealthy, not bad input
         data = {"ok": False, "checks": {"store": {"ok": False, "detail": str(exc), "value": None}}}
     else:
         data = health.check_health(
