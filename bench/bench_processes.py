@@ -55,7 +55,7 @@ def _child_plain(urls: list[str], count: int) -> None:
         assert response.status == 204, response.status
 
 
-def _child_worker(path: str, instant: bool) -> None:
+def _child_worker(path: str, instant: bool, before: str | None) -> None:
     from resthooks import Dispatcher  # noqa: PLC0415 - the child imports what it runs
     from resthooks.stores import SQLiteStore  # noqa: PLC0415
     from resthooks.testing import LOOPBACK_POLICY  # noqa: PLC0415
@@ -69,6 +69,10 @@ def _child_worker(path: str, instant: bool) -> None:
             pass
 
     transport = Instant() if instant else Urllib3Transport(policy=LOOPBACK_POLICY)
+    if before:
+        from _before import load_before  # noqa: PLC0415 - beside this script
+
+        SQLiteStore = load_before(before, "resthooks.stores.sqlite").SQLiteStore  # noqa: N806
     store = SQLiteStore(path)
     dispatcher = Dispatcher(store, transport=transport, network_policy=LOOPBACK_POLICY)  # type: ignore[arg-type]
     _ready()
@@ -133,6 +137,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hooks", type=int, default=10)
     parser.add_argument("--instant", action="store_true")
+    parser.add_argument("--before", metavar="REV", help="also run workers on the store of REV")
     parser.add_argument("--child", choices=["plain", "worker"], help=argparse.SUPPRESS)
     parser.add_argument("--arg", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -140,7 +145,7 @@ def main() -> None:
         if args.child == "plain":
             _child_plain(args.arg[1:], int(args.arg[0]))
         else:
-            _child_worker(args.arg[0], args.arg[1] == "instant")
+            _child_worker(args.arg[0], args.arg[1] == "instant", (args.arg[2:] or [None])[0])
         return
     if not args.instant and not available():
         print(MISSING)
@@ -151,8 +156,9 @@ def main() -> None:
         rates: dict[tuple[str, int], list[float]] = {}
         for r in range(args.rounds):
             for count in args.processes:
-                order = ["plain", "workers"] if r % 2 == 0 else ["workers", "plain"]
-                for kind in order:
+                kinds = ["plain", "workers"] + (["workers before"] if args.before else [])
+                shift = r % len(kinds)
+                for kind in kinds[shift:] + kinds[:shift]:
                     if kind == "plain":
                         share = args.deliveries // count
                         argv = ["--child", "plain", "--arg", str(share)]
@@ -161,10 +167,12 @@ def main() -> None:
                         elapsed = _run([argv] * count)
                         done = share * count
                     else:
-                        path = Path(tmp, f"r{r}-p{count}.db")
+                        path = Path(tmp, f"r{r}-p{count}-{kind.replace(' ', '-')}.db")
                         _prepare(path, urls, args.deliveries)
                         mode = "instant" if args.instant else "http"
                         argv = ["--child", "worker", "--arg", str(path), "--arg", mode]
+                        if kind == "workers before":
+                            argv += ["--arg", args.before]
                         elapsed = _run([argv] * count)
                         done = (args.deliveries // len(urls)) * len(urls)
                     rates.setdefault((kind, count), []).append(done / elapsed)
@@ -178,7 +186,7 @@ def main() -> None:
         f"deliveries to {args.hooks} hosts, {args.rounds} rounds"
         + ("; workers with an instant transport (the store alone)" if args.instant else "")
     )
-    for kind in ("plain", "workers"):
+    for kind in ("plain", "workers", "workers before")[: 3 if args.before else 2]:
         one = rates[(kind, args.processes[0])]
         for count in args.processes:
             got = rates[(kind, count)]

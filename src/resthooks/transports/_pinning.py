@@ -13,6 +13,7 @@ its pools by known keyword names only).
 
 from __future__ import annotations
 
+import http.client
 import socket
 import sys
 from typing import ClassVar
@@ -21,9 +22,11 @@ import attrs
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError
+from urllib3.util import SKIP_HEADER
 
 from ..errors import TransportError
 from ..network import NetworkPolicy, Resolver, ip_literal
+from ._headers import HeadersResponse
 from ._rules import resolution_failed
 
 __all__ = [
@@ -88,9 +91,14 @@ class PinnedHTTPConnection(HTTPConnection):
     """An :class:`urllib3.connection.HTTPConnection` that dials through a :class:`Dialler`."""
 
     dialler: ClassVar[Dialler]
+    # Plain header blocks are read without the email package (see _headers).
+    response_class = HeadersResponse
 
     def _new_conn(self) -> socket.socket:
         return self.dialler.dial(self)
+
+    def putheader(self, header: str, *values: str) -> None:  # type: ignore[override] # as urllib3 types it
+        _putheader(self, header, values)
 
 
 class PinnedHTTPSConnection(HTTPSConnection):
@@ -101,9 +109,23 @@ class PinnedHTTPSConnection(HTTPSConnection):
     """
 
     dialler: ClassVar[Dialler]
+    response_class = HeadersResponse
 
     def _new_conn(self) -> socket.socket:
         return self.dialler.dial(self)
+
+    def putheader(self, header: str, *values: str) -> None:  # type: ignore[override] # as urllib3 types it
+        _putheader(self, header, values)
+
+
+def _putheader(conn: HTTPConnection, header: str, values: tuple[str, ...]) -> None:
+    # urllib3 looks for its SKIP_HEADER marker in every value of every header with a
+    # generator; the transport's one-value headers are never it: straight to http.client
+    # (which validates the name and value as before).
+    if len(values) == 1 and values[0] != SKIP_HEADER:
+        http.client.HTTPConnection.putheader(conn, header, *values)
+    else:
+        HTTPConnection.putheader(conn, header, *values)
 
 
 def pinned_pool_classes(
