@@ -9,7 +9,7 @@ printable ASCII or tabs) is split here; any other block (folded lines, a bare CR
 feed, non-ASCII bytes, a line without a colon...) goes to the email parser exactly as
 ``http.client.parse_headers`` would send it, so the headers, and with them the framing of
 the response (``Content-Length``, ``Transfer-Encoding``, ``Connection``), are the same in
-every case. ``tests/test_transport_headers.py`` checks that against the stdlib, with
+every case. ``tests/test_transport_wire.py`` checks that against the stdlib, with
 hypothesis.
 """
 

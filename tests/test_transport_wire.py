@@ -1,11 +1,13 @@
-"""The transport's header reader gives what http.client's email-based reader gives, always."""
+"""What the urllib3 transport puts on the wire and reads back: the same as urllib3, faster."""
 
 from __future__ import annotations
 
 import http.client
 import io
 import socket
+import sys
 import threading
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -119,3 +121,68 @@ def test_the_transports_connections_read_headers_with_it() -> None:
         listener.close()
     assert (response.status, response.body) == (200, b"ok")
     assert response.headers["x-folded"] == "one two"  # folded lines joined, as before
+
+
+_SENDS: list[object] = []
+_COUNTING: list[bool] = []
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if event == "http.client.send" and _COUNTING:
+        _SENDS.append(args[1])
+
+
+sys.addaudithook(_audit)
+
+
+def _raw_requests(count: int, send: Callable[[str], None]) -> list[bytes]:
+    """What a keep-alive server on loopback received, request by request."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    got: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            for _ in range(count):
+                while not (b"\r\n\r\n" in data and data.endswith(b"{}")):
+                    data += conn.recv(65536)
+                got.append(data)
+                data = b""
+                conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        send(f"http://127.0.0.1:{port}/hook")
+    finally:
+        server.join(timeout=10)
+        listener.close()
+    return got
+
+
+def test_a_request_on_a_kept_alive_connection_is_one_write_of_the_same_bytes() -> None:
+    """On an open connection the head and a small body go out in one write, and the bytes
+    are those of the first request, which opened the connection and went out as urllib3
+    writes it (head, then body)."""
+    headers = {"Content-Type": "application/json", "webhook-id": "msg_1"}
+    writes: list[int] = []
+
+    def ours(url: str) -> None:
+        with Urllib3Transport(policy=LOOPBACK_POLICY) as transport:
+            for _ in range(2):
+                _SENDS.clear()
+                _COUNTING.append(True)
+                try:
+                    request = Request(
+                        method="POST", url=url, headers=headers, body=b"{}", timeouts=Timeouts()
+                    )
+                    assert transport.send(request).status == 204
+                finally:
+                    _COUNTING.clear()
+                writes.append(len(_SENDS))
+
+    first, second = _raw_requests(2, ours)
+    assert writes[1] == 1  # the first request opened the connection: written as before
+    assert first == second  # the same bytes either way
