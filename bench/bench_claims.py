@@ -3,18 +3,19 @@
 Run from the repository root:
 
     python bench/bench_claims.py [--store sqlite|postgres|both] [--sizes 10000,100000,1000000]
-                                 [--before REV] [--claims 15]
+                                 [--before REV] [--claims 15] [--shapes 1,10,100]
 
 For each store and each shape (1,000 hooks on 1,000, 100 or 10 hosts: 1, 10 or 100 hooks per
-host), the backlog grows from the first size to the last (bulk-inserted pending deliveries in
-fan-out order), the deliveries of the first tenth of the hosts due a day before the others
-(hosts that fell behind: their backlog fills the front of the due queue). At each size those
-hosts' limit's worth is claimed and held in flight, then ``claim_due(limit=100,
-max_in_flight_per_host=4)`` (the worker's claim under the default limit) is timed
-``--claims`` times, each claim's deliveries recorded as delivered (untimed) before the next:
-every timed claim has to reach past the saturated hosts' backlog.
+host), one store per size is loaded (bulk-inserted pending deliveries in fan-out order), the
+deliveries of the first tenth of the hosts due a day before the others (hosts that fell
+behind: their backlog fills the front of the due queue). In each store those hosts' limit's
+worth is claimed and held in flight, then ``claim_due(limit=100, max_in_flight_per_host=4)``
+(the worker's claim under the default limit) is timed ``--claims`` times, each claim's
+deliveries recorded as delivered (untimed) before the next: every timed claim has to reach
+past the saturated hosts' backlog. The stores of every size take their claims in turns, so
+the machine's load hits every size alike.
 With ``--before REV`` the store of that git revision runs beside the current one on its own
-file or schema, claims alternating, so before and after share the machine's load.
+files or schemas, in the same turns, so before and after share the machine's load too.
 
 It prints the median claim time per size and its ratio to the first size: flat means the
 claim costs the same at 1,000,000 pending as at 10,000.
@@ -116,7 +117,10 @@ def _grow_postgres(store: Any, emits_from: int, emits_to: int, hot: int) -> None
             ).format(s=s),
             (emits_from, emits_to - 1, T0, f"hook_{hot:05d}"),
         )
-        conn.execute(sql.SQL("ANALYZE {}.deliveries").format(s))
+        # As autovacuum keeps a table that grew over time: statistics and the visibility map
+        # up to date (index-only scans read no heap page), and no vacuum of a million fresh
+        # rows running beside the timed claims.
+        conn.execute(sql.SQL("VACUUM (ANALYZE) {}.deliveries").format(s))
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -145,58 +149,68 @@ def run(
     grow: Callable[[Any, int, int, int], None],
     sizes: list[int],
     claims: int,
+    shapes: tuple[int, ...] = SHAPES,
+    discard: Callable[[Any], None] | None = None,
 ) -> None:
     print(f"\n## {kind}: claim_due(limit=100, max_in_flight_per_host=4), median of {claims}")
     header = f"{'hooks/host':>10s} {'version':>8s}" + "".join(f" {n:>12,d}" for n in sizes)
     print(header + "   last/first")
-    for per_host in SHAPES:
-        stores = {name: make(f"{kind}_{per_host}_{name}") for name, make in makers.items()}
-        for store in stores.values():
-            for hook in _hooks(per_host):
-                store.add_hook(hook, max_per_owner=None)
-        results: dict[str, list[float]] = {name: [] for name in stores}
-        emitted = 0
+    for per_host in shapes:
+        # One store per version and size, all loaded first, then claimed in turns: the
+        # machine's load hits every size alike (sizes measured minutes apart did not).
+        stores = {
+            (name, size): make(f"{kind}_{per_host}_{name}_{size}")
+            for name, make in makers.items()
+            for size in sizes
+        }
         hosts = HOOKS // per_host
         hot_hosts = max(1, hosts // 10)
-        for size in sizes:
-            target = size // HOOKS
-            for store in stores.values():
-                grow(store, emitted, target, hot_hosts * per_host)
-            emitted = target
-            now = T0 + timedelta(days=400)
-            # The hot hosts' backlog is at the front of the due queue; their limit's worth is
-            # in flight (held by a slow worker, say), so a claim must reach past all of it.
-            held = {
-                name: store.claim_due(
-                    now=now,
-                    limit=4 * hot_hosts,
-                    lease_until=now + timedelta(hours=1),
-                    max_in_flight_per_host=4,
-                )
-                for name, store in stores.items()
-            }
-            samples: dict[str, list[float]] = {name: [] for name in stores}
-            for i in range(claims):
-                order = list(stores) if i % 2 == 0 else list(reversed(stores))
-                for name in order:
-                    samples[name].append(_claim(stores[name], now))
-            for name, store in stores.items():
-                results[name].append(statistics.median(samples[name]))
-                store.record(
-                    [
-                        Outcome(delivery_id=c.delivery.id, token=c.token, kind=OutcomeKind.RELEASE)
-                        for c in held[name]
-                    ],
-                    now=now,
-                )
-        for name, times in results.items():
+        for (_, size), store in stores.items():
+            for hook in _hooks(per_host):
+                store.add_hook(hook, max_per_owner=None)
+            grow(store, 0, size // HOOKS, hot_hosts * per_host)
+        now = T0 + timedelta(days=400)
+        # The hot hosts' backlog is at the front of the due queue; their limit's worth is in
+        # flight (held by a slow worker, say), so a claim must reach past all of it.
+        held = {
+            key: store.claim_due(
+                now=now,
+                limit=4 * hot_hosts,
+                lease_until=now + timedelta(hours=1),
+                max_in_flight_per_host=4,
+            )
+            for key, store in stores.items()
+        }
+        samples: dict[tuple[str, int], list[float]] = {key: [] for key in stores}
+        keys = list(stores)
+        for i in range(claims):
+            for key in keys[i % len(keys) :] + keys[: i % len(keys)]:
+                samples[key].append(_claim(stores[key], now))
+        for name in makers:
+            times = [statistics.median(samples[name, size]) for size in sizes]
             print(
                 f"{per_host:>10d} {name:>8s}"
                 + "".join(f" {t * 1000:9.2f} ms" for t in times)
                 + f"   {times[-1] / times[0]:8.2f}x"
             )
-        for store in stores.values():
+        for key, store in stores.items():
+            store.record(
+                [
+                    Outcome(delivery_id=c.delivery.id, token=c.token, kind=OutcomeKind.RELEASE)
+                    for c in held[key]
+                ],
+                now=now,
+            )
+            if discard is not None:
+                discard(store)
             store.close()
+
+
+def _drop_schema(store: Any) -> None:
+    from psycopg import sql  # noqa: PLC0415 - optional
+
+    with store._pool.connection() as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(store.schema)))
 
 
 @contextmanager
@@ -222,8 +236,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--before", help="a git revision whose store to compare")
     parser.add_argument("--claims", type=int, default=15)
+    parser.add_argument("--shapes", default="1,10,100", help="hooks per host, comma-separated")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
+    shapes = tuple(int(n) for n in args.shapes.split(","))
     print(
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; 1,000 hooks; sizes {sizes}"
     )
@@ -238,7 +254,7 @@ def main() -> None:
                 name: functools.partial(_sqlite_store, cls, Path(tmp))
                 for name, cls in classes.items()
             }
-            run("SQLite", makers, _grow_sqlite, sizes, args.claims)
+            run("SQLite", makers, _grow_sqlite, sizes, args.claims, shapes)
         if args.store in ("postgres", "both"):
             conninfo = stack.enter_context(_postgres())
             from resthooks.stores.postgres import PostgresStore  # noqa: PLC0415
@@ -252,7 +268,7 @@ def main() -> None:
                 name: functools.partial(_postgres_store, cls, conninfo)
                 for name, cls in classes.items()
             }
-            run("PostgreSQL", makers, _grow_postgres, sizes, args.claims)
+            run("PostgreSQL", makers, _grow_postgres, sizes, args.claims, shapes, _drop_schema)
 
 
 if __name__ == "__main__":

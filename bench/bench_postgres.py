@@ -10,10 +10,19 @@ durability unless ``--fast``) and a loopback receiver, then measures:
 - end to end: workers delivering over HTTP to the receiver;
 - fan-out enqueue: emits to 50 hooks (one ``INSERT ... SELECT`` each), and emits to 1 hook.
 
+``--end-to-end`` measures instead the single-thread path of ``bench_delivery.py`` on
+PostgreSQL, against a plain ``urllib3.PoolManager.request`` loop to the same receiver (a
+raw-socket keep-alive server in a subprocess), blocks of 100 taken in turns so the machine's
+load hits every client alike: blocks of 100 events to one hook (``emit`` each, one
+transaction per event; or one ``emit_many``), then ``deliver_due()``. With ``--before REV``
+the store of that git revision runs beside the current one. ``PSYCOPG_IMPL=python`` or
+``binary`` (or ``c``) picks psycopg's build for the run.
+
 Machines are shared and noisy: read the ratios (against 1 worker, and against the ceilings
 measured in the same run), not the absolute numbers.
 
-Usage: ``python bench/bench_postgres.py [--deliveries N] [--fast]``
+Usage: ``python bench/bench_postgres.py [--deliveries N] [--fast]``,
+``python bench/bench_postgres.py --end-to-end [--before REV] [--deliveries N] [--fast]``
 """
 
 from __future__ import annotations
@@ -23,14 +32,17 @@ import http.client
 import multiprocessing
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent / "tests" / "postgres"
 sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(HERE))
 
 import psycopg  # noqa: E402 - after the path, with the other imports of this script
 import support  # noqa: E402 - the tests' cluster helper, found through the path above
@@ -136,16 +148,104 @@ def fan_out(
     return emits / elapsed
 
 
+class _PostgresEngine:
+    """``bench_delivery``'s engine on a PostgresStore: a block of emits to one hook (one
+    transaction each, or one ``emit_many``), then ``deliver_due``."""
+
+    def __init__(self, store_class: type, conninfo: str, url: str, *, many: bool) -> None:
+        from resthooks import Dispatcher, SystemClock  # noqa: PLC0415
+        from resthooks.testing import LOOPBACK_POLICY  # noqa: PLC0415
+        from resthooks.transports import Urllib3Transport  # noqa: PLC0415
+
+        self.store = store_class(conninfo, schema=f"e2e_{len(_SCHEMAS)}_{os.getpid()}")
+        _SCHEMAS.append(self.store.schema)
+        self.transport = Urllib3Transport(policy=LOOPBACK_POLICY)
+        self.dispatcher = Dispatcher(
+            self.store,
+            clock=SystemClock(),
+            transport=self.transport,
+            network_policy=LOOPBACK_POLICY,
+        )
+        self.dispatcher.subscribe("party/created", url, owner="bench")
+        self.many = many
+
+    def block(self) -> None:
+        from bench_delivery import BLOCK, ENTITY  # noqa: PLC0415
+
+        if self.many:
+            self.dispatcher.emit_many([("party/created", ENTITY, "bench")] * BLOCK)
+        else:
+            for _ in range(BLOCK):
+                self.dispatcher.emit("party/created", ENTITY, owner="bench")
+        delivered = self.dispatcher.deliver_due().delivered
+        assert delivered == BLOCK, delivered
+
+    def close(self) -> None:
+        self.transport.close()
+        self.store.close()
+
+
+_SCHEMAS: list[str] = []
+
+
+def end_to_end(conninfo: str, deliveries: int, before: str | None) -> None:
+    """The single-thread path against the plain urllib3 loop, blocks taken in turns."""
+    import bench_delivery  # noqa: PLC0415 - its receiver, baseline and block runner
+
+    blocks = max(deliveries // bench_delivery.BLOCK, 1)
+    classes: dict[str, type] = {"after": PostgresStore}
+    if before:
+        from _before import load_before  # noqa: PLC0415
+
+        classes["before"] = load_before(before, "resthooks.stores.postgres").PostgresStore
+    receiver = subprocess.Popen(
+        [sys.executable, str(HERE / "bench_delivery.py"), "--serve"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert receiver.stdout is not None
+        url = f"http://127.0.0.1:{receiver.stdout.readline().strip()}/hook"
+        clients: dict[str, Any] = {"plain urllib3": bench_delivery.Plain(url)}
+        for name, cls in classes.items():
+            for many in (False, True):
+                label = f"{name}, {'emit_many' if many else 'emit'}"
+                clients[label] = _PostgresEngine(cls, conninfo, url, many=many)
+        bench_delivery.measure(clients, 2)  # warm up: connections, prepared statements
+        results = bench_delivery.measure(clients, blocks)
+        for client in clients.values():
+            client.close()
+    finally:
+        receiver.kill()
+        receiver.wait()
+    n = blocks * bench_delivery.BLOCK
+    print(f"\nend to end, one thread: {n} deliveries per client in blocks of 100, in turns")
+    plain = results["plain urllib3"][:-1]
+    for name, times in results.items():
+        walls, cpu = times[:-1], times[-1]
+        line = f"  {name:>17}: {n / sum(walls):7.0f}/s, {cpu / n * 1e6:5.0f} us CPU each"
+        if name != "plain urllib3":
+            pairs = statistics.median(p / w for p, w in zip(plain, walls, strict=True))
+            line += f"   {sum(plain) / sum(walls):.2f}x plain, {pairs:.2f}x median of pairs"
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deliveries", type=int, default=6000)
     parser.add_argument("--fast", action="store_true", help="fsync and synchronous_commit off")
     parser.add_argument("--fan-out-only", action="store_true", help="skip the worker runs")
+    parser.add_argument("--end-to-end", action="store_true", help="the single-thread path")
+    parser.add_argument("--before", help="with --end-to-end: a git revision's store beside")
     args = parser.parse_args()
     settings = dict(support.TEST_SETTINGS) if args.fast else DURABLE
     print(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__} implementation)")
     print(f"PostgreSQL settings: {settings}; {os.cpu_count()} CPUs")
     print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    if args.end_to_end:
+        with support.start_cluster(settings) as cluster:
+            end_to_end(cluster.conninfo(), args.deliveries, args.before)
+        return
     with support.start_cluster(settings) as cluster, support.Receiver() as receiver:
         conninfo = cluster.conninfo()
         print("\nreceiver ceiling (http.client keep-alive clients, no resthooks)")

@@ -30,7 +30,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"(resthooks\..*\._.*|attrs\..*|threading\.Event|urllib3\..*|_io\..*)"),
     (r"py:class", r"(Handler|AsyncHandler|Step|StoreFactory|Check|T|Connection|psycopg\..*)"),
     (r"py:class", r"(aiohttp\..*|yarl\..*)"),
-    (r"py:class", r"(Resolver|IPAddress|IPNetwork|ssl\..*)"),
+    (r"py:class", r"(Resolver|IPAddress|IPNetwork|AppDispatcher|ssl\..*)"),
     (r"py:class", r"(ConnectionPool|psycopg_pool\..*)"),
     (r"py:class", r"(asyncio\..*|Executor|concurrent\.futures\..*|P|Lifespan)"),
     # Web frameworks have their own documentation, which the offline build cannot link to.

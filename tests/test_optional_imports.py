@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-OPTIONAL = ("opentelemetry", "prometheus_client", "aiohttp", "django", "psycopg", "cryptography")
+OPTIONAL = (
+    "opentelemetry",
+    "prometheus_client",
+    "aiohttp",
+    "django",
+    "psycopg",
+    "cryptography",
+    "jsonschema",
+    "referencing",
+)
 
 # Makes the optional packages impossible to import, as on a machine without the extras.
 BLOCK = """
@@ -30,15 +39,19 @@ def python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_core_imports_no_optional_package() -> None:
-    """resthooks, its stores, testing kit, figures, health check, command line and asyncio
-    face (resthooks.aio) import none of the optional packages, and a Dispatcher has no emit
-    observer until one is set."""
+    """resthooks, its stores, testing kit, figures, health check, command line, asyncio
+    face (resthooks.aio) and OpenAPI document import none of the optional packages (a
+    catalogue without schemas needs no jsonschema), and a Dispatcher has no emit observer
+    until one is set."""
     code = (
         "import sys, resthooks, resthooks.stores, resthooks.testing, resthooks.observability, "
-        "resthooks.health, resthooks.tracing, resthooks.cli, resthooks.aio\n"
-        "from resthooks import Dispatcher\n"
+        "resthooks.health, resthooks.tracing, resthooks.cli, resthooks.aio, resthooks.api, "
+        "resthooks.openapi\n"
+        "from resthooks import Dispatcher, EventCatalogue\n"
         "from resthooks.stores import MemoryStore\n"
         "assert Dispatcher(MemoryStore()).emit_observer is None\n"
+        "events = EventCatalogue({'a': ['b']}, descriptions={'a/b': 'x'}, examples={'a/b': {}})\n"
+        "resthooks.openapi.openapi_document(events)\n"
         f"optional = {OPTIONAL!r}\n"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in optional)))\n"
     )

@@ -13,6 +13,7 @@ from .clock import Clock, SystemClock
 from .dispatcher import DEFAULT_RETENTION, Dispatcher
 from .encoding import encode_body, isoformat_z
 from .errors import (
+    AppError,
     ConfigurationError,
     DamagedRowError,
     DeliveryNotFound,
@@ -55,6 +56,7 @@ __all__ = [
     "CAPSULE_EVENTS",
     "CAPSULE_SCHEDULE",
     "DEFAULT_RETENTION",
+    "AppError",
     "Attempt",
     "Claim",
     "Clock",

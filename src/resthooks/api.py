@@ -8,6 +8,8 @@ framework's response. resthooks never imports a web framework and never opens a 
 - ``GET {base_path}``: :meth:`SubscriptionAPI.list`
 - ``GET {base_path}/{id}``: :meth:`SubscriptionAPI.show`
 - ``DELETE {base_path}/{id}``: :meth:`SubscriptionAPI.delete`
+- ``GET {base_path}/openapi.json``: :meth:`SubscriptionAPI.handle_openapi`, the webhooks as
+  an OpenAPI 3.1 document (:mod:`resthooks.openapi`)
 """
 
 from __future__ import annotations
@@ -32,8 +34,16 @@ from .errors import (
     ValidationError,
 )
 from .model import Hook, HookState
+from .openapi import openapi_document_of
 
-__all__ = ["ApiResponse", "SubscriptionAPI", "hook_document"]
+__all__ = ["OPENAPI_PATH", "ApiResponse", "SubscriptionAPI", "hook_document"]
+
+OPENAPI_PATH = "openapi.json"
+"""Where, under ``base_path``, the framework integrations serve the OpenAPI document
+(:meth:`SubscriptionAPI.handle_openapi`): ``GET /api/v2/resthooks/openapi.json`` by default.
+
+.. versionadded:: 0.2.0
+"""
 
 RESOURCE = "restHook"
 _WIRE_FIELDS = {
@@ -417,6 +427,52 @@ class SubscriptionAPI:
             if verb == "DELETE"
             else self.show(hook_id, owner=owner)
         )
+
+    # -- the webhooks as a document -------------------------------------------------------
+
+    def openapi(self, *, title: str = "Webhooks", version: str = "1.0.0") -> ApiResponse:
+        """The Dispatcher's webhooks as an OpenAPI 3.1 document: ``200`` with the document.
+
+        The same for every owner (see :func:`resthooks.openapi.openapi_document_of`): serve
+        it openly from a route of your own with this, or authenticated with
+        :meth:`handle_openapi`, as the framework integrations do.
+
+        .. versionadded:: 0.2.0
+        """
+        return _answer(200, openapi_document_of(self.dispatcher, title=title, version=version))
+
+    def handle_openapi(self, method: str, *, owner: object) -> ApiResponse:
+        """Answer a request to ``{base_path}/openapi.json`` (:data:`OPENAPI_PATH`): what the
+        framework integrations route there.
+
+        ``GET`` (or ``HEAD``) gets :meth:`openapi`; the document is behind the same
+        authentication as the endpoints it sits beside: ``401`` when ``owner`` is ``None``,
+        ``400`` for an invalid owner, ``405`` with ``Allow: GET`` for another method.
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> api = SubscriptionAPI(Dispatcher(MemoryStore()))
+            >>> answer = api.handle_openapi("GET", owner="acme")
+            >>> answer.status, answer.body["openapi"], len(answer.body["webhooks"])
+            (200, '3.1.0', 19)
+            >>> api.handle_openapi("GET", owner=None).status
+            401
+            >>> api.handle_openapi("POST", owner="acme").headers["Allow"]
+            'GET'
+        """
+        verb = method.upper() if isinstance(method, str) else ""
+        if verb not in ("GET", "HEAD"):
+            return _answer(405, {"message": "Method not allowed: use GET"}, Allow="GET")
+        if owner is None:
+            return _answer(401, {"message": "Authentication required"})
+        try:
+            _validation.owner(owner)
+        except ValidationError as exc:
+            return _bad_request(str(exc))
+        return self.openapi()
 
     @staticmethod
     def _failure(exc: ResthooksError) -> ApiResponse:

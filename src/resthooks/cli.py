@@ -1,10 +1,13 @@
 """The ``resthooks`` command: a demo, a worker, and the inspection of one store.
 
-Every command works on one SQLite file (``--db``, default ``$RESTHOOKS_DB``, else
-``./resthooks.db``) and prints either text for a human or, with ``--json``, one JSON document
-built from the same data. Bad input (an unknown event, an invalid URL, a malformed payload, an
-unknown id, a file that is not a resthooks database) prints one line on stderr and exits with
-status 2, having written nothing.
+Every command works on one store: the host application's own Dispatcher (``--app
+module:attribute``, default ``$RESTHOOKS_APP``: a Dispatcher or a factory returning one, with
+the app's events, retry policy, timeouts, limits and network policy), a PostgreSQL database
+(``--dsn``, default ``$RESTHOOKS_DSN``) or a SQLite file (``--db``, default ``$RESTHOOKS_DB``,
+else ``./resthooks.db``). It prints either text for a human or, with ``--json``, one JSON
+document built from the same data. Bad input (an unknown event, an invalid URL, a malformed
+payload, an unknown id, a file that is not a resthooks database, an ``--app`` that names no
+Dispatcher) prints one line on stderr and exits with status 2, having written nothing.
 
 The command line is an operator's tool: it sees every owner's hooks and deliveries. Commands
 that create something (``hooks add``, ``emit``) act for ``--owner``, default
@@ -24,7 +27,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,13 +36,15 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import attrs
 
-from . import _live, _validation, health
+from . import _app, _live, _validation, health
+from ._app import AppDispatcher
 from ._report import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from ._report import Result as _Result
 from ._report import table as _table
 from .dispatcher import Dispatcher
 from .encoding import isoformat_z
 from .errors import (
+    AppError,
     ConfigurationError,
     DeliveryNotFound,
     HookNotFound,
@@ -47,6 +52,7 @@ from .errors import (
     NotFound,
     ResthooksError,
     SchemaError,
+    StoreError,
     ValidationError,
 )
 from .events import CAPSULE_EVENTS
@@ -62,12 +68,22 @@ if TYPE_CHECKING:
     from .aio import AsyncWorker
     from .worker import Worker
 
-__all__ = ["DB_ENV", "DEFAULT_DB", "DEFAULT_OWNER", "main"]
+__all__ = ["APP_ENV", "DB_ENV", "DEFAULT_DB", "DEFAULT_OWNER", "DSN_ENV", "main"]
 
 DEFAULT_OWNER = "default"
 """The owner ``hooks add`` and ``emit`` act for when ``--owner`` is not given."""
 DB_ENV = "RESTHOOKS_DB"
 """The environment variable naming the database when ``--db`` is not given."""
+APP_ENV = "RESTHOOKS_APP"
+"""The environment variable naming the app (``module:attribute``) when ``--app`` is not given.
+
+.. versionadded:: 0.2.0
+"""
+DSN_ENV = "RESTHOOKS_DSN"
+"""The environment variable naming a PostgreSQL database when ``--dsn`` is not given.
+
+.. versionadded:: 0.2.0
+"""
 DEFAULT_DB = "resthooks.db"
 """The database used when neither ``--db`` nor ``$RESTHOOKS_DB`` is given."""
 
@@ -326,42 +342,51 @@ def _read_payload(spec: str, stdin: TextIO) -> object:
 
 
 class _Context:
-    """What every command gets: its arguments, and the store opened once on demand."""
+    """What every command gets: its arguments, and the store opened once on demand.
+
+    The store comes from one source (:func:`_choose_source`): the host's own Dispatcher
+    (``--app``, ``$RESTHOOKS_APP``, or ``main(app=...)``), a PostgreSQL database (``--dsn``,
+    ``$RESTHOOKS_DSN``) or a SQLite file (``--db``, ``$RESTHOOKS_DB``, ``./resthooks.db``).
+    """
 
     def __init__(
         self,
         args: argparse.Namespace,
         stdin: TextIO,
         stdout: TextIO,
-        app: Callable[[], Dispatcher] | None = None,
+        app: Callable[[], AppDispatcher] | None = None,
+        *,
+        source: _Source | None = None,
     ) -> None:
         self.args = args
         self.stdin = stdin
         self.stdout = stdout
+        self.source = source if source is not None else _Source("db", DEFAULT_DB)
         # With an app, every command works on the host's own Dispatcher (its store, events,
-        # network policy...), which the host opened and closes.
+        # retry policy, network policy...). A host that runs the command line itself
+        # (manage.py, flask) opened it and closes it; one the command line loaded (--app) is
+        # this process's, and closed with it.
+        self._owns_app = app is None and self.source.kind == "app"
+        if app is None and self.source.kind == "app":
+            spec = self.source.value
+            app = lambda: _app.load_app(spec)  # noqa: E731 - a one-line factory
         self.app = app
         self._store: Store | None = None
-        self._app_dispatcher: Dispatcher | None = None
+        self._app_dispatcher: AppDispatcher | None = None
 
     @property
     def db_path(self) -> Path:
-        return Path(getattr(self.args, "db", None) or os.environ.get(DB_ENV) or DEFAULT_DB)
+        return Path(self.source.value if self.source.kind == "db" else DEFAULT_DB)
 
     def store(self, *, create: bool = False) -> Store:
-        """Open the database; only commands that create something may create the file."""
+        """Open the store; only commands that create something may create a database."""
         if self.app is not None:
             return self.dispatcher().store
         if self._store is None:
-            path = self.db_path
-            if not create and not path.exists():
-                raise _BadInput(
-                    f"no resthooks database at {str(path)!r} "
-                    f"(give --db or set {DB_ENV}; 'resthooks hooks add' creates one)"
-                )
-            if path.is_dir():
-                raise _BadInput(f"{str(path)!r} is a directory, not a resthooks database")
-            self._store = SQLiteStore(path)
+            if self.source.kind == "dsn":
+                self._store = _postgres_store(self.source.value, create=create)
+            else:
+                self._store = _sqlite_store(self.db_path, create=create)
         return self._store
 
     def policy(self) -> NetworkPolicy:
@@ -371,18 +396,114 @@ class _Context:
         except ConfigurationError as exc:
             raise _BadInput(f"--allow-network: {exc}") from None
 
+    def app_dispatcher(self) -> AppDispatcher:
+        """What the app gave: a Dispatcher, or an AsyncDispatcher (loaded once)."""
+        assert self.app is not None
+        if self._app_dispatcher is None:
+            self._app_dispatcher = self.app()
+        return self._app_dispatcher
+
     def dispatcher(self, *, create: bool = False) -> Dispatcher:
         """The engine on this store (the app's own Dispatcher, with an app)."""
         if self.app is not None:
-            if self._app_dispatcher is None:
-                self._app_dispatcher = self.app()
-            return self._app_dispatcher
+            return _app.sync_dispatcher(self.app_dispatcher())
         return Dispatcher(self.store(create=create), network_policy=self.policy())
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._owns_app and self._app_dispatcher is not None:
+            with suppress(ResthooksError):
+                _app.sync_dispatcher(self._app_dispatcher).store.close()
+            self._app_dispatcher = None
+
+
+@attrs.frozen
+class _Source:
+    """Where the store comes from: ``app`` (a module:attribute spec), ``dsn`` or ``db``."""
+
+    kind: str
+    value: str
+    option: str = ""  # how it was given: "--app", "$RESTHOOKS_APP"...
+
+
+_SOURCES = (("app", "--app", APP_ENV), ("dsn", "--dsn", DSN_ENV), ("db", "--db", DB_ENV))
+
+
+def _choose_source(args: argparse.Namespace, environ: Mapping[str, str]) -> _Source:
+    """The one source of the store: an option given, else an environment variable, else
+    ``./resthooks.db``. Two given together are refused rather than one silently chosen."""
+    given = [
+        _Source(kind, value, option)
+        for kind, option, _ in _SOURCES
+        if (value := getattr(args, kind, None)) is not None
+    ]
+    if len(given) > 1:
+        first, second = given[0].option, given[1].option
+        why = (
+            "the app's Dispatcher says where its store is"
+            if given[0].kind == "app"
+            else "give one store"
+        )
+        raise _BadInput(f"{first} and {second} cannot be used together: {why}")
+    if not given:
+        given = [
+            _Source(kind, environ[env], f"${env}") for kind, _, env in _SOURCES if environ.get(env)
+        ]
+        if len(given) > 1:
+            names = " and ".join(s.option for s in given)
+            raise _BadInput(f"{names} are both set: unset one, or choose with --app, --dsn or --db")
+    return given[0] if given else _Source("db", DEFAULT_DB, "--db")
+
+
+def _sqlite_store(path: Path, *, create: bool) -> SQLiteStore:
+    if not create and not path.exists():
+        raise _BadInput(
+            f"no resthooks database at {str(path)!r} "
+            f"(give --db or set {DB_ENV}; 'resthooks hooks add' creates one)"
+        )
+    if path.is_dir():
+        raise _BadInput(f"{str(path)!r} is a directory, not a resthooks database")
+    parent = path.parent
+    if not path.exists() and not parent.is_dir():
+        raise _BadInput(f"--db: the directory {str(parent)!r} does not exist")
+    return SQLiteStore(path)
+
+
+def _postgres_store(dsn: str, *, create: bool) -> Store:
+    """``--dsn``: a PostgreSQL store in the default schema, ``resthooks``.
+
+    Commands that only read refuse a database without the schema rather than create it.
+    """
+    if not dsn.strip() or "\x00" in dsn:
+        raise _BadInput(
+            "--dsn: must be a PostgreSQL connection string, like postgresql://app@db/app"
+        )
+    try:
+        import psycopg  # noqa: PLC0415 - the postgres extra, loaded only when asked
+
+        from .stores.postgres import PostgresStore  # noqa: PLC0415 - needs the postgres extra
+    except ImportError:
+        raise ConfigurationError(
+            "--dsn needs the postgres extra: pip install 'resthooks[postgres]'"
+        ) from None
+    schema = "resthooks"
+    # One connection first: a server that cannot be reached, or a malformed string, is one
+    # line now (the store would wait for the server, reconnecting in the background).
+    try:
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            row = conn.execute("SELECT to_regclass(%s)", (f'"{schema}".schema_version',)).fetchone()
+    except psycopg.ProgrammingError as exc:  # a malformed connection string
+        raise _BadInput(f"--dsn: {_app.quote(exc)}") from None
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot reach PostgreSQL: {_app.quote(exc)}") from None
+    if not create and (row is None or row[0] is None):
+        raise _BadInput(
+            f"no resthooks store in schema {schema!r} of that database "
+            "('resthooks hooks add' creates one; another schema needs --app)"
+        )
+    return PostgresStore(dsn, schema=schema)
 
 
 def _find_hook(store: Store, hook_id: str) -> Hook:
@@ -475,6 +596,44 @@ def _cmd_emit(ctx: _Context) -> _Result:
             return head + " (no active hook of this owner is subscribed to it)"
         rows = [[x["id"], x["hook_id"], x["state"]] for x in d["deliveries"]]
         return head + "\n" + _table(["id", "hook_id", "state"], rows)
+
+    return _Result(data, render)
+
+
+def _cmd_events(ctx: _Context) -> _Result:
+    # No store is opened: the catalogue and the signing settings are the Dispatcher's options.
+    from .openapi import openapi_document_of  # noqa: PLC0415 - loaded when asked for
+    from .stores import MemoryStore  # noqa: PLC0415
+
+    dispatcher = ctx.dispatcher() if ctx.app is not None else Dispatcher(MemoryStore())
+    if ctx.args.openapi:
+        try:
+            document = openapi_document_of(
+                dispatcher, title=ctx.args.title, version=ctx.args.version
+            )
+        except ConfigurationError as exc:
+            raise _BadInput(f"--title, --version: {exc}") from None
+        # The document is JSON whether or not --json is given.
+        return _Result(document, lambda d: json.dumps(d, indent=2, ensure_ascii=False))
+    events = dispatcher.events
+    data = [
+        {
+            "event": event,
+            "description": events.description(event),
+            "schema": events.schema(event),
+            "example": events.example(event),
+        }
+        for event in events
+    ]
+
+    def render(rows: list[_Data]) -> str:
+        return _table(
+            ["event", "schema", "description"],
+            [
+                [r["event"], "yes" if r["schema"] is not None else "-", r["description"] or "-"]
+                for r in rows
+            ],
+        )
 
     return _Result(data, render)
 
@@ -591,11 +750,17 @@ def _cmd_purge(ctx: _Context) -> _Result:
     )
 
 
-def _cmd_vacuum(ctx: _Context) -> _Result:
+def _sqlite_only(ctx: _Context, what: str) -> SQLiteStore:
     store = ctx.store()
-    assert isinstance(store, SQLiteStore)
+    if not isinstance(store, SQLiteStore):
+        raise _BadInput(f"{what} works on a SQLite store; this one is a {type(store).__name__}")
+    return store
+
+
+def _cmd_vacuum(ctx: _Context) -> _Result:
+    store = _sqlite_only(ctx, "vacuum")
     report = store.vacuum()
-    data = {"path": str(ctx.db_path), **attrs.asdict(report)}
+    data = {"path": str(store.path), **attrs.asdict(report)}
     return _Result(
         data,
         lambda d: f"vacuumed {d['path']}: {d['size_before']} -> {d['size_after']} bytes",
@@ -604,8 +769,10 @@ def _cmd_vacuum(ctx: _Context) -> _Result:
 
 def _cmd_check(ctx: _Context) -> _Result:
     store = ctx.store()
-    assert isinstance(store, SQLiteStore)
-    problems = [attrs.asdict(p) for p in store.check()]
+    check = getattr(store, "check", None)
+    if check is None:
+        raise _BadInput(f"check works on a SQL store; this one is a {type(store).__name__}")
+    problems = [attrs.asdict(p) for p in check()]
 
     def render(found: list[_Data]) -> str:
         if not found:
@@ -616,6 +783,16 @@ def _cmd_check(ctx: _Context) -> _Result:
         )
 
     return _Result(problems, render, status=_EXIT_FAILED if problems else _EXIT_OK)
+
+
+def _store_name(store: Store) -> str:
+    """The store as the worker's title names it: never a connection string."""
+    if isinstance(store, SQLiteStore):
+        return str(store.path)
+    schema = getattr(store, "schema", None)
+    if type(store).__name__ == "PostgresStore" and isinstance(schema, str):
+        return f"PostgreSQL (schema {schema})"
+    return f"a {type(store).__name__}"
 
 
 class _WorkerReport:
@@ -630,7 +807,7 @@ class _WorkerReport:
         self.out = out
         self.as_json = as_json
         self._lock = threading.Lock()
-        title = f"resthooks worker on {getattr(dispatcher.store, 'path', 'the store')}"
+        title = f"resthooks worker on {_store_name(dispatcher.store)}"
         self.view = _live.WorkerView(
             OutboxMonitor(dispatcher.store, clock=dispatcher.clock, max_age=1.0),
             out,
@@ -792,10 +969,16 @@ def _run_async_worker(
     from .aio import AsyncDispatcher  # noqa: PLC0415 - only this command needs it
     from .transports import AiohttpTransport  # noqa: PLC0415 - needs the async extra
 
-    transport = AiohttpTransport(policy=dispatcher.network_policy)
-    worker = AsyncDispatcher(dispatcher, transport=transport).worker(
-        concurrency=concurrency, poll_interval=args.poll_interval
-    )
+    given = ctx.app_dispatcher() if ctx.app is not None else dispatcher
+    if isinstance(given, AsyncDispatcher):
+        # The app's own async face: its transport (and whatever it was built with).
+        engine = given
+    else:
+        engine = AsyncDispatcher(
+            dispatcher, transport=AiohttpTransport(policy=dispatcher.network_policy)
+        )
+    transport = engine.transport
+    worker = engine.worker(concurrency=concurrency, poll_interval=args.poll_interval)
 
     async def run() -> DeliverySummary:
         try:
@@ -893,6 +1076,20 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
     # SUPPRESS: given after the subcommand, they override; given before it, they stay.
     if not app:
         common.add_argument(
+            "--app",
+            metavar="MODULE:ATTR",
+            default=argparse.SUPPRESS,
+            help="your application's Dispatcher (or a factory returning one), like "
+            f"myproject.hooks:make_dispatcher: its store, events, retry policy, network policy "
+            f"(default: ${APP_ENV})",
+        )
+        common.add_argument(
+            "--dsn",
+            metavar="DSN",
+            default=argparse.SUPPRESS,
+            help=f"a PostgreSQL store, like postgresql://app@db/app (default: ${DSN_ENV})",
+        )
+        common.add_argument(
             "--db",
             metavar="PATH",
             default=argparse.SUPPRESS,
@@ -964,6 +1161,17 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
         metavar="JSON|@FILE|-",
         help="the entity (or list of entities): JSON text, @file.json, or - for stdin",
     )
+
+    events = command(
+        commands, "events", _cmd_events, "the event catalogue, or its OpenAPI 3.1 document"
+    )
+    events.add_argument(
+        "--openapi",
+        action="store_true",
+        help="print the webhooks as an OpenAPI 3.1 document (JSON)",
+    )
+    events.add_argument("--title", default="Webhooks", help="with --openapi: info.title")
+    events.add_argument("--version", default="1.0.0", help="with --openapi: info.version")
 
     worker = command(commands, "worker", _cmd_worker, "deliver what is due")
     worker.add_argument(
@@ -1097,7 +1305,7 @@ def _allow_network(parser: argparse.ArgumentParser) -> None:
 def main(
     argv: Sequence[str] | None = None,
     *,
-    app: Callable[[], Dispatcher] | None = None,
+    app: Callable[[], AppDispatcher] | None = None,
     prog: str = "resthooks",
     workers: int = 16,
     poll_interval: float = 5.0,
@@ -1107,10 +1315,11 @@ def main(
 
     Args:
         argv: The arguments, without the program name. Default: ``sys.argv[1:]``.
-        app: A host application's own Dispatcher (a callable returning it, called once when a
-            command needs it): then every command works on it, and ``--db``,
+        app: A host application's own Dispatcher (a callable returning it, or an
+            :class:`~resthooks.aio.AsyncDispatcher`, called once when a command needs it):
+            then every command works on it, and ``--app``, ``--dsn``, ``--db``,
             ``--allow-network`` and ``demo`` are not offered. What ``manage.py resthooks``
-            and ``flask resthooks`` run.
+            and ``flask resthooks`` run; ``resthooks --app`` is the same from a shell.
         prog: The program name usage lines show.
         workers: The default of ``worker --workers``.
         poll_interval: The default of ``worker --poll-interval``.
@@ -1118,7 +1327,8 @@ def main(
 
     .. versionchanged:: 0.2.0
        ``app``, ``prog``, ``workers``, ``poll_interval`` and ``stdout``; the top-level
-       ``redeliver`` command and ``worker --poll-interval``.
+       ``redeliver`` command and ``worker --poll-interval``; the ``--app`` and ``--dsn``
+       options.
 
     Returns:
         0 when the command succeeded, 1 when it ran but did not succeed (a demo check failed,
@@ -1134,22 +1344,31 @@ def main(
         args = _build_parser(
             prog, app=app is not None, workers=workers, poll_interval=poll_interval
         ).parse_args(argv)
+        source = (
+            None
+            if app is not None
+            # The demo makes its own store: only an option given to it says anything.
+            else _choose_source(args, {} if args.command == "demo" else os.environ)
+        )
+        if source is not None:
+            _refuse_mixed_options(args, source)
     except _BadInput as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return _EXIT_BAD_INPUT
     # The command prints its own account of every attempt; the library's log lines would
     # repeat it on stderr (the last-resort handler), so they go nowhere unless configured.
     logging.getLogger("resthooks").addHandler(logging.NullHandler())
-    ctx = _Context(args, sys.stdin, out, app)
+    ctx = _Context(args, sys.stdin, out, app, source=source)
     try:
         result = args.handler(ctx)
         result.write(out, as_json=getattr(args, "json", False))
         return int(result.status)
-    except (_BadInput, ValidationError, NotFound, InvalidStateError, SchemaError) as exc:
+    except (_BadInput, ValidationError, NotFound, InvalidStateError, SchemaError, AppError) as exc:
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return _EXIT_BAD_INPUT
     except ResthooksError as exc:
-        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        # A store's message can quote a driver's, which can quote a connection string.
+        print(f"{prog}: error: {_app.redact(_one_line(exc))}", file=sys.stderr)
         return _EXIT_FAILED
     except KeyboardInterrupt:
         return 130
@@ -1161,6 +1380,21 @@ def main(
         return _EXIT_FAILED
     finally:
         ctx.close()
+
+
+def _refuse_mixed_options(args: argparse.Namespace, source: _Source) -> None:
+    """Options that the chosen source makes meaningless are refused, not ignored."""
+    command = getattr(args, "command", None)
+    if command == "demo" and source.kind in ("app", "dsn") and source.option.startswith("--"):
+        raise _BadInput(
+            f"demo runs on a SQLite store of its own: {source.option} is not used by it "
+            "(demo --db PATH keeps that store)"
+        )
+    if source.kind == "app" and command != "demo" and getattr(args, "allow_network", None):
+        raise _BadInput(
+            f"--allow-network cannot be used with {source.option}: the app's NetworkPolicy "
+            "decides which networks deliveries may reach (allow_networks=[...] in the app)"
+        )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import math
 import re
@@ -114,6 +115,13 @@ class Dispatcher:
             :meth:`subscribe` and :meth:`confirm_hook`). Default off, as Capsule.
         confirm_within: With ``verify_intent``, how long an unconfirmed hook waits for its
             confirmation before it is removed (seconds or a timedelta). Default 24 hours.
+        validate_payloads: Check every emitted payload against its event's JSON Schema in
+            ``events`` (see :class:`~resthooks.EventCatalogue`), as the receiver would get it
+            (after encoding: a datetime is its ISO string), and refuse it with a
+            :class:`~resthooks.errors.PayloadError` naming the JSON path that failed. Events
+            without a schema are not checked. Default off.
+
+            .. versionadded:: 0.2.0
 
     Raises:
         ConfigurationError: If the options cannot work together.
@@ -166,9 +174,18 @@ class Dispatcher:
         secret_grace: float | timedelta = timedelta(hours=24),
         verify_intent: bool = False,
         confirm_within: float | timedelta = timedelta(hours=24),
+        validate_payloads: bool = False,
     ) -> None:
         if not isinstance(events, EventCatalogue):
             raise ConfigurationError("events must be an EventCatalogue")
+        if not isinstance(validate_payloads, bool):
+            raise ConfigurationError("validate_payloads must be True or False")
+        if validate_payloads and not events.has_schemas:
+            raise ConfigurationError(
+                "validate_payloads: the event catalogue has no schemas to validate against "
+                "(give EventCatalogue(..., schemas={...}))"
+            )
+        self.validate_payloads = validate_payloads
         if network_policy is not None and not isinstance(network_policy, NetworkPolicy):
             raise ConfigurationError("network_policy must be a NetworkPolicy")
         self.network_policy = network_policy if network_policy is not None else NetworkPolicy()
@@ -624,7 +641,8 @@ class Dispatcher:
 
         Raises:
             ValidationError: For an unknown event or a bad owner.
-            PayloadError: If the payload cannot be encoded or is too large.
+            PayloadError: If the payload cannot be encoded, is too large, or (with
+                ``validate_payloads``) does not match its event's schema.
 
         .. versionchanged:: 0.2.0
            Returns a sequence (it was a list).
@@ -670,15 +688,23 @@ class Dispatcher:
     # emit() in two halves around the store's enqueue (_prepare_emit, below, and this), which
     # the asyncio face (resthooks.aio) makes through an async connection of the host's.
     def _emitted(self, created: Sequence[Delivery], *, transactional: bool) -> None:
-        if created:
+        # Written through the host's connection, the deliveries are invisible until the host
+        # commits: a worker woken now would find nothing and sleep its poll interval. What
+        # wakes it is the commit: the store's own signal (PostgreSQL sends NOTIFY then) or
+        # committed(), which the host (or its framework integration) calls afterwards.
+        if created and not transactional:
             self._wake_workers()
-            if not transactional and self.after_emit is not None:
+            if self.after_emit is not None:
                 self.after_emit(created)
 
     def _prepare_emit(self, event: str, payload: object, owner: str) -> tuple[str, str, bytes]:
         owner = _validation.owner(owner)
         event = self.events.validate(event)
-        return owner, event, encode_body(event, payload, max_bytes=self.max_payload_bytes)
+        body = encode_body(event, payload, max_bytes=self.max_payload_bytes)
+        if self.validate_payloads:
+            # What the receiver gets is checked: the JSON, not the Python values before it.
+            self.events.validate_payload(event, json.loads(body)["payload"])
+        return owner, event, body
 
     def validate_emit(self, event: str, payload: object, *, owner: str) -> bytes:
         """Raise what :meth:`emit` would raise for these arguments, and store nothing.
@@ -691,7 +717,8 @@ class Dispatcher:
 
         Raises:
             ValidationError: For an unknown event or a bad owner.
-            PayloadError: If the payload cannot be encoded or is too large.
+            PayloadError: If the payload cannot be encoded, is too large, or (with
+                ``validate_payloads``) does not match its event's schema.
 
         .. versionadded:: 0.2.0
 
@@ -778,7 +805,9 @@ class Dispatcher:
             try:
                 owner, event, body = self._prepare_emit(event, payload, owner)
             except PayloadError as exc:
-                raise PayloadError(f"events[{i}]: {exc.message}") from None
+                indexed = PayloadError(f"events[{i}]: {exc.message}")
+                indexed.path = exc.path
+                raise indexed from None
             except ValidationError as exc:
                 raise ValidationError(exc.field, f"events[{i}]: {exc.message}") from None
             batch.append((owner, event, body))

@@ -10,6 +10,7 @@ own types, so an HTTP layer can map them to ``404``. No public call lets a bare
     │   ├── HookLimitReached               the owner's hook cap
     │   └── PayloadError                   an event payload that cannot be sent
     ├── ConfigurationError (also ValueError)  options that cannot work together
+    │   └── AppError                       ``--app`` names no usable Dispatcher
     ├── NotFound (also LookupError)
     │   ├── HookNotFound
     │   └── DeliveryNotFound
@@ -26,6 +27,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "AppError",
     "ConfigurationError",
     "DamagedRowError",
     "DeliveryNotFound",
@@ -78,10 +80,25 @@ class HookLimitReached(ValidationError):
 
 
 class PayloadError(ValidationError):
-    """An event payload cannot be encoded as JSON, or is larger than allowed."""
+    """An event payload cannot be encoded as JSON, is larger than allowed, or (with
+    ``Dispatcher(validate_payloads=True)``) does not match its event's JSON Schema.
 
-    def __init__(self, message: str) -> None:
-        super().__init__("payload", message)
+    Attributes:
+        path: Where in the body the receiver would get the payload is wrong, as a JSON path
+            (``$.payload[0].address.city``), when a schema check failed; else ``None``.
+
+    .. versionchanged:: 0.2.0
+       ``path``.
+
+    Example:
+        >>> err = PayloadError("'x' is not of type 'integer'", path="$.payload[0].id")
+        >>> err.field, err.path, str(err)
+        ('payload', '$.payload[0].id', "payload: $.payload[0].id: 'x' is not of type 'integer'")
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__("payload", f"{path}: {message}" if path else message)
 
 
 class NotFound(ResthooksError, LookupError):
@@ -119,6 +136,30 @@ class InvalidStateError(ResthooksError):
 
 class ConfigurationError(ResthooksError, ValueError):
     """The Dispatcher, a store or a transport was built with options that cannot work."""
+
+
+class AppError(ConfigurationError):
+    """``resthooks --app`` (or ``$RESTHOOKS_APP``) names no usable Dispatcher.
+
+    The module cannot be found or raised while it was imported, the attribute is missing, it
+    is neither a :class:`~resthooks.Dispatcher` nor a factory returning one, or the factory
+    raised. The message names the spec and says which; an exception of the host's is quoted
+    with URL credentials, query strings and ``password=`` values masked.
+
+    Attributes:
+        spec: The ``module:attribute`` given.
+
+    Example:
+        >>> err = AppError("myproject.hooks:dispatcher", "no module named 'myproject'")
+        >>> str(err)
+        "--app 'myproject.hooks:dispatcher': no module named 'myproject'"
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, spec: str, message: str) -> None:
+        self.spec = spec
+        super().__init__(f"--app {spec!r}: {message}")
 
 
 class StoreError(ResthooksError):

@@ -6,7 +6,7 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -73,7 +73,9 @@ class Worker:
         poll_interval: Seconds between looks at the store while nothing is due (only work
             queued by another process needs it: an emit in this process wakes the worker at
             once, and so does one in another process when the store wakes workers,
-            :class:`~resthooks.stores.WakesWorkers`, such as ``PostgresStore(notify=True)``).
+            :class:`~resthooks.stores.WakesWorkers`, such as ``PostgresStore(notify=True)``;
+            an outbox emit wakes it at its host's commit on PostgreSQL, or when the host
+            calls :meth:`~resthooks.Dispatcher.committed`).
             Default 5 s.
         grace: When stopping, how long attempts in flight may take to finish, in seconds.
             Default: the Dispatcher's attempt deadline (``timeouts.total``).
@@ -209,26 +211,13 @@ class Worker:
         return session.summary
 
     def _listen(self, store: WakesWorkers, run_id: int) -> None:
-        # Wakes the loop when another process enqueues work (the store's LISTEN/NOTIFY), so
-        # the poll interval only bounds retries that come due. It waits at most a second at
-        # a time, to notice the end of its run.
-        failing = False
-        while self._run_id == run_id and self._running.locked():
-            try:
-                if store.wait_for_work(_WATCH_INTERVAL):
-                    self._wake.set()
-                if failing:
-                    logger.info("listening for work again")
-                failing = False
-            except StoreError:
-                if not failing:
-                    logger.warning(
-                        "cannot listen for work (polling every %s s meanwhile)",
-                        self.poll_interval,
-                        exc_info=True,
-                    )
-                failing = True
-                self._stopping.wait(min(self.poll_interval, _WATCH_INTERVAL))
+        listen_for_work(
+            store,
+            wake=self._wake.set,
+            running=lambda: self._run_id == run_id and self._running.locked(),
+            stopping=self._stopping,
+            poll_interval=self.poll_interval,
+        )
 
     def _watch(self, stop: threading.Event, run_id: int) -> None:
         # Wakes the loop when the caller's Event is set. An Event cannot be waited on together
@@ -245,6 +234,42 @@ class Worker:
 
 
 _WATCH_INTERVAL = 1.0
+
+
+def listen_for_work(
+    store: WakesWorkers,
+    *,
+    wake: Callable[[], object],
+    running: Callable[[], bool],
+    stopping: threading.Event,
+    poll_interval: float,
+) -> None:
+    """Call ``wake`` each time the store hears of new work, while ``running()`` holds.
+
+    The listening thread of both workers (the thread worker's and the asyncio one's): work
+    another process enqueued, or an outbox emit whose host transaction committed (the
+    store's LISTEN/NOTIFY), wakes the loop, so the poll interval only bounds retries that
+    come due. It waits at most a second at a time, to notice the end of its run; if the
+    store cannot listen, it says so once and tries again every second (``stopping`` cuts
+    that wait short) while the loop polls.
+    """
+    failing = False
+    while running():
+        try:
+            if store.wait_for_work(_WATCH_INTERVAL):
+                wake()
+            if failing:
+                logger.info("listening for work again")
+            failing = False
+        except StoreError:
+            if not failing:
+                logger.warning(
+                    "cannot listen for work (polling every %s s meanwhile)",
+                    poll_interval,
+                    exc_info=True,
+                )
+            failing = True
+            stopping.wait(min(poll_interval, _WATCH_INTERVAL))
 
 
 class _Session:

@@ -92,6 +92,15 @@ class AsyncSubscriptionAPI:
         """
         return await self.async_dispatcher._call(self.api.public_keys, owner=owner)
 
+    async def handle_openapi(self, method: str, *, owner: object) -> ApiResponse:
+        """:meth:`SubscriptionAPI.handle_openapi
+        <resthooks.api.SubscriptionAPI.handle_openapi>`, awaitable (it reads no store: it
+        answers on the loop).
+
+        .. versionadded:: 0.2.0
+        """
+        return self.api.handle_openapi(method, owner=owner)
+
     async def handle(
         self, method: str, hook_id: str | None = None, *, body: object = b"", owner: object
     ) -> ApiResponse:

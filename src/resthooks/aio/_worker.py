@@ -18,10 +18,12 @@ from ..clock import Clock, SystemClock
 from ..errors import ConfigurationError, InvalidStateError, ResthooksError, StoreError
 from ..model import Claim, Outcome
 from ..outcomes import DeliverySummary
+from ..stores import WakesWorkers
 from ..worker import (
     StoreTrouble,
     claim_limit,
     idle_deadline,
+    listen_for_work,
     release_outcome,
     still_recordable,
     unmade_attempt,
@@ -173,6 +175,7 @@ class AsyncWorker:
         waker = _Waker(loop, wake)
         self.dispatcher._add_waker(waker)  # the engine's own worker: emits wake it
         watcher = loop.create_task(_watch(stop, wake)) if stop is not None else None
+        listener = None if once else self._listener(waker)
         try:
             logger.info(
                 "async worker started: %d in flight at most%s",
@@ -188,6 +191,10 @@ class AsyncWorker:
                 watcher.cancel()
             await session.abandon()
             self.dispatcher._remove_waker(waker)
+            if listener is not None:
+                thread, ended = listener
+                ended.set()
+                await asyncio.to_thread(thread.join)  # within a second: it waits no longer
             self._loop = self._wake = None
             self._stopping = False
             self._running = False
@@ -197,6 +204,29 @@ class AsyncWorker:
             extra={"attempts": session.summary.attempts},
         )
         return session.summary
+
+    def _listener(self, waker: _Waker) -> tuple[threading.Thread, threading.Event] | None:
+        # A store that hears of work (PostgreSQL's LISTEN/NOTIFY: another process's emit, an
+        # outbox emit's commit) wakes the loop through a thread of its own, as for the
+        # thread worker: its wait blocks.
+        store = self.dispatcher.store
+        if not (isinstance(store, WakesWorkers) and store.notifies):
+            return None
+        ended = threading.Event()
+        thread = threading.Thread(
+            target=listen_for_work,
+            args=(store,),
+            kwargs={
+                "wake": waker.set,
+                "running": lambda: not ended.is_set(),
+                "stopping": ended,
+                "poll_interval": self.poll_interval,
+            },
+            name="resthooks-listen",
+            daemon=True,
+        )
+        thread.start()
+        return thread, ended
 
 
 class _Waker:

@@ -30,7 +30,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from ..aio import AsyncDispatcher, AsyncSubscriptionAPI, worker_lifespan
-from ..api import ApiResponse
+from ..api import OPENAPI_PATH, ApiResponse
 from ..errors import ConfigurationError
 
 __all__ = ["Hooks", "get_dispatcher", "lifespan", "subscription_router"]
@@ -108,7 +108,9 @@ def _reply(answer: ApiResponse) -> Response:
 def subscription_router(
     *, owner: Callable[..., Any], prefix: str = "/api/v2/resthooks"
 ) -> APIRouter:
-    """Capsule's four subscription endpoints under ``prefix``, as an ``APIRouter``.
+    """Capsule's four subscription endpoints under ``prefix``, as an ``APIRouter``, and the
+    webhooks' OpenAPI document at ``{prefix}/openapi.json``
+    (:meth:`~resthooks.api.SubscriptionAPI.handle_openapi`).
 
     Args:
         owner: A FastAPI dependency returning the request's owner (your authentication),
@@ -129,9 +131,13 @@ def subscription_router(
     base = "/" + prefix.strip("/")
     router = APIRouter()
 
-    async def answer(request: Request, hook_id: str | None, who: object) -> Response:
+    async def answer(
+        request: Request, hook_id: str | None, who: object, *, document: bool = False
+    ) -> Response:
         try:
             api = AsyncSubscriptionAPI(get_dispatcher(request), base_path=base)
+            if document:
+                return _reply(await api.handle_openapi(request.method, owner=who))
             body = await request.body()
             return _reply(await api.handle(request.method, hook_id, body=body, owner=who))
         except Exception:  # noqa: BLE001 - the client gets JSON whatever failed; it is logged
@@ -150,6 +156,13 @@ def subscription_router(
     async def hook(request: Request, hook_id: str, who: Annotated[Any, Depends(owner)]) -> Response:
         return await answer(request, hook_id, who)
 
+    async def openapi(request: Request, who: Annotated[Any, Depends(owner)]) -> Response:
+        return await answer(request, None, who, document=True)
+
     router.add_api_route(base, hooks, methods=_METHODS, name="resthooks-list")
+    # Before {hook_id}, which would match it too: Starlette takes the first route that matches.
+    router.add_api_route(
+        f"{base}/{OPENAPI_PATH}", openapi, methods=_METHODS, name="resthooks-openapi"
+    )
     router.add_api_route(f"{base}/{{hook_id}}", hook, methods=_METHODS, name="resthooks-detail")
     return router

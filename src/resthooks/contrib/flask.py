@@ -32,7 +32,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from flask.cli import with_appcontext
 
 from .. import cli
-from ..api import ApiResponse, SubscriptionAPI
+from ..api import OPENAPI_PATH, ApiResponse, SubscriptionAPI
 from ..dispatcher import Dispatcher
 from ..errors import ConfigurationError
 
@@ -126,7 +126,9 @@ def subscription_blueprint(
     url_prefix: str = "/api/v2/resthooks",
     name: str = "resthooks",
 ) -> Blueprint:
-    """Capsule's four subscription endpoints under ``url_prefix``, as a Blueprint.
+    """Capsule's four subscription endpoints under ``url_prefix``, as a Blueprint, and the
+    webhooks' OpenAPI document at ``{url_prefix}/openapi.json``
+    (:meth:`~resthooks.api.SubscriptionAPI.handle_openapi`).
 
     Args:
         owner: ``request -> owner``: whose hooks the request sees (your authentication), or
@@ -147,10 +149,12 @@ def subscription_blueprint(
     base = "/" + url_prefix.strip("/")
     blueprint = Blueprint(name, __name__)
 
-    def answer(hook_id: str | None) -> Response:
+    def answer(hook_id: str | None, *, document: bool = False) -> Response:
         who = owner(request)
         try:
             api = SubscriptionAPI(get_dispatcher(), base_path=base)
+            if document:
+                return _reply(api.handle_openapi(request.method, owner=who))
             return _reply(api.handle(request.method, hook_id, body=request.get_data(), owner=who))
         except Exception:  # noqa: BLE001 - the client gets JSON whatever failed; it is logged
             _log.exception("the subscription API failed")
@@ -165,6 +169,11 @@ def subscription_blueprint(
     @blueprint.route(base, methods=_METHODS, endpoint="hooks", strict_slashes=False)
     def hooks() -> Response:
         return answer(None)
+
+    # The webhooks' OpenAPI document (a static path: Werkzeug matches it before <hook_id>).
+    @blueprint.route(f"{base}/{OPENAPI_PATH}", methods=_METHODS, endpoint="openapi")
+    def openapi() -> Response:
+        return answer(None, document=True)
 
     @blueprint.route(f"{base}/<hook_id>", methods=_METHODS, endpoint="hook")
     def hook(hook_id: str) -> Response:

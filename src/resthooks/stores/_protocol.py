@@ -258,10 +258,11 @@ class WakesWorkers(Protocol):
     """A store that can tell a waiting worker that work was enqueued by another process.
 
     Optional: polling :meth:`DeliveryStore.claim_due` finds every due delivery without it.
-    :class:`~resthooks.worker.Worker` uses it when the store has it and ``notifies`` is true
-    (PostgreSQL's ``LISTEN``/``NOTIFY``, with ``PostgresStore(notify=True)``): a thread of the
-    worker waits on :meth:`wait_for_work` and wakes the loop, so an emit in another process is
-    sent at once instead of at the next poll.
+    Both workers use it when the store has it and ``notifies`` is true (PostgreSQL's
+    ``LISTEN``/``NOTIFY``): a thread of the worker waits on :meth:`wait_for_work` and wakes the
+    loop, so an outbox emit is sent when its host's transaction commits, and (with
+    ``PostgresStore(notify=True)``) an emit in another process at once, instead of at the
+    next poll.
 
     .. versionadded:: 0.2.0
     """

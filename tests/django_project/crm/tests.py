@@ -188,6 +188,18 @@ class SubscriptionApi(TestCase):
         gone = self.client.delete(f"/api/v2/resthooks/{hook['id']}", headers={"X-Account": "acme"})
         self.assertEqual((204, b""), (gone.status_code, gone.content))
 
+    def test_the_webhooks_openapi_document(self):
+        """GET api/v2/resthooks/openapi.json: the OpenAPI 3.1 document of the project's
+        catalogue, behind the same authentication; not taken for a hook id."""
+        answer = self.client.get("/api/v2/resthooks/openapi.json", headers={"X-Account": "acme"})
+        self.assertEqual(200, answer.status_code, answer.content)
+        self.assertEqual("application/json", answer["Content-Type"])
+        document = answer.json()
+        self.assertEqual("3.1.0", document["openapi"])
+        self.assertIn("party/created", document["webhooks"])
+        anonymous = self.client.get("/api/v2/resthooks/openapi.json")
+        self.assertEqual(401, anonymous.status_code)
+
     def test_errors_are_json(self):
         """No account 401, a 300-character account 400, bad JSON 400, PUT 405: all JSON."""
         cases = [

@@ -1,6 +1,7 @@
 """URLs of the subscription API: ``path("", include("resthooks.contrib.django.urls"))``.
 
-That mounts Capsule's paths, ``api/v2/resthooks`` and ``api/v2/resthooks/<id>``. For another
+That mounts Capsule's paths, ``api/v2/resthooks`` and ``api/v2/resthooks/<id>``, and the
+webhooks' OpenAPI document at ``api/v2/resthooks/openapi.json``. For another
 prefix, or to wrap the views (``csrf_exempt`` for token-authenticated API clients, your own
 authentication), use :func:`api_urls`::
 
@@ -17,7 +18,8 @@ from typing import Any
 
 from django.urls import URLPattern, path
 
-from .views import hook_view, hooks_view
+from ...api import OPENAPI_PATH
+from .views import hook_view, hooks_view, openapi_view
 
 __all__ = ["api_urls", "urlpatterns"]
 
@@ -25,16 +27,24 @@ __all__ = ["api_urls", "urlpatterns"]
 def api_urls(
     prefix: str = "api/v2/resthooks", *, decorators: Sequence[Callable[[Any], Any]] = ()
 ) -> list[URLPattern]:
-    """The two URL patterns of the API under ``prefix`` (no leading or trailing slash),
-    named ``resthooks-list`` and ``resthooks-detail``, each view wrapped in ``decorators``
-    (the first is the outermost)."""
+    """The URL patterns of the API under ``prefix`` (no leading or trailing slash), named
+    ``resthooks-list``, ``resthooks-openapi`` (the OpenAPI document, ``openapi.json``) and
+    ``resthooks-detail``, each view wrapped in ``decorators`` (the first is the outermost).
+
+    .. versionchanged:: 0.2.0
+       ``resthooks-openapi``.
+    """
     prefix = prefix.strip("/")
     collection: Any = hooks_view
     detail: Any = hook_view
+    document: Any = openapi_view
     for decorator in reversed(decorators):
         collection, detail = decorator(collection), decorator(detail)
+        document = decorator(document)
     return [
         path(prefix, collection, name="resthooks-list"),
+        # Before <hook_id>, which would match it too.
+        path(f"{prefix}/{OPENAPI_PATH}", document, name="resthooks-openapi"),
         path(f"{prefix}/<str:hook_id>", detail, name="resthooks-detail"),
     ]
 
