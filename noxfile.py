@@ -18,7 +18,7 @@ def tests(session: nox.Session) -> None:
     """Run the whole test suite with branch coverage."""
     session.install(
         "-e",
-        ".[postgres,async,django,flask,fastapi,otel,prometheus]",
+        ".[postgres,async,django,flask,fastapi,otel,prometheus,schemas]",
         *nox.project.dependency_groups(PYPROJECT, "tests"),
     )
     session.run(
@@ -65,7 +65,7 @@ def typing(session: nox.Session) -> None:
     """mypy --strict on src/."""
     session.install(
         "-e",
-        ".[postgres,async,django,flask,fastapi,otel,prometheus]",
+        ".[postgres,async,django,flask,fastapi,otel,prometheus,schemas]",
         *nox.project.dependency_groups(PYPROJECT, "typing"),
     )
     session.run("mypy")
@@ -76,7 +76,7 @@ def docs(session: nox.Session) -> None:
     """Build the documentation; a warning or a broken reference fails it."""
     session.install(
         "-e",
-        ".[postgres,async,django,flask,fastapi,otel,prometheus]",
+        ".[postgres,async,django,flask,fastapi,otel,prometheus,schemas]",
         *nox.project.dependency_groups(PYPROJECT, "docs"),
     )
     session.run(
@@ -89,7 +89,7 @@ def bench(session: nox.Session) -> None:
     """Run the benchmarks in bench/ (by hand: they take minutes and print ratios)."""
     session.install(
         "-e",
-        ".[postgres,async,django,flask,fastapi,otel,prometheus]",
+        ".[postgres,async,django,flask,fastapi,otel,prometheus,schemas]",
         *nox.project.dependency_groups(PYPROJECT, "tests"),
     )
     for script in sorted(__import__("pathlib").Path("bench").glob("bench_*.py")):

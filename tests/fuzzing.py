@@ -135,6 +135,8 @@ def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
             "payload": either(st.just({"id": 1})),
             "owner": either(owner),
         }
+        if draw(st.booleans()):
+            args["ordering_key"] = either(st.sampled_from(["party:1", "party:2", None]))
     elif name == "deliveries":
         args = {"owner": either(owner)}
         for key, good in (

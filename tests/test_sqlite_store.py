@@ -701,6 +701,9 @@ def test_the_attempt_log_is_keyed_by_the_deliverys_row(db: Path) -> None:
     conn.execute("DROP INDEX resthooks_attempts_by_seq")
     conn.execute("ALTER TABLE resthooks_attempts DROP COLUMN delivery_seq")
     conn.execute("CREATE INDEX resthooks_attempts_by_delivery ON resthooks_attempts (delivery_id)")
+    # (and without version 8's ordering keys)
+    conn.execute("DROP INDEX resthooks_deliveries_turns")
+    conn.execute("ALTER TABLE resthooks_deliveries DROP COLUMN ordering_key")
     conn.execute("PRAGMA user_version = 6")
     conn.close()
     with SQLiteStore(db) as store:
@@ -773,8 +776,9 @@ def test_a_version_1_file_is_migrated_and_keeps_its_backlog(db: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     conn.close()
-    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 7)
+    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 8)
     assert "resthooks_deliveries_open_by_hook_due" in indexes
+    assert "resthooks_deliveries_turns" in indexes  # version 8: ordering keys
     assert "resthooks_deliveries_open_by_hook" not in indexes
     with SQLiteStore(db) as store:
         claims = store.claim_due(

@@ -8,6 +8,7 @@ write, and writes exactly that; it decides nothing itself.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import threading
 import urllib.parse
@@ -47,6 +48,8 @@ class Row:
     token: str | None = None
     lease_until: datetime | None = None
     trace_context: str | None = None
+    seq: int = 0  # emit order (a delivery waiting for its ordering key's turn has no
+    # next_attempt_at: it is not due)
 
 
 class DictStore:
@@ -57,6 +60,7 @@ class DictStore:
         self._hooks: dict[str, Hook] = {}
         self._rows: dict[str, Row] = {}
         self._log: dict[str, list[Attempt]] = {}
+        self._emitted = itertools.count()
 
     # -- hooks --------------------------------------------------------------------------------
 
@@ -180,6 +184,7 @@ class DictStore:
         now: datetime,
         connection: object = None,
         trace_context: str | None = None,
+        ordering_key: str | None = None,
     ) -> list[Delivery]:
         if connection is not None:
             raise ConfigurationError("DictStore cannot share a database connection")
@@ -194,11 +199,31 @@ class DictStore:
                     next_attempt_at=now,
                     created_at=now,
                     updated_at=now,
+                    ordering_key=ordering_key,
                 )
+                if ordering_key is not None and self._key_rows(d):
+                    # Its key has an open delivery: it waits for its turn.
+                    d = attrs.evolve(d, next_attempt_at=None)
                 host = urllib.parse.urlsplit(hook.target_url).netloc.lower()
-                self._rows[d.id] = Row(d, body, host, trace_context=trace_context)
+                self._rows[d.id] = Row(
+                    d, body, host, trace_context=trace_context, seq=next(self._emitted)
+                )
                 made.append(d)
             return made
+
+    def _key_rows(self, d: Delivery) -> list[Row]:
+        """The other open deliveries of d's hook and ordering key, in emit order."""
+        return sorted(
+            (
+                r
+                for r in self._rows.values()
+                if r.delivery.id != d.id
+                and r.delivery.hook_id == d.hook_id
+                and r.delivery.ordering_key == d.ordering_key
+                and r.delivery.state in OPEN
+            ),
+            key=lambda r: r.seq,
+        )
 
     def _due_at(self, row: Row) -> datetime | None:
         if row.delivery.state is DeliveryState.PENDING:
@@ -287,6 +312,11 @@ class DictStore:
         )
         if t.attempt is not None:
             self._log.setdefault(d.id, []).append(t.attempt)
+        if t.ends_turn and d.ordering_key is not None:
+            # The key's turn goes to its oldest waiting delivery, due now.
+            following = self._key_rows(d)
+            if following:
+                following[0].delivery = attrs.evolve(following[0].delivery, next_attempt_at=now)
         cancelled: list[str] = []
         if t.hook_effect is HookEffect.DEAD:
             self._set_state(d.hook_id, HookState.DEAD, t.dead_reason, now)
@@ -334,6 +364,21 @@ class DictStore:
                 next_attempt_at=now,
                 updated_at=now,
             )
+            if row.delivery.ordering_key is not None:
+                # The turn is the oldest's, but one in flight keeps it.
+                holder = next(
+                    (r for r in self._key_rows(row.delivery) if r.delivery.next_attempt_at),
+                    None,
+                )
+                if holder is not None:
+                    waits = (
+                        row
+                        if (
+                            holder.delivery.state is DeliveryState.IN_FLIGHT or holder.seq < row.seq
+                        )
+                        else holder
+                    )
+                    waits.delivery = attrs.evolve(waits.delivery, next_attempt_at=None)
             return row.delivery
 
     def next_due_at(self) -> datetime | None:

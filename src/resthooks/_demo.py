@@ -3,13 +3,16 @@
 Everything is embedded and temporary: a SQLite file in a temporary directory, a receiver on
 loopback in this process (allow-listed in the network policy), and a clock that runs
 ``--speed`` times faster than real time, so Capsule's 36-minute retry schedule plays out in a
-few seconds. Four hooks are subscribed through :class:`~resthooks.api.SubscriptionAPI` with
+few seconds. Five hooks are subscribed through :class:`~resthooks.api.SubscriptionAPI` with
 Capsule's request body:
 
 - ``healthy`` answers 200;
 - ``flaky`` answers 502 to its first two requests, then 200;
 - ``gone`` answers 410 Gone, so its hook is removed at once;
-- ``broken`` answers 500, always, so its hook dies when the schedule runs out.
+- ``broken`` answers 500, always, so its hook dies when the schedule runs out;
+- ``ordered`` (subscribed to ``party/updated``) answers 502 once, then 200: two updates of
+  party 11587 emitted with the ordering key ``party:11587`` arrive in emit order, the second
+  only once the first, retried, is delivered.
 
 The scenario emits Capsule's ``party/created`` example, waits for the first outcomes, emits
 more events, and checks every outcome against what the contract predicts. The exit status is 0
@@ -106,20 +109,28 @@ _THIRD_PARTY = {
     "createdAt": "2015-09-15T11:02:40Z",
 }
 _KASE = {"id": 200, "name": "Website redesign", "party": {"id": 11588}}
+# Two changes of Capsule's example party, in this order, under one ordering key.
+_UPDATES = (
+    {"id": 11587, "jobTitle": "Founder", "updatedAt": "2015-09-16T08:00:00Z"},
+    {"id": 11587, "lastName": "Spacey-Jones", "updatedAt": "2015-09-16T08:00:01Z"},
+)
+_ORDERING_KEY = "party:11587"
 
-# name -> (description, the receiver's answers in order, the last one repeating)
-_HOOKS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "healthy": ("answers 200", (200,)),
-    "flaky": ("fails twice, then recovers", (502, 502, 200)),
-    "gone": ("answers 410 Gone", (410,)),
-    "broken": ("always answers 500", (500,)),
+# name -> (description, the receiver's answers in order, the last one repeating, the event)
+_HOOKS: dict[str, tuple[str, tuple[int, ...], str]] = {
+    "healthy": ("answers 200", (200,), "party/created"),
+    "flaky": ("fails twice, then recovers", (502, 502, 200), "party/created"),
+    "gone": ("answers 410 Gone", (410,), "party/created"),
+    "broken": ("always answers 500", (500,), "party/created"),
+    "ordered": ("fails once, keeps a key in order", (502, 200), "party/updated"),
 }
+_CREATED_HOOKS = sorted(n for n, (_, _, event) in _HOOKS.items() if event == "party/created")
 
 
 def _receiver(clock: FakeClock) -> HookReceiver:
-    """The four endpoints, on loopback, stamping every request with its simulated time."""
+    """The endpoints, on loopback, stamping every request with its simulated time."""
     receiver = HookReceiver(clock=clock)
-    for name, (_, statuses) in _HOOKS.items():
+    for name, (_, statuses, _) in _HOOKS.items():
         receiver.answer(
             *(
                 Answer(
@@ -178,11 +189,11 @@ class _Scenario:
         return (when - self.start).total_seconds()
 
     def subscribe(self, api: SubscriptionAPI, base_url: str, check: _Check) -> None:
-        for name, (description, _) in _HOOKS.items():
+        for name, (description, _, event) in _HOOKS.items():
             body = {
                 "restHook": {
                     "targetUrl": f"{base_url}/{name}",
-                    "event": "party/created",
+                    "event": event,
                     "description": f"{name}: {description}",
                 }
             }
@@ -197,8 +208,10 @@ class _Scenario:
             self.names[created["id"]] = name
             self.secrets[name] = created["secret"]
 
-    def emit(self, event: str, payload: object, label: str) -> Sequence[Delivery]:
-        deliveries = self.dispatcher.emit(event, payload, owner=OWNER)
+    def emit(
+        self, event: str, payload: object, label: str, *, ordering_key: str | None = None
+    ) -> Sequence[Delivery]:
+        deliveries = self.dispatcher.emit(event, payload, owner=OWNER, ordering_key=ordering_key)
         self.emits.append(
             {
                 "at": self.elapsed(self.clock.now()),
@@ -265,15 +278,29 @@ def _play(s: _Scenario) -> dict[str, Any]:
         }
         s.emit("kase/created", _KASE, "a project no hook is subscribed to")
         check(
-            "party/created reaches all four hooks; kase/created reaches none",
-            sorted(first) == sorted(_HOOKS) and not s.emits[1]["deliveries"],
+            "party/created reaches its four hooks; kase/created reaches none",
+            sorted(first) == _CREATED_HOOKS and not s.emits[1]["deliveries"],
         )
+        updates = [
+            s.emit(
+                "party/updated",
+                change,
+                f"11587 changed ({', '.join(k for k in change if k not in ('id', 'updatedAt'))}), "
+                f"key {_ORDERING_KEY}",
+                ordering_key=_ORDERING_KEY,
+            )[0].id
+            for change in _UPDATES
+        ]
         # The second party is created once the flaky hook has recovered and the gone hook
         # has been removed: it must reach healthy, flaky and (still retrying) broken.
         ready = s.wait_for(
-            lambda: all(s.final(first[n]) for n in ("healthy", "flaky", "gone")), real_deadline
+            lambda: (
+                all(s.final(first[n]) for n in ("healthy", "flaky", "gone"))
+                and all(s.final(u) for u in updates)
+            ),
+            real_deadline,
         )
-        check("the healthy, flaky and gone deliveries settle", ready)
+        check("the healthy, flaky, gone and ordered deliveries settle", ready)
         second = {
             s.names[d.hook_id]: d.id
             for d in s.emit("party/created", _SECOND_PARTY, "Homestyle Shop (11588)")
@@ -312,7 +339,7 @@ def _play(s: _Scenario) -> dict[str, Any]:
             repr(s.worker_error) if s.worker_error else "",
         )
         requests = receiver.deliveries
-    return _verify(s, check, requests, first=first, second=second, third=third)
+    return _verify(s, check, requests, first=first, second=second, third=third, updates=updates)
 
 
 def _verify(
@@ -323,6 +350,7 @@ def _verify(
     first: dict[str, str],
     second: dict[str, str],
     third: dict[str, str],
+    updates: list[str],
 ) -> dict[str, Any]:
     deliveries: dict[str, Delivery] = {}
     log: dict[str, list[Attempt]] = {}
@@ -366,6 +394,16 @@ def _verify(
         and failed == [("failed", s.retry.max_attempts, [500] * s.retry.max_attempts)]
         and sorted(b[0] for b in broken) == ["cancelled", "failed"],
         str(broken),
+    )
+    earlier, later = updates
+    arrived = [(r.webhook_id, r.answer.status) for r in requests if r.path.strip("/") == "ordered"]
+    check(
+        f"ordered: the second change of {_ORDERING_KEY} waits for the first (502, retried), "
+        "then arrives after it",
+        states([earlier, later]) == [("delivered", 2, [502, 200]), ("delivered", 1, [200])]
+        and arrived == [(earlier, 502), (earlier, 200), (later, 200)]
+        and log[later][0].started_at >= log[earlier][-1].started_at,
+        str(arrived),
     )
     hook = s.store.get_hook(s.ids["broken"])
     check(
@@ -457,7 +495,8 @@ def _report(
                 "delivery": None,
                 "attempt": None,
                 "outcome": f"emit {emitted['event']}: {emitted['label']} -> "
-                f"{len(emitted['deliveries'])} deliveries",
+                f"{len(emitted['deliveries'])} "
+                f"{'delivery' if len(emitted['deliveries']) == 1 else 'deliveries'}",
                 "order": (emitted["at"], 0, number),
             }
         )
@@ -560,7 +599,8 @@ def render_demo(data: dict[str, Any]) -> str:
     """The demo's report for a human: the timeline, the hooks, the deliveries, the checks."""
 
     out = [
-        f"resthooks demo: 4 hooks, a receiver on loopback, a temporary SQLite store, "
+        f"resthooks demo: {len(data['hooks'])} hooks, a receiver on loopback, a temporary "
+        "SQLite store, "
         f"the clock at {data['speed']:g}x",
         "",
         table(

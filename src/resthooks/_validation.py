@@ -20,6 +20,8 @@ __all__ = [
     "hook_id",
     "id_filter",
     "limit",
+    "ordering_arguments",
+    "ordering_key",
     "owner",
     "purge_before",
     "string",
@@ -27,6 +29,8 @@ __all__ = [
 
 MAX_OWNER_LENGTH = 255
 MAX_ID_LENGTH = 255
+#: The longest ordering key an emit takes.
+MAX_ORDERING_KEY_LENGTH = 255
 #: The largest ``limit`` a listing takes (what a 32-bit signed integer holds).
 MAX_LIMIT = 2**31 - 1
 
@@ -46,6 +50,35 @@ def owner(value: object) -> str:
     if _CONTROL.search(value):
         raise ValidationError("owner", "must not contain control characters or lone surrogates")
     return value
+
+
+def ordering_key(value: object) -> str | None:
+    """An emit's ordering key: ``None``, or a non-empty string of at most 255 characters
+    without controls or lone surrogates."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(
+            "ordering_key", f"must be a string or None, not {type(value).__name__}"
+        )
+    if not value:
+        raise ValidationError("ordering_key", "must not be empty (pass None for no key)")
+    if len(value) > MAX_ORDERING_KEY_LENGTH:
+        raise ValidationError(
+            "ordering_key", f"must be at most {MAX_ORDERING_KEY_LENGTH} characters"
+        )
+    if _CONTROL.search(value):
+        raise ValidationError(
+            "ordering_key", "must not contain control characters or lone surrogates"
+        )
+    return value
+
+
+def ordering_arguments(value: object) -> dict[str, str]:
+    """The validated ordering key as the keyword a store's ``enqueue`` takes, or nothing: a
+    store of your own without ``ordering_key`` keeps working until a key is used."""
+    key = ordering_key(value)
+    return {} if key is None else {"ordering_key": key}
 
 
 def string(value: object, field: str) -> str:

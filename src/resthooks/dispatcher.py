@@ -619,7 +619,13 @@ class Dispatcher:
     # -- events ------------------------------------------------------------------------------
 
     def emit(
-        self, event: str, payload: object, *, owner: str, connection: object | None = None
+        self,
+        event: str,
+        payload: object,
+        *,
+        owner: str,
+        connection: object | None = None,
+        ordering_key: str | None = None,
     ) -> Sequence[Delivery]:
         """Queue ``event`` for every active hook of ``owner`` subscribed to it.
 
@@ -633,6 +639,10 @@ class Dispatcher:
             connection: The transactional outbox: a connection of the host's to the store's
                 database, with the host's transaction open. The deliveries are written
                 through it and exist only if that transaction commits (see the store's docs).
+            ordering_key: Deliveries to one hook with the same key are sent one at a time,
+                in emit order (``"party:11587"``: the changes of one entity); different
+                keys, and deliveries without one, go in parallel. At most 255 characters,
+                no control characters. See :doc:`delivery`.
 
         Returns:
             The new pending deliveries, one per hook (empty when no hook matched). A store
@@ -640,22 +650,28 @@ class Dispatcher:
             does): an emit whose caller never looks at them does not pay for them.
 
         Raises:
-            ValidationError: For an unknown event or a bad owner.
+            ValidationError: For an unknown event, a bad owner or ordering key.
             PayloadError: If the payload cannot be encoded, is too large, or (with
                 ``validate_payloads``) does not match its event's schema.
 
         .. versionchanged:: 0.2.0
-           Returns a sequence (it was a list).
+           Returns a sequence (it was a list); ``ordering_key``.
         """
         owner, event, body = self._prepare_emit(event, payload, owner)
+        keyed = _validation.ordering_arguments(ordering_key)
         observer = self.emit_observer
         if observer is None:
             created = self.store.enqueue(
-                owner=owner, event=event, body=body, now=self.clock.now(), connection=connection
+                owner=owner,
+                event=event,
+                body=body,
+                now=self.clock.now(),
+                connection=connection,
+                **keyed,
             )
         else:
             created = self._enqueue_observed(
-                observer, owner, event, body, now=self.clock.now(), connection=connection
+                observer, owner, event, body, now=self.clock.now(), connection=connection, **keyed
             )
         self._emitted(created, transactional=connection is not None)
         return created
@@ -669,6 +685,7 @@ class Dispatcher:
         *,
         now: datetime,
         connection: object | None,
+        **keyed: str,
     ) -> Sequence[Delivery]:
         # The store's enqueue inside the emit observer (a tracer's span), with the trace
         # context it gave.
@@ -681,6 +698,7 @@ class Dispatcher:
                 now=now,
                 connection=connection,
                 **trace.store_arguments(),
+                **keyed,
             )
             trace.deliveries = len(created)
         return created
@@ -756,9 +774,13 @@ class Dispatcher:
                 self.after_emit(list(deliveries))
 
     def emit_many(
-        self, events: Iterable[tuple[str, object, str]], *, connection: object | None = None
+        self,
+        events: Iterable[tuple[str, object, str] | tuple[str, object, str, str | None]],
+        *,
+        connection: object | None = None,
     ) -> Sequence[Delivery]:
-        """Queue several events, each ``(event, payload, owner)``, in one store transaction.
+        """Queue several events, each ``(event, payload, owner)`` or ``(event, payload, owner,
+        ordering_key)``, in one store transaction.
 
         What :meth:`emit` does for each, but the store writes them all at once (one commit
         instead of one per event, where the store has an ``enqueue_many``; a store of your
@@ -767,7 +789,9 @@ class Dispatcher:
         none.
 
         Args:
-            events: ``(event, payload, owner)`` tuples, as :meth:`emit` takes them.
+            events: ``(event, payload, owner)`` tuples, as :meth:`emit` takes them, or
+                ``(event, payload, owner, ordering_key)``: deliveries of one key keep the
+                order of ``events``.
             connection: The transactional outbox, as for :meth:`emit`.
 
         Returns:
@@ -798,12 +822,16 @@ class Dispatcher:
         if isinstance(events, (str, bytes)) or not isinstance(events, Iterable):
             raise ValidationError("events", "must be an iterable of (event, payload, owner)")
         batch: list[tuple[str, str, bytes]] = []
+        keys: list[str | None] = []
         for i, item in enumerate(events):
-            if not isinstance(item, tuple) or len(item) != 3:
-                raise ValidationError("events", f"events[{i}] must be an (event, payload, owner)")
-            event, payload, owner = item
+            if not isinstance(item, tuple) or len(item) not in (3, 4):
+                raise ValidationError(
+                    "events", f"events[{i}] must be an (event, payload, owner[, ordering_key])"
+                )
+            event, payload, owner = item[:3]
             try:
                 owner, event, body = self._prepare_emit(event, payload, owner)
+                keys.append(_validation.ordering_key(item[3] if len(item) == 4 else None))
             except PayloadError as exc:
                 indexed = PayloadError(f"events[{i}]: {exc.message}")
                 indexed.path = exc.path
@@ -816,22 +844,37 @@ class Dispatcher:
         now = self.clock.now()
         enqueue_many = getattr(self.store, "enqueue_many", None)
         observer = self.emit_observer
+        keyed = any(k is not None for k in keys)
         if observer is not None:  # traced: one emit span (and trace context) per event
             created: Sequence[Delivery] = [
                 d
-                for owner, event, body in batch
+                for (owner, event, body), key in zip(batch, keys, strict=True)
                 for d in self._enqueue_observed(
-                    observer, owner, event, body, now=now, connection=connection
+                    observer,
+                    owner,
+                    event,
+                    body,
+                    now=now,
+                    connection=connection,
+                    **_validation.ordering_arguments(key),
                 )
             ]
         elif enqueue_many is not None:
-            created = enqueue_many(batch, now=now, connection=connection)
+            if keyed:
+                created = enqueue_many(batch, now=now, connection=connection, ordering_keys=keys)
+            else:
+                created = enqueue_many(batch, now=now, connection=connection)
         else:
             created = [
                 d
-                for owner, event, body in batch
+                for (owner, event, body), key in zip(batch, keys, strict=True)
                 for d in self.store.enqueue(
-                    owner=owner, event=event, body=body, now=now, connection=connection
+                    owner=owner,
+                    event=event,
+                    body=body,
+                    now=now,
+                    connection=connection,
+                    **_validation.ordering_arguments(key),
                 )
             ]
         self._emitted(created, transactional=connection is not None)

@@ -132,6 +132,10 @@ class Delivery:
         created_at: When it was emitted.
         updated_at: When its state last changed.
         last_error: A short description of the last failed attempt, if any.
+        ordering_key: The emit's ordering key, or ``None``: the deliveries of one hook with
+            the same key are sent one at a time, in emit order (see :doc:`delivery`).
+
+            .. versionadded:: 0.2.0
     """
 
     id: str
@@ -144,6 +148,7 @@ class Delivery:
     created_at: datetime
     updated_at: datetime
     last_error: str | None = None
+    ordering_key: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -37,6 +37,16 @@ A hook that dies or is removed has its other deliveries that are not final cance
 same transaction; the ones in flight keep their claim's token, so their attempts come back
 ``late``. ``attempts`` counts up by one for every outcome that logs an attempt.
 
+Ordering keys: of the open deliveries of one hook that share an ordering key, one only has
+the key's *turn* (it is due at its ``next_attempt_at`` and can be claimed); the others wait,
+not due. The turn is the oldest's (in emit order), except that a delivery in flight keeps it
+until its outcome is written: a new emit waits if its key has an open delivery; a
+redelivery takes the turn if no other has it, or from a newer one that is pending (which
+waits again). A ``retry`` or a ``release`` keeps the turn (a delivery waiting on a retry
+holds back its own key, nothing else); when the delivery that has the turn is written final
+(:attr:`Transition.ends_turn`), the oldest waiting delivery of the key takes it, in the same
+transaction.
+
 .. versionadded:: 0.2.0
 """
 
@@ -183,6 +193,17 @@ class Transition(NamedTuple):
     attempt: Attempt | None = None
     hook_effect: HookEffect = HookEffect.NONE
     dead_reason: str | None = None
+
+    @property
+    def ends_turn(self) -> bool:
+        """Whether the delivery leaves its ordering key's turn (it is written final).
+
+        Then a store hands the turn to the oldest waiting delivery of the same hook and key,
+        in the same transaction. A delivery without a key has no turn to hand on.
+
+        .. versionadded:: 0.2.0
+        """
+        return self.delivery is not None and self.delivery.state.is_final
 
     def result(
         self, delivery_id: str, *, hook_id: str = "", cancelled: Sequence[str] = ()

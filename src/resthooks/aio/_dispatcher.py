@@ -11,6 +11,7 @@ from concurrent.futures import Executor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from .. import _validation
 from ..dispatcher import DEFAULT_RETENTION, Dispatcher
 from ..errors import ConfigurationError
 from ..lifecycle import LifecycleListener
@@ -174,7 +175,13 @@ class AsyncDispatcher:
     # -- events ------------------------------------------------------------------------------
 
     async def emit(
-        self, event: str, payload: object, *, owner: str, connection: object | None = None
+        self,
+        event: str,
+        payload: object,
+        *,
+        owner: str,
+        connection: object | None = None,
+        ordering_key: str | None = None,
     ) -> Sequence[Delivery]:
         """:meth:`Dispatcher.emit <resthooks.Dispatcher.emit>`, awaitable.
 
@@ -191,20 +198,34 @@ class AsyncDispatcher:
                 must then allow it: ``check_same_thread=False``). Async SQLite drivers
                 (``aiosqlite``) cannot be joined: their transaction lives on their own
                 thread, out of the store's reach, so they are refused.
+            ordering_key: As for :meth:`Dispatcher.emit <resthooks.Dispatcher.emit>`.
 
         Raises:
-            ValidationError: For an unknown event or a bad owner.
+            ValidationError: For an unknown event, a bad owner or ordering key.
             PayloadError: If the payload cannot be encoded or is too large.
             ConfigurationError: For a connection the store cannot write through.
         """
         if connection is not None and _is_async_connection(connection):
-            return await self._emit_through(event, payload, owner=owner, connection=connection)
+            return await self._emit_through(
+                event, payload, owner=owner, connection=connection, ordering_key=ordering_key
+            )
         return await self._call(
-            self.dispatcher.emit, event, payload, owner=owner, connection=connection
+            self.dispatcher.emit,
+            event,
+            payload,
+            owner=owner,
+            connection=connection,
+            ordering_key=ordering_key,
         )
 
     async def _emit_through(
-        self, event: str, payload: object, *, owner: str, connection: Any
+        self,
+        event: str,
+        payload: object,
+        *,
+        owner: str,
+        connection: Any,
+        ordering_key: str | None,
     ) -> Sequence[Delivery]:
         engine = self.dispatcher
         enqueue_async = getattr(engine.store, "enqueue_async", None)
@@ -216,10 +237,16 @@ class AsyncDispatcher:
                 "psycopg.AsyncConnection"
             )
         owner, event, body = engine._prepare_emit(event, payload, owner)
+        keyed = _validation.ordering_arguments(ordering_key)
         observer = engine.emit_observer
         if observer is None:
             created: Sequence[Delivery] = await enqueue_async(
-                owner=owner, event=event, body=body, now=engine.clock.now(), connection=connection
+                owner=owner,
+                event=event,
+                body=body,
+                now=engine.clock.now(),
+                connection=connection,
+                **keyed,
             )
         else:  # as Dispatcher.emit does around the store's enqueue
             trace = EmitTrace(event=event, owner=owner)
@@ -231,6 +258,7 @@ class AsyncDispatcher:
                     now=engine.clock.now(),
                     connection=connection,
                     **trace.store_arguments(),
+                    **keyed,
                 )
                 trace.deliveries = len(created)
         engine._emitted(created, transactional=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import DamagedRowError, StoreError
@@ -14,6 +14,7 @@ from ..model import Attempt, Delivery, DeliveryState, Hook, HookState
 __all__ = [
     "FINAL_STATES",
     "NOT_FINAL_STATES",
+    "WAITING_FOR_TURN",
     "LazyDeliveries",
     "attempt_from_row",
     "delivery_from_row",
@@ -27,6 +28,13 @@ ToDatetime = Callable[[Any], datetime]
 
 FINAL_STATES = (DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED)
 NOT_FINAL_STATES = (DeliveryState.PENDING, DeliveryState.IN_FLIGHT)
+
+#: The ``due_at`` and ``next_attempt_at`` a SQL store writes on a delivery that waits behind
+#: another of its ordering key (see :mod:`resthooks.outcomes`): later than any real time, so
+#: no claim query reaches it (they stay as they are, and flat: a waiting backlog sits past
+#: the end of every index range they read); read back, it is ``next_attempt_at=None``. The
+#: turn's hand-over makes it due then.
+WAITING_FOR_TURN = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
 class LazyDeliveries(Sequence[Delivery]):
@@ -120,7 +128,7 @@ def hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
 
 def delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
     """A Delivery from a row: id, hook_id, owner, event, state, attempts, next_attempt_at,
-    created_at, updated_at, last_error.
+    created_at, updated_at, last_error, ordering_key.
 
     Raises:
         DamagedRowError: If the row cannot be read back.
@@ -168,7 +176,8 @@ def _hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
 
 
 def _delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
-    (id_, hook_id, owner, event, state, attempts, next_at, created, updated, last_error) = row
+    (id_, hook_id, owner, event, state, attempts, next_at, created, updated, last_error, key) = row
+    next_attempt_at = None if next_at is None else to_dt(next_at)
     return Delivery(
         id=id_,
         hook_id=hook_id,
@@ -176,10 +185,12 @@ def _delivery_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Delivery:
         event=event,
         state=DeliveryState(state),
         attempts=attempts,
-        next_attempt_at=None if next_at is None else to_dt(next_at),
+        # A delivery waiting for its ordering key's turn has no time of its own yet.
+        next_attempt_at=None if next_attempt_at == WAITING_FOR_TURN else next_attempt_at,
         created_at=to_dt(created),
         updated_at=to_dt(updated),
         last_error=last_error,
+        ordering_key=key,
     )
 
 

@@ -127,6 +127,7 @@ class DeliveryStore(Protocol):
         now: datetime,
         connection: object | None = None,
         trace_context: str | None = None,
+        ordering_key: str | None = None,
     ) -> Sequence[Delivery]:
         """Fan out one event: one pending delivery, due ``now``, per active hook of ``owner``
         subscribed to ``event``, in one transaction. ``body`` is stored once per call or per
@@ -145,13 +146,20 @@ class DeliveryStore(Protocol):
         Dispatcher passes it only when a tracer gave one, so a store of your own without the
         argument works until tracing is turned on.
 
+        ``ordering_key`` (already validated; passed only when the emit has one) is kept on
+        each delivery (:attr:`Delivery.ordering_key <resthooks.Delivery.ordering_key>`): of
+        the open deliveries of one hook and key only one, the key's turn, may be claimed
+        (the rule is :mod:`resthooks.outcomes`'s; see :doc:`storage`). ``enqueue_many``
+        takes ``ordering_keys``, one key or ``None`` per event, when any event has one.
+
         A store may also offer ``enqueue_many(events, *, now, connection=None)``, ``events``
         being ``(owner, event, body)`` tuples: the same for each, all in one transaction,
         the deliveries of all returned in order. :meth:`resthooks.Dispatcher.emit_many` uses
         it when present, and calls ``enqueue`` once per event otherwise.
 
         .. versionchanged:: 0.2.0
-           Returns a sequence (it was a list); ``trace_context`` is new.
+           Returns a sequence (it was a list); ``trace_context`` and ``ordering_key`` are
+           new.
         """
         ...
 
@@ -170,7 +178,8 @@ class DeliveryStore(Protocol):
         ``in_flight`` with a new fencing token and ``lease_until``. With
         ``max_in_flight_per_host``, a delivery is skipped (left due) while that many
         deliveries to the same target host are in flight under unexpired leases, counting
-        those claimed by this call.
+        those claimed by this call. A delivery waiting for its ordering key's turn is not
+        due.
         """
         ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import secrets
 import threading
 from collections import Counter
@@ -44,6 +45,12 @@ class _Row:
     # Whether the row counts in its host's in-flight count (in flight under a lease not yet
     # found expired).
     counted: bool = False
+    # Ordering: (hook id, ordering key) or None; the emit order; whether the row is one of
+    # its key's open rows, and whether it waits behind the row that has the key's turn.
+    key: tuple[str, str] | None = None
+    seq: int = 0
+    member: bool = False
+    waiting: bool = False
 
 
 class MemoryStore:
@@ -90,6 +97,11 @@ class MemoryStore:
         self._busy: Counter[str] = Counter()
         self._leases: list[tuple[datetime, str]] = []
         self._attempts: dict[str, list[Attempt]] = {}
+        # Ordering keys (see resthooks.outcomes): per (hook id, key), its open rows in emit
+        # order, and the one that has the turn; the others stay out of the host queues.
+        self._emitted = itertools.count()
+        self._members: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        self._turns: dict[tuple[str, str], str] = {}
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -232,10 +244,53 @@ class MemoryStore:
             self._hooks[hook_id] = hook
             return hook
 
+    def _join_turn(self, row: _Row, key: tuple[str, str]) -> None:
+        bisect.insort(self._members.setdefault(key, []), (row.seq, row.delivery.id))
+        row.member = True
+        holder_id = self._turns.get(key)
+        if holder_id is not None:
+            holder = self._rows[holder_id]
+            if holder.delivery.state is DeliveryState.IN_FLIGHT or holder.seq < row.seq:
+                row.waiting = True
+                return
+            # A redelivery older than the pending holder: the turn is the oldest's.
+            holder.waiting = True
+            holder.delivery = attrs.evolve(holder.delivery, next_attempt_at=None)
+        row.waiting = False
+        self._turns[key] = row.delivery.id
+
+    def _leave_turn(self, row: _Row, key: tuple[str, str]) -> None:
+        members = self._members[key]
+        members.remove((row.seq, row.delivery.id))
+        row.member = row.waiting = False
+        if self._turns.get(key) != row.delivery.id:
+            return
+        if not members:
+            del self._members[key], self._turns[key]
+            return
+        # The turn goes to the oldest waiting row of the key, due now (when this one left).
+        following = self._rows[members[0][1]]
+        self._turns[key] = following.delivery.id
+        following.waiting = False
+        d = following.delivery = attrs.evolve(
+            following.delivery, next_attempt_at=row.delivery.updated_at
+        )
+        if d.state is DeliveryState.PENDING:
+            self._push(following.host, (row.delivery.updated_at, d.created_at, d.id))
+
     def _set(self, row: _Row, delivery: Delivery) -> None:
         row.delivery = delivery
         state = delivery.state
         delivery_id = delivery.id
+        key = row.key
+        if key is not None:
+            if state.is_final:
+                if row.member:
+                    self._leave_turn(row, key)
+            elif not row.member:
+                self._join_turn(row, key)
+                if row.waiting:  # no time of its own until its turn comes
+                    delivery = row.delivery = attrs.evolve(delivery, next_attempt_at=None)
         if state.is_final:
             if self._open.pop(delivery_id, None) is not None:
                 by_hook = self._open_by_hook[delivery.hook_id]
@@ -253,7 +308,11 @@ class MemoryStore:
                 heapq.heappush(self._leases, (row.lease_until, delivery_id))
         elif row.counted:
             self._uncount(row)
-        if state is DeliveryState.PENDING and delivery.next_attempt_at is not None:
+        if (
+            state is DeliveryState.PENDING
+            and delivery.next_attempt_at is not None
+            and not row.waiting
+        ):
             self._push(row.host, (delivery.next_attempt_at, delivery.created_at, delivery_id))
 
     def _uncount(self, row: _Row) -> None:
@@ -326,6 +385,7 @@ class MemoryStore:
         now: datetime,
         connection: object | None = None,
         trace_context: str | None = None,
+        ordering_key: str | None = None,
     ) -> list[Delivery]:
         if connection is not None:
             raise ConfigurationError(
@@ -333,7 +393,9 @@ class MemoryStore:
                 "PostgresStore for a transactional outbox"
             )
         with self._lock:
-            return self._fan_out(owner, event, body, now, trace_context=trace_context)
+            return self._fan_out(
+                owner, event, body, now, trace_context=trace_context, ordering_key=ordering_key
+            )
 
     def enqueue_many(
         self,
@@ -341,9 +403,11 @@ class MemoryStore:
         *,
         now: datetime,
         connection: object | None = None,
+        ordering_keys: Sequence[str | None] | None = None,
     ) -> list[Delivery]:
         """Fan out several events, each ``(owner, event, body)``, at once (see
-        :meth:`resthooks.stores.DeliveryStore.enqueue`).
+        :meth:`resthooks.stores.DeliveryStore.enqueue`), ``ordering_keys[i]`` being the
+        ordering key of ``events[i]``.
 
         .. versionadded:: 0.2.0
         """
@@ -352,8 +416,13 @@ class MemoryStore:
                 "MemoryStore has no database connection to share; use SQLiteStore or "
                 "PostgresStore for a transactional outbox"
             )
+        keys = ordering_keys if ordering_keys is not None else [None] * len(events)
         with self._lock:
-            return [d for o, e, b in events for d in self._fan_out(o, e, b, now)]
+            return [
+                d
+                for (o, e, b), k in zip(events, keys, strict=True)
+                for d in self._fan_out(o, e, b, now, ordering_key=k)
+            ]
 
     def _fan_out(
         self,
@@ -363,6 +432,7 @@ class MemoryStore:
         now: datetime,
         *,
         trace_context: str | None = None,
+        ordering_key: str | None = None,
     ) -> list[Delivery]:
         hooks = self.active_hooks(owner=owner, event=event)
         # One call to the system's random source for the whole fan-out, not one per id.
@@ -378,17 +448,25 @@ class MemoryStore:
                 next_attempt_at=now,
                 created_at=now,
                 updated_at=now,
+                ordering_key=ordering_key,
             )
-            row = _Row(delivery, body, hosts[hook.id], trace_context=trace_context)
+            row = _Row(
+                delivery,
+                body,
+                hosts[hook.id],
+                trace_context=trace_context,
+                key=None if ordering_key is None else (hook.id, ordering_key),
+                seq=next(self._emitted),
+            )
             self._rows[delivery.id] = row
             self._set(row, delivery)
-            created.append(delivery)
+            created.append(row.delivery)
         return created
 
     def _due_at(self, row: _Row) -> datetime | None:
         d = row.delivery
         if d.state is DeliveryState.PENDING:
-            return d.next_attempt_at
+            return None if row.waiting else d.next_attempt_at
         if d.state is DeliveryState.IN_FLIGHT:
             return row.lease_until
         return None

@@ -47,7 +47,14 @@ from ..outcomes import (
     StoredDelivery,
     may_touch_hook,
 )
-from ._common import LazyDeliveries, attempt_from_row, delivery_from_row, hook_from_row, target_host
+from ._common import (
+    WAITING_FOR_TURN,
+    LazyDeliveries,
+    attempt_from_row,
+    delivery_from_row,
+    hook_from_row,
+    target_host,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import LiteralString
@@ -56,7 +63,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 logger = logging.getLogger("resthooks")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The version of the tables this release writes. A database at a higher version (written by
 a newer resthooks) is refused with :class:`~resthooks.errors.SchemaError`."""
 
@@ -161,6 +168,17 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
         "ALTER TABLE {s}.hooks ADD COLUMN confirm_secret text",
         "ALTER TABLE {s}.hooks ADD COLUMN confirm_by timestamptz",
     ),
+    # Ordering keys: the key (NULL: none) and the emit order of a keyed delivery (ids are
+    # random), and the open deliveries of a hook and key in emit order (who has the key's
+    # turn, who is next); keyless deliveries are not in the index, and a claim changes none
+    # of its columns.
+    6: (
+        "ALTER TABLE {s}.deliveries ADD COLUMN ordering_key text",
+        "ALTER TABLE {s}.deliveries ADD COLUMN ordering_seq bigint",
+        "CREATE SEQUENCE {s}.ordering_seq",
+        "CREATE INDEX deliveries_turns ON {s}.deliveries (hook_id, ordering_key, ordering_seq) "
+        "WHERE ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL",
+    ),
 }
 
 # Open deliveries the store cannot turn into claims, with why. A damaged row is found by
@@ -202,7 +220,7 @@ _HOOK_COLUMNS: LiteralString = (
 )
 _DELIVERY_COLUMNS: LiteralString = (
     "id, hook_id, owner, event, state, attempts, next_attempt_at, created_at, updated_at, "
-    "last_error"
+    "last_error, ordering_key"
 )
 # Cancel a hook's deliveries that are not final (pending or in flight: due_at is set). The
 # token is kept (a cancelled delivery is never claimed again): the outcome of an attempt in
@@ -537,6 +555,7 @@ class PostgresStore:
                 lo=sql.Literal("0001-01-02 00:00:00+00"),
                 hi=sql.Literal("9999-12-30 00:00:00+00"),
                 delivery_columns=sql.SQL(_DELIVERY_COLUMNS),
+                waiting=sql.Literal(WAITING_FOR_TURN),
             )
             self._queries[template] = query
         return query
@@ -869,6 +888,87 @@ class PostgresStore:
         RETURNING id, hook_id
     """
 
+    # A fan-out with an ordering key: the key's turn (due now) unless the hook has an open
+    # delivery of the key already (then it waits, see resthooks.outcomes). The fan-outs and
+    # hand-overs of one hook and key are serialised by a transaction-scoped advisory lock
+    # (_LOCK_TURNS, first), so each sees the others' rows.
+    _TURN_HOOKS: LiteralString = """
+        SELECT id FROM {s}.hooks WHERE owner = %(owner)s AND event = %(event)s
+        AND state = 'active'
+    """
+    _ENQUEUE_KEYED: LiteralString = """
+        WITH matched AS (
+            SELECT h.id, h.host, h.created_at,
+                CASE WHEN EXISTS (SELECT 1 FROM {s}.deliveries o WHERE o.hook_id = h.id
+                    AND o.ordering_key = %(key)s AND o.next_attempt_at IS NOT NULL)
+                    THEN %(waiting)s ELSE %(now)s END AS due
+            FROM {s}.hooks h
+            WHERE h.owner = %(owner)s AND h.event = %(event)s AND h.state = 'active'
+        ), message AS (
+            INSERT INTO {s}.messages (body, trace_context)
+            SELECT %(body)s, %(trace_context)s WHERE EXISTS (SELECT 1 FROM matched)
+            RETURNING id
+        )
+        INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
+                                    next_attempt_at, due_at, created_at, updated_at,
+                                    ordering_key, ordering_seq)
+        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), matched.id, %(owner)s,
+               %(event)s, message.id, matched.host, 'pending', matched.due, matched.due,
+               %(now)s, %(now)s, %(key)s, nextval('{s}.ordering_seq')
+        FROM matched CROSS JOIN message
+        ORDER BY matched.created_at, matched.id
+        RETURNING id, hook_id, due_at = %(waiting)s
+    """
+    # Give the turn of a hook's key to its oldest waiting delivery (the one that had it was
+    # just written final, or moved aside), under the key's advisory lock.
+    _HAND_OVER: LiteralString = """
+        UPDATE {s}.deliveries SET due_at = %(now)s, next_attempt_at = %(now)s
+        WHERE id = (SELECT id FROM {s}.deliveries WHERE hook_id = %(hook_id)s
+                    AND ordering_key = %(key)s AND next_attempt_at IS NOT NULL
+                    ORDER BY ordering_seq LIMIT 1)
+        AND due_at = %(waiting)s
+    """
+
+    def _take_turn(
+        self, cur: psycopg.Cursor[Any], delivery_id: str, hook_id: str, key: str, now: datetime
+    ) -> datetime:
+        """The due time of a redelivered delivery of an ordering key (under the key's lock):
+        ``now`` if it takes the key's turn (no other open delivery has it, or a pending newer
+        one does: the turn is the oldest's, and that one waits again), the waiting time
+        otherwise (another is in flight, or an older one has the turn)."""
+        cur.execute(
+            self._q(
+                "SELECT h.id, h.state, h.ordering_seq < d.ordering_seq FROM {s}.deliveries h "
+                "JOIN {s}.deliveries d ON d.id = %(id)s "
+                "WHERE h.hook_id = %(hook_id)s AND h.ordering_key = %(key)s "
+                "AND h.next_attempt_at IS NOT NULL AND h.due_at != %(waiting)s "
+                "AND h.id != %(id)s"
+            ),
+            {"id": delivery_id, "hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN},
+        )
+        holder = cur.fetchone()
+        if holder is None:
+            return now
+        if holder[1] == DeliveryState.IN_FLIGHT.value or holder[2]:
+            return WAITING_FOR_TURN
+        cur.execute(
+            self._q("UPDATE {s}.deliveries SET due_at = %s, next_attempt_at = %s WHERE id = %s"),
+            (WAITING_FOR_TURN, WAITING_FOR_TURN, holder[0]),
+        )
+        return now
+
+    @property
+    def _turn_lock(self) -> str:
+        """The prefix of the advisory locks of ordering keys' turns (see _lock_turns)."""
+        return f"{self._lock_key}:turn:"
+
+    def _lock_turns(self, cur: psycopg.Cursor[Any], turns: Sequence[tuple[str, str]]) -> None:
+        for hook_id, key in sorted(set(turns)):
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s || %s || ':' || %s, 0))",
+                (self._turn_lock, hook_id, key),
+            )
+
     # Several events in one statement (one parse, one plan, one round trip, however many
     # events): each event's message takes its id from the sequence first, so that every
     # delivery can name its message and event without a join on the bodies.
@@ -909,6 +1009,7 @@ class PostgresStore:
         now: datetime,
         connection: object | None = None,
         trace_context: str | None = None,
+        ordering_key: str | None = None,
     ) -> Sequence[Delivery]:
         """Fan out one event in one ``INSERT ... SELECT``; the body is stored once.
 
@@ -922,7 +1023,11 @@ class PostgresStore:
             StoreError: If the database refuses.
         """
         return self._enqueue_many(
-            [(owner, event, body)], now=now, connection=connection, trace_context=trace_context
+            [(owner, event, body)],
+            now=now,
+            connection=connection,
+            trace_context=trace_context,
+            ordering_keys=None if ordering_key is None else [ordering_key],
         )
 
     def enqueue_many(
@@ -931,16 +1036,25 @@ class PostgresStore:
         *,
         now: datetime,
         connection: object | None = None,
+        ordering_keys: Sequence[str | None] | None = None,
     ) -> Sequence[Delivery]:
         """Fan out several events, each ``(owner, event, body)``, in one transaction.
 
         One statement for all the events (their messages and every delivery of each), one
         commit; ``connection`` as for :meth:`enqueue`.
-        :meth:`resthooks.Dispatcher.emit_many` calls it.
+        :meth:`resthooks.Dispatcher.emit_many` calls it. ``ordering_keys[i]`` is the
+        ordering key of ``events[i]`` (events with keys take a statement each, under their
+        keys' locks).
 
         .. versionadded:: 0.2.0
         """
-        return self._enqueue_many(events, now=now, connection=connection, trace_context=None)
+        return self._enqueue_many(
+            events,
+            now=now,
+            connection=connection,
+            trace_context=None,
+            ordering_keys=ordering_keys,
+        )
 
     def _enqueue_many(
         self,
@@ -949,16 +1063,29 @@ class PostgresStore:
         now: datetime,
         connection: object | None,
         trace_context: str | None,
+        ordering_keys: Sequence[str | None] | None = None,
     ) -> Sequence[Delivery]:
+        keys = ordering_keys if ordering_keys is not None else [None] * len(events)
         params = [
-            {"owner": o, "event": e, "body": b, "now": now, "trace_context": trace_context}
-            for o, e, b in events
+            {
+                "owner": o,
+                "event": e,
+                "body": b,
+                "now": now,
+                "trace_context": trace_context,
+                "key": k,
+                "waiting": WAITING_FOR_TURN,
+                "lock": self._turn_lock,
+            }
+            for (o, e, b), k in zip(events, keys, strict=True)
         ]
         if not params:
             return []
         if connection is None:
-            # One statement, atomic by itself (an autocommit connection commits it alone).
-            with self._tx(atomic=False) as cur:
+            # One statement, atomic by itself (an autocommit connection commits it alone);
+            # keyed fan-outs take their keys' locks first: a transaction.
+            keyed = any(p["key"] is not None for p in params)
+            with self._tx(atomic=keyed) as cur:
                 found = self._fan_out(cur, params, hosts=self._provider is not None)
             return self._deliveries(found, now)
         if not isinstance(connection, psycopg.Connection):
@@ -982,13 +1109,31 @@ class PostgresStore:
 
     def _fan_out(
         self, cur: psycopg.Cursor[Any], params: list[dict[str, Any]], *, hosts: bool
-    ) -> list[tuple[str, str, str, str]]:
-        """Run the fan-outs in one statement; (id, hook_id, owner, event) of every delivery
-        made, in order (the events' order, then each event's hooks in subscription order)."""
-        if len(params) == 1:
+    ) -> list[tuple[str, str, str, str, str | None, bool]]:
+        """Run the fan-outs; (id, hook_id, owner, event, ordering key, waiting) of every
+        delivery made, in order (the events' order, then each event's hooks in subscription
+        order). Without keys, in one statement."""
+        found: list[tuple[str, str, str, str, str | None, bool]]
+        if any(p["key"] is not None for p in params):
+            # Keyed fan-outs one by one, under the turn locks of their hooks and keys, taken
+            # first and in one order (hook id, then key) as record takes them.
+            turns: list[tuple[str, str]] = []
+            for p in params:
+                if p["key"] is not None:
+                    cur.execute(self._q(self._TURN_HOOKS), p)
+                    turns.extend((r[0], p["key"]) for r in cur.fetchall())
+            self._lock_turns(cur, turns)
+            found = []
+            for p in params:
+                cur.execute(self._q(self._ENQUEUE if p["key"] is None else self._ENQUEUE_KEYED), p)
+                found.extend(
+                    (r[0], r[1], p["owner"], p["event"], p["key"], len(r) > 2 and r[2])
+                    for r in cur.fetchall()
+                )
+        elif len(params) == 1:
             p = params[0]
             cur.execute(self._q(self._ENQUEUE), p)
-            found = [(r[0], r[1], p["owner"], p["event"]) for r in cur.fetchall()]
+            found = [(r[0], r[1], p["owner"], p["event"], None, False) for r in cur.fetchall()]
         else:
             owners = [p["owner"] for p in params]
             events = [p["event"] for p in params]
@@ -1002,14 +1147,19 @@ class PostgresStore:
                     "now": params[0]["now"],
                 },
             )
-            found = [(r[0], r[1], owners[r[2] - 1], events[r[2] - 1]) for r in cur.fetchall()]
+            found = [
+                (r[0], r[1], owners[r[2] - 1], events[r[2] - 1], None, False)
+                for r in cur.fetchall()
+            ]
         if found and self._notifies_in(hosts=hosts):
             # Queued by PostgreSQL, sent when this transaction commits, dropped on rollback.
             cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         return found
 
     @staticmethod
-    def _deliveries(found: list[tuple[str, str, str, str]], now: datetime) -> Sequence[Delivery]:
+    def _deliveries(
+        found: list[tuple[str, str, str, str, str | None, bool]], now: datetime
+    ) -> Sequence[Delivery]:
         # Only the ids come back from the database (decoding every column of 10,000 rows
         # was half the fan-out's time with the pure-Python psycopg); the rest is what was
         # written. The values are built when first read.
@@ -1024,11 +1174,12 @@ class PostgresStore:
                     hook_id=hook_id,
                     owner=owner,
                     event=event,
-                    next_attempt_at=at,
+                    next_attempt_at=None if waiting else at,
                     created_at=at,
                     updated_at=at,
+                    ordering_key=key,
                 )
-                for delivery_id, hook_id, owner, event in found
+                for delivery_id, hook_id, owner, event, key, waiting in found
             ]
 
         return LazyDeliveries(len(found), load)
@@ -1042,6 +1193,7 @@ class PostgresStore:
         now: datetime,
         connection: object,
         trace_context: str | None = None,
+        ordering_key: str | None = None,
     ) -> Sequence[Delivery]:
         """:meth:`enqueue` through the host's :class:`psycopg.AsyncConnection`, on its loop.
 
@@ -1068,16 +1220,30 @@ class PostgresStore:
             "body": body,
             "now": now,
             "trace_context": trace_context,
+            "key": ordering_key,
+            "waiting": WAITING_FOR_TURN,
         }
         try:
             async with connection.cursor() as cur:
-                await cur.execute(self._q(self._ENQUEUE), params)
+                if ordering_key is None:
+                    await cur.execute(self._q(self._ENQUEUE), params)
+                else:
+                    await cur.execute(self._q(self._TURN_HOOKS), params)
+                    for (hook_id,) in sorted(await cur.fetchall()):
+                        await cur.execute(
+                            "SELECT pg_advisory_xact_lock(hashtextextended(%s || %s || ':' "
+                            "|| %s, 0))",
+                            (self._turn_lock, hook_id, ordering_key),
+                        )
+                    await cur.execute(self._q(self._ENQUEUE_KEYED), params)
                 rows = await cur.fetchall()
                 if rows and self._notifies_in(hosts=True):
                     await cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
-        return self._deliveries([(r[0], r[1], owner, event) for r in rows], now)
+        return self._deliveries(
+            [(r[0], r[1], owner, event, ordering_key, len(r) > 2 and r[2]) for r in rows], now
+        )
 
     _CLAIM: LiteralString = """
         WITH picked AS (
@@ -1138,7 +1304,7 @@ class PostgresStore:
         WHERE d.id = picked.id
         RETURNING picked.due_at,
             d.id, d.hook_id, d.owner, d.event, d.state, d.attempts, d.next_attempt_at,
-            d.created_at, d.updated_at, d.last_error,
+            d.created_at, d.updated_at, d.last_error, d.ordering_key,
             h.id, h.owner, h.event, h.target_url, h.description, h.state, h.created_at,
             h.updated_at, h.dead_reason, h.dead_at, h.secret, h.previous_secret,
             h.previous_secret_until, h.signing_key, h.confirm_secret, h.confirm_by,
@@ -1176,7 +1342,18 @@ class PostgresStore:
         with self._tx() as cur:
             cur.execute(self._q(_DAMAGED))
             damaged = cur.fetchall()
+            turns: list[tuple[str, str]] = []
             if damaged:
+                # The keys whose turn a moved row may hold: the key goes on without it.
+                cur.execute(
+                    self._q(
+                        "SELECT hook_id, ordering_key FROM {s}.deliveries WHERE id = ANY(%s) "
+                        "AND ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL"
+                    ),
+                    ([r[0] for r in damaged],),
+                )
+                turns = [(r[0], r[1]) for r in cur.fetchall()]
+                self._lock_turns(cur, turns)
                 cur.execute(
                     self._q(
                         "WITH bad AS (SELECT * FROM unnest(%(ids)s::text[], %(reasons)s::text[]) "
@@ -1195,6 +1372,11 @@ class PostgresStore:
                     },
                 )
                 moved = cur.fetchall()
+                for hook_id, key in turns:
+                    cur.execute(
+                        self._q(self._HAND_OVER),
+                        {"hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN, "now": now},
+                    )
             else:
                 moved = []
             if lease_until is not None:
@@ -1245,12 +1427,12 @@ class PostgresStore:
             rows.sort(key=lambda r: (r[0], r[8], r[1]))
             return [
                 Claim(
-                    delivery=_delivery(r[1:11]),
-                    hook=_hook(r[11:27]),
-                    body=bytes(r[27]),
-                    token=r[28],
-                    lease_until=_utc_required(r[29]),
-                    trace_context=r[30],
+                    delivery=_delivery(r[1:12]),
+                    hook=_hook(r[12:28]),
+                    body=bytes(r[28]),
+                    token=r[29],
+                    lease_until=_utc_required(r[30]),
+                    trace_context=r[31],
                 )
                 for r in rows
             ]
@@ -1278,12 +1460,18 @@ class PostgresStore:
             cur.execute(
                 self._q(
                     "SELECT d.id, d.hook_id, d.state, d.token, d.attempts, d.next_attempt_at, "
-                    "d.last_error, h.state FROM {s}.deliveries d "
+                    "d.last_error, h.state, d.ordering_key FROM {s}.deliveries d "
                     "LEFT JOIN {s}.hooks h ON h.id = d.hook_id "
                     "WHERE d.id = ANY(%s) ORDER BY d.id FOR UPDATE OF d"
                 ),
                 (sorted({o.delivery_id for o in outcomes}),),
             )
+            read = cur.fetchall()
+            keys = {r[0]: (r[1], r[8]) for r in read if r[8] is not None}
+            if keys:
+                # Before anything is written: the hand-overs below see every fan-out of
+                # these keys (see _ENQUEUE_KEYED).
+                self._lock_turns(cur, list(keys.values()))
             batch = BatchRecord(
                 {
                     r[0]: (
@@ -1297,9 +1485,10 @@ class PostgresStore:
                             hook_state=None if r[7] is None else HookState(r[7]),
                         ),
                     )
-                    for r in cur.fetchall()
+                    for r in read
                 }
             )
+            handed: list[tuple[str, str]] = []  # (hook id, key) whose turn is handed over
             live: dict[str, StoredDelivery] = {}  # written, not yet flushed
             attempts: list[Attempt] = []
             results: list[RecordResult] = []
@@ -1312,6 +1501,8 @@ class PostgresStore:
                 live[outcome.delivery_id] = t.delivery
                 if t.attempt is not None:
                     attempts.append(t.attempt)
+                if t.ends_turn and outcome.delivery_id in keys:
+                    handed.append(keys[outcome.delivery_id])
                 cancelled: list[str] = []
                 if t.hook_effect is not HookEffect.NONE:
                     # The database must see this batch so far before the hook's open
@@ -1327,6 +1518,11 @@ class PostgresStore:
                     )
                 results.append(t.result(outcome.delivery_id, hook_id=hook_id, cancelled=cancelled))
             self._flush(cur, live, attempts, now)
+            for hook_id, key in handed:
+                cur.execute(
+                    self._q(self._HAND_OVER),
+                    {"hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN, "now": now},
+                )
         return results
 
     def _flush(
@@ -1426,15 +1622,24 @@ class PostgresStore:
         return [attempt_from_row(r, _utc_required) for r in rows]
 
     def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
-        with self._tx(atomic=False) as cur:
+        with self._tx() as cur:
+            cur.execute(
+                self._q("SELECT hook_id, ordering_key FROM {s}.deliveries WHERE id = %s"),
+                (delivery_id,),
+            )
+            turn = cur.fetchone()
+            due = now
+            if turn is not None and turn[1] is not None:
+                self._lock_turns(cur, [(turn[0], turn[1])])
+                due = self._take_turn(cur, delivery_id, turn[0], turn[1], now)
             cur.execute(
                 self._q(
-                    "UPDATE {s}.deliveries SET state = 'pending', attempts = 0, "
-                    "next_attempt_at = %(now)s, due_at = %(now)s, token = NULL, "
+                    "UPDATE {s}.deliveries d SET state = 'pending', attempts = 0, "
+                    "next_attempt_at = %(due)s, due_at = %(due)s, token = NULL, "
                     "lease_until = NULL, updated_at = %(now)s WHERE id = %(id)s "
                     "RETURNING {delivery_columns}"
                 ),
-                {"now": now, "id": delivery_id},
+                {"now": now, "id": delivery_id, "due": due},
             )
             row = cur.fetchone()
             if row is not None and self._notifies_in(hosts=self._provider is not None):

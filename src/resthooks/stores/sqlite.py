@@ -44,12 +44,21 @@ from ..model import (
     VacuumReport,
 )
 from ..outcomes import BatchRecord, HookEffect, RecordResult, StoredDelivery
-from ._common import LazyDeliveries, attempt_from_row, delivery_from_row, hook_from_row, target_host
+from ._common import (
+    WAITING_FOR_TURN,
+    LazyDeliveries,
+    attempt_from_row,
+    delivery_from_row,
+    hook_from_row,
+    target_host,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
+# due_at of a delivery waiting behind another of its ordering key (see WAITING_FOR_TURN).
+_WAITING_US = (WAITING_FOR_TURN - _EPOCH) // _MICROSECOND
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 #: ``PRAGMA application_id`` of a resthooks database ("RHKS"): how a file is known as ours.
@@ -254,6 +263,20 @@ _MIGRATIONS = (
     ),
 )
 
+# Version 8: ordering keys. NULL (no key) costs a delivery row nothing. The open deliveries
+# of a hook and key in emit order: who has the key's turn, who is next. Its key and
+# condition use no column a claim changes, so a claim does not touch it, and deliveries
+# without a key are not in it at all.
+_MIGRATIONS = (
+    *_MIGRATIONS,
+    (
+        "ALTER TABLE resthooks_deliveries ADD COLUMN ordering_key TEXT",
+        "CREATE INDEX resthooks_deliveries_turns ON resthooks_deliveries "
+        "(hook_id, ordering_key, seq) "
+        "WHERE ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL",
+    ),
+)
+
 #: The schema version this release writes (``PRAGMA user_version`` of a file of its own,
 #: the ``resthooks_schema`` table of a file it shares).
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -296,7 +319,7 @@ _ID_SQL = "resthooks_delivery_id({0}seq, {0}salt)"
 # Deliveries are always read joined with their message: ``d`` and ``m``.
 _DELIVERY_COLUMNS = (
     f"{_ID_SQL.format('d.')}, d.hook_id, m.owner, m.event, d.state, d.attempts,"
-    " d.next_attempt_at, m.created_at, d.updated_at, d.last_error"
+    " d.next_attempt_at, m.created_at, d.updated_at, d.last_error, d.ordering_key"
 )
 _DELIVERY_FROM = "resthooks_deliveries d JOIN resthooks_messages m ON m.id = d.message_id"
 # The same join, driven from the messages of one owner (``m.owner = ?`` in the WHERE).
@@ -402,6 +425,7 @@ _QUOTED_ROW = " || ',' || ".join(
         "token",
         "lease_until",
         "due_at",
+        "ordering_key",
     )
 )
 # The range of times a datetime can hold, in the store's microseconds.
@@ -520,15 +544,26 @@ _RECORD_DELIVERY = (
     "last_error = ?, token = NULL, lease_until = NULL, updated_at = ? WHERE seq = ?"
 )
 
+# Give the turn of a hook's ordering key to its oldest waiting delivery, due now: ?1 now,
+# ?2 the hook, ?3 the key, ?4 the waiting time (see WAITING_FOR_TURN).
+_HAND_OVER = (
+    "UPDATE resthooks_deliveries SET due_at = ?1, next_attempt_at = ?1 WHERE seq = ("
+    "SELECT seq FROM resthooks_deliveries WHERE hook_id = ?2 AND ordering_key = ?3 "
+    "AND next_attempt_at IS NOT NULL ORDER BY seq LIMIT 1) AND due_at = ?4"
+)
+
 
 class _RecordWrites:
     """What recording a batch writes, gathered to be written with one statement each."""
 
-    __slots__ = ("attempts", "deliveries")
+    __slots__ = ("attempts", "deliveries", "turns")
 
     def __init__(self) -> None:
         self.deliveries: list[tuple[Any, ...]] = []
         self.attempts: list[tuple[Any, ...]] = []
+        # (due at, hook id, ordering key, waiting) of the keys whose turn is handed on, once
+        # the deliveries that had it are written final.
+        self.turns: list[tuple[int, str, str, int]] = []
 
     def flush(self, conn: sqlite3.Connection) -> None:
         if self.deliveries:
@@ -537,6 +572,9 @@ class _RecordWrites:
         if self.attempts:
             conn.executemany(_INSERT_ATTEMPT, self.attempts)
             self.attempts.clear()
+        if self.turns:
+            conn.executemany(_HAND_OVER, self.turns)
+            self.turns.clear()
 
 
 class SQLiteStore:
@@ -1225,6 +1263,7 @@ class SQLiteStore:
         now: datetime,
         connection: object | None = None,
         trace_context: str | None = None,
+        ordering_key: str | None = None,
     ) -> Sequence[Delivery]:
         """Fan out one event (see :meth:`resthooks.stores.DeliveryStore.enqueue`).
 
@@ -1242,12 +1281,18 @@ class SQLiteStore:
                 no open transaction, or is connected to another file.
             StoreError: If the database cannot be written (nothing was).
         """
+        events = [(owner, event, body)]
+        keys = None if ordering_key is None else [ordering_key]
         if connection is None:
             with self._write("enqueueing deliveries") as conn:
-                return self._enqueue(conn, owner, event, body, now, trace_context=trace_context)
+                return self._enqueue_all(
+                    conn, events, now, trace_context=trace_context, ordering_keys=keys
+                )
         conn = self._host_connection(connection)
         try:
-            return self._enqueue(conn, owner, event, body, now, trace_context=trace_context)
+            return self._enqueue_all(
+                conn, events, now, trace_context=trace_context, ordering_keys=keys
+            )
         except _DB_ERRORS as exc:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
 
@@ -1292,34 +1337,24 @@ class SQLiteStore:
         *,
         now: datetime,
         connection: object | None = None,
+        ordering_keys: Sequence[str | None] | None = None,
     ) -> Sequence[Delivery]:
         """Fan out several events, each ``(owner, event, body)``, in one transaction.
 
         What :meth:`enqueue` does for each (``connection`` likewise), with one commit for
-        all: :meth:`resthooks.Dispatcher.emit_many` calls it.
+        all: :meth:`resthooks.Dispatcher.emit_many` calls it. ``ordering_keys[i]`` is the
+        ordering key of ``events[i]``.
 
         .. versionadded:: 0.2.0
         """
         if connection is None:
             with self._write("enqueueing deliveries") as conn:
-                return self._enqueue_all(conn, events, now)
+                return self._enqueue_all(conn, events, now, ordering_keys=ordering_keys)
         conn = self._host_connection(connection)
         try:
-            return self._enqueue_all(conn, events, now)
+            return self._enqueue_all(conn, events, now, ordering_keys=ordering_keys)
         except _DB_ERRORS as exc:
             raise self._wrap(exc, "enqueueing deliveries through the caller's connection") from exc
-
-    def _enqueue(
-        self,
-        conn: sqlite3.Connection,
-        owner: str,
-        event: str,
-        body: bytes,
-        now: datetime,
-        *,
-        trace_context: str | None,
-    ) -> Sequence[Delivery]:
-        return self._enqueue_all(conn, [(owner, event, body)], now, trace_context=trace_context)
 
     def _enqueue_all(
         self,
@@ -1328,8 +1363,23 @@ class SQLiteStore:
         now: datetime,
         *,
         trace_context: str | None = None,
+        ordering_keys: Sequence[str | None] | None = None,
     ) -> Sequence[Delivery]:
         at = _us(now, "now")
+        if ordering_keys is not None and any(k is not None for k in ordering_keys):
+            if len(events) > 1:
+                # Each keyed fan-out must see the ones before it (whether its key already
+                # has open deliveries): one statement per event.
+                parts = [
+                    self._enqueue_all(conn, [e], now, ordering_keys=[k])
+                    for e, k in zip(events, ordering_keys, strict=True)
+                ]
+                return LazyDeliveries(
+                    sum(len(p) for p in parts), lambda: [d for p in parts for d in p]
+                )
+            return self._enqueue_keyed(
+                conn, events[0], ordering_keys[0], now, at=at, trace_context=trace_context
+            )
         if len(events) > 1:
             return self._enqueue_batch(conn, events, now, at)
         fan_outs: list[tuple[int, int, str, str]] = []  # first seq, last seq, owner, event
@@ -1399,6 +1449,105 @@ class SQLiteStore:
             ]
 
         return LazyDeliveries(total, load)
+
+    def _enqueue_keyed(
+        self,
+        conn: sqlite3.Connection,
+        event_: tuple[str, str, bytes],
+        key: str | None,
+        now: datetime,
+        *,
+        at: int,
+        trace_context: str | None,
+    ) -> Sequence[Delivery]:
+        """One fan-out with an ordering key: a delivery gets its key's turn (due now) unless
+        its hook has an open delivery of the same key already (then it waits, see
+        :mod:`resthooks.outcomes`)."""
+        owner, event, body = event_
+        message_id = conn.execute(
+            "INSERT INTO resthooks_messages (owner, event, created_at, body, remaining, "
+            "trace_context) VALUES (?, ?, ?, ?, 0, ?)",
+            (owner, event, at, body, trace_context),
+        ).lastrowid
+        cursor = conn.execute(
+            "INSERT INTO resthooks_deliveries (salt, hook_id, message_id, state, attempts, "
+            "next_attempt_at, updated_at, due_at, ordering_key) "
+            f"SELECT {_SALT_SQL}, id, :message, 'pending', 0, due, :at, due, :key FROM ("
+            "SELECT h.id, h.created_at, CASE WHEN EXISTS (SELECT 1 FROM resthooks_deliveries o "
+            "WHERE o.hook_id = h.id AND o.ordering_key = :key AND o.next_attempt_at IS NOT NULL) "
+            "THEN :waiting ELSE :at END AS due "
+            "FROM resthooks_hooks h "
+            "WHERE h.owner = :owner AND h.event = :event AND h.state = 'active') "
+            "ORDER BY created_at, id",
+            {
+                "at": at,
+                "message": message_id,
+                "owner": owner,
+                "event": event,
+                "key": key,
+                "waiting": _WAITING_US,
+            },
+        )
+        count = cursor.rowcount
+        if count <= 0:
+            conn.execute("DELETE FROM resthooks_messages WHERE id = ?", (message_id,))
+            return []
+        last = cursor.lastrowid
+        assert last is not None  # an insert that wrote rows
+        first = last - count + 1
+        conn.execute(
+            "UPDATE resthooks_messages SET remaining = ?, first_seq = ?, last_seq = ? WHERE id = ?",
+            (count, first, last, message_id),
+        )
+        rows = conn.execute(
+            "SELECT seq, salt, hook_id, due_at FROM resthooks_deliveries "
+            "WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            (first, last),
+        ).fetchall()
+
+        def load() -> list[Delivery]:
+            return [
+                Delivery(
+                    id=_delivery_id(seq, salt, self._id_hasher),
+                    hook_id=hook_id,
+                    owner=owner,
+                    event=event,
+                    next_attempt_at=None if due == _WAITING_US else now,
+                    created_at=now,
+                    updated_at=now,
+                    ordering_key=key,
+                )
+                for seq, salt, hook_id, due in rows
+            ]
+
+        return LazyDeliveries(count, load)
+
+    def _take_turn(
+        self, conn: sqlite3.Connection, hook_id: str, key: str, seq: int, at: int
+    ) -> int:
+        """The due time of a redelivered delivery of an ordering key: ``at`` if it takes the
+        key's turn (no other open delivery has it, or a pending newer one does: the turn is
+        the oldest's, and that one waits again), the waiting time otherwise (another is in
+        flight, or an older one has the turn)."""
+        holder = conn.execute(
+            "SELECT seq, state FROM resthooks_deliveries WHERE hook_id = ? AND ordering_key = ? "
+            "AND next_attempt_at IS NOT NULL AND due_at != ? AND seq != ?",
+            (hook_id, key, _WAITING_US, seq),
+        ).fetchone()
+        if holder is None:
+            return at
+        if holder[1] == DeliveryState.IN_FLIGHT.value or holder[0] < seq:
+            return _WAITING_US
+        conn.execute(
+            "UPDATE resthooks_deliveries SET due_at = ?1, next_attempt_at = ?1 WHERE seq = ?2",
+            (_WAITING_US, holder[0]),
+        )
+        return at
+
+    def _hand_over(self, conn: sqlite3.Connection, hook_id: str, key: str, at: int) -> None:
+        """Give the turn of a hook's ordering key to its oldest waiting delivery, due ``at``
+        (the one that had it was just written final, or moved aside)."""
+        conn.execute(_HAND_OVER, (at, hook_id, key, _WAITING_US))
 
     def _enqueue_batch(
         self,
@@ -1680,13 +1829,13 @@ class SQLiteStore:
                 damaged[seq] = "its lease was not written"
                 continue
             try:
-                hook_row = row[13:]
+                hook_row = row[14:]
                 hook = hooks.get(hook_row)
                 if hook is None:
                     hook = hooks[hook_row] = _hook(hook_row)
                 claims.append(
                     Claim(
-                        delivery=_delivery(row[3:13]),
+                        delivery=_delivery(row[3:14]),
                         hook=hook,
                         body=bytes(row[1]),
                         token=token,
@@ -1710,6 +1859,12 @@ class SQLiteStore:
         assert at is not None
         found: list[QuarantinedDelivery] = []
         for seq, reason in damaged.items():
+            turn = conn.execute(
+                "SELECT hook_id, ordering_key FROM resthooks_deliveries WHERE seq = ? "
+                "AND ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL "
+                "AND typeof(hook_id) = 'text' AND typeof(ordering_key) = 'text'",
+                (seq,),
+            ).fetchone()
             row = conn.execute(
                 f"INSERT INTO resthooks_quarantine (delivery_id, hook_id, message_id, reason, row, "
                 f"quarantined_at) SELECT {_ID_SQL.format('')}, CAST(hook_id AS TEXT), "
@@ -1718,6 +1873,8 @@ class SQLiteStore:
                 (reason, at, seq),
             ).fetchone()
             conn.execute("DELETE FROM resthooks_deliveries WHERE seq = ?", (seq,))
+            if turn is not None:  # the key goes on without it
+                self._hand_over(conn, turn[0], turn[1], at)
             if row is not None:
                 found.append(
                     QuarantinedDelivery(
@@ -1762,10 +1919,11 @@ class SQLiteStore:
             # BEGIN IMMEDIATE holds the database's write lock: the rows read here are the
             # rows written below, as the transition expects.
             seqs: dict[str, int] = {}
-            batch = BatchRecord(self._slices(conn, wanted, seqs))
+            keys: dict[str, str] = {}
+            batch = BatchRecord(self._slices(conn, wanted, seqs, keys))
             writes = _RecordWrites()
             results = [
-                self._record_one(conn, batch, seqs, o, now=now, at=at, writes=writes)
+                self._record_one(conn, batch, seqs, keys, o, now=now, at=at, writes=writes)
                 for o in outcomes
             ]
             writes.flush(conn)
@@ -1776,16 +1934,29 @@ class SQLiteStore:
         conn: sqlite3.Connection,
         wanted: dict[int, tuple[str, int]],
         seqs: dict[str, int],
+        keys: dict[str, str],
     ) -> dict[str, tuple[str, StoredDelivery]]:
         """The slices of the batch's deliveries (``wanted``: seq -> (id, salt)); fills
-        ``seqs`` (delivery id -> row)."""
+        ``seqs`` (delivery id -> row) and ``keys`` (delivery id -> ordering key, for those
+        with one)."""
         found: dict[str, tuple[str, StoredDelivery]] = {}
         ordered = sorted(wanted)
         for first in range(0, len(ordered), _READ_CHUNK):
             chunk = ordered[first : first + _READ_CHUNK]
-            for seq, salt, hook_id, state, token, attempts, next_at, error, hook in conn.execute(
+            for (
+                seq,
+                salt,
+                hook_id,
+                state,
+                token,
+                attempts,
+                next_at,
+                error,
+                hook,
+                ordering_key,
+            ) in conn.execute(
                 "SELECT d.seq, d.salt, d.hook_id, d.state, d.token, d.attempts, "
-                "d.next_attempt_at, d.last_error, h.state "
+                "d.next_attempt_at, d.last_error, h.state, d.ordering_key "
                 "FROM resthooks_deliveries d LEFT JOIN resthooks_hooks h ON h.id = d.hook_id "
                 f"WHERE d.seq IN ({', '.join('?' * len(chunk))})",
                 chunk,
@@ -1794,6 +1965,8 @@ class SQLiteStore:
                 if salt != expected_salt:
                     continue  # the seq was reused: not the delivery the outcome names
                 seqs[delivery_id] = seq
+                if ordering_key is not None:
+                    keys[delivery_id] = ordering_key
                 found[delivery_id] = (
                     hook_id,
                     StoredDelivery(
@@ -1812,6 +1985,7 @@ class SQLiteStore:
         conn: sqlite3.Connection,
         batch: BatchRecord,
         seqs: dict[str, int],
+        keys: dict[str, str],
         outcome: Outcome,
         *,
         now: datetime,
@@ -1838,6 +2012,10 @@ class SQLiteStore:
         )
         if t.attempt is not None:
             writes.attempts.append(_attempt_row(outcome.delivery_id, seq, t.attempt))
+        key = keys.get(outcome.delivery_id)
+        if key is not None and t.ends_turn:
+            # Written after the delivery (flush): the turn goes to the oldest still open.
+            writes.turns.append((at, hook_id, key, _WAITING_US))
         cancelled: list[str] = []
         if t.hook_effect is not HookEffect.NONE:
             writes.flush(conn)  # the hook's rows as the outcomes before this one left them
@@ -1922,12 +2100,19 @@ class SQLiteStore:
         if key is None:
             return None
         with self._write("requeueing a delivery") as conn:
+            due = at
+            turn = conn.execute(
+                "SELECT hook_id, ordering_key FROM resthooks_deliveries WHERE seq = ? AND salt = ? "
+                "AND ordering_key IS NOT NULL",
+                key,
+            ).fetchone()
+            if turn is not None:
+                due = self._take_turn(conn, turn[0], turn[1], key[0], at)
             conn.execute(
                 "UPDATE resthooks_deliveries SET state = 'pending', attempts = 0, next_attempt_at "
-                "= :at, "
-                "due_at = :at, token = NULL, lease_until = NULL, updated_at = :at "
+                "= :due, due_at = :due, token = NULL, lease_until = NULL, updated_at = :at "
                 "WHERE seq = :seq AND salt = :salt",
-                {"at": at, "seq": key[0], "salt": key[1]},
+                {"at": at, "due": due, "seq": key[0], "salt": key[1]},
             )
             row = conn.execute(
                 f"SELECT {_DELIVERY_COLUMNS} FROM {_DELIVERY_FROM} WHERE d.seq = ? AND d.salt = ?",

@@ -824,6 +824,282 @@ def check_purge_in_batches(store: Store) -> None:
     assert store.purge(before=_t(100), limit=4) == 0
 
 
+# -- ordering keys ----------------------------------------------------------------------------
+
+
+def _keyed(store: Store, key: str | None, at: float, *, body: bytes = b"{}") -> str:
+    """Enqueue one event with an ordering key (``None``: without one); the first delivery's
+    id."""
+    if key is None:
+        made = store.enqueue(owner="acme", event="party/created", body=body, now=_t(at))
+    else:
+        made = store.enqueue(
+            owner="acme", event="party/created", body=body, now=_t(at), ordering_key=key
+        )
+    assert made, "the event must fan out"
+    return made[0].id
+
+
+def _claimed_ids(store: Store, at: float, *, limit: int = 50, lease: float = 60) -> list[str]:
+    return [
+        c.delivery.id
+        for c in store.claim_due(now=_t(at), limit=limit, lease_until=_lease(at, lease))
+    ]
+
+
+def _finish(store: Store, claim_id: str, token: str, at: float, kind: OutcomeKind) -> None:
+    status = {OutcomeKind.DELIVERED: 200, OutcomeKind.GONE: 410}.get(kind, 500)
+    (result,) = store.record(
+        [
+            Outcome(
+                delivery_id=claim_id,
+                token=token,
+                kind=kind,
+                attempt=_attempt(claim_id, 1, at, status),
+                next_attempt_at=_t(at + 100) if kind is OutcomeKind.RETRY else None,
+            )
+        ],
+        now=_t(at),
+    )
+    assert result.applied, f"the outcome of the claim must apply: {result!r}"
+
+
+def _claim_map(store: Store, at: float, *, lease: float = 60) -> dict[str, str]:
+    """Claim what is due: delivery id -> token."""
+    return {
+        c.delivery.id: c.token
+        for c in store.claim_due(now=_t(at), limit=50, lease_until=_lease(at, lease))
+    }
+
+
+@_check
+def check_ordering_key_one_at_a_time_in_emit_order(store: Store) -> None:
+    # Deliveries of one hook and key go one at a time, in emit order; other keys and
+    # deliveries without a key are not held back.
+    store.add_hook(_hook(1), max_per_owner=None)
+    k1 = [_keyed(store, "party:1", i) for i in range(3)]
+    free = _keyed(store, None, 1)
+    k2 = _keyed(store, "party:2", 1)
+    got = store.get_delivery(k1[1])
+    assert got is not None, "a waiting delivery must be stored"
+    assert (got.state, got.ordering_key, got.next_attempt_at) == (
+        DeliveryState.PENDING,
+        "party:1",
+        None,
+    ), f"a waiting delivery is pending, keeps its key and has no next attempt time: {got!r}"
+    claims = {
+        c.delivery.id: c for c in store.claim_due(now=_t(10), limit=50, lease_until=_lease(10))
+    }
+    assert set(claims) == {k1[0], free, k2}, (
+        "only the first delivery of a key may be claimed; other keys and keyless ones go too"
+    )
+    assert claims[k1[0]].delivery.ordering_key == "party:1", "a claim carries the ordering key"
+    assert claims[free].delivery.ordering_key is None
+    assert _claimed_ids(store, 10) == [], "the next of a key waits while the first is in flight"
+    for n in (1, 2):
+        _finish(store, k1[n - 1], claims[k1[n - 1]].token, 11 + n, OutcomeKind.DELIVERED)
+        following = store.get_delivery(k1[n])
+        assert following is not None
+        assert following.next_attempt_at == _t(11 + n), (
+            f"the next of a key is due when the one before it is delivered: {following!r}"
+        )
+        claims = {
+            c.delivery.id: c for c in store.claim_due(now=_t(20), limit=50, lease_until=_lease(20))
+        }
+        assert list(claims) == [k1[n]], (
+            f"when a delivery of a key is delivered, the next one (emit order) is due: {claims}"
+        )
+    _finish(store, k1[2], claims[k1[2]].token, 21, OutcomeKind.DELIVERED)
+    # Once the key is idle, a new emit with it is due at once.
+    k1_next = _keyed(store, "party:1", 22)
+    assert _claimed_ids(store, 22) == [k1_next], "a key with no open delivery does not wait"
+
+
+@_check
+def check_ordering_key_retry_holds_back_only_its_key(store: Store) -> None:
+    # A delivery waiting on a retry keeps its key's turn: the rest of its key waits, other
+    # keys of the same hook (and host) go on, under the per-host limit as usual.
+    store.add_hook(_hook(1), max_per_owner=None)
+    first = _keyed(store, "party:1", 0)
+    second = _keyed(store, "party:1", 1)
+    claims = _claim_map(store, 1)
+    assert list(claims) == [first]
+    _finish(store, first, claims[first], 2, OutcomeKind.RETRY)  # due again at 102
+    other = _keyed(store, "party:2", 3)
+    free = _keyed(store, None, 3)
+    got = store.claim_due(now=_t(50), limit=50, lease_until=_lease(50), max_in_flight_per_host=5)
+    assert {c.delivery.id for c in got} == {other, free}, (
+        "a retry holds back its own key only, never the hook or the host"
+    )
+    assert store.next_due_at() == _t(102), "the retry is the next thing due"
+    if hasattr(store, "outbox_stats"):
+        stats = store.outbox_stats(now=_t(50))
+        assert stats.due == 0, f"a delivery waiting for its key's turn is not due: {stats!r}"
+    claims = _claim_map(store, 102)
+    assert list(claims) == [first], "the retry comes before the rest of its key"
+    _finish(store, first, claims[first], 103, OutcomeKind.DELIVERED)
+    assert _claimed_ids(store, 104) == [second]
+
+
+@_check
+def check_ordering_key_expired_lease_keeps_the_turn(store: Store) -> None:
+    # A worker killed mid-attempt: its claim's lease runs out and the same delivery is due
+    # again; the next of its key must not overtake it.
+    store.add_hook(_hook(1), max_per_owner=None)
+    first = _keyed(store, "party:1", 0)
+    second = _keyed(store, "party:1", 1)
+    old = _claim_map(store, 1, lease=30)
+    assert list(old) == [first]
+    again = _claim_map(store, 31)
+    assert list(again) == [first], "the re-claimed delivery keeps its key's turn"
+    (stale,) = store.record(
+        [
+            Outcome(
+                delivery_id=first,
+                token=old[first],
+                kind=OutcomeKind.DELIVERED,
+                attempt=_attempt(first, 1, 31, 200),
+            )
+        ],
+        now=_t(32),
+    )
+    assert not stale.applied
+    assert _claimed_ids(store, 33) == [], "a stale outcome hands the turn to no one"
+    _finish(store, first, again[first], 34, OutcomeKind.DELIVERED)
+    assert _claimed_ids(store, 35) == [second]
+
+
+@_check
+def check_ordering_key_is_per_hook(store: Store) -> None:
+    # The same key on two hooks is two keys: each hook gets its first delivery at once.
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.add_hook(_hook(2, at=1), max_per_owner=None)
+    made = store.enqueue(
+        owner="acme", event="party/created", body=b"{}", now=_t(2), ordering_key="party:1"
+    )
+    later = store.enqueue(
+        owner="acme", event="party/created", body=b"{}", now=_t(3), ordering_key="party:1"
+    )
+    assert [d.ordering_key for d in made] == ["party:1", "party:1"]
+    assert set(_claimed_ids(store, 4)) == {d.id for d in made}, "one turn per hook and key"
+    assert {d.id for d in later}.isdisjoint(_claimed_ids(store, 4))
+
+
+@_check
+def check_ordering_key_head_failing_or_gone_cancels_the_rest(store: Store) -> None:
+    # A delivery that fails for good kills its hook, and a 410 removes it: either way the
+    # rest of its key is cancelled with the hook's other open deliveries; nothing is due.
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.add_hook(_hook(2, event="party/updated"), max_per_owner=None)
+    first = _keyed(store, "party:1", 0)
+    rest = [_keyed(store, "party:1", 1), _keyed(store, "party:1", 2)]
+    claims = _claim_map(store, 3)
+    _finish(store, first, claims[first], 4, OutcomeKind.FAILED)
+    for delivery_id in rest:
+        got = store.get_delivery(delivery_id)
+        assert got is not None
+        assert got.state is DeliveryState.CANCELLED, "the rest of a failed key is cancelled"
+    assert _claimed_ids(store, 5) == []
+    # Revived with its deliveries queued again (in any order): the key goes in emit order.
+    store.revive_hook("hook_0001", now=_t(6))
+    for delivery_id in [*reversed(rest), first]:
+        store.requeue(delivery_id, now=_t(6))
+    order: list[str] = []
+    for step in range(3):
+        claims = _claim_map(store, 7 + step)
+        assert len(claims) == 1, f"one at a time after a revival: {claims}"
+        (delivery_id,) = claims
+        order.append(delivery_id)
+        _finish(store, delivery_id, claims[delivery_id], 7 + step, OutcomeKind.DELIVERED)
+    assert order == [first, *rest], "redeliveries of a key go in emit order"
+    # 410: the hook is removed, the rest of the key with it.
+    head = _keyed(store, "party:1", 20)
+    tail = _keyed(store, "party:1", 21)
+    claims = _claim_map(store, 22)
+    assert list(claims) == [head]
+    _finish(store, head, claims[head], 23, OutcomeKind.GONE)
+    got = store.get_delivery(tail)
+    assert got is not None
+    assert got.state is DeliveryState.CANCELLED, "a 410 cancels the rest of the key"
+    assert _claimed_ids(store, 24) == []
+
+
+@_check
+def check_ordering_key_hook_removed_mid_flight(store: Store) -> None:
+    # Unsubscribing cancels the whole key, the one in flight too: its late outcome is logged
+    # and hands the turn to no one.
+    store.add_hook(_hook(1), max_per_owner=None)
+    first = _keyed(store, "party:1", 0)
+    second = _keyed(store, "party:1", 1)
+    claims = _claim_map(store, 2)
+    assert sorted(store.remove_hook("hook_0001", now=_t(3))) == sorted([first, second])
+    (late,) = store.record(
+        [
+            Outcome(
+                delivery_id=first,
+                token=claims[first],
+                kind=OutcomeKind.DELIVERED,
+                attempt=_attempt(first, 1, 2, 200),
+            )
+        ],
+        now=_t(4),
+    )
+    assert late.verdict is Verdict.LATE
+    got = store.get_delivery(second)
+    assert got is not None
+    assert got.state is DeliveryState.CANCELLED
+    assert _claimed_ids(store, 5) == []
+
+
+@_check
+def check_ordering_key_redelivery_waits_for_its_turn(store: Store) -> None:
+    # A redelivered delivery of a key waits while another of its key is in flight; older
+    # than a pending one that has the turn, it takes the turn from it (emit order).
+    store.add_hook(_hook(1), max_per_owner=None)
+    old = _keyed(store, "party:1", 0)
+    claims = _claim_map(store, 1)
+    _finish(store, old, claims[old], 2, OutcomeKind.DELIVERED)
+    newer = _keyed(store, "party:1", 3)
+    claims = _claim_map(store, 4)
+    assert list(claims) == [newer]
+    store.requeue(old, now=_t(5))
+    assert _claimed_ids(store, 5) == [], "a redelivery waits while its key is in flight"
+    _finish(store, newer, claims[newer], 6, OutcomeKind.RETRY)  # newer: due again at 106
+    assert _claimed_ids(store, 7) == [], "a retry keeps its key's turn"
+    claims = _claim_map(store, 106)
+    assert list(claims) == [newer]
+    _finish(store, newer, claims[newer], 107, OutcomeKind.DELIVERED)
+    claims = _claim_map(store, 108)
+    assert list(claims) == [old], "then the redelivery has the turn"
+    _finish(store, old, claims[old], 109, OutcomeKind.DELIVERED)
+    # A redelivery older than the pending delivery that has the turn takes it (emit order).
+    newest = _keyed(store, "party:1", 110)
+    store.requeue(old, now=_t(111))
+    claims = _claim_map(store, 112)
+    assert list(claims) == [old], "an older redelivery goes before a pending newer one"
+    _finish(store, old, claims[old], 113, OutcomeKind.DELIVERED)
+    assert _claimed_ids(store, 114) == [newest]
+
+
+@_check
+def check_ordering_keys_in_one_enqueue_many(store: Store) -> None:
+    # enqueue_many (when the store has it) keeps the order of its events within a key.
+    enqueue_many = getattr(store, "enqueue_many", None)
+    if enqueue_many is None:
+        return
+    store.add_hook(_hook(1), max_per_owner=None)
+    made = enqueue_many(
+        [("acme", "party/created", b'{"n": %d}' % n) for n in range(4)],
+        now=_t(0),
+        ordering_keys=["party:1", None, "party:1", "party:2"],
+    )
+    assert [d.ordering_key for d in made] == ["party:1", None, "party:1", "party:2"]
+    claims = _claim_map(store, 1)
+    assert set(claims) == {made[0].id, made[1].id, made[3].id}
+    _finish(store, made[0].id, claims[made[0].id], 2, OutcomeKind.DELIVERED)
+    assert _claimed_ids(store, 3) == [made[2].id]
+
+
 @_check
 def check_concurrent_claims_never_share(store: Store) -> None:
     store.add_hook(_hook(1), max_per_owner=None)

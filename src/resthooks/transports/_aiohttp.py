@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
+import ipaddress
 import re
 import socket
 import ssl
@@ -16,9 +17,10 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from ..errors import ConfigurationError, TransportErrorKind
+from ..errors import ConfigurationError, TransportError, TransportErrorKind
 from ..network import NetworkPolicy, Resolver, system_resolver
 from ._protocol import Request, Response, Timeouts
+from ._proxy import Proxy, parse_proxy, proxy_unreachable, tunnel_refused
 from ._rules import (
     BY_CAUSE,
     CappedBody,
@@ -107,6 +109,44 @@ class PolicyResolver(AbstractResolver):
         """Nothing to release."""
 
 
+class _ProxyOnlyResolver(AbstractResolver):
+    """With a proxy, the one name the engine resolves is the proxy's (with the system's
+    resolver, and no policy: the host chose it, and it is often on a private network)."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host != self.proxy.host:
+            # Unreachable through aiohttp's proxy support; a guard that the engine never dials
+            # a receiver itself when a proxy is set.
+            raise TransportError("blocked", f"with a proxy, {host} is not dialled directly")
+        loop = asyncio.get_running_loop()
+        try:
+            answers = await loop.run_in_executor(None, system_resolver, host, port)
+        except OSError as exc:
+            raise TransportError("connection", proxy_unreachable(self.proxy, str(exc))) from exc
+        results = []
+        for answer in answers:
+            address = ipaddress.ip_address(answer)
+            results.append(
+                ResolveResult(
+                    hostname=host,
+                    host=str(address),
+                    port=port,
+                    family=socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                    proto=0,
+                    flags=_NUMERIC,
+                )
+            )
+        return results
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
 class AiohttpTransport:
     """Sends deliveries from an asyncio event loop, with one :class:`aiohttp.ClientSession`.
 
@@ -143,10 +183,18 @@ class AiohttpTransport:
             besides the requests in flight.
         max_connections_per_host: The same, per host.
         keepalive: Seconds an idle connection stays in the pool.
+        proxy: An egress proxy, ``http://[user:password@]host:port``, as for
+            :class:`~resthooks.transports.Urllib3Transport`: ``https`` targets through a
+            ``CONNECT`` tunnel with TLS end to end to the receiver, ``http`` targets in
+            absolute form; the engine dials only the proxy, and checking the receivers'
+            addresses is the proxy's job (see "Security"). ``resolver`` is not used for
+            targets.
+
+            .. versionadded:: 0.2.0
 
     Raises:
-        ConfigurationError: If ``ssl_context`` does not verify, or a limit is not a positive
-            number.
+        ConfigurationError: If ``ssl_context`` does not verify, a limit is not a positive
+            number, or ``proxy`` is not an ``http://host:port`` URL.
 
     Example:
         >>> import asyncio
@@ -168,7 +216,19 @@ class AiohttpTransport:
         max_connections: int | None = None,
         max_connections_per_host: int | None = None,
         keepalive: float = 15.0,
+        proxy: str | None = None,
     ) -> None:
+        self.proxy: Proxy | None = parse_proxy(proxy) if proxy is not None else None
+        self._proxy_url = (
+            None
+            if self.proxy is None
+            else URL.build(scheme="http", host=self.proxy.host, port=self.proxy.port)
+        )
+        self._proxy_headers = (
+            {"Proxy-Authorization": self.proxy.authorization}
+            if self.proxy is not None and self.proxy.authorization is not None
+            else None
+        )
         if policy is not None and not isinstance(policy, NetworkPolicy):
             raise ConfigurationError("policy must be a NetworkPolicy")
         self.policy = policy if policy is not None else NetworkPolicy()
@@ -199,8 +259,13 @@ class AiohttpTransport:
                     "first, or make one transport per loop"
                 )
             return self._session
+        resolver: AbstractResolver = (
+            PolicyResolver(self.policy, self._resolver)
+            if self.proxy is None
+            else _ProxyOnlyResolver(self.proxy)
+        )
         connector = aiohttp.TCPConnector(
-            resolver=PolicyResolver(self.policy, self._resolver),
+            resolver=resolver,
             use_dns_cache=False,  # every new connection resolves, and is validated, again
             ssl=self._ssl,
             limit=self._limit,
@@ -260,6 +325,10 @@ class AiohttpTransport:
         if target.host_header is not None:
             headers.setdefault("Host", target.host_header)
         url = target.url
+        if self._proxy_headers is not None and url.scheme == "http":
+            # aiohttp sends proxy_headers on a CONNECT only: a request the proxy forwards
+            # carries its Proxy-Authorization itself (the proxy strips it).
+            headers.update(self._proxy_headers)
         try:
             resp = await session.request(
                 request.method,
@@ -268,9 +337,11 @@ class AiohttpTransport:
                 headers=headers,
                 allow_redirects=False,
                 timeout=_client_timeout(request.timeouts),
+                proxy=self._proxy_url,
+                proxy_headers=self._proxy_headers,
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a typed TransportError
-            describe = functools.partial(_describe, deadline)
+            describe = functools.partial(_describe, deadline, self.proxy, url)
             raise transport_error(exc, _ERRORS, request.url, describe) from None
         body = CappedBody(request.max_response_bytes)
         try:
@@ -284,7 +355,7 @@ class AiohttpTransport:
             resp.close()  # half read: the connection must not go back to the pool
             if not isinstance(exc, Exception):
                 raise  # cancelled
-            describe = functools.partial(_describe, deadline)
+            describe = functools.partial(_describe, deadline, self.proxy, url)
             raise transport_error(_lost_connection(exc), _ERRORS, request.url, describe) from None
         if body.truncated:
             resp.close()
@@ -340,6 +411,8 @@ class AiohttpTransport:
         await self.aclose()
 
     def __repr__(self) -> str:
+        if self.proxy is not None:
+            return f"AiohttpTransport(proxy={self.proxy.safe!r})"
         return "AiohttpTransport()"
 
 
@@ -381,8 +454,9 @@ _ERRORS = error_table(
         ),
         TransportErrorKind.TLS,
     ),
-    # Refused, reset, or closed by the server without an answer.
-    (aiohttp.ClientConnectionError, TransportErrorKind.CONNECTION),
+    # Refused, reset, or closed by the server without an answer; a proxy that refused the
+    # tunnel (an answer of the proxy's, not of the receiver: urllib3 says the same).
+    ((aiohttp.ClientConnectionError, aiohttp.ClientHttpProxyError), TransportErrorKind.CONNECTION),
     # A body cut short says so; a reset under it is a connection error, as with urllib3.
     (aiohttp.ClientPayloadError, BY_CAUSE),
     ((aiohttp.ClientResponseError, aiohttp.InvalidURL), TransportErrorKind.PROTOCOL),
@@ -413,8 +487,13 @@ def _invalid_url(exc: BaseException) -> str:
     return "invalid URL"
 
 
-def _describe(deadline: Deadline, exc: BaseException) -> str:
+def _describe(deadline: Deadline, proxy: Proxy | None, url: URL, exc: BaseException) -> str:
     """What happened, in words that quote no URL (aiohttp's messages may quote all of it)."""
+    if proxy is not None and isinstance(exc, aiohttp.ClientHttpProxyError):
+        host = f"[{url.host}]" if url.host and ":" in url.host else url.host
+        return tunnel_refused(f"{host}:{url.port}", exc.status, exc.message)
+    if proxy is not None and isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return proxy_unreachable(proxy, exc.os_error.strerror or str(exc.os_error))
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "the connection did not open within the connect timeout"
     if isinstance(exc, TimeoutError):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import threading
 import time
+from functools import partial
 from types import TracebackType
 
 import attrs
 import urllib3
-from urllib3.connectionpool import HTTPConnectionPool, port_by_scheme
+from urllib3._base_connection import ProxyConfig
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool, port_by_scheme
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
@@ -18,10 +21,11 @@ from urllib3.exceptions import (
     LocationParseError,
     NewConnectionError,
     ProtocolError,
+    ProxyError,
     ReadTimeoutError,
     SSLError,
 )
-from urllib3.util import parse_url
+from urllib3.util import Url, parse_url
 
 from .._durations import seconds
 from ..errors import ConfigurationError, TransportError, TransportErrorKind
@@ -29,12 +33,14 @@ from ..network import NetworkPolicy, Resolver, system_resolver
 from ._deadline import with_deadline
 from ._pinning import pinned_pool_classes
 from ._protocol import Request, Response, Timeouts
+from ._proxy import Proxy, parse_proxy, proxy_unreachable, tunnel_refused
 from ._rules import (
     BY_CAUSE,
     URLLIB3_LOGGERS,
     CappedBody,
     Deadline,
     error_table,
+    literal_address,
     mask_request_logs,
     parse_target,
     response_from,
@@ -84,13 +90,15 @@ class _HostPool:
 
 
 class _Target:
-    """A target URL split once: the host's pool and the request target (path and query)."""
+    """A target URL split once: the host's pool, the request target (path and query, or the
+    whole URL for a proxy), and headers the proxy wants on the request itself, if any."""
 
-    __slots__ = ("entry", "path")
+    __slots__ = ("entry", "headers", "path")
 
-    def __init__(self, entry: _HostPool, path: str) -> None:
+    def __init__(self, entry: _HostPool, path: str, headers: dict[str, str] | None = None) -> None:
         self.entry = entry
         self.path = path
+        self.headers = headers
 
 
 class Urllib3Transport:
@@ -130,10 +138,22 @@ class Urllib3Transport:
             :func:`~resthooks.network.system_resolver` (one ``getaddrinfo``).
         ssl_context: The TLS context (to trust a private CA, say). It must verify
             certificates and host names (``CERT_REQUIRED`` and ``check_hostname``).
+        proxy: An egress proxy, ``http://[user:password@]host:port``: every request goes
+            through it (``https`` targets through a ``CONNECT`` tunnel, TLS end to end with
+            the receiver, whose certificate is the one verified; ``http`` targets in absolute
+            form). The engine then dials only the proxy and resolves no receiver's name: the
+            proxy resolves them, so checking their addresses (and pinning them against DNS
+            rebinding) is the proxy's job; it must be an SSRF-safe proxy such as smokescreen.
+            The shape, scheme and port rules and IP-literal hosts are still checked here
+            under ``policy``. ``resolver`` is not used for targets. See "Security".
+
+            .. versionadded:: 0.2.0
 
     Raises:
         ConfigurationError: For a ``maxsize`` below 1, a ``pool_idle_timeout`` that is not
-            a positive number of seconds, or an ``ssl_context`` that does not verify.
+            a positive number of seconds, an ``ssl_context`` that does not verify, or a
+            ``proxy`` that is not an ``http://host:port`` URL (naming ``proxy``; the message
+            never quotes its credentials).
 
     .. versionchanged:: 0.2.0
        A pool per active host, closed after ``pool_idle_timeout``, instead of a
@@ -154,7 +174,9 @@ class Urllib3Transport:
         policy: NetworkPolicy | None = None,
         resolver: Resolver | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: str | None = None,
     ) -> None:
+        self.proxy: Proxy | None = parse_proxy(proxy) if proxy is not None else None
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ConfigurationError("maxsize must be an int >= 1")
         idle = seconds(pool_idle_timeout, "pool_idle_timeout", positive=True)
@@ -166,7 +188,14 @@ class Urllib3Transport:
         resolve = resolver if resolver is not None else system_resolver
         # urllib3's timeouts are per socket read; with_deadline holds the status line and
         # headers to the total deadline too (the body is read against it below).
-        self._pool_classes = with_deadline(pinned_pool_classes(self.policy, resolve))
+        if self.proxy is None:
+            self._pool_classes = with_deadline(pinned_pool_classes(self.policy, resolve))
+        else:
+            # Through a proxy the engine dials the proxy only (on a private address, often):
+            # urllib3's own connections, which never resolve a receiver's name.
+            self._pool_classes = with_deadline(
+                {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
+            )
         self._ssl_context = verified_context(ssl_context)
         self._lock = threading.Lock()
         self._hosts: dict[tuple[str, str, int], _HostPool] = {}
@@ -188,7 +217,17 @@ class Urllib3Transport:
         if scheme == "https":
             kwargs["cert_reqs"] = "CERT_REQUIRED"
             kwargs["ssl_context"] = self._ssl_context
+            if self.proxy is not None:
+                # A CONNECT tunnel per connection; TLS inside it verifies the receiver (the
+                # pool's context, SNI and host name check on ``host``), never the proxy.
+                kwargs["_proxy"] = Url(scheme="http", host=self.proxy.host, port=self.proxy.port)
+                kwargs["_proxy_headers"] = self._proxy_headers()
+                kwargs["_proxy_config"] = ProxyConfig(None, False, None, None)
         return self._pool_classes[scheme](host, port, **kwargs)  # type: ignore[arg-type]
+
+    def _proxy_headers(self) -> dict[str, str]:
+        auth = self.proxy.authorization if self.proxy is not None else None
+        return {"Proxy-Authorization": auth} if auth is not None else {}
 
     def _target(self, url: str, now: float) -> _Target:
         """Split ``url`` and find (or make) its host's pool; cache the pair."""
@@ -205,12 +244,22 @@ class Urllib3Transport:
         host = parts.host.lower()
         port = parts.port or port_by_scheme.get(scheme, 80)
         key = (scheme, host, port)
+        path, headers = parts.request_uri, None
+        if self.proxy is not None:
+            # The pinned dialler checked IP literals as it dialled them; nothing here dials
+            # the receiver, so they are checked now (names are the proxy's to resolve).
+            literal_address(host.strip("[]"), self.policy)
+            if scheme == "http":
+                # Plain http goes to the proxy in absolute form, on one pool to the proxy.
+                key = ("http", self.proxy.host, self.proxy.port)
+                path = parts._replace(auth=None, fragment=None).url
+                headers = self._proxy_headers() or None
         with self._lock:
             entry = self._hosts.get(key)
             if entry is None or entry.closed:
-                entry = _HostPool(key, self._new_pool(scheme, host, port), now)
+                entry = _HostPool(key, self._new_pool(*key), now)
                 self._hosts[key] = entry
-            target = _Target(entry, parts.request_uri)
+            target = _Target(entry, path, headers)
             if len(self._targets) >= _MAX_TARGETS:
                 self._targets = {}
             self._targets[url] = target
@@ -287,9 +336,9 @@ class Urllib3Transport:
             try:
                 resp = self._urlopen(self._target(url, now), request, timeout, now)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a TransportError
-                failure = transport_error(exc, _ERRORS, url)
+                failure = transport_error(exc, _ERRORS, url, partial(self._describe, url))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a typed TransportError
-            failure = transport_error(exc, _ERRORS, url)
+            failure = transport_error(exc, _ERRORS, url, partial(self._describe, url))
         if failure is not None:
             raise failure
         body = CappedBody(request.max_response_bytes)
@@ -306,16 +355,32 @@ class Urllib3Transport:
         resp.release_conn()
         return response_from(resp.status, resp.headers.items(), body)
 
+    def _describe(self, url: str, exc: BaseException) -> str:
+        """What happened, in words; through a proxy, a failure to reach it or a refused
+        tunnel says it was the proxy (an http target's pool is the proxy's own)."""
+        if self.proxy is None or not isinstance(exc, (ProxyError, NewConnectionError)):
+            return str(exc)
+        cause = exc.args[1] if isinstance(exc, ProxyError) and len(exc.args) > 1 else exc
+        refused = _TUNNEL_FAILED.search(str(cause))
+        if refused is not None:
+            target = parse_target(url, self.policy)
+            host = f"[{target.host}]" if ":" in target.host else target.host
+            return tunnel_refused(f"{host}:{target.port}", refused.group(1), refused.group(2))
+        return proxy_unreachable(self.proxy, str(cause).rpartition(": ")[2] or str(cause))
+
     @staticmethod
     def _urlopen(
         target: _Target, request: Request, timeout: urllib3.Timeout, now: float
     ) -> urllib3.BaseHTTPResponse:
         target.entry.last_used = now
+        headers = dict(request.headers)
+        if target.headers is not None:
+            headers.update(target.headers)
         return target.entry.pool.urlopen(
             request.method,
             target.path,
             body=request.body,
-            headers=dict(request.headers),
+            headers=headers,
             redirect=False,
             retries=False,
             assert_same_host=False,
@@ -348,7 +413,12 @@ class Urllib3Transport:
         self.close()
 
     def __repr__(self) -> str:
+        if self.proxy is not None:
+            return f"Urllib3Transport(proxy={self.proxy.safe!r})"
         return "Urllib3Transport()"
+
+
+_TUNNEL_FAILED = re.compile(r"Tunnel connection failed: (\d{3}) ?(.*)")
 
 
 def _idle(pool: HTTPConnectionPool) -> int:

@@ -143,6 +143,9 @@ class Autocommit(Isolated, TransactionTestCase):
             subscribe(self.client, receiver)
             emit("party/created", {"id": 7}, owner="acme")
             self.assertEqual([{"id": 7}], receiver.payloads("party/created"))
+            keyed = emit("party/created", {"id": 8}, owner="acme", ordering_key="party:8")
+            self.assertEqual(["party:8"], sorted({d.ordering_key for d in keyed}))
+            self.assertEqual([{"id": 7}, {"id": 8}], receiver.payloads("party/created"))
 
     def test_a_committed_save_is_sent_once_committed(self):
         """A real commit (no TestCase around it) sends the save's delivery."""
@@ -164,6 +167,8 @@ class BadEmits(TestCase):
             ({"owner": "acme", "using": "nope"}, "using"),
             ({"owner": ""}, "owner"),
             ({"owner": "a" * 300}, "owner"),
+            ({"owner": "acme", "ordering_key": "party\x00"}, "ordering_key"),
+            ({"owner": "acme", "ordering_key": 7}, "ordering_key"),
         ):
             with self.assertRaisesRegex(ValidationError, field):
                 emit("party/created", {"id": 1}, **kwargs)

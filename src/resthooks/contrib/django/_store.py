@@ -12,6 +12,7 @@ import attrs
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
+from ... import _validation
 from ...dispatcher import Dispatcher
 from ...errors import ConfigurationError, ValidationError
 from ...model import Delivery
@@ -178,7 +179,12 @@ def raw_connection(alias: str) -> Any:
 
 
 def emit(
-    event: str, payload: object, *, owner: str, using: str | None = None
+    event: str,
+    payload: object,
+    *,
+    owner: str,
+    using: str | None = None,
+    ordering_key: str | None = None,
 ) -> Sequence[Delivery]:
     """Emit ``event`` to ``owner``'s hooks, as part of the current transaction.
 
@@ -196,37 +202,46 @@ def emit(
         owner: Whose hooks receive it.
         using: The database whose transaction the emit joins. Default: the store's database,
             else ``default``.
+        ordering_key: As for :meth:`Dispatcher.emit <resthooks.Dispatcher.emit>`: deliveries
+            to one hook with the same key are sent one at a time, in emit (commit) order.
 
     Returns:
         The deliveries created now (empty when they wait for the commit).
 
     Raises:
-        ValidationError: For an unknown event, a bad owner or an unknown ``using`` (nothing
-            is stored).
+        ValidationError: For an unknown event, a bad owner or ordering key, or an unknown
+            ``using`` (nothing is stored).
         PayloadError: If the payload cannot be encoded or is too large.
 
     .. versionadded:: 0.2.0
     """
     if using is not None and (not isinstance(using, str) or using not in connections):
         raise ValidationError("using", f"must be an alias of settings.DATABASES, not {using!r}")
+    key = _validation.ordering_key(ordering_key)
     state = _current()
     dispatcher = state.dispatcher
     if state.alias is not None and (using is None or using == state.alias):
         wrapper = connections[state.alias]
         if not wrapper.in_atomic_block:
-            return dispatcher.emit(event, payload, owner=owner)
+            return dispatcher.emit(event, payload, owner=owner, ordering_key=key)
         created = dispatcher.emit(
-            event, payload, owner=owner, connection=raw_connection(state.alias)
+            event,
+            payload,
+            owner=owner,
+            connection=raw_connection(state.alias),
+            ordering_key=key,
         )
         if created:
             transaction.on_commit(lambda: dispatcher.committed(created), using=state.alias)
         return created
     alias = using or DEFAULT_DB_ALIAS
     if not connections[alias].in_atomic_block:
-        return dispatcher.emit(event, payload, owner=owner)
+        return dispatcher.emit(event, payload, owner=owner, ordering_key=key)
     # Checked now, and frozen as it is now: the caller may change its objects before commit.
     snapshot = json.loads(dispatcher.validate_emit(event, payload, owner=owner))["payload"]
-    transaction.on_commit(lambda: dispatcher.emit(event, snapshot, owner=owner), using=alias)
+    transaction.on_commit(
+        lambda: dispatcher.emit(event, snapshot, owner=owner, ordering_key=key), using=alias
+    )
     return []
 
 
