@@ -16,7 +16,8 @@ SQLite file (``synchronous=FULL``).
 2. Black holes: 1,000 hooks, 100 of them on the 100 black-hole hosts (15 s attempt
    deadline); healthy deliveries per second at concurrency 1,024 and the default per-host
    limit (4), against the run with the 900 healthy hooks only. Target: at least 0.8x. Also
-   the same run without the slow-host cut, to show what it buys.
+   the same runs without slow start (the rule before it: hosts start at their full limit,
+   timeouts cut it, an answer gives it back), and with neither rule, to show what each buys.
 3. Memory: a 100,000-delivery backlog drained at concurrency 1,000; the process's RSS
    sampled as it drains. Target: flat.
 """
@@ -247,12 +248,27 @@ async def memory_run(hosts: list[str], backlog: int, directory: Path) -> list[tu
     return samples
 
 
-def _uncut(gate: Callable[..., Any]) -> Callable[..., Any]:
-    # The slow-host rule switched off: a timeout leaves the host's limit as it was.
-    def finished(self: HostGate, claim: Any, outcome: Any) -> None:
-        gate(self, claim, None)
+def _without_slow_start(self: HostGate, host: str) -> int | None:
+    # The rule before slow start: a host starts at its full limit, and timeouts cut it.
+    return self.cut.get(host, self.limit)
 
-    return finished
+
+def _answered_at_full(self: HostGate, host: str) -> None:
+    # ... and its first answer gives it the full limit back.
+    self.cut.pop(host, None)
+
+
+def _no_rule(self: HostGate, host: str) -> int | None:
+    # Neither slow start nor the cut: every host at its full limit, whatever it does.
+    return self.limit
+
+
+# The gate's rule, switched per variant of part 2 (name -> HostGate methods replaced).
+_VARIANTS: dict[str, dict[str, Callable[..., Any]]] = {
+    "with them (slow start + cut)": {},
+    "with them, no slow start": {"limit_of": _without_slow_start, "_answered": _answered_at_full},
+    "with them, neither rule": {"limit_of": _no_rule},
+}
 
 
 def main() -> None:
@@ -304,8 +320,8 @@ def _black_holes(
 ) -> None:
     print("\n2. 100 of 1,000 hooks on 100 black-hole hosts, concurrency 1,024 (healthy/s)")
     target = 15_000 if quick else 30_000
-    clean, holed, uncut = [], [], []
-    original = HostGate.finished
+    clean: list[float] = []
+    holed: dict[str, list[float]] = {name: [] for name in _VARIANTS}
 
     def run(with_holes: bool) -> float:
         return asyncio.run(
@@ -316,16 +332,20 @@ def _black_holes(
 
     for _ in range(rounds):
         clean.append(run(False))
-        holed.append(run(True))
-        HostGate.finished = _uncut(original)  # type: ignore[method-assign]
-        try:
-            uncut.append(run(True))
-        finally:
-            HostGate.finished = original  # type: ignore[method-assign]
-    c, h, u = statistics.median(clean), statistics.median(holed), statistics.median(uncut)
-    print(f"   without black holes       {c:7.0f}/s  (rounds {[round(x) for x in clean]})")
-    print(f"   with them (slow-host cut) {h:7.0f}/s  ratio {h / c:.2f}x")
-    print(f"   with them, cut disabled   {u:7.0f}/s  ratio {u / c:.2f}x")
+        for name, methods in _VARIANTS.items():
+            saved = {m: getattr(HostGate, m) for m in methods}
+            for m, replacement in methods.items():
+                setattr(HostGate, m, replacement)
+            try:
+                holed[name].append(run(True))
+            finally:
+                for m, original in saved.items():
+                    setattr(HostGate, m, original)
+    c = statistics.median(clean)
+    print(f"   without black holes          {c:7.0f}/s  (rounds {[round(x) for x in clean]})")
+    for name, rates in holed.items():
+        h = statistics.median(rates)
+        print(f"   {name:29}{h:7.0f}/s  ratio {h / c:.2f}x  (rounds {[round(x) for x in rates]})")
 
 
 def _memory(hosts: list[str], directory: Path, *, quick: bool) -> None:

@@ -332,6 +332,7 @@ class AsyncReceiver:
         self.open = 0
         self.max_open = 0
         self.received: list[str] = []
+        self.open_at_arrival: list[int] = []  # requests open as each arrived (itself included)
         self.loop = asyncio.new_event_loop()
         self._released: asyncio.Event | None = None
         ready = threading.Event()
@@ -341,6 +342,7 @@ class AsyncReceiver:
             self.received.append(request.headers.get("webhook-id", ""))
             self.open += 1
             self.max_open = max(self.max_open, self.open)
+            self.open_at_arrival.append(self.open)
             try:
                 if self.hold:
                     assert self._released is not None

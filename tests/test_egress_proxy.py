@@ -8,16 +8,12 @@ and the proxy's credentials appear nowhere but in ``Proxy-Authorization``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
-import os
-import signal
 import socket
 import ssl
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +23,7 @@ import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy_support import ProxyServer
 from resthooks import (
     ConfigurationError,
     Dispatcher,
@@ -34,7 +31,7 @@ from resthooks import (
     TransportError,
     ValidationError,
 )
-from resthooks.stores import MemoryStore
+from resthooks.stores import MemoryStore, SQLiteStore
 from resthooks.testing import FakeClock, HookReceiver
 from resthooks.transports import Request, Timeouts, Transport, Urllib3Transport
 from resthooks.transports._proxy import parse_proxy
@@ -45,63 +42,6 @@ TOKEN = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 REFUSED = "refused.test"  # the authenticating proxy refuses tunnels to this host (418)
 LOOPBACK = NetworkPolicy(allow_networks=["127.0.0.0/8", "::1/128"])
 MakeTransport = Callable[..., Transport]
-
-
-class ProxyServer:
-    """proxy.py in a process group of its own on a free loopback port."""
-
-    def __init__(self, tmp: Path, *options: str) -> None:
-        port_file = tmp / "port"
-        self.log = tmp / "proxy.log"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "proxy",
-                    "--hostname",
-                    "127.0.0.1",
-                    "--port",
-                    "0",
-                    "--port-file",
-                    str(port_file),
-                    "--threaded",
-                    "--num-acceptors",
-                    "1",
-                    *options,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 60
-        while True:
-            text = port_file.read_text().strip() if port_file.exists() else ""
-            if text and _listening(int(text)):
-                self.port = int(text)
-                break
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"proxy.py did not start: {self.log.read_text()[-2000:]}")
-            time.sleep(0.05)
-
-    def url(self, credentials: str | None = None) -> str:
-        who = f"{credentials}@" if credentials else ""
-        return f"http://{who}127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(name="open_proxy", scope="module")
@@ -375,14 +315,17 @@ def test_a_bad_proxy_url_is_refused_when_the_transport_is_built(
 # -- the engine through a proxy --------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_a_dispatcher_delivers_through_the_proxy(
-    make_transport: MakeTransport, auth_proxy: ProxyServer
+    make_transport: MakeTransport, auth_proxy: ProxyServer, kind: str, tmp_path: Path
 ) -> None:
     """A Dispatcher on a proxied transport under the default network policy: subscribe still
     refuses a loopback IP literal (the policy at subscribe time), a host name is accepted and
-    delivered through the proxy, signed as usual."""
+    delivered through the proxy, signed as usual (MemoryStore and SQLite; PostgreSQL and the
+    async worker: tests/postgres/test_postgres_proxy.py)."""
     transport = make_transport(proxy=auth_proxy.url(f"{USER}:{PASSWORD}"))
-    dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), transport=transport)
+    store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "hooks.db")
+    dispatcher = Dispatcher(store, clock=FakeClock(), transport=transport)
     with HookReceiver() as receiver:
         with pytest.raises(ValidationError, match="loopback"):
             dispatcher.subscribe("party/created", receiver.url(), owner="acme")
@@ -426,3 +369,26 @@ def test_fuzzed_proxy_urls_are_read_or_refused_without_quoting_a_password(
         proxy = exc
     assert PASSWORD not in repr(proxy)
     assert PASSWORD not in str(proxy)
+
+
+def test_the_async_face_sends_through_the_sync_transports_proxy(auth_proxy: ProxyServer) -> None:
+    """AsyncDispatcher over a Dispatcher whose transport has a proxy: its default async
+    transport (what ``resthooks worker --concurrency`` runs) goes through the same proxy,
+    and delivers there under the default policy."""
+    from resthooks.aio import AsyncDispatcher  # noqa: PLC0415 - needs the async extra
+
+    sync = Urllib3Transport(proxy=auth_proxy.url(f"{USER}:{PASSWORD}"))
+    hooks = AsyncDispatcher(Dispatcher(MemoryStore(), clock=FakeClock(), transport=sync))
+    assert hooks.transport.proxy is sync.proxy  # type: ignore[attr-defined]
+    with HookReceiver() as receiver:
+        url = receiver.url("/async").replace("127.0.0.1", "localhost")
+
+        async def main() -> int:
+            await hooks.subscribe("party/created", url, owner="acme")
+            await hooks.emit("party/created", {"id": 1}, owner="acme")
+            summary = await hooks.run_until_idle(concurrency=4)
+            await hooks.aclose()
+            return summary.delivered
+
+        assert asyncio.run(main()) == 1
+        assert receiver.payloads("party/created") == [{"id": 1}]

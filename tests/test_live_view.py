@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from io import StringIO
 from pathlib import Path
 
+import attrs
 import pytest
 
 from resthooks import Attempt, Dispatcher, Hook, OutcomeKind
@@ -277,3 +278,30 @@ def test_the_last_errors_show_no_secret() -> None:
     assert "example.com  attempt 1  HTTP 503" in text
     for secret in ("pw", "s3cret", "token"):
         assert secret not in text
+
+
+def test_the_live_view_counts_blocked_attempts_and_says_what_to_do() -> None:
+    """Attempts the network policy refused get a line of their own, with the way out."""
+    view = WorkerView(
+        OutboxMonitor(MemoryStore(), clock=FakeClock()),
+        StringIO(),
+        live=True,
+        blocked_hint="allow it with --allow-network CIDR",
+    )
+    view(finished(503))
+    assert not any(line.startswith("blocked") for line in view.lines())
+    event = finished(503)
+    blocked = attrs.evolve(
+        event,
+        attempt=attrs.evolve(
+            event.attempt,
+            status=None,
+            error_kind="blocked",
+            error="example.com resolves to 10.0.0.1, which is private",
+        ),
+    )
+    view(blocked)
+    view(blocked)
+    [line] = [line for line in view.lines() if line.startswith("blocked")]
+    expected = "2 attempts refused by the network policy: allow it with --allow-network CIDR"
+    assert expected in line

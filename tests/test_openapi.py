@@ -150,6 +150,12 @@ def test_what_a_real_receiver_gets_matches_the_document() -> None:
     for parameter in operation["parameters"]:
         value = got.headers[parameter["name"].lower()]
         jsonschema.Draft202012Validator(parameter["schema"]).validate(value)
+    # And the other way: a header of resthooks' own that the document does not describe
+    # fails here, so that whoever adds one describes it.
+    documented = {p["name"].lower() for p in operation["parameters"]}
+    ours = {name for name in got.headers if name.startswith(("webhook-", "x-", "resthooks"))}
+    assert ours <= documented
+    assert got.headers["content-type"] == "application/json"  # the requestBody's media type
     media = operation["requestBody"]["content"]["application/json"]
     checker.validate(media["example"])
     assert not checker.is_valid({"event": "party/created", "payload": [{"id": "7"}]})

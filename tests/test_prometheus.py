@@ -271,7 +271,17 @@ def test_a_taken_port_is_refused_clearly(tmp_path: Path, receiver: HookReceiver)
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "resthooks", "worker", "--once", "--metrics-port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "resthooks",
+                "worker",
+                "--once",
+                "--allow-network",
+                "127.0.0.0/8",
+                "--metrics-port",
+                str(port),
+            ],
             env={**os.environ, "RESTHOOKS_DB": str(db)},
             capture_output=True,
             text=True,

@@ -61,9 +61,47 @@ def _outcome(claim: Claim, *, status: int | None = None, error_kind: str | None 
     )
 
 
+def _warm(gate: HostGate, host: str = "slow.example") -> None:
+    """Answer attempts to ``host`` until it has earned its full limit (slow start)."""
+    n = 10_000
+    while gate.limit_of(host) != gate.limit:
+        claim = _claim(n, host)
+        n += 1
+        gate.add([claim])
+        [started] = gate.take(1)
+        gate.finished(started, _outcome(started, status=204))
+
+
+def _rounds(gate: HostGate, claims: int, *, status: int = 204) -> list[int]:
+    """Attempts started per round, each round answered in full before the next."""
+    gate.add([_claim(n) for n in range(claims)])
+    rounds = []
+    while started := gate.take(100):
+        rounds.append(len(started))
+        for claim in started:
+            gate.finished(claim, _outcome(claim, status=status))
+    return rounds
+
+
+def test_a_new_host_starts_with_one_attempt_and_doubles_per_round_of_answers() -> None:
+    """Slow start: 1, 2, 4, 8 in flight, then the full limit of 8 round after round; a 500
+    is an answer too."""
+    assert _rounds(HostGate(8), 31) == [1, 2, 4, 8, 8, 8]
+    assert _rounds(HostGate(8), 15, status=500) == [1, 2, 4, 8]
+
+
+def test_a_host_at_its_full_limit_stays_there() -> None:
+    """Once earned, the full limit is kept: answers do not move it, the next claims start
+    together."""
+    gate = HostGate(4)
+    _warm(gate)
+    assert _rounds(gate, 8) == [4, 4]
+
+
 def test_each_timeout_halves_the_hosts_limit_down_to_one() -> None:
     """4 -> 2 -> 1 -> 1: each timed-out attempt halves what the host may have in flight."""
     gate = HostGate(4)
+    _warm(gate)
     claims = [_claim(n) for n in range(8)]
     gate.add(claims)
     started = gate.take(100)
@@ -78,26 +116,28 @@ def test_each_timeout_halves_the_hosts_limit_down_to_one() -> None:
     assert (len(gate), gate.startable) == (3, 0)
 
 
-def test_an_answer_gives_the_full_limit_back_and_other_errors_change_nothing() -> None:
-    """Any HTTP status restores the host; a refused connection neither cuts nor restores."""
-    gate = HostGate(4)
-    gate.add([_claim(n) for n in range(6)])
-    for claim in gate.take(1):
+def test_a_timed_out_host_climbs_back_one_answer_at_a_time() -> None:
+    """After its cut, a host that answers again earns its limit back by slow start (1 -> 2
+    -> 4 per round), not all at once; a refused connection neither cuts nor raises it."""
+    gate = HostGate(8)
+    _warm(gate)
+    for _ in range(3):  # 8 -> 4 -> 2 -> 1
+        gate.add([_claim(0)])
+        [claim] = gate.take(1)
         gate.finished(claim, _outcome(claim, error_kind="timeout"))
+    gate.add([_claim(1)])
     [refused] = gate.take(1)
     gate.finished(refused, _outcome(refused, error_kind="connection"))
-    after_refused = gate.limit_of("slow.example")
-    [answered] = gate.take(1)
-    gate.finished(answered, _outcome(answered, status=500))
 
-    assert after_refused == 2
-    assert gate.limit_of("slow.example") == 4
-    assert len(gate.take(100)) == 3
+    assert gate.limit_of("slow.example") == 1
+    assert _rounds(gate, 15) == [1, 2, 4, 8]
 
 
 def test_other_hosts_are_not_held_back_by_a_slow_one() -> None:
     """Claims of a cut host wait; those of other hosts behind them start."""
     gate = HostGate(2)
+    _warm(gate)
+    _warm(gate, "fast.example")
     gate.add([_claim(n) for n in range(2)])
     for claim in gate.take(100):
         gate.finished(claim, _outcome(claim, error_kind="timeout"))
@@ -133,18 +173,28 @@ def test_waiting_claims_whose_lease_ends_too_soon_are_handed_back() -> None:
     assert len(gate) == 1
 
 
-def test_the_cut_hosts_remembered_are_bounded() -> None:
-    """Past MAX_CUT_HOSTS cut hosts, the one cut longest ago is forgotten."""
+def test_the_hosts_remembered_are_bounded() -> None:
+    """Past MAX_CUT_HOSTS cut hosts, the one cut longest ago is forgotten, and starts again
+    at one attempt (the cautious side); the hosts known at their full limit are bounded too."""
     gate = HostGate(4)
     for n in range(MAX_CUT_HOSTS + 1):
         claim = _claim(n, host=f"h{n}.example")
         gate.add([claim])
         gate.take(1)
         gate.finished(claim, _outcome(claim, error_kind="timeout"))
+    cut = len(gate.cut)
+    _warm(gate, "warm0.example")
+    for n in range(1, MAX_CUT_HOSTS):
+        gate.earned[f"warm{n}.example"] = None
+    _warm(gate, "last.example")
 
-    assert len(gate.cut) == MAX_CUT_HOSTS
-    assert gate.limit_of("h0.example") == 4
-    assert gate.limit_of(f"h{MAX_CUT_HOSTS}.example") == 2
+    assert cut == MAX_CUT_HOSTS
+    assert "h0.example" not in gate.cut
+    assert gate.limit_of("h0.example") == 1
+    assert gate.cut[f"h{MAX_CUT_HOSTS}.example"] == 1
+    assert len(gate.earned) == MAX_CUT_HOSTS
+    assert gate.limit_of("warm0.example") == 1
+    assert gate.limit_of("last.example") == 4
 
 
 # -- both workers, against real servers ------------------------------------------------------
@@ -165,17 +215,18 @@ def _overlap(attempts: list[Attempt]) -> int:
 
 
 @pytest.mark.parametrize("kind", ["threads", "asyncio"])
-def test_a_host_that_times_out_gets_one_attempt_at_a_time_in_both_workers(
+def test_a_host_that_never_answers_gets_one_attempt_at_a_time_in_both_workers(
     kind: str, receiver: Any, async_transport: Any
 ) -> None:
-    """Against a receiver that never answers in time: the first 4 attempts run together, then
-    one at a time; a healthy host's deliveries, queued behind, are all delivered meanwhile."""
+    """Against a receiver that never answers in time: a new host gets one attempt (slow
+    start), and each timeout keeps it at one, whatever the per-host limit (4); a healthy
+    host's deliveries, queued behind, are all delivered meanwhile."""
     receiver.hold()  # held until the test ends: every attempt times out
     healthy = HookReceiver().start()  # the same kind of server, answering 204 at once
     options: dict[str, Any] = {
         "store": MemoryStore(),
         "network_policy": LOOPBACK_POLICY,
-        "timeouts": Timeouts(connect=0.3, total=0.3),
+        "timeouts": Timeouts(connect=0.6, total=0.6),  # the healthy host answers well within
         "lease": 30.0,
         "retry": RetryPolicy(timeout_penalty=600.0),  # no retry comes back during the test
         "max_in_flight_per_host": 4,
@@ -186,7 +237,7 @@ def test_a_host_that_times_out_gets_one_attempt_at_a_time_in_both_workers(
     engine = Dispatcher(options.pop("store"), **options)
     slow = engine.subscribe("party/created", receiver.url("/slow"), owner="acme")
     fast = engine.subscribe("party/created", healthy.url("/fast"), owner="acme")
-    for i in range(12):
+    for i in range(6):
         engine.emit("party/created", {"id": i}, owner="acme")
     try:
         if kind == "threads":
@@ -213,19 +264,20 @@ def test_a_host_that_times_out_gets_one_attempt_at_a_time_in_both_workers(
         key=lambda a: a.started_at,
     )
 
-    assert (summary.delivered, summary.retried) == (12, 12)
+    assert (summary.delivered, summary.retried) == (6, 6)
     assert {d.state for d in engine.store.list_deliveries(hook_id=fast.id)} == {
         DeliveryState.DELIVERED
     }
     assert {a.error_kind for a in attempts} == {"timeout"}
-    assert _overlap(attempts[:4]) == 4
-    assert _overlap(attempts[4:]) == 1
+    assert len(attempts) == 6
+    assert _overlap(attempts) == 1
 
 
 def test_a_host_cut_while_waiting_for_its_turn_gets_nothing_more() -> None:
     """A host whose limit is cut below what it has in flight starts nothing until attempts
     end, even if it was already in line for its next turn."""
     gate = HostGate(4)
+    _warm(gate)
     gate.add([_claim(n) for n in range(6)])
     first, *_ = gate.take(3)  # 3 in flight, room for one more: still in line
     gate.finished(first, _outcome(first, error_kind="timeout"))  # 2 in flight, limit now 2
@@ -238,6 +290,9 @@ def test_many_claims_parked_behind_cut_hosts_leave_others_startable() -> None:
     """1,500 claims waiting behind 100 cut hosts: another host's claims start at once, and
     the parked ones are not counted as startable."""
     gate = HostGate(16)
+    for h in range(100):
+        _warm(gate, f"hole{h}.example")
+    _warm(gate, "fine.example")
     firsts = [_claim(0, host=f"hole{h}.example") for h in range(100)]
     gate.add(firsts)
     for first in gate.take(100):
@@ -250,3 +305,42 @@ def test_many_claims_parked_behind_cut_hosts_leave_others_startable() -> None:
     assert gate.startable == 10
     assert len(gate) == 100 * 7 + 10
     assert [c.hook.target_url for c in gate.take(100)] == ["https://fine.example/h"] * 10
+
+
+@pytest.mark.parametrize("kind", ["threads", "asyncio"])
+def test_a_new_host_earns_its_limit_by_answering_in_both_workers(
+    kind: str, async_receiver: Any, async_transport: Any
+) -> None:
+    """Slow start against a real receiver answering after 0.2 s, limit 8: the first request
+    arrives alone and the second only after it was answered; then the host climbs to its
+    limit of 8 at once, and never past it, however many slots the worker has."""
+    async_receiver.delay = 0.2
+    engine = Dispatcher(
+        MemoryStore(),
+        network_policy=LOOPBACK_POLICY,
+        transport=Urllib3Transport(policy=LOOPBACK_POLICY),
+        max_in_flight_per_host=8,
+        max_hooks_per_owner=None,
+    )
+    engine.subscribe("party/created", async_receiver.url(), owner="acme")
+    for i in range(40):
+        engine.emit("party/created", {"id": i}, owner="acme")
+    try:
+        if kind == "threads":
+            summary = engine.run_until_idle(workers=32)
+        else:
+            hooks = AsyncDispatcher(engine, transport=async_transport)
+
+            async def run() -> Any:
+                try:
+                    return await hooks.run_until_idle(concurrency=64)
+                finally:
+                    await async_transport.aclose()
+
+            summary = asyncio.run(run())
+    finally:
+        engine.transport.close()
+
+    assert summary.delivered == 40
+    assert async_receiver.open_at_arrival[:2] == [1, 1]
+    assert async_receiver.max_open == 8

@@ -313,6 +313,30 @@ def test_claiming_uses_indexes_not_scans(db: Path) -> None:
     store.close()
 
 
+def test_a_large_claim_of_hosts_with_room_is_one_scan(db: Path) -> None:
+    """A claim of more deliveries than the scan may pass over, all on hosts with room, is
+    the one oldest-first scan: the rows it claims do not count against that budget, so it
+    does not fall back to probing every hook (the async worker claims a thousand at once)."""
+    store = SQLiteStore(db)
+    for n in range(100):
+        store.add_hook(_hook(n), max_per_owner=None)
+    for i in range(6):
+        store.enqueue(
+            owner="acme", event="party/created", body=b"{}", now=T0 + timedelta(seconds=i)
+        )
+    now, lease = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    claimed: list[int] = []
+    statements = _statements(
+        store,
+        lambda: claimed.append(
+            len(store.claim_due(now=now, limit=600, lease_until=lease, max_in_flight_per_host=10))
+        ),
+    )
+    assert claimed == [600]
+    assert [s for s in statements if "p.hook_id = h.id" in s] == []
+    store.close()
+
+
 def test_saturated_host_backlog_does_not_starve_other_hosts(db: Path) -> None:
     """With hundreds of due deliveries to a saturated host ahead of another host's, a claim
     with a per-host limit still takes the other host's oldest deliveries, in order."""

@@ -138,19 +138,19 @@ def test_stop_lets_attempts_in_flight_finish_and_leaves_the_rest_pending(
     emitted = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
     stop = threading.Event()
     thread, result = run_in_thread(dispatcher.run, workers=4, stop=stop, grace=30)
-    receiver.wait_for(2, timeout=30)
+    receiver.wait_for(1, timeout=30)  # a new host: one attempt at first (slow start)
     stop.set()
     receiver.release()
     summary = join(thread, result)
 
     states = [dispatcher.get_delivery(d.id, owner=OWNER) for d in emitted]
-    assert summary.delivered == 2
-    assert len(receiver.deliveries) == 2
-    assert _count(states) == {DeliveryState.DELIVERED: 2, DeliveryState.PENDING: 3}
+    assert summary.delivered == 1
+    assert len(receiver.deliveries) == 1
+    assert _count(states) == {DeliveryState.DELIVERED: 1, DeliveryState.PENDING: 4}
     assert all(d.attempts == 0 for d in states if d.state is DeliveryState.PENDING)
 
     # Nothing was lost: a later run delivers the rest.
-    assert dispatcher.run_until_idle().delivered == 3
+    assert dispatcher.run_until_idle().delivered == 4
 
 
 def test_stop_releases_claims_that_were_never_sent(make_loopback_dispatcher, receiver):
@@ -184,8 +184,8 @@ def test_stop_after_the_grace_period_releases_attempts_still_running(
     emitted = dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
     stop = threading.Event()
     thread, result = run_in_thread(dispatcher.run, workers=4, stop=stop, grace=0.1)
-    for _ in range(3):
-        assert black_hole.accepted.acquire(timeout=30)
+    # One attempt in flight (a new host gets one), the other two claims waiting for it.
+    assert black_hole.accepted.acquire(timeout=30)
     stop.set()
     summary = join(thread, result)
 

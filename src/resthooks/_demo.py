@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._report import EXIT_FAILED, EXIT_OK, Result, table
+from ._report import EXIT_FAILED, EXIT_OK, Result, short_id, table
 from .api import SubscriptionAPI
 from .clock import SystemClock
 from .dispatcher import Dispatcher
@@ -159,10 +159,11 @@ class _Check:
 
 
 class _Scenario:
-    def __init__(self, speed: float, workdir: Path) -> None:
+    def __init__(self, speed: float, db: Path) -> None:
         # Real time, sped up: a FakeClock with a rate, starting now.
         self.clock = FakeClock(SystemClock().now(), rate=speed)
-        self.store = SQLiteStore(workdir / "demo.db")
+        self.db = db
+        self.store = SQLiteStore(db)
         # The transport's deadline is real time; the lease is read on the simulated clock.
         # A lease of twice the deadline, in simulated seconds, outlasts any attempt, so no
         # delivery is ever claimed twice while the clock runs fast.
@@ -250,15 +251,34 @@ def cmd_demo(ctx: _Invocation) -> Result:
     speed = float(ctx.args.speed)
     if not 1 <= speed <= 100_000:
         raise ValidationError("speed", f"must be between 1 and 100000; got {speed:g}")
+    keep = _kept_database(getattr(ctx.args, "db", None))
     with tempfile.TemporaryDirectory(prefix="resthooks-demo-") as workdir:
-        scenario = _Scenario(speed, Path(workdir))
+        scenario = _Scenario(speed, keep if keep is not None else Path(workdir) / "demo.db")
         try:
             data = _play(scenario)
         finally:
             scenario.stop.set()
             scenario.dispatcher.transport.close()
             scenario.store.close()
+    data["db"] = None if keep is None else str(keep)
     return Result(data, render_demo, status=EXIT_OK if data["ok"] else EXIT_FAILED)
+
+
+def _kept_database(db: object) -> Path | None:
+    """``demo --db PATH``: the demo's store is written there and kept, for the other commands
+    to look at. A new file only: the demo's checks count everything in its store."""
+    if db is None:
+        return None
+    path = Path(str(db))
+    if not str(db).strip():
+        raise ValidationError("db", "must be a path")
+    if path.exists():
+        raise ValidationError(
+            "db", f"{str(path)!r} exists: the demo writes a new database (give a new path)"
+        )
+    if not path.parent.is_dir():
+        raise ValidationError("db", f"the directory {str(path.parent)!r} does not exist")
+    return path
 
 
 def _play(s: _Scenario) -> dict[str, Any]:
@@ -598,9 +618,9 @@ def _clock_text(seconds: float) -> str:
 def render_demo(data: dict[str, Any]) -> str:
     """The demo's report for a human: the timeline, the hooks, the deliveries, the checks."""
 
+    store = "a temporary SQLite store" if not data.get("db") else f"the SQLite store {data['db']}"
     out = [
-        f"resthooks demo: {len(data['hooks'])} hooks, a receiver on loopback, a temporary "
-        "SQLite store, "
+        f"resthooks demo: {len(data['hooks'])} hooks, a receiver on loopback, {store}, "
         f"the clock at {data['speed']:g}x",
         "",
         table(
@@ -609,7 +629,7 @@ def render_demo(data: dict[str, Any]) -> str:
                 [
                     _clock_text(r["at"]),
                     r["hook"],
-                    r["delivery"] and r["delivery"][:12] + "...",
+                    r["delivery"] and short_id(r["delivery"]),
                     r["attempt"],
                     r["outcome"],
                 ]
@@ -654,4 +674,9 @@ def render_demo(data: dict[str, Any]) -> str:
     passed = sum(1 for r in data["checks"] if r["ok"])
     verdict = "every outcome is the one the contract predicts" if data["ok"] else "FAILED"
     out.append(f"\n{passed}/{len(data['checks'])} checks passed: {verdict}")
+    if data.get("db"):
+        out.append(
+            f"\nthe store is kept in {data['db']} (its times are the simulated ones): "
+            f"resthooks --db {data['db']} deliveries list"
+        )
     return "\n".join(out)

@@ -4,13 +4,27 @@ Both workers (the thread worker of :mod:`resthooks.worker` and the asyncio worke
 :mod:`resthooks.aio`) hand every claim to a :class:`HostGate` and start only what it lets
 through, so the rule below lives here and nowhere else.
 
-The rule: a host starts with the Dispatcher's ``max_in_flight_per_host`` (the store enforces
-it too, across workers, when claiming). Each attempt to it that **times out** halves this
-worker's limit for the host, down to 1 (4 → 2 → 1 with the default); the first attempt that
-gets an HTTP **answer** (any status) gives the host its full limit back. Other failures (a
-refused connection, a blocked address) cost no time and change nothing. A claim of a host
-that is at its limit waits in the gate, not in a thread or a slot: it is started when an
-attempt to its host ends, or released before its lease could run out.
+The rule, per target host, in this worker (the store enforces the Dispatcher's
+``max_in_flight_per_host`` too, across workers, when claiming):
+
+- **Slow start.** A host starts with **one** attempt in flight, and earns its limit by
+  answering: each attempt that gets an HTTP **answer** (any status) raises the host's limit
+  by one, so it doubles with every round of answers (1 → 2 → 4 ...) up to
+  ``max_in_flight_per_host`` (1 → 2 → 4 with the default 4). A host at its full limit is
+  remembered as such, so it stays there.
+- **Slow hosts get less.** Each attempt that **times out** halves the host's limit, down to 1
+  (4 → 2 → 1 with the default); the host then climbs back by slow start as it answers
+  again, instead of getting its full limit at once: a burst to a host that was a black hole
+  cannot take all its slots back on the first answer.
+- Other failures (a refused connection, a blocked address) cost no time and change nothing.
+
+"New" means new to this worker's run: a worker that starts sends one attempt to each host
+first. With no per-host limit (``max_in_flight_per_host=None``) there is nothing to ramp up
+to: a host is unlimited until a timeout cuts it to half of what it had in flight, and its
+first answer lifts the cut.
+
+A claim of a host that is at its limit waits in the gate, not in a thread or a slot: it is
+started when an attempt to its host ends, or released before its lease could run out.
 """
 
 from __future__ import annotations
@@ -25,8 +39,9 @@ from .stores._common import target_host
 
 __all__ = ["HostGate"]
 
-# Hosts whose limit is cut stay remembered until they answer; past this many, the ones cut
-# longest ago are forgotten first (they start again at the full limit).
+# Hosts below their full limit (starting, ramping up or cut) and hosts known at their full
+# limit are remembered, each up to this many; past it the ones changed longest ago are
+# forgotten first, and start again at one attempt (the cautious side).
 MAX_CUT_HOSTS = 10_000
 
 
@@ -51,7 +66,10 @@ class HostGate:
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
         self.in_flight: dict[str, int] = {}
-        self.cut: dict[str, int] = {}  # host -> its reduced limit (insertion order: oldest)
+        # host -> its limit while below the full one (ramping up, or cut); insertion order:
+        # the one changed longest ago first. A host in neither dict is new: it starts at 1.
+        self.cut: dict[str, int] = {}
+        self.earned: dict[str, None] = {}  # hosts that earned the full limit (same order)
         self._queues: dict[str, deque[Claim]] = {}  # waiting claims, per host
         self._turns: deque[str] = deque()  # hosts with waiting claims and room, in turn
         self._full: set[str] = set()  # hosts with waiting claims and no room
@@ -60,10 +78,15 @@ class HostGate:
 
     def limit_of(self, host: str) -> int | None:
         """The host's current limit in this worker (``None``: no limit)."""
-        return self.cut.get(host, self.limit)
+        limit = self.cut.get(host)
+        if limit is not None:
+            return limit
+        if self.limit is None or host in self.earned:
+            return self.limit
+        return 1  # new: slow start
 
     def _has_room(self, host: str) -> bool:
-        limit = self.cut.get(host, self.limit)
+        limit = self.limit_of(host)
         return limit is None or self.in_flight.get(host, 0) < limit
 
     def add(self, claims: Iterable[Claim]) -> None:
@@ -126,19 +149,43 @@ class HostGate:
         attempt = outcome.attempt if outcome is not None else None
         if attempt is not None:
             if attempt.status is not None:
-                self.cut.pop(host, None)  # it answers again: its full limit back
+                self._answered(host)
             elif attempt.error_kind == "timeout":
-                current = self.cut.get(host, self.limit)
+                current = self.limit_of(host)
                 if current is None:
                     current = count + 1  # no configured limit: what it had in flight
-                self.cut.pop(host, None)
-                self.cut[host] = max(1, current // 2)
-                if len(self.cut) > MAX_CUT_HOSTS:
-                    del self.cut[next(iter(self.cut))]
+                self._set_cut(host, max(1, current // 2))
         if host in self._full and self._has_room(host):
             self._full.discard(host)
             self._blocked -= len(self._queues[host])
             self._turns.append(host)
+
+    def _answered(self, host: str) -> None:
+        """An answer: one more in flight for the host, up to the full limit (slow start)."""
+        limit = self.limit
+        current = self.cut.get(host)
+        if limit is None:
+            if current is not None:
+                del self.cut[host]  # no limit to climb to: the cut is lifted
+            return
+        if current is None:
+            if host in self.earned:
+                return
+            current = 1  # a new host's first answer
+        if current + 1 >= limit:
+            self.cut.pop(host, None)
+            self.earned[host] = None
+            if len(self.earned) > MAX_CUT_HOSTS:
+                del self.earned[next(iter(self.earned))]
+        else:
+            self._set_cut(host, current + 1)
+
+    def _set_cut(self, host: str, limit: int) -> None:
+        self.earned.pop(host, None)
+        self.cut.pop(host, None)
+        self.cut[host] = limit
+        if len(self.cut) > MAX_CUT_HOSTS:
+            del self.cut[next(iter(self.cut))]
 
     def expiring(self, before: datetime) -> list[Claim]:
         """Take out the waiting claims whose lease ends before ``before`` (too late to start

@@ -144,13 +144,17 @@ class WorkerView:
         on_attempt: Callable[[AttemptFinished, str], None] | None = None,
         title: str = "resthooks worker",
         monotonic: Callable[[], float] = time.monotonic,
+        blocked_hint: str = "",
     ) -> None:
         self.outbox = outbox
         self.out = out
         self.live = live
         self.on_attempt = on_attempt
         self.title = title
-        self.counts = dict.fromkeys(("attempts", "delivered", "retrying", "failed", "gone"), 0)
+        self.blocked_hint = blocked_hint
+        self.counts = dict.fromkeys(
+            ("attempts", "delivered", "retrying", "failed", "gone", "blocked"), 0
+        )
         self._monotonic = monotonic
         self._started = monotonic()
         self._recent: deque[tuple[float, bool]] = deque()  # (when, delivered)
@@ -172,6 +176,8 @@ class WorkerView:
             self.counts["attempts"] += 1
             if kind is not None:
                 self.counts[kind] += 1
+            if attempt.error_kind == "blocked":
+                self.counts["blocked"] += 1
             self._recent.append((self._monotonic(), kind == "delivered"))
             if not attempt.succeeded:
                 self._errors.append(
@@ -222,6 +228,11 @@ class WorkerView:
             f"{counts['failed']} failed  {counts['gone']} gone  ({counts['attempts']} attempts)",
             *figures_lines(figures, problem),
         ]
+        if counts["blocked"]:
+            hint = f": {self.blocked_hint}" if self.blocked_hint else ""
+            lines.append(
+                f"blocked     {counts['blocked']} attempts refused by the network policy{hint}"
+            )
         if not errors:
             return [*lines, "last errors none"]
         lines.append("last errors")

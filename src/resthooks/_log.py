@@ -13,9 +13,15 @@ from .model import Hook, Outcome, OutcomeKind
 from .outcomes import RecordResult, Verdict
 from .urls import mask_url, redact_url
 
-__all__ = ["log_outcomes", "logger"]
+__all__ = ["HOW_TO_ALLOW", "log_outcomes", "logger"]
 
 logger = logging.getLogger("resthooks")
+
+HOW_TO_ALLOW = (
+    "to deliver to that network on purpose, list it in the Dispatcher's "
+    "NetworkPolicy(allow_networks=[...])"
+)
+"""What a refused attempt's log line says to do about it."""
 
 _LEVELS = {
     OutcomeKind.DELIVERED: logging.DEBUG,
@@ -29,7 +35,9 @@ def log_outcomes(
     outcomes: Sequence[Outcome], results: Sequence[RecordResult], hooks: Mapping[str, Hook]
 ) -> None:
     """Log one line per recorded attempt: DEBUG when delivered, INFO for a failed attempt
-    that will be retried, WARNING when a delivery failed for good or its hook answered 410."""
+    that will be retried, WARNING when a delivery failed for good or its hook answered 410,
+    and WARNING for every attempt the network policy refused (a configuration problem of the
+    sender's, which no retry fixes: it must be seen, even where logging is not configured)."""
     for outcome, result in zip(outcomes, results, strict=True):
         attempt = outcome.attempt
         if attempt is None:
@@ -52,7 +60,8 @@ def log_outcomes(
                 extra={"delivery_id": outcome.delivery_id, "hook_id": result.hook_id},
             )
             continue
-        level = _LEVELS.get(outcome.kind, logging.DEBUG)
+        blocked = attempt.error_kind == "blocked"
+        level = logging.WARNING if blocked else _LEVELS.get(outcome.kind, logging.DEBUG)
         if not logger.isEnabledFor(level):
             continue
         target = mask_url(hook.target_url) if hook is not None else None
@@ -83,7 +92,9 @@ def log_outcomes(
             tail = "failed for good; the hook is dead"
         else:
             tail = "410 Gone; the hook was removed"
-        if error and attempt.status is None:
+        if blocked:
+            what = f"refused by the network policy ({error or 'blocked'}; {HOW_TO_ALLOW})"
+        elif error and attempt.status is None:
             what = f"{what} ({error})"
         logger.log(
             level,

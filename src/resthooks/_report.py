@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "Result", "table"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "Result", "short_id", "table"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the command ran but something did not work (a demo check, a locked store)
@@ -45,6 +45,27 @@ class Result:
             text = self.render(self.data)
             if text:
                 out.write(text.rstrip("\n") + "\n")
+
+
+def short_id(value: str, keep: int = 8) -> str:
+    """An id cut for a narrow column: its kind prefix and its last ``keep`` characters.
+
+    The end of an id is the part that differs from one id to the next (a time-ordered id
+    shares its first characters with every id made in the same second), so that is the end
+    kept; the whole id is in ``--json`` and in the tables that have room for it.
+
+    Example:
+        >>> short_id("msg_6e0b94f3c1d27a58b917547a0d3962e5")
+        'msg_...0d3962e5'
+        >>> short_id("msg_1")
+        'msg_1'
+    """
+    prefix, underscore, rest = value.partition("_")
+    if not underscore:
+        prefix, rest = "", value
+    if len(rest) <= keep + 3:
+        return value
+    return f"{prefix}{underscore}...{rest[-keep:]}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

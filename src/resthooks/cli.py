@@ -673,11 +673,12 @@ def _stats_data(dispatcher: Dispatcher) -> _Data:
         "hooks": dict(stats.hooks),
         "deliveries": dict(stats.deliveries),
         "oldest_pending_at": _when(stats.oldest_pending_at),
+        "blocked": stats.blocked,
         "outbox": _live.figures_data(figures),
     }
 
 
-def _render_stats(d: _Data) -> str:
+def _render_stats(d: _Data, hint: str = "") -> str:
     rows: list[list[object]] = [["hooks", k, v] for k, v in d["hooks"].items()]
     rows += [["deliveries", k, v] for k, v in d["deliveries"].items()]
     outbox = d["outbox"]
@@ -688,6 +689,21 @@ def _render_stats(d: _Data) -> str:
         + f"\ndue now: {_dash(outbox['due'])}, retrying: {_dash(outbox['retrying'])}, "
         + f"in flight: {outbox['in_flight']}, the oldest due has waited: "
         + ("-" if waiting is None else f"{waiting:.0f} s")
+        + f"\nblocked by the network policy: {d['blocked']}"
+        + (f" deliveries whose last attempt was refused ({hint})" if d["blocked"] else "")
+    )
+
+
+def _blocked_hint(ctx: _Context) -> str:
+    """What to do about attempts the network policy refuses, for this command's source."""
+    if ctx.app is not None:
+        return (
+            "to deliver to that network on purpose, list it in the app's "
+            "NetworkPolicy(allow_networks=[...])"
+        )
+    return (
+        "this command uses the default network policy, not your app's: run the worker with "
+        "--app module:factory, or allow a network on purpose with --allow-network CIDR"
     )
 
 
@@ -698,7 +714,8 @@ def _dash(value: object) -> str:
 def _cmd_stats(ctx: _Context) -> _Result:
     dispatcher = ctx.dispatcher()
     if not ctx.args.watch:
-        return _Result(_stats_data(dispatcher), _render_stats)
+        hint = _blocked_hint(ctx)
+        return _Result(_stats_data(dispatcher), lambda d: _render_stats(d, hint))
     interval = ctx.args.interval
     if not 0.1 <= interval <= 86400:
         raise ValidationError("interval", f"must be from 0.1 to 86400 seconds; got {interval}")
@@ -719,7 +736,9 @@ def _cmd_stats(ctx: _Context) -> _Result:
                 ctx.stdout.flush()
             else:
                 text = (
-                    f"store unreadable: {data['error']}" if "error" in data else _render_stats(data)
+                    f"store unreadable: {data['error']}"
+                    if "error" in data
+                    else _render_stats(data, _blocked_hint(ctx))
                 )
                 head = f"resthooks stats at {_short(data['at'])} (every {interval:g} s)"
                 if live:
@@ -802,11 +821,21 @@ class _WorkerReport:
     otherwise one line per attempt (a JSON object per line with ``--json``).
     """
 
-    def __init__(self, dispatcher: Dispatcher, out: TextIO, *, live: bool, as_json: bool) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        out: TextIO,
+        *,
+        live: bool,
+        as_json: bool,
+        blocked_hint: str = "",
+    ) -> None:
         self.dispatcher = dispatcher
         self.out = out
         self.as_json = as_json
+        self.blocked_hint = blocked_hint
         self._lock = threading.Lock()
+        self._blocked_hooks: set[str] = set()
         title = f"resthooks worker on {_store_name(dispatcher.store)}"
         self.view = _live.WorkerView(
             OutboxMonitor(dispatcher.store, clock=dispatcher.clock, max_age=1.0),
@@ -814,6 +843,22 @@ class _WorkerReport:
             live=live,
             on_attempt=None if live else self._log,
             title=title,
+            blocked_hint=blocked_hint,
+        )
+
+    def _warn_blocked(self, event: AttemptFinished) -> None:
+        """A hook's first attempt refused by the network policy: said on stderr, once."""
+        hook = event.hook
+        with self._lock:
+            if hook.id in self._blocked_hooks or len(self._blocked_hooks) >= 1000:
+                return
+            self._blocked_hooks.add(hook.id)
+        print(
+            f"resthooks: warning: the network policy refused an attempt to hook {hook.id} "
+            f"({mask_url(hook.target_url)}): {event.attempt.error or 'blocked'}; "
+            f"{self.blocked_hint}",
+            file=sys.stderr,
+            flush=True,
         )
 
     def __enter__(self) -> _WorkerReport:
@@ -826,6 +871,8 @@ class _WorkerReport:
         self.view.stop()
 
     def _log(self, event: AttemptFinished, kind: str) -> None:
+        if event.attempt.error_kind == "blocked":
+            self._warn_blocked(event)
         attempt = _attempt_data(event.attempt)
         line: _Data = {
             "at": attempt["started_at"],
@@ -912,15 +959,54 @@ def _metrics_server(args: argparse.Namespace, dispatcher: Dispatcher) -> Iterato
         instrumentation.close()
 
 
+def _refuse_a_worker_that_could_only_be_blocked(dispatcher: Dispatcher, hint: str) -> None:
+    """Look at the active hooks' targets before the first claim.
+
+    When the network policy refuses every one (by its address as written: an IP literal, a
+    refused scheme or port; names are resolved only when dialled), the worker would only
+    use up one attempt of every delivery as ``blocked`` and push it back on the schedule:
+    refused input, exit 2. When it refuses some, a warning on stderr says how many.
+    """
+    policy = dispatcher.network_policy
+    hooks = dispatcher.store.list_hooks(state=HookState.ACTIVE)
+    refused: list[tuple[Hook, str]] = []
+    for hook in hooks:
+        try:
+            policy.check_url(hook.target_url)
+        except ValidationError as exc:
+            refused.append((hook, exc.message))
+    if not refused:
+        return
+    hook, reason = refused[0]
+    example = f"{mask_url(hook.target_url)}: {reason}"
+    if len(refused) == len(hooks):
+        raise _BadInput(
+            f"the network policy refuses the target of every active hook ({len(hooks)}; "
+            f"{example}): the worker would only use up their attempts as blocked; {hint}"
+        )
+    print(
+        f"resthooks: warning: the network policy refuses the targets of {len(refused)} of "
+        f"{len(hooks)} active hooks ({example}): their attempts will be blocked; {hint}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _cmd_worker(ctx: _Context) -> _Result:
     args = ctx.args
     if args.workers < 1:
         raise ValidationError("workers", f"must be at least 1; got {args.workers}")
     dispatcher = ctx.dispatcher()
+    hint = _blocked_hint(ctx)
+    _refuse_a_worker_that_could_only_be_blocked(dispatcher, hint)
     as_json = bool(getattr(args, "json", False))
     stop = threading.Event()
     report = _WorkerReport(
-        dispatcher, ctx.stdout, live=ctx.stdout.isatty() and not as_json, as_json=as_json
+        dispatcher,
+        ctx.stdout,
+        live=ctx.stdout.isatty() and not as_json,
+        as_json=as_json,
+        blocked_hint=hint,
     )
     concurrency = getattr(args, "concurrency", None)
     if concurrency is not None:
@@ -967,16 +1053,11 @@ def _run_async_worker(
     import asyncio  # noqa: PLC0415 - only this command needs it
 
     from .aio import AsyncDispatcher  # noqa: PLC0415 - only this command needs it
-    from .transports import AiohttpTransport  # noqa: PLC0415 - needs the async extra
 
     given = ctx.app_dispatcher() if ctx.app is not None else dispatcher
-    if isinstance(given, AsyncDispatcher):
-        # The app's own async face: its transport (and whatever it was built with).
-        engine = given
-    else:
-        engine = AsyncDispatcher(
-            dispatcher, transport=AiohttpTransport(policy=dispatcher.network_policy)
-        )
+    # The app's own async face keeps its transport; otherwise the default async transport:
+    # the Dispatcher's network policy, and its transport's egress proxy if it has one.
+    engine = given if isinstance(given, AsyncDispatcher) else AsyncDispatcher(dispatcher)
     transport = engine.transport
     worker = engine.worker(concurrency=concurrency, poll_interval=args.poll_interval)
 

@@ -1365,7 +1365,8 @@ class Dispatcher:
             DeliveryNotFound: If the owner has no such delivery.
             InvalidStateError: If it is not failed or cancelled (still pending, in flight or
                 delivered), or if its hook is dead (revive the hook first).
-            HookNotFound: If its hook no longer exists (it was unsubscribed or answered 410).
+            HookNotFound: If its hook no longer exists (it was unsubscribed or answered 410;
+                the message says which).
         """
         delivery = self.get_delivery(delivery_id, owner=owner)
         if delivery.state not in (DeliveryState.FAILED, DeliveryState.CANCELLED):
@@ -1375,7 +1376,16 @@ class Dispatcher:
             )
         hook = self.store.get_hook(delivery.hook_id)
         if hook is None or hook.owner != delivery.owner:
-            raise HookNotFound(delivery.hook_id)
+            gone = delivery.last_error == "HTTP 410"
+            raise HookNotFound(
+                delivery.hook_id,
+                why=(
+                    "the hook of this delivery was removed when its receiver answered 410 Gone; "
+                    "subscribe the URL again to deliver to it"
+                    if gone
+                    else "the hook of this delivery was removed (unsubscribed)"
+                ),
+            )
         if not hook.is_active:
             raise InvalidStateError(
                 f"hook {hook.id!r} is dead: revive it before redelivering its deliveries"

@@ -109,9 +109,10 @@ class NotFound(ResthooksError, LookupError):
 
     kind = "object"
 
-    def __init__(self, object_id: str) -> None:
+    def __init__(self, object_id: str, *, why: str | None = None) -> None:
         self.id = object_id
-        super().__init__(f"no {self.kind} with id {object_id!r}")
+        text = f"no {self.kind} with id {object_id!r}"
+        super().__init__(f"{text}: {why}" if why else text)
 
 
 class HookNotFound(NotFound):

@@ -280,12 +280,19 @@ class Stats:
             :class:`~resthooks.stores.MemoryStore`.
 
             .. versionadded:: 0.2.0
+        blocked: Deliveries not yet final whose last attempt the network policy refused
+            (``last_error`` ``blocked: ...``): they are retried on the schedule, and blocked
+            again unless the policy changes. Not 0 means a sender misconfigured, usually a
+            worker built without the web app's :class:`~resthooks.NetworkPolicy`.
+
+            .. versionadded:: 0.2.0
     """
 
     hooks: dict[str, int]
     deliveries: dict[str, int]
     oldest_pending_at: datetime | None = None
     quarantined: int = 0
+    blocked: int = 0
 
 
 @attrs.frozen

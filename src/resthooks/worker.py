@@ -57,10 +57,12 @@ class Worker:
     - at most ``Dispatcher.max_in_flight_per_host`` deliveries to one host are in flight at
       once (claimed or being sent), enforced by the store when claiming, so a host that never
       answers ties up at most that many threads;
-    - a host whose attempts time out gets less: each timeout halves this worker's limit for
-      it, down to 1 (4 → 2 → 1), until it answers again (any HTTP status); its other claims
-      wait without holding a thread (see :doc:`worker`), so black holes spread over many
-      hosts hold one thread each;
+    - a new host starts with one attempt in flight and earns its limit by answering (slow
+      start: one more per HTTP answer, any status); a host whose attempts time out gets
+      less: each timeout halves this worker's limit for it, down to 1 (4 → 2 → 1), and it
+      climbs back by slow start as it answers again; its other claims wait without holding
+      a thread (see :doc:`worker`), so black holes spread over many hosts hold one thread
+      each;
     - an attempt that timed out is retried no sooner than ``RetryPolicy.timeout_penalty``
       (60 s by default);
     - deliveries are claimed oldest due first, so a first attempt due now is sent before any

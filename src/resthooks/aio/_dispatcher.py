@@ -18,7 +18,7 @@ from ..lifecycle import LifecycleListener
 from ..model import Attempt, Delivery, DeliveryState, Hook, HookState, Stats
 from ..outcomes import DeliverySummary
 from ..tracing import EmitTrace
-from ..transports import AsyncTransport
+from ..transports import AsyncTransport, Proxy
 
 if TYPE_CHECKING:
     from ._worker import AsyncWorker
@@ -42,8 +42,9 @@ class AsyncDispatcher:
     Args:
         dispatcher: The engine (configured as usual: store, clock, retry policy...).
         transport: The async transport the :meth:`worker` sends with. Default: an
-            ``AiohttpTransport`` enforcing the Dispatcher's network policy, made on first use
-            (needs the ``async`` extra).
+            ``AiohttpTransport`` enforcing the Dispatcher's network policy, through the
+            egress proxy of the Dispatcher's own transport if it has one
+            (``Urllib3Transport(proxy=...)``), made on first use (needs the ``async`` extra).
         executor: Where blocking store calls run. Default: the running loop's default
             executor (as ``asyncio.to_thread``). Context variables are carried over.
 
@@ -374,5 +375,10 @@ def _default_transport(dispatcher: Dispatcher) -> AsyncTransport:
             "AsyncDispatcher needs an async transport: pass transport=..., or install the "
             "'async' extra (resthooks[async]) for the aiohttp one"
         ) from None
-    transport: AsyncTransport = AiohttpTransport(policy=dispatcher.network_policy)
+    # The sync transport's egress proxy, if it has one: the async worker sends from the same
+    # fixed addresses, or receivers that allow-list them would refuse it.
+    proxy = getattr(dispatcher.transport, "proxy", None)
+    transport: AsyncTransport = AiohttpTransport(
+        policy=dispatcher.network_policy, proxy=proxy if isinstance(proxy, Proxy) else None
+    )
     return transport

@@ -58,8 +58,8 @@ class AsyncWorker:
     Everything else is the thread worker's (:class:`resthooks.worker.Worker`), from the same
     code: the Dispatcher's policy decides every outcome (:meth:`Dispatcher.attempt_steps
     <resthooks.Dispatcher.attempt_steps>`: retries, ``Retry-After``, the timeout penalty,
-    410, dead hooks, signing), the store's per-host limit, slow hosts cut down to one
-    attempt in flight until they answer (see :doc:`worker`), lifecycle listeners (called
+    410, dead hooks, signing), the store's per-host limit, slow start per host and slow
+    hosts cut down to one attempt in flight (see :doc:`worker`), lifecycle listeners (called
     on the worker's store thread), and the ``run`` / ``run_until_idle`` semantics, with a
     :class:`~resthooks.testing.FakeClock` as well.
 

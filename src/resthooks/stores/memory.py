@@ -689,10 +689,16 @@ class MemoryStore:
         oldest = min(
             (d.created_at for d in deliveries if d.state in NOT_FINAL_STATES), default=None
         )
+        blocked = sum(
+            1
+            for d in deliveries
+            if d.state in NOT_FINAL_STATES and (d.last_error or "").startswith("blocked")
+        )
         return Stats(
             hooks={s.value: hooks[s.value] for s in HookState},
             deliveries={s.value: counts[s.value] for s in DeliveryState},
             oldest_pending_at=oldest,
+            blocked=blocked,
         )
 
     def purge(self, *, before: datetime, limit: int | None = None) -> int:

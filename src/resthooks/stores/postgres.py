@@ -1698,7 +1698,8 @@ class PostgresStore:
             hooks = dict(cur.fetchall())
             cur.execute(
                 self._q(
-                    "SELECT state, count(*), min(created_at) FILTER (WHERE due_at IS NOT NULL) "
+                    "SELECT state, count(*), min(created_at) FILTER (WHERE due_at IS NOT NULL), "
+                    "count(*) FILTER (WHERE due_at IS NOT NULL AND last_error LIKE 'blocked%%') "
                     "FROM {s}.deliveries "
                     "WHERE (%(owner)s::text IS NULL OR owner = %(owner)s) GROUP BY state"
                 ),
@@ -1717,6 +1718,7 @@ class PostgresStore:
             deliveries={s.value: deliveries.get(s.value, 0) for s in DeliveryState},
             oldest_pending_at=_utc(oldest),
             quarantined=quarantined,
+            blocked=sum(r[3] for r in rows),
         )
 
     def purge(self, *, before: datetime, limit: int | None = None) -> int:

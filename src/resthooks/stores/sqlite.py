@@ -293,8 +293,10 @@ def _adopted_migrations(version: int) -> Iterator[str]:
             yield from _MIGRATIONS[number]
 
 
-# Rows examined by the plain oldest-first scan before claim_due falls back to one index
-# probe per host (which stays fast however large one saturated host's backlog is).
+# Rows the plain oldest-first scan may pass over (those of saturated hosts) before claim_due
+# falls back to one index probe per host (which stays fast however large one saturated
+# host's backlog is). The rows it claims do not count: a large claim of hosts with room is
+# one scan, not a probe of every hook.
 _SCAN_BUDGET = 256
 
 # How long a writer waits before trying again for another process's write lock: the first
@@ -1711,7 +1713,7 @@ class SQLiteStore:
                 }
             if with_room is not None and not with_room:
                 break
-            if scanned >= _SCAN_BUDGET:
+            if scanned - len(picked) >= _SCAN_BUDGET:
                 exhausted = False
                 break
         cursor.close()
@@ -2180,12 +2182,13 @@ class SQLiteStore:
                     params,
                 )
             )
-            deliveries = dict(
-                conn.execute(
-                    f"SELECT d.state, count(*) FROM {source} {delivery_where} GROUP BY d.state",
-                    params,
-                )
-            )
+            by_state = conn.execute(
+                f"SELECT d.state, count(*), sum(d.{_OPEN} AND d.last_error LIKE 'blocked%') "
+                f"FROM {source} {delivery_where} GROUP BY d.state",
+                params,
+            ).fetchall()
+            deliveries = {state: count for state, count, _ in by_state}
+            blocked = sum(b or 0 for _, _, b in by_state)
             (oldest,) = conn.execute(
                 f"SELECT min(m.created_at) FROM {source} "
                 f"{delivery_where or 'WHERE 1'} AND d.{_OPEN}",
@@ -2205,6 +2208,7 @@ class SQLiteStore:
             deliveries={s.value: deliveries.get(s.value, 0) for s in DeliveryState},
             oldest_pending_at=oldest_at,
             quarantined=quarantined,
+            blocked=blocked,
         )
 
     def purge(self, *, before: datetime, limit: int | None = None) -> int:

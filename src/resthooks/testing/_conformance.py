@@ -702,6 +702,45 @@ def check_stats(store: Store) -> None:
 
 
 @_check
+def check_stats_counts_blocked_deliveries(store: Store) -> None:
+    store.add_hook(_hook(1), max_per_owner=None)
+    store.add_hook(_hook(2, owner="other"), max_per_owner=None)
+    made = [
+        d
+        for owner in ("acme", "acme", "other")
+        for d in store.enqueue(owner=owner, event="party/created", body=b"{}", now=_t(0))
+    ]
+    claims = {c.delivery.id: c for c in store.claim_due(now=_t(0), limit=3, lease_until=_lease(0))}
+    blocked = Attempt(
+        delivery_id="",
+        number=1,
+        started_at=_t(0),
+        duration=0.0,
+        status=None,
+        error_kind="blocked",
+        error="h1.example.com resolves to 10.0.0.1, which is private",
+    )
+    outcomes = [
+        Outcome(
+            delivery_id=d.id,
+            token=claims[d.id].token,
+            kind=OutcomeKind.RETRY,
+            attempt=attrs.evolve(blocked, delivery_id=d.id)
+            if n != 1
+            else _attempt(d.id, 1, 0, 503),
+            next_attempt_at=_t(5),
+        )
+        for n, d in enumerate(made)
+    ]
+    store.record(outcomes, now=_t(1))
+    assert store.stats().blocked == 2, "pending deliveries whose last attempt was blocked"
+    assert store.stats(owner="acme").blocked == 1
+    assert store.stats(owner="other").blocked == 1
+    store.remove_hook("hook_0002", now=_t(2))  # its delivery is cancelled: final, not counted
+    assert store.stats().blocked == 1
+
+
+@_check
 def check_outbox_stats(store: Store) -> None:
     outbox_stats = getattr(store, "outbox_stats", None)
     if outbox_stats is None:

@@ -8,6 +8,7 @@
 from typing import TYPE_CHECKING
 
 from ._protocol import AsyncTransport, Request, Response, Timeouts, Transport
+from ._proxy import Proxy
 from ._urllib3 import PooledHost, Urllib3Transport
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ __all__ = [
     "AiohttpTransport",
     "AsyncTransport",
     "PooledHost",
+    "Proxy",
     "Request",
     "Response",
     "Timeouts",

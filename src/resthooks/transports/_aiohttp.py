@@ -216,7 +216,7 @@ class AiohttpTransport:
         max_connections: int | None = None,
         max_connections_per_host: int | None = None,
         keepalive: float = 15.0,
-        proxy: str | None = None,
+        proxy: str | Proxy | None = None,
     ) -> None:
         self.proxy: Proxy | None = parse_proxy(proxy) if proxy is not None else None
         self._proxy_url = (

@@ -23,7 +23,22 @@ __all__ = ["Proxy", "parse_proxy", "proxy_unreachable", "tunnel_refused"]
 
 @attrs.frozen
 class Proxy:
-    """A forward proxy: where it listens, and the ``Proxy-Authorization`` it wants, if any."""
+    """An egress proxy, as a transport's ``proxy`` attribute holds it (read from the URL
+    given as ``proxy=``; either transport takes one too).
+
+    Attributes:
+        host: The proxy's host name or address.
+        port: Its port.
+        authorization: The ``Proxy-Authorization`` header value (``Basic ...``) made from
+            the URL's credentials, or ``None``. Not in the repr.
+
+    .. versionadded:: 0.2.0
+
+    Example:
+        >>> from resthooks.transports import Urllib3Transport
+        >>> Urllib3Transport(proxy="http://egress:s3cret@10.0.0.5:4750").proxy
+        Proxy('http://***@10.0.0.5:4750')
+    """
 
     host: str  # without brackets
     port: int
@@ -31,7 +46,10 @@ class Proxy:
 
     @property
     def safe(self) -> str:
-        """``http://host:port``, with ``***@`` when it has credentials: what may be shown."""
+        """``http://host:port``, with ``***@`` when it has credentials: what may be shown.
+
+        .. versionadded:: 0.2.0
+        """
         host = f"[{self.host}]" if ":" in self.host else self.host
         who = "***@" if self.authorization is not None else ""
         return f"http://{who}{host}:{self.port}"
@@ -41,7 +59,8 @@ class Proxy:
 
 
 def parse_proxy(url: object) -> Proxy:
-    """Read a proxy URL: ``http://[user:password@]host:port``.
+    """Read a proxy URL: ``http://[user:password@]host:port`` (a :class:`Proxy` is taken as
+    it is, so that one transport's proxy can be handed to another).
 
     Credentials are percent-decoded (``%40`` for an ``@`` in a password) and sent as Basic
     authentication. Only ``http://`` proxies: the connection to the proxy is plain (a TLS
@@ -58,6 +77,8 @@ def parse_proxy(url: object) -> Proxy:
         >>> parse_proxy("http://10.0.0.5:4750").authorization is None
         True
     """
+    if isinstance(url, Proxy):
+        return url
     if not isinstance(url, str):
         raise ConfigurationError(f"proxy must be a URL string, not {type(url).__name__}")
     try:

@@ -174,7 +174,7 @@ class Urllib3Transport:
         policy: NetworkPolicy | None = None,
         resolver: Resolver | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        proxy: str | None = None,
+        proxy: str | Proxy | None = None,
     ) -> None:
         self.proxy: Proxy | None = parse_proxy(proxy) if proxy is not None else None
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:

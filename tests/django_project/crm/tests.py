@@ -16,6 +16,7 @@ from django.test import TestCase as DjangoTestCase
 from django.test import TransactionTestCase, override_settings
 
 from crm.models import Kase, Party
+from resthooks import PayloadError
 from resthooks.contrib.django import emit, get_dispatcher, reset_dispatcher
 from resthooks.contrib.django.testing import synchronous
 from resthooks.testing import HookReceiver
@@ -294,6 +295,33 @@ class SettingsChecks(TestCase):
         with override_settings(RESTHOOKS={"MODEL_EVENTS": {"party/x": "crm.Nope.created"}}):
             ids = [e.id for e in checks.run_checks(tags=["resthooks"])]
         self.assertIn("resthooks.E012", ids)
+
+    def test_schemas_validation_and_the_proxy_from_settings(self):
+        """EVENTS naming an EventCatalogue (its dotted path) brings its schemas,
+        VALIDATE_PAYLOADS checks emits against them, PROXY sends through an egress proxy;
+        each wrong one has its own id."""
+        bad = {"EVENTS": "crm.hooks.NOPE", "VALIDATE_PAYLOADS": "yes", "PROXY": "https://p:1"}
+        with override_settings(RESTHOOKS=bad):
+            ids = sorted(e.id for e in checks.run_checks(tags=["resthooks"]))
+        self.assertEqual(["resthooks.E005", "resthooks.E017", "resthooks.E018"], ids)
+        with override_settings(RESTHOOKS={"VALIDATE_PAYLOADS": True}):
+            ids = [e.id for e in checks.run_checks(tags=["resthooks"])]
+        self.assertEqual(["resthooks.E017"], ids)
+        good = {
+            "EVENTS": "crm.hooks.DOCUMENTED",
+            "VALIDATE_PAYLOADS": True,
+            "PROXY": "http://egress:pw@127.0.0.1:3128",
+        }
+        with override_settings(RESTHOOKS=good):
+            self.assertEqual([], checks.run_checks(tags=["resthooks"]))
+            reset_dispatcher()
+            self.addCleanup(reset_dispatcher)
+            dispatcher = get_dispatcher()
+            self.assertTrue(dispatcher.validate_payloads)
+            self.assertEqual("http://***@127.0.0.1:3128", dispatcher.transport.proxy.safe)
+            with self.assertRaises(PayloadError) as raised:
+                dispatcher.emit("party/created", {"id": "x"}, owner="acme")
+            self.assertEqual("$.payload[0].id", raised.exception.path)
 
     def test_a_database_the_store_cannot_live_in_is_named(self):
         """DATABASE naming a backend other than SQLite or PostgreSQL: resthooks.E015."""

@@ -19,7 +19,7 @@ from ...model import Delivery
 from ...network import NetworkPolicy
 from ...retry import RetryPolicy
 from ...stores import MemoryStore, Store
-from ...transports import Timeouts
+from ...transports import Timeouts, Urllib3Transport
 from . import conf
 
 if TYPE_CHECKING:
@@ -36,18 +36,26 @@ def dispatcher_options(settings: conf.ResthooksSettings) -> dict[str, Any]:
             attempt deadline, say).
     """
     options: dict[str, Any] = dict(settings.limits)
-    if settings.events is not None:
+    if settings.catalogue is not None:
+        options["events"] = settings.catalogue
+    elif settings.events is not None:
         options["events"] = conf._catalogue(settings.events)
+    options["validate_payloads"] = settings.validate_payloads
     if settings.retry is not None:
         options["retry"] = RetryPolicy(delays=settings.retry)
     if settings.timeouts is not None:
         options["timeouts"] = Timeouts(connect=settings.timeouts[0], total=settings.timeouts[1])
     options["lease"] = settings.lease
-    options["network_policy"] = NetworkPolicy(allow_networks=list(settings.allow_networks))
+    policy = NetworkPolicy(allow_networks=list(settings.allow_networks))
+    options["network_policy"] = policy
     options["sign_deliveries"] = settings.sign_deliveries
     # The Dispatcher checks the combination; a throwaway one costs nothing and opens nothing.
     probe = Dispatcher(MemoryStore(), transport=_NoTransport(), **options)
     del probe
+    if settings.proxy is not None:
+        # The async worker (manage.py resthooks worker --concurrency) takes the same proxy
+        # from this transport.
+        options["transport"] = Urllib3Transport(policy=policy, proxy=settings.proxy)
     return options
 
 

@@ -6,12 +6,15 @@ Every key is optional::
         "DATABASE": "default",      # the store lives in this Django database ...
         "STORE": None,              # ... or: "app.hooks.make_store", a callable -> Store
         "SCHEMA": "resthooks",      # PostgreSQL: the schema of the store's tables
-        "EVENTS": None,             # ["party/created", ...]; default: Capsule's 19
+        "EVENTS": None,             # ["party/created", ...], or "app.hooks.EVENTS" (an
+                                    # EventCatalogue, with schemas); default: Capsule's 19
+        "VALIDATE_PAYLOADS": False, # check each emit against its event's JSON Schema
         "RETRY": None,              # [5, 60, 300, 900, 900] seconds; default: Capsule's
         "TIMEOUTS": None,           # {"CONNECT": 5, "TOTAL": 15} seconds
         "LEASE": 60,                # seconds a worker's claim lasts
         "LIMITS": {},               # {"MAX_HOOKS_PER_OWNER": 20, "MAX_PAYLOAD_BYTES": ...}
         "ALLOW_NETWORKS": [],       # ["10.0.0.0/8"]: targets allowed despite the policy
+        "PROXY": None,              # "http://[user:pw@]egress.internal:4750": send through it
         "SIGN_DELIVERIES": True,    # a whsec_ secret per hook, Standard Webhooks signatures
         "OWNER_RESOLVER": None,     # "app.hooks.owner_of": request -> owner (or None: 401)
         "MODEL_EVENTS": {},         # {"party/created": "crm.Party.created", ...}
@@ -51,6 +54,8 @@ _KEYS = frozenset(
         "MODEL_OWNER",
         "SERIALIZER",
         "WORKER",
+        "VALIDATE_PAYLOADS",
+        "PROXY",
     }
 )
 #: ``LIMITS`` keys and the Dispatcher option each sets.
@@ -87,6 +92,9 @@ class ResthooksSettings:
     store: Callable[[], Any] | None
     schema: str
     events: tuple[str, ...] | None
+    catalogue: Any | None  # an EventCatalogue named by EVENTS (a dotted path), else None
+    validate_payloads: bool
+    proxy: str | None
     retry: tuple[float, ...] | None
     timeouts: tuple[float, float] | None
     lease: float
@@ -160,8 +168,12 @@ def _parse(raw: object) -> ResthooksSettings:  # noqa: PLR0915 - one flat pass, 
         found.append(SettingsProblem(3, "SCHEMA", "must be a PostgreSQL identifier (1-63 chars)"))
 
     events = raw.get("EVENTS")
-    if events is not None:
-        if isinstance(events, str) or not all(
+    catalogue = None
+    if isinstance(events, str) or _is_catalogue(events):
+        catalogue = _named_catalogue(events, found)
+        events = tuple(catalogue) if catalogue is not None else None
+    elif events is not None:
+        if not isinstance(events, (list, tuple)) or not all(
             isinstance(e, str) and e.count("/") == 1 for e in events
         ):
             found.append(SettingsProblem(5, "EVENTS", 'must be a list of "entity/action" names'))
@@ -228,6 +240,31 @@ def _parse(raw: object) -> ResthooksSettings:  # noqa: PLR0915 - one flat pass, 
         found.append(SettingsProblem(10, "SIGN_DELIVERIES", "must be True or False"))
         sign = True
 
+    validate = raw.get("VALIDATE_PAYLOADS", False)
+    if not isinstance(validate, bool):
+        found.append(SettingsProblem(17, "VALIDATE_PAYLOADS", "must be True or False"))
+        validate = False
+    elif validate and (catalogue is None or not catalogue.has_schemas):
+        found.append(
+            SettingsProblem(
+                17,
+                "VALIDATE_PAYLOADS",
+                "needs EVENTS to name an EventCatalogue with schemas (a dotted path)",
+            )
+        )
+        validate = False
+
+    proxy = raw.get("PROXY")
+    if proxy is not None:
+        try:
+            from ...transports import Proxy  # noqa: PLC0415 - keeps this module's imports light
+            from ...transports._proxy import parse_proxy  # noqa: PLC0415
+
+            parse_proxy(proxy if isinstance(proxy, (str, Proxy)) else object())
+        except ConfigurationError as exc:
+            found.append(SettingsProblem(18, "PROXY", str(exc)))
+            proxy = None
+
     model_events: dict[str, tuple[str, str]] = {}
     raw_events = raw.get("MODEL_EVENTS", {})
     if not isinstance(raw_events, Mapping):
@@ -246,9 +283,9 @@ def _parse(raw: object) -> ResthooksSettings:  # noqa: PLR0915 - one flat pass, 
                 continue
             model_events[str(event)] = (label, action)
         if events is not None or model_events:
-            catalogue = set(events) if events is not None else None
+            known = set(events) if events is not None else None
             for event in model_events:
-                if catalogue is not None and event not in catalogue:
+                if known is not None and event not in known:
                     found.append(SettingsProblem(11, "MODEL_EVENTS", f"{event!r} is not in EVENTS"))
     model_owner = _callable(raw, "MODEL_OWNER", found)
     if model_events and model_owner is None and "MODEL_OWNER" not in raw:
@@ -278,6 +315,9 @@ def _parse(raw: object) -> ResthooksSettings:  # noqa: PLR0915 - one flat pass, 
         store=store,
         schema=schema if isinstance(schema, str) else "resthooks",
         events=events,
+        catalogue=catalogue,
+        validate_payloads=validate,
+        proxy=proxy,
         retry=retry,
         timeouts=timeouts,
         lease=lease,
@@ -301,6 +341,35 @@ def _parse(raw: object) -> ResthooksSettings:  # noqa: PLR0915 - one flat pass, 
     if found:
         raise _Problems(found)
     return settings
+
+
+def _is_catalogue(value: object) -> bool:
+    from ...events import EventCatalogue  # noqa: PLC0415 - keeps this module's imports light
+
+    return isinstance(value, EventCatalogue)
+
+
+def _named_catalogue(value: object, found: list[SettingsProblem]) -> Any:
+    """EVENTS as an EventCatalogue, or its dotted path (the way to give schemas)."""
+    if isinstance(value, str):
+        try:
+            value = import_string(value)
+        except ImportError as exc:
+            found.append(SettingsProblem(5, "EVENTS", f"cannot import {value!r}: {exc}"))
+            return None
+        except ResthooksError as exc:  # the module built a bad catalogue
+            found.append(SettingsProblem(5, "EVENTS", str(exc)))
+            return None
+    if not _is_catalogue(value):
+        found.append(
+            SettingsProblem(
+                5,
+                "EVENTS",
+                'must be a list of "entity/action" names, or an EventCatalogue or its dotted path',
+            )
+        )
+        return None
+    return value
 
 
 def _catalogue(events: tuple[str, ...]) -> Any:
