@@ -143,3 +143,8 @@ def test_dsn_errors_never_show_the_password(tmp_path: Path, database: str) -> No
     for done in (unreachable, malformed, uri):
         assert "hunter2" not in done.stderr + done.stdout
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    # health answers "unhealthy" (exit 1) rather than failing: the store is what it checks.
+    health = run(tmp_path, "--dsn", "postgresql://app:hunter2@/app?host=/nonexistent", "health")
+    assert health.returncode == 1
+    assert "unhealthy" in health.stdout
+    assert "hunter2" not in health.stdout + health.stderr

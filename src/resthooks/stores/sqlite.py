@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
+import attrs
+
 from ..errors import (
     ConfigurationError,
     DamagedRowError,
@@ -28,6 +30,7 @@ from ..errors import (
     ResthooksError,
     SchemaError,
     StoreError,
+    SubscriptionExists,
 )
 from ..model import (
     Attempt,
@@ -49,6 +52,7 @@ from ._common import (
     LazyDeliveries,
     attempt_from_row,
     delivery_from_row,
+    endpoint_secrets,
     hook_from_row,
     target_host,
 )
@@ -1092,6 +1096,9 @@ class SQLiteStore:
                 ).fetchone()
                 if count >= max_per_owner:
                     raise HookLimitReached(max_per_owner)
+            sibling = self._endpoint_sibling(conn, hook.owner, hook.target_url, hook.id)
+            if sibling is not None:
+                hook = endpoint_secrets(hook, sibling)
             conn.execute(
                 f"INSERT INTO resthooks_hooks ({_HOOK_COLUMNS}, host) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1116,6 +1123,59 @@ class SQLiteStore:
                 ),
             )
             return hook, True
+
+    def _endpoint_sibling(
+        self, conn: sqlite3.Connection, owner: str, target_url: str, other_than: str
+    ) -> Hook | None:
+        """The oldest other hook of ``owner`` to ``target_url``: whose secrets a hook joining
+        the endpoint takes."""
+        row = conn.execute(
+            f"SELECT {_HOOK_COLUMNS} FROM resthooks_hooks WHERE owner = ? AND target_url = ? "
+            "AND id != ? ORDER BY created_at, id LIMIT 1",
+            (owner, target_url, other_than),
+        ).fetchone()
+        return None if row is None else _hook(row)
+
+    def update_hook(
+        self, hook_id: str, *, event: str, target_url: str, description: str, now: datetime
+    ) -> Hook | None:
+        """The optional ``update_hook`` of :class:`resthooks.stores.HookRegistry`."""
+        with self._write("updating a hook") as conn:
+            hook = self._get_hook(conn, hook_id)
+            if hook is None:
+                return None
+            taken = conn.execute(
+                "SELECT id FROM resthooks_hooks WHERE owner = ? AND event = ? AND target_url = ? "
+                "AND id != ?",
+                (hook.owner, event, target_url, hook_id),
+            ).fetchone()
+            if taken is not None:
+                raise SubscriptionExists(taken[0])
+            updated = attrs.evolve(
+                hook, event=event, target_url=target_url, description=description, updated_at=now
+            )
+            if target_url != hook.target_url:
+                sibling = self._endpoint_sibling(conn, hook.owner, target_url, hook_id)
+                if sibling is not None:
+                    updated = endpoint_secrets(updated, sibling)
+            conn.execute(
+                "UPDATE resthooks_hooks SET event = ?, target_url = ?, host = ?, description = ?, "
+                "updated_at = ?, secret = ?, previous_secret = ?, previous_secret_until = ?, "
+                "signing_key = ? WHERE id = ?",
+                (
+                    event,
+                    target_url,
+                    target_host(target_url),
+                    description,
+                    _us(now, "now"),
+                    updated.secret,
+                    updated.previous_secret,
+                    _us_or_none(updated.previous_secret_until, "previous_secret_until"),
+                    updated.signing_key,
+                    hook_id,
+                ),
+            )
+            return updated
 
     def _get_hook(self, conn: sqlite3.Connection, hook_id: str) -> Hook | None:
         row = conn.execute(
