@@ -22,7 +22,9 @@ Machines are shared and noisy: read the ratios (against 1 worker, and against th
 measured in the same run), not the absolute numbers.
 
 Usage: ``python bench/bench_postgres.py [--deliveries N] [--fast]``,
-``python bench/bench_postgres.py --end-to-end [--before REV] [--deliveries N] [--fast]``
+``python bench/bench_postgres.py --end-to-end [--before REV] [--deliveries N] [--fast]``,
+``python bench/bench_postgres.py --store-ops [--before REV] [--fast]`` (``emit_many`` of 100
+events and ``record`` of 100 outcomes alone, in turns with the revision's store)
 """
 
 from __future__ import annotations
@@ -230,18 +232,83 @@ def end_to_end(conninfo: str, deliveries: int, before: str | None) -> None:
         print(line)
 
 
+def store_ops(conninfo: str, before: str | None, rounds: int = 40) -> None:
+    """``emit_many`` of 100 events to one hook and ``record`` of 100 outcomes, each store
+    (this one, and a git revision's beside it) in turns: wall and CPU time, medians."""
+    from datetime import datetime, timedelta, timezone  # noqa: PLC0415
+
+    from resthooks import Dispatcher, Outcome, OutcomeKind  # noqa: PLC0415
+    from resthooks.model import Attempt  # noqa: PLC0415
+
+    classes: dict[str, type] = {"after": PostgresStore}
+    if before:
+        from _before import load_before  # noqa: PLC0415
+
+        classes["before"] = load_before(before, "resthooks.stores.postgres").PostgresStore
+    engines = {}
+    for name, cls in classes.items():
+        engine = Dispatcher(cls(conninfo, schema=f"ops_{name}_{os.getpid()}"))
+        engine.subscribe("party/created", "https://example.com/h", owner="acme")
+        engines[name] = engine
+    events = [("party/created", {"id": i, "name": "Scott"}, "acme") for i in range(100)]
+    now = datetime.now(timezone.utc) + timedelta(minutes=1)
+    timings: dict[tuple[str, str], list[tuple[float, float]]] = {}
+
+    def timed(key: tuple[str, str], call: Any) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        call()
+        timings.setdefault(key, []).append((time.perf_counter() - wall, time.process_time() - cpu))
+
+    for i in range(rounds):
+        names = list(engines) if i % 2 == 0 else list(reversed(engines))
+        for name in names:
+            timed((name, "emit_many(100)"), lambda e=engines[name]: e.emit_many(events))
+        for name in names:
+            store = engines[name].store
+            claims = store.claim_due(now=now, limit=100, lease_until=now + timedelta(minutes=5))
+            outcomes = [
+                Outcome(
+                    delivery_id=c.delivery.id,
+                    token=c.token,
+                    kind=OutcomeKind.DELIVERED,
+                    attempt=Attempt(
+                        delivery_id=c.delivery.id,
+                        number=1,
+                        started_at=now,
+                        duration=0.001,
+                        status=204,
+                        response_excerpt="",
+                    ),
+                )
+                for c in claims
+            ]
+            timed((name, "record(100)"), lambda s=store, o=outcomes: s.record(o, now=now))
+    print(f"\nstore operations, {rounds} rounds in turns (medians)")
+    for (name, op), samples in sorted(timings.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        wall = statistics.median(w for w, _ in samples) * 1000
+        cpu = statistics.median(c for _, c in samples) * 1000
+        print(f"  {op:>15} {name:>6}: {wall:7.2f} ms wall, {cpu:6.2f} ms CPU")
+    for engine in engines.values():
+        engine.store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deliveries", type=int, default=6000)
     parser.add_argument("--fast", action="store_true", help="fsync and synchronous_commit off")
     parser.add_argument("--fan-out-only", action="store_true", help="skip the worker runs")
     parser.add_argument("--end-to-end", action="store_true", help="the single-thread path")
+    parser.add_argument("--store-ops", action="store_true", help="emit_many and record alone")
     parser.add_argument("--before", help="with --end-to-end: a git revision's store beside")
     args = parser.parse_args()
     settings = dict(support.TEST_SETTINGS) if args.fast else DURABLE
     print(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__} implementation)")
     print(f"PostgreSQL settings: {settings}; {os.cpu_count()} CPUs")
     print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    if args.store_ops:
+        with support.start_cluster(settings) as cluster:
+            store_ops(cluster.conninfo(), args.before)
+        return
     if args.end_to_end:
         with support.start_cluster(settings) as cluster:
             end_to_end(cluster.conninfo(), args.deliveries, args.before)

@@ -65,6 +65,10 @@ ASYNC_FACE = frozenset(
         "get_hook",
         "hooks",
         "rotate_secret",
+        "subscribe_many",
+        "update_hook",
+        "replay",
+        "ping",
         "revive",
         "emit",
         "deliveries",
@@ -73,6 +77,28 @@ ASYNC_FACE = frozenset(
         "redeliver",
         "stats",
         "purge",
+    }
+)
+
+
+# The SubscriptionAPI handlers the asyncio face (AsyncSubscriptionAPI) offers awaitable.
+API_FACE = frozenset(
+    {
+        "create",
+        "list",
+        "show",
+        "delete",
+        "update",
+        "rotate_secret",
+        "deliveries",
+        "delivery",
+        "attempts",
+        "redeliver",
+        "replay",
+        "ping",
+        "confirm",
+        "public_keys",
+        "handle",
     }
 )
 
@@ -110,7 +136,7 @@ def _make_face() -> Iterator[Callable[[str, Any], Any]]:
             return sync
         if isinstance(sync, SubscriptionAPI):
             face = AsyncSubscriptionAPI(AsyncDispatcher(sync.dispatcher), base_path=sync.base_path)
-            awaited = Awaited(face, sync, frozenset({"create", "list", "show", "delete"}))
+            awaited = Awaited(face, sync, API_FACE)
         else:
             awaited = Awaited(AsyncDispatcher(sync), sync, ASYNC_FACE)
         faces.append(awaited)

@@ -125,6 +125,7 @@ def django_end_to_end(env: Mapping[str, str], receiver: Any) -> None:
         too_long = client.request("GET", "/api/v2/resthooks", account="a" * 300)
         assert (too_long.status, too_long.headers["Content-Type"]) == (400, "application/json")
         assert client.request("POST", "/api/v2/resthooks", b"{nope").status == 400
+        owners_verbs_over_http(client)
 
         worker_args = ["manage.py", "resthooks", "worker"]
         with process(worker_args, cwd=DJANGO_PROJECT, env=env) as worker:
@@ -137,3 +138,87 @@ def django_end_to_end(env: Mapping[str, str], receiver: Any) -> None:
             assert worker.returncode == 0, output
             assert "worker stopped (asked to)" in output, output
         assert len(receiver.deliveries) == 1, "the refused party was never sent"
+
+
+def owners_verbs_over_http(client: Client) -> None:
+    """The owners' endpoints through the framework's router, on a real server: subscribe
+    one URL to a pattern, change the hook, ping it (signed with the endpoint's one secret),
+    rotate the secret (the ping verifies with the new one), list deliveries and attempts,
+    replay; another owner's hook id is 404 and changes nothing; bad input gets a JSON 4xx."""
+    from resthooks.testing import HookReceiver  # noqa: PLC0415 - the tests' own import path
+
+    with HookReceiver() as receiver:
+        made = client.request(
+            "POST",
+            "/api/v2/resthooks",
+            {"restHook": {"events": ["task/*"], "targetUrl": receiver.url("/owner")}},
+        )
+        assert made.status == 201, made.data
+        hooks = made.json()["restHooks"]
+        assert [h["event"] for h in hooks] == ["task/created", "task/updated", "task/completed"]
+        assert len({h["secret"] for h in hooks}) == 1, "one secret per endpoint"
+        receiver.set_secret(hooks[0]["secret"], path="/owner")
+        base = f"/api/v2/resthooks/{hooks[0]['id']}"
+
+        for method, path, body in [
+            ("GET", base, None),
+            ("PATCH", base, {"restHook": {"description": "taken over"}}),
+            ("POST", base + "/rotate-secret", None),
+            ("POST", base + "/ping", None),
+            ("GET", base + "/deliveries", None),
+            ("GET", base + "/attempts", None),
+            ("POST", base + "/replay", {"since": "2026-01-01T00:00:00Z"}),
+        ]:
+            other = client.request(method, path, body, account="globex")
+            assert (other.status, other.headers["Content-Type"]) == (404, "application/json"), (
+                method,
+                path,
+                other.data,
+            )
+        assert receiver.deliveries == [], "another owner's ping sent nothing"
+
+        changed = client.request("PATCH", base, {"restHook": {"description": "tasks"}})
+        assert (changed.status, changed.json()["restHook"]["description"]) == (200, "tasks")
+        for bad, status in [
+            (b"{nope", 400),
+            (b'{"restHook": {"description": "\\ud800"}}', 422),
+            (b'{"restHook": {"description": "a\\u0000b"}}', 422),
+            (b'{"restHook": {"colour": "red"}}', 422),
+            (b'{"restHook": {"event": 12}}', 422),
+            (b'{"restHook": {"description": "' + b"x" * 100_000 + b'"}}', 422),
+        ]:
+            refused = client.request("PATCH", base, bad)
+            assert (refused.status, refused.headers["Content-Type"]) == (
+                status,
+                "application/json",
+            ), (bad[:60], refused.data)
+        shown = client.request("GET", base).json()["restHook"]
+        assert shown["description"] == "tasks", "refused PATCHes changed nothing"
+
+        ping = client.request("POST", base + "/ping")
+        assert ping.status == 200, ping.data
+        assert ping.json()["ping"]["succeeded"] is True
+        (pinged,) = receiver.wait_for(1, timeout=10)
+        assert (pinged.event, pinged.verified) == ("ping", True)
+
+        rotated = client.request("POST", base + "/rotate-secret")
+        assert rotated.status == 200, rotated.data
+        document = rotated.json()["restHook"]
+        assert sorted(document["endpointHookIds"]) == sorted(h["id"] for h in hooks)
+        receiver.set_secret(document["secret"], path="/owner")
+        assert client.request("POST", base + "/ping").status == 200
+        pinged = receiver.wait_for(2, timeout=10)[1]
+        assert pinged.verified, "the ping after a rotation verifies with the new secret"
+
+        listed = client.request("GET", base + "/deliveries?state=failed&limit=5")
+        assert (listed.status, listed.json()) == (200, {"deliveries": []})
+        assert client.request("GET", base + "/deliveries?limit=lots").status == 400
+        assert client.request("GET", base + "/attempts").json() == {"attempts": []}
+        replayed = client.request("POST", base + "/replay", {"since": "2026-01-01T00:00:00Z"})
+        assert (replayed.status, replayed.json()["replayed"]) == (202, 0), replayed.data
+        assert client.request("POST", base + "/replay", {"since": "yesterday"}).status == 422
+        missing = client.request("POST", base + "/deliveries/msg_nope/redeliver")
+        assert missing.status == 404
+        assert client.request("GET", "/api/v2/resthooks/keys").json() == {"keys": []}
+        assert client.request("POST", base + "/confirm", {"hookSecret": "x"}).status == 409
+        assert client.request("POST", base + "/nothing-here").status == 404

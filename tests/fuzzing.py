@@ -10,7 +10,7 @@ for the host's own arguments), and a refused call must leave the store as it was
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import strategies as st
@@ -102,10 +102,22 @@ def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
                 "redeliver",
                 "stats",
                 "purge",
+                "subscribe_many",
+                "update_hook",
+                "replay",
+                "ping",
                 "api.create",
                 "api.list",
                 "api.show",
                 "api.delete",
+                "api.update",
+                "api.rotate_secret",
+                "api.deliveries",
+                "api.delivery",
+                "api.attempts",
+                "api.redeliver",
+                "api.replay",
+                "api.ping",
             ]
         )
     )
@@ -161,6 +173,61 @@ def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
                     "description": either(st.just("d")),
                 }
             },
+            "owner": either(owner),
+        }
+    elif name == "subscribe_many":
+        args = {
+            "events": either(st.lists(st.sampled_from([*EVENTS, "party/*", "*"]), max_size=4)),
+            "target_url": either(st.just("https://example.com/many")),
+            "owner": either(owner),
+        }
+        if draw(st.booleans()):
+            args["secret"] = draw(anything)
+    elif name == "update_hook":
+        args = {"hook_id": either(hook_id), "owner": either(owner)}
+        for key, good in (
+            ("event", event),
+            ("target_url", st.sampled_from(["https://example.com/acme", "https://b.example/"])),
+            ("description", st.just("changed")),
+        ):
+            if draw(st.booleans()):
+                args[key] = either(good)
+    elif name == "replay":
+        args = {
+            "hook_id": either(hook_id),
+            "owner": either(owner),
+            "since": either(st.just(datetime(2020, 1, 1, tzinfo=timezone.utc))),
+        }
+        if draw(st.booleans()):
+            args["until"] = draw(anything)
+        if draw(st.booleans()):
+            args["limit"] = either(st.integers(1, 10))
+    elif name == "ping":
+        args = {"hook_id": either(hook_id), "owner": either(owner)}
+    elif name in ("api.update", "api.rotate_secret", "api.replay", "api.ping"):
+        fields = {
+            "api.update": {"restHook": {"description": either(st.just("d"))}},
+            "api.rotate_secret": {"secret": draw(anything)} if draw(st.booleans()) else {},
+            "api.replay": {
+                "since": either(st.just("2020-01-01T00:00:00Z")),
+                "limit": draw(anything),
+            },
+            "api.ping": {},
+        }[name]
+        body = draw(st.one_of(st.just(fields), st.binary(max_size=30), nasty_text, wrong_types))
+        args = {"hook_id": either(hook_id), "body": body, "owner": either(owner)}
+    elif name in ("api.deliveries", "api.attempts"):
+        args = {"hook_id": either(hook_id), "owner": either(owner)}
+        if draw(st.booleans()):
+            args["query"] = {
+                draw(st.sampled_from(["limit", "state", "page"])): draw(
+                    st.one_of(st.sampled_from(["5", "failed", "0"]), nasty_text)
+                )
+            }
+    elif name in ("api.delivery", "api.redeliver"):
+        args = {
+            "hook_id": either(hook_id),
+            "delivery_id": either(delivery_id),
             "owner": either(owner),
         }
     elif name == "api.list":

@@ -213,3 +213,131 @@ def test_handle_answers_every_request_in_json(
         assert isinstance(json.loads(answer.content), dict)
     if owner is None and answer.status != 405:
         assert answer.status == 401
+
+
+ACTIONS = st.one_of(
+    st.sampled_from(
+        [
+            "confirm",
+            "rotate-secret",
+            "ping",
+            "replay",
+            "deliveries",
+            "attempts",
+            "deliveries/msg_x",
+            "deliveries/msg_x/redeliver",
+            "/deliveries/",
+        ]
+    ),
+    nasty_text,
+    st.none(),
+    json_values,
+)
+OWNER_STATUSES = {200, 201, 202, 204, 400, 401, 404, 405, 409, 422}
+
+
+def _seeded_api() -> tuple[SubscriptionAPI, MemoryStore, str]:
+    store = MemoryStore()
+    dispatcher = Dispatcher(store, clock=FakeClock(), transport=RecordingTransport())
+    api = SubscriptionAPI(dispatcher)
+    hook = dispatcher.subscribe("party/created", "https://example.com/hooks", owner="acme")
+    dispatcher.emit("party/created", {"id": 1}, owner="acme")
+    return api, store, hook.id
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    method=st.one_of(
+        st.sampled_from(["GET", "POST", "PATCH", "DELETE", "PUT", "HEAD"]), nasty_text
+    ),
+    known=st.booleans(),
+    hook_id=st.one_of(nasty_text, huge_text, st.just("keys")),
+    action=ACTIONS,
+    body=st.one_of(
+        st.binary(max_size=60),
+        nasty_text,
+        json_values,
+        st.fixed_dictionaries({"restHook": st.dictionaries(nasty_text, json_values, max_size=3)}),
+        st.fixed_dictionaries({"since": nasty_text | json_values}),
+        st.fixed_dictionaries({"secret": nasty_text | json_values}),
+    ),
+    query=st.one_of(st.none(), st.dictionaries(nasty_text, nasty_text, max_size=3)),
+)
+def test_the_owners_verbs_answer_every_request_in_json(
+    method: str, known: bool, hook_id: str, action: Any, body: Any, query: Any
+) -> None:
+    """handle() with the owners' paths (any action, body, query, on a real hook or not)
+    never raises, answers JSON with a documented status, and a 4xx changes nothing."""
+    api, store, real = _seeded_api()
+    before = _state(store)
+
+    answer = api.handle(
+        method, real if known else hook_id, body=body, owner="acme", action=action, query=query
+    )
+
+    event(f"status {answer.status}")
+    assert answer.status in OWNER_STATUSES, answer.body
+    if answer.status != 204:
+        assert answer.headers["Content-Type"] == "application/json"
+        assert isinstance(json.loads(answer.content), dict)
+    if answer.status >= 400:
+        assert _state(store) == before
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "PATCH", "DELETE"]),
+    action=ACTIONS,
+    body=st.one_of(
+        st.just(b""),
+        st.just({"restHook": {"description": "mine now"}}),
+        st.just({"since": "2020-01-01T00:00:00Z"}),
+        json_values,
+    ),
+)
+def test_another_owner_never_reaches_a_hook(method: str, action: Any, body: Any) -> None:
+    """Whatever globex sends to acme's hook, on any path, it learns nothing (never a 2xx;
+    a malformed body is refused before any lookup, as for an unknown id) and changes nothing;
+    no request is sent (no ping)."""
+    api, store, real = _seeded_api()
+    before = _state(store)
+
+    answer = api.handle(method, real, body=body, owner="globex", action=action)
+
+    assert answer.status in {400, 404, 405, 422}, answer.body
+    assert _state(store) == before
+    assert api.dispatcher.transport.requests == []  # type: ignore[attr-defined]
+
+
+def _state(store: MemoryStore) -> object:
+    return (
+        [
+            (h.id, h.event, h.target_url, h.description, h.secret, h.updated_at)
+            for h in store.list_hooks()
+        ],
+        [(d.id, d.state, d.attempts) for d in store.list_deliveries(limit=100)],
+    )
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    verb=st.sampled_from(["update", "rotate_secret", "replay", "ping"]),
+    fields=st.dictionaries(nasty_text | huge_text, json_values, max_size=4),
+    wrapped=st.booleans(),
+)
+def test_any_json_object_to_the_owners_verbs_answers_json(
+    verb: str, fields: dict[str, Any], wrapped: bool
+) -> None:
+    """Any object (any keys: NUL, lone surrogates, huge; any values) sent to PATCH,
+    rotate-secret, replay or ping answers valid UTF-8 JSON with a documented status; a 4xx
+    changes nothing."""
+    api, store, real = _seeded_api()
+    before = _state(store)
+    body = {"restHook": fields} if wrapped else fields
+
+    answer = getattr(api, verb)(real, body, owner="acme")
+
+    assert answer.status in OWNER_STATUSES, answer.body
+    assert isinstance(json.loads(answer.content.decode("utf-8")), dict)
+    if answer.status >= 400:
+        assert _state(store) == before

@@ -189,7 +189,22 @@ cli_words = st.one_of(
     st.sampled_from(
         [EVENT, "party/nope", "https://example.com/x", "http://127.0.0.1/", "30d", "0s", "-1d"]
     ),
-    st.sampled_from(["--owner", "--state", "--limit", "--hook", "--payload", "--json"]),
+    st.sampled_from(
+        [
+            "--owner",
+            "--state",
+            "--limit",
+            "--hook",
+            "--payload",
+            "--json",
+            "--event",
+            "--url",
+            "--description",
+            "--secret",
+            "--since",
+            "--until",
+        ]
+    ),
     fuzzing.nasty_text.filter(lambda s: not s.startswith("-")),
     st.integers().map(str),
 )
@@ -204,6 +219,10 @@ cli_commands = st.sampled_from(
         ["deliveries", "list"],
         ["deliveries", "show"],
         ["deliveries", "redeliver"],
+        ["hooks", "update"],
+        ["hooks", "rotate-secret"],
+        ["deliveries", "replay", "--since"],
+        ["deliveries", "replay", "--hook"],
         ["stats"],
         ["purge", "--older-than"],
     ]

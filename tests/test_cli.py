@@ -530,6 +530,39 @@ BAD_INPUT = [
     pytest.param(["worker", "--concurrency", "0"], "concurrency", id="no-concurrency"),
     pytest.param(["worker", "--allow-network", "0.0.0.0/0"], "allow", id="allow-everything"),
     pytest.param(["hooks", "frobnicate"], "frobnicate", id="unknown-command"),
+    pytest.param(["hooks", "add", "party/**", "https://example.com/h"], "event", id="bad-pattern"),
+    pytest.param(
+        ["hooks", "add", "party/*,task/nope", "https://example.com/h"], "task/nope", id="bad-list"
+    ),
+    pytest.param(["hooks", "update", "hook_nope", "--description", "x"], "hook_nope", id="update"),
+    pytest.param(["hooks", "update", "hook_nope"], "--description", id="update-nothing"),
+    pytest.param(["hooks", "update", "hook_nope", "--event", "x/y"], "event", id="update-event"),
+    pytest.param(
+        ["hooks", "update", "hook_nope", "--url", "http://127.0.0.1/h"],
+        "--allow-network",
+        id="update-loopback",
+    ),
+    pytest.param(["hooks", "rotate-secret", "hook_nope"], "hook_nope", id="rotate-unknown"),
+    pytest.param(["hooks", "ping", "hook_nope"], "hook_nope", id="ping-unknown"),
+    pytest.param(["deliveries", "replay", "--since", "2h"], "--hook", id="replay-no-hook"),
+    pytest.param(
+        ["deliveries", "replay", "--hook", "hook_nope", "--since", "2h"], "hook_nope", id="replay"
+    ),
+    pytest.param(
+        ["deliveries", "replay", "--hook", "hook_nope", "--since", "last week"],
+        "since",
+        id="replay-bad-since",
+    ),
+    pytest.param(
+        ["deliveries", "replay", "--hook", "h", "--since", "2026-01-01T00:00:00"],
+        "zone",
+        id="replay-naive-since",
+    ),
+    pytest.param(
+        ["deliveries", "replay", "--hook", "h", "--since", "1h", "--until", "99999999999d"],
+        "until",
+        id="replay-until-before-the-calendar",
+    ),
 ]
 
 
@@ -630,3 +663,74 @@ def test_help_and_module_entry_point() -> None:
     assert done.returncode == 0
     for command in ("demo", "hooks", "emit", "worker", "deliveries", "stats", "purge"):
         assert command in done.stdout
+
+
+# -- the owners' verbs ---------------------------------------------------------------------------
+
+
+def test_hooks_update_rotate_ping_and_replay(run: Run, receiver: HTTPServer) -> None:
+    """hooks add with a pattern shares one secret; hooks update changes a hook; hooks ping
+    sends a signed ping (exit 0, or 1 when the target fails); hooks rotate-secret gives the
+    endpoint a new secret (from stdin too) and refuses a bad one with exit 2 changing
+    nothing; deliveries replay --since queues a failed delivery again."""
+    url = receiver.url_for("/crm")
+    made = run.json("hooks", "add", "party/*", url, "--owner", "acme", *ARGS_NET)
+    assert isinstance(made, list)
+    assert [h["event"] for h in made] == ["party/created", "party/updated", "party/deleted"]
+    assert len({h["secret"] for h in made}) == 1
+    hook = made[0]
+
+    changed = run.json("hooks", "update", hook["id"], "--description", "the CRM")
+    assert isinstance(changed, dict)
+    assert (changed["id"], changed["description"]) == (hook["id"], "the CRM")
+    taken = run("hooks", "update", hook["id"], "--event", "party/updated")
+    assert taken.returncode == 2, taken.stderr
+    assert made[1]["id"] in taken.stderr
+
+    receiver.expect_request("/crm").respond_with_data("pong", status=200)
+    pinged = run.json("hooks", "ping", hook["id"], *ARGS_NET)
+    assert isinstance(pinged, dict)
+    assert (pinged["succeeded"], pinged["status"], pinged["response_excerpt"]) == (
+        True,
+        200,
+        "pong",
+    )
+    (request, _) = receiver.log[-1]
+    assert json.loads(request.data)["event"] == "ping"
+    resthooks.verify(request.data, dict(request.headers), hook["secret"])
+    receiver.clear()
+    receiver.expect_request("/crm").respond_with_data("no", status=503)
+    failed_ping = run("hooks", "ping", hook["id"], *ARGS_NET)
+    assert failed_ping.returncode == 1, failed_ping.stdout
+    assert "FAILED" in failed_ping.stdout
+
+    rotated = run.json("hooks", "rotate-secret", hook["id"])
+    assert isinstance(rotated, dict)
+    assert rotated["secret"] != hook["secret"]
+    assert sorted(rotated["endpoint_hook_ids"]) == sorted(h["id"] for h in made)
+    mine = resthooks.generate_secret()
+    from_stdin = run("hooks", "rotate-secret", hook["id"], "--secret", "-", "--json", stdin=mine)
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert json.loads(from_stdin.stdout)["secret"] == mine
+    before = dump(run.db)
+    bad = run("hooks", "rotate-secret", hook["id"], "--secret", "whsec_short")
+    assert (bad.returncode, len(bad.stderr.splitlines())) == (2, 1), bad.stderr
+    assert "secret" in bad.stderr
+    assert mine not in bad.stderr + bad.stdout
+    assert dump(run.db) == before
+
+    run.ok("emit", "party/created", "--owner", "acme", "--payload", '{"id": 7}')
+    store = SQLiteStore(run.db)
+    clock = FakeClock(datetime.now(timezone.utc))
+    dispatcher = Dispatcher(store, clock=clock, network_policy=LOOPBACK_POLICY)
+    for _ in range(6):
+        dispatcher.deliver_due()
+        clock.advance(timedelta(minutes=16))
+    dispatcher.revive(hook["id"], owner="acme")
+    store.close()
+    replayed = run.json("deliveries", "replay", "--hook", hook["id"], "--since", "1h")
+    assert isinstance(replayed, dict)
+    assert [(d["state"], d["attempts"]) for d in replayed["replayed"]] == [("pending", 0)]
+    assert replayed["more"] is False
+    again = run.json("deliveries", "replay", "--hook", hook["id"], "--since", "1h")
+    assert again["replayed"] == []  # type: ignore[index]

@@ -9,7 +9,14 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from framework_support import HERE, Client, free_port, process, wait_until_serving
+from framework_support import (
+    HERE,
+    Client,
+    free_port,
+    owners_verbs_over_http,
+    process,
+    wait_until_serving,
+)
 from resthooks.testing import HookReceiver
 
 
@@ -49,6 +56,7 @@ def test_flask_under_flask_run_with_the_flask_worker_command(
         wait_until_serving(port, server)
         client = Client(port)
         _subscribe_and_create(client, hook_receiver)
+        owners_verbs_over_http(client)
         refused = client.request("POST", "/api/v2/parties", {"name": "x" * 300_000})
         assert refused.status == 422, refused.data
         with process(["-m", "flask", "resthooks", "worker"], cwd=cwd, env=env) as worker:
@@ -77,6 +85,7 @@ def test_fastapi_under_uvicorn_with_the_worker_in_its_lifespan(
         refused = client.request("POST", "/api/v2/parties", {"name": "Ada", "refuse": True})
         assert refused.status == 409, refused.data
         _subscribe_and_create(client, hook_receiver)
+        owners_verbs_over_http(client)
         _assert_one_signed_delivery(hook_receiver)
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=30)

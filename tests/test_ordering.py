@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -243,3 +244,33 @@ def test_claims_stay_flat_behind_a_long_key(tmp_path: Path, per_host: int | None
     small, large = costs
     print(f"claim work with 10 / 5,000 waiting: {costs} hundred steps")
     assert large <= 2 * small + 5, f"claim work with 10 / 5,000 waiting: {costs} hundred steps"
+
+
+def test_keyed_emits_through_the_hosts_sqlite_connection(tmp_path: Path) -> None:
+    """The transactional outbox on SQLite with ordering keys: the key's deliveries written
+    in the host's transactions keep commit order; a rolled-back one takes no place."""
+    db = tmp_path / "outbox.db"
+    store = SQLiteStore(db)
+    transport = RecordingTransport()
+    dispatcher = Dispatcher(store, clock=FakeClock(), transport=transport)
+    dispatcher.subscribe("party/updated", "https://example.com/h", owner="acme")
+    host = sqlite3.connect(db, isolation_level=None)
+    made = []
+    for n, keep in ((0, True), (-1, False), (1, True), (2, True)):
+        host.execute("BEGIN IMMEDIATE")
+        (d,) = dispatcher.emit(
+            "party/updated", {"n": n}, owner="acme", connection=host, ordering_key="party:1"
+        )
+        host.execute("COMMIT" if keep else "ROLLBACK")
+        if keep:
+            made.append(d.id)
+    host.close()
+    waiting = [store.get_delivery(i) for i in made]
+    assert [d.next_attempt_at is None for d in waiting if d] == [False, True, True], (
+        "the first has the key's turn, the others wait"
+    )
+    assert dispatcher.deliver_due(batch_size=10).delivered == 3
+    assert [b'{"event":"party/updated","payload":[{"n":%d}]}' % n for n in (0, 1, 2)] == [
+        r.body for r in transport.requests
+    ]
+    store.close()

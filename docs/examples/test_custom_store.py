@@ -77,6 +77,24 @@ class DictStore:
             mine = sum(h.owner == hook.owner for h in self._hooks.values())
             if max_per_owner is not None and mine >= max_per_owner:
                 raise HookLimitReached(max_per_owner)
+            # One secret per endpoint: a hook to a URL its owner has hooks to takes theirs.
+            endpoint = sorted(
+                (
+                    h
+                    for h in self._hooks.values()
+                    if (h.owner, h.target_url) == (hook.owner, hook.target_url)
+                ),
+                key=lambda h: (h.created_at, h.id),
+            )
+            if endpoint:
+                oldest = endpoint[0]
+                hook = attrs.evolve(
+                    hook,
+                    secret=oldest.secret,
+                    previous_secret=oldest.previous_secret,
+                    previous_secret_until=oldest.previous_secret_until,
+                    signing_key=oldest.signing_key,
+                )
             self._hooks[hook.id] = hook
             return hook, True
 
@@ -394,6 +412,10 @@ class DictStore:
             hooks={s.value: hooks[s.value] for s in HookState},
             deliveries={s.value: counts[s.value] for s in DeliveryState},
             oldest_pending_at=min((d.created_at for d in mine if d.state in OPEN), default=None),
+            # Open deliveries whose last attempt the network policy refused.
+            blocked=sum(
+                1 for d in mine if d.state in OPEN and (d.last_error or "").startswith("blocked")
+            ),
         )
 
     def purge(self, *, before: datetime, limit: int | None = None) -> int:

@@ -8,7 +8,7 @@ surrogate or NUL in a text column, an integer past 64 bits, a time past year 999
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 
 from ._durations import to_timedelta
 from .errors import DeliveryNotFound, HookNotFound, NotFound, ValidationError
@@ -16,9 +16,11 @@ from .errors import DeliveryNotFound, HookNotFound, NotFound, ValidationError
 __all__ = [
     "MAX_LIMIT",
     "MAX_OWNER_LENGTH",
+    "aware_datetime",
     "delivery_id",
     "hook_id",
     "id_filter",
+    "iso_datetime",
     "limit",
     "ordering_arguments",
     "ordering_key",
@@ -136,3 +138,36 @@ def purge_before(older_than: object, now: datetime) -> datetime:
         raise ValidationError(
             "older_than", f"must be at most {limit_days} days (the calendar starts at year 1)"
         ) from None
+
+
+def aware_datetime(value: object, field: str) -> datetime:
+    """A point in time given as a datetime: it must be aware; returned in UTC."""
+    if not isinstance(value, datetime):
+        raise ValidationError(field, f"must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(field, "must be an aware datetime (with a time zone)")
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # year 1 or 9999 with an offset that leaves the calendar
+        raise ValidationError(field, "is outside the calendar") from None
+
+
+def iso_datetime(value: object, field: str) -> datetime:
+    """A point in time given as text: ISO 8601 with a time zone (``2026-01-01T00:00:00Z``,
+    ``...+02:00``), at most 64 characters; returned in UTC."""
+    if not isinstance(value, str):
+        raise ValidationError(
+            field,
+            f"must be an ISO 8601 time such as 2026-01-01T00:00:00Z, not {type(value).__name__}",
+        )
+    if len(value) > 64 or _CONTROL.search(value):
+        raise ValidationError(field, "must be an ISO 8601 time such as 2026-01-01T00:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(
+            field, "must be an ISO 8601 time such as 2026-01-01T00:00:00Z"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValidationError(field, "must say its time zone (end it with Z for UTC)")
+    return aware_datetime(parsed, field)

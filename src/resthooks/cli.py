@@ -307,7 +307,7 @@ def _parse_age(text: str, field: str = "older_than") -> timedelta:
     try:
         return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
     except (OverflowError, ValueError):  # more days than a timedelta holds, or digits
-        raise ValidationError("older_than", f"is longer than the calendar; got {text!r}") from None
+        raise ValidationError(field, f"is longer than the calendar; got {text!r}") from None
 
 
 def _read_payload(spec: str, stdin: TextIO) -> object:
@@ -523,21 +523,53 @@ def _find_delivery(store: Store, delivery_id: str) -> Delivery:
 # -- commands ----------------------------------------------------------------------------------
 
 
+def _check_target(ctx: _Context, target_url: str) -> None:
+    """Refuse a URL the policy refuses before the database is opened, saying how to allow
+    a network on purpose."""
+    url = validate_target_url(target_url)
+    try:
+        ctx.policy().check_url(url)
+    except ValidationError as exc:
+        if "allow" in exc.message or exc.field != "target_url":
+            raise
+        raise ValidationError(
+            exc.field, f"{exc.message} (--allow-network CIDR allows a network on purpose)"
+        ) from None
+
+
 def _cmd_hooks_add(ctx: _Context) -> _Result:
     args = ctx.args
+    # Several events (party/created,party/updated) or a pattern (party/*): one hook each.
+    names = args.event.split(",") if "," in args.event or "*" in args.event else None
     if ctx.app is None:
         # Refuse bad input before the database file is opened (or created).
-        CAPSULE_EVENTS.validate(args.event)
-        url = validate_target_url(args.url)
-        try:
-            ctx.policy().check_url(url)
-        except ValidationError as exc:
-            if "allow" in exc.message or exc.field != "target_url":
-                raise
-            raise ValidationError(
-                exc.field, f"{exc.message} (--allow-network CIDR allows a network on purpose)"
-            ) from None
+        for name in names or [args.event]:
+            CAPSULE_EVENTS.expand(name)
+        _check_target(ctx, args.url)
     dispatcher = ctx.dispatcher(create=True)
+    if names is not None:
+        made = dispatcher.subscribe_many(
+            names, args.url, owner=args.owner, description=args.description
+        )
+        many = []
+        for hook, created in made:
+            data = _hook_data(hook)
+            data["created"] = created
+            if created:
+                data["secret"] = hook.secret
+            many.append(data)
+
+        def render(hooks: list[_Data]) -> str:
+            text = _render_hooks(hooks)
+            secret = next((h["secret"] for h in hooks if h.get("secret")), None)
+            if secret:
+                text += (
+                    f"\nsecret  {secret}\n(the signing secret of this URL, shared by its "
+                    "hooks, is shown this once: give it to the receiver)"
+                )
+            return text
+
+        return _Result(many, render)
     # The API layer's entry point: it also says whether the hook is new, and only a new
     # hook's secret is shown (an existing one was shown when it was created).
     hook, created = dispatcher.subscribe_or_get(
@@ -548,6 +580,90 @@ def _cmd_hooks_add(ctx: _Context) -> _Result:
     if created:
         data["secret"] = hook.secret
     return _Result(data, _render_hook)
+
+
+def _cmd_hooks_update(ctx: _Context) -> _Result:
+    args = ctx.args
+    if args.event is None and args.url is None and args.description is None:
+        raise ValidationError(None, "give at least one of --event, --url, --description")
+    if ctx.app is None:
+        if args.event is not None:
+            CAPSULE_EVENTS.validate(args.event)
+        if args.url is not None:
+            _check_target(ctx, args.url)
+    dispatcher = ctx.dispatcher()
+    hook = _find_hook(dispatcher.store, args.id)
+    updated = dispatcher.update_hook(
+        hook.id,
+        owner=hook.owner,
+        event=args.event,
+        target_url=args.url,
+        description=args.description,
+    )
+    return _Result(_hook_data(updated), _render_hook)
+
+
+def _cmd_hooks_rotate_secret(ctx: _Context) -> _Result:
+    args = ctx.args
+    secret = args.secret
+    if secret == "-":  # noqa: S105 - "-" means standard input, not a secret
+        secret = ctx.stdin.readline().strip()
+    dispatcher = ctx.dispatcher()
+    hook = _find_hook(dispatcher.store, args.id)
+    new = dispatcher.rotate_secret(hook.id, owner=hook.owner, secret=secret)
+    rotated = dispatcher.get_hook(hook.id, owner=hook.owner)
+    endpoint = [h.id for h in dispatcher.hooks(owner=hook.owner) if h.target_url == hook.target_url]
+    data = {
+        **_hook_data(rotated),
+        "secret": new,
+        "previous_secret_expires_at": (
+            _when(rotated.previous_secret_until) if rotated.previous_secret else None
+        ),
+        "endpoint_hook_ids": endpoint,
+    }
+
+    def render(d: _Data) -> str:
+        until = d["previous_secret_expires_at"]
+        grace = (
+            f"the old secret also signs until {_short(until)}"
+            if until
+            else "the old secret no longer signs"
+        )
+        return (
+            f"new signing secret of {len(d['endpoint_hook_ids'])} hook(s) to "
+            f"{d['target_url']}:\n{d['secret']}\n(shown this once: give it to the receiver; "
+            f"{grace})"
+        )
+
+    return _Result(data, render)
+
+
+def _cmd_hooks_ping(ctx: _Context) -> _Result:
+    dispatcher = ctx.dispatcher()
+    hook = _find_hook(dispatcher.store, ctx.args.id)
+    attempt = dispatcher.ping(hook.id, owner=hook.owner)
+    data = {"hook_id": hook.id, "webhook_id": attempt.delivery_id, **_attempt_data(attempt)}
+    data["succeeded"] = attempt.succeeded
+
+    def render(d: _Data) -> str:
+        verdict = "answered" if d["succeeded"] else "FAILED"
+        return (
+            f"ping of hook {d['hook_id']} ({d['webhook_id']}): {verdict}, {_outcome_text(d)} "
+            f"in {d['duration'] * 1000:.0f} ms"
+        )
+
+    return _Result(data, render, status=_EXIT_OK if attempt.succeeded else _EXIT_FAILED)
+
+
+def _parse_when(text: str, field: str, now: datetime) -> datetime:
+    """A point in time on the command line: ISO 8601 with a zone, or an age (``2h``: two
+    hours ago)."""
+    if _DURATION.match(text):
+        try:
+            return now - _parse_age(text, field)
+        except OverflowError:
+            raise ValidationError(field, f"reaches before the calendar; got {text!r}") from None
+    return _validation.iso_datetime(text, field)
 
 
 def _cmd_hooks_list(ctx: _Context) -> _Result:
@@ -664,6 +780,37 @@ def _cmd_deliveries_redeliver(ctx: _Context) -> _Result:
         _delivery_data(queued),
         lambda d: f"delivery {d['id']} queued again for hook {d['hook_id']} (state {d['state']})",
     )
+
+
+def _cmd_deliveries_replay(ctx: _Context) -> _Result:
+    args = ctx.args
+    dispatcher = ctx.dispatcher()
+    now = dispatcher.clock.now()
+    since = _parse_when(args.since, "since", now)
+    until = None if args.until is None else _parse_when(args.until, "until", now)
+    hook = _find_hook(dispatcher.store, args.hook)
+    queued, more = dispatcher.replay(
+        hook.id, owner=hook.owner, since=since, until=until, limit=args.limit
+    )
+    data = {
+        "hook_id": hook.id,
+        "since": _when(since),
+        "until": _when(until if until is not None else now),
+        "replayed": [_delivery_data(d) for d in queued],
+        "more": more,
+    }
+
+    def render(d: _Data) -> str:
+        n = len(d["replayed"])
+        head = (
+            f"{n} failed or cancelled deliver{'y' if n == 1 else 'ies'} of hook {d['hook_id']} "
+            f"emitted from {_short(d['since'])} to {_short(d['until'])} queued again"
+        )
+        if d["more"]:
+            head += " (more are left: run it again)"
+        return head if not n else head + "\n" + _render_deliveries(d["replayed"])
+
+    return _Result(data, render)
 
 
 def _stats_data(dispatcher: Dispatcher) -> _Data:
@@ -1230,10 +1377,20 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
             help=f"simulated seconds per real second (default {_demo.DEFAULT_SPEED:g})",
         )
 
-    hooks = command(commands, "hooks", None, "subscriptions: add, list, show, remove, revive")
+    hooks = command(
+        commands,
+        "hooks",
+        None,
+        "subscriptions: add, list, show, update, remove, revive, rotate-secret, ping",
+    )
     hooks_cmds = hooks.add_subparsers(dest="hooks_command", metavar="COMMAND", required=True)
     add = command(hooks_cmds, "add", _cmd_hooks_add, "subscribe URL to EVENT")
-    add.add_argument("event", metavar="EVENT", help="an event such as party/created")
+    add.add_argument(
+        "event",
+        metavar="EVENT",
+        help="an event such as party/created, several (party/created,party/updated) or a "
+        "pattern (party/*, *): one hook each, sharing the URL's secret",
+    )
     add.add_argument("url", metavar="URL", help="the target URL deliveries are POSTed to")
     add.add_argument("--owner", default=DEFAULT_OWNER, help=f"default {DEFAULT_OWNER!r}")
     add.add_argument("--description", default="", help="free text")
@@ -1247,6 +1404,31 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
         ("revive", _cmd_hooks_revive, "make a dead hook active again"),
     ):
         command(hooks_cmds, name, handler, text).add_argument("id", metavar="ID")
+    update = command(
+        hooks_cmds, "update", _cmd_hooks_update, "change a hook's event, URL or description"
+    )
+    update.add_argument("id", metavar="ID")
+    update.add_argument("--event", help="the new event")
+    update.add_argument("--url", help="the new target URL")
+    update.add_argument("--description", help="the new description")
+    allow_network(update)
+    rotate = command(
+        hooks_cmds,
+        "rotate-secret",
+        _cmd_hooks_rotate_secret,
+        "give a hook's endpoint (every hook of its owner to its URL) a new signing secret",
+    )
+    rotate.add_argument("id", metavar="ID")
+    rotate.add_argument(
+        "--secret",
+        metavar="whsec_...|-",
+        help="the new secret instead of a generated one (- reads it from standard input)",
+    )
+    ping = command(
+        hooks_cmds, "ping", _cmd_hooks_ping, "send a hook's target a signed test event now"
+    )
+    ping.add_argument("id", metavar="ID")
+    allow_network(ping)
 
     emit = command(commands, "emit", _cmd_emit, "emit EVENT to the owner's subscribed hooks")
     emit.add_argument("event", metavar="EVENT")
@@ -1292,7 +1474,7 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
     allow_network(worker)
     _worker_observability(worker)
 
-    deliveries = command(commands, "deliveries", None, "deliveries: list, show, redeliver")
+    deliveries = command(commands, "deliveries", None, "deliveries: list, show, redeliver, replay")
     d_cmds = deliveries.add_subparsers(dest="deliveries_command", metavar="COMMAND", required=True)
     d_list = command(d_cmds, "list", _cmd_deliveries_list, "list deliveries, newest first")
     d_list.add_argument("--state", help=", ".join(s.value for s in DeliveryState))
@@ -1304,6 +1486,23 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
     command(
         d_cmds, "redeliver", _cmd_deliveries_redeliver, "queue a failed or cancelled delivery again"
     ).add_argument("id", metavar="ID")
+    replay = command(
+        d_cmds,
+        "replay",
+        _cmd_deliveries_replay,
+        "queue again a hook's failed and cancelled deliveries emitted since a time",
+    )
+    replay.add_argument("--hook", required=True, metavar="ID", help="the hook")
+    replay.add_argument(
+        "--since",
+        required=True,
+        metavar="WHEN",
+        help="an ISO 8601 time with its zone (2026-01-01T00:00:00Z) or an age (2h, 3d)",
+    )
+    replay.add_argument("--until", metavar="WHEN", help="as --since (default: now)")
+    replay.add_argument(
+        "--limit", type=int, default=1000, help="at most this many (default 1000, most 10000)"
+    )
     command(
         commands,
         "redeliver",

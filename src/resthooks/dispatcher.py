@@ -24,6 +24,7 @@ from .encoding import encode_body
 from .errors import (
     ConfigurationError,
     DeliveryNotFound,
+    HookLimitReached,
     HookNotFound,
     InvalidStateError,
     PayloadError,
@@ -54,9 +55,20 @@ from .transports import Request, Response, Timeouts, Transport, Urllib3Transport
 from .urls import redact_url, validate_target_url
 from .worker import Worker
 
-__all__ = ["DEFAULT_RETENTION", "DeliverySummary", "Dispatcher"]
+__all__ = [
+    "DEFAULT_RETENTION",
+    "MAX_EVENTS_PER_CALL",
+    "MAX_REPLAY",
+    "DeliverySummary",
+    "Dispatcher",
+]
 
 _MAX_PURGE_BATCH = 100_000
+
+MAX_EVENTS_PER_CALL = 100
+"""The most events (or patterns) one :meth:`resthooks.Dispatcher.subscribe_many` call may name."""
+MAX_REPLAY = 10_000
+"""The most deliveries one :meth:`resthooks.Dispatcher.replay` call may queue again."""
 
 logger = logging.getLogger("resthooks")
 
@@ -279,7 +291,10 @@ class Dispatcher:
             target_url: An absolute ``http``/``https`` URL allowed by the network policy.
             owner: The account the hook belongs to.
             description: Free text, at most ``max_description_length`` characters.
-            secret: A ``whsec_`` signing secret to use instead of a generated one.
+            secret: A ``whsec_`` signing secret to use instead of a generated one. Hooks of
+                one owner to one URL share one secret (the endpoint's: a new hook to a URL
+                the owner already has hooks to takes theirs), so for such a URL it must be
+                that secret, or ``ValidationError`` naming ``secret``.
             signing_key: A ``whsk_`` ed25519 secret key (``v1a``) to use instead of a
                 generated one (only generated when ``signature_versions`` has ``v1a``).
 
@@ -288,7 +303,7 @@ class Dispatcher:
             through the API layer; its ``signing_key`` is never shown, only its public key.
 
         .. versionchanged:: 0.2.0
-            ``signing_key``.
+            ``signing_key``; one secret per endpoint.
 
         Raises:
             ValidationError: Naming the field at fault; nothing is stored.
@@ -343,8 +358,119 @@ class Dispatcher:
         """
         owner = _validation.owner(owner)
         event = self.events.validate(event)
-        target_url = validate_target_url(target_url)
-        self.network_policy.check_url(target_url)
+        target_url, description = self._target_and_description(target_url, description)
+        secret, signing_key = self._endpoint_keys(owner, target_url, secret, signing_key)
+        return self._add_hook(
+            owner,
+            event,
+            target_url=target_url,
+            description=description,
+            secret=secret,
+            signing_key=signing_key,
+        )
+
+    def subscribe_many(
+        self,
+        events: str | Sequence[str],
+        target_url: str,
+        *,
+        owner: str,
+        description: str = "",
+        secret: str | None = None,
+    ) -> list[tuple[Hook, bool]]:
+        """Subscribe one URL to several events, or to an event pattern, in one call.
+
+        ``events`` is an event, a pattern the catalogue allows (``party/*``, ``*``: see
+        :meth:`EventCatalogue.expand() <resthooks.EventCatalogue.expand>`), or a list of
+        them; each event is subscribed as :meth:`subscribe_or_get` does, one hook per event,
+        all of them sharing the endpoint's secret (see :doc:`api`). Everything is validated,
+        and the owner's cap checked for all the new hooks together, before anything is
+        stored: a refused call stores nothing.
+
+        Args:
+            events: What to subscribe to (at most
+                :data:`~resthooks.dispatcher.MAX_EVENTS_PER_CALL` names).
+            target_url: As for :meth:`subscribe`.
+            owner: As for :meth:`subscribe`.
+            description: As for :meth:`subscribe`, given to each new hook.
+            secret: A ``whsec_`` secret for the endpoint when it is new; for an endpoint
+                that has one already it must be that secret (rotate it to change it).
+
+        Returns:
+            ``(hook, created)`` per event, in the order the events were named (duplicates
+            once).
+
+        Raises:
+            ValidationError: Naming the field at fault (``events`` for an empty or too long
+                list, ``event`` for an unknown name or pattern); nothing is stored.
+            HookLimitReached: If the new hooks would take the owner past
+                ``max_hooks_per_owner``; nothing is stored.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock())
+            >>> made = dispatcher.subscribe_many("party/*", "https://a.example/h", owner="acme")
+            >>> [(hook.event, created) for hook, created in made]  # doctest: +NORMALIZE_WHITESPACE
+            [('party/created', True), ('party/updated', True), ('party/deleted', True)]
+            >>> len({hook.secret for hook, _ in made})  # one secret for the endpoint
+            1
+
+        .. versionadded:: 0.2.0
+        """
+        owner = _validation.owner(owner)
+        names = self._expand_events(events)
+        target_url, description = self._target_and_description(target_url, description)
+        secret, signing_key = self._endpoint_keys(owner, target_url, secret, None)
+        existing = self.store.list_hooks(owner=owner)
+        subscribed = {h.event for h in existing if h.target_url == target_url}
+        new = [name for name in names if name not in subscribed]
+        cap = self.max_hooks_per_owner
+        if cap is not None and new and len(existing) + len(new) > cap:
+            raise HookLimitReached(cap)
+        made: list[tuple[Hook, bool]] = []
+        try:
+            for name in names:
+                made.append(
+                    self._add_hook(
+                        owner,
+                        name,
+                        target_url=target_url,
+                        description=description,
+                        secret=secret,
+                        signing_key=signing_key,
+                    )
+                )
+        except HookLimitReached:  # another subscribe got in between: take this call back
+            for hook, created in made:
+                if created:
+                    self.store.remove_hook(hook.id, now=self.clock.now())
+            raise
+        return made
+
+    def _expand_events(self, events: object) -> list[str]:
+        names = [events] if isinstance(events, str) else events
+        if not isinstance(names, (list, tuple)):
+            raise ValidationError(
+                "events", f"must be an event or a list of events, not {type(events).__name__}"
+            )
+        if not names:
+            raise ValidationError("events", "must name at least one event")
+        if len(names) > MAX_EVENTS_PER_CALL:
+            raise ValidationError("events", f"must name at most {MAX_EVENTS_PER_CALL} events")
+        field = "event" if isinstance(events, str) else "events"
+        expanded: dict[str, None] = {}
+        for name in names:
+            expanded.update(dict.fromkeys(self.events.expand(name, field=field)))
+        return list(expanded)
+
+    def _target_and_description(self, target_url: object, description: object) -> tuple[str, str]:
+        url = validate_target_url(target_url)
+        self.network_policy.check_url(url)
+        return url, self._description(description)
+
+    def _description(self, description: object) -> str:
         if not isinstance(description, str):
             raise ValidationError(
                 "description", f"must be a string, not {type(description).__name__}"
@@ -359,14 +485,48 @@ class Dispatcher:
                 "description",
                 "must be text without control characters (tab and newline are allowed)",
             )
+        return description
+
+    def _endpoint_keys(
+        self, owner: str, target_url: str, secret: str | None, signing_key: str | None
+    ) -> tuple[str | None, str | None]:
+        """The secret and signing key a new hook of this endpoint is made with: those given
+        (validated) or new ones. The store gives a hook joining an existing endpoint that
+        endpoint's own (one secret per endpoint), so a ``secret`` given for such an endpoint
+        must be its secret."""
         if secret is not None:
             parse_secret(secret)
+            endpoint = self._endpoint(owner, target_url)
+            if endpoint and not any(
+                h.secret is not None and hmac.compare_digest(h.secret, secret) for h in endpoint
+            ):
+                raise ValidationError(
+                    "secret",
+                    "this target URL already has a signing secret: give that one or none "
+                    "(rotate the secret to change it)",
+                )
         elif self.sign_deliveries and "v1" in self.signature_versions:
             secret = generate_secret()
         if signing_key is not None:
             ed25519.parse_secret_key(signing_key)
         elif self.sign_deliveries and "v1a" in self.signature_versions:
             signing_key = ed25519.generate_key_pair().secret_key
+        return secret, signing_key
+
+    def _endpoint(self, owner: str, target_url: str) -> list[Hook]:
+        """The owner's hooks to ``target_url`` (one endpoint), oldest first."""
+        return [h for h in self.store.list_hooks(owner=owner) if h.target_url == target_url]
+
+    def _add_hook(
+        self,
+        owner: str,
+        event: str,
+        *,
+        target_url: str,
+        description: str,
+        secret: str | None,
+        signing_key: str | None,
+    ) -> tuple[Hook, bool]:
         now = self.clock.now()
         hook = Hook(
             id="hook_" + secrets.token_hex(12),
@@ -396,28 +556,9 @@ class Dispatcher:
     def _handshake(self, hook: Hook) -> bool:
         """Send the intent verification request; whether the target echoed the secret."""
         assert hook.confirm_secret is not None
-        now = self.clock.now()
-        timestamp = int(now.timestamp())
         msg_id = "msg_" + secrets.token_hex(16)
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": _user_agent(),
-            "X-Hook-Secret": hook.confirm_secret,
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(timestamp),
-        }
-        signatures = [sign(s, msg_id, timestamp, b"") for s in _live_secrets(hook, now)]
-        if hook.signing_key:
-            signatures.append(ed25519.sign_v1a(hook.signing_key, msg_id, timestamp, b""))
-        if signatures:
-            headers["webhook-signature"] = " ".join(signatures)
-        request = Request(
-            method="POST",
-            url=hook.target_url,
-            headers=headers,
-            body=b"",
-            timeouts=self.timeouts,
-            max_response_bytes=self.max_response_bytes,
+        request = self._signed_request(
+            hook, msg_id, b"", now=self.clock.now(), extra={"X-Hook-Secret": hook.confirm_secret}
         )
         try:
             response = self.transport.send(request)
@@ -511,7 +652,8 @@ class Dispatcher:
         return expired
 
     def rotate_secret(self, hook_id: str, *, owner: str, secret: str | None = None) -> str:
-        """Give the owner's hook a new signing secret and return it.
+        """Give the owner's hook, and every other hook of its owner to the same target URL
+        (one secret per endpoint), a new signing secret and return it.
 
         For ``secret_grace`` (24 h unless configured) requests carry two signatures,
         space-separated: one with the new secret and one with the old, so the receiver can
@@ -540,6 +682,9 @@ class Dispatcher:
             >>> rotated = dispatcher.get_hook(hook.id, owner="a")
             >>> (rotated.secret == new, rotated.previous_secret == hook.secret)
             (True, True)
+
+        .. versionchanged:: 0.2.0
+            The whole endpoint is rotated (each hook keeps its own old secret for the grace).
         """
         hook = self.get_hook(hook_id, owner=owner)
         if secret is not None:
@@ -547,17 +692,86 @@ class Dispatcher:
         else:
             secret = generate_secret()
         now = self.clock.now()
-        keep = hook.secret if hook.secret and self.secret_grace > timedelta(0) else None
-        updated = self.store.set_secret(
+        # One secret per endpoint: every hook of the owner to this URL gets the new secret,
+        # each keeping its own old one for the grace period (a database from before 0.2.0
+        # may hold several secrets for one endpoint: this makes them one).
+        endpoint = [h for h in self._endpoint(hook.owner, hook.target_url) if h.id != hook.id]
+        for member in (hook, *endpoint):
+            keep = member.secret if member.secret and self.secret_grace > timedelta(0) else None
+            updated = self.store.set_secret(
+                member.id,
+                secret=secret,
+                previous_secret=keep,
+                previous_secret_until=now + self.secret_grace if keep else None,
+                now=now,
+            )
+            if updated is None and member is hook:  # removed meanwhile
+                raise HookNotFound(hook_id)
+        return secret
+
+    def update_hook(
+        self,
+        hook_id: str,
+        *,
+        owner: str,
+        event: str | None = None,
+        target_url: str | None = None,
+        description: str | None = None,
+    ) -> Hook:
+        """Change the owner's hook: its event, target URL or description (``None``: unchanged).
+
+        The hook keeps its id, state and deliveries; deliveries not yet sent go to the new
+        target URL. A hook moved to a URL where the owner has other hooks takes their
+        endpoint's secret; moved to a new URL, it keeps its own (the receiver moved).
+
+        Raises:
+            HookNotFound: If the owner has no such hook.
+            ValidationError: Naming the field at fault, as :meth:`subscribe`; nothing changes.
+            SubscriptionExists: If another hook of the owner has this event and target URL.
+            InvalidStateError: For a new target URL under ``verify_intent`` (a new target
+                must confirm: subscribe it instead).
+            ConfigurationError: If the store cannot update hooks (a store of your own
+                without ``update_hook``).
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock())
+            >>> hook = dispatcher.subscribe("party/created", "https://example.com/h", owner="a")
+            >>> moved = dispatcher.update_hook(hook.id, owner="a", target_url="https://example.com/v2")
+            >>> moved.id == hook.id, moved.target_url, moved.secret == hook.secret
+            (True, 'https://example.com/v2', True)
+
+        .. versionadded:: 0.2.0
+        """
+        hook = self.get_hook(hook_id, owner=owner)
+        new_event = hook.event if event is None else self.events.validate(event)
+        new_url = hook.target_url
+        if target_url is not None:
+            new_url = validate_target_url(target_url)
+            self.network_policy.check_url(new_url)
+        new_description = (
+            hook.description if description is None else self._description(description)
+        )
+        if new_url != hook.target_url and self.verify_intent:
+            raise InvalidStateError(
+                "a new target URL must confirm the subscription (intent verification): "
+                "subscribe it, then remove this hook"
+            )
+        update = getattr(self.store, "update_hook", None)
+        if update is None:
+            raise ConfigurationError(f"{type(self.store).__name__} cannot update hooks")
+        updated: Hook | None = update(
             hook.id,
-            secret=secret,
-            previous_secret=keep,
-            previous_secret_until=now + self.secret_grace if keep else None,
-            now=now,
+            event=new_event,
+            target_url=new_url,
+            description=new_description,
+            now=self.clock.now(),
         )
         if updated is None:  # removed meanwhile
             raise HookNotFound(hook_id)
-        return secret
+        return updated
 
     def get_hook(self, hook_id: str, *, owner: str) -> Hook:
         """Return the owner's hook with this id.
@@ -998,26 +1212,38 @@ class Dispatcher:
 
     def build_request(self, claim: Claim, *, now: datetime) -> Request:
         """The request for one attempt of a claimed delivery, signed if the hook has a secret."""
-        delivery, hook = claim.delivery, claim.hook
+        return self._signed_request(claim.hook, claim.delivery.id, claim.body, now=now)
+
+    def _signed_request(
+        self,
+        hook: Hook,
+        msg_id: str,
+        body: bytes,
+        *,
+        now: datetime,
+        extra: Mapping[str, str] | None = None,
+    ) -> Request:
+        """A POST of ``body`` to the hook's target, signed with every live secret and key:
+        what a delivery, the intent handshake and a ping send."""
         timestamp = int(now.timestamp())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": _user_agent(),
-            "webhook-id": delivery.id,
+            "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
         }
-        signatures = [sign(s, delivery.id, timestamp, claim.body) for s in _live_secrets(hook, now)]
+        if extra:
+            headers.update(extra)
+        signatures = [sign(s, msg_id, timestamp, body) for s in _live_secrets(hook, now)]
         if hook.signing_key:
-            signatures.append(
-                ed25519.sign_v1a(hook.signing_key, delivery.id, timestamp, claim.body)
-            )
+            signatures.append(ed25519.sign_v1a(hook.signing_key, msg_id, timestamp, body))
         if signatures:
             headers["webhook-signature"] = " ".join(signatures)
         return Request(
             method="POST",
             url=hook.target_url,
             headers=headers,
-            body=claim.body,
+            body=body,
             timeouts=self.timeouts,
             max_response_bytes=self.max_response_bytes,
         )
@@ -1104,32 +1330,14 @@ class Dispatcher:
         says (its schedule, the timeout penalty, ``Retry-After``), and fails for good when
         the policy gives up. Either way the attempt counts: the schedule does not restart.
         """
-        number = claim.delivery.attempts + 1
-        duration = max((finished - started).total_seconds(), 0.0)
-        if response is not None:
-            ok = 200 <= response.status < 300
-            attempt = Attempt(
-                delivery_id=claim.delivery.id,
-                number=number,
-                started_at=started,
-                duration=duration,
-                status=response.status,
-                error_kind=None if ok else "http",
-                error=None if ok else f"HTTP {response.status}",
-                response_excerpt=response.body[: self.max_response_bytes].decode(
-                    "utf-8", "replace"
-                ),
-            )
-        else:
-            assert error is not None
-            attempt = Attempt(
-                delivery_id=claim.delivery.id,
-                number=number,
-                started_at=started,
-                duration=duration,
-                error_kind=error.kind.value,
-                error=error.message[:500],
-            )
+        attempt = self._logged_attempt(
+            claim.delivery.id,
+            claim.delivery.attempts + 1,
+            started=started,
+            finished=finished,
+            response=response,
+            error=error,
+        )
         kind, next_at, reason = self._policy(
             attempt, finished, headers=response.headers if response is not None else None
         )
@@ -1140,6 +1348,42 @@ class Dispatcher:
             attempt=attempt,
             next_attempt_at=next_at,
             reason=reason,
+        )
+
+    def _logged_attempt(
+        self,
+        delivery_id: str,
+        number: int,
+        *,
+        started: datetime,
+        finished: datetime,
+        response: Response | None,
+        error: TransportError | None,
+    ) -> Attempt:
+        """The attempt log's entry for one request: its status or error, a capped excerpt."""
+        duration = max((finished - started).total_seconds(), 0.0)
+        if response is not None:
+            ok = 200 <= response.status < 300
+            return Attempt(
+                delivery_id=delivery_id,
+                number=number,
+                started_at=started,
+                duration=duration,
+                status=response.status,
+                error_kind=None if ok else "http",
+                error=None if ok else f"HTTP {response.status}",
+                response_excerpt=response.body[: self.max_response_bytes].decode(
+                    "utf-8", "replace"
+                ),
+            )
+        assert error is not None
+        return Attempt(
+            delivery_id=delivery_id,
+            number=number,
+            started_at=started,
+            duration=duration,
+            error_kind=error.kind.value,
+            error=error.message[:500],
         )
 
     def _policy(
@@ -1395,6 +1639,149 @@ class Dispatcher:
             raise DeliveryNotFound(delivery_id)
         self._wake_workers()
         return requeued
+
+    def replay(
+        self,
+        hook_id: str,
+        *,
+        owner: str,
+        since: datetime,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[Delivery], bool]:
+        """Queue again the failed and cancelled deliveries of a hook emitted since a time.
+
+        Each is redelivered as :meth:`redeliver` does (same id, a new series of attempts),
+        oldest first, at most ``limit`` per call. Delivered, pending and in-flight deliveries
+        are left alone: a replay never sends a delivered event twice.
+
+        Args:
+            hook_id: The owner's hook (active: revive a dead one first).
+            owner: Its owner.
+            since: Deliveries emitted at or after this time (an aware datetime).
+            until: And before this time; default: now.
+            limit: At most this many (1 to 10,000); the second value returned says whether
+                more were left (call again with the same window).
+
+        Returns:
+            ``(queued, more)``: the deliveries queued again, and whether others in the window
+            were left for another call.
+
+        Raises:
+            HookNotFound: If the owner has no such hook.
+            InvalidStateError: If the hook is not active.
+            ValidationError: Naming ``since``, ``until`` or ``limit``.
+
+        Example:
+            >>> from datetime import timedelta
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock())
+            >>> hook = dispatcher.subscribe("party/created", "https://example.com/h", owner="a")
+            >>> queued, more = dispatcher.replay(
+            ...     hook.id, owner="a", since=dispatcher.clock.now() - timedelta(days=1))
+            >>> queued, more
+            ([], False)
+
+        .. versionadded:: 0.2.0
+        """
+        hook = self.get_hook(hook_id, owner=owner)
+        now = self.clock.now()
+        start = _validation.aware_datetime(since, "since")
+        end = now if until is None else _validation.aware_datetime(until, "until")
+        if end <= start:
+            raise ValidationError("until", "must be later than since")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_REPLAY:
+            raise ValidationError("limit", f"must be an int from 1 to {MAX_REPLAY}")
+        if not hook.is_active:
+            raise InvalidStateError(
+                f"hook {hook.id!r} is {hook.state.value}: only an active hook's deliveries "
+                "can be replayed (revive it first)"
+            )
+        window = sorted(
+            (
+                d
+                for state in (DeliveryState.FAILED, DeliveryState.CANCELLED)
+                for d in self.store.list_deliveries(
+                    hook_id=hook.id, state=state, limit=_validation.MAX_LIMIT
+                )
+                if start <= d.created_at < end
+            ),
+            key=lambda d: (d.created_at, d.id),
+        )
+        queued = [
+            requeued
+            for d in window[:limit]
+            if (requeued := self.store.requeue(d.id, now=now)) is not None
+        ]
+        if queued:
+            self._wake_workers()
+        return queued, len(window) > limit
+
+    def ping(self, hook_id: str, *, owner: str) -> Attempt:
+        """Send the hook's target a test event now and say how it went; nothing is stored.
+
+        The request is a delivery's (signed with the endpoint's live secrets, the same
+        headers, the network policy of the transport) with a fresh ``webhook-id`` and the
+        body ``{"event": "ping", "payload": [{"hookId": ..., "event": ...}]}``. It is sent
+        once, now, by the caller's thread (it takes up to ``timeouts.total``), never retried,
+        and not kept in any attempt log.
+
+        Returns:
+            An :class:`~resthooks.Attempt` whose ``delivery_id`` is the ping's
+            ``webhook-id`` and ``status`` the answer's (``None``, with ``error_kind``, when
+            none came).
+
+        Raises:
+            HookNotFound: If the owner has no such hook.
+            InvalidStateError: If the hook is unconfirmed (its target has not agreed to
+                receive anything yet). A dead hook can be pinged, to test before reviving.
+
+        Example:
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock, RecordingTransport
+            >>> transport = RecordingTransport()
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), transport=transport)
+            >>> hook = dispatcher.subscribe("party/created", "https://example.com/h", owner="a")
+            >>> dispatcher.ping(hook.id, owner="a").status
+            204
+            >>> transport.requests[0].body[:36]
+            b'{"event":"ping","payload":[{"hookId"'
+
+        .. versionadded:: 0.2.0
+        """
+        hook = self.get_hook(hook_id, owner=owner)
+        if hook.state is HookState.UNCONFIRMED:
+            raise InvalidStateError(
+                f"hook {hook.id!r} is unconfirmed: its target has not confirmed it yet"
+            )
+        body = encode_body("ping", {"hookId": hook.id, "event": hook.event}, max_bytes=2**20)
+        msg_id = "msg_" + secrets.token_hex(16)
+        started = self.clock.now()
+        request = self._signed_request(hook, msg_id, body, now=started)
+        response: Response | None = None
+        error: TransportError | None = None
+        try:
+            response = self.transport.send(request)
+        except TransportError as exc:
+            error = TransportError(exc.kind, redact_url(exc.message, request.url))
+        except Exception as exc:  # noqa: BLE001 - a broken transport is the ping's answer
+            error = TransportError(
+                "protocol",
+                redact_url(f"transport raised {type(exc).__name__}: {exc}", request.url),
+            )
+        attempt = self._logged_attempt(
+            msg_id, 1, started=started, finished=self.clock.now(), response=response, error=error
+        )
+        logger.info(
+            "ping of hook %s: %s",
+            hook.id,
+            attempt.summary or f"HTTP {attempt.status}",
+            extra={"hook_id": hook.id, "status": attempt.status},
+        )
+        return attempt
 
     def revive(self, hook_id: str, *, owner: str, redeliver_failed: bool = False) -> Hook:
         """Make a dead hook active again.

@@ -15,6 +15,7 @@ own types, so an HTTP layer can map them to ``404``. No public call lets a bare
     │   ├── HookNotFound
     │   └── DeliveryNotFound
     ├── InvalidStateError                  the object is not in a state for this
+    │   └── SubscriptionExists             another hook already has this event and URL
     ├── StoreError                         a store could not do it (driver errors wrapped)
     │   ├── SchemaError
     │   └── DamagedRowError
@@ -39,6 +40,7 @@ __all__ = [
     "ResthooksError",
     "SchemaError",
     "StoreError",
+    "SubscriptionExists",
     "TransportError",
     "TransportErrorKind",
     "ValidationError",
@@ -133,6 +135,20 @@ class InvalidStateError(ResthooksError):
     For example, redelivering a delivery that is still pending, or reviving a hook that is
     not dead.
     """
+
+
+class SubscriptionExists(InvalidStateError):
+    """Updating a hook would give it the event and target URL of another hook of its owner.
+
+    Attributes:
+        hook_id: The other hook's id (the owner's own: safe to show it).
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, hook_id: str) -> None:
+        self.hook_id = hook_id
+        super().__init__(f"hook {hook_id!r} already delivers this event to this target URL")
 
 
 class ConfigurationError(ResthooksError, ValueError):

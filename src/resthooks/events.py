@@ -211,6 +211,38 @@ class EventCatalogue:
             f"{known_entities}",
         )
 
+    def expand(self, pattern: object, *, field: str = "event") -> tuple[str, ...]:
+        """The events ``pattern`` names: itself if it is an event of the catalogue,
+        every action of an entity for ``entity/*``, every event for ``*``.
+
+        Every catalogue allows these two patterns and no others (no ``*`` inside a name, no
+        ``*/created``). A pattern is a shorthand, expanded when it is used: a subscription to
+        ``party/*`` is one hook per ``party`` event the catalogue has then; an event added
+        to the catalogue later is not covered until the pattern is subscribed again (which
+        adds the hooks of the new events and returns the existing ones).
+
+        Raises:
+            ValidationError: Naming ``field``, as :meth:`validate` does, for a name that is
+                neither an event nor one of these patterns.
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> CAPSULE_EVENTS.expand("party/*")
+            ('party/created', 'party/updated', 'party/deleted')
+            >>> CAPSULE_EVENTS.expand("task/completed")
+            ('task/completed',)
+            >>> len(CAPSULE_EVENTS.expand("*"))
+            19
+        """
+        if pattern == "*":
+            return tuple(self)
+        if isinstance(pattern, str) and pattern.endswith("/*"):
+            actions = self._entities.get(pattern[:-2])
+            if actions is not None:
+                return tuple(f"{pattern[:-2]}/{action}" for action in actions)
+        return (self.validate(pattern, field=field),)
+
     # -- documentation -------------------------------------------------------------------------
 
     def schema(self, event: str) -> dict[str, Any] | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,3 +128,55 @@ def test_keyed_statements_use_the_index_of_turns(pg_store: PostgresStore, pg_con
             assert "deliveries_turns" in plan, plan
             assert "Seq Scan on deliveries" not in plan, plan
         conn.rollback()
+    assert pg_store.check() == [], "a delivery waiting for its turn breaks no invariant"
+
+
+def test_keyed_emits_through_the_hosts_connections_keep_their_order(
+    pg_store: PostgresStore, pg_conninfo: str
+) -> None:
+    """The transactional outbox with ordering keys, sync and async: a key's deliveries
+    written inside the host's transactions wait for their turn in commit order, a rolled
+    back one takes no place in the key, and the key goes one at a time afterwards."""
+    import psycopg  # noqa: PLC0415 - optional: the fixtures checked for it
+
+    from resthooks.aio import AsyncDispatcher  # noqa: PLC0415
+    from resthooks.testing import RecordingTransport  # noqa: PLC0415
+
+    dispatcher = support.make_dispatcher(pg_store, transport=RecordingTransport())
+    dispatcher.subscribe("party/updated", "https://example.com/h", owner="acme")
+    made: list[str] = []
+    with psycopg.connect(pg_conninfo) as conn:
+        (first,) = dispatcher.emit(
+            "party/updated", {"n": 0}, owner="acme", connection=conn, ordering_key="party:1"
+        )
+        conn.commit()
+        dispatcher.emit(
+            "party/updated", {"n": -1}, owner="acme", connection=conn, ordering_key="party:1"
+        )
+        conn.rollback()
+        made.append(first.id)
+    hooks = AsyncDispatcher(dispatcher)
+
+    async def main() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(pg_conninfo) as conn:
+            ids = []
+            for n in (1, 2):
+                (d,) = await hooks.emit(
+                    "party/updated", {"n": n}, owner="acme", connection=conn, ordering_key="party:1"
+                )
+                assert d.ordering_key == "party:1"
+                assert d.next_attempt_at is None, "it waits behind the first"
+                ids.append(d.id)
+            await conn.commit()
+            return ids
+
+    made += asyncio.run(main())
+    order = []
+    for _ in range(3):
+        now = dispatcher.clock.now()
+        claims = pg_store.claim_due(now=now, limit=10, lease_until=now + timedelta(minutes=1))
+        assert len(claims) == 1, [c.delivery.id for c in claims]
+        (claim,) = claims
+        order.append(claim.delivery.id)
+        dispatcher.record([dispatcher.attempt(claim)])
+    assert made == order

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..api import ApiResponse, SubscriptionAPI
 from ..errors import ConfigurationError
 from ._dispatcher import AsyncDispatcher
@@ -92,6 +94,78 @@ class AsyncSubscriptionAPI:
         """
         return await self.async_dispatcher._call(self.api.public_keys, owner=owner)
 
+    async def update(self, hook_id: str, body: object, *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.update <resthooks.api.SubscriptionAPI.update>`, awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self.async_dispatcher._call(self.api.update, hook_id, body, owner=owner)
+
+    async def rotate_secret(self, hook_id: str, body: object = b"", *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.rotate_secret <resthooks.api.SubscriptionAPI.rotate_secret>`,
+        awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self.async_dispatcher._call(self.api.rotate_secret, hook_id, body, owner=owner)
+
+    async def deliveries(
+        self, hook_id: str, *, owner: str, query: Mapping[str, object] | None = None
+    ) -> ApiResponse:
+        """:meth:`SubscriptionAPI.deliveries <resthooks.api.SubscriptionAPI.deliveries>`,
+        awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self.async_dispatcher._call(
+            self.api.deliveries, hook_id, owner=owner, query=query
+        )
+
+    async def delivery(self, hook_id: str, delivery_id: str, *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.delivery <resthooks.api.SubscriptionAPI.delivery>`, awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self.async_dispatcher._call(
+            self.api.delivery, hook_id, delivery_id, owner=owner
+        )
+
+    async def attempts(
+        self, hook_id: str, *, owner: str, query: Mapping[str, object] | None = None
+    ) -> ApiResponse:
+        """:meth:`SubscriptionAPI.attempts <resthooks.api.SubscriptionAPI.attempts>`, awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self.async_dispatcher._call(
+            self.api.attempts, hook_id, owner=owner, query=query
+        )
+
+    async def redeliver(self, hook_id: str, delivery_id: str, *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.redeliver <resthooks.api.SubscriptionAPI.redeliver>`,
+        awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self.async_dispatcher._call(
+            self.api.redeliver, hook_id, delivery_id, owner=owner
+        )
+
+    async def replay(self, hook_id: str, body: object, *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.replay <resthooks.api.SubscriptionAPI.replay>`, awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self.async_dispatcher._call(self.api.replay, hook_id, body, owner=owner)
+
+    async def ping(self, hook_id: str, body: object = b"", *, owner: str) -> ApiResponse:
+        """:meth:`SubscriptionAPI.ping <resthooks.api.SubscriptionAPI.ping>`, awaitable (the
+        ping's request is sent off the loop, by the executor).
+
+        .. versionadded:: 0.2.0
+        """
+        return await self.async_dispatcher._call(self.api.ping, hook_id, body, owner=owner)
+
     async def handle_openapi(self, method: str, *, owner: object) -> ApiResponse:
         """:meth:`SubscriptionAPI.handle_openapi
         <resthooks.api.SubscriptionAPI.handle_openapi>`, awaitable (it reads no store: it
@@ -102,7 +176,14 @@ class AsyncSubscriptionAPI:
         return self.api.handle_openapi(method, owner=owner)
 
     async def handle(
-        self, method: str, hook_id: str | None = None, *, body: object = b"", owner: object
+        self,
+        method: str,
+        hook_id: str | None = None,
+        *,
+        body: object = b"",
+        owner: object,
+        action: str | None = None,
+        query: Mapping[str, object] | None = None,
     ) -> ApiResponse:
         """:meth:`SubscriptionAPI.handle <resthooks.api.SubscriptionAPI.handle>`, awaitable:
         one call per request, every answer JSON (what the FastAPI integration calls).
@@ -110,5 +191,5 @@ class AsyncSubscriptionAPI:
         .. versionadded:: 0.2.0
         """
         return await self.async_dispatcher._call(
-            self.api.handle, method, hook_id, body=body, owner=owner
+            self.api.handle, method, hook_id, body=body, owner=owner, action=action, query=query
         )

@@ -8,7 +8,7 @@ import functools
 import inspect
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .. import _validation
@@ -166,6 +166,75 @@ class AsyncDispatcher:
     async def rotate_secret(self, hook_id: str, *, owner: str, secret: str | None = None) -> str:
         """:meth:`Dispatcher.rotate_secret <resthooks.Dispatcher.rotate_secret>`, awaitable."""
         return await self._call(self.dispatcher.rotate_secret, hook_id, owner=owner, secret=secret)
+
+    async def subscribe_many(
+        self,
+        events: str | Sequence[str],
+        target_url: str,
+        *,
+        owner: str,
+        description: str = "",
+        secret: str | None = None,
+    ) -> list[tuple[Hook, bool]]:
+        """:meth:`Dispatcher.subscribe_many <resthooks.Dispatcher.subscribe_many>`, awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(
+            self.dispatcher.subscribe_many,
+            events,
+            target_url,
+            owner=owner,
+            description=description,
+            secret=secret,
+        )
+
+    async def update_hook(
+        self,
+        hook_id: str,
+        *,
+        owner: str,
+        event: str | None = None,
+        target_url: str | None = None,
+        description: str | None = None,
+    ) -> Hook:
+        """:meth:`Dispatcher.update_hook <resthooks.Dispatcher.update_hook>`, awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(
+            self.dispatcher.update_hook,
+            hook_id,
+            owner=owner,
+            event=event,
+            target_url=target_url,
+            description=description,
+        )
+
+    async def replay(
+        self,
+        hook_id: str,
+        *,
+        owner: str,
+        since: datetime,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[Delivery], bool]:
+        """:meth:`Dispatcher.replay <resthooks.Dispatcher.replay>`, awaitable.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(
+            self.dispatcher.replay, hook_id, owner=owner, since=since, until=until, limit=limit
+        )
+
+    async def ping(self, hook_id: str, *, owner: str) -> Attempt:
+        """:meth:`Dispatcher.ping <resthooks.Dispatcher.ping>`, awaitable: the request is
+        sent off the loop, by the executor, on the Dispatcher's own (sync) transport.
+
+        .. versionadded:: 0.2.0
+        """
+        return await self._call(self.dispatcher.ping, hook_id, owner=owner)
 
     async def revive(self, hook_id: str, *, owner: str, redeliver_failed: bool = False) -> Hook:
         """:meth:`Dispatcher.revive <resthooks.Dispatcher.revive>`, awaitable."""

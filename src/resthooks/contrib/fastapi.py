@@ -108,7 +108,9 @@ def _reply(answer: ApiResponse) -> Response:
 def subscription_router(
     *, owner: Callable[..., Any], prefix: str = "/api/v2/resthooks"
 ) -> APIRouter:
-    """Capsule's four subscription endpoints under ``prefix``, as an ``APIRouter``, and the
+    """The subscription endpoints under ``prefix``, as an ``APIRouter``: Capsule's four, the
+    owners' (``PATCH``, ``rotate-secret``, ``deliveries``, ``attempts``, ``replay``, ``ping``,
+    ``confirm``, ``keys``: see :meth:`resthooks.api.SubscriptionAPI.handle`), and the
     webhooks' OpenAPI document at ``{prefix}/openapi.json``
     (:meth:`~resthooks.api.SubscriptionAPI.handle_openapi`).
 
@@ -132,14 +134,28 @@ def subscription_router(
     router = APIRouter()
 
     async def answer(
-        request: Request, hook_id: str | None, who: object, *, document: bool = False
+        request: Request,
+        hook_id: str | None,
+        who: object,
+        action: str | None = None,
+        *,
+        document: bool = False,
     ) -> Response:
         try:
             api = AsyncSubscriptionAPI(get_dispatcher(request), base_path=base)
             if document:
                 return _reply(await api.handle_openapi(request.method, owner=who))
             body = await request.body()
-            return _reply(await api.handle(request.method, hook_id, body=body, owner=who))
+            return _reply(
+                await api.handle(
+                    request.method,
+                    hook_id,
+                    body=body,
+                    owner=who,
+                    action=action,
+                    query=request.query_params,
+                )
+            )
         except Exception:  # noqa: BLE001 - the client gets JSON whatever failed; it is logged
             _log.exception("the subscription API failed")
             return _reply(
@@ -156,6 +172,11 @@ def subscription_router(
     async def hook(request: Request, hook_id: str, who: Annotated[Any, Depends(owner)]) -> Response:
         return await answer(request, hook_id, who)
 
+    async def hook_action(
+        request: Request, hook_id: str, action: str, who: Annotated[Any, Depends(owner)]
+    ) -> Response:
+        return await answer(request, hook_id, who, action)
+
     async def openapi(request: Request, who: Annotated[Any, Depends(owner)]) -> Response:
         return await answer(request, None, who, document=True)
 
@@ -165,4 +186,10 @@ def subscription_router(
         f"{base}/{OPENAPI_PATH}", openapi, methods=_METHODS, name="resthooks-openapi"
     )
     router.add_api_route(f"{base}/{{hook_id}}", hook, methods=_METHODS, name="resthooks-detail")
+    router.add_api_route(
+        f"{base}/{{hook_id}}/{{action:path}}",
+        hook_action,
+        methods=_METHODS,
+        name="resthooks-action",
+    )
     return router

@@ -126,7 +126,9 @@ def subscription_blueprint(
     url_prefix: str = "/api/v2/resthooks",
     name: str = "resthooks",
 ) -> Blueprint:
-    """Capsule's four subscription endpoints under ``url_prefix``, as a Blueprint, and the
+    """The subscription endpoints under ``url_prefix``, as a Blueprint: Capsule's four, the
+    owners' (``PATCH``, ``rotate-secret``, ``deliveries``, ``attempts``, ``replay``, ``ping``,
+    ``confirm``, ``keys``: see :meth:`resthooks.api.SubscriptionAPI.handle`), and the
     webhooks' OpenAPI document at ``{url_prefix}/openapi.json``
     (:meth:`~resthooks.api.SubscriptionAPI.handle_openapi`).
 
@@ -149,13 +151,24 @@ def subscription_blueprint(
     base = "/" + url_prefix.strip("/")
     blueprint = Blueprint(name, __name__)
 
-    def answer(hook_id: str | None, *, document: bool = False) -> Response:
+    def answer(
+        hook_id: str | None, action: str | None = None, *, document: bool = False
+    ) -> Response:
         who = owner(request)
         try:
             api = SubscriptionAPI(get_dispatcher(), base_path=base)
             if document:
                 return _reply(api.handle_openapi(request.method, owner=who))
-            return _reply(api.handle(request.method, hook_id, body=request.get_data(), owner=who))
+            return _reply(
+                api.handle(
+                    request.method,
+                    hook_id,
+                    body=request.get_data(),
+                    owner=who,
+                    action=action,
+                    query=request.args,
+                )
+            )
         except Exception:  # noqa: BLE001 - the client gets JSON whatever failed; it is logged
             _log.exception("the subscription API failed")
             return _reply(
@@ -178,6 +191,10 @@ def subscription_blueprint(
     @blueprint.route(f"{base}/<hook_id>", methods=_METHODS, endpoint="hook")
     def hook(hook_id: str) -> Response:
         return answer(hook_id)
+
+    @blueprint.route(f"{base}/<hook_id>/<path:action>", methods=_METHODS, endpoint="hook-action")
+    def hook_action(hook_id: str, action: str) -> Response:
+        return answer(hook_id, action)
 
     return blueprint
 

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import attrs
+
 from ..errors import DamagedRowError, StoreError
 from ..model import Attempt, Delivery, DeliveryState, Hook, HookState
 
@@ -18,6 +20,7 @@ __all__ = [
     "LazyDeliveries",
     "attempt_from_row",
     "delivery_from_row",
+    "endpoint_secrets",
     "hook_from_row",
     "new_delivery_id",
     "new_token",
@@ -94,6 +97,19 @@ def new_delivery_id() -> str:
 def new_token() -> str:
     """A fresh fencing token for a claim."""
     return secrets.token_hex(12)
+
+
+def endpoint_secrets(hook: Hook, sibling: Hook) -> Hook:
+    """``hook`` with the signing secrets of ``sibling``, a hook of the same owner and target
+    URL: the rule "one secret per endpoint" every store applies when a hook joins an endpoint
+    (:meth:`~resthooks.stores.HookRegistry.add_hook`, ``update_hook``)."""
+    return attrs.evolve(
+        hook,
+        secret=sibling.secret,
+        previous_secret=sibling.previous_secret,
+        previous_secret_until=sibling.previous_secret_until,
+        signing_key=sibling.signing_key,
+    )
 
 
 def target_host(url: str) -> str:

@@ -42,6 +42,15 @@ class HookRegistry(Protocol):
         owner already has that many hooks (any state), raise
         :class:`~resthooks.errors.HookLimitReached`; otherwise store it and return
         ``(hook, True)``.
+
+        One secret per endpoint: if the owner already has another hook to the same
+        ``target_url``, the new hook is stored with that hook's ``secret``,
+        ``previous_secret``, ``previous_secret_until`` and ``signing_key`` instead of its own
+        (the oldest such hook's, by ``created_at`` then ``id``), and returned so; see
+        :doc:`api`.
+
+        .. versionchanged:: 0.2.0
+           The endpoint's secrets.
         """
         ...
 
@@ -112,6 +121,19 @@ class HookRegistry(Protocol):
     ) -> Hook | None:
         """Replace the hook's secrets (rotation); return the updated hook or ``None``."""
         ...
+
+    # Optional (the owners' PATCH of a hook, Dispatcher.update_hook, needs it; the
+    # conformance suite checks it on stores that have it):
+    #
+    # def update_hook(
+    #     self, hook_id: str, *, event: str, target_url: str, description: str, now: datetime
+    # ) -> Hook | None:
+    #     """In one transaction: give the hook this event, target URL and description
+    #     (``updated_at`` = ``now``; its state and deliveries unchanged) and return it, or
+    #     ``None`` if it does not exist. Raise SubscriptionExists (changing nothing) if
+    #     another hook of its owner has this (event, target_url). A hook moved to a URL of
+    #     the owner's other hooks takes their secrets, as add_hook does; moved to a new URL,
+    #     it keeps its own."""
 
 
 @runtime_checkable

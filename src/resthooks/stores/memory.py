@@ -13,7 +13,7 @@ from datetime import datetime
 
 import attrs
 
-from ..errors import ConfigurationError, HookLimitReached
+from ..errors import ConfigurationError, HookLimitReached, SubscriptionExists
 from ..model import (
     Attempt,
     Claim,
@@ -26,7 +26,7 @@ from ..model import (
     Stats,
 )
 from ..outcomes import HookEffect, RecordResult, StoredDelivery, transition
-from ._common import NOT_FINAL_STATES, new_token, target_host
+from ._common import NOT_FINAL_STATES, endpoint_secrets, new_token, target_host
 
 __all__ = ["MemoryStore"]
 
@@ -140,8 +140,40 @@ class MemoryStore:
                 raise HookLimitReached(max_per_owner)
             if hook.id in self._hooks:  # pragma: no cover - ids are random
                 self._unindex_hook(self._hooks[hook.id])
+            hook = self._with_endpoint_secrets(hook)
             self._index_hook(hook)
             return hook, True
+
+    def _with_endpoint_secrets(self, hook: Hook, *, other_than: str | None = None) -> Hook:
+        """``hook`` with the secrets of its endpoint's oldest other hook, if it has one."""
+        siblings = [
+            h
+            for h in self._hooks.values()
+            if h.owner == hook.owner and h.target_url == hook.target_url and h.id != other_than
+        ]
+        if not siblings:
+            return hook
+        return endpoint_secrets(hook, min(siblings, key=lambda h: (h.created_at, h.id)))
+
+    def update_hook(
+        self, hook_id: str, *, event: str, target_url: str, description: str, now: datetime
+    ) -> Hook | None:
+        """The optional ``update_hook`` of :class:`resthooks.stores.HookRegistry`."""
+        with self._lock:
+            hook = self._hooks.get(hook_id)
+            if hook is None:
+                return None
+            taken = self._by_target.get((hook.owner, event, target_url))
+            if taken is not None and taken != hook_id:
+                raise SubscriptionExists(taken)
+            updated = attrs.evolve(
+                hook, event=event, target_url=target_url, description=description, updated_at=now
+            )
+            if target_url != hook.target_url:
+                updated = self._with_endpoint_secrets(updated, other_than=hook_id)
+            self._unindex_hook(hook)
+            self._index_hook(updated)
+            return updated
 
     def get_hook(self, hook_id: str) -> Hook | None:
         with self._lock:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
@@ -26,6 +27,7 @@ from ..errors import (
     HookLimitReached,
     SchemaError,
     StoreError,
+    SubscriptionExists,
 )
 from ..model import (
     Attempt,
@@ -52,6 +54,7 @@ from ._common import (
     LazyDeliveries,
     attempt_from_row,
     delivery_from_row,
+    endpoint_secrets,
     hook_from_row,
     target_host,
 )
@@ -723,6 +726,9 @@ class PostgresStore:
                 count = cur.fetchone()
                 if count is not None and count[0] >= max_per_owner:
                     raise HookLimitReached(max_per_owner)
+            sibling = self._endpoint_sibling(cur, hook.owner, hook.target_url, hook.id)
+            if sibling is not None:
+                hook = endpoint_secrets(hook, sibling)
             cur.execute(
                 self._q(
                     "INSERT INTO {s}.hooks ({hook_columns}, host) "
@@ -749,6 +755,82 @@ class PostgresStore:
                 ),
             )
             return hook, True
+
+    def _lock_owner(self, cur: psycopg.Cursor[Any], owner: str) -> None:
+        # One change of an owner's subscriptions at a time: the cap, the (event, URL)
+        # uniqueness and the endpoint's shared secret are read and written together.
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"{self._lock_key}:owner:{owner}",),
+        )
+
+    def _endpoint_sibling(
+        self, cur: psycopg.Cursor[Any], owner: str, target_url: str, other_than: str
+    ) -> Hook | None:
+        """The oldest other hook of ``owner`` to ``target_url``: whose secrets a hook joining
+        the endpoint takes."""
+        cur.execute(
+            self._q(
+                "SELECT {hook_columns} FROM {s}.hooks WHERE owner = %s AND target_url = %s "
+                "AND id != %s ORDER BY created_at, id LIMIT 1"
+            ),
+            (owner, target_url, other_than),
+        )
+        row = cur.fetchone()
+        return None if row is None else _hook(row)
+
+    def update_hook(
+        self, hook_id: str, *, event: str, target_url: str, description: str, now: datetime
+    ) -> Hook | None:
+        """The optional ``update_hook`` of :class:`resthooks.stores.HookRegistry`."""
+        with self._tx() as cur:
+            cur.execute(self._q("SELECT owner FROM {s}.hooks WHERE id = %s"), (hook_id,))
+            found = cur.fetchone()
+            if found is None:
+                return None
+            self._lock_owner(cur, found[0])
+            cur.execute(self._q("SELECT {hook_columns} FROM {s}.hooks WHERE id = %s"), (hook_id,))
+            row = cur.fetchone()
+            if row is None:  # removed before the lock was ours
+                return None
+            hook = _hook(row)
+            cur.execute(
+                self._q(
+                    "SELECT id FROM {s}.hooks WHERE owner = %s AND event = %s "
+                    "AND target_url = %s AND id != %s"
+                ),
+                (hook.owner, event, target_url, hook_id),
+            )
+            taken = cur.fetchone()
+            if taken is not None:
+                raise SubscriptionExists(taken[0])
+            updated = attrs.evolve(
+                hook, event=event, target_url=target_url, description=description, updated_at=now
+            )
+            if target_url != hook.target_url:
+                sibling = self._endpoint_sibling(cur, hook.owner, target_url, hook_id)
+                if sibling is not None:
+                    updated = endpoint_secrets(updated, sibling)
+            cur.execute(
+                self._q(
+                    "UPDATE {s}.hooks SET event = %s, target_url = %s, host = %s, "
+                    "description = %s, updated_at = %s, secret = %s, previous_secret = %s, "
+                    "previous_secret_until = %s, signing_key = %s WHERE id = %s"
+                ),
+                (
+                    event,
+                    target_url,
+                    target_host(target_url),
+                    description,
+                    now,
+                    updated.secret,
+                    updated.previous_secret,
+                    updated.previous_secret_until,
+                    updated.signing_key,
+                    hook_id,
+                ),
+            )
+            return updated
 
     def get_hook(self, hook_id: str) -> Hook | None:
         with self._tx(atomic=False) as cur:
@@ -1623,8 +1705,11 @@ class PostgresStore:
 
     def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
         with self._tx() as cur:
+            # The row first, then its key's lock: the order record takes them in.
             cur.execute(
-                self._q("SELECT hook_id, ordering_key FROM {s}.deliveries WHERE id = %s"),
+                self._q(
+                    "SELECT hook_id, ordering_key FROM {s}.deliveries WHERE id = %s FOR UPDATE"
+                ),
                 (delivery_id,),
             )
             turn = cur.fetchone()

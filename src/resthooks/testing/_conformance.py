@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
-from ..errors import HookLimitReached
+from ..errors import HookLimitReached, SubscriptionExists
 from ..model import (
     Attempt,
     DeliveryState,
@@ -249,6 +249,74 @@ def check_set_secret(store: Store) -> None:
         )
         is None
     )
+
+
+@_check
+def check_hooks_of_one_endpoint_share_its_secrets(store: Store) -> None:
+    # One secret per endpoint: a hook added to a URL its owner already has hooks to takes the
+    # oldest one's secrets; another owner's hooks to the same URL do not count.
+    first = attrs.evolve(_hook(1, url="https://a.example.com/h"), signing_key="whsk_" + "B" * 88)
+    store.add_hook(first, max_per_owner=None)
+    other_owner = attrs.evolve(
+        _hook(2, owner="globex", url="https://a.example.com/h"), secret="whsec_" + "C" * 44
+    )
+    store.add_hook(other_owner, max_per_owner=None)
+    joining = attrs.evolve(
+        _hook(3, event="party/updated", url="https://a.example.com/h", at=1),
+        secret="whsec_" + "D" * 44,
+        signing_key=None,
+    )
+    stored, created = store.add_hook(joining, max_per_owner=None)
+    assert created, "a hook of another event to the same URL is a new hook"
+    assert (stored.secret, stored.signing_key) == (first.secret, first.signing_key), (
+        "a hook joining an endpoint must take its secret and signing key"
+    )
+    got = store.get_hook(joining.id)
+    assert got == stored, f"get_hook must return the hook as add_hook stored it: {got!r}"
+    globex = store.get_hook(other_owner.id)
+    assert globex is not None
+    assert globex.secret == other_owner.secret, "another owner's endpoint keeps its own secret"
+    alone = attrs.evolve(_hook(4, url="https://b.example.com/h"), secret="whsec_" + "E" * 44)
+    assert store.add_hook(alone, max_per_owner=None)[0].secret == alone.secret, (
+        "a hook to a new URL keeps the secret it was given"
+    )
+
+
+@_check
+def check_update_hook(store: Store) -> None:
+    update = getattr(store, "update_hook", None)
+    if update is None:
+        return  # optional: a store without it cannot serve PATCH (Dispatcher.update_hook)
+    a = _hook(1, url="https://a.example.com/h")
+    b = attrs.evolve(_hook(2, url="https://b.example.com/h"), secret="whsec_" + "F" * 44)
+    store.add_hook(a, max_per_owner=None)
+    store.add_hook(b, max_per_owner=None)
+    moved = update(
+        b.id, event="party/updated", target_url=b.target_url, description="moved", now=_t(2)
+    )
+    assert moved is not None, "update_hook must find the hook"
+    assert (moved.event, moved.description, moved.updated_at) == ("party/updated", "moved", _t(2))
+    assert moved.secret == b.secret, "a hook that stays at its URL keeps its secret"
+    assert store.get_hook(b.id) == moved, "update_hook must store what it returns"
+    assert [h.id for h in store.active_hooks(owner="acme", event="party/updated")] == [b.id], (
+        "the fan-out must follow the new event"
+    )
+    refused: SubscriptionExists | None = None
+    try:
+        update(a.id, event="party/updated", target_url=b.target_url, description="", now=_t(3))
+    except SubscriptionExists as exc:
+        refused = exc
+    assert refused is not None, "update_hook must refuse another hook's (event, target_url)"
+    assert refused.hook_id == b.id, "SubscriptionExists must name the hook that has it"
+    assert store.get_hook(a.id) == a, "a refused update must change nothing"
+    joined = update(b.id, event="party/updated", target_url=a.target_url, description="", now=_t(4))
+    assert joined is not None
+    assert joined.secret == a.secret, "a hook moved to an endpoint must take its secret"
+    assert store.get_hook(b.id) == joined
+    missing = update(
+        "hook_missing", event="x/y", target_url=a.target_url, description="", now=_t(5)
+    )
+    assert missing is None, "update_hook of an unknown id must return None"
 
 
 # -- deliveries -------------------------------------------------------------------------------

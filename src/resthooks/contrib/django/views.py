@@ -17,7 +17,7 @@ from ...api import ApiResponse, SubscriptionAPI
 from . import conf
 from ._store import get_dispatcher
 
-__all__ = ["hook_view", "hooks_view", "openapi_view", "owner_of"]
+__all__ = ["hook_action_view", "hook_view", "hooks_view", "openapi_view", "owner_of"]
 
 _log = logging.getLogger("resthooks.contrib.django")
 
@@ -43,15 +43,32 @@ def _reply(answer: ApiResponse) -> HttpResponse:
     return response
 
 
-def _handle(request: HttpRequest, hook_id: str | None, *, document: bool = False) -> HttpResponse:
+def _handle(
+    request: HttpRequest,
+    hook_id: str | None,
+    action: str | None = None,
+    *,
+    document: bool = False,
+) -> HttpResponse:
     owner = owner_of(request)
     # Location headers follow wherever the host mounted the collection.
     base = request.path if hook_id is None and not document else request.path.rsplit("/", 1)[0]
+    if action is not None:
+        base = request.path[: -len(action) - 1].rsplit("/", 1)[0]
     try:
         api = SubscriptionAPI(get_dispatcher(), base_path=base or "/")
         if document:
             return _reply(api.handle_openapi(request.method or "", owner=owner))
-        return _reply(api.handle(request.method or "", hook_id, body=request.body, owner=owner))
+        return _reply(
+            api.handle(
+                request.method or "",
+                hook_id,
+                body=request.body,
+                owner=owner,
+                action=action,
+                query=request.GET,
+            )
+        )
     except Exception:  # noqa: BLE001 - the client gets JSON whatever failed; it is logged
         # A bug or a broken store the API could not map: still JSON, never an HTML page.
         _log.exception("the subscription API failed")
@@ -70,8 +87,20 @@ def hooks_view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
 
 
 def hook_view(request: HttpRequest, hook_id: str, **kwargs: Any) -> HttpResponse:
-    """``GET`` (show) and ``DELETE`` (unsubscribe) on one hook."""
+    """``GET`` (show), ``PATCH`` (update) and ``DELETE`` (unsubscribe) on one hook, and
+    ``GET keys`` (the owner's public keys)."""
     return _handle(request, hook_id)
+
+
+def hook_action_view(
+    request: HttpRequest, hook_id: str, action: str, **kwargs: Any
+) -> HttpResponse:
+    """The owners' verbs on one hook (``rotate-secret``, ``ping``, ``replay``,
+    ``deliveries``...: see :meth:`resthooks.api.SubscriptionAPI.handle`).
+
+    .. versionadded:: 0.2.0
+    """
+    return _handle(request, hook_id, action)
 
 
 def openapi_view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
