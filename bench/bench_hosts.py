@@ -6,8 +6,10 @@ Run it from the repository root:
                                 [--before REV]
 
 An asyncio receiver in a subprocess listens on ``--hosts`` distinct loopback addresses
-(127.0.0.2, 127.0.0.3, ...) and answers every POST with 204 after ``--latency`` seconds,
-keeping connections alive. Then, rounds interleaved so a burst of load from elsewhere hits
+(127.0.0.2, 127.0.0.3, ... then 127.0.1.1 on: 1,000 hosts fit) and answers every POST with
+204 after ``--latency`` seconds, keeping connections alive; with ``--nginx``, nginx answers
+at once on the same addresses instead (see ``bench/_nginx.py``; skipped with a message when
+it is not installed). Then, rounds interleaved so a burst of load from elsewhere hits
 every client alike:
 
 - ``plain urllib3 threads``: ``--threads`` threads, one shared ``urllib3.PoolManager`` with a
@@ -36,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 import urllib3
+from _nginx import MISSING, Nginx, available, loopback_hosts
 
 from resthooks import Dispatcher
 from resthooks.stores import MemoryStore
@@ -74,10 +77,10 @@ async def _serve_connection(
 async def _serve(hosts: int, latency: float) -> None:
     port = 0
     servers = []
-    for n in range(hosts):
+    for address in loopback_hosts(hosts):
         server = await asyncio.start_server(
             lambda r, w: _serve_connection(r, w, latency),
-            f"127.0.0.{n + 2}",
+            address,
             port,
             backlog=4096,
         )
@@ -196,27 +199,40 @@ def main() -> None:
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-worker", action="store_true", help="transport only")
+    parser.add_argument(
+        "--nginx", action="store_true", help="nginx as the receiver (no latency) instead"
+    )
     args = parser.parse_args()
     if args.serve:
         asyncio.run(_serve(args.hosts, args.latency))
         return
-    receiver = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--serve",
-            "--hosts",
-            str(args.hosts),
-            "--latency",
-            str(args.latency),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    nginx: Nginx | None = None
+    receiver: subprocess.Popen[str] | None = None
+    if args.nginx:
+        if not available():
+            print(MISSING)
+            return
+        args.latency = 0.0
+        nginx = Nginx(loopback_hosts(args.hosts))
+        port = nginx.port
+    else:
+        receiver = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                "--hosts",
+                str(args.hosts),
+                "--latency",
+                str(args.latency),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert receiver.stdout is not None
         port = int(receiver.stdout.readline())
-        urls = [f"http://127.0.0.{n + 2}:{port}/hook/{n}" for n in range(args.hosts)]
+    try:
+        urls = [f"http://{a}:{port}/hook/{n}" for n, a in enumerate(loopback_hosts(args.hosts))]
         now: Callable[[], Transport] = lambda: Urllib3Transport(policy=LOOPBACK_POLICY)  # noqa: E731
         clients: dict[str, Callable[[], float]] = {
             "plain urllib3 threads": lambda: plain(urls, args.threads, args.seconds),
@@ -244,7 +260,8 @@ def main() -> None:
                     then, urls, args.threads, args.seconds, args.latency
                 )
         print(
-            f"{args.hosts} hosts at {args.latency * 1000:.0f} ms, {args.threads} threads, "
+            f"{args.hosts} hosts at {args.latency * 1000:.0f} ms"
+            f"{' (nginx)' if args.nginx else ''}, {args.threads} threads, "
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
             f"{args.rounds} rounds, interleaved (order rotating)"
         )
@@ -266,8 +283,11 @@ def main() -> None:
                 f"({min(ratios[name]):.2f}-{max(ratios[name]):.2f}x)"
             )
     finally:
-        receiver.kill()
-        receiver.wait()
+        if receiver is not None:
+            receiver.kill()
+            receiver.wait()
+        if nginx is not None:
+            nginx.stop()
 
 
 if __name__ == "__main__":

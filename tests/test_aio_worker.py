@@ -34,6 +34,12 @@ def ScriptedAsyncTransport(*script: int | Response | BaseException) -> AsyncReco
     return AsyncRecordingTransport(script=script or [204])
 
 
+# For the tests holding 1,000 requests open: the receiver shares this process (and its GIL)
+# with the worker, and on a loaded machine opening all of them can take longer than the
+# default 15 s deadline, which would time the first ones out. What they test is not time.
+_PATIENT: dict[str, Any] = {"timeouts": Timeouts(connect=60, total=60), "lease": 120.0}
+
+
 def _face(transport: Any, clock: Any = None, **options: Any) -> AsyncDispatcher:
     options.setdefault("max_hooks_per_owner", None)
     engine = Dispatcher(MemoryStore(), clock=clock or FakeClock(), **options)
@@ -158,6 +164,7 @@ def test_a_thousand_deliveries_are_in_flight_at_once(
         network_policy=LOOPBACK_POLICY,
         max_in_flight_per_host=None,
         max_hooks_per_owner=None,
+        **_PATIENT,
     )
     hooks = AsyncDispatcher(engine, transport=async_transport)
     async_receiver.hold = True
@@ -194,6 +201,7 @@ def test_stopping_with_a_thousand_in_flight_loses_nothing(
         network_policy=LOOPBACK_POLICY,
         max_in_flight_per_host=None,
         max_hooks_per_owner=None,
+        **_PATIENT,
     )
     hooks = AsyncDispatcher(engine, transport=async_transport)
     async_receiver.hold = True

@@ -206,6 +206,50 @@ def test_locked_past_busy_timeout_is_a_store_error_and_writes_nothing(db: Path) 
     store.close()
 
 
+def test_a_writer_waits_for_another_connections_lock_in_short_steps(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another process holds the write lock, a write tries again after short waits
+    (at most 1 ms, where SQLite's busy handler sleeps up to 100 ms between tries) and goes
+    through once the lock is free; the connection keeps its busy timeout for the rest."""
+    from resthooks.stores import sqlite as module  # noqa: PLC0415
+
+    store = SQLiteStore(db, busy_timeout=10)
+    store.add_hook(_hook(1), max_per_owner=None)
+    waits: list[float] = []
+    real_sleep = module.time.sleep
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(module.time, "sleep", sleep)
+    timeouts: list[int] = []
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    done = threading.Event()
+
+    def write() -> None:
+        store.enqueue(owner="acme", event="party/created", body=b"{}", now=T0)
+        timeouts.append(store._conn().execute("PRAGMA busy_timeout").fetchone()[0])
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert not done.wait(0.3)  # held: the write waits
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    writer.join(timeout=10)
+    assert done.is_set()
+    assert len(waits) >= 5, waits
+    assert max(waits) <= 0.001
+    assert store.stats().deliveries["pending"] == 1
+    assert timeouts == [10_000]
+    store.close()
+
+
 def test_driver_errors_arrive_as_store_errors(db: Path) -> None:
     """A sqlite3 failure inside an operation reaches the caller as StoreError with the cause."""
     store = SQLiteStore(db)
