@@ -143,7 +143,9 @@ def _reaches(module: str, tree: ast.AST, others: set[str], known: dict[str, Path
         if isinstance(node, ast.Attribute) and node.attr in others:
             if not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"}):
                 found.append(f"{module}:{node.lineno}: .{node.attr}")
-        elif isinstance(node, ast.ImportFrom):
+        elif isinstance(node, ast.ImportFrom) and (
+            node.level or (node.module or "").split(".")[0] == "resthooks"
+        ):  # another library's private names are that library's business (FOREIGN_PRIVATE)
             for alias in node.names:
                 name = alias.name
                 is_module = any(m.endswith("." + name) for m in known)
