@@ -89,20 +89,25 @@ class Dialler:
         raise TransportError("connection", f"cannot connect to {conn.host}: {error}")
 
 
-class PinnedHTTPConnection(HTTPConnection):
-    """An :class:`urllib3.connection.HTTPConnection` that dials through a :class:`Dialler`."""
+class _Pinned:
+    """What both pinned connections change in urllib3's: the dial, the header check, one write.
+
+    A mixin placed before urllib3's connection class, so ``super()`` is that class.
+    """
 
     dialler: ClassVar[Dialler]
     # Plain header blocks are read without the email package (see _headers).
     response_class = HeadersResponse
 
     def _new_conn(self) -> socket.socket:
+        assert isinstance(self, HTTPConnection)
         return self.dialler.dial(self)
 
-    def putheader(self, header: str, *values: str) -> None:  # type: ignore[override] # as urllib3 types it
+    def putheader(self, header: str, *values: str) -> None:
+        assert isinstance(self, HTTPConnection)
         _putheader(self, header, values)
 
-    def request(  # type: ignore[override] # urllib3's signature
+    def request(
         self,
         method: str,
         url: str,
@@ -114,6 +119,7 @@ class PinnedHTTPConnection(HTTPConnection):
         decode_content: bool = True,
         enforce_content_length: bool = True,
     ) -> None:
+        assert isinstance(self, HTTPConnection)
         options = {
             "headers": headers,
             "chunked": chunked,
@@ -121,53 +127,24 @@ class PinnedHTTPConnection(HTTPConnection):
             "decode_content": decode_content,
             "enforce_content_length": enforce_content_length,
         }
-        _request_in_one_write(self, HTTPConnection, method, url, body, options)
+        _request_in_one_write(self, super(), method, url, body, options)
 
     def send(self, data: Any) -> None:
+        assert isinstance(self, HTTPConnection)
         if not _hold(self, data):
-            super().send(data)
+            super().send(data)  # urllib3's connection: the next class after this mixin
 
 
-class PinnedHTTPSConnection(HTTPSConnection):
+class PinnedHTTPConnection(_Pinned, HTTPConnection):  # type: ignore[misc] # the mixin's request has urllib3's signature
+    """An :class:`urllib3.connection.HTTPConnection` that dials through a :class:`Dialler`."""
+
+
+class PinnedHTTPSConnection(_Pinned, HTTPSConnection):  # type: ignore[misc] # as above
     """An :class:`urllib3.connection.HTTPSConnection` that dials through a :class:`Dialler`.
 
     TLS is wrapped around the socket by urllib3 as usual, with SNI and the certificate check
     on the URL's host name.
     """
-
-    dialler: ClassVar[Dialler]
-    response_class = HeadersResponse
-
-    def _new_conn(self) -> socket.socket:
-        return self.dialler.dial(self)
-
-    def putheader(self, header: str, *values: str) -> None:  # type: ignore[override] # as urllib3 types it
-        _putheader(self, header, values)
-
-    def request(  # type: ignore[override] # urllib3's signature
-        self,
-        method: str,
-        url: str,
-        body: _TYPE_BODY | None = None,
-        headers: Mapping[str, str] | None = None,
-        *,
-        chunked: bool = False,
-        preload_content: bool = True,
-        decode_content: bool = True,
-        enforce_content_length: bool = True,
-    ) -> None:
-        options = {
-            "headers": headers,
-            "chunked": chunked,
-            "preload_content": preload_content,
-            "decode_content": decode_content,
-            "enforce_content_length": enforce_content_length,
-        }
-        _request_in_one_write(self, HTTPSConnection, method, url, body, options)
-
-    def send(self, data: Any) -> None:
-        if not _hold(self, data):
-            super().send(data)
 
 
 # Request bodies up to this size go out in the same write as the request head.
@@ -176,7 +153,7 @@ _ONE_WRITE_MAX = 64 * 1024
 
 def _request_in_one_write(  # noqa: PLR0917 - request's own arguments, passed on
     conn: HTTPConnection,
-    base: type[HTTPConnection],
+    base: Any,
     method: str,
     url: str,
     body: Any,
@@ -194,15 +171,15 @@ def _request_in_one_write(  # noqa: PLR0917 - request's own arguments, passed on
         or kwargs.get("chunked")
         or conn.sock is None  # a new connection: let http.client connect as it does
     ):
-        base.request(conn, method, url, body=body, **kwargs)
+        base.request(method, url, body=body, **kwargs)
         return
     held: list[bytes] = []
     conn._resthooks_held = held  # type: ignore[attr-defined]
     try:
-        base.request(conn, method, url, body=body, **kwargs)
+        base.request(method, url, body=body, **kwargs)
     finally:
         conn._resthooks_held = None  # type: ignore[attr-defined]
-    base.send(conn, b"".join(held))
+    base.send(b"".join(held))
 
 
 def _hold(conn: HTTPConnection, data: Any) -> bool:
