@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import http.client
 import io
+import re
 import socket
 import sys
 import threading
 from collections.abc import Callable
 
 import pytest
+import urllib3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from resthooks import TransportError
 from resthooks.testing import LOOPBACK_POLICY
 from resthooks.transports import Request, Timeouts, Urllib3Transport
-from resthooks.transports._headers import HeadersResponse, parse_header_lines
+from resthooks.transports._headers import parse_header_lines
 
 
 def _stdlib(block: bytes) -> http.client.HTTPMessage:
@@ -83,9 +86,9 @@ def test_any_header_block_reads_as_the_stdlib_reads_it(
     _same(block + b"\r\n")
 
 
-def test_the_transports_connections_read_headers_with_it() -> None:
-    """The urllib3 transport's responses come from HeadersResponse, and a folded header
-    from a real server on loopback still reads as the stdlib reads it."""
+def test_a_folded_header_from_a_server_reads_as_urllib3_reads_it() -> None:
+    """A folded header from a real server on loopback (a block HeadersResponse hands to the
+    email parser) arrives joined by one space, as urllib3 returns it."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     answer = (
@@ -105,8 +108,6 @@ def test_the_transports_connections_read_headers_with_it() -> None:
     server.start()
     try:
         with Urllib3Transport(policy=LOOPBACK_POLICY) as transport:
-            pool_class = transport._pool_classes["http"]
-            assert pool_class.ConnectionCls.response_class is HeadersResponse
             response = transport.send(
                 Request(
                     method="POST",
@@ -146,7 +147,7 @@ def _raw_requests(count: int, send: Callable[[str], None]) -> list[bytes]:
         with conn:
             data = b""
             for _ in range(count):
-                while not (b"\r\n\r\n" in data and data.endswith(b"{}")):
+                while not (b"\r\n\r\n" in data and data.endswith((b"{}", b"\r\n0\r\n\r\n"))):
                     data += conn.recv(65536)
                 got.append(data)
                 data = b""
@@ -162,11 +163,21 @@ def _raw_requests(count: int, send: Callable[[str], None]) -> list[bytes]:
     return got
 
 
-def test_a_request_on_a_kept_alive_connection_is_one_write_of_the_same_bytes() -> None:
-    """On an open connection the head and a small body go out in one write, and the bytes
-    are those of the first request, which opened the connection and went out as urllib3
-    writes it (head, then body)."""
-    headers = {"Content-Type": "application/json", "webhook-id": "msg_1"}
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "application/json", "webhook-id": "msg_1", "X-Empty": ""},
+        {"Host": "hooks.example.test", "User-Agent": "resthooks/1", "Accept-Encoding": "gzip"},
+        {"content-length": "2", "X-Folded": "a\r\n b"},
+        {"Transfer-Encoding": "chunked"},
+    ],
+    ids=["plain", "own-host-agent-encoding", "own-length", "chunked"],
+)
+def test_every_request_is_one_write_of_the_bytes_urllib3_sends(headers: dict[str, str]) -> None:
+    """On a new connection and on a kept-alive one, the head and a small body go out in one
+    write, and the receiver gets the very bytes urllib3's own HTTPConnectionPool sends for
+    the same request (request line, Host, Accept-Encoding, framing, User-Agent, the headers
+    in order), whichever of those headers the request sets itself."""
     writes: list[int] = []
 
     def ours(url: str) -> None:
@@ -183,6 +194,112 @@ def test_a_request_on_a_kept_alive_connection_is_one_write_of_the_same_bytes() -
                     _COUNTING.clear()
                 writes.append(len(_SENDS))
 
-    first, second = _raw_requests(2, ours)
-    assert writes[1] == 1  # the first request opened the connection: written as before
-    assert first == second  # the same bytes either way
+    def theirs(url: str) -> None:
+        port = int(url.split(":")[2].split("/", maxsplit=1)[0])
+        with urllib3.HTTPConnectionPool("127.0.0.1", port) as pool:
+            for _ in range(2):
+                response = pool.urlopen("POST", "/hook", body=b"{}", headers=headers)
+                assert response.status == 204
+
+    def port_masked(requests: list[bytes]) -> list[bytes]:  # each run has its own server port
+        return [re.sub(rb"Host: 127\.0\.0\.1:\d+", b"Host: 127.0.0.1:PORT", r) for r in requests]
+
+    sent = port_masked(_raw_requests(2, ours))
+    assert writes == [1, 1]
+    assert port_masked(_raw_requests(2, theirs)) == sent
+    assert sent[0].startswith(b"POST /hook HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize(
+    ("headers", "method", "field"),
+    [
+        ({"X-Bad\r\nInjected": "1"}, "POST", "X-Bad"),
+        ({"X-Split": "a\r\nInjected: yes"}, "POST", "X-Split"),
+        ({"X-Bare-LF": "a\nb"}, "POST", "X-Bare-LF"),
+        ({"Caf\u00e9": "1"}, "POST", "Caf"),
+        ({"X-Snowman": "\u2603"}, "POST", "X-Snowman"),
+        ({}, "PO ST", "method"),
+    ],
+)
+def test_a_header_http_client_refuses_is_refused_before_anything_is_sent(
+    headers: dict[str, str], method: str, field: str
+) -> None:
+    """A header name or value http.client's putheader would refuse (CR or LF injection, a name
+    that is not ASCII, a value that is not Latin-1), or a method that is not a token, fails as
+    ``protocol`` naming it, never quoting the value, and nothing reaches the server."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    try:
+        with Urllib3Transport(policy=LOOPBACK_POLICY) as transport:
+            request = Request(
+                method=method,
+                url=f"http://127.0.0.1:{listener.getsockname()[1]}/hook",
+                headers=headers,
+                body=b"{}",
+                timeouts=Timeouts(),
+            )
+            with pytest.raises(TransportError) as info:
+                transport.send(request)
+        assert info.value.kind == "protocol"
+        assert field in info.value.message
+        assert "Injected: yes" not in info.value.message
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody connected
+    finally:
+        listener.close()
+
+
+def _urllib3_head(headers: dict[str, str], body: bytes) -> bytes | None:
+    """What urllib3's HTTPConnection.request writes for these headers (None: it refuses
+    them), read off the other end of a socket pair: no network."""
+    ours, theirs = socket.socketpair()
+    with theirs:
+        conn = urllib3.connection.HTTPConnection("127.0.0.1", 8080)
+        conn.sock = ours
+        try:
+            conn.request("POST", "/hook?x=1", body=body, headers=headers)
+        except ValueError:  # http.client's refusal of a name or value (UnicodeError included)
+            return None
+        finally:
+            conn.close()
+        data = b""
+        theirs.settimeout(5)
+        while chunk := theirs.recv(65536):
+            data += chunk
+        return data
+
+
+_HEADER_NAME = st.sampled_from(
+    ["Content-Type", "host", "Content-Length", "Transfer-Encoding", "user-agent", "X-A"]
+) | st.text(st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=8)
+_HEADER_VALUE = st.text(st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=12) | (
+    st.sampled_from(["a\r\n b", "a\r\nb", "a\nb", "a\rb", "a\r\n\tb", " padded ", ""])
+)
+
+
+@settings(max_examples=300, derandomize=True)
+@given(
+    st.dictionaries(_HEADER_NAME, _HEADER_VALUE, max_size=4),
+    st.sampled_from([b"{}", b""]),
+)
+def test_any_headers_make_the_head_urllib3_makes_or_are_refused_like_it(
+    headers: dict[str, str], body: bytes
+) -> None:
+    """For random header names and values (CR, LF, NUL, non-ASCII, folded lines, framing
+    headers of the request's own), the transport's request head and body are byte for byte
+    urllib3's, or both refuse the request."""
+    from resthooks.transports._exchange import (  # noqa: PLC0415 - the unit under test
+        _body_bytes,
+        _host_header,
+        request_head,
+    )
+
+    expected = _urllib3_head(headers, body)
+    host = _host_header("127.0.0.1", 8080, "http")
+    if expected is None:
+        with pytest.raises(TransportError) as info:
+            request_head("POST", b"/hook?x=1", host, headers, body)
+        assert info.value.kind == "protocol"
+        return
+    head, chunked = request_head("POST", b"/hook?x=1", host, headers, body)
+    assert expected == head + _body_bytes(body, chunked)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import pytest
+import urllib3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
@@ -241,7 +242,10 @@ def test_transport_refuses_bad_shapes_before_dialling(
 def test_no_log_record_carries_the_query_string(
     malformed_server: _RawServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A malformed header line makes urllib3 warn with the URL: the api_key is masked there too.
+    """Delivering to a URL with an api_key in its query, to a server whose answer has a
+    malformed header line, leaves the api_key in no log record; and urllib3's own warning
+    about such a header (which quotes the URL: the egress proxy's path goes through urllib3's
+    pool) is masked by the filter the transport puts on urllib3's loggers.
 
     Every logger is captured at DEBUG, and messages and tracebacks are both checked.
     """
@@ -257,6 +261,8 @@ def test_no_log_record_carries_the_query_string(
             for logger in loggers:
                 logger.setLevel(logging.DEBUG)
             summary = dispatcher.deliver_due()
+            with urllib3.HTTPConnectionPool("127.0.0.1", malformed_server.port) as pool:
+                pool.urlopen("POST", f"/hook?api_key={API_KEY}", body=b"{}", retries=False)
     finally:  # every logger as it was: other tests count records
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)

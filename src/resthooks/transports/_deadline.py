@@ -1,11 +1,14 @@
-"""A total deadline for the part of an attempt urllib3 runs on its own.
+"""A total deadline for the part of an attempt the HTTP client reads on its own.
 
-urllib3's read timeout applies to each socket read. Until the headers are in, urllib3 and
-http.client do the reading, so a server that sends its status line or headers one byte at a
-time would hold an attempt for as long as it likes. The pools made here arm a watchdog for
-every request: if the headers have not arrived by the deadline, the watchdog shuts the
-connection's socket down, which ends the blocked read at once, and the request fails with a
-read timeout. The body is read by the transport itself, against the same deadline.
+A socket's timeout applies to each read. Until the headers are in, http.client does the
+reading (and for a new HTTPS connection, the TLS handshake), so a server that sends its
+status line or headers one byte at a time would hold an attempt for as long as it likes.
+:func:`watch` arms a watchdog for one request: if the headers have not arrived by the
+deadline, the watchdog shuts the connection's socket down, which ends the blocked read at
+once, and the request fails as a timeout. The body is read by the transport itself, against
+the same deadline. The transport's own exchange (``_exchange``) arms it directly; the pools
+of :func:`with_deadline` (the egress proxy's path, through urllib3's pool) arm it around
+urllib3's request.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from typing import Any
 from urllib3 import HTTPConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 
-__all__ = ["with_deadline"]
+__all__ = ["Watch", "cut_off", "unwatch", "watch", "with_deadline"]
 
 
-class _Watch:
+class Watch:
+    """One request being watched; ``fired`` once the watchdog cut it off."""
+
     __slots__ = ("conn", "deadline", "fired")
 
     def __init__(self, conn: object, deadline: float) -> None:
@@ -41,12 +46,12 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._watches: set[_Watch] = set()
+        self._watches: set[Watch] = set()
         self._wake_at: float | None = None
         self._thread: threading.Thread | None = None
 
-    def arm(self, conn: object, deadline: float) -> _Watch:
-        watch = _Watch(conn, deadline)
+    def arm(self, conn: object, deadline: float) -> Watch:
+        watch = Watch(conn, deadline)
         with self._cond:
             self._watches.add(watch)
             if self._thread is None:
@@ -58,7 +63,7 @@ class _Watchdog:
                 self._cond.notify()
         return watch
 
-    def disarm(self, watch: _Watch) -> None:
+    def disarm(self, watch: Watch) -> None:
         # Under the lock: once this returns the watchdog can no longer touch the connection,
         # which goes back to the pool and may serve another request.
         with self._cond:
@@ -95,23 +100,38 @@ def _shut_down(conn: object) -> bool:
 _WATCHDOG = _Watchdog()
 
 
+def watch(conn: object, deadline: float) -> Watch:
+    """Shut ``conn``'s socket down at ``deadline`` (monotonic seconds) unless
+    :func:`unwatch` comes first."""
+    return _WATCHDOG.arm(conn, deadline)
+
+
+def unwatch(watch: Watch) -> None:
+    """Stop watching ``watch``; once this returns the watchdog no longer touches its
+    connection, which may go back to a pool and serve another request."""
+    _WATCHDOG.disarm(watch)
+
+
+def cut_off(total: float) -> str:
+    """What a request the watchdog cut off failed with."""
+    return f"no complete answer within the deadline of {total} s"
+
+
 def _with_deadline(base: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
     class DeadlinePool(base):  # type: ignore[valid-type,misc] # a subclass of whichever pool class is given
         def _make_request(self, conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             total = getattr(kwargs.get("timeout"), "total", None)
             if not isinstance(total, (int, float)):
                 return super()._make_request(conn, method, url, *args, **kwargs)
-            watch = _WATCHDOG.arm(conn, time.monotonic() + total)
+            armed = watch(conn, time.monotonic() + total)
             try:
                 return super()._make_request(conn, method, url, *args, **kwargs)
             except Exception:
-                if watch.fired:
-                    raise ReadTimeoutError(
-                        self, url, f"no complete answer within the deadline of {total} s"
-                    ) from None
+                if armed.fired:
+                    raise ReadTimeoutError(self, url, cut_off(total)) from None
                 raise
             finally:
-                _WATCHDOG.disarm(watch)
+                unwatch(armed)
 
     DeadlinePool.__name__ = DeadlinePool.__qualname__ = f"Deadline{base.__name__}"
     return DeadlinePool

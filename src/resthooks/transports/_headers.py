@@ -20,7 +20,7 @@ import http.client
 import re
 from typing import Any
 
-__all__ = ["HeadersResponse", "parse_header_lines"]
+__all__ = ["HeadersResponse", "parse_header_lines", "unfold"]
 
 # A line the email parser reads as exactly (name, value): the name an RFC 9110 token, the
 # value printable ASCII and tabs after optional spaces or tabs (kept as they are at its end,
@@ -29,6 +29,14 @@ __all__ = ["HeadersResponse", "parse_header_lines"]
 # str.splitlines knows, reads folded lines as one header, and stops at a line without a name).
 _PLAIN = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e]*)\r?\n")
 _END = (b"\r\n", b"\n", b"")
+# An obsolete line folding (RFC 9112 5.2) and the spaces around it, as urllib3 2.x replaces
+# them: with one space. Only a block the email parser read can hold one.
+_OBSOLETE_FOLD = re.compile(r"(?:(?<![ \t])[ \t]+)?\r\n[ \t]+")
+
+
+def unfold(value: str) -> str:
+    """``value`` with each obsolete line folding replaced by one space (as urllib3 does)."""
+    return _OBSOLETE_FOLD.sub(" ", value) if "\r\n" in value else value
 
 
 def parse_header_lines(lines: list[bytes]) -> http.client.HTTPMessage:

@@ -6,36 +6,30 @@ replace that one method: resolve the host once, validate every answer, and conne
 validated address. Nothing else changes, so ``Host``, SNI and the certificate check keep using
 the host name from the URL (``self.host``), never the address.
 
-The policy and the resolver are bound to subclasses made per transport (urllib3 builds
-connections from the pool's ``ConnectionCls`` with fixed arguments, and ``PoolManager`` keys
-its pools by known keyword names only).
+The policy and the resolver are bound to subclasses made per transport, so a connection
+made anywhere (the transport's own per-host stacks, or a test) dials under its transport's
+policy.
 """
 
 from __future__ import annotations
 
-import http.client
 import socket
 import sys
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
-from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3._base_connection import _TYPE_BODY
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError
-from urllib3.util import SKIP_HEADER
 
 from ..errors import TransportError
 from ..network import NetworkPolicy, Resolver, ip_literal
-from ._headers import HeadersResponse
 from ._rules import resolution_failed
 
 __all__ = [
     "Dialler",
     "PinnedHTTPConnection",
     "PinnedHTTPSConnection",
-    "pinned_pool_classes",
+    "pinned_connection_classes",
 ]
 
 
@@ -90,56 +84,23 @@ class Dialler:
 
 
 class _Pinned:
-    """What both pinned connections change in urllib3's: the dial, the header check, one write.
+    """What both pinned connections change in urllib3's: the dial.
 
     A mixin placed before urllib3's connection class, so ``super()`` is that class.
     """
 
     dialler: ClassVar[Dialler]
-    # Plain header blocks are read without the email package (see _headers).
-    response_class = HeadersResponse
 
     def _new_conn(self) -> socket.socket:
         assert isinstance(self, HTTPConnection)
         return self.dialler.dial(self)
 
-    def putheader(self, header: str, *values: str) -> None:
-        assert isinstance(self, HTTPConnection)
-        _putheader(self, header, values)
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        body: _TYPE_BODY | None = None,
-        headers: Mapping[str, str] | None = None,
-        *,
-        chunked: bool = False,
-        preload_content: bool = True,
-        decode_content: bool = True,
-        enforce_content_length: bool = True,
-    ) -> None:
-        assert isinstance(self, HTTPConnection)
-        options = {
-            "headers": headers,
-            "chunked": chunked,
-            "preload_content": preload_content,
-            "decode_content": decode_content,
-            "enforce_content_length": enforce_content_length,
-        }
-        _request_in_one_write(self, super(), method, url, body, options)
-
-    def send(self, data: Any) -> None:
-        assert isinstance(self, HTTPConnection)
-        if not _hold(self, data):
-            super().send(data)  # urllib3's connection: the next class after this mixin
-
-
-class PinnedHTTPConnection(_Pinned, HTTPConnection):  # type: ignore[misc] # the mixin's request has urllib3's signature
+class PinnedHTTPConnection(_Pinned, HTTPConnection):
     """An :class:`urllib3.connection.HTTPConnection` that dials through a :class:`Dialler`."""
 
 
-class PinnedHTTPSConnection(_Pinned, HTTPSConnection):  # type: ignore[misc] # as above
+class PinnedHTTPSConnection(_Pinned, HTTPSConnection):
     """An :class:`urllib3.connection.HTTPSConnection` that dials through a :class:`Dialler`.
 
     TLS is wrapped around the socket by urllib3 as usual, with SNI and the certificate check
@@ -147,67 +108,10 @@ class PinnedHTTPSConnection(_Pinned, HTTPSConnection):  # type: ignore[misc] # a
     """
 
 
-# Request bodies up to this size go out in the same write as the request head.
-_ONE_WRITE_MAX = 64 * 1024
-
-
-def _request_in_one_write(  # noqa: PLR0917 - request's own arguments, passed on
-    conn: HTTPConnection,
-    base: Any,
-    method: str,
-    url: str,
-    body: Any,
-    kwargs: dict[str, Any],
-) -> None:
-    """urllib3's ``request``, with the head and a small bytes body sent in one write.
-
-    http.client sends the head, then urllib3 the body: two system calls and two segments on
-    the wire per delivery, each waking the receiver. What the request sends is unchanged
-    (urllib3 builds it; nothing goes out if building it fails).
-    """
-    if (
-        not isinstance(body, bytes)
-        or len(body) > _ONE_WRITE_MAX
-        or kwargs.get("chunked")
-        or conn.sock is None  # a new connection: let http.client connect as it does
-    ):
-        base.request(method, url, body=body, **kwargs)
-        return
-    held: list[bytes] = []
-    conn._resthooks_held = held  # type: ignore[attr-defined]
-    try:
-        base.request(method, url, body=body, **kwargs)
-    finally:
-        conn._resthooks_held = None  # type: ignore[attr-defined]
-    base.send(b"".join(held))
-
-
-def _hold(conn: HTTPConnection, data: Any) -> bool:
-    """Keep ``data`` for the one write of the request being built; False: send it now."""
-    held: list[bytes] | None = getattr(conn, "_resthooks_held", None)
-    if held is None or not isinstance(data, bytes):
-        return False
-    held.append(data)
-    return True
-
-
-def _putheader(conn: HTTPConnection, header: str, values: tuple[str, ...]) -> None:
-    # urllib3 looks for its SKIP_HEADER marker in every value of every header with a
-    # generator; the transport's one-value headers are never it: straight to http.client
-    # (which validates the name and value as before).
-    if len(values) == 1 and values[0] != SKIP_HEADER:
-        http.client.HTTPConnection.putheader(conn, header, *values)
-    else:
-        HTTPConnection.putheader(conn, header, *values)
-
-
-def pinned_pool_classes(
+def pinned_connection_classes(
     policy: NetworkPolicy, resolver: Resolver
-) -> dict[str, type[HTTPConnectionPool]]:
-    """Pool classes, by scheme, whose connections dial under ``policy`` with ``resolver``.
-
-    Assign the result to a :class:`urllib3.PoolManager`'s ``pool_classes_by_scheme``.
-    """
+) -> dict[str, type[HTTPConnection]]:
+    """Connection classes, by scheme, that dial under ``policy`` with ``resolver``."""
     dialler = Dialler(policy, resolver)
 
     class HTTPConnectionBound(PinnedHTTPConnection):
@@ -218,11 +122,4 @@ def pinned_pool_classes(
 
     HTTPConnectionBound.dialler = dialler
     HTTPSConnectionBound.dialler = dialler
-
-    class HTTPPool(HTTPConnectionPool):
-        ConnectionCls = HTTPConnectionBound
-
-    class HTTPSPool(HTTPSConnectionPool):
-        ConnectionCls = HTTPSConnectionBound
-
-    return {"http": HTTPPool, "https": HTTPSPool}
+    return {"http": HTTPConnectionBound, "https": HTTPSConnectionBound}

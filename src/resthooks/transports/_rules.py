@@ -144,6 +144,9 @@ class Deadline:
 
     __slots__ = ("at", "total")
 
+    PASSED = "the response did not finish before the deadline"
+    """The message of the ``timeout`` error once the deadline has passed."""
+
     def __init__(self, total: float) -> None:
         self.total = total
         self.at = time.monotonic() + total
@@ -152,7 +155,7 @@ class Deadline:
         """Seconds left; raises ``TransportError`` ``timeout`` once none are."""
         left = self.at - time.monotonic()
         if left <= 0:
-            raise TransportError("timeout", "the response did not finish before the deadline")
+            raise TransportError("timeout", self.PASSED)
         return left
 
 
