@@ -2,7 +2,7 @@
 
 Run it from the repository root:
 
-    python bench/bench_engine.py [--deliveries 6000] [--block 100] [--profile STORE]
+    python bench/bench_engine.py [--deliveries 6000] [--block 100] [--quick] [--profile STORE]
 
 nginx (see ``bench/_nginx.py``; the run is skipped with a message when it is not installed)
 listens on loopback and answers 204 to every POST, so the receiver costs the client side
@@ -21,7 +21,8 @@ It prints, per client, the rate over all blocks, the best block, the process's C
 delivery, and the ratio to the plain loop (overall, best block, median of the blocks' pairs).
 Targets (issue 16): MemoryStore at 1.0x or better, SQLite at 0.8x or better.
 
-``--profile memory|sqlite`` runs that engine alone under cProfile instead.
+``--quick`` is ``--deliveries 1000``. ``--profile memory|sqlite`` runs that engine alone
+under cProfile instead.
 """
 
 from __future__ import annotations
@@ -129,12 +130,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=6000, help="per client")
     parser.add_argument("--block", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="1,000 deliveries per client")
     parser.add_argument("--profile", choices=["memory", "sqlite"])
     parser.add_argument("--sort", default="tottime", help="the profile's sort column")
     args = parser.parse_args()
     if not available():
         print(MISSING)
         return
+    if args.quick:
+        args.deliveries = 1000
     blocks = max(args.deliveries // args.block, 1)
     with tempfile.TemporaryDirectory() as tmp, Nginx(["127.0.0.1"]) as nginx:
         url = f"http://127.0.0.1:{nginx.port}/hook"
