@@ -146,8 +146,10 @@ def test_demo_json_reports_the_same_outcomes_and_leaves_no_file(tmp_path: Path) 
         "gone": "removed (410)",
         "broken": "dead",
         "ordered": "active",
+        "batched": "active",
     }
     assert any(c["check"].startswith("ordered: ") and c["ok"] for c in report["checks"])
+    assert any(c["check"].startswith("batched: ") and c["ok"] for c in report["checks"])
     assert report["requests"] == report["signatures_verified"] > 0
     assert list(tmp_path.iterdir()) == []
 
