@@ -5,7 +5,7 @@ Run it from the repository root:
     python bench/bench_batching.py [--quick] [--deliveries 3000] [--stores memory,sqlite,postgres]
 
 (``postgres`` starts a throwaway server, as the tests do, when PostgreSQL's binaries are
-installed.) A receiver runs in a subprocess (bench_delivery's keep-alive server on loopback,
+installed.) A receiver runs in a subprocess (``_common``'s keep-alive server on loopback,
 answering 204). For each store, the clients take turns sending blocks of 100 entities to one
 hook (``emit`` x 100, one entity each, then ``deliver_due()`` until all 100 are delivered),
 so a burst of load from elsewhere hits them alike:
@@ -28,23 +28,16 @@ import argparse
 import contextlib
 import os
 import platform
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import bench_delivery
+from _common import BLOCK, ENTITY, Results, loopback_engine, measure, median_of_pairs, receiver
 
-from resthooks import Batching, Dispatcher, SystemClock
+from resthooks import Batching
 from resthooks.stores import MemoryStore, SQLiteStore, Store
-from resthooks.testing import LOOPBACK_POLICY
-from resthooks.transports import Urllib3Transport
 
-BLOCK = 100
-ENTITY = bench_delivery.ENTITY
 EVENT = "task/created"
 
 
@@ -55,10 +48,9 @@ class Client:
         self, store: Store, url: str, batching: Batching | None, *, keyed: bool = False
     ) -> None:
         self.store = store
-        self.transport = Urllib3Transport(policy=LOOPBACK_POLICY)
-        self.dispatcher = Dispatcher(
-            store, clock=SystemClock(), transport=self.transport, network_policy=LOOPBACK_POLICY
-        )
+        # The engine as the other delivery benches build it (its own hook, on another
+        # event, receives nothing here), and the hook of this client, batched or not.
+        self.dispatcher, self.transport = loopback_engine(store, url, "party/created")
         self.dispatcher.subscribe(EVENT, url, owner="bench", batching=batching)
         self.posts = BLOCK if batching is None else -(-BLOCK // batching.max_entities)
         self.keyed = keyed
@@ -91,20 +83,6 @@ CLIENTS: dict[str, tuple[Batching | None, bool]] = {
 }
 
 
-def measure(clients: dict[str, Client], blocks: int) -> dict[str, tuple[list[float], float]]:
-    """Blocks in turns (the order rotating): per client, wall seconds per block and CPU."""
-    wall: dict[str, list[float]] = {name: [] for name in clients}
-    cpu = dict.fromkeys(clients, 0.0)
-    names = list(clients)
-    for i in range(blocks):
-        for name in names[i % len(names) :] + names[: i % len(names)]:
-            started, started_cpu = time.perf_counter(), time.process_time()
-            clients[name].block()
-            wall[name].append(time.perf_counter() - started)
-            cpu[name] += time.process_time() - started_cpu
-    return {name: (wall[name], cpu[name]) for name in names}
-
-
 @contextlib.contextmanager
 def _postgres() -> Iterator[Callable[[str], Store]]:
     """A throwaway PostgreSQL server (the tests' support module), a schema per client."""
@@ -125,12 +103,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="500 entities per client")
     args = parser.parse_args()
     blocks = max((500 if args.quick else args.deliveries) // BLOCK, 1)
-    receiver = subprocess.Popen(
-        [sys.executable, bench_delivery.__file__, "--serve"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert receiver.stdout is not None
-        url = f"http://127.0.0.1:{receiver.stdout.readline().strip()}/hook"
+    with receiver() as url:
         print(
             f"CPython {platform.python_version()}, {platform.machine()}, "
             f"{len(os.sched_getaffinity(0))} cores, load average "
@@ -140,6 +113,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for kind in args.stores.split(","):
                 with contextlib.ExitStack() as stack:
+                    make: Callable[[str], Store]
                     if kind == "postgres":
                         make = stack.enter_context(_postgres())
                     elif kind == "memory":
@@ -157,19 +131,16 @@ def main() -> None:
                     for client in clients.values():
                         client.close()
                     report(kind, results, blocks * BLOCK)
-    finally:
-        receiver.kill()
-        receiver.wait()
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
-def report(kind: str, results: dict[str, tuple[list[float], float]], n: int) -> None:
+def report(kind: str, results: Results, n: int) -> None:
     plain_walls, plain_cpu = results["plain"]
     print(f"\n{kind}:")
     for name, (walls, cpu) in results.items():
         line = f"{name:>13}: {n / sum(walls):6.0f}/s  {cpu / n * 1e6:5.0f} us CPU per entity"
         if name != "plain":
-            pairs = statistics.median(p / w for p, w in zip(plain_walls, walls, strict=True))
+            pairs = median_of_pairs(plain_walls, walls)
             line += f"   {pairs:.2f}x plain (median of pairs), CPU {cpu / plain_cpu:.2f}x"
         print(line)
 
