@@ -54,7 +54,7 @@ class AsyncDispatcher:
     Args:
         dispatcher: The engine (configured as usual: store, clock, retry policy...).
         transport: The async transport the :meth:`worker` sends with. Default: an
-            ``AiohttpTransport`` enforcing the Dispatcher's network policy, through the
+            ``AsyncioTransport`` enforcing the Dispatcher's network policy, through the
             egress proxy of the Dispatcher's own transport if it has one
             (``Urllib3Transport(proxy=...)``), made on first use (needs the ``async`` extra).
         executor: Where blocking store calls run. Default: the running loop's default
@@ -455,16 +455,16 @@ def _is_async_connection(connection: object) -> bool:
 
 def _default_transport(dispatcher: Dispatcher) -> AsyncTransport:
     try:
-        from ..transports import AiohttpTransport  # noqa: PLC0415 - needs the async extra
+        from ..transports import AsyncioTransport  # noqa: PLC0415 - needs the async extra
     except ImportError:
         raise ConfigurationError(
             "AsyncDispatcher needs an async transport: pass transport=..., or install the "
-            "'async' extra (resthooks[async]) for the aiohttp one"
+            "'async' extra (resthooks[async]) for the default one"
         ) from None
     # The sync transport's egress proxy, if it has one: the async worker sends from the same
     # fixed addresses, or receivers that allow-list them would refuse it.
     proxy = getattr(dispatcher.transport, "proxy", None)
-    transport: AsyncTransport = AiohttpTransport(
+    transport: AsyncTransport = AsyncioTransport(
         policy=dispatcher.network_policy, proxy=proxy if isinstance(proxy, Proxy) else None
     )
     return transport
