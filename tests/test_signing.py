@@ -417,7 +417,8 @@ def _legacy_hook(dispatcher: Dispatcher, url: str) -> Hook:
 def test_logs_carry_no_secret_signature_credentials_or_query(
     httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A delivery logged at DEBUG (resthooks and urllib3) shows no secret, signature or query."""
+    """A delivery logged at DEBUG (resthooks, and urllib3 should it log anything) shows no
+    secret, signature, credentials or query."""
     httpserver.expect_request("/hook").respond_with_data("", status=204)
     clock = FakeClock(datetime.now(timezone.utc))
     dispatcher = Dispatcher(MemoryStore(), clock=clock, network_policy=LOOPBACK)
@@ -430,7 +431,8 @@ def test_logs_carry_no_secret_signature_credentials_or_query(
     signature = request.headers["webhook-signature"].partition(",")[2]
     assert hook.secret is not None
     ours = [r for r in caplog.records if r.name.startswith(("resthooks", "urllib3"))]
-    assert any("POST /hook" in r.getMessage() for r in ours)  # urllib3 did log the request
+    # The attempt line quotes the URL (masked): the check below looks at a line that has it.
+    assert any("localhost" in r.getMessage() and "/hook" in r.getMessage() for r in ours)
     text = "\n".join(record.getMessage() for record in ours)  # (werkzeug is the receiver)
     for leak in ("hunter22", "s3cr3t", hook.secret.removeprefix("whsec_"), signature):
         assert leak not in text
