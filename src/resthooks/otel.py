@@ -133,15 +133,16 @@ class Instrumentation:
         self.outbox = OutboxMonitor(
             dispatcher.store, clock=dispatcher.clock, max_age=outbox_max_age
         )
-        self._histograms: dict[Metric, Histogram] = {}
+        # Keyed by name: a str's hash is cached by Python itself, a Metric's is a method call.
+        self._histograms: dict[str, tuple[Histogram, dict[str | None, dict[str, str] | None]]] = {}
         # The counters' totals, per figure and label value: what their observable counters
         # report at each collection. An addition here costs a delivery far less than a
         # synchronous counter's add (the SDK hashes the attributes of every measurement).
-        self._totals: dict[Metric, dict[str | None, float]] = {}
+        self._totals: dict[str, dict[str | None, float]] = {}
         self._totals_lock = threading.Lock()
         for metric in METRICS:
             if metric.kind == "counter":
-                self._totals[metric] = dict.fromkeys(metric.values or (None,), 0)
+                self._totals[metric.name] = dict.fromkeys(metric.values or (None,), 0)
                 self.meter.create_observable_counter(
                     metric.name,
                     callbacks=[self._counter_callback(metric)],
@@ -149,12 +150,15 @@ class Instrumentation:
                     description=metric.description,
                 )
             elif metric.kind == "histogram":
-                self._histograms[metric] = self.meter.create_histogram(
+                histogram = self.meter.create_histogram(
                     metric.name,
                     unit=metric.unit,
                     description=metric.description,
                     explicit_bucket_boundaries_advisory=metric.buckets,
                 )
+                # One attribute dict per label value, built once: the SDK reads it per record.
+                labels = {v: _labelled(metric, v) for v in metric.values or (None,)}
+                self._histograms[metric.name] = (histogram, labels)
             elif gauges:
                 self.meter.create_observable_gauge(
                     metric.name,
@@ -162,28 +166,26 @@ class Instrumentation:
                     unit=metric.unit,
                     description=metric.description,
                 )
-        self._attributes: dict[tuple[Metric, str | None], dict[str, str] | None] = {}
         self._metrics = MetricsListener(self._record)
 
     # -- metrics -----------------------------------------------------------------------------
 
     def _record(self, metric: Metric, value: float, label: str | None) -> None:
-        totals = self._totals.get(metric)
-        if totals is not None:
-            with self._totals_lock:  # several threads may record outcomes at once
-                totals[label] = totals.get(label, 0) + value
+        name = metric.name
+        histogram = self._histograms.get(name)
+        if histogram is not None:
+            instrument, labels = histogram
+            attributes = labels.get(label) if label in labels else _labelled(metric, label)
+            instrument.record(value, attributes)
             return
-        key = (metric, label)
-        attributes = self._attributes.get(key)
-        if attributes is None and key not in self._attributes:
-            # One dict per figure and label value, built once: the SDK reads it per record.
-            attributes = self._attributes[key] = _labelled(metric, label)
-        self._histograms[metric].record(value, attributes)
+        totals = self._totals[name]
+        with self._totals_lock:  # several threads may record outcomes at once
+            totals[label] = totals.get(label, 0) + value
 
     def _counter_callback(
         self, metric: Metric
     ) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        totals = self._totals[metric]
+        totals = self._totals[metric.name]
 
         def observe(options: CallbackOptions) -> Iterable[Observation]:
             # Counted since instrument(), and still reported after close(): a counter
