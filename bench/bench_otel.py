@@ -8,16 +8,18 @@ Run it from the repository root:
 
 A receiver runs in a subprocess (the keep-alive server of ``bench_delivery.py``, answering
 204). Each round runs two more subprocesses one after the other, in alternating order: the
-engine with OpenTelemetry off, and the same engine instrumented with
+engine with OpenTelemetry off, the same engine instrumented with
 ``resthooks.otel.instrument`` on the SDK configured the usual way (a ``TracerProvider`` with
 a ``BatchSpanProcessor``, a ``MeterProvider`` with a ``PeriodicExportingMetricReader``, both
-exporting to exporters that drop what they are given). The engine is what
+exporting to exporters that drop what they are given), and the same with traces sampled at
+1 % (``ParentBased(TraceIdRatioBased(0.01))``; the metrics are still recorded). The engine is what
 ``bench_delivery.py`` measures: ``emit`` blocks of 100 events to one hook, then
 ``deliver_due()``, on ``MemoryStore``, the system clock and ``Urllib3Transport``.
 
 The figure is the process's CPU time (every thread: the SDK's export threads included, and
 the providers' final flush at shutdown) divided by the deliveries, after a warm-up block.
-It prints, per round, both figures and on / off, then the median ratio over rounds.
+It prints, per round, the figures and their ratios to off, then the median ratios over
+rounds.
 
 Then, in this process, what the SDK itself costs, without resthooks (``sdk_floor()``):
 one span made and ended the way an attempt's span is, the same with fewer attributes or
@@ -44,10 +46,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).parent
+MODES = ["off", "on", "sampled"]
 BLOCK = 100
 
 
-def _providers() -> tuple[object, object]:
+def _providers(sampled: float | None = None) -> tuple[object, object]:
+    """An SDK tracer and meter provider exporting to exporters that drop everything; with
+    ``sampled``, traces sampled at that ratio (``ParentBased(TraceIdRatioBased(...))``)."""
     from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
     from opentelemetry.sdk.metrics.export import (  # noqa: PLC0415
         MetricExporter,
@@ -75,13 +80,22 @@ def _providers() -> tuple[object, object]:
         def shutdown(self, timeout_millis: float = 0, **kw: object) -> None:
             pass
 
-    tracer_provider = TracerProvider()
+    from opentelemetry.sdk.trace.sampling import (  # noqa: PLC0415
+        ParentBased,
+        TraceIdRatioBased,
+    )
+
+    tracer_provider = (
+        TracerProvider()
+        if sampled is None
+        else TracerProvider(sampler=ParentBased(TraceIdRatioBased(sampled)))
+    )
     tracer_provider.add_span_processor(BatchSpanProcessor(DropSpans()))
     meter_provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(DropMetrics())])
     return tracer_provider, meter_provider
 
 
-def run(url: str, deliveries: int, otel: bool) -> dict[str, float]:
+def run(url: str, deliveries: int, mode: str) -> dict[str, float]:
     """One measured run in this process: CPU and wall seconds for ``deliveries``."""
     from bench_delivery import ENTITY  # noqa: PLC0415 - the same entity as the other bench
 
@@ -96,10 +110,10 @@ def run(url: str, deliveries: int, otel: bool) -> dict[str, float]:
     )
     dispatcher.subscribe("party/created", url, owner="bench")
     providers = None
-    if otel:
+    if mode != "off":
         from resthooks.otel import instrument  # noqa: PLC0415
 
-        providers = _providers()
+        providers = _providers(0.01 if mode == "sampled" else None)
         instrument(dispatcher, tracer_provider=providers[0], meter_provider=providers[1])
 
     def block() -> None:
@@ -318,11 +332,11 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="1,000 deliveries, 2 rounds, shorter loops"
     )
-    parser.add_argument("--run", choices=["off", "on"], help=argparse.SUPPRESS)
+    parser.add_argument("--run", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        print(json.dumps(run(args.url, args.deliveries, args.run == "on")))
+        print(json.dumps(run(args.url, args.deliveries, args.run)))
         return
     if args.quick:
         args.deliveries, args.rounds = 1000, 2
@@ -332,15 +346,15 @@ def main() -> None:
         text=True,
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
-    per: dict[str, list[float]] = {"off": [], "on": []}
-    ratios = []
+    per: dict[str, list[float]] = {mode: [] for mode in MODES}
+    ratios: dict[str, list[float]] = {"on": [], "sampled": []}
     print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     try:
         assert receiver.stdout is not None
         url = f"http://127.0.0.1:{receiver.stdout.readline().strip()}/hook"
         for n in range(args.rounds):
             got = {}
-            for mode in ("off", "on") if n % 2 == 0 else ("on", "off"):
+            for mode in MODES if n % 2 == 0 else MODES[::-1]:
                 out = subprocess.run(
                     [
                         sys.executable,
@@ -360,19 +374,30 @@ def main() -> None:
                 result = json.loads(out)
                 got[mode] = result["cpu"] / result["deliveries"] * 1e6
                 per[mode].append(got[mode])
-            ratios.append(got["on"] / got["off"])
+            for mode, values in ratios.items():
+                values.append(got[mode] / got["off"])
             print(
                 f"round {n + 1}: CPU per delivery off {got['off']:.0f} us, "
-                f"on {got['on']:.0f} us, on / off {got['on'] / got['off']:.3f}",
+                f"on {got['on']:.0f} us, 1 % sampled {got['sampled']:.0f} us; on / off "
+                f"{got['on'] / got['off']:.3f}, sampled / off {got['sampled'] / got['off']:.3f}",
                 flush=True,
             )
     finally:
         receiver.kill()
         receiver.wait()
     off, on = statistics.median(per["off"]), statistics.median(per["on"])
-    ratio = statistics.median(ratios)
-    print(f"CPU per delivery, medians over {args.rounds} rounds: off {off:.0f} us, on {on:.0f} us")
-    print(f"otel on vs off, CPU per delivery: {ratio:.3f}x (median of rounds)")
+    print(
+        f"CPU per delivery, medians over {args.rounds} rounds: off {off:.0f} us, on {on:.0f} us, "
+        f"1 % sampled {statistics.median(per['sampled']):.0f} us"
+    )
+    print(
+        f"otel on vs off, CPU per delivery: {statistics.median(ratios['on']):.3f}x "
+        "(median of rounds)"
+    )
+    print(
+        "otel on, traces 1 % sampled, vs off, CPU per delivery: "
+        f"{statistics.median(ratios['sampled']):.3f}x (median of rounds)"
+    )
 
     floor = sdk_floor(5_000 if args.quick else 20_000)
     required = floor["span"] + floor["histogram"]

@@ -386,6 +386,12 @@ def notify(listeners: Sequence[LifecycleListener], event: LifecycleEvent) -> Non
     _send(_routes(listeners).routes[type(event)], event)
 
 
+# Read once: an enum member read from its class costs ten times a global's read, and these
+# are read per recorded outcome.
+_STALE, _APPLIED = Verdict.STALE, Verdict.APPLIED
+_DELIVERED, _FAILED, _GONE = OutcomeKind.DELIVERED, OutcomeKind.FAILED, OutcomeKind.GONE
+
+
 def notify_recorded(
     listeners: Sequence[LifecycleListener],
     outcomes: Sequence[Outcome],
@@ -415,7 +421,7 @@ def notify_recorded(
             continue
         verdict = result.verdict
         delivery_id = outcome.delivery_id
-        if verdict is Verdict.STALE:
+        if verdict is _STALE:
             if routes[AttemptRefused]:
                 _send(
                     routes[AttemptRefused],
@@ -439,16 +445,16 @@ def notify_recorded(
                     trace_context=trace_contexts.get(delivery_id) if trace_contexts else None,
                 )
             _call(listener, finished)
-        if verdict is not Verdict.APPLIED:
+        if verdict is not _APPLIED:
             continue
         kind = outcome.kind
-        if kind is OutcomeKind.DELIVERED:
+        if kind is _DELIVERED:
             if routes[DeliveryDelivered]:
                 _send(
                     routes[DeliveryDelivered],
                     DeliveryDelivered(hook=hook, delivery_id=delivery_id, attempt=attempt),
                 )
-        elif kind is OutcomeKind.FAILED:
+        elif kind is _FAILED:
             reason = dead_reason(outcome)
             if routes[DeliveryFailed]:
                 _send(
@@ -465,7 +471,7 @@ def notify_recorded(
                         HookDead(hook=dead, reason=reason, cancelled=result.cancelled),
                     )
                 _cancelled(routes, hook, result.cancelled, CancelReason.HOOK_DEAD)
-        elif kind is OutcomeKind.GONE:
+        elif kind is _GONE:
             _cancelled(routes, hook, (delivery_id,), CancelReason.HOOK_GONE)
             if result.hook_effect is HookEffect.REMOVED:
                 if routes[HookGone]:

@@ -250,10 +250,13 @@ def attempt_outcome(event: AttemptFinished) -> str:
         >>> attempt_outcome(attrs.evolve(event, verdict=Verdict.LATE))
         'late'
     """
-    return "late" if event.verdict is Verdict.LATE else _OUTCOME_LABELS[event.outcome]
+    return "late" if event.verdict is _LATE else _OUTCOME_LABELS[event.outcome]
 
 
-_OUTCOME_LABELS = {kind: kind.value for kind in OutcomeKind}  # .value costs a property call
+# Read per attempt: an enum's .value is a property call, a member read from its class a
+# lookup chain.
+_OUTCOME_LABELS = {kind: kind.value for kind in OutcomeKind}
+_LATE, _APPLIED = Verdict.LATE, Verdict.APPLIED
 
 
 # A delivery reaches its final state with the applied attempt that delivered it or made it
@@ -314,7 +317,7 @@ class MetricsListener:
         """Record the measurements of one event."""
         if type(event) is AttemptFinished:
             self.record(ATTEMPT_DURATION, event.attempt.duration, attempt_outcome(event))
-            final = _FINAL.get(event.outcome) if event.verdict is Verdict.APPLIED else None
+            final = _FINAL.get(event.outcome) if event.verdict is _APPLIED else None
             if final is not None:
                 self.record(DELIVERIES, 1, final)
         elif type(event) is DeliveryCancelled:
