@@ -433,6 +433,13 @@ class AsyncioTransport:
         except Exception as exc:  # noqa: BLE001 - a URL or header the wire cannot carry
             raise transport_error(exc, _ERRORS, request.url, _invalid) from None
         conn = await self._acquire(loop, target, request, deadline)
+        if conn.closed:
+            # Between the handshake and now (a new connection's opening is awaited), the
+            # server closed it or spoke unasked: nothing was sent.
+            self._release(conn)
+            raise TransportError(
+                "connection", "the server closed the connection before the request was sent"
+            )
         future: asyncio.Future[None] = loop.create_future()
         conn.begin(future, request.max_response_bytes)
         timer = loop.call_at(deadline, _time_out, conn, future, request.timeouts.total)
