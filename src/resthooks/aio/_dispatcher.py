@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .. import _validation
+from ..batching import Batching
 from ..dispatcher import DEFAULT_RETENTION, Dispatcher
 from ..errors import ConfigurationError
 from ..lifecycle import LifecycleListener
@@ -122,9 +123,14 @@ class AsyncDispatcher:
         description: str = "",
         secret: str | None = None,
         signing_key: str | None = None,
+        batching: Batching | None = None,
     ) -> Hook:
         """:meth:`Dispatcher.subscribe <resthooks.Dispatcher.subscribe>`, awaitable (its
-        intent verification handshake, if on, runs in the executor too)."""
+        intent verification handshake, if on, runs in the executor too).
+
+        .. versionchanged:: 0.2.0
+           ``batching``.
+        """
         return await self._call(
             self.dispatcher.subscribe,
             event,
@@ -133,6 +139,7 @@ class AsyncDispatcher:
             description=description,
             secret=secret,
             signing_key=signing_key,
+            batching=batching,
         )
 
     async def confirm_hook(self, hook_id: str, hook_secret: str, *, owner: str) -> Hook:
@@ -183,6 +190,7 @@ class AsyncDispatcher:
         owner: str,
         description: str = "",
         secret: str | None = None,
+        batching: Batching | None = None,
     ) -> list[tuple[Hook, bool]]:
         """:meth:`Dispatcher.subscribe_many <resthooks.Dispatcher.subscribe_many>`, awaitable.
 
@@ -195,6 +203,7 @@ class AsyncDispatcher:
             owner=owner,
             description=description,
             secret=secret,
+            batching=batching,
         )
 
     async def update_hook(
