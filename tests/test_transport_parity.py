@@ -102,15 +102,27 @@ def _serve() -> Iterator[Callable[[Handle], ScriptedServer]]:
         server.close()
 
 
-def _request(url: str, *, cap: int = 16) -> Request:
+# Generous: on a loaded machine a server thread can wait seconds for its turn, and no answer
+# but silence may end in a timeout. Only the server that never answers gets the short deadline
+# (it never answers, so how short it is changes nothing but the test's length).
+TIMEOUTS = Timeouts(connect=10.0, total=30.0)
+SILENCE_TIMEOUTS = Timeouts(connect=1.0, total=1.0)
+
+
+def _request(url: str, *, cap: int = 16, timeouts: Timeouts = TIMEOUTS) -> Request:
     return Request(
         method="POST",
         url=url,
         headers={"Content-Type": "application/json", "User-Agent": "resthooks-test"},
         body=b'{"event": "party/created"}',
-        timeouts=Timeouts(connect=1.0, total=1.0),
+        timeouts=timeouts,
         max_response_bytes=cap,
     )
+
+
+def _request_for(behaviour: str, url: str) -> Request:
+    """The request for a server ``behaviour``: the short deadline only for silence."""
+    return _request(url, timeouts=SILENCE_TIMEOUTS if behaviour == "never-answers" else TIMEOUTS)
 
 
 def _reset(conn: socket.socket) -> None:
@@ -170,7 +182,7 @@ def test_the_same_server_behaviour_is_the_same_error_kind(
     answer, kind = FAILURES[behaviour]
     server = _start_failing(serve, answer)
     with make_transport(policy=loopback_policy) as transport, pytest.raises(TransportError) as info:
-        transport.send(_request(server.url()))
+        transport.send(_request_for(behaviour, server.url()))
     assert kind == info.value.kind, info.value.message
     assert len(server.requests) == 1  # sent exactly once
 
@@ -336,7 +348,7 @@ def test_no_secret_of_the_url_in_errors_or_logs(
     scheme = "https" if behaviour == "tls" else "http"
     url = f"{scheme}://alice:hunter2@127.0.0.1:{port}/hook?token=s3cret"
     with make_transport(policy=policy) as transport, pytest.raises(TransportError) as info:
-        transport.send(_request(url))
+        transport.send(_request_for(behaviour, url))
     shown = [str(info.value), repr(info.value), *(r.getMessage() for r in caplog.records)]
     for text in shown:
         for secret in SECRETS:
