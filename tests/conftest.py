@@ -72,6 +72,7 @@ ASYNC_FACE = frozenset(
         "ping",
         "revive",
         "emit",
+        "emit_many",
         "deliveries",
         "get_delivery",
         "attempts",
