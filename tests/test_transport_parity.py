@@ -287,7 +287,7 @@ def test_no_secret_of_the_url_in_errors_or_logs(
 def test_a_header_value_with_a_line_break_is_a_protocol_error(
     make_transport: MakeTransport,
     loopback_policy: NetworkPolicy,
-    serve: Callable[[Handle], ScriptedServer],
+    serve: Callable[[Handle], RawServer],
     value: str,
 ) -> None:
     """A header value that would end its line (header injection) is refused as ``protocol``
@@ -303,7 +303,7 @@ def test_a_header_value_with_a_line_break_is_a_protocol_error(
         url=server.url(),
         headers={"Content-Type": "application/json", "X-Custom": value},
         body=b"{}",
-        timeouts=Timeouts(connect=1.0, total=1.0),
+        timeouts=TIMEOUTS,
     )
     with make_transport(policy=loopback_policy) as transport, pytest.raises(TransportError) as info:
         transport.send(request)
