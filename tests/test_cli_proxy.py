@@ -4,13 +4,18 @@ loopback, as in test_egress_proxy), with the thread worker and the asyncio one."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 
 from proxy_support import ProxyServer
-from test_cli import Run, add_hook, dump
+from test_cli import (  # noqa: F401 - the run and receiver fixtures, as test_cli has them
+    Run,
+    _receiver,
+    _run,
+    add_hook,
+    dump,
+)
 
 
 @pytest.fixture(name="proxy", scope="module")
@@ -18,21 +23,6 @@ def _proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyServer]:
     proxy = ProxyServer(tmp_path_factory.mktemp("cli-proxy"))
     yield proxy
     proxy.stop()
-
-
-@pytest.fixture(name="run")
-def _run(tmp_path: Path) -> Run:
-    return Run(tmp_path / "hooks.db")
-
-
-@pytest.fixture(name="receiver")
-def _receiver() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1")
-    server.start()
-    yield server
-    server.clear()
-    if server.is_running():
-        server.stop()
 
 
 @pytest.mark.parametrize("worker", [(), ("--concurrency", "8")], ids=["threads", "asyncio"])
