@@ -314,7 +314,7 @@ def test_a_header_value_with_a_line_break_is_a_protocol_error(
 def test_a_server_that_closes_on_accept_is_a_connection_error(
     make_transport: MakeTransport,
     loopback_policy: NetworkPolicy,
-    serve: Callable[[Handle], ScriptedServer],
+    serve: Callable[[Handle], RawServer],
 ) -> None:
     """The server accepts the connection and closes it at once, before any request: a
     ``connection`` error (not a ``timeout`` at the deadline), from every transport."""
