@@ -387,39 +387,6 @@ def test_cancelling_the_worker_releases_every_claim() -> None:
     assert {k: v for k, v in stats.deliveries.items() if v} == {"pending": 50}
 
 
-def test_attempts_run_on_at_most_concurrency_tasks_and_none_outlives_the_run() -> None:
-    """A slot makes one attempt after another: 600 deliveries at concurrency 8 are sent from
-    at most 8 tasks (not one task per delivery), each at most 8 at once, and once the run has
-    returned none of the worker's tasks is left."""
-    senders: set[asyncio.Task[Any]] = set()
-
-    async def answer(request: Any) -> int:
-        task = asyncio.current_task()
-        assert task is not None
-        senders.add(task)
-        await asyncio.sleep(0)  # in flight across a turn of the loop, as a real send is
-        return 204
-
-    transport = AsyncRecordingTransport(answer)
-    hooks = _face(transport, max_in_flight_per_host=None)
-
-    async def main() -> tuple[Any, set[asyncio.Task[Any]]]:
-        for n in range(20):
-            await hooks.subscribe("party/created", f"{URL}/{n}", owner="acme")
-        for i in range(30):
-            await hooks.emit("party/created", {"id": i}, owner="acme")
-        summary = await hooks.run_until_idle(concurrency=8)
-        current = asyncio.current_task()
-        return summary, {t for t in asyncio.all_tasks() if t is not current}
-
-    summary, left = asyncio.run(main())
-
-    assert summary.delivered == 600
-    assert len(senders) <= 8
-    assert transport.max_in_flight == 8
-    assert set() == left
-
-
 def _open_files(path: Any) -> int:
     """How many file descriptors of this process are open on ``path``."""
     fds = Path("/proc/self/fd")

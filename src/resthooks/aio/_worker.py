@@ -304,14 +304,8 @@ class _Session:
         self.gate = HostGate(self.dispatcher.limits.in_flight_per_host)
         # Claims taken out of the gate until their outcome is recorded; `sending` counts
         # those whose attempt is still running (the slots in use).
-        self.in_flight: dict[str, Claim] = {}
+        self.in_flight: dict[str, tuple[Claim, asyncio.Task[None]]] = {}
         self.sending = 0
-        # A slot is a task that makes one attempt after another, taking the next claim from
-        # the gate itself as an attempt ends: no task per delivery. A slot with nothing to
-        # start waits in `idle` for a claim handed to it; there are never more slots than
-        # `concurrency`, and they all end with the run.
-        self.slots: list[asyncio.Task[None]] = []
-        self.idle: list[asyncio.Future[Claim]] = []
         self.stale: list[Claim] = []
         self.done: list[tuple[Claim, Outcome | None]] = []
         self.summary = DeliverySummary()
@@ -400,70 +394,36 @@ class _Session:
             await self.release(stale)
 
     def start_some(self) -> None:
-        """Hand waiting claims to slots while slots are free. Called by the loop after a
-        claim, and by a slot as its attempt ends when more has become startable than it
-        takes itself, so a freed slot is refilled at once, even while the loop waits for
-        the store."""
+        """Start attempts for waiting claims while slots are free. Called by the loop, and by
+        each attempt as it ends, so a freed slot is refilled at once, even while the loop
+        waits for the store."""
         room = self.worker.concurrency - self.sending
-        if room <= 0 or not self.gate.startable or self.stopping():
+        if room <= 0 or not len(self.gate) or self.stopping():
             return
         latest = self.clock.now() + self.attempt_deadline
-        idle = self.idle
+        create_task = self.loop_.create_task
         for claim in self.gate.take(room):
             if claim.lease_until < latest:
                 self.gate.finished(claim, None)
                 self.stale.append(claim)  # released by the loop
                 continue
             self.sending += 1
-            self.in_flight[claim.delivery.id] = claim
-            while idle and idle[-1].done():  # pragma: no cover - only a cancelled slot's
-                idle.pop()
-            if idle:
-                idle.pop().set_result(claim)  # the slot that waited last: its memory is warm
-            else:
-                self.slots.append(self.loop_.create_task(self.slot(claim)))
+            self.in_flight[claim.delivery.id] = (claim, create_task(self.attempt(claim)))
 
-    def take_one(self) -> Claim | None:
-        """The next claim a slot whose attempt ended may start itself, or ``None``."""
-        if not self.gate.startable or self.stopping():
-            return None
-        latest = self.clock.now() + self.attempt_deadline
-        while taken := self.gate.take(1):
-            claim = taken[0]
-            if claim.lease_until < latest:
-                self.gate.finished(claim, None)
-                self.stale.append(claim)  # released by the loop
-                continue
-            self.sending += 1
-            self.in_flight[claim.delivery.id] = claim
-            return claim
-        return None
-
-    async def slot(self, claim: Claim) -> None:
-        """Attempts, one after another, until the run ends (then it is cancelled)."""
-        idle = self.idle
-        create_future = self.loop_.create_future
-        while True:
-            outcome: Outcome | None
-            try:
-                outcome = await self.send(claim)
-            except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer parses
-                outcome = unmade_attempt(self.dispatcher, claim, exc)
-            self.sending -= 1
-            self.gate.finished(claim, outcome)
-            self.done.append((claim, outcome))
-            self.wake.set()
-            next_claim = self.take_one()
-            if idle and self.gate.startable:
-                self.start_some()  # that answer gave its host room for more than this slot
-            if next_claim is None:
-                waiter: asyncio.Future[Claim] = create_future()
-                idle.append(waiter)
-                next_claim = await waiter
-            claim = next_claim
+    async def attempt(self, claim: Claim) -> None:
+        """One attempt on the async transport, decided by the Dispatcher's policy."""
+        outcome: Outcome | None
+        try:
+            outcome = await self.send(claim)
+        except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer parses
+            outcome = unmade_attempt(self.dispatcher, claim, exc)
+        self.sending -= 1
+        self.gate.finished(claim, outcome)
+        self.done.append((claim, outcome))
+        self.wake.set()
+        self.start_some()
 
     async def send(self, claim: Claim) -> Outcome:
-        """One attempt on the async transport, decided by the Dispatcher's policy."""
         steps = self.dispatcher.attempt_steps(claim)
         try:
             request = next(steps)
@@ -498,10 +458,7 @@ class _Session:
 
     async def sleep(self, due: datetime | None) -> None:
         deadline = idle_deadline(
-            self.clock.now(),
-            self.worker.poll_interval,
-            due,
-            ((claim, None) for claim in self.in_flight.values()),
+            self.clock.now(), self.worker.poll_interval, due, self.in_flight.values()
         )
         if deadline is None:
             await self.wake.wait()
@@ -540,12 +497,12 @@ class _Session:
         """Cancel the attempts still running and release every claim still held."""
         leftover = self.gate.drain() + self.stale
         self.stale = []
-        leftover.extend(self.in_flight.values())
-        self.in_flight.clear()
-        tasks, self.slots = self.slots, []
-        self.idle.clear()
-        for task in tasks:
+        tasks = []
+        for claim, task in self.in_flight.values():
             task.cancel()
+            tasks.append(task)
+            leftover.append(claim)
+        self.in_flight.clear()
         if tasks:  # nothing of this worker stays in flight once it returns
             await asyncio.gather(*tasks, return_exceptions=True)
         if leftover:
