@@ -208,7 +208,7 @@ def test_schema_option_keeps_stores_apart(pg_conninfo: str, new_schema: Callable
 
         with psycopg.connect(pg_conninfo, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(second_name)))
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == 7
 
 
 def test_reopening_a_schema_keeps_its_data(pg_conninfo: str, new_schema: Callable[[], str]) -> None:
