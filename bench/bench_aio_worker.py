@@ -3,7 +3,8 @@
 Run: ``python bench/bench_aio_worker.py [--quick] [--before REV] [--concurrency 1024 ...]``
 (needs the ``async`` extra). The receivers are those of ``bench/bench_async.py`` (100
 loopback hosts answering ``204`` after 200 ms, in another process); the store a durable
-SQLite file. Rounds interleave, their order rotating, and each client reports:
+SQLite file; the worker on the async face's default transport (``--aiohttp``: on
+``AiohttpTransport``). Rounds interleave, their order rotating, and each client reports:
 
 - deliveries (requests) per second;
 - its process's CPU time per delivery (``getrusage``: the loop and the store threads), the
@@ -84,15 +85,15 @@ async def _measure(run: Callable[[], Awaitable[int]], gc_time: _GCTime, receiver
 
 
 async def _worker(
-    hosts: list[str], concurrency: int, total: int, directory: Path, module: Any
+    hosts: list[str], concurrency: int, total: int, directory: Path, module: Any, *, aiohttp: bool
 ) -> Callable[[], Awaitable[int]]:
     per_host = 3 * concurrency // len(hosts)  # as bench_async part 1: does not bind
     engine = _engine(directory / f"w{time.monotonic_ns()}.db", max_in_flight_per_host=per_host)
     hooks_count = 10 * len(hosts)
     _subscribe(engine, [hosts[n % len(hosts)] for n in range(hooks_count)])
     _emit(engine, total // hooks_count)
-    transport = AiohttpTransport(policy=LOOPBACK_POLICY)
-    face = AsyncDispatcher(engine, transport=transport)
+    transport = AiohttpTransport(policy=LOOPBACK_POLICY) if aiohttp else None
+    face = AsyncDispatcher(engine, transport=transport)  # None: the face's default
     worker = (
         face.worker(concurrency=concurrency)
         if module is None
@@ -103,7 +104,9 @@ async def _worker(
         try:
             summary: DeliverySummary = await worker.run_until_idle()
         finally:
-            await transport.aclose()
+            if transport is not None:
+                await transport.aclose()
+            await face.aclose()  # the default transport, if the face made it
             engine.store.close()
         assert summary.delivered == (total // hooks_count) * hooks_count, summary
         return summary.delivered
@@ -120,6 +123,7 @@ async def _round(
     directory: Path,
     gc_time: _GCTime,
     receiver: int,
+    aiohttp: bool,
 ) -> Measured:
     if name == "plain aiohttp":
 
@@ -128,7 +132,7 @@ async def _round(
             return total
 
     else:
-        run = await _worker(hosts, concurrency, total, directory, module)
+        run = await _worker(hosts, concurrency, total, directory, module, aiohttp=aiohttp)
     return await _measure(run, gc_time, receiver)
 
 
@@ -138,6 +142,9 @@ def main() -> None:
     parser.add_argument("--before", help="a git revision whose resthooks.aio._worker to compare")
     parser.add_argument("--rounds", type=int, help="rounds per concurrency (default 4; 2 quick)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument(
+        "--aiohttp", action="store_true", help="the worker on AiohttpTransport, not the default"
+    )
     parser.add_argument(
         "--gc-freeze",
         action="store_true",
@@ -182,6 +189,7 @@ def main() -> None:
                                 directory,
                                 gc_time,
                                 server.pid,
+                                args.aiohttp,
                             )
                         )
                     )

@@ -23,9 +23,10 @@ SQLite file (``synchronous=FULL``).
    concurrency 1,000, twice in one process (each drain a new ``run_until_idle``, so a
    second run's threads, connections and caches show too); the process's RSS sampled every
    second, with each drain's slope past its first tenth (a least-squares fit, MiB per
-   100,000 deliveries). Target: flat. ``--trace-memory`` adds the allocation sites that
-   grew most between the end of the first drain and the end of the last (tracemalloc;
-   slower).
+   100,000 deliveries). Target: flat. ``--drains N`` drains N backlogs instead of two;
+   ``--memory-transport aiohttp`` runs it on ``AiohttpTransport`` instead of the async
+   face's default; ``--trace-memory`` adds the allocation sites that grew most between the
+   end of the first drain and the end of the last (tracemalloc; slower).
 """
 
 from __future__ import annotations
@@ -234,9 +235,16 @@ def _rss_mib() -> float:
 
 
 async def memory_run(
-    hosts: list[str], backlog: int, drains: int, directory: Path, *, trace: bool = False
+    hosts: list[str],
+    backlog: int,
+    drains: int,
+    directory: Path,
+    *,
+    trace: bool = False,
+    aiohttp: bool = False,
 ) -> tuple[list[list[tuple[int, float]]], list[float], list[str]]:
-    """RSS while backlogs drain at concurrency 1,000, one after another in this process.
+    """RSS while backlogs drain at concurrency 1,000, one after another in this process, on
+    the async face's default transport (on AiohttpTransport with `aiohttp`).
 
     Returns each drain's samples (deliveries done so far, RSS MiB), one a second from its
     start; the RSS after each drain (once the worker has returned and a collection has
@@ -248,8 +256,8 @@ async def memory_run(
     # thread waiting for the other's write longer than the default 5 s: wait, do not fail.
     engine = _engine(directory / "memory.db", busy_timeout=60.0)
     _subscribe(engine, [hosts[n % len(hosts)] for n in range(1000)])
-    transport = AiohttpTransport(policy=LOOPBACK_POLICY)
-    face = AsyncDispatcher(engine, transport=transport)
+    transport = AiohttpTransport(policy=LOOPBACK_POLICY) if aiohttp else None
+    face = AsyncDispatcher(engine, transport=transport)  # None: the face's default
     delivered = 0
 
     def count(event: Any) -> None:
@@ -287,7 +295,9 @@ async def memory_run(
                 f"{stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7} blocks  "
                 f"{frame.filename.rsplit('site-packages/', 1)[-1]}:{frame.lineno}"
             )
-    await transport.aclose()
+    if transport is not None:
+        await transport.aclose()
+    await face.aclose()  # the default transport, if the face made it
     engine.store.close()
     assert delivered == drains * (backlog // 1000) * 1000, delivered
     return samples, ends, grown
@@ -334,6 +344,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     parser.add_argument("--only", type=int, choices=(1, 2, 3), help="run one part")
     parser.add_argument(
+        "--drains", type=int, default=2, help="part 3: how many backlogs to drain (default 2)"
+    )
+    parser.add_argument(
+        "--memory-transport",
+        choices=("default", "aiohttp"),
+        default="default",
+        help="part 3: the async face's default transport, or AiohttpTransport",
+    )
+    parser.add_argument(
         "--trace-memory",
         action="store_true",
         help="part 3: list the allocation sites that grew between the drains (slower)",
@@ -356,7 +375,14 @@ def main() -> None:
         if 2 in parts:
             _black_holes(hosts, holes, directory, rounds=rounds, quick=args.quick)
         if 3 in parts:
-            _memory(hosts, directory, quick=args.quick, trace=args.trace_memory)
+            _memory(
+                hosts,
+                directory,
+                quick=args.quick,
+                trace=args.trace_memory,
+                aiohttp=args.memory_transport == "aiohttp",
+                drains=args.drains,
+            )
     parent.send("stop")
     server.join(5)
     sys.stdout.flush()
@@ -420,14 +446,18 @@ def _black_holes(
         print(f"   {name:29}{h:7.0f}/s  ratio {h / c:.2f}x  (rounds {[round(x) for x in rates]})")
 
 
-def _memory(hosts: list[str], directory: Path, *, quick: bool, trace: bool) -> None:
+def _memory(
+    hosts: list[str], directory: Path, *, quick: bool, trace: bool, aiohttp: bool, drains: int
+) -> None:
     backlog = 50_000 if quick else 150_000
-    drains = 2
     print(
         f"\n3. memory: {drains} backlogs of {backlog:,} drained one after another in one "
-        "process (each emitted, then drained by a new run_until_idle), concurrency 1,000"
+        "process (each emitted, then drained by a new run_until_idle), concurrency 1,000, "
+        f"on {'AiohttpTransport' if aiohttp else 'the default transport'}"
     )
-    runs, ends, grown = asyncio.run(memory_run(hosts, backlog, drains, directory, trace=trace))
+    runs, ends, grown = asyncio.run(
+        memory_run(hosts, backlog, drains, directory, trace=trace, aiohttp=aiohttp)
+    )
     slopes = []
     for n, (drain, end) in enumerate(zip(runs, ends, strict=True), 1):
         done = drain[0][0]
