@@ -1,6 +1,7 @@
 """Prometheus metrics for hosts using ``prometheus_client`` (the ``resthooks[prometheus]`` extra).
 
-The figures are those of :mod:`resthooks.observability`, under Prometheus names:
+The figures are :data:`resthooks.observability.METRICS`, under Prometheus names (a test holds
+this table to it):
 
 =============================================  =========  ========================================
 name                                           type       labels
@@ -212,6 +213,9 @@ class Instrumentation:
         self.registry = registry
         self.collector = collector
         self._metrics = MetricsListener(_instruments(registry).record)
+
+    lifecycle_events = MetricsListener.lifecycle_events
+    """The events it reads; the Dispatcher sends it no other, and builds none for it."""
 
     def __call__(self, event: LifecycleEvent, /) -> None:
         """The lifecycle listener: counts outcomes and observes durations."""
