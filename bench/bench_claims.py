@@ -94,11 +94,18 @@ def _grow_sqlite(store: Any, emits_from: int, emits_to: int, hot: int) -> None:
     conn.execute("COMMIT")
 
 
-def _grow_postgres(store: Any, emits_from: int, emits_to: int, hot: int) -> None:
+def _grow_postgres(
+    store: Any, emits_from: int, emits_to: int, hot: int, *, maintenance: str = "vacuum"
+) -> None:
     from psycopg import sql  # noqa: PLC0415 - optional
 
     s = sql.Identifier(store.schema)
     with store._pool.connection() as conn:
+        if maintenance != "vacuum":
+            # Nor may autovacuum set the map while the claims are timed.
+            conn.execute(
+                sql.SQL("ALTER TABLE {}.deliveries SET (autovacuum_enabled = off)").format(s)
+            )
         conn.execute(
             sql.SQL(
                 "INSERT INTO {}.messages (id, body) VALUES (1, '\\x7b7d') ON CONFLICT DO NOTHING"
@@ -119,8 +126,11 @@ def _grow_postgres(store: Any, emits_from: int, emits_to: int, hot: int) -> None
         )
         # As autovacuum keeps a table that grew over time: statistics and the visibility map
         # up to date (index-only scans read no heap page), and no vacuum of a million fresh
-        # rows running beside the timed claims.
-        conn.execute(sql.SQL("VACUUM (ANALYZE) {}.deliveries").format(s))
+        # rows running beside the timed claims. With --maintenance analyze: the statistics
+        # only, no page of the fresh rows marked all-visible; none: not even statistics.
+        if maintenance != "none":
+            what = "VACUUM (ANALYZE)" if maintenance == "vacuum" else "ANALYZE"
+            conn.execute(sql.SQL(what + " {}.deliveries").format(s))
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -237,6 +247,13 @@ def main() -> None:
     parser.add_argument("--before", help="a git revision whose store to compare")
     parser.add_argument("--claims", type=int, default=15)
     parser.add_argument("--shapes", default="1,10,100", help="hooks per host, comma-separated")
+    parser.add_argument(
+        "--maintenance",
+        choices=["vacuum", "analyze", "none"],
+        default="vacuum",
+        help="PostgreSQL, after each load: VACUUM (ANALYZE), ANALYZE only (no visibility "
+        "map: unvacuumed), or nothing; autovacuum is off on the table but for vacuum",
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
     shapes = tuple(int(n) for n in args.shapes.split(","))
@@ -268,7 +285,9 @@ def main() -> None:
                 name: functools.partial(_postgres_store, cls, conninfo)
                 for name, cls in classes.items()
             }
-            run("PostgreSQL", makers, _grow_postgres, sizes, args.claims, shapes, _drop_schema)
+            grow = functools.partial(_grow_postgres, maintenance=args.maintenance)
+            label = f"PostgreSQL, after each load: {args.maintenance}"
+            run(label, makers, grow, sizes, args.claims, shapes, _drop_schema)
 
 
 if __name__ == "__main__":

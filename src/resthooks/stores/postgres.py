@@ -1046,33 +1046,46 @@ class PostgresStore:
 
     # Several events in one statement (one parse, one plan, one round trip, however many
     # events): each event's message takes its id from the sequence first, so that every
-    # delivery can name its message and event without a join on the bodies.
+    # delivery can name its message and event without a join on the bodies. Each event finds
+    # its hooks through the hooks' index (a probe per event), and nothing is joined back to
+    # the events: the planner, which cannot see how many events an array holds, ran those
+    # joins as nested loops (every delivery against every event: quadratic in the batch).
+    # The result is three kinds of rows, ordered by the caller: each delivery (id, hook id,
+    # message id), each message's event number (message id, n), and each hook's place in
+    # subscription order (hook id, rank).
     _ENQUEUE_MANY: LiteralString = """
         WITH ev AS (
             SELECT * FROM unnest(%(owners)s::text[], %(events)s::text[], %(bodies)s::bytea[])
                 WITH ORDINALITY AS e(owner, event, body, n)
-        ), matched AS (
-            SELECT ev.n, h.id, h.host, h.created_at FROM ev
-            JOIN {s}.hooks h ON h.owner = ev.owner AND h.event = ev.event AND h.state = 'active'
         ), numbered AS MATERIALIZED (
             SELECT ev.n, ev.owner, ev.event, ev.body,
                 nextval(pg_get_serial_sequence(%(messages)s, 'id')) AS message_id
-            FROM ev WHERE EXISTS (SELECT 1 FROM matched WHERE matched.n = ev.n)
+            FROM ev WHERE EXISTS (
+                SELECT 1 FROM {s}.hooks h
+                WHERE h.owner = ev.owner AND h.event = ev.event AND h.state = 'active'
+            )
         ), message AS (
             INSERT INTO {s}.messages (id, body) SELECT message_id, body FROM numbered
         ), made AS (
             INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
                                         next_attempt_at, due_at, created_at, updated_at)
-            SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), matched.id,
-                   numbered.owner, numbered.event, numbered.message_id, matched.host,
+            SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), h.id,
+                   numbered.owner, numbered.event, numbered.message_id, h.host,
                    'pending', %(now)s, %(now)s, %(now)s, %(now)s
-            FROM numbered JOIN matched ON matched.n = numbered.n
+            FROM numbered CROSS JOIN LATERAL (
+                SELECT id, host FROM {s}.hooks h
+                WHERE h.owner = numbered.owner AND h.event = numbered.event
+                    AND h.state = 'active'
+            ) h
             RETURNING id, hook_id, message_id
         )
-        SELECT made.id, made.hook_id, numbered.n
-        FROM made JOIN numbered ON numbered.message_id = made.message_id
-        JOIN matched ON matched.n = numbered.n AND matched.id = made.hook_id
-        ORDER BY numbered.n, matched.created_at, matched.id
+        SELECT id, hook_id, message_id, NULL::bigint FROM made
+        UNION ALL SELECT NULL, NULL, message_id, n FROM numbered
+        UNION ALL SELECT NULL, h.id, NULL, row_number() OVER (ORDER BY h.created_at, h.id)
+            FROM (SELECT DISTINCT owner, event FROM numbered) p CROSS JOIN LATERAL (
+                SELECT id, created_at FROM {s}.hooks h
+                WHERE h.owner = p.owner AND h.event = p.event AND h.state = 'active'
+            ) h
     """
 
     def enqueue(
@@ -1222,9 +1235,20 @@ class PostgresStore:
                     "now": params[0]["now"],
                 },
             )
+            made: list[tuple[str, str, int]] = []
+            event_of: dict[int, int] = {}  # message id: the event's place in the batch
+            rank: dict[str, int] = {}  # hook id: its place in subscription order
+            for delivery_id, hook_id, message_id, n in cur.fetchall():
+                if delivery_id is not None:
+                    made.append((delivery_id, hook_id, message_id))
+                elif hook_id is None:
+                    event_of[message_id] = n - 1
+                else:
+                    rank[hook_id] = n
+            made.sort(key=lambda r: (event_of[r[2]], rank[r[1]]))
             found = [
-                (r[0], r[1], owners[r[2] - 1], events[r[2] - 1], None, False)
-                for r in cur.fetchall()
+                (i, hook_id, owners[event_of[m]], events[event_of[m]], None, False)
+                for i, hook_id, m in made
             ]
         if found and self._notifies_in(hosts=hosts):
             # Queued by PostgreSQL, sent when this transaction commits, dropped on rollback.
