@@ -306,6 +306,9 @@ _INVARIANTS: tuple[tuple[str, str, LiteralString], ...] = (
 )
 
 
+# Whether libpq can pipeline statements (libpq 14 and later).
+_PIPELINE = psycopg.Pipeline.is_supported()
+
 # How long after a connection failure the pool checks each connection before handing it out.
 _SUSPECT_SECONDS = 30.0
 
@@ -635,14 +638,20 @@ class PostgresStore:
             conn.execute("SELECT 1")
 
     @contextmanager
-    def _tx(self, *, atomic: bool = True) -> Iterator[psycopg.Cursor[Any]]:
+    def _tx(self, *, atomic: bool = True, pipeline: bool = False) -> Iterator[psycopg.Cursor[Any]]:
         """A cursor; with ``atomic``, inside one transaction.
 
         Our own pool's connections are in autocommit mode, so an operation that is one
-        statement (atomic by itself) takes one round trip instead of three.
+        statement (atomic by itself) takes one round trip instead of three. With
+        ``pipeline`` (on the store's own connections, where libpq has pipeline mode), the
+        statements are sent without waiting for each other's results until one is fetched:
+        the ``BEGIN`` goes with the first statement, the last writes with the ``COMMIT``.
         """
         with self._connection() as conn:
-            if atomic or not conn.autocommit:
+            if pipeline and self._provider is None and _PIPELINE:
+                with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+                    yield cur
+            elif atomic or not conn.autocommit:
                 self._join(conn)
                 with conn.transaction(), conn.cursor() as cur:
                     yield cur
@@ -1026,11 +1035,16 @@ class PostgresStore:
             return now
         if holder[1] == DeliveryState.IN_FLIGHT.value or holder[2]:
             return WAITING_FOR_TURN
+        # Only while it is still pending: a claim (which takes no key's lock) may have taken
+        # it since, and then it keeps the turn and its lease.
         cur.execute(
-            self._q("UPDATE {s}.deliveries SET due_at = %s, next_attempt_at = %s WHERE id = %s"),
+            self._q(
+                "UPDATE {s}.deliveries SET due_at = %s, next_attempt_at = %s "
+                "WHERE id = %s AND state = 'pending'"
+            ),
             (WAITING_FOR_TURN, WAITING_FOR_TURN, holder[0]),
         )
-        return now
+        return now if cur.rowcount == 1 else WAITING_FOR_TURN
 
     @property
     def _turn_lock(self) -> str:
@@ -1514,7 +1528,8 @@ class PostgresStore:
         max_in_flight_per_host: int | None,
     ) -> list[Claim]:
         params: dict[str, Any] = {"now": now, "limit": limit, "lease_until": lease_until}
-        with self._tx(atomic=max_in_flight_per_host is not None) as cur:
+        per_host = max_in_flight_per_host is not None
+        with self._tx(atomic=per_host, pipeline=per_host) as cur:
             if max_in_flight_per_host is None:
                 cur.execute(self._q(self._CLAIM + self._CLAIM_UPDATE), params)
             else:
@@ -1540,13 +1555,27 @@ class PostgresStore:
         except Exception as exc:  # a NULL body or time: its message is missing
             raise DamagedRowError("deliveries", "?", f"{type(exc).__name__}: {exc}") from exc
 
+    # The turns of the batch's ordering keys, in _lock_turns' order (byte order is Python's
+    # order of str), read without locking a row: a delivery's hook and key never change.
+    _LOCK_BATCH_TURNS: LiteralString = """
+        SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s || t.hook_id || ':' || t.k, 0))
+        FROM (
+            SELECT DISTINCT hook_id COLLATE "C" AS hook_id, ordering_key COLLATE "C" AS k
+            FROM {s}.deliveries WHERE id = ANY(%(ids)s) AND ordering_key IS NOT NULL
+            ORDER BY 1, 2
+        ) t
+    """
+
     def record(self, outcomes: Sequence[Outcome], *, now: datetime) -> list[RecordResult]:
         """Apply a batch of outcomes in one transaction, in a handful of statements."""
         if not outcomes:
             return []
-        with self._tx() as cur:
-            # Lock order, the same everywhere: hooks first, then deliveries by id. A record
-            # that kills or removes a hook locks it before any delivery row.
+        with self._tx(pipeline=True) as cur:
+            # Lock order, the same everywhere: hooks first, then the turns of ordering keys,
+            # then deliveries by id. A record that kills or removes a hook locks it before any
+            # delivery row; the keys' turns come before their rows, as in a redelivery (which
+            # updates the row that has its key's turn): each took its own row first, and a
+            # late outcome for that row deadlocked with it.
             doomed = sorted({o.delivery_id for o in outcomes if may_touch_hook(o.kind)})
             if doomed:
                 cur.execute(
@@ -1556,6 +1585,10 @@ class PostgresStore:
                     ),
                     (doomed,),
                 )
+            ids = sorted({o.delivery_id for o in outcomes})
+            # Before anything is written, too: the hand-overs below see every fan-out of
+            # these keys (see _ENQUEUE_KEYED).
+            cur.execute(self._q(self._LOCK_BATCH_TURNS), {"ids": ids, "lock": self._turn_lock})
             cur.execute(
                 self._q(
                     "SELECT d.id, d.hook_id, d.state, d.token, d.attempts, d.next_attempt_at, "
@@ -1563,14 +1596,10 @@ class PostgresStore:
                     "LEFT JOIN {s}.hooks h ON h.id = d.hook_id "
                     "WHERE d.id = ANY(%s) ORDER BY d.id FOR UPDATE OF d"
                 ),
-                (sorted({o.delivery_id for o in outcomes}),),
+                (ids,),
             )
             read = cur.fetchall()
             keys = {r[0]: (r[1], r[8]) for r in read if r[8] is not None}
-            if keys:
-                # Before anything is written: the hand-overs below see every fan-out of
-                # these keys (see _ENQUEUE_KEYED).
-                self._lock_turns(cur, list(keys.values()))
             batch = BatchRecord(
                 {
                     r[0]: (
@@ -1722,17 +1751,20 @@ class PostgresStore:
 
     def requeue(self, delivery_id: str, *, now: datetime) -> Delivery | None:
         with self._tx() as cur:
-            # The row first, then its key's lock: the order record takes them in.
+            # The key's lock, then the rows: the order record takes them in. A delivery's
+            # hook and key never change, so they are read before the row is locked.
             cur.execute(
-                self._q(
-                    "SELECT hook_id, ordering_key FROM {s}.deliveries WHERE id = %s FOR UPDATE"
-                ),
+                self._q("SELECT hook_id, ordering_key FROM {s}.deliveries WHERE id = %s"),
                 (delivery_id,),
             )
             turn = cur.fetchone()
             due = now
             if turn is not None and turn[1] is not None:
                 self._lock_turns(cur, [(turn[0], turn[1])])
+            cur.execute(
+                self._q("SELECT 1 FROM {s}.deliveries WHERE id = %s FOR UPDATE"), (delivery_id,)
+            )
+            if turn is not None and turn[1] is not None:
                 due = self._take_turn(cur, delivery_id, turn[0], turn[1], now)
             cur.execute(
                 self._q(
