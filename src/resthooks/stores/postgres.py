@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -638,26 +638,48 @@ class PostgresStore:
             conn.execute("SELECT 1")
 
     @contextmanager
-    def _tx(self, *, atomic: bool = True, pipeline: bool = False) -> Iterator[psycopg.Cursor[Any]]:
+    def _tx(self, *, atomic: bool = True) -> Iterator[psycopg.Cursor[Any]]:
         """A cursor; with ``atomic``, inside one transaction.
 
         Our own pool's connections are in autocommit mode, so an operation that is one
-        statement (atomic by itself) takes one round trip instead of three. With
-        ``pipeline`` (on the store's own connections, where libpq has pipeline mode), the
-        statements are sent without waiting for each other's results until one is fetched:
-        the ``BEGIN`` goes with the first statement, the last writes with the ``COMMIT``.
+        statement (atomic by itself) takes one round trip instead of three.
         """
         with self._connection() as conn:
-            if pipeline and self._provider is None and _PIPELINE:
-                with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-                    yield cur
-            elif atomic or not conn.autocommit:
+            if atomic or not conn.autocommit:
                 self._join(conn)
                 with conn.transaction(), conn.cursor() as cur:
                     yield cur
             else:
                 with conn.cursor() as cur:
                     yield cur
+
+    @contextmanager
+    def _pipelined_tx(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor inside one transaction, as :meth:`_tx`, its statements pipelined.
+
+        On the store's own connections (autocommit, and libpq with pipeline mode), each
+        statement is sent without waiting for the results of the ones before it, until a
+        result is fetched: the ``BEGIN`` goes with the first statements, the ``COMMIT`` with
+        the last. A claim or a record batch then takes two round trips instead of one per
+        statement (four to six); psycopg's own ``transaction()`` syncs the pipeline on
+        entering and leaving it, which is as many round trips as without one.
+        """
+        with self._connection() as conn:
+            if self._provider is not None or not conn.autocommit or not _PIPELINE:
+                self._join(conn)
+                with conn.transaction(), conn.cursor() as cur:
+                    yield cur
+                return
+            try:
+                with conn.pipeline(), conn.cursor() as cur:
+                    cur.execute("BEGIN")
+                    yield cur
+                    conn.execute("COMMIT")  # sent, with what is queued, as the pipeline ends
+            except BaseException:
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    with suppress(psycopg.Error):  # a broken connection: the pool drops it
+                        conn.rollback()
+                raise
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         """Create or upgrade the schema in one transaction, one process at a time."""
@@ -1367,26 +1389,46 @@ class PostgresStore:
             FOR UPDATE SKIP LOCKED
         )
     """
-    # With a per-host limit: for each host of an active hook, the oldest due deliveries that
-    # fit under the limit given what it has in flight (counted through the index of
-    # deliveries in flight by host, then a few steps of the index by host and due time: a
-    # few probes per host, whatever the backlog), the oldest of those, then lock what is
-    # still due. The count is a probe per host, not a join: joined, the planner (which
-    # expects one busy host) filtered every host against every busy one.
+    # With a per-host limit: for each host of an active hook, its room under the limit (what
+    # it has in flight counted through the index of deliveries in flight by host), then the
+    # oldest due delivery of each host with room (one step of the index by host and due
+    # time), the hosts whose oldest come first, then at most their room of each of those
+    # hosts, the oldest of those, then lock what is still due. The claim can take only from
+    # the ``limit`` hosts whose oldest due delivery is oldest (a host further back has at
+    # least that many older deliveries of other hosts before its first), so only those are
+    # read past their first row: about one row per host plus the claim's own, whatever the
+    # backlog (it read each host's room of rows: four times as many with the default limit
+    # and one hook per host, each a heap page while the visibility map is not set). The count
+    # is a probe per host, not a join: joined, the planner (which expects one busy host)
+    # filtered every host against every busy one.
     _CLAIM_PER_HOST: LiteralString = """
         WITH hosts AS (
             SELECT DISTINCT host FROM {s}.hooks WHERE state = 'active'
+        ), room AS (
+            SELECT hosts.host, %(per_host)s - (
+                SELECT count(*) FROM {s}.deliveries b
+                WHERE b.host = hosts.host AND b.state = 'in_flight'
+                    AND b.lease_until > %(now)s
+            ) AS room
+            FROM hosts
+        ), heads AS (
+            SELECT room.host, room.room FROM room
+            CROSS JOIN LATERAL (
+                SELECT d.due_at, d.created_at, d.id FROM {s}.deliveries d
+                WHERE d.host = room.host AND d.due_at <= %(now)s
+                ORDER BY d.due_at, d.created_at, d.id
+                LIMIT 1
+            ) head
+            WHERE room.room > 0
+            ORDER BY head.due_at, head.created_at, head.id
+            LIMIT %(limit)s
         ), fitting AS (
-            SELECT c.id FROM hosts
+            SELECT c.id FROM heads
             CROSS JOIN LATERAL (
                 SELECT d.id, d.due_at, d.created_at FROM {s}.deliveries d
-                WHERE d.host = hosts.host AND d.due_at <= %(now)s
+                WHERE d.host = heads.host AND d.due_at <= %(now)s
                 ORDER BY d.due_at, d.created_at, d.id
-                LIMIT greatest(%(per_host)s - (
-                    SELECT count(*) FROM {s}.deliveries b
-                    WHERE b.host = hosts.host AND b.state = 'in_flight'
-                        AND b.lease_until > %(now)s
-                ), 0)
+                LIMIT heads.room
             ) c
             ORDER BY c.due_at, c.created_at, c.id
             LIMIT %(limit)s
@@ -1528,15 +1570,16 @@ class PostgresStore:
         max_in_flight_per_host: int | None,
     ) -> list[Claim]:
         params: dict[str, Any] = {"now": now, "limit": limit, "lease_until": lease_until}
-        per_host = max_in_flight_per_host is not None
-        with self._tx(atomic=per_host, pipeline=per_host) as cur:
-            if max_in_flight_per_host is None:
+        if max_in_flight_per_host is None:
+            with self._tx(atomic=False) as cur:
                 cur.execute(self._q(self._CLAIM + self._CLAIM_UPDATE), params)
-            else:
+                rows = cur.fetchall()
+        else:
+            with self._pipelined_tx() as cur:
                 cur.execute(self._CLAIM_PER_HOST_LOCK, (f"{self._lock_key}:claim",))
                 params["per_host"] = max_in_flight_per_host
                 cur.execute(self._q(self._CLAIM_PER_HOST + self._CLAIM_UPDATE), params)
-            rows = cur.fetchall()
+                rows = cur.fetchall()
         try:
             rows.sort(key=lambda r: (r[0], r[8], r[1]))
             return [
@@ -1570,7 +1613,7 @@ class PostgresStore:
         """Apply a batch of outcomes in one transaction, in a handful of statements."""
         if not outcomes:
             return []
-        with self._tx(pipeline=True) as cur:
+        with self._pipelined_tx() as cur:
             # Lock order, the same everywhere: hooks first, then the turns of ordering keys,
             # then deliveries by id. A record that kills or removes a hook locks it before any
             # delivery row; the keys' turns come before their rows, as in a redelivery (which
