@@ -1091,7 +1091,7 @@ class PostgresStore:
     # subscription order (hook id, rank).
     _ENQUEUE_MANY: LiteralString = """
         WITH ev AS (
-            SELECT * FROM unnest(%(owners)s::text[], %(events)s::text[], %(bodies)s::bytea[])
+            SELECT * FROM unnest(%(owners)b::text[], %(events)b::text[], %(bodies)b::bytea[])
                 WITH ORDINALITY AS e(owner, event, body, n)
         ), numbered AS MATERIALIZED (
             SELECT ev.n, ev.owner, ev.event, ev.body,
@@ -1604,7 +1604,7 @@ class PostgresStore:
         SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s || t.hook_id || ':' || t.k, 0))
         FROM (
             SELECT DISTINCT hook_id COLLATE "C" AS hook_id, ordering_key COLLATE "C" AS k
-            FROM {s}.deliveries WHERE id = ANY(%(ids)s) AND ordering_key IS NOT NULL
+            FROM {s}.deliveries WHERE id = ANY(%(ids)b) AND ordering_key IS NOT NULL
             ORDER BY 1, 2
         ) t
     """
@@ -1624,7 +1624,7 @@ class PostgresStore:
                 cur.execute(
                     self._q(
                         "SELECT h.id FROM {s}.hooks h JOIN {s}.deliveries d ON d.hook_id = h.id "
-                        "WHERE d.id = ANY(%s) ORDER BY h.id FOR UPDATE OF h"
+                        "WHERE d.id = ANY(%b) ORDER BY h.id FOR UPDATE OF h"
                     ),
                     (doomed,),
                 )
@@ -1637,7 +1637,7 @@ class PostgresStore:
                     "SELECT d.id, d.hook_id, d.state, d.token, d.attempts, d.next_attempt_at, "
                     "d.last_error, h.state, d.ordering_key FROM {s}.deliveries d "
                     "LEFT JOIN {s}.hooks h ON h.id = d.hook_id "
-                    "WHERE d.id = ANY(%s) ORDER BY d.id FOR UPDATE OF d"
+                    "WHERE d.id = ANY(%b) ORDER BY d.id FOR UPDATE OF d"
                 ),
                 (ids,),
             )
@@ -1715,16 +1715,16 @@ class PostgresStore:
                 "due_at = CASE WHEN v.state = 'pending' THEN v.next_at END, "
                 "last_error = v.last_error, token = NULL, lease_until = NULL, "
                 "updated_at = %(now)s "
-                "FROM unnest(%(ids)s::text[], %(states)s::text[], %(counts)s::integer[], "
-                "%(next_at)s::timestamptz[], %(errors)s::text[]) "
+                "FROM unnest(%(ids)b::text[], %(states)b::text[], %(counts)b::integer[], "
+                "%(next_at)b::timestamptz[], %(errors)b::text[]) "
                 "AS v(id, state, attempts, next_at, last_error) "
                 "WHERE d.id = v.id) "
                 "INSERT INTO {s}.attempts (delivery_id, number, started_at, duration, "
                 "status, error_kind, error, response_excerpt) "
-                "SELECT * FROM unnest(%(a_ids)s::text[], %(a_numbers)s::integer[], "
-                "%(a_started)s::timestamptz[], %(a_durations)s::double precision[], "
-                "%(a_statuses)s::integer[], %(a_kinds)s::text[], %(a_errors)s::text[], "
-                "%(a_excerpts)s::text[])"
+                "SELECT * FROM unnest(%(a_ids)b::text[], %(a_numbers)b::integer[], "
+                "%(a_started)b::timestamptz[], %(a_durations)b::double precision[], "
+                "%(a_statuses)b::integer[], %(a_kinds)b::text[], %(a_errors)b::text[], "
+                "%(a_excerpts)b::text[])"
             ),
             {
                 "now": now,
