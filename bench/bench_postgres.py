@@ -24,7 +24,7 @@ measured in the same run), not the absolute numbers.
 Usage: ``python bench/bench_postgres.py [--deliveries N] [--fast]``,
 ``python bench/bench_postgres.py --end-to-end [--before REV] [--deliveries N] [--fast]``,
 ``python bench/bench_postgres.py --store-ops [--before REV] [--fast]`` (``emit_many`` of 100
-events and ``record`` of 100 outcomes alone, in turns with the revision's store); ``--quick``
+events, ``claim_due`` and ``record`` of 100 alone, in turns with the revision's store); ``--quick``
 makes any of them short (600 deliveries, 10 rounds).
 """
 
@@ -237,7 +237,7 @@ def end_to_end(conninfo: str, deliveries: int, before: str | None) -> None:
 
 
 def store_ops(conninfo: str, before: str | None, rounds: int = 40) -> None:
-    """``emit_many`` of 100 events to one hook and ``record`` of 100 outcomes, each store
+    """``emit_many`` of 100 events to one hook, ``claim_due`` and ``record`` of 100, each store
     (this one, and a git revision's beside it) in turns: wall and CPU time, medians."""
     from datetime import datetime, timedelta, timezone  # noqa: PLC0415
 
@@ -269,7 +269,14 @@ def store_ops(conninfo: str, before: str | None, rounds: int = 40) -> None:
             timed((name, "emit_many(100)"), lambda e=engines[name]: e.emit_many(events))
         for name in names:
             store = engines[name].store
-            claims = store.claim_due(now=now, limit=100, lease_until=now + timedelta(minutes=5))
+            claimed: list[Any] = []
+            timed(
+                (name, "claim_due(100)"),
+                lambda s=store, out=claimed: out.extend(
+                    s.claim_due(now=now, limit=100, lease_until=now + timedelta(minutes=5))
+                ),
+            )
+            claims = claimed
             outcomes = [
                 Outcome(
                     delivery_id=c.delivery.id,
@@ -302,7 +309,9 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="fsync and synchronous_commit off")
     parser.add_argument("--fan-out-only", action="store_true", help="skip the worker runs")
     parser.add_argument("--end-to-end", action="store_true", help="the single-thread path")
-    parser.add_argument("--store-ops", action="store_true", help="emit_many and record alone")
+    parser.add_argument(
+        "--store-ops", action="store_true", help="emit_many, claim and record alone"
+    )
     parser.add_argument("--before", help="with --end-to-end: a git revision's store beside")
     parser.add_argument(
         "--quick", action="store_true", help="a short run: 600 deliveries, 10 rounds of store ops"
