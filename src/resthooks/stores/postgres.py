@@ -375,6 +375,11 @@ class _ReconnectingPool(ConnectionPool[Any]):
         super()._add_connection(attempt, growing=growing)
 
 
+def _binds_on_server(cur: object) -> bool:
+    """Whether ``cur`` sends its parameters apart from the query (and can use binary)."""
+    return not isinstance(cur, (psycopg.ClientCursor, psycopg.AsyncClientCursor))
+
+
 def _is_damage(exc: StoreError) -> bool:
     """Whether a row could not be read back: our conversion, or psycopg's (a timestamp past
     year 9999, which PostgreSQL holds and Python cannot)."""
@@ -491,7 +496,7 @@ class PostgresStore:
         self.schema = schema
         self.notify = notify
         self._timeout = float(timeout)
-        self._queries: dict[str, sql.Composed] = {}
+        self._queries: dict[tuple[str, bool], sql.Composed] = {}
         self._listener: psycopg.Connection[TupleRow] | None = None
         self._listener_lock = threading.Lock()
         self._closed = False
@@ -551,11 +556,19 @@ class PostgresStore:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _q(self, template: LiteralString) -> sql.Composed:
-        """``template`` with ``{s}`` bound to the quoted schema and the column lists (cached)."""
-        query = self._queries.get(template)
+    def _q(self, template: LiteralString, cur: object = None) -> sql.Composed:
+        """``template`` with ``{s}`` bound to the quoted schema and the column lists (cached).
+
+        ``{b}`` marks a parameter sent in binary when ``cur`` binds its parameters on the
+        server (psycopg's default cursor), in text for a client-side binding cursor (Django's
+        connections use one), which has no binary format. An array goes in binary for a
+        fraction of its cost in text (see :meth:`_flush`).
+        """
+        binary = cur is not None and _binds_on_server(cur)
+        query = self._queries.get((template, binary))
         if query is None:
             query = sql.SQL(template).format(
+                b=sql.SQL("b" if binary else "s"),
                 s=sql.Identifier(self.schema),
                 hook_columns=sql.SQL(_HOOK_COLUMNS),
                 lo=sql.Literal("0001-01-02 00:00:00+00"),
@@ -563,7 +576,7 @@ class PostgresStore:
                 delivery_columns=sql.SQL(_DELIVERY_COLUMNS),
                 waiting=sql.Literal(WAITING_FOR_TURN),
             )
-            self._queries[template] = query
+            self._queries[template, binary] = query
         return query
 
     @contextmanager
@@ -1091,7 +1104,7 @@ class PostgresStore:
     # subscription order (hook id, rank).
     _ENQUEUE_MANY: LiteralString = """
         WITH ev AS (
-            SELECT * FROM unnest(%(owners)b::text[], %(events)b::text[], %(bodies)b::bytea[])
+            SELECT * FROM unnest(%(owners){b}::text[], %(events){b}::text[], %(bodies){b}::bytea[])
                 WITH ORDINALITY AS e(owner, event, body, n)
         ), numbered AS MATERIALIZED (
             SELECT ev.n, ev.owner, ev.event, ev.body,
@@ -1262,7 +1275,7 @@ class PostgresStore:
             owners = [p["owner"] for p in params]
             events = [p["event"] for p in params]
             cur.execute(
-                self._q(self._ENQUEUE_MANY),
+                self._q(self._ENQUEUE_MANY, cur),
                 {
                     "owners": owners,
                     "events": events,
@@ -1572,13 +1585,19 @@ class PostgresStore:
         params: dict[str, Any] = {"now": now, "limit": limit, "lease_until": lease_until}
         if max_in_flight_per_host is None:
             with self._tx(atomic=False) as cur:
-                cur.execute(self._q(self._CLAIM + self._CLAIM_UPDATE), params)
+                cur.execute(
+                    self._q(self._CLAIM + self._CLAIM_UPDATE), params, binary=_binds_on_server(cur)
+                )
                 rows = cur.fetchall()
         else:
             with self._pipelined_tx() as cur:
                 cur.execute(self._CLAIM_PER_HOST_LOCK, (f"{self._lock_key}:claim",))
                 params["per_host"] = max_in_flight_per_host
-                cur.execute(self._q(self._CLAIM_PER_HOST + self._CLAIM_UPDATE), params)
+                cur.execute(
+                    self._q(self._CLAIM_PER_HOST + self._CLAIM_UPDATE),
+                    params,
+                    binary=_binds_on_server(cur),
+                )
                 rows = cur.fetchall()
         try:
             rows.sort(key=lambda r: (r[0], r[8], r[1]))
@@ -1604,7 +1623,7 @@ class PostgresStore:
         SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s || t.hook_id || ':' || t.k, 0))
         FROM (
             SELECT DISTINCT hook_id COLLATE "C" AS hook_id, ordering_key COLLATE "C" AS k
-            FROM {s}.deliveries WHERE id = ANY(%(ids)b) AND ordering_key IS NOT NULL
+            FROM {s}.deliveries WHERE id = ANY(%(ids){b}) AND ordering_key IS NOT NULL
             ORDER BY 1, 2
         ) t
     """
@@ -1624,20 +1643,22 @@ class PostgresStore:
                 cur.execute(
                     self._q(
                         "SELECT h.id FROM {s}.hooks h JOIN {s}.deliveries d ON d.hook_id = h.id "
-                        "WHERE d.id = ANY(%b) ORDER BY h.id FOR UPDATE OF h"
+                        "WHERE d.id = ANY(%{b}) ORDER BY h.id FOR UPDATE OF h",
+                        cur,
                     ),
                     (doomed,),
                 )
             ids = sorted({o.delivery_id for o in outcomes})
             # Before anything is written, too: the hand-overs below see every fan-out of
             # these keys (see _ENQUEUE_KEYED).
-            cur.execute(self._q(self._LOCK_BATCH_TURNS), {"ids": ids, "lock": self._turn_lock})
+            cur.execute(self._q(self._LOCK_BATCH_TURNS, cur), {"ids": ids, "lock": self._turn_lock})
             cur.execute(
                 self._q(
                     "SELECT d.id, d.hook_id, d.state, d.token, d.attempts, d.next_attempt_at, "
                     "d.last_error, h.state, d.ordering_key FROM {s}.deliveries d "
                     "LEFT JOIN {s}.hooks h ON h.id = d.hook_id "
-                    "WHERE d.id = ANY(%b) ORDER BY d.id FOR UPDATE OF d"
+                    "WHERE d.id = ANY(%{b}) ORDER BY d.id FOR UPDATE OF d",
+                    cur,
                 ),
                 (ids,),
             )
@@ -1703,7 +1724,11 @@ class PostgresStore:
         attempts: list[Attempt],
         now: datetime,
     ) -> None:
-        """Write the rows ``record`` changed so far, and their attempts, in one statement."""
+        """Write the rows ``record`` changed so far, and their attempts, in one statement.
+
+        The arrays go in binary where the cursor allows (see :meth:`_q`): psycopg writes an
+        array in text element by element, quoting each, and 100 start times alone took 1 ms.
+        """
         dirty = list(live.items())
         if not dirty and not attempts:
             return
@@ -1715,16 +1740,17 @@ class PostgresStore:
                 "due_at = CASE WHEN v.state = 'pending' THEN v.next_at END, "
                 "last_error = v.last_error, token = NULL, lease_until = NULL, "
                 "updated_at = %(now)s "
-                "FROM unnest(%(ids)b::text[], %(states)b::text[], %(counts)b::integer[], "
-                "%(next_at)b::timestamptz[], %(errors)b::text[]) "
+                "FROM unnest(%(ids){b}::text[], %(states){b}::text[], %(counts){b}::integer[], "
+                "%(next_at){b}::timestamptz[], %(errors){b}::text[]) "
                 "AS v(id, state, attempts, next_at, last_error) "
                 "WHERE d.id = v.id) "
                 "INSERT INTO {s}.attempts (delivery_id, number, started_at, duration, "
                 "status, error_kind, error, response_excerpt) "
-                "SELECT * FROM unnest(%(a_ids)b::text[], %(a_numbers)b::integer[], "
-                "%(a_started)b::timestamptz[], %(a_durations)b::double precision[], "
-                "%(a_statuses)b::integer[], %(a_kinds)b::text[], %(a_errors)b::text[], "
-                "%(a_excerpts)b::text[])"
+                "SELECT * FROM unnest(%(a_ids){b}::text[], %(a_numbers){b}::integer[], "
+                "%(a_started){b}::timestamptz[], %(a_durations){b}::double precision[], "
+                "%(a_statuses){b}::integer[], %(a_kinds){b}::text[], %(a_errors){b}::text[], "
+                "%(a_excerpts){b}::text[])",
+                cur,
             ),
             {
                 "now": now,
