@@ -30,99 +30,28 @@ same run (the target is under 5 %). Without the SDK installed it is left out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
-import threading
-import time
 
 import urllib3
+from _common import (
+    BLOCK,
+    BODY,
+    ENTITY,
+    Plain,
+    loopback_engine,
+    measure,
+    print_against_baseline,
+    receiver,
+    serve,
+)
 
-from resthooks import Dispatcher, SystemClock
+from resthooks import Dispatcher
 from resthooks.stores import MemoryStore
-from resthooks.testing import LOOPBACK_POLICY
-from resthooks.transports import Urllib3Transport
 
-ENTITY = {
-    "id": 11587,
-    "type": "person",
-    "firstName": "Scott",
-    "lastName": "Spacey",
-    "jobTitle": "Creative Director",
-    "createdAt": "2015-09-15T10:43:23Z",
-    "updatedAt": "2015-09-15T10:43:23Z",
-    "addresses": [{"id": 12135, "city": "Chicago", "country": "United States"}],
-}
-BODY = json.dumps({"event": "party/created", "payload": [ENTITY]}, separators=(",", ":"))
-
-# -- the receiver (runs in a subprocess) ---------------------------------------------------
-
-_ANSWER = b"HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n"
-
-
-def _serve_connection(conn: socket.socket) -> None:
-    buffer = b""
-    with conn:
-        while True:
-            while b"\r\n\r\n" not in buffer:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buffer += chunk
-            head, _, buffer = buffer.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            while len(buffer) < length:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buffer += chunk
-            buffer = buffer[length:]
-            conn.sendall(_ANSWER)
-
-
-def serve() -> None:
-    """Listen on a free loopback port, print it, answer 204 to every request."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    print(listener.getsockname()[1], flush=True)
-    while True:
-        conn, _ = listener.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=_serve_connection, args=(conn,), daemon=True).start()
-
-
-# -- the two clients -----------------------------------------------------------------------
-
-BLOCK = 100  # requests per timed block; the clients take turns block by block
-
-
-class Plain:
-    """A loop of ``PoolManager.request`` POSTs: the baseline."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.pool = urllib3.PoolManager()
-        self.headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "resthooks/bench",
-            "webhook-id": "msg_" + "0" * 32,
-        }
-        self.body = BODY.encode()
-
-    def block(self) -> None:
-        for _ in range(BLOCK):
-            response = self.pool.request("POST", self.url, body=self.body, headers=self.headers)
-            assert response.status == 204, response.status
-
-    def close(self) -> None:
-        self.pool.clear()
+# bench_postgres and bench_otel take BLOCK, ENTITY, Plain and measure from here, and run
+# this script with ``--serve`` as their receiver.
 
 
 def otel_instrumented(dispatcher: Dispatcher, mode: str = "sdk") -> object | None:
@@ -163,16 +92,7 @@ class Engine:
     """``emit`` a block of events to one hook, then ``deliver_due``: the whole path."""
 
     def __init__(self, url: str, *, sign: bool, otel: str | None = None) -> None:
-        # The receiver is on loopback, which the default network policy refuses.
-        self.transport = Urllib3Transport(policy=LOOPBACK_POLICY)
-        self.dispatcher = Dispatcher(
-            MemoryStore(),
-            clock=SystemClock(),
-            transport=self.transport,
-            sign_deliveries=sign,
-            network_policy=LOOPBACK_POLICY,
-        )
-        self.dispatcher.subscribe("party/created", url, owner="bench")
+        self.dispatcher, self.transport = loopback_engine(MemoryStore(), url, sign=sign)
         self.instrumentation = otel_instrumented(self.dispatcher, otel) if otel else None
         if otel and self.instrumentation is None:
             raise ImportError("the OpenTelemetry SDK is not installed")
@@ -185,21 +105,6 @@ class Engine:
 
     def close(self) -> None:
         self.transport.close()
-
-
-def measure(clients: dict[str, Plain | Engine], blocks: int) -> dict[str, list[float]]:
-    """Run the clients' blocks in turns (the order rotating); return, per client, the
-    wall-clock seconds of each block and, last, the CPU seconds of all its blocks."""
-    wall: dict[str, list[float]] = {name: [] for name in clients}
-    cpu = dict.fromkeys(clients, 0.0)
-    names = list(clients)
-    for i in range(blocks):
-        for name in names[i % len(names) :] + names[: i % len(names)]:
-            started, started_cpu = time.perf_counter(), time.process_time()
-            clients[name].block()
-            wall[name].append(time.perf_counter() - started)
-            cpu[name] += time.process_time() - started_cpu
-    return {name: [*wall[name], cpu[name]] for name in names}
 
 
 def main() -> None:
@@ -216,12 +121,7 @@ def main() -> None:
         serve()
         return
     blocks = max(args.deliveries // BLOCK, 1)
-    receiver = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert receiver.stdout is not None
-        url = f"http://127.0.0.1:{receiver.stdout.readline().strip()}/hook"
+    with receiver() as url:
         clients: dict[str, Plain | Engine] = {
             "plain urllib3": Plain(url),
             "engine": Engine(url, sign=True),
@@ -246,43 +146,23 @@ def main() -> None:
         results = measure(clients, blocks)
         for client in clients.values():
             client.close()
-    finally:
-        receiver.kill()
-        receiver.wait()
     n = blocks * BLOCK
     print(
         f"CPython {platform.python_version()}, urllib3 {urllib3.__version__}, "
         f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores; "
         f"{n} requests per client in blocks of {BLOCK}, taking turns; body {len(BODY)} bytes"
     )
-    # Three views of the same run, because a shared machine is noisy: the overall rate;
-    # the best block (like timeit, the least disturbed estimate of the real cost); and the
-    # median ratio of blocks run side by side in time (a burst of load hits both alike).
-    plain = results["plain urllib3"][:-1]
-    print(f"{'':>17}  {'overall':>9} {'best block':>11} {'CPU each':>9}   ratio to plain")
-    for name, times in results.items():
-        walls, cpu = times[:-1], times[-1]
-        line = (
-            f"{name:>17}: {n / sum(walls):7.0f}/s {BLOCK / min(walls):9.0f}/s "
-            f"{cpu / n * 1e6:6.0f} us"
-        )
-        if name != "plain urllib3":
-            pairs = statistics.median(p / w for p, w in zip(plain, walls, strict=True))
-            line += (
-                f"   {sum(plain) / sum(walls):.2f}x overall, {min(plain) / min(walls):.2f}x best,"
-                f" {pairs:.2f}x median of pairs"
-            )
-        print(line)
+    print_against_baseline(results, n, BLOCK)
     for name in ("engine, otel", "otel 1% sampled", "otel API only"):
         if name not in results:
             continue
         # What OpenTelemetry adds to a delivery, against the engine measured beside it.
-        off, on = results["engine"], results[name]
-        pairs = statistics.median(b / a - 1 for a, b in zip(off[:-1], on[:-1], strict=True))
+        (off, off_cpu), (on, on_cpu) = results["engine"], results[name]
+        pairs = statistics.median(b / a - 1 for a, b in zip(off, on, strict=True))
         print(
-            f"{name} vs engine: {(on[-1] - off[-1]) / n * 1e6:+.1f} us CPU per delivery "
-            f"({on[-1] / off[-1] - 1:+.1%} CPU), wall {sum(on[:-1]) / sum(off[:-1]) - 1:+.1%} "
-            f"overall, {min(on[:-1]) / min(off[:-1]) - 1:+.1%} best block, "
+            f"{name} vs engine: {(on_cpu - off_cpu) / n * 1e6:+.1f} us CPU per delivery "
+            f"({on_cpu / off_cpu - 1:+.1%} CPU), wall {sum(on) / sum(off) - 1:+.1%} "
+            f"overall, {min(on) / min(off) - 1:+.1%} best block, "
             f"{pairs:+.1%} median of pairs"
         )
 

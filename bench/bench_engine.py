@@ -27,58 +27,17 @@ Targets (issue 16): MemoryStore at 1.0x or better, SQLite at 0.8x or better.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import urllib3
+from _common import BODY, ENTITY, Plain, loopback_engine, measure, print_against_baseline
 from _nginx import MISSING, Nginx, available
 
-from resthooks import Dispatcher, SystemClock
 from resthooks.stores import MemoryStore, SQLiteStore, Store
-from resthooks.testing import LOOPBACK_POLICY
-from resthooks.transports import Urllib3Transport
-
-ENTITY = {
-    "id": 11587,
-    "type": "person",
-    "firstName": "Scott",
-    "lastName": "Spacey",
-    "jobTitle": "Creative Director",
-    "createdAt": "2015-09-15T10:43:23Z",
-    "updatedAt": "2015-09-15T10:43:23Z",
-    "addresses": [{"id": 12135, "city": "Chicago", "country": "United States"}],
-}
-BODY = json.dumps({"event": "party/created", "payload": [ENTITY]}, separators=(",", ":"))
-
-
-class Plain:
-    """A loop of ``PoolManager.request`` POSTs: the baseline."""
-
-    def __init__(self, url: str, block: int) -> None:
-        self.url, self.size = url, block
-        self.pool = urllib3.PoolManager()
-        self.headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "resthooks/bench",
-            "webhook-id": "msg_" + "0" * 32,
-            "webhook-timestamp": "1614265330",
-            "webhook-signature": "v1," + "0" * 44,
-        }
-        self.body = BODY.encode()
-
-    def block(self) -> None:
-        for _ in range(self.size):
-            response = self.pool.request("POST", self.url, body=self.body, headers=self.headers)
-            assert response.status == 204, response.status
-
-    def close(self) -> None:
-        self.pool.clear()
 
 
 class Engine:
@@ -86,11 +45,7 @@ class Engine:
 
     def __init__(self, url: str, block: int, store: Store) -> None:
         self.size, self.store = block, store
-        self.transport = Urllib3Transport(policy=LOOPBACK_POLICY)
-        self.dispatcher = Dispatcher(
-            store, clock=SystemClock(), transport=self.transport, network_policy=LOOPBACK_POLICY
-        )
-        self.dispatcher.subscribe("party/created", url, owner="bench")
+        self.dispatcher, self.transport = loopback_engine(store, url)
         self.events = [("party/created", ENTITY, "bench")] * block
 
     def block(self) -> None:
@@ -111,20 +66,6 @@ class Engine:
 Client = Plain | Engine
 
 
-def measure(clients: dict[str, Client], blocks: int) -> dict[str, tuple[list[float], float]]:
-    """Each client's block wall times and total CPU seconds, blocks taken in turns."""
-    wall: dict[str, list[float]] = {name: [] for name in clients}
-    cpu = dict.fromkeys(clients, 0.0)
-    names = list(clients)
-    for i in range(blocks):
-        for name in names[i % len(names) :] + names[: i % len(names)]:
-            started, started_cpu = time.perf_counter(), time.process_time()
-            clients[name].block()
-            wall[name].append(time.perf_counter() - started)
-            cpu[name] += time.process_time() - started_cpu
-    return {name: (wall[name], cpu[name]) for name in names}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=6000, help="per client")
@@ -139,7 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Nginx(["127.0.0.1"]) as nginx:
         url = f"http://127.0.0.1:{nginx.port}/hook"
         clients: dict[str, Client] = {
-            "plain urllib3": Plain(url, args.block),
+            "plain urllib3": Plain(url, args.block, signed=True),
             "engine, MemoryStore": Engine(url, args.block, MemoryStore()),
             "engine, SQLiteStore": Engine(url, args.block, SQLiteStore(Path(tmp, "bench.db"))),
         }
@@ -168,20 +109,7 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f}; nginx on loopback; {n} deliveries per client in blocks of "
         f"{args.block}, taking turns; body {len(BODY)} bytes"
     )
-    plain, plain_cpu = results["plain urllib3"]
-    print(f"{'':>20}  {'overall':>9} {'best block':>11} {'CPU each':>9}   ratio to plain")
-    for name, (walls, cpu) in results.items():
-        line = (
-            f"{name:>20}: {n / sum(walls):7.0f}/s {args.block / min(walls):9.0f}/s "
-            f"{cpu / n * 1e6:6.0f} us"
-        )
-        if name != "plain urllib3":
-            pairs = statistics.median(p / w for p, w in zip(plain, walls, strict=True))
-            line += (
-                f"   {sum(plain) / sum(walls):.2f}x overall, {min(plain) / min(walls):.2f}x best,"
-                f" {pairs:.2f}x median of pairs, CPU {plain_cpu / cpu:.2f}x"
-            )
-        print(line)
+    print_against_baseline(results, n, args.block)
     sys.stdout.flush()
 
 

@@ -4,9 +4,10 @@ Run it from the repository root:
 
     python bench/bench_ordering.py [--deliveries 3000] [--stores memory,sqlite]
 
-A receiver runs in a subprocess (bench_delivery's keep-alive server on loopback, answering
-204). For each store, the clients take turns sending blocks of 100 deliveries to one hook
-(``emit`` x 100, then ``deliver_due()``), so a burst of load from elsewhere hits them alike:
+A receiver runs in a subprocess (the keep-alive server of ``_common.py`` on loopback,
+answering 204). For each store, the clients take turns sending blocks of 100 deliveries to
+one hook (``emit`` x 100, then ``deliver_due()``), so a burst of load from elsewhere hits
+them alike:
 
 - ``plain``: no ordering key, the baseline;
 - ``100 keys``: every emit its own key (the cost of a key when nothing waits);
@@ -23,22 +24,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import bench_delivery
+from _common import BLOCK, ENTITY, Results, loopback_engine, measure, median_of_pairs, receiver
 
-from resthooks import Dispatcher, SystemClock
 from resthooks.stores import MemoryStore, SQLiteStore, Store
-from resthooks.testing import LOOPBACK_POLICY
-from resthooks.transports import Urllib3Transport
-
-BLOCK = 100
-ENTITY = bench_delivery.ENTITY
 
 
 class Client:
@@ -47,11 +38,7 @@ class Client:
 
     def __init__(self, store: Store, url: str, keys: int | None) -> None:
         self.store = store
-        self.transport = Urllib3Transport(policy=LOOPBACK_POLICY)
-        self.dispatcher = Dispatcher(
-            store, clock=SystemClock(), transport=self.transport, network_policy=LOOPBACK_POLICY
-        )
-        self.dispatcher.subscribe("party/updated", url, owner="bench")
+        self.dispatcher, self.transport = loopback_engine(store, url, "party/updated")
         self.keys = keys
         self.blocks = 0
 
@@ -75,32 +62,13 @@ class Client:
 CLIENTS = {"plain": None, "100 keys": 100, "10 keys x 10": 10, "1 key x 100": 1}
 
 
-def measure(clients: dict[str, Client], blocks: int) -> dict[str, tuple[list[float], float]]:
-    """Blocks in turns (the order rotating): per client, wall seconds per block and CPU."""
-    wall: dict[str, list[float]] = {name: [] for name in clients}
-    cpu = dict.fromkeys(clients, 0.0)
-    names = list(clients)
-    for i in range(blocks):
-        for name in names[i % len(names) :] + names[: i % len(names)]:
-            started, started_cpu = time.perf_counter(), time.process_time()
-            clients[name].block()
-            wall[name].append(time.perf_counter() - started)
-            cpu[name] += time.process_time() - started_cpu
-    return {name: (wall[name], cpu[name]) for name in names}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=3000, help="per client")
     parser.add_argument("--stores", default="memory,sqlite")
     args = parser.parse_args()
     blocks = max(args.deliveries // BLOCK, 1)
-    receiver = subprocess.Popen(
-        [sys.executable, bench_delivery.__file__, "--serve"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert receiver.stdout is not None
-        url = f"http://127.0.0.1:{receiver.stdout.readline().strip()}/hook"
+    with receiver() as url:
         print(
             f"CPython {platform.python_version()}, {platform.machine()}, "
             f"{len(os.sched_getaffinity(0))} cores; {blocks * BLOCK} deliveries per client "
@@ -120,18 +88,15 @@ def main() -> None:
                 for client in clients.values():
                     client.close()
                 report(kind, results, blocks * BLOCK)
-    finally:
-        receiver.kill()
-        receiver.wait()
 
 
-def report(kind: str, results: dict[str, tuple[list[float], float]], n: int) -> None:
+def report(kind: str, results: Results, n: int) -> None:
     plain_walls, plain_cpu = results["plain"]
     print(f"\n{kind}:")
     for name, (walls, cpu) in results.items():
         line = f"{name:>14}: {n / sum(walls):6.0f}/s  {cpu / n * 1e6:5.0f} us CPU each"
         if name != "plain":
-            pairs = statistics.median(p / w for p, w in zip(plain_walls, walls, strict=True))
+            pairs = median_of_pairs(plain_walls, walls)
             line += f"   {pairs:.2f}x plain (median of pairs), CPU {cpu / plain_cpu - 1:+.0%}"
         print(line)
 

@@ -226,9 +226,8 @@ def end_to_end(conninfo: str, deliveries: int, before: str | None) -> None:
         receiver.wait()
     n = blocks * bench_delivery.BLOCK
     print(f"\nend to end, one thread: {n} deliveries per client in blocks of 100, in turns")
-    plain = results["plain urllib3"][:-1]
-    for name, times in results.items():
-        walls, cpu = times[:-1], times[-1]
+    plain = results["plain urllib3"][0]
+    for name, (walls, cpu) in results.items():
         line = f"  {name:>17}: {n / sum(walls):7.0f}/s, {cpu / n * 1e6:5.0f} us CPU each"
         if name != "plain urllib3":
             pairs = statistics.median(p / w for p, w in zip(plain, walls, strict=True))
