@@ -43,7 +43,7 @@ from typing import Any
 import aiohttp
 
 from resthooks.testing import LOOPBACK_POLICY
-from resthooks.transports import AiohttpTransport, Request, Timeouts
+from resthooks.transports import AiohttpTransport, AsyncioTransport, Request, Timeouts
 
 BODY = b'{"event":"party/created","payload":[{"id":1,"name":"Acme Ltd"}]}'
 HEADERS = {"Content-Type": "application/json", "webhook-id": "msg_" + "0" * 32}
@@ -106,9 +106,11 @@ async def plain(urls: list[str], concurrency: int, seconds: float, **options: An
         return await _run(send, urls, concurrency, seconds)
 
 
-async def transport(urls: list[str], concurrency: int, seconds: float) -> Rate:
+async def transport(
+    urls: list[str], concurrency: int, seconds: float, kind: type[Any] = AiohttpTransport
+) -> Rate:
     timeouts = Timeouts()
-    async with AiohttpTransport(policy=LOOPBACK_POLICY) as sender:
+    async with kind(policy=LOOPBACK_POLICY) as sender:
 
         async def send(url: str) -> None:
             request = Request(method="POST", url=url, headers=HEADERS, body=BODY, timeouts=timeouts)
@@ -116,6 +118,11 @@ async def transport(urls: list[str], concurrency: int, seconds: float) -> Rate:
             assert response.status == 204, response.status
 
         return await _run(send, urls, concurrency, seconds)
+
+
+async def lean(urls: list[str], concurrency: int, seconds: float) -> Rate:
+    # The lean HTTP/1.1 client on asyncio the async worker uses by default.
+    return await transport(urls, concurrency, seconds, AsyncioTransport)
 
 
 async def plain_tuned(urls: list[str], concurrency: int, seconds: float) -> Rate:
@@ -143,7 +150,12 @@ async def plain_httpx(urls: list[str], concurrency: int, seconds: float) -> Rate
         return await _run(send, urls, concurrency, seconds)
 
 
-CLIENTS = {"plain aiohttp": plain, "plain, tuned": plain_tuned, "transport": transport}
+CLIENTS = {
+    "plain aiohttp": plain,
+    "plain, tuned": plain_tuned,
+    "transport": transport,
+    "asyncio transport": lean,
+}
 
 
 async def bench(urls: list[str], args: argparse.Namespace) -> None:

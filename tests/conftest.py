@@ -204,10 +204,30 @@ def aiohttp_transport_class() -> type[AsyncTransport]:
     return AiohttpTransport
 
 
+def asyncio_transport_class() -> type[AsyncTransport]:
+    """AsyncioTransport; without the `async` extra the test is skipped, saying so (not in CI)."""
+    try:
+        from resthooks.transports import AsyncioTransport  # noqa: PLC0415 - optional extra
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("httptools is not installed: pip install -e '.[async]' to run these tests")
+    return AsyncioTransport
+
+
+ASYNC_TRANSPORTS = {"aiohttp": aiohttp_transport_class, "asyncio": asyncio_transport_class}
+
+
 @pytest.fixture(name="aiohttp_transport")
 def _aiohttp_transport() -> type[AsyncTransport]:
     """The AiohttpTransport class (skipped, saying so, without the `async` extra; not in CI)."""
     return aiohttp_transport_class()
+
+
+@pytest.fixture(name="async_transport_class", params=list(ASYNC_TRANSPORTS))
+def _async_transport_class(request: pytest.FixtureRequest) -> type[AsyncTransport]:
+    """Each async transport class in turn: AiohttpTransport, then AsyncioTransport."""
+    return ASYNC_TRANSPORTS[request.param]()
 
 
 class BlockingTransport:
@@ -248,14 +268,15 @@ class BlockingTransport:
         self.close()
 
 
-TRANSPORTS = ["urllib3", "aiohttp"]
+TRANSPORTS = ["urllib3", *ASYNC_TRANSPORTS]
 
 
 @pytest.fixture(name="make_transport", params=TRANSPORTS)
 def _make_transport(request: pytest.FixtureRequest) -> Iterator[Callable[..., Transport]]:
-    """Builds the transport under test, once as Urllib3Transport and once as
-    AiohttpTransport (driven through BlockingTransport): the same test holds both to the same
-    promises. Options are the ones both take (policy, resolver, ssl_context)."""
+    """Builds the transport under test, as Urllib3Transport, AiohttpTransport and
+    AsyncioTransport (the async ones driven through BlockingTransport): the same test holds
+    all three to the same promises. Options are the ones all take (policy, resolver,
+    ssl_context, proxy)."""
     made: list[Transport] = []
 
     def make(**options: Any) -> Transport:
@@ -263,7 +284,7 @@ def _make_transport(request: pytest.FixtureRequest) -> Iterator[Callable[..., Tr
         if request.param == "urllib3":
             transport = Urllib3Transport(**options)
         else:
-            transport = BlockingTransport(aiohttp_transport_class()(**options))
+            transport = BlockingTransport(ASYNC_TRANSPORTS[request.param]()(**options))
         made.append(transport)
         return transport
 

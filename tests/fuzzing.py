@@ -15,7 +15,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from resthooks import Dispatcher, ResthooksError
+from resthooks import Batching, Dispatcher, ResthooksError
 from resthooks.api import SubscriptionAPI
 from resthooks.stores import Store
 
@@ -36,6 +36,12 @@ nasty_numbers = st.one_of(
 )
 wrong_types = st.sampled_from([None, b"bytes", ["list"], {"a": 1}, True, object()])
 anything = st.one_of(nasty_text, nasty_numbers, wrong_types)
+batchings = st.builds(
+    Batching,
+    max_wait=st.floats(0.01, 10),
+    max_entities=st.integers(1, 50),
+    max_bytes=st.integers(64, 300 * 1024),  # past limits.payload_bytes too
+)
 
 
 def snapshot(store: Store) -> tuple[Any, ...]:
@@ -131,6 +137,8 @@ def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         }
         if draw(st.booleans()):
             args["secret"] = draw(anything)
+        if draw(st.booleans()):
+            args["batching"] = either(batchings)
     elif name in ("unsubscribe", "get_hook", "rotate_secret", "revive"):
         args = {"hook_id": either(hook_id), "owner": either(owner)}
         if name == "rotate_secret" and draw(st.booleans()):
@@ -183,6 +191,8 @@ def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         }
         if draw(st.booleans()):
             args["secret"] = draw(anything)
+        if draw(st.booleans()):
+            args["batching"] = either(batchings)
     elif name == "update_hook":
         args = {"hook_id": either(hook_id), "owner": either(owner)}
         for key, good in (
@@ -264,6 +274,11 @@ def seed(dispatcher: Dispatcher) -> None:
         for event in EVENTS:
             dispatcher.subscribe(event, f"https://example.com/{owner}", owner=owner)
             dispatcher.emit(event, {"id": 1}, owner=owner)
+    # A batched hook, so that emits meet an open batch too.
+    dispatcher.subscribe(
+        EVENTS[0], "https://batched.example/h", owner=OWNERS[0], batching=Batching(max_wait=5)
+    )
+    dispatcher.emit(EVENTS[0], {"id": 2}, owner=OWNERS[0])
 
 
 def call_async(dispatcher: Dispatcher, name: str, args: dict[str, Any]) -> None:

@@ -146,8 +146,10 @@ def test_demo_json_reports_the_same_outcomes_and_leaves_no_file(tmp_path: Path) 
         "gone": "removed (410)",
         "broken": "dead",
         "ordered": "active",
+        "batched": "active",
     }
     assert any(c["check"].startswith("ordered: ") and c["ok"] for c in report["checks"])
+    assert any(c["check"].startswith("batched: ") and c["ok"] for c in report["checks"])
     assert report["requests"] == report["signatures_verified"] > 0
     assert list(tmp_path.iterdir()) == []
 
@@ -649,6 +651,25 @@ def test_refused_input_on_a_new_path_creates_no_file(tmp_path: Path) -> None:
     done = run("hooks", "add", "party/exploded", "https://example.com/h")
     assert done.returncode == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_hooks_add_batches_with_its_options(tmp_path: Path) -> None:
+    """hooks add --batch-wait/--batch-entities/--batch-bytes subscribes a batched hook,
+    which hooks show and the JSON output carry; a bad value is exit 2 naming the field,
+    with no file created."""
+    run = Run(tmp_path / "b.db")
+    refused = run("hooks", "add", "task/created", "https://example.com/h", "--batch-entities", "0")
+    assert refused.returncode == 2
+    assert "batching.max_entities" in refused.stderr
+    assert list(tmp_path.iterdir()) == []
+    made = run.json("hooks", "add", "task/created", "https://example.com/h", "--batch-wait", "2.5")
+    assert isinstance(made, dict)
+    assert made["batching"] == {"max_wait": 2.5, "max_entities": 100, "max_bytes": 262144}
+    shown = run.ok("hooks", "show", made["id"]).stdout
+    assert "batching     max_wait=2.5 max_entities=100 max_bytes=262144" in shown
+    plain = run.json("hooks", "add", "task/created", "https://example.com/plain")
+    assert isinstance(plain, dict)
+    assert plain["batching"] is None
 
 
 def test_help_and_module_entry_point() -> None:

@@ -13,6 +13,7 @@ OPTIONAL = (
     "opentelemetry",
     "prometheus_client",
     "aiohttp",
+    "httptools",
     "django",
     "psycopg",
     "cryptography",

@@ -725,7 +725,12 @@ def test_the_attempt_log_is_keyed_by_the_deliverys_row(db: Path) -> None:
     conn.execute("DROP INDEX resthooks_attempts_by_seq")
     conn.execute("ALTER TABLE resthooks_attempts DROP COLUMN delivery_seq")
     conn.execute("CREATE INDEX resthooks_attempts_by_delivery ON resthooks_attempts (delivery_id)")
-    # (and without version 8's ordering keys)
+    # (and without version 9's batching and version 8's ordering keys)
+    conn.execute("DROP INDEX resthooks_deliveries_open_batches")
+    conn.execute("DROP INDEX resthooks_hooks_batched")
+    conn.execute("ALTER TABLE resthooks_deliveries DROP COLUMN batch_open")
+    conn.execute("ALTER TABLE resthooks_deliveries DROP COLUMN batch_entities")
+    conn.execute("ALTER TABLE resthooks_hooks DROP COLUMN batching")
     conn.execute("DROP INDEX resthooks_deliveries_turns")
     conn.execute("ALTER TABLE resthooks_deliveries DROP COLUMN ordering_key")
     conn.execute("PRAGMA user_version = 6")
@@ -800,9 +805,10 @@ def test_a_version_1_file_is_migrated_and_keeps_its_backlog(db: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     conn.close()
-    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 8)
+    assert (version, SCHEMA_VERSION) == (SCHEMA_VERSION, 9)
     assert "resthooks_deliveries_open_by_hook_due" in indexes
     assert "resthooks_deliveries_turns" in indexes  # version 8: ordering keys
+    assert "resthooks_deliveries_open_batches" in indexes  # version 9: batching
     assert "resthooks_deliveries_open_by_hook" not in indexes
     with SQLiteStore(db) as store:
         claims = store.claim_due(

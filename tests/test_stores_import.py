@@ -31,7 +31,7 @@ def test_core_import_does_not_import_aiohttp() -> None:
     the packages it brings) unimported; asking for AiohttpTransport imports it then."""
     code = (
         "import sys, resthooks, resthooks.transports, resthooks.testing\n"
-        "extra = ('aiohttp', 'yarl', 'multidict', 'aiohappyeyeballs', 'frozenlist')\n"
+        "extra = ('aiohttp', 'yarl', 'multidict', 'aiohappyeyeballs', 'frozenlist', 'httptools')\n"
         "def loaded():\n"
         "    return sorted({m.split('.')[0] for m in sys.modules} & set(extra))\n"
         "print(','.join(loaded()))\n"
@@ -42,6 +42,37 @@ def test_core_import_does_not_import_aiohttp() -> None:
     before, after = done.stdout.splitlines()
     assert before == ""
     assert "aiohttp" in after.split(",")
+
+
+def test_the_asyncio_transport_imports_httptools_and_not_aiohttp() -> None:
+    """Asking for AsyncioTransport (the async worker's default) imports httptools, its
+    parser, and neither aiohttp nor what aiohttp brings: sending without a proxy needs none
+    of it."""
+    code = (
+        "import sys, resthooks.transports\n"
+        "from resthooks.transports import AsyncioTransport\n"
+        "AsyncioTransport()\n"
+        "extra = ('aiohttp', 'yarl', 'multidict', 'httptools')\n"
+        "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & set(extra))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "httptools"
+
+
+def test_without_httptools_asking_for_the_asyncio_transport_says_what_to_install() -> None:
+    """Without httptools, AsyncioTransport raises an ImportError naming the extra."""
+    code = (
+        "import sys\n"
+        "sys.modules['httptools'] = None  # what an interpreter without httptools sees\n"
+        "import resthooks.transports\n"
+        "try:\n"
+        "    resthooks.transports.AsyncioTransport\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "AsyncioTransport needs httptools" in done.stdout
+    assert "pip install 'resthooks[async]'" in done.stdout
 
 
 def test_without_the_extra_asking_for_the_async_transport_says_what_to_install() -> None:

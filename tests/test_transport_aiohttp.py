@@ -104,8 +104,8 @@ class SlowReceiver:
 
 
 @pytest.fixture(name="transport_class")
-def _transport_class(aiohttp_transport: type[AsyncTransport]) -> type[Any]:
-    return aiohttp_transport
+def _transport_class(async_transport_class: type[AsyncTransport]) -> type[Any]:
+    return async_transport_class
 
 
 def _request(url: str, total: float = 30.0) -> Request:
@@ -283,11 +283,11 @@ def test_the_transports_follow_their_protocols(transport_class: type[Any]) -> No
 
 
 def test_aiohttp_log_records_lose_query_strings(
-    transport_class: type[Any], caplog: pytest.LogCaptureFixture
+    aiohttp_transport: type[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Once a transport exists, aiohttp's client loggers mask the query string and the
-    credentials of any URL they record, whether in the message or its arguments."""
-    transport_class()
+    """Once an AiohttpTransport exists, aiohttp's client loggers mask the query string and
+    the credentials of any URL they record, whether in the message or its arguments."""
+    aiohttp_transport()
     caplog.set_level(logging.DEBUG)
     logger = logging.getLogger("aiohttp.client")
     logger.debug("POST %s failed", "https://alice:hunter2@h.example/hook?token=s3cret")
@@ -356,3 +356,47 @@ def test_a_slow_resolver_is_cut_off_by_the_connect_timeout(
     # failed as "connection".
     assert kind == "timeout"
     assert took < 3.0
+
+
+@pytest.mark.parametrize("option", ["max_connections", "max_connections_per_host"])
+@pytest.mark.parametrize("slow_receiver", [{"hold_until": 3, "patience": 0.3}], indirect=True)
+def test_a_connection_limit_holds_the_requests_in_flight(
+    transport_class: type[Any],
+    slow_receiver: SlowReceiver,
+    loopback_policy: NetworkPolicy,
+    option: str,
+) -> None:
+    """With a limit of 2 connections, 6 sends awaited at once reach the receiver at most two
+    at a time, on two connections, and all succeed (the others wait for a free one)."""
+
+    async def main() -> list[int]:
+        async with transport_class(policy=loopback_policy, **{option: 2}) as transport:
+            url = slow_receiver.urls[0]
+            responses = await asyncio.gather(*(transport.send(_request(url)) for _ in range(6)))
+        return [response.status for response in responses]
+
+    assert asyncio.run(main()) == [204] * 6
+    assert slow_receiver.max_in_flight == 2
+    assert slow_receiver.connections == 2
+
+
+def test_an_idle_connection_is_closed_after_keepalive(
+    transport_class: type[Any], loopback_policy: NetworkPolicy
+) -> None:
+    """A connection idle for ``keepalive`` seconds leaves the pool (pooled_hosts() no longer
+    lists its host) and the next send opens a new one."""
+    receiver = SlowReceiver()
+
+    async def main() -> tuple[int, int]:
+        async with transport_class(policy=loopback_policy, keepalive=0.2) as transport:
+            await transport.send(_request(receiver.urls[0]))
+            pooled = len(transport.pooled_hosts())
+            while transport.pooled_hosts():
+                await asyncio.sleep(0.05)
+            await transport.send(_request(receiver.urls[0]))
+        return pooled, receiver.connections
+
+    try:
+        assert asyncio.run(main()) == (1, 2)
+    finally:
+        receiver.close()

@@ -1,8 +1,8 @@
 """Both transports answer the same server behaviour the same way: the same Response, or the
 same TransportError kind, and never a secret of the URL in a message or a log record.
 
-Each test runs on Urllib3Transport and on AiohttpTransport (``make_transport``), against small
-raw-socket servers on loopback that behave well or badly on purpose.
+Each test runs on Urllib3Transport, AiohttpTransport and AsyncioTransport (``make_transport``),
+against small raw-socket servers on loopback that behave well or badly on purpose.
 """
 
 from __future__ import annotations
@@ -214,6 +214,9 @@ ANSWERS: dict[str, bytes] = {
     "server-error": (
         b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n"
     ),
+    "continue-first": (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    ),
 }
 EXPECTED: dict[str, Response] = {
     "small-body": Response(
@@ -245,6 +248,7 @@ EXPECTED: dict[str, Response] = {
     "server-error": Response(
         status=503, headers={"retry-after": "7", "content-length": "0"}, body=b""
     ),
+    "continue-first": Response(status=200, headers={"content-length": "2"}, body=b"ok"),
 }
 
 
@@ -341,3 +345,31 @@ def test_no_secret_of_the_url_in_errors_or_logs(
     for text in shown:
         for secret in SECRETS:
             assert secret not in text, text
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\rb"])
+def test_a_header_value_with_a_line_break_is_a_protocol_error(
+    make_transport: MakeTransport,
+    loopback_policy: NetworkPolicy,
+    serve: Callable[[Handle], ScriptedServer],
+    value: str,
+) -> None:
+    """A header value that would end its line (header injection) is refused as ``protocol``
+    by every transport, and nothing of that request reaches the server."""
+
+    def handle(conn: socket.socket) -> None:
+        while server.read_request(conn):
+            conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    server = serve(handle)
+    request = Request(
+        method="POST",
+        url=server.url(),
+        headers={"Content-Type": "application/json", "X-Custom": value},
+        body=b"{}",
+        timeouts=Timeouts(connect=1.0, total=1.0),
+    )
+    with make_transport(policy=loopback_policy) as transport, pytest.raises(TransportError) as info:
+        transport.send(request)
+    assert info.value.kind == "protocol", info.value.message
+    assert server.requests == []

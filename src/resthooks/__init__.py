@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .batching import Batching
 from .clock import Clock, SystemClock
 from .dispatcher import DEFAULT_RETENTION, Dispatcher
 from .encoding import encode_body, isoformat_z
@@ -60,6 +61,7 @@ __all__ = [
     "DEFAULT_RETENTION",
     "AppError",
     "Attempt",
+    "Batching",
     "Claim",
     "Clock",
     "ConfigurationError",

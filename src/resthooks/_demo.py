@@ -4,7 +4,7 @@ Everything is embedded and temporary: a SQLite file in a temporary directory, a 
 loopback in this process (allow-listed in the network policy), and a clock that runs
 ``--speed`` times faster than real time, so Capsule's 36-minute retry schedule plays out in a
 few seconds. Five hooks are subscribed through :class:`~resthooks.api.SubscriptionAPI` with
-Capsule's request body:
+Capsule's request body, and a sixth, batched, through the Dispatcher:
 
 - ``healthy`` answers 200;
 - ``flaky`` answers 502 to its first two requests, then 200;
@@ -12,7 +12,10 @@ Capsule's request body:
 - ``broken`` answers 500, always, so its hook dies when the schedule runs out;
 - ``ordered`` (subscribed to ``party/updated``) answers 502 once, then 200: two updates of
   party 11587 emitted with the ordering key ``party:11587`` arrive in emit order, the second
-  only once the first, retried, is delivered.
+  only once the first, retried, is delivered;
+- ``batched`` (subscribed to ``task/created`` with a 60 s :class:`~resthooks.Batching`
+  window) answers 200: three tasks emitted one after the other arrive as one POST, one
+  ``webhook-id``, the three tasks in emit order.
 
 The scenario emits Capsule's ``party/created`` example, waits for the first outcomes, emits
 more events, and checks every outcome against what the contract predicts. The exit status is 0
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._report import EXIT_FAILED, EXIT_OK, Result, short_id, table
 from .api import SubscriptionAPI
+from .batching import Batching
 from .clock import SystemClock
 from .dispatcher import Dispatcher
 from .encoding import isoformat_z
@@ -115,6 +119,13 @@ _UPDATES = (
     {"id": 11587, "lastName": "Spacey-Jones", "updatedAt": "2015-09-16T08:00:01Z"},
 )
 _ORDERING_KEY = "party:11587"
+# Three tasks created one after the other: one batch for the batched hook.
+_TASKS = (
+    {"id": 301, "description": "Call Scott about the redesign", "party": {"id": 11587}},
+    {"id": 302, "description": "Send the Homestyle Shop proposal", "party": {"id": 11588}},
+    {"id": 303, "description": "Welcome Ada", "party": {"id": 11589}},
+)
+_BATCHING = Batching(max_wait=60, max_entities=10)
 
 # name -> (description, the receiver's answers in order, the last one repeating, the event)
 _HOOKS: dict[str, tuple[str, tuple[int, ...], str]] = {
@@ -123,6 +134,7 @@ _HOOKS: dict[str, tuple[str, tuple[int, ...], str]] = {
     "gone": ("answers 410 Gone", (410,), "party/created"),
     "broken": ("always answers 500", (500,), "party/created"),
     "ordered": ("fails once, keeps a key in order", (502, 200), "party/updated"),
+    "batched": ("answers 200, batches 60 s", (200,), "task/created"),
 }
 _CREATED_HOOKS = sorted(n for n, (_, _, event) in _HOOKS.items() if event == "party/created")
 
@@ -191,6 +203,22 @@ class _Scenario:
 
     def subscribe(self, api: SubscriptionAPI, base_url: str, check: _Check) -> None:
         for name, (description, _, event) in _HOOKS.items():
+            if name == "batched":  # the host sets batching, through the Dispatcher
+                hook = self.dispatcher.subscribe(
+                    event,
+                    f"{base_url}/{name}",
+                    owner=OWNER,
+                    description=f"{name}: {description}",
+                    batching=_BATCHING,
+                )
+                check(
+                    f"subscribe {name} (Dispatcher.subscribe, batching=...): its window kept",
+                    hook.batching == _BATCHING and bool(hook.secret),
+                    repr(hook.batching),
+                )
+                self.ids[name], self.names[hook.id] = hook.id, name
+                self.secrets[name] = hook.secret or ""
+                continue
             body = {
                 "restHook": {
                     "targetUrl": f"{base_url}/{name}",
@@ -311,16 +339,20 @@ def _play(s: _Scenario) -> dict[str, Any]:
             )[0].id
             for change in _UPDATES
         ]
+        tasks = [
+            s.emit("task/created", task, f"task {task['id']}, batched")[0].id for task in _TASKS
+        ]
         # The second party is created once the flaky hook has recovered and the gone hook
         # has been removed: it must reach healthy, flaky and (still retrying) broken.
         ready = s.wait_for(
             lambda: (
                 all(s.final(first[n]) for n in ("healthy", "flaky", "gone"))
                 and all(s.final(u) for u in updates)
+                and s.final(tasks[0])
             ),
             real_deadline,
         )
-        check("the healthy, flaky, gone and ordered deliveries settle", ready)
+        check("the healthy, flaky, gone, ordered and batched deliveries settle", ready)
         second = {
             s.names[d.hook_id]: d.id
             for d in s.emit("party/created", _SECOND_PARTY, "Homestyle Shop (11588)")
@@ -359,7 +391,9 @@ def _play(s: _Scenario) -> dict[str, Any]:
             repr(s.worker_error) if s.worker_error else "",
         )
         requests = receiver.deliveries
-    return _verify(s, check, requests, first=first, second=second, third=third, updates=updates)
+    return _verify(
+        s, check, requests, first=first, second=second, third=third, updates=updates, tasks=tasks
+    )
 
 
 def _verify(
@@ -371,6 +405,7 @@ def _verify(
     second: dict[str, str],
     third: dict[str, str],
     updates: list[str],
+    tasks: list[str],
 ) -> dict[str, Any]:
     deliveries: dict[str, Delivery] = {}
     log: dict[str, list[Attempt]] = {}
@@ -424,6 +459,14 @@ def _verify(
         and arrived == [(earlier, 502), (earlier, 200), (later, 200)]
         and log[later][0].started_at >= log[earlier][-1].started_at,
         str(arrived),
+    )
+    batch = [r for r in requests if r.path.strip("/") == "batched"]
+    check(
+        "batched: three task/created emits, one POST, one webhook-id, the tasks in emit order",
+        len(set(tasks)) == 1
+        and states(tasks[:1]) == [("delivered", 1, [200])]
+        and [(r.webhook_id, r.payload) for r in batch] == [(tasks[0], list(_TASKS))],
+        f"{len(batch)} requests: {[r.payload for r in batch]}",
     )
     hook = s.store.get_hook(s.ids["broken"])
     check(

@@ -167,8 +167,13 @@ def hook_document(hook: Hook) -> dict[str, Any]:
     Keys: ``id``, ``event``, ``targetUrl``, ``description``, ``state`` (``active`` or
     ``dead`` or ``unconfirmed``), ``createdAt``, ``updatedAt``, for an unconfirmed hook
     ``confirmBy``, for a hook with a ``v1a`` key its ``publicKey``
-    (``whpk_...``; the secret key is never shown), and for a dead hook ``deadReason`` and
-    ``deadAt``.
+    (``whpk_...``; the secret key is never shown), for a batched hook its ``batching``
+    (``{"maxWait": seconds, "maxEntities": n, "maxBytes": n}``: its receiver gets up to that
+    many entities per POST; the host sets it, owners read it), and for a dead hook
+    ``deadReason`` and ``deadAt``.
+
+    .. versionchanged:: 0.2.0
+       ``batching``.
 
     Example:
         >>> from datetime import datetime, timezone
@@ -191,6 +196,12 @@ def hook_document(hook: Hook) -> dict[str, Any]:
     }
     if hook.signing_key:
         document["publicKey"] = ed25519.public_key_of(hook.signing_key)
+    if hook.batching is not None:
+        document["batching"] = {
+            "maxWait": hook.batching.max_wait,
+            "maxEntities": hook.batching.max_entities,
+            "maxBytes": hook.batching.max_bytes,
+        }
     if hook.state is HookState.UNCONFIRMED and hook.confirm_by is not None:
         document["confirmBy"] = isoformat_z(hook.confirm_by)
     if hook.state is HookState.DEAD:

@@ -41,6 +41,7 @@ from ._app import AppDispatcher
 from ._report import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from ._report import Result as _Result
 from ._report import table as _table
+from .batching import Batching
 from .dispatcher import Dispatcher
 from .encoding import isoformat_z
 from .errors import (
@@ -132,6 +133,7 @@ def _hook_data(hook: Hook) -> _Data:
         "updated_at": _when(hook.updated_at),
         "dead_at": _when(hook.dead_at),
         "dead_reason": hook.dead_reason,
+        "batching": None if hook.batching is None else attrs.asdict(hook.batching),
     }
 
 
@@ -177,6 +179,8 @@ def _render_fields(data: _Data, keys: Sequence[str]) -> str:
         value = data.get(key)
         if value is None or value == "":
             return "-"
+        if isinstance(value, dict):  # a hook's batching
+            return " ".join(f"{k}={v:g}" for k, v in value.items())
         return _short(value) if key.endswith("_at") else value
 
     return "\n".join(f"{k.ljust(width)}  {shown(k)}" for k in keys)
@@ -193,6 +197,7 @@ _HOOK_FIELDS = (
     "updated_at",
     "dead_at",
     "dead_reason",
+    "batching",
 )
 _DELIVERY_FIELDS = (
     "id",
@@ -546,10 +551,11 @@ def _cmd_hooks_add(ctx: _Context) -> _Result:
         for name in names or [args.event]:
             CAPSULE_EVENTS.expand(name)
         _check_target(ctx, args.url)
+    batching = _batching_option(args)
     dispatcher = ctx.dispatcher(create=True)
     if names is not None:
         made = dispatcher.subscribe_many(
-            names, args.url, owner=args.owner, description=args.description
+            names, args.url, owner=args.owner, description=args.description, batching=batching
         )
         many = []
         for hook, created in made:
@@ -573,13 +579,27 @@ def _cmd_hooks_add(ctx: _Context) -> _Result:
     # The API layer's entry point: it also says whether the hook is new, and only a new
     # hook's secret is shown (an existing one was shown when it was created).
     hook, created = dispatcher.subscribe_or_get(
-        args.event, args.url, owner=args.owner, description=args.description
+        args.event, args.url, owner=args.owner, description=args.description, batching=batching
     )
     data = _hook_data(hook)
     data["created"] = created
     if created:
         data["secret"] = hook.secret
     return _Result(data, _render_hook)
+
+
+def _batching_option(args: argparse.Namespace) -> Batching | None:
+    """``hooks add --batch-wait/--batch-entities/--batch-bytes``: any of them batches."""
+    given = {
+        name: value
+        for name, value in (
+            ("max_wait", args.batch_wait),
+            ("max_entities", args.batch_entities),
+            ("max_bytes", args.batch_bytes),
+        )
+        if value is not None
+    }
+    return Batching(**given) if given else None
 
 
 def _cmd_hooks_update(ctx: _Context) -> _Result:
@@ -1394,6 +1414,25 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
     add.add_argument("url", metavar="URL", help="the target URL deliveries are POSTed to")
     add.add_argument("--owner", default=DEFAULT_OWNER, help=f"default {DEFAULT_OWNER!r}")
     add.add_argument("--description", default="", help="free text")
+    add.add_argument(
+        "--batch-wait",
+        type=float,
+        metavar="SECONDS",
+        help="batch the hook's deliveries: send what was emitted within SECONDS of a batch's "
+        "first emit as one POST (default 1 when another --batch option is given)",
+    )
+    add.add_argument(
+        "--batch-entities",
+        type=int,
+        metavar="N",
+        help="batch, at most N entities per POST (default 100)",
+    )
+    add.add_argument(
+        "--batch-bytes",
+        type=int,
+        metavar="N",
+        help="batch, bodies of at most N bytes (default 262144)",
+    )
     allow_network(add)
     lst = command(hooks_cmds, "list", _cmd_hooks_list, "list hooks of every owner, oldest first")
     lst.add_argument("--owner", help="only this owner's hooks")

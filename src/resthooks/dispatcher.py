@@ -21,6 +21,7 @@ import attrs
 from . import _validation, ed25519, lifecycle
 from ._durations import to_timedelta
 from ._log import LogListener
+from .batching import Batching
 from .clock import Clock, SystemClock
 from .encoding import encode_body
 from .errors import (
@@ -323,6 +324,7 @@ class Dispatcher:
         description: str = "",
         secret: str | None = None,
         signing_key: str | None = None,
+        batching: Batching | None = None,
     ) -> Hook:
         """Subscribe ``target_url`` to ``event`` for ``owner``.
 
@@ -348,17 +350,35 @@ class Dispatcher:
                 that secret, or ``ValidationError`` naming ``secret``.
             signing_key: A ``whsk_`` ed25519 secret key (``v1a``) to use instead of a
                 generated one (only generated when ``signature_versions`` has ``v1a``).
+            batching: Batch the hook's deliveries (a :class:`~resthooks.Batching`): the
+                emits of its event within the window go as one POST whose ``payload`` holds
+                their entities in emit order (see :doc:`delivery`). ``None`` (the default):
+                one POST per emit. Its ``max_bytes`` must be at most
+                ``limits.payload_bytes``. A subscription that exists already keeps its own.
 
         Returns:
             The new (or existing) hook. Its ``secret`` is the only time the caller sees it
             through the API layer; its ``signing_key`` is never shown, only its public key.
 
         .. versionchanged:: 0.2.0
-            ``signing_key``; one secret per endpoint.
+            ``signing_key``, ``batching``; one secret per endpoint.
 
         Raises:
             ValidationError: Naming the field at fault; nothing is stored.
             HookLimitReached: If the owner already has ``limits.hooks_per_owner`` hooks.
+            ConfigurationError: For ``batching`` on a store that does not batch.
+
+        Example:
+            >>> from resthooks import Batching, Dispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock
+            >>> dispatcher = Dispatcher(MemoryStore(), clock=FakeClock())
+            >>> hook = dispatcher.subscribe("task/created", "https://a.example/h", owner="acme",
+            ...                             batching=Batching(max_wait=2, max_entities=50))
+            >>> first = dispatcher.emit("task/created", {"id": 1}, owner="acme")
+            >>> second = dispatcher.emit("task/created", {"id": 2}, owner="acme")
+            >>> first[0].id == second[0].id  # one delivery: the batch
+            True
         """
         hook, _ = self.subscribe_or_get(
             event,
@@ -367,6 +387,7 @@ class Dispatcher:
             description=description,
             secret=secret,
             signing_key=signing_key,
+            batching=batching,
         )
         return hook
 
@@ -379,6 +400,7 @@ class Dispatcher:
         description: str = "",
         secret: str | None = None,
         signing_key: str | None = None,
+        batching: Batching | None = None,
     ) -> tuple[Hook, bool]:
         """:meth:`subscribe`, also saying whether the hook is new.
 
@@ -392,6 +414,7 @@ class Dispatcher:
         Raises:
             ValidationError: As :meth:`subscribe`.
             HookLimitReached: As :meth:`subscribe`.
+            ConfigurationError: As :meth:`subscribe`.
 
         Example:
             >>> from resthooks import Dispatcher
@@ -410,6 +433,7 @@ class Dispatcher:
         owner = _validation.owner(owner)
         event = self.events.validate(event)
         target_url, description = self._target_and_description(target_url, description)
+        batching = self._batching(batching)
         secret, signing_key = self._endpoint_keys(owner, target_url, secret, signing_key)
         return self._add_hook(
             owner,
@@ -418,6 +442,7 @@ class Dispatcher:
             description=description,
             secret=secret,
             signing_key=signing_key,
+            batching=batching,
         )
 
     def subscribe_many(
@@ -428,6 +453,7 @@ class Dispatcher:
         owner: str,
         description: str = "",
         secret: str | None = None,
+        batching: Batching | None = None,
     ) -> list[tuple[Hook, bool]]:
         """Subscribe one URL to several events, or to an event pattern, in one call.
 
@@ -446,6 +472,7 @@ class Dispatcher:
             description: As for :meth:`subscribe`, given to each new hook.
             secret: A ``whsec_`` secret for the endpoint when it is new; for an endpoint
                 that has one already it must be that secret (rotate it to change it).
+            batching: As for :meth:`subscribe`, given to each new hook.
 
         Returns:
             ``(hook, created)`` per event, in the order the events were named (duplicates
@@ -473,6 +500,7 @@ class Dispatcher:
         owner = _validation.owner(owner)
         names = self._expand_events(events)
         target_url, description = self._target_and_description(target_url, description)
+        batching = self._batching(batching)
         secret, signing_key = self._endpoint_keys(owner, target_url, secret, None)
         existing = self.store.list_hooks(owner=owner)
         subscribed = {h.event for h in existing if h.target_url == target_url}
@@ -491,6 +519,7 @@ class Dispatcher:
                         description=description,
                         secret=secret,
                         signing_key=signing_key,
+                        batching=batching,
                     )
                 )
         except HookLimitReached:  # another subscribe got in between: take this call back
@@ -520,6 +549,27 @@ class Dispatcher:
         url = validate_target_url(target_url)
         self.network_policy.check_url(url)
         return url, self._description(description)
+
+    def _batching(self, batching: object) -> Batching | None:
+        """A subscribe's ``batching``, checked against this Dispatcher and its store."""
+        if batching is None:
+            return None
+        if not isinstance(batching, Batching):
+            raise ValidationError(
+                "batching", f"must be a Batching or None, not {type(batching).__name__}"
+            )
+        if batching.max_bytes > self.limits.payload_bytes:
+            raise ValidationError(
+                "batching.max_bytes",
+                f"must be at most limits.payload_bytes ({self.limits.payload_bytes}), the "
+                "largest body this Dispatcher sends",
+            )
+        if getattr(self.store, "batches", False) is not True:
+            raise ConfigurationError(
+                f"batching: {type(self.store).__name__} does not batch deliveries (a store "
+                "says so with a true `batches` attribute; see the storage guide)"
+            )
+        return batching
 
     def _description(self, description: object) -> str:
         if not isinstance(description, str):
@@ -577,6 +627,7 @@ class Dispatcher:
         description: str,
         secret: str | None,
         signing_key: str | None,
+        batching: Batching | None = None,
     ) -> tuple[Hook, bool]:
         now = self.clock.now()
         hook = Hook(
@@ -589,6 +640,7 @@ class Dispatcher:
             updated_at=now,
             secret=secret,
             signing_key=signing_key,
+            batching=batching,
         )
         if self.verify_intent:
             hook = attrs.evolve(

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import attrs
 
+from .batching import Batching
 from .urls import mask_url
 
 __all__ = [
@@ -89,9 +90,12 @@ class Hook:
         confirm_secret: For an unconfirmed hook, the ``X-Hook-Secret`` its target must echo
             (intent verification). Never shown in ``repr``.
         confirm_by: For an unconfirmed hook, when it is removed unless confirmed.
+        batching: How its emits are batched (:class:`~resthooks.Batching`), or ``None``:
+            one delivery per emit, Capsule's way. Set when subscribed.
 
     .. versionchanged:: 0.2.0
-        ``signing_key``, ``confirm_secret``, ``confirm_by`` and the ``unconfirmed`` state.
+        ``signing_key``, ``confirm_secret``, ``confirm_by``, ``batching`` and the
+        ``unconfirmed`` state.
     """
 
     id: str
@@ -110,6 +114,7 @@ class Hook:
     signing_key: str | None = attrs.field(default=None, repr=False)
     confirm_secret: str | None = attrs.field(default=None, repr=False)
     confirm_by: datetime | None = None
+    batching: Batching | None = None
 
     @property
     def is_active(self) -> bool:

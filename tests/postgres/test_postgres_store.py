@@ -208,7 +208,7 @@ def test_schema_option_keeps_stores_apart(pg_conninfo: str, new_schema: Callable
 
         with psycopg.connect(pg_conninfo, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(second_name)))
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == 7
 
 
 def test_reopening_a_schema_keeps_its_data(pg_conninfo: str, new_schema: Callable[[], str]) -> None:
@@ -525,6 +525,7 @@ def test_enqueue_many_plan_joins_nothing_back_to_its_events(
         "bodies": [b"{}"] * events,
         "messages": pg_store._messages_table,
         "now": T0,
+        "guard": False,
     }
     with psycopg.connect(pg_conninfo) as conn:
         rows = conn.execute(

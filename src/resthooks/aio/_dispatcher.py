@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .. import _validation
+from ..batching import Batching
 from ..dispatcher import DEFAULT_RETENTION, Dispatcher
 from ..errors import ConfigurationError
 from ..lifecycle import LifecycleListener
@@ -53,7 +54,7 @@ class AsyncDispatcher:
     Args:
         dispatcher: The engine (configured as usual: store, clock, retry policy...).
         transport: The async transport the :meth:`worker` sends with. Default: an
-            ``AiohttpTransport`` enforcing the Dispatcher's network policy, through the
+            ``AsyncioTransport`` enforcing the Dispatcher's network policy, through the
             egress proxy of the Dispatcher's own transport if it has one
             (``Urllib3Transport(proxy=...)``), made on first use (needs the ``async`` extra).
         executor: Where blocking store calls run. Default: the running loop's default
@@ -122,9 +123,14 @@ class AsyncDispatcher:
         description: str = "",
         secret: str | None = None,
         signing_key: str | None = None,
+        batching: Batching | None = None,
     ) -> Hook:
         """:meth:`Dispatcher.subscribe <resthooks.Dispatcher.subscribe>`, awaitable (its
-        intent verification handshake, if on, runs in the executor too)."""
+        intent verification handshake, if on, runs in the executor too).
+
+        .. versionchanged:: 0.2.0
+           ``batching``.
+        """
         return await self._call(
             self.dispatcher.subscribe,
             event,
@@ -133,6 +139,7 @@ class AsyncDispatcher:
             description=description,
             secret=secret,
             signing_key=signing_key,
+            batching=batching,
         )
 
     async def confirm_hook(self, hook_id: str, hook_secret: str, *, owner: str) -> Hook:
@@ -183,6 +190,7 @@ class AsyncDispatcher:
         owner: str,
         description: str = "",
         secret: str | None = None,
+        batching: Batching | None = None,
     ) -> list[tuple[Hook, bool]]:
         """:meth:`Dispatcher.subscribe_many <resthooks.Dispatcher.subscribe_many>`, awaitable.
 
@@ -195,6 +203,7 @@ class AsyncDispatcher:
             owner=owner,
             description=description,
             secret=secret,
+            batching=batching,
         )
 
     async def update_hook(
@@ -446,16 +455,16 @@ def _is_async_connection(connection: object) -> bool:
 
 def _default_transport(dispatcher: Dispatcher) -> AsyncTransport:
     try:
-        from ..transports import AiohttpTransport  # noqa: PLC0415 - needs the async extra
+        from ..transports import AsyncioTransport  # noqa: PLC0415 - needs the async extra
     except ImportError:
         raise ConfigurationError(
             "AsyncDispatcher needs an async transport: pass transport=..., or install the "
-            "'async' extra (resthooks[async]) for the aiohttp one"
+            "'async' extra (resthooks[async]) for the default one"
         ) from None
     # The sync transport's egress proxy, if it has one: the async worker sends from the same
     # fixed addresses, or receivers that allow-list them would refuse it.
     proxy = getattr(dispatcher.transport, "proxy", None)
-    transport: AsyncTransport = AiohttpTransport(
+    transport: AsyncTransport = AsyncioTransport(
         policy=dispatcher.network_policy, proxy=proxy if isinstance(proxy, Proxy) else None
     )
     return transport

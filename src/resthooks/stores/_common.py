@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from ..batching import Batching
 from ..errors import DamagedRowError, StoreError
 from ..model import Attempt, Delivery, DeliveryState, Hook, HookState
 
@@ -131,7 +132,8 @@ def _damaged(table: str, row: Sequence[Any], exc: Exception) -> DamagedRowError:
 def hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
     """A Hook from a row: id, owner, event, target_url, description, state, created_at,
     updated_at, dead_reason, dead_at, secret, previous_secret, previous_secret_until,
-    signing_key, confirm_secret, confirm_by.
+    signing_key, confirm_secret, confirm_by, batching (:meth:`Batching.to_text
+    <resthooks.Batching.to_text>`, or NULL).
 
     Raises:
         DamagedRowError: If the row cannot be read back (any value out of range).
@@ -170,7 +172,7 @@ def attempt_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Attempt:
 
 def _hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
     (id_, owner, event, url, desc, state, created, updated, reason, dead_at, s1, s2, s2_until,
-     signing_key, confirm_secret, confirm_by) = row  # fmt: skip
+     signing_key, confirm_secret, confirm_by, batching) = row  # fmt: skip
     return Hook(
         id=id_,
         owner=owner,
@@ -188,6 +190,7 @@ def _hook_from_row(row: Sequence[Any], to_dt: ToDatetime) -> Hook:
         signing_key=signing_key,
         confirm_secret=confirm_secret,
         confirm_by=None if confirm_by is None else to_dt(confirm_by),
+        batching=None if batching is None else Batching.from_text(batching),
     )
 
 

@@ -9,10 +9,11 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
+from ..batching import batch_lane, plan
 from ..errors import ConfigurationError, HookLimitReached, SubscriptionExists
 from ..model import (
     Attempt,
@@ -51,6 +52,10 @@ class _Row:
     seq: int = 0
     member: bool = False
     waiting: bool = False
+    # Batching: the entities of a batch, and whether it is its hook's open batch (pending,
+    # never claimed, with room).
+    entities: int = 0
+    batch_open: bool = False
 
 
 class MemoryStore:
@@ -102,6 +107,13 @@ class MemoryStore:
         self._emitted = itertools.count()
         self._members: dict[tuple[str, str], list[tuple[int, str]]] = {}
         self._turns: dict[tuple[str, str], str] = {}
+        # Batching (see resthooks.batching): the open batch of each (hook id, lane).
+        self._open_batches: dict[tuple[str, str | None], str] = {}
+
+    #: It batches the emits of hooks subscribed with a :class:`~resthooks.Batching`.
+    #:
+    #: .. versionadded:: 0.2.0
+    batches = True
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -310,6 +322,8 @@ class MemoryStore:
         row.delivery = delivery
         state = delivery.state
         delivery_id = delivery.id
+        if row.batch_open and state is not DeliveryState.PENDING:
+            self._close_batch(row)  # claimed (or cancelled): it takes no more entities
         key = row.key
         if key is not None:
             if state.is_final:
@@ -468,6 +482,19 @@ class MemoryStore:
         hosts = self._hook_hosts
         created = []
         for n, hook in enumerate(hooks):
+            if hook.batching is not None:
+                created.append(
+                    self._batch(
+                        hook,
+                        event,
+                        body,
+                        now,
+                        new_id="msg_" + raw[32 * n : 32 * n + 32],
+                        trace_context=trace_context,
+                        ordering_key=ordering_key,
+                    )
+                )
+                continue
             delivery = Delivery(
                 id="msg_" + raw[32 * n : 32 * n + 32],
                 hook_id=hook.id,
@@ -490,6 +517,78 @@ class MemoryStore:
             self._set(row, delivery)
             created.append(row.delivery)
         return created
+
+    def _batch(
+        self,
+        hook: Hook,
+        event: str,
+        body: bytes,
+        now: datetime,
+        *,
+        new_id: str,
+        trace_context: str | None,
+        ordering_key: str | None,
+    ) -> Delivery:
+        """An emit to a batched hook: it joins the hook's open batch of its lane, or opens
+        a new one (resthooks.batching.plan decides)."""
+        batching = hook.batching
+        assert batching is not None
+        lane = batch_lane(ordering_key)
+        open_id = self._open_batches.get((hook.id, lane))
+        current = None if open_id is None else self._rows[open_id]
+        step = plan(
+            batching,
+            event,
+            body,
+            open_body=None if current is None else current.body,
+            open_entities=0 if current is None else current.entities,
+        )
+        if current is not None and step.joins:
+            current.body, current.entities = step.body, step.entities
+            if step.sealed:
+                self._seal(current, now)
+            return current.delivery
+        if current is not None:
+            self._seal(current, now)
+        delivery = Delivery(
+            id=new_id,
+            hook_id=hook.id,
+            owner=hook.owner,
+            event=event,
+            next_attempt_at=now if step.sealed else now + timedelta(seconds=batching.max_wait),
+            created_at=now,
+            updated_at=now,
+            ordering_key=lane,
+        )
+        row = _Row(
+            delivery,
+            step.body,
+            self._hook_hosts[hook.id],
+            trace_context=trace_context,
+            key=None if lane is None else (hook.id, lane),
+            seq=next(self._emitted),
+            entities=step.entities,
+            batch_open=not step.sealed,
+        )
+        self._rows[delivery.id] = row
+        self._set(row, delivery)
+        if row.batch_open:
+            self._open_batches[(hook.id, lane)] = delivery.id
+        return row.delivery
+
+    def _close_batch(self, row: _Row) -> None:
+        row.batch_open = False
+        slot = (row.delivery.hook_id, row.delivery.ordering_key)
+        if self._open_batches.get(slot) == row.delivery.id:
+            del self._open_batches[slot]
+
+    def _seal(self, row: _Row, now: datetime) -> None:
+        """Seal an open batch that is full: it takes no more entities and is due now
+        (unless it waits for its turn)."""
+        self._close_batch(row)
+        d = row.delivery
+        if not row.waiting and d.next_attempt_at is not None and d.next_attempt_at > now:
+            self._set(row, attrs.evolve(d, next_attempt_at=now))
 
     def _due_at(self, row: _Row) -> datetime | None:
         d = row.delivery

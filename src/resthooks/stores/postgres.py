@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -21,6 +21,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 from psycopg_pool.base import AttemptWithBackoff
 
+from ..batching import BATCH_ORDERING_KEY, Batching, batch_lane, plan
 from ..errors import (
     ConfigurationError,
     DamagedRowError,
@@ -66,7 +67,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 logger = logging.getLogger("resthooks")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The version of the tables this release writes. A database at a higher version (written by
 a newer resthooks) is refused with :class:`~resthooks.errors.SchemaError`."""
 
@@ -182,6 +183,19 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
         "CREATE INDEX deliveries_turns ON {s}.deliveries (hook_id, ordering_key, ordering_seq) "
         "WHERE ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL",
     ),
+    # Batching (see resthooks.batching): a hook's window as text (NULL: not batched); a
+    # batch's entity count, and whether it is its hook's open batch (never claimed, with
+    # room: set at its emit, cleared by the claim, the cancellation or when it is full); the
+    # open batches by hook and lane, and the batched hooks by subscription.
+    7: (
+        "ALTER TABLE {s}.hooks ADD COLUMN batching text",
+        "ALTER TABLE {s}.deliveries ADD COLUMN batch_entities integer",
+        "ALTER TABLE {s}.deliveries ADD COLUMN batch_open boolean",
+        "CREATE INDEX deliveries_open_batches ON {s}.deliveries (hook_id, ordering_key) "
+        "WHERE batch_open",
+        "CREATE INDEX hooks_batched ON {s}.hooks (owner, event, created_at, id) "
+        "WHERE batching IS NOT NULL",
+    ),
 }
 
 # Open deliveries the store cannot turn into claims, with why. A damaged row is found by
@@ -219,7 +233,7 @@ _DAMAGED: LiteralString = """
 _HOOK_COLUMNS: LiteralString = (
     "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason, "
     "dead_at, secret, previous_secret, previous_secret_until, signing_key, confirm_secret, "
-    "confirm_by"
+    "confirm_by, batching"
 )
 _DELIVERY_COLUMNS: LiteralString = (
     "id, hook_id, owner, event, state, attempts, next_attempt_at, created_at, updated_at, "
@@ -230,11 +244,16 @@ _DELIVERY_COLUMNS: LiteralString = (
 # flight is still logged when it comes (see record).
 _CANCEL_OPEN: LiteralString = """
     UPDATE {s}.deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at = NULL,
-        lease_until = NULL, updated_at = %(now)s
+        lease_until = NULL, batch_open = NULL, updated_at = %(now)s
     WHERE hook_id = %(hook_id)s AND due_at IS NOT NULL
     RETURNING id, created_at
 """
 _MAX_IDENTIFIER = 63
+
+# What a fan-out made: (id, hook_id, owner, event, ordering key, waiting) of a new delivery,
+# or a batch read back; and the statements of a batch's emit (see PostgresStore._join_batch).
+_Made = tuple[str, str, str, str, str | None, bool] | Delivery
+_Steps = Generator["tuple[LiteralString, Any]", Any, Delivery]
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -467,6 +486,11 @@ class PostgresStore:
         ...
         resthooks.errors.ConfigurationError: schema: must be a non-empty string
     """
+
+    #: It batches the emits of hooks subscribed with a :class:`~resthooks.Batching`.
+    #:
+    #: .. versionadded:: 0.2.0
+    batches = True
 
     def __init__(
         self,
@@ -776,7 +800,8 @@ class PostgresStore:
             cur.execute(
                 self._q(
                     "INSERT INTO {s}.hooks ({hook_columns}, host) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                    "%s)"
                 ),
                 (
                     hook.id,
@@ -795,6 +820,7 @@ class PostgresStore:
                     hook.signing_key,
                     hook.confirm_secret,
                     hook.confirm_by,
+                    None if hook.batching is None else hook.batching.to_text(),
                     target_host(hook.target_url),
                 ),
             )
@@ -988,23 +1014,38 @@ class PostgresStore:
 
     # -- deliveries --------------------------------------------------------------------------
 
+    # The fan-outs below leave batched hooks out (they make their batches afterwards, see
+    # _join_batch) and answer them too, as rows without an id, after the deliveries made.
+    # With ``guard`` (a statement outside a transaction, on an autocommit connection), they
+    # write nothing when a hook batches: the caller runs the emit again in a transaction, as
+    # the batches take several statements.
     _ENQUEUE: LiteralString = """
         WITH matched AS (
             SELECT id, host, created_at FROM {s}.hooks
             WHERE owner = %(owner)s AND event = %(event)s AND state = 'active'
+                AND batching IS NULL
+        ), batched AS (
+            SELECT id, created_at FROM {s}.hooks
+            WHERE owner = %(owner)s AND event = %(event)s AND state = 'active'
+                AND batching IS NOT NULL
         ), message AS (
             INSERT INTO {s}.messages (body, trace_context)
             SELECT %(body)s, %(trace_context)s WHERE EXISTS (SELECT 1 FROM matched)
+                AND NOT (%(guard)s AND EXISTS (SELECT 1 FROM batched))
             RETURNING id
+        ), made AS (
+            INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
+                                        next_attempt_at, due_at, created_at, updated_at)
+            SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), matched.id, %(owner)s,
+                   %(event)s, message.id, matched.host, 'pending', %(now)s, %(now)s, %(now)s,
+                   %(now)s
+            FROM matched CROSS JOIN message
+            ORDER BY matched.created_at, matched.id
+            RETURNING id, hook_id
         )
-        INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
-                                    next_attempt_at, due_at, created_at, updated_at)
-        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), matched.id, %(owner)s,
-               %(event)s, message.id, matched.host, 'pending', %(now)s, %(now)s, %(now)s,
-               %(now)s
-        FROM matched CROSS JOIN message
-        ORDER BY matched.created_at, matched.id
-        RETURNING id, hook_id
+        SELECT id, hook_id FROM made
+        UNION ALL
+        (SELECT NULL, id FROM batched ORDER BY created_at, id)
     """
 
     # A fan-out with an ordering key: the key's turn (due now) unless the hook has an open
@@ -1012,8 +1053,8 @@ class PostgresStore:
     # hand-overs of one hook and key are serialised by a transaction-scoped advisory lock
     # (_LOCK_TURNS, first), so each sees the others' rows.
     _TURN_HOOKS: LiteralString = """
-        SELECT id FROM {s}.hooks WHERE owner = %(owner)s AND event = %(event)s
-        AND state = 'active'
+        SELECT id, batching IS NOT NULL FROM {s}.hooks WHERE owner = %(owner)s
+        AND event = %(event)s AND state = 'active'
     """
     _ENQUEUE_KEYED: LiteralString = """
         WITH matched AS (
@@ -1023,20 +1064,29 @@ class PostgresStore:
                     THEN %(waiting)s ELSE %(now)s END AS due
             FROM {s}.hooks h
             WHERE h.owner = %(owner)s AND h.event = %(event)s AND h.state = 'active'
+                AND h.batching IS NULL
+        ), batched AS (
+            SELECT id, created_at FROM {s}.hooks
+            WHERE owner = %(owner)s AND event = %(event)s AND state = 'active'
+                AND batching IS NOT NULL
         ), message AS (
             INSERT INTO {s}.messages (body, trace_context)
             SELECT %(body)s, %(trace_context)s WHERE EXISTS (SELECT 1 FROM matched)
             RETURNING id
+        ), made AS (
+            INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
+                                        next_attempt_at, due_at, created_at, updated_at,
+                                        ordering_key, ordering_seq)
+            SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), matched.id, %(owner)s,
+                   %(event)s, message.id, matched.host, 'pending', matched.due, matched.due,
+                   %(now)s, %(now)s, %(key)s, nextval('{s}.ordering_seq')
+            FROM matched CROSS JOIN message
+            ORDER BY matched.created_at, matched.id
+            RETURNING id, hook_id, due_at = %(waiting)s AS waiting
         )
-        INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
-                                    next_attempt_at, due_at, created_at, updated_at,
-                                    ordering_key, ordering_seq)
-        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), matched.id, %(owner)s,
-               %(event)s, message.id, matched.host, 'pending', matched.due, matched.due,
-               %(now)s, %(now)s, %(key)s, nextval('{s}.ordering_seq')
-        FROM matched CROSS JOIN message
-        ORDER BY matched.created_at, matched.id
-        RETURNING id, hook_id, due_at = %(waiting)s
+        SELECT id, hook_id, waiting FROM made
+        UNION ALL
+        (SELECT NULL, id, false FROM batched ORDER BY created_at, id)
     """
     # Give the turn of a hook's key to its oldest waiting delivery (the one that had it was
     # just written final, or moved aside), under the key's advisory lock.
@@ -1099,20 +1149,29 @@ class PostgresStore:
     # its hooks through the hooks' index (a probe per event), and nothing is joined back to
     # the events: the planner, which cannot see how many events an array holds, ran those
     # joins as nested loops (every delivery against every event: quadratic in the batch).
-    # The result is three kinds of rows, ordered by the caller: each delivery (id, hook id,
-    # message id), each message's event number (message id, n), and each hook's place in
-    # subscription order (hook id, rank).
+    # The result is rows of four kinds, ordered by the caller: each delivery made (0, id,
+    # hook id, message id), each message's event number (1, -, -, message id, n), each hook's
+    # place in subscription order (2, hook id, -, rank), and each batched hook of each event
+    # (3, hook id, -, n), whose batches are made afterwards (see _join_batch); with ``guard``
+    # (see _ENQUEUE), nothing is written when a hook batches.
     _ENQUEUE_MANY: LiteralString = """
         WITH ev AS (
             SELECT * FROM unnest(%(owners){b}::text[], %(events){b}::text[], %(bodies){b}::bytea[])
                 WITH ORDINALITY AS e(owner, event, body, n)
+        ), batched AS (
+            SELECT ev.n, h.id FROM ev CROSS JOIN LATERAL (
+                SELECT id FROM {s}.hooks h
+                WHERE h.owner = ev.owner AND h.event = ev.event AND h.state = 'active'
+                    AND h.batching IS NOT NULL
+            ) h
         ), numbered AS MATERIALIZED (
             SELECT ev.n, ev.owner, ev.event, ev.body,
                 nextval(pg_get_serial_sequence(%(messages)s, 'id')) AS message_id
             FROM ev WHERE EXISTS (
                 SELECT 1 FROM {s}.hooks h
                 WHERE h.owner = ev.owner AND h.event = ev.event AND h.state = 'active'
-            )
+                    AND h.batching IS NULL
+            ) AND NOT (%(guard)s AND EXISTS (SELECT 1 FROM batched))
         ), message AS (
             INSERT INTO {s}.messages (id, body) SELECT message_id, body FROM numbered
         ), made AS (
@@ -1124,17 +1183,18 @@ class PostgresStore:
             FROM numbered CROSS JOIN LATERAL (
                 SELECT id, host FROM {s}.hooks h
                 WHERE h.owner = numbered.owner AND h.event = numbered.event
-                    AND h.state = 'active'
+                    AND h.state = 'active' AND h.batching IS NULL
             ) h
             RETURNING id, hook_id, message_id
         )
-        SELECT id, hook_id, message_id, NULL::bigint FROM made
-        UNION ALL SELECT NULL, NULL, message_id, n FROM numbered
-        UNION ALL SELECT NULL, h.id, NULL, row_number() OVER (ORDER BY h.created_at, h.id)
-            FROM (SELECT DISTINCT owner, event FROM numbered) p CROSS JOIN LATERAL (
+        SELECT 0, id, hook_id, message_id, NULL::bigint FROM made
+        UNION ALL SELECT 1, NULL, NULL, message_id, n FROM numbered
+        UNION ALL SELECT 2, h.id, NULL, row_number() OVER (ORDER BY h.created_at, h.id), NULL
+            FROM (SELECT DISTINCT owner, event FROM ev) p CROSS JOIN LATERAL (
                 SELECT id, created_at FROM {s}.hooks h
                 WHERE h.owner = p.owner AND h.event = p.event AND h.state = 'active'
             ) h
+        UNION ALL SELECT 3, id, NULL, n, NULL FROM batched
     """
 
     def enqueue(
@@ -1224,6 +1284,10 @@ class PostgresStore:
             keyed = any(p["key"] is not None for p in params)
             with self._tx(atomic=keyed) as cur:
                 found = self._fan_out(cur, params, hosts=self._provider is not None)
+            if found is None:  # a hook batches: the emit takes a transaction
+                with self._tx() as cur:
+                    found = self._fan_out(cur, params, hosts=self._provider is not None)
+            assert found is not None  # in a transaction
             return self._deliveries(found, now)
         if not isinstance(connection, psycopg.Connection):
             raise ConfigurationError(
@@ -1235,6 +1299,7 @@ class PostgresStore:
             with connection.cursor() as cur:
                 # Written (and notified) only if the caller's transaction commits.
                 found = self._fan_out(cur, params, hosts=True)
+            assert found is not None  # in a transaction
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
         return self._deliveries(found, now)
@@ -1244,13 +1309,151 @@ class PostgresStore:
         may be the host's (committed later, by the host), which only PostgreSQL can report."""
         return self.notify is True or (hosts and self.notify is None)
 
+    def _batched(self, cur: psycopg.Cursor[Any], p: dict[str, Any], rows: list[Any]) -> list[_Made]:
+        """What one fan-out statement made (its rows), with the batches of the batched
+        hooks it answered (rows without an id) joined after."""
+        made: list[_Made] = [
+            (r[0], r[1], p["owner"], p["event"], p["key"], len(r) > 2 and r[2])
+            for r in rows
+            if r[0] is not None
+        ]
+        made.extend(self._run(cur, self._join_batch(r[1], p)) for r in rows if r[0] is None)
+        return made
+
+    def _run(self, cur: psycopg.Cursor[Any], steps: _Steps) -> Delivery:
+        """Run the statements of a sans-I/O step generator (see _join_batch) on ``cur``."""
+        try:
+            statement, args = next(steps)
+            while True:
+                cur.execute(self._q(statement), args)
+                row = cur.fetchone() if cur.description is not None else None
+                statement, args = steps.send(row)
+        except StopIteration as done:
+            made: Delivery = done.value
+            return made
+
+    async def _run_async(self, cur: psycopg.AsyncCursor[Any], steps: _Steps) -> Delivery:
+        """:meth:`_run` on an async cursor."""
+        try:
+            statement, args = next(steps)
+            while True:
+                await cur.execute(self._q(statement), args)
+                row = await cur.fetchone() if cur.description is not None else None
+                statement, args = steps.send(row)
+        except StopIteration as done:
+            made: Delivery = done.value
+            return made
+
+    def _join_batch(self, hook_id: str, p: dict[str, Any]) -> _Steps:
+        """One emit (``p``) to a batched hook, as the statements to run in the emit's
+        transaction (a generator, so the sync and async outboxes share it): it joins the
+        hook's open batch of its lane, or opens a new one (resthooks.batching.plan decides).
+
+        The open batch's row is locked first (``FOR UPDATE``): a claim that has it waits
+        for this transaction, and one that got it first has cleared ``batch_open``, so the
+        row no longer matches and the emit opens a new batch. A keyed emit holds its
+        batches' turn lock (taken with the others, first), so its "is an earlier keyed batch
+        open" sees every other emit's.
+        """
+        now: datetime = p["now"]
+        lane = batch_lane(p["key"])
+        row = yield ("SELECT batching FROM {s}.hooks WHERE id = %s", (hook_id,))
+        batching = Batching.from_text(row[0])
+        current = yield (
+            "SELECT id, message_id, batch_entities FROM {s}.deliveries WHERE hook_id = %s "
+            "AND ordering_key IS NOT DISTINCT FROM %s AND batch_open AND state = 'pending' "
+            "ORDER BY created_at DESC, id DESC LIMIT 1 FOR UPDATE",
+            (hook_id, lane),
+        )
+        open_body = None
+        if current is not None:
+            found = yield ("SELECT body FROM {s}.messages WHERE id = %s", (current[1],))
+            open_body = bytes(found[0])
+        step = plan(
+            batching,
+            p["event"],
+            p["body"],
+            open_body=open_body,
+            open_entities=0 if current is None else current[2],
+        )
+        seal = {"now": now, "waiting": WAITING_FOR_TURN}
+        if current is not None and step.joins:
+            delivery_id = current[0]
+            yield ("UPDATE {s}.messages SET body = %s WHERE id = %s", (step.body, current[1]))
+            yield (
+                "UPDATE {s}.deliveries SET batch_entities = %s WHERE id = %s",
+                (step.entities, delivery_id),
+            )
+            if step.sealed:
+                yield (self._SEAL_BATCH, {**seal, "id": delivery_id})
+        else:
+            if current is not None:
+                yield (self._SEAL_BATCH, {**seal, "id": current[0]})
+            due = now if step.sealed else now + timedelta(seconds=batching.max_wait)
+            if lane is not None:
+                earlier = yield (
+                    "SELECT 1 FROM {s}.deliveries WHERE hook_id = %s AND ordering_key = %s "
+                    "AND next_attempt_at IS NOT NULL LIMIT 1",
+                    (hook_id, lane),
+                )
+                if earlier is not None:
+                    due = WAITING_FOR_TURN  # an earlier keyed batch is open: wait for it
+            made = yield (
+                "WITH message AS (INSERT INTO {s}.messages (body, trace_context) "
+                "VALUES (%(body)s, %(trace_context)s) RETURNING id) "
+                "INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state, "
+                "next_attempt_at, due_at, created_at, updated_at, ordering_key, ordering_seq, "
+                "batch_entities, batch_open) "
+                "SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), h.id, %(owner)s, "
+                "%(event)s, message.id, h.host, 'pending', %(due)s, %(due)s, %(now)s, %(now)s, "
+                "%(lane)s, CASE WHEN %(lane)s::text IS NULL THEN NULL "
+                "ELSE nextval('{s}.ordering_seq') END, %(entities)s, %(open)s "
+                "FROM {s}.hooks h CROSS JOIN message WHERE h.id = %(hook_id)s RETURNING id",
+                {
+                    "body": step.body,
+                    "trace_context": p["trace_context"],
+                    "owner": p["owner"],
+                    "event": p["event"],
+                    "due": due,
+                    "now": now,
+                    "lane": lane,
+                    "entities": step.entities,
+                    "open": None if step.sealed else True,
+                    "hook_id": hook_id,
+                },
+            )
+            delivery_id = made[0]
+        row = yield (
+            "SELECT {delivery_columns} FROM {s}.deliveries WHERE id = %s",
+            (delivery_id,),
+        )
+        return _delivery(row)
+
+    # Seal an open batch (full, or the next emit did not fit): it takes no more entities and
+    # is due now, unless it waits for its ordering key's turn.
+    _SEAL_BATCH: LiteralString = """
+        UPDATE {s}.deliveries SET batch_open = NULL,
+            next_attempt_at = CASE WHEN due_at = %(waiting)s THEN next_attempt_at
+                ELSE least(next_attempt_at, %(now)s) END,
+            due_at = CASE WHEN due_at = %(waiting)s THEN due_at ELSE least(due_at, %(now)s) END
+        WHERE id = %(id)s
+    """
+
     def _fan_out(
         self, cur: psycopg.Cursor[Any], params: list[dict[str, Any]], *, hosts: bool
-    ) -> list[tuple[str, str, str, str, str | None, bool]]:
+    ) -> list[_Made] | None:
         """Run the fan-outs; (id, hook_id, owner, event, ordering key, waiting) of every
         delivery made, in order (the events' order, then each event's hooks in subscription
-        order). Without keys, in one statement."""
-        found: list[tuple[str, str, str, str, str | None, bool]]
+        order; a batch read back for each batched hook, after the others). Without keys, in
+        one statement. ``None`` when nothing was written because a hook batches and ``cur``
+        is not in a transaction (the caller runs it again in one)."""
+        found: list[_Made]
+        conn = cur.connection
+        guard = conn.autocommit and (
+            conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        )
+        for p in params:
+            p["guard"] = guard
         if any(p["key"] is not None for p in params):
             # Keyed fan-outs one by one, under the turn locks of their hooks and keys, taken
             # first and in one order (hook id, then key) as record takes them.
@@ -1258,19 +1461,22 @@ class PostgresStore:
             for p in params:
                 if p["key"] is not None:
                     cur.execute(self._q(self._TURN_HOOKS), p)
-                    turns.extend((r[0], p["key"]) for r in cur.fetchall())
+                    # A batched hook's keyed emits take the turn of its keyed batches.
+                    turns.extend(
+                        (r[0], BATCH_ORDERING_KEY if r[1] else p["key"]) for r in cur.fetchall()
+                    )
             self._lock_turns(cur, turns)
             found = []
             for p in params:
                 cur.execute(self._q(self._ENQUEUE if p["key"] is None else self._ENQUEUE_KEYED), p)
-                found.extend(
-                    (r[0], r[1], p["owner"], p["event"], p["key"], len(r) > 2 and r[2])
-                    for r in cur.fetchall()
-                )
+                found.extend(self._batched(cur, p, cur.fetchall()))
         elif len(params) == 1:
             p = params[0]
             cur.execute(self._q(self._ENQUEUE), p)
-            found = [(r[0], r[1], p["owner"], p["event"], None, False) for r in cur.fetchall()]
+            rows = cur.fetchall()
+            if guard and any(r[0] is None for r in rows):
+                return None
+            found = self._batched(cur, p, rows)
         else:
             owners = [p["owner"] for p in params]
             events = [p["event"] for p in params]
@@ -1282,32 +1488,33 @@ class PostgresStore:
                     "bodies": [p["body"] for p in params],
                     "messages": self._messages_table,
                     "now": params[0]["now"],
+                    "guard": guard,
                 },
             )
-            made: list[tuple[str, str, int]] = []
-            event_of: dict[int, int] = {}  # message id: the event's place in the batch
-            rank: dict[str, int] = {}  # hook id: its place in subscription order
-            for delivery_id, hook_id, message_id, n in cur.fetchall():
-                if delivery_id is not None:
-                    made.append((delivery_id, hook_id, message_id))
-                elif hook_id is None:
-                    event_of[message_id] = n - 1
+            rows = cur.fetchall()
+            event_of = {r[3]: r[4] - 1 for r in rows if r[0] == 1}  # message id: event
+            rank = {r[1]: r[3] for r in rows if r[0] == 2}  # hook id: subscription order
+            batched = [(r[3] - 1, r[1]) for r in rows if r[0] == 3]  # (event, hook id)
+            if guard and batched:
+                return None  # a hook batches: nothing written, run again in a transaction
+            # The events' order, each event's deliveries before its batches, each in the
+            # hooks' subscription order.
+            made = [(event_of[r[3]], 0, rank[r[2]], r[2], r[1]) for r in rows if r[0] == 0]
+            made.extend((n, 1, rank[hook_id], hook_id, None) for n, hook_id in batched)
+            made.sort(key=lambda r: r[:3])
+            found = []
+            for n, _, _, hook_id, delivery_id in made:
+                if delivery_id is None:
+                    found.append(self._run(cur, self._join_batch(hook_id, params[n])))
                 else:
-                    rank[hook_id] = n
-            made.sort(key=lambda r: (event_of[r[2]], rank[r[1]]))
-            found = [
-                (i, hook_id, owners[event_of[m]], events[event_of[m]], None, False)
-                for i, hook_id, m in made
-            ]
+                    found.append((delivery_id, hook_id, owners[n], events[n], None, False))
         if found and self._notifies_in(hosts=hosts):
             # Queued by PostgreSQL, sent when this transaction commits, dropped on rollback.
             cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         return found
 
     @staticmethod
-    def _deliveries(
-        found: list[tuple[str, str, str, str, str | None, bool]], now: datetime
-    ) -> Sequence[Delivery]:
+    def _deliveries(found: list[_Made], now: datetime) -> Sequence[Delivery]:
         # Only the ids come back from the database (decoding every column of 10,000 rows
         # was half the fan-out's time with the pure-Python psycopg); the rest is what was
         # written. The values are built when first read.
@@ -1315,20 +1522,23 @@ class PostgresStore:
             return []
         at = _utc_required(now)
 
+        def made(row: _Made) -> Delivery:
+            if isinstance(row, Delivery):  # a batch, read back
+                return row
+            delivery_id, hook_id, owner, event, key, waiting = row
+            return Delivery(
+                id=delivery_id,
+                hook_id=hook_id,
+                owner=owner,
+                event=event,
+                next_attempt_at=None if waiting else at,
+                created_at=at,
+                updated_at=at,
+                ordering_key=key,
+            )
+
         def load() -> list[Delivery]:
-            return [
-                Delivery(
-                    id=delivery_id,
-                    hook_id=hook_id,
-                    owner=owner,
-                    event=event,
-                    next_attempt_at=None if waiting else at,
-                    created_at=at,
-                    updated_at=at,
-                    ordering_key=key,
-                )
-                for delivery_id, hook_id, owner, event, key, waiting in found
-            ]
+            return [made(row) for row in found]
 
         return LazyDeliveries(len(found), load)
 
@@ -1370,6 +1580,7 @@ class PostgresStore:
             "trace_context": trace_context,
             "key": ordering_key,
             "waiting": WAITING_FOR_TURN,
+            "guard": False,  # in the caller's transaction
         }
         try:
             async with connection.cursor() as cur:
@@ -1377,21 +1588,31 @@ class PostgresStore:
                     await cur.execute(self._q(self._ENQUEUE), params)
                 else:
                     await cur.execute(self._q(self._TURN_HOOKS), params)
-                    for (hook_id,) in sorted(await cur.fetchall()):
+                    turns = sorted(
+                        (r[0], BATCH_ORDERING_KEY if r[1] else ordering_key)
+                        for r in await cur.fetchall()
+                    )
+                    for hook_id, key in turns:
                         await cur.execute(
                             "SELECT pg_advisory_xact_lock(hashtextextended(%s || %s || ':' "
                             "|| %s, 0))",
-                            (self._turn_lock, hook_id, ordering_key),
+                            (self._turn_lock, hook_id, key),
                         )
                     await cur.execute(self._q(self._ENQUEUE_KEYED), params)
                 rows = await cur.fetchall()
-                if rows and self._notifies_in(hosts=True):
+                found: list[_Made] = [
+                    (r[0], r[1], owner, event, ordering_key, len(r) > 2 and r[2])
+                    for r in rows
+                    if r[0] is not None
+                ]
+                for r in rows:
+                    if r[0] is None:
+                        found.append(await self._run_async(cur, self._join_batch(r[1], params)))
+                if found and self._notifies_in(hosts=True):
                     await cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
-        return self._deliveries(
-            [(r[0], r[1], owner, event, ordering_key, len(r) > 2 and r[2]) for r in rows], now
-        )
+        return self._deliveries(found, now)
 
     _CLAIM: LiteralString = """
         WITH picked AS (
@@ -1465,7 +1686,8 @@ class PostgresStore:
     _CLAIM_UPDATE: LiteralString = """
         UPDATE {s}.deliveries d
         SET state = 'in_flight', token = replace(gen_random_uuid()::text, '-', ''),
-            lease_until = %(lease_until)s, due_at = %(lease_until)s, updated_at = %(now)s
+            lease_until = %(lease_until)s, due_at = %(lease_until)s, updated_at = %(now)s,
+            batch_open = NULL
         FROM picked
             LEFT JOIN {s}.hooks h ON h.id = picked.hook_id
             LEFT JOIN {s}.messages m ON m.id = picked.message_id
@@ -1475,8 +1697,8 @@ class PostgresStore:
             d.created_at, d.updated_at, d.last_error, d.ordering_key,
             h.id, h.owner, h.event, h.target_url, h.description, h.state, h.created_at,
             h.updated_at, h.dead_reason, h.dead_at, h.secret, h.previous_secret,
-            h.previous_secret_until, h.signing_key, h.confirm_secret, h.confirm_by,
-            m.body, d.token, d.lease_until, m.trace_context
+            h.previous_secret_until, h.signing_key, h.confirm_secret, h.confirm_by, h.batching,
+            m.body, d.token, d.lease_until, m.trace_context, d.batch_entities, picked.message_id
     """
 
     def claim_due(
@@ -1575,6 +1797,19 @@ class PostgresStore:
             taken, self._reported_quarantine = self._reported_quarantine, []
         return taken
 
+    def _batch_bodies(self, cur: psycopg.Cursor[Any], rows: list[Any]) -> dict[int, Any]:
+        """The bodies of the claimed batches, read again after their rows were locked.
+
+        The claim reads the messages as they were when its statement began, so an emit that
+        joined a batch just before the claim locked its row (and committed while the claim
+        waited) is not in the body it returned. Claimed, the batch takes no more entities.
+        """
+        batches = [r[34] for r in rows if r[33] is not None]
+        if not batches:
+            return {}
+        cur.execute(self._q("SELECT id, body FROM {s}.messages WHERE id = ANY(%s)"), (batches,))
+        return dict(cur.fetchall())
+
     def _claim_due(
         self,
         now: datetime,
@@ -1589,6 +1824,7 @@ class PostgresStore:
                     self._q(self._CLAIM + self._CLAIM_UPDATE), params, binary=_binds_on_server(cur)
                 )
                 rows = cur.fetchall()
+                bodies = self._batch_bodies(cur, rows)
         else:
             with self._pipelined_tx() as cur:
                 cur.execute(self._CLAIM_PER_HOST_LOCK, (f"{self._lock_key}:claim",))
@@ -1599,16 +1835,17 @@ class PostgresStore:
                     binary=_binds_on_server(cur),
                 )
                 rows = cur.fetchall()
+                bodies = self._batch_bodies(cur, rows)
         try:
             rows.sort(key=lambda r: (r[0], r[8], r[1]))
             return [
                 Claim(
                     delivery=_delivery(r[1:12]),
-                    hook=_hook(r[12:28]),
-                    body=bytes(r[28]),
-                    token=r[29],
-                    lease_until=_utc_required(r[30]),
-                    trace_context=r[31],
+                    hook=_hook(r[12:29]),
+                    body=bytes(bodies.get(r[34], r[29]) if r[33] is not None else r[29]),
+                    token=r[30],
+                    lease_until=_utc_required(r[31]),
+                    trace_context=r[32],
                 )
                 for r in rows
             ]

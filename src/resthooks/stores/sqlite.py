@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import attrs
 
+from ..batching import Batching, batch_lane, plan
 from ..errors import (
     ConfigurationError,
     DamagedRowError,
@@ -281,6 +282,24 @@ _MIGRATIONS = (
     ),
 )
 
+# Version 9: batching (see resthooks.batching). A hook's window as text (NULL: not batched);
+# a batch's entity count, and whether it is its hook's open batch (never claimed, with room:
+# set at its emit, cleared by the claim, the cancellation or when it is full). The open
+# batches by hook and lane (at most two per batched hook); the batched hooks by subscription,
+# so an emit finds at once whether any hook batches at all.
+_MIGRATIONS = (
+    *_MIGRATIONS,
+    (
+        "ALTER TABLE resthooks_hooks ADD COLUMN batching TEXT",
+        "ALTER TABLE resthooks_deliveries ADD COLUMN batch_entities INTEGER",
+        "ALTER TABLE resthooks_deliveries ADD COLUMN batch_open INTEGER",
+        "CREATE INDEX resthooks_deliveries_open_batches ON resthooks_deliveries "
+        "(hook_id, ordering_key) WHERE batch_open IS NOT NULL",
+        "CREATE INDEX resthooks_hooks_batched ON resthooks_hooks (owner, event, created_at, id) "
+        "WHERE batching IS NOT NULL",
+    ),
+)
+
 #: The schema version this release writes (``PRAGMA user_version`` of a file of its own,
 #: the ``resthooks_schema`` table of a file it shares).
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -317,7 +336,7 @@ _READ_CHUNK = 500
 _HOOK_COLUMNS = (
     "id, owner, event, target_url, description, state, created_at, updated_at, dead_reason,"
     " dead_at, secret, previous_secret, previous_secret_until, signing_key, confirm_secret,"
-    " confirm_by"
+    " confirm_by, batching"
 )
 # The public id of a delivery, from its row (see _delivery_id): a function each connection
 # of the store registers, with the file's key.
@@ -559,6 +578,18 @@ _HAND_OVER = (
 )
 
 
+# Whether the file has a batched hook at all (one step of an index that is empty without).
+_ANY_BATCHED = "SELECT 1 FROM resthooks_hooks WHERE batching IS NOT NULL LIMIT 1"
+# Seal an open batch (it is full, or the next emit did not fit): it takes no more entities
+# and is due now, unless it waits for its ordering key's turn. ?1 now, ?2 the waiting time,
+# ?3 its seq.
+_SEAL_BATCH = (
+    "UPDATE resthooks_deliveries SET batch_open = NULL, "
+    "next_attempt_at = CASE WHEN due_at = ?2 THEN next_attempt_at ELSE min(next_attempt_at, ?1) "
+    "END, due_at = CASE WHEN due_at = ?2 THEN due_at ELSE min(due_at, ?1) END WHERE seq = ?3"
+)
+
+
 class _RecordWrites:
     """What recording a batch writes, gathered to be written with one statement each."""
 
@@ -666,6 +697,11 @@ class SQLiteStore:
     #:
     #: .. versionadded:: 0.2.0
     WAL_SIZE_LIMIT = 4 * 1024 * 1024
+
+    #: It batches the emits of hooks subscribed with a :class:`~resthooks.Batching`.
+    #:
+    #: .. versionadded:: 0.2.0
+    batches = True
 
     def __init__(
         self,
@@ -1101,7 +1137,7 @@ class SQLiteStore:
                 hook = endpoint_secrets(hook, sibling)
             conn.execute(
                 f"INSERT INTO resthooks_hooks ({_HOOK_COLUMNS}, host) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     hook.id,
                     hook.owner,
@@ -1119,6 +1155,7 @@ class SQLiteStore:
                     hook.signing_key,
                     hook.confirm_secret,
                     _us_or_none(hook.confirm_by, "confirm_by"),
+                    None if hook.batching is None else hook.batching.to_text(),
                     target_host(hook.target_url),
                 ),
             )
@@ -1221,7 +1258,7 @@ class SQLiteStore:
             # an attempt in flight is still logged when it comes (see _record_one).
             "UPDATE resthooks_deliveries SET state = 'cancelled', next_attempt_at = NULL, due_at "
             "= NULL, "
-            "lease_until = NULL, updated_at = ? "
+            "lease_until = NULL, batch_open = NULL, updated_at = ? "
             "WHERE hook_id = ? AND next_attempt_at IS NOT NULL RETURNING seq, salt",
             (_us(now, "now"), hook_id),
         ).fetchall()
@@ -1417,24 +1454,40 @@ class SQLiteStore:
         *,
         trace_context: str | None = None,
         ordering_keys: Sequence[str | None] | None = None,
+        unbatched: str | None = None,
     ) -> Sequence[Delivery]:
+        # ``unbatched``: the condition that leaves batched hooks out of the fan-out's
+        # statements ("" when the file has no batched hook: the statements stay as fast as
+        # without batching); None: not known yet.
         at = _us(now, "now")
+        if unbatched is None:
+            if conn.execute(_ANY_BATCHED).fetchone() is not None:
+                return self._enqueue_batching(
+                    conn, events, now, trace_context=trace_context, ordering_keys=ordering_keys
+                )
+            unbatched = ""
         if ordering_keys is not None and any(k is not None for k in ordering_keys):
             if len(events) > 1:
                 # Each keyed fan-out must see the ones before it (whether its key already
                 # has open deliveries): one statement per event.
                 parts = [
-                    self._enqueue_all(conn, [e], now, ordering_keys=[k])
+                    self._enqueue_all(conn, [e], now, ordering_keys=[k], unbatched=unbatched)
                     for e, k in zip(events, ordering_keys, strict=True)
                 ]
                 return LazyDeliveries(
                     sum(len(p) for p in parts), lambda: [d for p in parts for d in p]
                 )
             return self._enqueue_keyed(
-                conn, events[0], ordering_keys[0], now, at=at, trace_context=trace_context
+                conn,
+                events[0],
+                ordering_keys[0],
+                now,
+                at=at,
+                trace_context=trace_context,
+                unbatched=unbatched,
             )
         if len(events) > 1:
-            return self._enqueue_batch(conn, events, now, at)
+            return self._enqueue_batch(conn, events, now, at, unbatched=unbatched)
         fan_outs: list[tuple[int, int, str, str]] = []  # first seq, last seq, owner, event
         for owner, event, body in events:
             message_id = conn.execute(
@@ -1451,7 +1504,7 @@ class SQLiteStore:
                 "next_attempt_at, updated_at, due_at) "
                 f"SELECT {_SALT_SQL}, id, :message, 'pending', 0, :at, :at, :at "
                 "FROM resthooks_hooks "
-                "WHERE owner = :owner AND event = :event AND state = 'active' "
+                f"WHERE owner = :owner AND event = :event AND state = 'active'{unbatched} "
                 "ORDER BY created_at, id",
                 {"at": at, "message": message_id, "owner": owner, "event": event},
             )
@@ -1512,6 +1565,7 @@ class SQLiteStore:
         *,
         at: int,
         trace_context: str | None,
+        unbatched: str = "",
     ) -> Sequence[Delivery]:
         """One fan-out with an ordering key: a delivery gets its key's turn (due now) unless
         its hook has an open delivery of the same key already (then it waits, see
@@ -1530,7 +1584,7 @@ class SQLiteStore:
             "WHERE o.hook_id = h.id AND o.ordering_key = :key AND o.next_attempt_at IS NOT NULL) "
             "THEN :waiting ELSE :at END AS due "
             "FROM resthooks_hooks h "
-            "WHERE h.owner = :owner AND h.event = :event AND h.state = 'active') "
+            f"WHERE h.owner = :owner AND h.event = :event AND h.state = 'active'{unbatched}) "
             "ORDER BY created_at, id",
             {
                 "at": at,
@@ -1575,6 +1629,137 @@ class SQLiteStore:
 
         return LazyDeliveries(count, load)
 
+    def _enqueue_batching(
+        self,
+        conn: sqlite3.Connection,
+        events: Sequence[tuple[str, str, bytes]],
+        now: datetime,
+        *,
+        trace_context: str | None,
+        ordering_keys: Sequence[str | None] | None,
+    ) -> Sequence[Delivery]:
+        """The fan-outs when some hook of the file batches: event by event, the hooks that
+        do not batch as usual, then each batched hook's batch (see resthooks.batching)."""
+        keys = ordering_keys if ordering_keys is not None else [None] * len(events)
+        parts: list[Sequence[Delivery]] = []
+        for (owner, event, body), key in zip(events, keys, strict=True):
+            parts.append(
+                self._enqueue_all(
+                    conn,
+                    [(owner, event, body)],
+                    now,
+                    trace_context=trace_context,
+                    ordering_keys=None if key is None else [key],
+                    unbatched=" AND batching IS NULL",
+                )
+            )
+            hooks = conn.execute(
+                "SELECT id, batching FROM resthooks_hooks WHERE owner = ? AND event = ? "
+                "AND batching IS NOT NULL AND state = 'active' ORDER BY created_at, id",
+                (owner, event),
+            ).fetchall()
+            parts.append(
+                [
+                    self._join_batch(
+                        conn,
+                        hook_id,
+                        Batching.from_text(text),
+                        (owner, event, body),
+                        now,
+                        key=key,
+                        trace_context=trace_context,
+                    )
+                    for hook_id, text in hooks
+                ]
+            )
+        return LazyDeliveries(sum(len(p) for p in parts), lambda: [d for p in parts for d in p])
+
+    def _join_batch(
+        self,
+        conn: sqlite3.Connection,
+        hook_id: str,
+        batching: Batching,
+        event_: tuple[str, str, bytes],
+        now: datetime,
+        *,
+        key: str | None,
+        trace_context: str | None,
+    ) -> Delivery:
+        """One emit to a batched hook, in the emit's transaction (which holds the file's
+        write lock, so no claim comes between the read of the open batch and its write)."""
+        owner, event, body = event_
+        at = _us(now, "now")
+        lane = batch_lane(key)
+        current = conn.execute(
+            "SELECT d.seq, d.message_id, d.batch_entities, m.body FROM "
+            f"{_DELIVERY_FROM} WHERE d.hook_id = ? AND d.ordering_key IS ? "
+            "AND d.batch_open IS NOT NULL AND d.state = 'pending' ORDER BY d.seq DESC LIMIT 1",
+            (hook_id, lane),
+        ).fetchone()
+        step = plan(
+            batching,
+            event,
+            body,
+            open_body=None if current is None else bytes(current[3]),
+            open_entities=0 if current is None else current[2],
+        )
+        if current is not None and step.joins:
+            seq = current[0]
+            conn.execute(
+                "UPDATE resthooks_messages SET body = ? WHERE id = ?", (step.body, current[1])
+            )
+            conn.execute(
+                "UPDATE resthooks_deliveries SET batch_entities = ? WHERE seq = ?",
+                (step.entities, seq),
+            )
+            if step.sealed:
+                conn.execute(_SEAL_BATCH, (at, _WAITING_US, seq))
+        else:
+            if current is not None:
+                conn.execute(_SEAL_BATCH, (at, _WAITING_US, current[0]))
+            due = at if step.sealed else at + round(batching.max_wait * 1_000_000)
+            if (
+                lane is not None
+                and conn.execute(
+                    "SELECT 1 FROM resthooks_deliveries WHERE hook_id = ? AND ordering_key = ? "
+                    "AND next_attempt_at IS NOT NULL LIMIT 1",
+                    (hook_id, lane),
+                ).fetchone()
+            ):
+                due = _WAITING_US  # an earlier keyed batch is open: this one waits its turn
+            message_id = conn.execute(
+                "INSERT INTO resthooks_messages (owner, event, created_at, body, remaining, "
+                "trace_context) VALUES (?, ?, ?, ?, 1, ?)",
+                (owner, event, at, step.body, trace_context),
+            ).lastrowid
+            (seq,) = conn.execute(
+                "INSERT INTO resthooks_deliveries (salt, hook_id, message_id, state, attempts, "
+                "next_attempt_at, updated_at, due_at, ordering_key, batch_entities, batch_open) "
+                f"VALUES ({_SALT_SQL}, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                (
+                    hook_id,
+                    message_id,
+                    due,
+                    at,
+                    due,
+                    lane,
+                    step.entities,
+                    None if step.sealed else 1,
+                ),
+            ).fetchone()
+            conn.execute(
+                "UPDATE resthooks_messages SET first_seq = ?1, last_seq = ?1 WHERE id = ?2",
+                (seq, message_id),
+            )
+        # The id is made here: a connection of the host's has not the store's id function.
+        row = conn.execute(
+            "SELECT d.salt, d.hook_id, m.owner, m.event, d.state, d.attempts, "
+            "d.next_attempt_at, m.created_at, d.updated_at, d.last_error, d.ordering_key "
+            f"FROM {_DELIVERY_FROM} WHERE d.seq = ?",
+            (seq,),
+        ).fetchone()
+        return _delivery((_delivery_id(seq, row[0], self._id_hasher), *row[1:]))
+
     def _take_turn(
         self, conn: sqlite3.Connection, hook_id: str, key: str, seq: int, at: int
     ) -> int:
@@ -1608,6 +1793,8 @@ class SQLiteStore:
         events: Sequence[tuple[str, str, bytes]],
         now: datetime,
         at: int,
+        *,
+        unbatched: str = "",
     ) -> Sequence[Delivery]:
         """Several fan-outs in a handful of statements, however many events: the messages in
         one ``executemany`` (ids chosen here, consecutive), every delivery of every event in
@@ -1627,7 +1814,7 @@ class SQLiteStore:
             f"SELECT {_SALT_SQL}, h.id, m.id, 'pending', 0, :at, :at, :at "
             "FROM resthooks_messages m JOIN resthooks_hooks h "
             "ON h.owner = m.owner AND h.event = m.event "
-            "AND h.state = 'active' WHERE m.id BETWEEN :first AND :last "
+            f"AND h.state = 'active'{unbatched} WHERE m.id BETWEEN :first AND :last "
             "ORDER BY m.id, h.created_at, h.id",
             {"at": at, "first": first_message, "last": last_message},
         )
@@ -1835,9 +2022,11 @@ class SQLiteStore:
             marks = ",".join("?" * len(chunk))
             tokens = dict(
                 conn.execute(
+                    # A claimed batch takes no more entities (batch_open: see enqueue).
                     "UPDATE resthooks_deliveries SET state = 'in_flight', "
                     "token = lower(hex(randomblob(12))), lease_until = ?, due_at = ?, "
-                    f"updated_at = ? WHERE seq IN ({marks}) RETURNING seq, token",
+                    f"batch_open = NULL, updated_at = ? WHERE seq IN ({marks}) "
+                    "RETURNING seq, token",
                     (lease, lease, at, *chunk),
                 ).fetchall()
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
+from ..batching import BATCH_ORDERING_KEY, Batching
+from ..encoding import encode_body
 from ..errors import HookLimitReached, SubscriptionExists
 from ..model import (
     Attempt,
@@ -1281,6 +1284,322 @@ def check_concurrent_claims_never_share(store: Store) -> None:
     assert not errors, errors
     assert len(seen) == 200
     assert len(set(seen)) == 200, "no delivery is claimed twice"
+
+
+# -- batching (stores that say they batch: a true ``batches`` attribute) -----------------------
+
+
+def _batched_hook(n: int, batching: Batching, *, at: float = 0) -> Hook:
+    return attrs.evolve(_hook(n, at=at), batching=batching)
+
+
+def _body(*ids: int, event: str = "party/created") -> bytes:
+    return encode_body(event, [{"id": i} for i in ids], max_bytes=1 << 20)
+
+
+def _emit(store: Store, at: float, *ids: int, key: str | None = None) -> dict[str, str]:
+    """Emit one event carrying these entities; hook id -> the delivery it went into."""
+    extra = {} if key is None else {"ordering_key": key}
+    made = store.enqueue(owner="acme", event="party/created", body=_body(*ids), now=_t(at), **extra)
+    return {d.hook_id: d.id for d in made}
+
+
+def _entities(body: bytes) -> list[int]:
+    return [e["id"] for e in json.loads(body)["payload"]]
+
+
+def _claimed_bodies(
+    store: Store, at: float, *, lease: float = 60
+) -> dict[str, tuple[str, list[int]]]:
+    """Claim what is due: delivery id -> (token, the ids of the entities of its body)."""
+    return {
+        c.delivery.id: (c.token, _entities(c.body))
+        for c in store.claim_due(now=_t(at), limit=50, lease_until=_lease(at, lease))
+    }
+
+
+def _batches(store: Store) -> bool:
+    return getattr(store, "batches", False) is True
+
+
+@_check
+def check_batching_setting_round_trips(store: Store) -> None:
+    if not _batches(store):
+        return
+    batching = Batching(max_wait=2.5, max_entities=7, max_bytes=4096)
+    stored, created = store.add_hook(_batched_hook(1, batching), max_per_owner=None)
+    assert created
+    assert stored.batching == batching
+    got = store.get_hook("hook_0001")
+    assert got is not None
+    assert got.batching == batching, f"the hook keeps its batching: {got!r}"
+    assert [h.batching for h in store.list_hooks(owner="acme")] == [batching]
+    _emit(store, 0, 1)
+    (claim,) = store.claim_due(now=_t(3), limit=5, lease_until=_lease(3))
+    assert claim.hook.batching == batching, "a claim's hook carries its batching"
+    plain, _ = store.add_hook(_hook(2), max_per_owner=None)
+    assert plain.batching is None
+    again = store.get_hook("hook_0002")
+    assert again is not None
+    assert again.batching is None
+
+
+@_check
+def check_batching_joins_emits_in_order(store: Store) -> None:
+    # The emits of a batched hook's event join its open batch, one delivery, entities in
+    # emit order, due max_wait after the first emit; a hook that does not batch gets one
+    # delivery per emit as ever.
+    store.add_hook(_hook(1), max_per_owner=None)
+    if not _batches(store):
+        return
+    store.add_hook(_batched_hook(2, Batching(max_wait=5, max_entities=10)), max_per_owner=None)
+    first = _emit(store, 0, 1)
+    second = _emit(store, 1, 2, 3)
+    third = _emit(store, 2, 4)
+    assert first["hook_0002"] == second["hook_0002"] == third["hook_0002"], (
+        "the emits of a batched hook go into one delivery, which each emit returns"
+    )
+    assert len({first["hook_0001"], second["hook_0001"], third["hook_0001"]}) == 3
+    batch = store.get_delivery(first["hook_0002"])
+    assert batch is not None
+    assert (batch.state, batch.created_at, batch.next_attempt_at, batch.ordering_key) == (
+        DeliveryState.PENDING,
+        _t(0),
+        _t(5),
+        None,
+    ), f"a batch is pending, made at its first emit, due max_wait later: {batch!r}"
+    early = _claimed_bodies(store, 4.9)
+    assert batch.id not in early, "a batch is not due before its max_wait"
+    assert len(early) == 3, "a hook that does not batch: one delivery per emit"
+    (_token, ids), *_ = _claimed_bodies(store, 5).values()
+    assert ids == [1, 2, 3, 4], f"the batch holds the entities in emit order: {ids}"
+
+
+@_check
+def check_batching_claimed_batch_takes_no_more(store: Store) -> None:
+    # A batch is sealed when it is claimed: the next emit opens a new batch, the claimed one
+    # keeps its body (as released, retried, or claimed again after its lease expired).
+    if not _batches(store):
+        return
+    store.add_hook(_batched_hook(1, Batching(max_wait=1)), max_per_owner=None)
+    old = _emit(store, 0, 1)["hook_0001"]
+    claims = _claimed_bodies(store, 1)
+    assert list(claims) == [old]
+    new = _emit(store, 1.5, 2)["hook_0001"]
+    assert new != old, "an emit after the claim opens a new batch"
+    store.record(
+        [Outcome(delivery_id=old, token=claims[old][0], kind=OutcomeKind.RELEASE)], now=_t(1.6)
+    )
+    newer = _emit(store, 1.7, 3)["hook_0001"]
+    assert newer == new, "the emits join the new batch, not the released one"
+    again = _claimed_bodies(store, 3)
+    assert {k: v[1] for k, v in again.items()} == {old: [1], new: [2, 3]}, again
+    _finish(store, old, again[old][0], 3, OutcomeKind.RETRY)
+    assert _emit(store, 4, 4)["hook_0001"] not in (old, new), "a retried batch takes no more"
+    retried = _claimed_bodies(store, 200, lease=1)
+    assert retried[old][1] == [1], "a retry sends the batch as it was"
+    lapsed = _claimed_bodies(store, 202)
+    assert lapsed[old][1] == [1], "a claim whose lease expired takes the same body"
+    assert len(store.attempts(old)) == 1, "one attempt log for the whole batch"
+
+
+@_check
+def check_batching_max_entities(store: Store) -> None:
+    # A batch holding max_entities entities is sealed and due at once; an emit that would
+    # take it past seals it and opens the next; an emit larger than the limit is a batch of
+    # its own.
+    if not _batches(store):
+        return
+    store.add_hook(_batched_hook(1, Batching(max_wait=60, max_entities=3)), max_per_owner=None)
+    a = _emit(store, 0, 1, 2)["hook_0001"]
+    b = _emit(store, 1, 3, 4)["hook_0001"]  # does not fit: a is sealed, b opens
+    assert a != b
+    assert _emit(store, 2, 5)["hook_0001"] == b  # b is full now: sealed, due at once
+    c = _emit(store, 3, 6, 7, 8, 9)["hook_0001"]  # alone, more than the limit
+    d = _emit(store, 4, 10)["hook_0001"]
+    assert len({a, b, c, d}) == 4
+    due = {k: v[1] for k, v in _claimed_bodies(store, 4, lease=3600).items()}
+    assert due == {a: [1, 2], b: [3, 4, 5], c: [6, 7, 8, 9]}, (
+        f"sealed batches are due at once, the open one at its max_wait: {due}"
+    )
+    assert {k: v[1] for k, v in _claimed_bodies(store, 64).items()} == {d: [10]}
+
+
+@_check
+def check_batching_max_bytes(store: Store) -> None:
+    # A batch's body never grows past max_bytes: the emit that does not fit seals it.
+    if not _batches(store):
+        return
+    # Room for two entities, not three.
+    limit = len(_body(100_001, 100_002)) + 5
+    store.add_hook(_batched_hook(1, Batching(max_wait=60, max_bytes=limit)), max_per_owner=None)
+    a = _emit(store, 0, 100_001)["hook_0001"]
+    assert _emit(store, 0, 100_002)["hook_0001"] == a
+    b = _emit(store, 1, 100_003)["hook_0001"]
+    assert b != a, "an emit that would take the body past max_bytes opens a new batch"
+    due = _claimed_bodies(store, 1)
+    assert {k: v[1] for k, v in due.items()} == {a: [100_001, 100_002]}, (
+        "the batch the next emit did not fit in is due at once"
+    )
+    big = _emit(store, 2, *range(200_000, 200_010))["hook_0001"]
+    assert big != b, "an emit larger than max_bytes is a batch of its own"
+    due = _claimed_bodies(store, 2)
+    assert {k: len(v[1]) for k, v in due.items()} == {b: 1, big: 10}, due
+
+
+@_check
+def check_batching_keyed_batches_go_one_at_a_time(store: Store) -> None:
+    # Emits with ordering keys join the hook's keyed batches, which go one at a time in
+    # order (a retry of one holds back the next); emits without a key batch apart and are
+    # not held back.
+    if not _batches(store):
+        return
+    store.add_hook(_batched_hook(1, Batching(max_wait=1)), max_per_owner=None)
+    k1 = _emit(store, 0, 1, key="party:1")["hook_0001"]
+    assert _emit(store, 0.5, 2, key="party:2")["hook_0001"] == k1, "keyed emits share a batch"
+    free = _emit(store, 0.5, 3)["hook_0001"]
+    assert free != k1, "emits without a key batch apart from keyed ones"
+    got = store.get_delivery(k1)
+    assert got is not None
+    assert got.ordering_key == BATCH_ORDERING_KEY, got
+    claims = _claimed_bodies(store, 2, lease=3600)
+    assert {k: v[1] for k, v in claims.items()} == {k1: [1, 2], free: [3]}
+    k2 = _emit(store, 3, 4, key="party:1")["hook_0001"]
+    free2 = _emit(store, 3, 5)["hook_0001"]
+    waiting = store.get_delivery(k2)
+    assert waiting is not None
+    assert waiting.next_attempt_at is None, (
+        f"a keyed batch waits while an earlier keyed batch is open: {waiting!r}"
+    )
+    assert _emit(store, 3.5, 6, key="party:3")["hook_0001"] == k2, "a waiting batch still joins"
+    _finish(store, k1, claims[k1][0], 4, OutcomeKind.RETRY)
+    assert set(_claimed_bodies(store, 10, lease=3600)) == {free2}, (
+        "a retried keyed batch holds back the next"
+    )
+    retry = _claimed_bodies(store, 104)
+    assert set(retry) == {k1}
+    _finish(store, k1, retry[k1][0], 105, OutcomeKind.DELIVERED)
+    after = _claimed_bodies(store, 105)
+    assert {k: v[1] for k, v in after.items()} == {k2: [4, 6]}, (
+        "the next keyed batch is due when the one before is delivered, as a key's turn"
+    )
+
+
+@_check
+def check_batching_enqueue_many(store: Store) -> None:
+    # Several events of one enqueue_many join the batch in their order, keyed or not.
+    enqueue_many = getattr(store, "enqueue_many", None)
+    if not _batches(store) or enqueue_many is None:
+        return
+    store.add_hook(_batched_hook(1, Batching(max_wait=1)), max_per_owner=None)
+    store.add_hook(_hook(2), max_per_owner=None)
+    events = [("acme", "party/created", _body(i)) for i in range(1, 5)]
+    made = enqueue_many(events, now=_t(0))
+    assert [d.hook_id for d in made].count("hook_0002") == 4
+    assert len({d.id for d in made if d.hook_id == "hook_0001"}) == 1, "one batch"
+    keyed = enqueue_many(
+        [("acme", "party/created", _body(i)) for i in (5, 6)],
+        now=_t(0.5),
+        ordering_keys=["party:5", None],
+    )
+    batches = {d.id for d in keyed if d.hook_id == "hook_0001"}
+    assert len(batches) == 2, "a keyed event joins the keyed batch, the other the plain one"
+    bodies = {
+        tuple(_entities(c.body))
+        for c in store.claim_due(now=_t(2), limit=50, lease_until=_lease(2))
+        if c.hook.id == "hook_0001"
+    }
+    assert bodies == {(1, 2, 3, 4, 6), (5,)}, bodies
+
+
+@_check
+def check_batching_removed_or_dead_hook(store: Store) -> None:
+    # A hook's open batch is cancelled with its hook; revived, the hook's next emit opens a
+    # new batch (a cancelled batch takes no more entities).
+    if not _batches(store):
+        return
+    store.add_hook(_batched_hook(1, Batching(max_wait=30)), max_per_owner=None)
+    store.add_hook(_batched_hook(2, Batching(max_wait=30)), max_per_owner=None)
+    gone = _emit(store, 0, 1)
+    assert store.remove_hook("hook_0002", now=_t(1)) == [gone["hook_0002"]]
+    failing = store.claim_due(now=_t(30), limit=5, lease_until=_lease(30))
+    (claim,) = [c for c in failing if c.hook.id == "hook_0001"]
+    open_ = _emit(store, 31, 2)["hook_0001"]
+    (result,) = store.record(
+        [
+            Outcome(
+                delivery_id=claim.delivery.id,
+                token=claim.token,
+                kind=OutcomeKind.FAILED,
+                attempt=_attempt(claim.delivery.id, 1, 32),
+            )
+        ],
+        now=_t(32),
+    )
+    assert result.cancelled == (open_,), "the dead hook's open batch is cancelled"
+    store.revive_hook("hook_0001", now=_t(33))
+    revived = _emit(store, 34, 3)["hook_0001"]
+    assert revived != open_, "a cancelled batch takes no more entities"
+    cancelled = store.get_delivery(open_)
+    assert cancelled is not None
+    assert cancelled.state is DeliveryState.CANCELLED
+    due = {k: v[1] for k, v in _claimed_bodies(store, 64).items()}
+    assert due == {revived: [3]}, due
+
+
+@_check
+def check_batching_concurrent_emits_and_claims(store: Store) -> None:
+    # Emits and claims at once, from several threads: every entity is sent exactly once (a
+    # claimed batch never gains entities, which would then never be sent).
+    if not _batches(store):
+        return
+    store.add_hook(_batched_hook(1, Batching(max_wait=0.001, max_entities=5)), max_per_owner=None)
+    errors: list[BaseException] = []
+    sent: list[int] = []
+    claimed: list[str] = []
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def emitter(first: int) -> None:
+        try:
+            for i in range(first, first + 60):
+                _emit(store, 0, i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def claimer() -> None:
+        try:
+            while True:
+                finished = done.is_set()
+                claims = store.claim_due(now=_t(1), limit=3, lease_until=_lease(1, 3600))
+                for c in claims:
+                    with lock:
+                        sent.extend(_entities(c.body))
+                        claimed.append(c.delivery.id)
+                    _finish(store, c.delivery.id, c.token, 1, OutcomeKind.DELIVERED)
+                if finished and not claims:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    emitters = [threading.Thread(target=emitter, args=(n * 1000,)) for n in range(3)]
+    claimers = [threading.Thread(target=claimer) for _ in range(2)]
+    for t in (*emitters, *claimers):
+        t.start()
+    for t in emitters:
+        t.join()
+    done.set()
+    for t in claimers:
+        t.join()
+    assert not errors, errors
+    assert len(claimed) == len(set(claimed)), "no batch is claimed twice"
+    expected = sorted(n * 1000 + i for n in range(3) for i in range(60))
+    assert sorted(sent) == expected, (
+        f"every entity is sent exactly once: {len(sent)} sent of {len(expected)}"
+    )
+    for n in range(3):  # one emitter's entities keep their order across its batches
+        mine = [i for i in sent if n * 1000 <= i < n * 1000 + 1000]
+        assert len(mine) == 60
 
 
 # -- the transition table ---------------------------------------------------------------------

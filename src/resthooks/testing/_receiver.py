@@ -26,6 +26,7 @@ from ..signing import parse_secret
 from ..verification import VerificationError, verify
 
 if TYPE_CHECKING:
+    from ..batching import Batching
     from ..dispatcher import Dispatcher
     from ..model import Hook
 
@@ -404,6 +405,7 @@ class HookReceiver:
         owner: str,
         path: str | None = None,
         description: str = "",
+        batching: Batching | None = None,
     ) -> Hook:
         """Subscribe a hook of ``owner`` to ``event`` pointing here, and trust its secret.
 
@@ -413,13 +415,19 @@ class HookReceiver:
             owner: The hook's owner.
             path: The path to receive on. Default ``/{owner}/{event}``.
             description: The hook's description.
+            batching: The hook's :class:`~resthooks.Batching`, or ``None``.
 
         Returns:
             The hook.
+
+        .. versionchanged:: 0.2.0
+           ``batching``.
         """
         if path is None:
             path = "/" + urllib.parse.quote(owner, safe="") + "/" + event
-        hook = dispatcher.subscribe(event, self.url(path), owner=owner, description=description)
+        hook = dispatcher.subscribe(
+            event, self.url(path), owner=owner, description=description, batching=batching
+        )
         self.set_secret(hook.secret, path=path)
         return hook
 

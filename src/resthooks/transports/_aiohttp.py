@@ -25,6 +25,8 @@ from ._rules import (
     BY_CAUSE,
     CappedBody,
     Deadline,
+    connection_limit,
+    default_context,
     error_table,
     literal_address,
     mask_request_logs,
@@ -236,8 +238,11 @@ class AiohttpTransport:
             raise ConfigurationError("resolver must be a function (host, port) -> addresses")
         self._resolver = resolver
         self._ssl = _verified_context(ssl_context)
-        self._limit = _limit("max_connections", max_connections)
-        self._limit_per_host = _limit("max_connections_per_host", max_connections_per_host)
+        # 0 is aiohttp's "no limit", as connection_limit says for None.
+        self._limit = connection_limit("max_connections", max_connections)
+        self._limit_per_host = connection_limit(
+            "max_connections_per_host", max_connections_per_host
+        )
         if (
             isinstance(keepalive, bool)
             or not isinstance(keepalive, (int, float))
@@ -416,24 +421,9 @@ class AiohttpTransport:
         return "AiohttpTransport()"
 
 
-@functools.cache
-def _default_context() -> ssl.SSLContext:
-    # Loading the system's CA store takes tens of milliseconds: once per process, as aiohttp
-    # itself does (a context is safe to share between connections and threads).
-    return ssl.create_default_context()
-
-
 def _verified_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
     checked = verified_context(context)
-    return checked if checked is not None else _default_context()
-
-
-def _limit(name: str, value: int | None) -> int:
-    if value is None:
-        return 0  # aiohttp's "no limit"
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name} must be a positive integer or None")
-    return value
+    return checked if checked is not None else default_context()
 
 
 @functools.lru_cache(maxsize=64)

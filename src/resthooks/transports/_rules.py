@@ -18,6 +18,7 @@ what an error is called or what a message may say. Those decisions live here, on
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import time
@@ -39,6 +40,8 @@ __all__ = [
     "ErrorTable",
     "Target",
     "classify",
+    "connection_limit",
+    "default_context",
     "error_table",
     "literal_address",
     "mask_request_logs",
@@ -110,6 +113,29 @@ def verified_context(context: object) -> ssl.SSLContext | None:
             "check_hostname): TLS verification cannot be turned off; trust a private CA instead"
         )
     return context
+
+
+@functools.cache
+def default_context() -> ssl.SSLContext:
+    """The TLS context of a transport given none: the system's CA store, verifying.
+
+    Loading the CA store takes tens of milliseconds: once per process (a context is safe to
+    share between connections, transports and threads).
+    """
+    return ssl.create_default_context()
+
+
+def connection_limit(name: str, value: int | None) -> int:
+    """A transport's limit on connections in use (``None``: none, returned as 0).
+
+    Raises:
+        ConfigurationError: Naming ``name``, for anything but a positive integer or ``None``.
+    """
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a positive integer or None")
+    return value
 
 
 def literal_address(host: str, policy: NetworkPolicy) -> IPAddress | None:
