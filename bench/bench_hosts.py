@@ -22,6 +22,14 @@ every client alike:
 - ``worker before``: the same on the ``--before`` transport.
 
 Each prints requests per second and its ratio to the plain threads of the same round.
+
+``--matrix`` runs the cases of issue 16's thread-worker target one after the other (nginx on
+1 host with 1 thread, 10 hosts with 16, 100 hosts with 256; 200 ms receivers on 100 hosts
+with 1, 16 and 256 threads and on 1,000 hosts with 16 and 256), each in a process of its
+own, passing ``--before-worker`` on, and ends with one table of the medians; ``--quick``
+makes it 2 rounds of 2 s each:
+
+    python bench/bench_hosts.py --matrix --quick --before-worker REV
 """
 
 from __future__ import annotations
@@ -186,6 +194,52 @@ def _load_before(rev: str) -> type[Urllib3Transport]:
     return load_before(rev, "resthooks.transports._urllib3").Urllib3Transport  # type: ignore[no-any-return]
 
 
+# (receiver, hosts, threads): the cases of the thread worker's target in issue 16. One thread
+# on 1,000 hosts at 200 ms is left out: one event to every hook is 200 s for one thread.
+MATRIX = [
+    ("nginx", 1, 1),
+    ("nginx", 10, 16),
+    ("nginx", 100, 256),
+    ("200 ms", 100, 1),
+    ("200 ms", 100, 16),
+    ("200 ms", 100, 256),
+    ("200 ms", 1000, 16),
+    ("200 ms", 1000, 256),
+]
+
+
+def matrix(args: argparse.Namespace) -> None:
+    """Run every case of MATRIX in a process of its own; print one table of the medians."""
+    rounds, secs = (2, 2.0) if args.quick else (args.rounds, args.seconds)
+    rows = []
+    for receiver, hosts, threads in MATRIX:
+        command = [sys.executable, __file__, "--hosts", str(hosts), "--threads", str(threads)]
+        command += ["--rounds", str(rounds), "--seconds", str(secs)]
+        if receiver == "nginx":
+            command.append("--nginx")
+        if args.before_worker:
+            command += ["--before-worker", args.before_worker]
+        load = os.getloadavg()[0]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        print(out, flush=True)
+        medians = {}
+        for line in out.splitlines():
+            name = line[:24].strip()  # the summary lines: name, median/s, ratio, range
+            if name in ("transport", "worker", "worker before"):
+                medians[name] = line.split()[-2]
+        rows.append((receiver, hosts, threads, load, medians))
+    print(
+        f"{'receivers':>10s} {'hosts':>5s} {'threads':>7s} {'load':>5s} "
+        f"{'transport':>10s} {'worker':>8s} {'worker before':>14s}   (ratios to plain threads)"
+    )
+    for receiver, hosts, threads, load, medians in rows:
+        print(
+            f"{receiver:>10s} {hosts:5d} {threads:7d} {load:5.1f} "
+            f"{medians.get('transport', '-'):>10s} {medians.get('worker', '-'):>8s} "
+            f"{medians.get('worker before', '-'):>14s}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=100)
@@ -197,6 +251,8 @@ def main() -> None:
     parser.add_argument(
         "--before-worker", help="also run the thread worker of this git revision (same transport)"
     )
+    parser.add_argument("--matrix", action="store_true", help="run the issue's cases in turn")
+    parser.add_argument("--quick", action="store_true", help="with --matrix: 2 rounds of 2 s")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-worker", action="store_true", help="transport only")
     parser.add_argument(
@@ -205,6 +261,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         asyncio.run(_serve(args.hosts, args.latency))
+        return
+    if args.matrix:
+        matrix(args)
         return
     nginx: Nginx | None = None
     receiver: subprocess.Popen[str] | None = None
