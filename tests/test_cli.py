@@ -397,7 +397,7 @@ def test_worker_stops_cleanly_on_sigterm(run: Run, receiver: HTTPServer) -> None
 
 
 def test_worker_with_concurrency_runs_the_async_worker(run: Run, receiver: HTTPServer) -> None:
-    """`worker --concurrency N --once` delivers on the asyncio worker (aiohttp transport)."""
+    """`worker --concurrency N --once` delivers on the asyncio worker (its default transport)."""
     receiver.expect_request("/hook").respond_with_data("", status=204)
     add_hook(run, receiver.url_for("/hook"))
     for n in range(5):
@@ -421,6 +421,31 @@ def test_worker_with_concurrency_runs_the_async_worker(run: Run, receiver: HTTPS
     assert "async worker started: 64 in flight at most" in done.stderr
     assert "worker stopped (nothing left due): 5 delivered" in done.stdout
     assert len(receiver.log) == 5
+
+
+def test_worker_with_concurrency_without_the_extra_says_what_to_install(
+    run: Run, receiver: HTTPServer
+) -> None:
+    """Without httptools (the async transport's parser), `worker --concurrency N` exits 1
+    naming the extra to install, rather than falling back to threads: nothing is sent."""
+    add_hook(run, receiver.url_for("/hook"))
+    run.ok("emit", "party/created", "--owner", "acme", "--payload", "{}")
+    code = (
+        "import sys; sys.modules['httptools'] = None\n"  # what an interpreter without it sees
+        "from resthooks.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *("worker", "--once", "--concurrency", "8"), *ARGS_NET],
+        env={**os.environ, "RESTHOOKS_DB": str(run.db)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "pip install 'resthooks[async]'" in done.stderr + done.stdout
+    assert receiver.log == []
 
 
 def test_async_worker_stops_cleanly_on_sigterm(run: Run, receiver: HTTPServer) -> None:

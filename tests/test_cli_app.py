@@ -256,7 +256,7 @@ def test_two_sources_in_the_environment_are_refused(app: App) -> None:
 def test_the_async_worker_runs_on_the_apps_async_dispatcher(app: App, receiver: HTTPServer) -> None:
     """worker --concurrency with an app that gives an AsyncDispatcher: its engine, its
     network policy; the thread worker and the other commands use its Dispatcher."""
-    pytest.importorskip("aiohttp", reason="the async worker needs the async extra")
+    pytest.importorskip("httptools", reason="the async worker needs the async extra")
     module = app.root / "hooksapp.py"
     module.write_text(
         module.read_text(encoding="utf-8")

@@ -19,11 +19,16 @@ from resthooks.lifecycle import (
     CancelReason,
     DeliveryCancelled,
     DeliveryDelivered,
+    DeliveryFailed,
+    HookDead,
     HookGone,
 )
 from resthooks.model import Hook
+from resthooks.observability import LogListener
+from resthooks.outcomes import Verdict
 from resthooks.retry import RetryPolicy
-from resthooks.testing import RecordingTransport
+from resthooks.testing import RecordingTransport, run_schedule
+from resthooks.transports import Response
 
 OWNER = "acme"
 EVENT = "party/created"
@@ -322,3 +327,170 @@ def test_a_quarantined_row_is_logged_by_the_listener(caplog):
     assert record.levelno == logging.ERROR
     assert "delivery msg_1 was quarantined" in record.getMessage()
     assert "bad body" in record.getMessage()
+
+
+# -- who wants which event -------------------------------------------------------------------
+
+
+def answer(transport, url, *statuses):
+    """``url`` is answered ``statuses`` in order, then 204 like every other URL."""
+    left = list(statuses)
+
+    def handler(request):
+        return Response(status=left.pop(0) if request.url == url and left else 204)
+
+    transport.handler = handler
+
+
+class Chosen:
+    """A listener that says which events it wants, and keeps what it was given."""
+
+    def __init__(self, kinds, wants=None):
+        self.lifecycle_events = frozenset(kinds)
+        self.seen = []
+        self.asked = []
+        if wants is not None:
+
+            def wants_attempt(outcome, verdict):
+                self.asked.append((outcome.kind, verdict))
+                return wants(outcome)
+
+            self.wants_attempt = wants_attempt
+
+    def __call__(self, event):
+        self.seen.append(event)
+
+
+def test_a_listener_is_called_with_the_event_types_it_asks_for_only(dispatcher, transport, events):
+    """lifecycle_events: a listener of HookDead hears the death and nothing before it, while a
+    listener of everything hears the attempts, the failure and the cancellation too."""
+    transport.default = 500
+    dead_only = dispatcher.add_listener(Chosen({HookDead}))
+    hook = dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    dispatcher.deliver_due()
+    dispatcher.emit(EVENT, {"id": 2}, owner=OWNER)
+    run_schedule(dispatcher)
+    assert _kinds(dead_only.seen) == ["HookDead"]
+    assert hook.id == dead_only.seen[0].hook.id
+    assert {"AttemptFinished", "DeliveryFailed", "HookDead", "DeliveryCancelled"} == set(
+        _kinds(events)
+    )
+
+
+def test_wants_attempt_is_asked_per_outcome_and_a_no_skips_it(dispatcher, transport, clock):
+    """wants_attempt: asked with each outcome and its verdict before the AttemptFinished is
+    built; the listener gets the attempts it said yes to and no other."""
+    retried_only = dispatcher.add_listener(
+        Chosen({AttemptFinished}, wants=lambda outcome: outcome.kind is OutcomeKind.RETRY)
+    )
+    answer(transport, "https://example.com/h", 500)
+    dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    dispatcher.deliver_due()
+    clock.advance(6)
+    dispatcher.deliver_due()
+    assert (retried_only.asked) == [
+        (OutcomeKind.RETRY, Verdict.APPLIED),
+        (OutcomeKind.DELIVERED, Verdict.APPLIED),
+    ]
+    assert [e.outcome for e in retried_only.seen] == [OutcomeKind.RETRY]
+
+
+def test_an_event_nobody_wants_costs_no_store_read(store, clock, transport):
+    """HookDead carries the hook as the store has it after its death, which costs a read:
+    with no listener of HookDead, the read is not made."""
+
+    class CountingStore(type(store)):
+        reads = 0
+
+        def get_hook(self, hook_id):
+            CountingStore.reads += 1
+            return super().get_hook(hook_id)
+
+    transport.default = 500
+    dispatcher = Dispatcher(CountingStore(), clock=clock, transport=transport)
+    failed = dispatcher.add_listener(Chosen({DeliveryFailed}))
+    dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    run_schedule(dispatcher)
+    assert _kinds(failed.seen) == ["DeliveryFailed"]
+    assert CountingStore.reads == 0
+    dispatcher.add_listener(Chosen({HookDead}))
+    dispatcher.subscribe(EVENT, "https://example.com/other", owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 2}, owner=OWNER)
+    run_schedule(dispatcher)
+    assert CountingStore.reads == 1
+
+
+def test_the_log_listener_is_given_only_the_attempts_its_logger_would_write(
+    dispatcher, transport, clock, caplog
+):
+    """With DEBUG off, a delivered attempt is not even handed to the log listener (nothing is
+    built for a line that would be dropped); a retry's INFO line still is; turning DEBUG on
+    later counts at once."""
+
+    class Spy(LogListener):
+        def __init__(self):
+            self.given = []
+
+        def __call__(self, event):
+            self.given.append(event)
+            super().__call__(event)
+
+    spy = Spy()
+    dispatcher.remove_listener(dispatcher.log_listener)
+    dispatcher.add_listener(spy)
+    answer(transport, "https://example.com/flaky", 500)
+    dispatcher.subscribe(EVENT, "https://example.com/ok", owner=OWNER)
+    dispatcher.subscribe(EVENT, "https://example.com/flaky", owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    with caplog.at_level(logging.INFO, logger="resthooks"):
+        summary = dispatcher.deliver_due()
+    assert (summary.delivered, summary.retried) == (1, 1)
+    assert [e.outcome for e in spy.given] == [OutcomeKind.RETRY]
+    assert [r.outcome for r in caplog.records if hasattr(r, "outcome")] == ["retry"]
+    clock.advance(6)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="resthooks"):
+        assert dispatcher.deliver_due().delivered == 1
+    assert [e.outcome for e in spy.given] == [OutcomeKind.RETRY, OutcomeKind.DELIVERED]
+    assert [r.outcome for r in caplog.records if hasattr(r, "outcome")] == ["delivered"]
+
+
+@pytest.mark.parametrize(
+    "events_attribute",
+    ["AttemptFinished", [AttemptFinished, "HookDead"], [int], 3, iter([AttemptFinished])],
+)
+def test_add_listener_refuses_a_bad_lifecycle_events(dispatcher, events_attribute):
+    """lifecycle_events must be a collection of event types: a ValidationError naming the
+    listener otherwise, and the listeners stay as they were."""
+
+    class Listener:
+        lifecycle_events = events_attribute
+
+        def __call__(self, event):
+            pass
+
+    heard = []
+    with pytest.raises(ValidationError, match="listener") as raised:
+        dispatcher.add_listener(Listener())
+    assert raised.value.field == "listener"
+    dispatcher.add_listener(heard.append)  # the refused one was not added: this one is next
+    dispatcher.subscribe(EVENT, "https://example.com/h", owner=OWNER)
+    dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+    dispatcher.deliver_due()
+    assert _kinds(heard) == ["AttemptFinished", "DeliveryDelivered"]
+
+
+def test_add_listener_refuses_a_wants_attempt_that_cannot_be_called(dispatcher):
+    """wants_attempt must be callable."""
+
+    class Listener:
+        wants_attempt = "yes"
+
+        def __call__(self, event):
+            pass
+
+    with pytest.raises(ValidationError, match="wants_attempt"):
+        dispatcher.add_listener(Listener())

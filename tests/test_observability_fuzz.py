@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from hypothesis import strategies as st
 
 from resthooks import Dispatcher, ValidationError
 from resthooks.health import check_health, read_heartbeat_file
+from resthooks.lifecycle import EVENT_TYPES
 from resthooks.stores import MemoryStore
-from resthooks.testing import FakeClock
+from resthooks.testing import FakeClock, RecordingTransport
 from resthooks.tracing import EmitTrace, valid_traceparent
 
 TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
@@ -92,3 +94,55 @@ def test_a_heartbeat_file_of_any_bytes_is_refused_or_read(tmp_path: Path, conten
         error = None
         assert beat is None or beat.tzinfo is not None
     assert error is None or error.field == "heartbeat_file"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.one_of(
+        anything,
+        st.lists(st.sampled_from([*EVENT_TYPES, int, str, object]), max_size=4).map(tuple),
+        st.frozensets(st.sampled_from(EVENT_TYPES)),
+    ),
+    wants=st.one_of(st.none(), st.just(lambda outcome, verdict: True), st.integers()),
+)
+def test_add_listener_takes_what_a_listener_may_say_or_refuses_it(
+    events: object, wants: object
+) -> None:
+    """A listener's lifecycle_events and wants_attempt of any value: it is added (then called
+    with the event types it named, or every one without the attribute) or refused with a
+    ValidationError naming the listener, and the Dispatcher delivers as before either way."""
+
+    class Listener:
+        def __init__(self) -> None:
+            self.seen: list[object] = []
+
+        def __call__(self, event: object) -> None:
+            self.seen.append(type(event))
+
+    listener = Listener()
+    if events is not None:
+        listener.lifecycle_events = events  # type: ignore[attr-defined]
+    if wants is not None:
+        listener.wants_attempt = wants  # type: ignore[attr-defined]
+    valid_events = events is None or (
+        isinstance(events, Collection)
+        and not isinstance(events, str | bytes)
+        and all(k in EVENT_TYPES for k in events)
+    )
+    dispatcher = Dispatcher(MemoryStore(), clock=FakeClock(), transport=RecordingTransport())
+    added = valid_events and (wants is None or callable(wants))
+    if added:
+        dispatcher.add_listener(listener)
+    else:
+        with pytest.raises(ValidationError) as raised:
+            dispatcher.add_listener(listener)
+        assert raised.value.field == "listener"
+    dispatcher.subscribe("party/created", "https://example.com/h", owner="acme")
+    dispatcher.emit("party/created", {"id": 1}, owner="acme")
+    assert dispatcher.deliver_due().delivered == 1
+    if not added:
+        assert listener.seen == []
+    elif events is None:
+        assert listener.seen, "a listener of everything hears the delivery"
+    else:
+        assert set(listener.seen) <= set(events)  # type: ignore[call-overload]

@@ -322,3 +322,34 @@ def test_emit_many_links_every_attempt_to_the_span_it_was_made_in(telemetry: Tel
     for attempt in attempts:
         (link,) = attempt.links
         assert link.context.span_id == request.get_span_context().span_id
+
+
+def test_deliveries_are_counted_in_the_process_and_observed(
+    telemetry: Telemetry, receiver: HookReceiver
+) -> None:
+    """resthooks.deliveries is an observable counter over totals the instrumentation keeps:
+    every outcome is reported from 0, deliveries recorded by several worker threads are all
+    counted, and what was counted is still reported after close()."""
+    dispatcher = http_dispatcher()
+    instrumentation = instrument(dispatcher, meter_provider=telemetry.meter_provider, gauges=False)
+    assert {0} == {
+        telemetry.value("resthooks.deliveries", **{"resthooks.outcome": outcome})
+        for outcome in ("delivered", "failed", "cancelled")
+    }
+    receiver.subscribe(dispatcher, "party/created", owner="acme")
+    for i in range(40):
+        dispatcher.emit("party/created", {"id": i}, owner="acme")
+    assert dispatcher.run_until_idle(workers=4).delivered == 40
+    assert telemetry.value("resthooks.deliveries", **{"resthooks.outcome": "delivered"}) == 40
+    (sums,) = [
+        metric.data
+        for resource in telemetry.reader.get_metrics_data().resource_metrics  # type: ignore[union-attr]
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "resthooks.deliveries"
+    ]
+    assert sums.is_monotonic, "a counter: it only goes up"
+    instrumentation.close()
+    dispatcher.emit("party/created", {"id": 41}, owner="acme")
+    assert dispatcher.deliver_due().delivered == 1
+    assert telemetry.value("resthooks.deliveries", **{"resthooks.outcome": "delivered"}) == 40

@@ -1,5 +1,6 @@
-"""What only the async transport has to show: a thousand requests in flight on one loop, a
-pool that keeps every host, cancellation, its loop, and its configuration errors.
+"""What only the async transports have to show: a thousand requests in flight on one loop, a
+pool that keeps every host, its limits and idle timeout, cancellation, its loop, and its
+configuration errors. Each test runs on AiohttpTransport and on AsyncioTransport.
 
 The promises it shares with the sync transport are tested on both, in
 test_transport_pinning.py, test_delivery_http.py and test_transport_parity.py.

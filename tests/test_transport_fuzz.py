@@ -4,7 +4,9 @@ dialled."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -79,3 +81,66 @@ def test_any_url_is_a_transport_error_of_a_known_kind(
         assert info.value.kind in KINDS, info.value
 
     check()
+
+
+_header_text = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["X-Ok", "a\r\nb", "a\nb", "a\rb", "é", "\u2603", " x", "x:y", "", "\x00"]),
+)
+
+
+def test_any_header_is_sent_or_refused_as_a_protocol_error(
+    make_transport: Callable[..., Transport], loopback_policy: NetworkPolicy
+) -> None:
+    """Whatever header names and values a Request carries (line breaks, non-Latin-1 text,
+    separators, NUL), the transport either sends it and returns the receiver's answer, or
+    refuses it with a TransportError of kind ``protocol``; never another exception."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in data or not data.endswith(b"{}"):
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    transport = make_transport(policy=loopback_policy)
+
+    @settings(max_examples=60, deadline=None)
+    @given(name=_header_text, value=_header_text)
+    def check(name: str, value: str) -> None:
+        request = Request(
+            method="POST",
+            url=f"http://127.0.0.1:{port}/hook",
+            headers={"Content-Type": "application/json", name: value},
+            body=b"{}",
+            timeouts=Timeouts(connect=2.0, total=2.0),
+        )
+        outcome: int | str
+        try:
+            outcome = transport.send(request).status
+        except TransportError as exc:
+            outcome = exc.kind
+        assert outcome in (204, "protocol"), (name, value)
+
+    try:
+        check()
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()

@@ -373,3 +373,17 @@ def test_a_header_value_with_a_line_break_is_a_protocol_error(
         transport.send(request)
     assert info.value.kind == "protocol", info.value.message
     assert server.requests == []
+
+
+def test_a_server_that_closes_on_accept_is_a_connection_error(
+    make_transport: MakeTransport,
+    loopback_policy: NetworkPolicy,
+    serve: Callable[[Handle], ScriptedServer],
+) -> None:
+    """The server accepts the connection and closes it at once, before any request: a
+    ``connection`` error (not a ``timeout`` at the deadline), from every transport."""
+    server = serve(lambda conn: None)  # the handler returns: the connection is closed
+    with make_transport(policy=loopback_policy) as transport, pytest.raises(TransportError) as info:
+        transport.send(_request(server.url()))
+    assert info.value.kind == "connection", info.value.message
+    assert server.connections == 1

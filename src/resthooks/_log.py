@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from .lifecycle import AttemptFinished, AttemptRefused, DeliveryQuarantined, LifecycleEvent
-from .model import OutcomeKind
+from .model import Outcome, OutcomeKind
 from .outcomes import Verdict
 from .urls import mask_url, redact_url
 
@@ -34,6 +34,7 @@ _LEVELS = {
     OutcomeKind.FAILED: logging.WARNING,
     OutcomeKind.GONE: logging.WARNING,
 }
+_LATE = Verdict.LATE  # read per outcome: a global is cheaper than the enum's class lookup
 _TAILS = {
     OutcomeKind.DELIVERED: "delivered",
     OutcomeKind.FAILED: "failed for good; the hook is dead",
@@ -64,6 +65,11 @@ class LogListener:
     The target URL is masked (no credentials, no query string) and the same parts are removed
     from error messages.
 
+    It is called with those three event types only (:attr:`lifecycle_events`), and, through
+    :meth:`wants_attempt`, with the ``AttemptFinished`` of an outcome only when the logger
+    would write its line: with ``DEBUG`` off (the default), a delivered attempt builds no
+    event and no line for it.
+
     .. versionadded:: 0.2.0
 
     Example:
@@ -73,6 +79,35 @@ class LogListener:
         >>> isinstance(dispatcher.log_listener, LogListener)
         True
     """
+
+    lifecycle_events = frozenset({AttemptFinished, AttemptRefused, DeliveryQuarantined})
+    """The events it logs; the Dispatcher sends it no other."""
+
+    def wants_attempt(self, outcome: Outcome, verdict: Verdict) -> bool:
+        """Whether the ``AttemptFinished`` of ``outcome`` would make a line: whether the
+        ``resthooks`` logger is enabled for that line's level (read afresh every time, so a
+        change of the logging configuration counts at once).
+
+        Example:
+            >>> import logging
+            >>> from datetime import datetime, timezone
+            >>> from resthooks import Attempt, Outcome, OutcomeKind, Verdict
+            >>> at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+            >>> attempt = Attempt(delivery_id="msg_1", number=1, started_at=at, duration=0.1,
+            ...                   status=204)
+            >>> delivered = Outcome(delivery_id="msg_1", token="claim_1",
+            ...                     kind=OutcomeKind.DELIVERED, attempt=attempt)
+            >>> logging.getLogger("resthooks").setLevel(logging.INFO)
+            >>> LogListener().wants_attempt(delivered, Verdict.APPLIED)
+            False
+            >>> logging.getLogger("resthooks").setLevel(logging.DEBUG)
+            >>> LogListener().wants_attempt(delivered, Verdict.APPLIED)
+            True
+            >>> logging.getLogger("resthooks").setLevel(logging.NOTSET)
+        """
+        attempt = outcome.attempt
+        error_kind = attempt.error_kind if attempt is not None else None
+        return logger.isEnabledFor(_level(outcome.kind, verdict, error_kind))
 
     def __call__(self, event: LifecycleEvent, /) -> None:
         """Log one event (the events that are not about attempts or rows log nothing)."""
@@ -102,10 +137,24 @@ class LogListener:
         return "<LogListener logger='resthooks'>"
 
 
+def _level(outcome: OutcomeKind, verdict: Verdict, error_kind: str | None) -> int:
+    """The level of an attempt's line: the one rule :meth:`LogListener.wants_attempt` and the
+    line itself read."""
+    if verdict is _LATE:
+        return logging.INFO
+    if error_kind == "blocked":
+        return logging.WARNING
+    return _LEVELS.get(outcome, logging.DEBUG)
+
+
 def _attempt(event: AttemptFinished) -> None:
     attempt, hook = event.attempt, event.hook
+    level = _level(event.outcome, event.verdict, attempt.error_kind)
+    if not logger.isEnabledFor(level):
+        return
     if event.verdict is Verdict.LATE:
-        logger.info(
+        logger.log(
+            level,
             "attempt %d of delivery %s logged: the delivery was cancelled while it was in "
             "flight (its hook died or was removed)",
             attempt.number,
@@ -115,9 +164,6 @@ def _attempt(event: AttemptFinished) -> None:
         return
     outcome = event.outcome
     blocked = attempt.error_kind == "blocked"
-    level = logging.WARNING if blocked else _LEVELS.get(outcome, logging.DEBUG)
-    if not logger.isEnabledFor(level):
-        return
     target = mask_url(hook.target_url)
     error = redact_url(attempt.error, hook.target_url) if attempt.error else attempt.error
     next_at = event.next_attempt_at.isoformat() if event.next_attempt_at else None

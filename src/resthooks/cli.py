@@ -1223,11 +1223,11 @@ def _run_async_worker(
     stop: threading.Event,
     report: _WorkerReport,
 ) -> DeliverySummary:
-    """``worker --concurrency N``: the asyncio worker, on the aiohttp transport."""
+    """``worker --concurrency N``: the asyncio worker, on the default async transport."""
     args = ctx.args
     if concurrency < 1:
         raise ValidationError("concurrency", f"must be at least 1; got {concurrency}")
-    if importlib.util.find_spec("aiohttp") is None:
+    if importlib.util.find_spec("httptools") is None:  # the default async transport's parser
         raise ConfigurationError(
             "--concurrency runs the asyncio worker, which needs the async extra: "
             "pip install 'resthooks[async]' (or use --workers N for threads)"

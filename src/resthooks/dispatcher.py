@@ -280,7 +280,7 @@ class Dispatcher:
             ed25519.generate_key_pair()  # fails now, not at the first subscribe, without the extra
         self.signature_versions = versions
         self.log_listener = LogListener()
-        self._listeners: tuple[LifecycleListener, ...] = (self.log_listener,)
+        self._listeners = lifecycle.Listeners((self.log_listener,))
         self._listeners_lock = threading.Lock()
         # What the running workers of this process sleep on (a threading.Event, or the
         # asyncio worker's thread-safe waker): emit sets them all.
@@ -1588,9 +1588,15 @@ class Dispatcher:
     # -- lifecycle listeners -------------------------------------------------------------------
 
     def add_listener(self, listener: LifecycleListener) -> LifecycleListener:
-        """Call ``listener`` with every lifecycle event from now on.
+        """Call ``listener`` with every lifecycle event from now on (or those it asks for:
+        see :class:`~resthooks.lifecycle.LifecycleListener`).
 
         Returns ``listener``, so this works as a decorator. See :mod:`resthooks.lifecycle`.
+
+        Raises:
+            ValidationError: If ``listener`` is not callable, or its ``lifecycle_events`` or
+                ``wants_attempt`` is not what :class:`~resthooks.lifecycle.LifecycleListener`
+                says.
 
         Example:
             >>> from resthooks import Dispatcher
@@ -1611,16 +1617,15 @@ class Dispatcher:
             >>> len(delivered)
             1
         """
-        if not callable(listener):
-            raise ValidationError("listener", "must be callable")
-        with self._listeners_lock:
-            self._listeners = (*self._listeners, listener)
+        lifecycle.check_listener(listener)
+        with self._listeners_lock:  # who wants which event is worked out here, once
+            self._listeners = lifecycle.Listeners((*self._listeners, listener))
         return listener
 
     def remove_listener(self, listener: LifecycleListener) -> None:
         """Stop calling ``listener`` (nothing happens if it was not registered)."""
         with self._listeners_lock:
-            self._listeners = tuple(x for x in self._listeners if x != listener)
+            self._listeners = lifecycle.Listeners(x for x in self._listeners if x != listener)
 
     # -- the worker ----------------------------------------------------------------------------
 

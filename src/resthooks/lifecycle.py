@@ -29,18 +29,24 @@ aside sends :class:`DeliveryQuarantined` (from the worker's loop, after the clai
 Every Dispatcher starts with one listener, its log lines
 (:class:`resthooks.observability.LogListener`): what the ``resthooks`` logger says about
 outcomes is read from these events, as the metrics and the traces are.
+
+A listener may say which events it wants (see :class:`LifecycleListener`): an event that no
+listener wants is not built at all, so a delivery pays only for what someone listens to (the
+log listener wants the :class:`AttemptFinished` of a delivered attempt only when its logger
+would write the ``DEBUG`` line).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import attrs
 
+from .errors import ValidationError
 from .model import Attempt, Hook, Outcome, OutcomeKind, QuarantinedDelivery
 from .outcomes import HookEffect, RecordResult, Verdict, dead_reason
 
@@ -48,6 +54,7 @@ if TYPE_CHECKING:
     from .stores import HookRegistry
 
 __all__ = [
+    "EVENT_TYPES",
     "AttemptFinished",
     "AttemptRefused",
     "CancelReason",
@@ -245,16 +252,50 @@ LifecycleEvent: TypeAlias = (
 """Any of the lifecycle event types."""
 
 
+EVENT_TYPES: tuple[type[LifecycleEvent], ...] = (
+    AttemptFinished,
+    AttemptRefused,
+    DeliveryDelivered,
+    DeliveryFailed,
+    DeliveryCancelled,
+    HookDead,
+    HookGone,
+    DeliveryQuarantined,
+)
+"""Every lifecycle event type, in the order of :data:`LifecycleEvent`."""
+
+
 class LifecycleListener(Protocol):
     """What a listener is: a callable taking one event and returning nothing.
 
     It runs in the thread that records outcomes, so keep it quick: hand slow work (sending an
     email) to a queue of your own. An exception it raises is logged and otherwise ignored.
 
+    Two optional attributes let a listener say what it wants, so that nobody pays for events
+    it ignores (an event no listener wants is not even built):
+
+    - ``lifecycle_events``: the event types it is called with (a collection of the classes
+      of :data:`LifecycleEvent`). Without it, it is called with every event.
+    - ``wants_attempt(outcome, verdict)``: asked, for each recorded outcome, before its
+      :class:`AttemptFinished` is built; ``False`` skips this listener for that event. It is
+      given the :class:`~resthooks.Outcome` and its :class:`~resthooks.Verdict` (``applied``
+      or ``late``), and must be quick and must not raise.
+
+    The Dispatcher reads both when the listener is added; :meth:`Dispatcher.add_listener
+    <resthooks.Dispatcher.add_listener>` refuses a listener whose ``lifecycle_events`` holds
+    anything but event types or whose ``wants_attempt`` cannot be called.
+
+    .. versionchanged:: 0.2.0
+       ``lifecycle_events`` and ``wants_attempt``.
+
     Example:
         >>> seen = []
         >>> def listener(event: LifecycleEvent) -> None:
         ...     if isinstance(event, HookDead):
+        ...         seen.append(event.hook.id)
+        >>> class DeadHooks:
+        ...     lifecycle_events = frozenset({HookDead})  # called with nothing else
+        ...     def __call__(self, event: LifecycleEvent) -> None:
         ...         seen.append(event.hook.id)
     """
 
@@ -263,18 +304,92 @@ class LifecycleListener(Protocol):
         ...
 
 
+AttemptFilter = Callable[[Outcome, Verdict], bool]
+"""A listener's ``wants_attempt``."""
+
+
+def check_listener(listener: object) -> None:
+    """Refuse what cannot be a listener: not callable, or a bad ``lifecycle_events`` or
+    ``wants_attempt``.
+
+    Raises:
+        ValidationError: Naming ``listener``.
+    """
+    if not callable(listener):
+        raise ValidationError("listener", "must be callable")
+    events = getattr(listener, "lifecycle_events", None)
+    if events is not None and (
+        isinstance(events, str | bytes)
+        or not isinstance(events, Collection)  # read again at every add: not a generator
+        or not all(isinstance(kind, type) and kind in EVENT_TYPES for kind in events)
+    ):
+        raise ValidationError(
+            "listener", "lifecycle_events must be a collection of lifecycle event types"
+        )
+    wants = getattr(listener, "wants_attempt", None)
+    if wants is not None and not callable(wants):
+        raise ValidationError("listener", "wants_attempt must be callable")
+
+
+class Listeners(tuple[LifecycleListener, ...]):
+    """A Dispatcher's listeners, in order, with who takes which event type: worked out once
+    when a listener is added or removed, read at every recorded outcome.
+
+    Attributes:
+        routes: Event type -> the listeners called with it, in order, each with its
+            ``wants_attempt`` for :class:`AttemptFinished` (``None`` for the others).
+    """
+
+    routes: dict[type[LifecycleEvent], tuple[tuple[LifecycleListener, AttemptFilter | None], ...]]
+
+    def __new__(cls, listeners: Iterable[LifecycleListener] = ()) -> Listeners:
+        self = super().__new__(cls, listeners)
+        self.routes = {}
+        for kind in EVENT_TYPES:
+            route = []
+            for listener in self:
+                wanted: Collection[type] | None = getattr(listener, "lifecycle_events", None)
+                if wanted is None or kind in wanted:
+                    wants = getattr(listener, "wants_attempt", None)
+                    route.append((listener, wants if kind is AttemptFinished else None))
+            self.routes[kind] = tuple(route)
+        return self
+
+    def to(self, kind: type[LifecycleEvent]) -> tuple[LifecycleListener, ...]:
+        """The listeners called with events of type ``kind``, in order."""
+        return tuple(listener for listener, _ in self.routes[kind])
+
+
+def _routes(listeners: Sequence[LifecycleListener]) -> Listeners:
+    return listeners if isinstance(listeners, Listeners) else Listeners(listeners)
+
+
+def _call(listener: LifecycleListener, event: LifecycleEvent) -> None:
+    try:
+        listener(event)
+    except Exception:  # a host's listener must never break delivery
+        logger.exception(
+            "lifecycle listener %r raised on %s",
+            listener,
+            type(event).__name__,
+            extra={"listener": repr(listener), "lifecycle_event": type(event).__name__},
+        )
+
+
+def _send(route: Iterable[tuple[LifecycleListener, object]], event: LifecycleEvent) -> None:
+    for listener, _ in route:
+        _call(listener, event)
+
+
 def notify(listeners: Sequence[LifecycleListener], event: LifecycleEvent) -> None:
-    """Call every listener with ``event``; log and swallow what any of them raises."""
-    for listener in listeners:
-        try:
-            listener(event)
-        except Exception:  # a host's listener must never break delivery
-            logger.exception(
-                "lifecycle listener %r raised on %s",
-                listener,
-                type(event).__name__,
-                extra={"listener": repr(listener), "lifecycle_event": type(event).__name__},
-            )
+    """Call every listener that wants ``event``; log and swallow what any of them raises."""
+    _send(_routes(listeners).routes[type(event)], event)
+
+
+# Read once: an enum member read from its class costs ten times a global's read, and these
+# are read per recorded outcome.
+_STALE, _APPLIED = Verdict.STALE, Verdict.APPLIED
+_DELIVERED, _FAILED, _GONE = OutcomeKind.DELIVERED, OutcomeKind.FAILED, OutcomeKind.GONE
 
 
 def notify_recorded(
@@ -295,8 +410,10 @@ def notify_recorded(
     or without an attempt (a release), sends nothing; one that the store refused without
     logging its attempt (stale) sends only :class:`AttemptRefused`; one that the store
     refused but logged (its delivery was cancelled while in flight) sends only
-    :class:`AttemptFinished`.
+    :class:`AttemptFinished`. An event is built only when a listener wants it.
     """
+    routes = _routes(listeners).routes
+    to_finished = routes[AttemptFinished]
     for outcome, result in zip(outcomes, results, strict=True):
         hook = hooks.get(outcome.delivery_id)
         attempt = outcome.attempt
@@ -304,72 +421,92 @@ def notify_recorded(
             continue
         verdict = result.verdict
         delivery_id = outcome.delivery_id
-        if verdict is Verdict.STALE:
-            notify(
-                listeners,
-                AttemptRefused(
-                    hook=hook, delivery_id=delivery_id, attempt=attempt, outcome=outcome.kind
-                ),
-            )
-            continue
-        notify(
-            listeners,
-            AttemptFinished(
-                hook=hook,
-                delivery_id=delivery_id,
-                attempt=attempt,
-                outcome=outcome.kind,
-                next_attempt_at=outcome.next_attempt_at,
-                verdict=verdict,
-                trace_context=trace_contexts.get(delivery_id) if trace_contexts else None,
-            ),
-        )
-        if verdict is not Verdict.APPLIED:
-            continue
-        if outcome.kind is OutcomeKind.DELIVERED:
-            notify(
-                listeners, DeliveryDelivered(hook=hook, delivery_id=delivery_id, attempt=attempt)
-            )
-        elif outcome.kind is OutcomeKind.FAILED:
-            reason = dead_reason(outcome)
-            notify(
-                listeners,
-                DeliveryFailed(hook=hook, delivery_id=delivery_id, attempt=attempt, reason=reason),
-            )
-            if result.hook_effect is HookEffect.DEAD:
-                dead = registry.get_hook(hook.id) or hook
-                notify(listeners, HookDead(hook=dead, reason=reason, cancelled=result.cancelled))
-                _cancelled(listeners, hook, result.cancelled, CancelReason.HOOK_DEAD)
-        elif outcome.kind is OutcomeKind.GONE:
-            _cancelled(listeners, hook, (delivery_id,), CancelReason.HOOK_GONE)
-            if result.hook_effect is HookEffect.REMOVED:
-                notify(
-                    listeners,
-                    HookGone(hook=hook, delivery_id=delivery_id, cancelled=result.cancelled),
+        if verdict is _STALE:
+            if routes[AttemptRefused]:
+                _send(
+                    routes[AttemptRefused],
+                    AttemptRefused(
+                        hook=hook, delivery_id=delivery_id, attempt=attempt, outcome=outcome.kind
+                    ),
                 )
-                _cancelled(listeners, hook, result.cancelled, CancelReason.HOOK_GONE)
+            continue
+        finished: AttemptFinished | None = None
+        for listener, wants in to_finished:
+            if wants is not None and not wants(outcome, verdict):
+                continue
+            if finished is None:  # built for the first listener that wants it, once
+                finished = AttemptFinished(
+                    hook=hook,
+                    delivery_id=delivery_id,
+                    attempt=attempt,
+                    outcome=outcome.kind,
+                    next_attempt_at=outcome.next_attempt_at,
+                    verdict=verdict,
+                    trace_context=trace_contexts.get(delivery_id) if trace_contexts else None,
+                )
+            _call(listener, finished)
+        if verdict is not _APPLIED:
+            continue
+        kind = outcome.kind
+        if kind is _DELIVERED:
+            if routes[DeliveryDelivered]:
+                _send(
+                    routes[DeliveryDelivered],
+                    DeliveryDelivered(hook=hook, delivery_id=delivery_id, attempt=attempt),
+                )
+        elif kind is _FAILED:
+            reason = dead_reason(outcome)
+            if routes[DeliveryFailed]:
+                _send(
+                    routes[DeliveryFailed],
+                    DeliveryFailed(
+                        hook=hook, delivery_id=delivery_id, attempt=attempt, reason=reason
+                    ),
+                )
+            if result.hook_effect is HookEffect.DEAD:
+                if routes[HookDead]:  # the store is read only for someone who listens
+                    dead = registry.get_hook(hook.id) or hook
+                    _send(
+                        routes[HookDead],
+                        HookDead(hook=dead, reason=reason, cancelled=result.cancelled),
+                    )
+                _cancelled(routes, hook, result.cancelled, CancelReason.HOOK_DEAD)
+        elif kind is _GONE:
+            _cancelled(routes, hook, (delivery_id,), CancelReason.HOOK_GONE)
+            if result.hook_effect is HookEffect.REMOVED:
+                if routes[HookGone]:
+                    _send(
+                        routes[HookGone],
+                        HookGone(hook=hook, delivery_id=delivery_id, cancelled=result.cancelled),
+                    )
+                _cancelled(routes, hook, result.cancelled, CancelReason.HOOK_GONE)
 
 
 def notify_quarantined(
     listeners: Sequence[LifecycleListener], entries: Sequence[QuarantinedDelivery]
 ) -> None:
     """Send :class:`DeliveryQuarantined` for each row a store moved aside."""
-    for entry in entries:
-        notify(listeners, DeliveryQuarantined(delivery_id=entry.delivery_id, reason=entry.reason))
+    to = _routes(listeners).routes[DeliveryQuarantined]
+    if to:
+        for entry in entries:
+            _send(to, DeliveryQuarantined(delivery_id=entry.delivery_id, reason=entry.reason))
 
 
 def notify_unsubscribed(
     listeners: Sequence[LifecycleListener], hook: Hook, cancelled: Sequence[str]
 ) -> None:
     """Send :class:`DeliveryCancelled` for each delivery an unsubscribe cancelled."""
-    _cancelled(listeners, hook, cancelled, CancelReason.UNSUBSCRIBED)
+    _cancelled(_routes(listeners).routes, hook, cancelled, CancelReason.UNSUBSCRIBED)
 
 
 def _cancelled(
-    listeners: Sequence[LifecycleListener],
+    routes: Mapping[type[LifecycleEvent], tuple[tuple[LifecycleListener, object], ...]],
     hook: Hook,
     delivery_ids: Sequence[str],
     reason: CancelReason,
 ) -> None:
+    to = routes[DeliveryCancelled]
+    if not to:
+        return
     for delivery_id in delivery_ids:
-        notify(listeners, DeliveryCancelled(hook=hook, delivery_id=delivery_id, reason=reason))
+        _send(to, DeliveryCancelled(hook=hook, delivery_id=delivery_id, reason=reason))

@@ -36,14 +36,8 @@ import attrs
 
 from ._log import LogListener
 from .clock import Clock, SystemClock
-from .lifecycle import (
-    AttemptFinished,
-    DeliveryCancelled,
-    DeliveryDelivered,
-    DeliveryFailed,
-    LifecycleEvent,
-)
-from .model import DeliveryState, HookState, OutboxStats
+from .lifecycle import AttemptFinished, DeliveryCancelled, LifecycleEvent
+from .model import DeliveryState, HookState, OutboxStats, OutcomeKind
 from .outcomes import Verdict
 from .stores import Store
 
@@ -71,7 +65,7 @@ __all__ = [
 MetricKind = Literal["counter", "histogram", "gauge"]
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key of the exporters' tables, hashed per measurement
 class Metric:
     """One figure resthooks exports: its name, kind, unit and description.
 
@@ -256,10 +250,19 @@ def attempt_outcome(event: AttemptFinished) -> str:
         >>> attempt_outcome(attrs.evolve(event, verdict=Verdict.LATE))
         'late'
     """
-    return "late" if event.verdict is Verdict.LATE else event.outcome.value
+    return "late" if event.verdict is _LATE else _OUTCOME_LABELS[event.outcome]
 
 
-_FINAL = {DeliveryDelivered: "delivered", DeliveryFailed: "failed", DeliveryCancelled: "cancelled"}
+# Read per attempt: an enum's .value is a property call, a member read from its class a
+# lookup chain.
+_OUTCOME_LABELS = {kind: kind.value for kind in OutcomeKind}
+_LATE, _APPLIED = Verdict.LATE, Verdict.APPLIED
+
+
+# A delivery reaches its final state with the applied attempt that delivered it or made it
+# fail for good (the Dispatcher then sends DeliveryDelivered or DeliveryFailed, which need not
+# be built for the metrics), or with a DeliveryCancelled.
+_FINAL = {OutcomeKind.DELIVERED: "delivered", OutcomeKind.FAILED: "failed"}
 
 Recorder = Callable[[Metric, float, "str | None"], None]
 """What :class:`MetricsListener` reports to, called as ``record(metric, value, label_value)``
@@ -270,10 +273,18 @@ class MetricsListener:
     """A lifecycle listener turning outcomes into measurements for a ``record`` callable.
 
     Per :class:`~resthooks.lifecycle.AttemptFinished`: :data:`ATTEMPT_DURATION` observed,
-    labelled by :func:`attempt_outcome` (the histogram's count is the attempts). Per final event
-    (:class:`~resthooks.lifecycle.DeliveryDelivered`, ``DeliveryFailed``,
-    ``DeliveryCancelled``): :data:`DELIVERIES` + 1, labelled ``delivered``, ``failed`` or
-    ``cancelled``. The exporters give it their own ``record``.
+    labelled by :func:`attempt_outcome` (the histogram's count is the attempts). Per delivery
+    that reached a final state: :data:`DELIVERIES` + 1, labelled ``delivered``, ``failed`` or
+    ``cancelled``: read from the applied ``AttemptFinished`` that delivered it or made it fail
+    for good (the attempt the :class:`~resthooks.lifecycle.DeliveryDelivered` or
+    ``DeliveryFailed`` is sent for), and from each
+    :class:`~resthooks.lifecycle.DeliveryCancelled`. Those two event types are the only
+    ones it is called with (:attr:`lifecycle_events`). The exporters give it their own
+    ``record``.
+
+    .. versionchanged:: 0.2.0
+       Deliveries delivered or failed are counted from their last ``AttemptFinished``, so
+       that a Dispatcher with no other listener of them does not build their final events.
 
     Args:
         record: Called as ``record(metric, value, label_value)``.
@@ -296,17 +307,21 @@ class MetricsListener:
         [('resthooks.attempt.duration', 'delivered'), ('resthooks.deliveries', 'delivered')]
     """
 
+    lifecycle_events = frozenset({AttemptFinished, DeliveryCancelled})
+    """The events it reads; the Dispatcher sends it no other."""
+
     def __init__(self, record: Recorder) -> None:
         self.record = record
 
     def __call__(self, event: LifecycleEvent, /) -> None:
         """Record the measurements of one event."""
-        if isinstance(event, AttemptFinished):
+        if type(event) is AttemptFinished:
             self.record(ATTEMPT_DURATION, event.attempt.duration, attempt_outcome(event))
-            return
-        final = _FINAL.get(type(event))
-        if final is not None:
-            self.record(DELIVERIES, 1, final)
+            final = _FINAL.get(event.outcome) if event.verdict is _APPLIED else None
+            if final is not None:
+                self.record(DELIVERIES, 1, final)
+        elif type(event) is DeliveryCancelled:
+            self.record(DELIVERIES, 1, "cancelled")
 
     def __repr__(self) -> str:
         return f"<MetricsListener record={self.record!r}>"

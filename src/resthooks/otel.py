@@ -10,9 +10,10 @@
   the span the emit was made in, even when the attempt is made minutes later by a worker in
   another process (an emit made outside any span has nothing to link to);
 - the metrics of :mod:`resthooks.observability`: attempt durations by outcome (a histogram,
-  which counts the attempts too), deliveries by outcome, and observable gauges over
-  read-only, cached store queries (outbox depth, due, retrying, in flight, age of the oldest
-  due delivery, hooks by state).
+  which counts the attempts too), deliveries by outcome (an observable counter, read at each
+  collection from totals kept in the process: a delivery pays an addition, not an SDK
+  measurement), and observable gauges over read-only, cached store queries (outbox depth,
+  due, retrying, in flight, age of the oldest due delivery, hooks by state).
 
 Like every library, resthooks depends on ``opentelemetry-api`` only and never configures the
 SDK: without a tracer or meter provider set by the application, everything is a no-op. The
@@ -58,6 +59,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
@@ -67,7 +69,7 @@ from typing import TYPE_CHECKING
 
 try:
     from opentelemetry import metrics, trace
-    from opentelemetry.metrics import Counter, Histogram, Observation
+    from opentelemetry.metrics import Histogram, Observation
     from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 except ImportError as exc:  # pragma: no cover - tested in a subprocess without the package
     raise ImportError(
@@ -99,6 +101,7 @@ logger = logging.getLogger("resthooks")
 
 _SCOPE = "resthooks"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_CLIENT = SpanKind.CLIENT  # read once: an enum member read from its class costs a lookup chain
 _NOTHING_TO_DO = nullcontext()  # what the emit observer returns: it works before the store call
 
 
@@ -131,20 +134,32 @@ class Instrumentation:
         self.outbox = OutboxMonitor(
             dispatcher.store, clock=dispatcher.clock, max_age=outbox_max_age
         )
-        self._counters: dict[Metric, Counter] = {}
-        self._histograms: dict[Metric, Histogram] = {}
+        # Keyed by name: a str's hash is cached by Python itself, a Metric's is a method call.
+        self._histograms: dict[str, tuple[Histogram, dict[str | None, dict[str, str] | None]]] = {}
+        # The counters' totals, per figure and label value: what their observable counters
+        # report at each collection. An addition here costs a delivery far less than a
+        # synchronous counter's add (the SDK hashes the attributes of every measurement).
+        self._totals: dict[str, dict[str | None, float]] = {}
+        self._totals_lock = threading.Lock()
         for metric in METRICS:
             if metric.kind == "counter":
-                self._counters[metric] = self.meter.create_counter(
-                    metric.name, unit=metric.unit, description=metric.description
+                self._totals[metric.name] = dict.fromkeys(metric.values or (None,), 0)
+                self.meter.create_observable_counter(
+                    metric.name,
+                    callbacks=[self._counter_callback(metric)],
+                    unit=metric.unit,
+                    description=metric.description,
                 )
             elif metric.kind == "histogram":
-                self._histograms[metric] = self.meter.create_histogram(
+                histogram = self.meter.create_histogram(
                     metric.name,
                     unit=metric.unit,
                     description=metric.description,
                     explicit_bucket_boundaries_advisory=metric.buckets,
                 )
+                # One attribute dict per label value, built once: the SDK reads it per record.
+                labels = {v: _labelled(metric, v) for v in metric.values or (None,)}
+                self._histograms[metric.name] = (histogram, labels)
             elif gauges:
                 self.meter.create_observable_gauge(
                     metric.name,
@@ -152,24 +167,35 @@ class Instrumentation:
                     unit=metric.unit,
                     description=metric.description,
                 )
-        self._attributes: dict[tuple[Metric, str | None], dict[str, str] | None] = {}
         self._metrics = MetricsListener(self._record)
 
     # -- metrics -----------------------------------------------------------------------------
 
     def _record(self, metric: Metric, value: float, label: str | None) -> None:
-        key = (metric, label)
-        attributes = self._attributes.get(key)
-        if attributes is None and key not in self._attributes:
-            # One dict per figure and label value, built once: the SDK reads it per record.
-            attributes = self._attributes[key] = (
-                {metric.attribute: label} if metric.attribute and label is not None else None
-            )
-        counter = self._counters.get(metric)
-        if counter is not None:
-            counter.add(value, attributes)
-        else:
-            self._histograms[metric].record(value, attributes)
+        name = metric.name
+        histogram = self._histograms.get(name)
+        if histogram is not None:
+            instrument, labels = histogram
+            attributes = labels.get(label) if label in labels else _labelled(metric, label)
+            instrument.record(value, attributes)
+            return
+        totals = self._totals[name]
+        with self._totals_lock:  # several threads may record outcomes at once
+            totals[label] = totals.get(label, 0) + value
+
+    def _counter_callback(
+        self, metric: Metric
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        totals = self._totals[metric.name]
+
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            # Counted since instrument(), and still reported after close(): a counter
+            # only goes up, and what was counted stays counted.
+            with self._totals_lock:
+                counted = list(totals.items())
+            return [Observation(value, _labelled(metric, label)) for label, value in counted]
+
+        return observe
 
     def _gauge_callback(self, metric: Metric) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
@@ -189,10 +215,7 @@ class Instrumentation:
             if metric is STORE_UP:
                 return [Observation(1)]
             return [
-                Observation(
-                    value,
-                    {metric.attribute: label} if metric.attribute and label is not None else None,
-                )
+                Observation(value, _labelled(metric, label))
                 for m, value, label in figures.gauges()
                 if m is metric
             ]
@@ -201,11 +224,16 @@ class Instrumentation:
 
     # -- the lifecycle listener ----------------------------------------------------------------
 
+    lifecycle_events = MetricsListener.lifecycle_events
+    """The events it reads (:class:`~resthooks.lifecycle.AttemptFinished` for the spans and
+    both metrics, :class:`~resthooks.lifecycle.DeliveryCancelled` for the deliveries
+    cancelled); the Dispatcher sends it no other, and builds none for it."""
+
     def __call__(self, event: LifecycleEvent, /) -> None:
         """The lifecycle listener: a span per attempt, and the metrics of every event."""
         if self.closed:
             return
-        if isinstance(event, AttemptFinished):
+        if type(event) is AttemptFinished:
             self._attempt_span(event)
         self._metrics(event)
 
@@ -239,7 +267,7 @@ class Instrumentation:
         start = int(attempt.started_at.timestamp() * 1e9)
         span = self.tracer.start_span(
             "POST",
-            kind=SpanKind.CLIENT,
+            kind=_CLIENT,
             attributes=attributes,
             links=(Link(context),) if context is not None else None,
             start_time=start,
@@ -318,6 +346,11 @@ def instrument(
     dispatcher.emit_observer = instrumentation._observe_emit
     dispatcher.add_listener(instrumentation)
     return instrumentation
+
+
+def _labelled(metric: Metric, label: str | None) -> dict[str, str] | None:
+    """The attributes of one measurement of ``metric`` with the label value ``label``."""
+    return {metric.attribute: label} if metric.attribute and label is not None else None
 
 
 @lru_cache(maxsize=1024)

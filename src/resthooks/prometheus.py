@@ -213,6 +213,9 @@ class Instrumentation:
         self.collector = collector
         self._metrics = MetricsListener(_instruments(registry).record)
 
+    lifecycle_events = MetricsListener.lifecycle_events
+    """The events it reads; the Dispatcher sends it no other, and builds none for it."""
+
     def __call__(self, event: LifecycleEvent, /) -> None:
         """The lifecycle listener: counts outcomes and observes durations."""
         self._metrics(event)

@@ -249,6 +249,8 @@ _CANCEL_OPEN: LiteralString = """
     RETURNING id, created_at
 """
 _MAX_IDENTIFIER = 63
+# The (owner, event) pairs a store remembers as batched (see PostgresStore._batching_seen).
+_BATCHING_SEEN = 4096
 
 # What a fan-out made: (id, hook_id, owner, event, ordering key, waiting) of a new delivery,
 # or a batch read back; and the statements of a batch's emit (see PostgresStore._join_batch).
@@ -484,6 +486,12 @@ class PostgresStore:
     #: .. versionadded:: 0.2.0
     batches = True
 
+    _queries: dict[str, sql.Composed]
+    # (owner, event) pairs whose last autocommit fan-out met a batched hook: their next emit
+    # starts in a transaction at once, instead of trying alone first (a hint only: the
+    # statement's guard still catches a hook batched since).
+    _batching_seen: set[tuple[str, str]]
+
     def __init__(
         self,
         conninfo: str | ConnectionPool[Any] | Callable[[], psycopg.Connection[Any]],
@@ -512,7 +520,7 @@ class PostgresStore:
         self.schema = schema
         self.notify = notify
         self._timeout = float(timeout)
-        self._queries: dict[str, sql.Composed] = {}
+        self._queries, self._batching_seen = {}, set()
         self._listener: psycopg.Connection[TupleRow] | None = None
         self._listener_lock = threading.Lock()
         self._closed = False
@@ -981,7 +989,7 @@ class PostgresStore:
             WHERE owner = %(owner)s AND event = %(event)s AND state = 'active'
                 AND batching IS NULL
         ), batched AS (
-            SELECT id, created_at FROM {s}.hooks
+            SELECT id, created_at, batching FROM {s}.hooks
             WHERE owner = %(owner)s AND event = %(event)s AND state = 'active'
                 AND batching IS NOT NULL
         ), message AS (
@@ -999,9 +1007,9 @@ class PostgresStore:
             ORDER BY matched.created_at, matched.id
             RETURNING id, hook_id
         )
-        SELECT id, hook_id FROM made
+        SELECT id, hook_id, false, NULL FROM made
         UNION ALL
-        (SELECT NULL, id FROM batched ORDER BY created_at, id)
+        (SELECT NULL, id, false, batching FROM batched ORDER BY created_at, id)
     """
 
     # A fan-out with an ordering key: the key's turn (due now) unless the hook has an open
@@ -1022,7 +1030,7 @@ class PostgresStore:
             WHERE h.owner = %(owner)s AND h.event = %(event)s AND h.state = 'active'
                 AND h.batching IS NULL
         ), batched AS (
-            SELECT id, created_at FROM {s}.hooks
+            SELECT id, created_at, batching FROM {s}.hooks
             WHERE owner = %(owner)s AND event = %(event)s AND state = 'active'
                 AND batching IS NOT NULL
         ), message AS (
@@ -1040,9 +1048,9 @@ class PostgresStore:
             ORDER BY matched.created_at, matched.id
             RETURNING id, hook_id, due_at = %(waiting)s AS waiting
         )
-        SELECT id, hook_id, waiting FROM made
+        SELECT id, hook_id, waiting, NULL FROM made
         UNION ALL
-        (SELECT NULL, id, false FROM batched ORDER BY created_at, id)
+        (SELECT NULL, id, false, batching FROM batched ORDER BY created_at, id)
     """
     # Give the turn of a hook's key to its oldest waiting delivery (the one that had it was
     # just written final, or moved aside), under the key's advisory lock.
@@ -1106,7 +1114,7 @@ class PostgresStore:
             JOIN {s}.hooks h ON h.owner = ev.owner AND h.event = ev.event AND h.state = 'active'
                 AND h.batching IS NULL
         ), batched AS (
-            SELECT ev.n, h.id, h.created_at FROM ev
+            SELECT ev.n, h.id, h.created_at, h.batching FROM ev
             JOIN {s}.hooks h ON h.owner = ev.owner AND h.event = ev.event
                 AND h.state = 'active' AND h.batching IS NOT NULL
         ), numbered AS MATERIALIZED (
@@ -1125,12 +1133,13 @@ class PostgresStore:
             FROM numbered JOIN matched ON matched.n = numbered.n
             RETURNING id, hook_id, message_id
         )
-        SELECT id, hook_id, n FROM (
-            SELECT made.id, made.hook_id, numbered.n, matched.created_at, 0 AS batched
+        SELECT id, hook_id, n, batching FROM (
+            SELECT made.id, made.hook_id, numbered.n, matched.created_at, 0 AS batched,
+                NULL AS batching
             FROM made JOIN numbered ON numbered.message_id = made.message_id
             JOIN matched ON matched.n = numbered.n AND matched.id = made.hook_id
             UNION ALL
-            SELECT NULL, id, n, created_at, 1 FROM batched
+            SELECT NULL, id, n, created_at, 1, batching FROM batched
         ) AS fanned
         ORDER BY n, batched, created_at, hook_id
     """
@@ -1220,11 +1229,19 @@ class PostgresStore:
             # One statement, atomic by itself (an autocommit connection commits it alone);
             # keyed fan-outs take their keys' locks first: a transaction.
             keyed = any(p["key"] is not None for p in params)
-            with self._tx(atomic=keyed) as cur:
+            pairs = {(str(p["owner"]), str(p["event"])) for p in params}
+            seen = self._batching_seen
+            hinted = not seen.isdisjoint(pairs)
+            with self._tx(atomic=keyed or hinted) as cur:
                 found = self._fan_out(cur, params, hosts=self._provider is not None)
             if found is None:  # a hook batches: the emit takes a transaction
+                if len(seen) > _BATCHING_SEEN:
+                    seen.clear()
+                seen.update(pairs)
                 with self._tx() as cur:
                     found = self._fan_out(cur, params, hosts=self._provider is not None)
+            elif hinted and not any(isinstance(made, Delivery) for made in found):
+                seen.difference_update(pairs)  # none of them batches any more
             assert found is not None  # in a transaction
             return self._deliveries(found, now)
         if not isinstance(connection, psycopg.Connection):
@@ -1251,11 +1268,9 @@ class PostgresStore:
         """What one fan-out statement made (its rows), with the batches of the batched
         hooks it answered (rows without an id) joined after."""
         made: list[_Made] = [
-            (r[0], r[1], p["owner"], p["event"], p["key"], len(r) > 2 and r[2])
-            for r in rows
-            if r[0] is not None
+            (r[0], r[1], p["owner"], p["event"], p["key"], r[2]) for r in rows if r[0] is not None
         ]
-        made.extend(self._run(cur, self._join_batch(r[1], p)) for r in rows if r[0] is None)
+        made.extend(self._run(cur, self._join_batch(r[1], r[3], p)) for r in rows if r[0] is None)
         return made
 
     def _run(self, cur: psycopg.Cursor[Any], steps: _Steps) -> Delivery:
@@ -1282,99 +1297,109 @@ class PostgresStore:
             made: Delivery = done.value
             return made
 
-    def _join_batch(self, hook_id: str, p: dict[str, Any]) -> _Steps:
+    def _join_batch(self, hook_id: str, batching_text: str, p: dict[str, Any]) -> _Steps:
         """One emit (``p``) to a batched hook, as the statements to run in the emit's
         transaction (a generator, so the sync and async outboxes share it): it joins the
         hook's open batch of its lane, or opens a new one (resthooks.batching.plan decides).
+        Two statements: read the open batch, write what the plan says.
 
-        The open batch's row is locked first (``FOR UPDATE``): a claim that has it waits
-        for this transaction, and one that got it first has cleared ``batch_open``, so the
-        row no longer matches and the emit opens a new batch. A keyed emit holds its
-        batches' turn lock (taken with the others, first), so its "is an earlier keyed batch
-        open" sees every other emit's.
+        The open batch's rows are locked first (``FOR UPDATE``, the delivery and its
+        message, so that an emit that waited for another reads what that one wrote): a
+        claim that has the batch waits for this transaction, and one that got it first has
+        cleared ``batch_open``, so the row no longer matches and the emit opens a new batch.
+        A keyed emit holds its batches' turn lock (taken with the others, first), so its "is
+        an earlier keyed batch open" sees every other emit's.
         """
-        now: datetime = p["now"]
         lane = batch_lane(p["key"])
-        row = yield ("SELECT batching FROM {s}.hooks WHERE id = %s", (hook_id,))
-        batching = Batching.from_text(row[0])
         current = yield (
-            "SELECT id, message_id, batch_entities FROM {s}.deliveries WHERE hook_id = %s "
-            "AND ordering_key IS NOT DISTINCT FROM %s AND batch_open AND state = 'pending' "
-            "ORDER BY created_at DESC, id DESC LIMIT 1 FOR UPDATE",
+            "SELECT d.id, d.message_id, d.batch_entities, m.body FROM {s}.deliveries d "
+            "JOIN {s}.messages m ON m.id = d.message_id WHERE d.hook_id = %s "
+            "AND d.ordering_key IS NOT DISTINCT FROM %s AND d.batch_open "
+            "AND d.state = 'pending' ORDER BY d.created_at DESC, d.id DESC LIMIT 1 "
+            "FOR UPDATE OF d, m",
             (hook_id, lane),
         )
-        open_body = None
-        if current is not None:
-            found = yield ("SELECT body FROM {s}.messages WHERE id = %s", (current[1],))
-            open_body = bytes(found[0])
+        batching = Batching.from_text(batching_text)
         step = plan(
             batching,
             p["event"],
             p["body"],
-            open_body=open_body,
+            open_body=None if current is None else bytes(current[3]),
             open_entities=0 if current is None else current[2],
         )
-        seal = {"now": now, "waiting": WAITING_FOR_TURN}
+        now: datetime = p["now"]
+        args = {
+            "now": now,
+            "waiting": WAITING_FOR_TURN,
+            "body": step.body,
+            "entities": step.entities,
+            "sealed": step.sealed,
+        }
         if current is not None and step.joins:
-            delivery_id = current[0]
-            yield ("UPDATE {s}.messages SET body = %s WHERE id = %s", (step.body, current[1]))
-            yield (
-                "UPDATE {s}.deliveries SET batch_entities = %s WHERE id = %s",
-                (step.entities, delivery_id),
-            )
-            if step.sealed:
-                yield (self._SEAL_BATCH, {**seal, "id": delivery_id})
-        else:
-            if current is not None:
-                yield (self._SEAL_BATCH, {**seal, "id": current[0]})
-            due = now if step.sealed else now + timedelta(seconds=batching.max_wait)
-            if lane is not None:
-                earlier = yield (
-                    "SELECT 1 FROM {s}.deliveries WHERE hook_id = %s AND ordering_key = %s "
-                    "AND next_attempt_at IS NOT NULL LIMIT 1",
-                    (hook_id, lane),
-                )
-                if earlier is not None:
-                    due = WAITING_FOR_TURN  # an earlier keyed batch is open: wait for it
-            made = yield (
-                "WITH message AS (INSERT INTO {s}.messages (body, trace_context) "
-                "VALUES (%(body)s, %(trace_context)s) RETURNING id) "
-                "INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state, "
-                "next_attempt_at, due_at, created_at, updated_at, ordering_key, ordering_seq, "
-                "batch_entities, batch_open) "
-                "SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), h.id, %(owner)s, "
-                "%(event)s, message.id, h.host, 'pending', %(due)s, %(due)s, %(now)s, %(now)s, "
-                "%(lane)s, CASE WHEN %(lane)s::text IS NULL THEN NULL "
-                "ELSE nextval('{s}.ordering_seq') END, %(entities)s, %(open)s "
-                "FROM {s}.hooks h CROSS JOIN message WHERE h.id = %(hook_id)s RETURNING id",
-                {
-                    "body": step.body,
-                    "trace_context": p["trace_context"],
-                    "owner": p["owner"],
-                    "event": p["event"],
-                    "due": due,
-                    "now": now,
-                    "lane": lane,
-                    "entities": step.entities,
-                    "open": None if step.sealed else True,
-                    "hook_id": hook_id,
-                },
-            )
-            delivery_id = made[0]
+            row = yield (self._JOIN_BATCH, {**args, "id": current[0], "message": current[1]})
+            return _delivery(row)
         row = yield (
-            "SELECT {delivery_columns} FROM {s}.deliveries WHERE id = %s",
-            (delivery_id,),
+            self._NEW_BATCH,
+            {
+                **args,
+                "open_id": None if current is None else current[0],
+                "trace_context": p["trace_context"],
+                "owner": p["owner"],
+                "event": p["event"],
+                "due": now if step.sealed else now + timedelta(seconds=batching.max_wait),
+                "lane": lane,
+                "open": None if step.sealed else True,
+                "hook_id": hook_id,
+            },
         )
         return _delivery(row)
 
-    # Seal an open batch (full, or the next emit did not fit): it takes no more entities and
-    # is due now, unless it waits for its ordering key's turn.
-    _SEAL_BATCH: LiteralString = """
-        UPDATE {s}.deliveries SET batch_open = NULL,
+    # The emit joins the open batch: its body and count; sealed if it is full now (it takes
+    # no more entities and is due now, unless it waits for its ordering key's turn).
+    _JOIN_BATCH: LiteralString = """
+        WITH body AS (UPDATE {s}.messages SET body = %(body)s WHERE id = %(message)s),
+        joined AS (
+            UPDATE {s}.deliveries SET batch_entities = %(entities)s
+            WHERE id = %(id)s AND NOT %(sealed)s RETURNING {delivery_columns}
+        ), sealed AS (
+            UPDATE {s}.deliveries SET batch_entities = %(entities)s, batch_open = NULL,
             next_attempt_at = CASE WHEN due_at = %(waiting)s THEN next_attempt_at
                 ELSE least(next_attempt_at, %(now)s) END,
             due_at = CASE WHEN due_at = %(waiting)s THEN due_at ELSE least(due_at, %(now)s) END
-        WHERE id = %(id)s
+            WHERE id = %(id)s AND %(sealed)s RETURNING {delivery_columns}
+        )
+        SELECT * FROM joined UNION ALL SELECT * FROM sealed
+    """
+    # A new batch (after sealing the open one, if there is one): due max_wait from now, now
+    # if it is sealed already, or waiting if an earlier keyed batch of the hook is open (as
+    # any keyed delivery: the statement sees the open batch as it was before the seal).
+    _NEW_BATCH: LiteralString = """
+        WITH seal AS (
+            UPDATE {s}.deliveries SET batch_open = NULL,
+            next_attempt_at = CASE WHEN due_at = %(waiting)s THEN next_attempt_at
+                ELSE least(next_attempt_at, %(now)s) END,
+            due_at = CASE WHEN due_at = %(waiting)s THEN due_at ELSE least(due_at, %(now)s) END
+            WHERE id = %(open_id)s
+        ), message AS (
+            INSERT INTO {s}.messages (body, trace_context)
+            VALUES (%(body)s, %(trace_context)s) RETURNING id
+        )
+        INSERT INTO {s}.deliveries (id, hook_id, owner, event, message_id, host, state,
+            next_attempt_at, due_at, created_at, updated_at, ordering_key, ordering_seq,
+            batch_entities, batch_open)
+        SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), h.id, %(owner)s,
+            %(event)s, message.id, h.host, 'pending', due.at, due.at, %(now)s, %(now)s,
+            %(lane)s, CASE WHEN %(lane)s::text IS NULL THEN NULL
+                ELSE nextval('{s}.ordering_seq') END,
+            %(entities)s, %(open)s
+        FROM {s}.hooks h CROSS JOIN message CROSS JOIN LATERAL (
+            SELECT CASE WHEN %(lane)s::text IS NOT NULL AND EXISTS (
+                SELECT 1 FROM {s}.deliveries o WHERE o.hook_id = h.id
+                    AND o.ordering_key = %(lane)s AND o.next_attempt_at IS NOT NULL
+            ) THEN %(waiting)s ELSE %(due)s::timestamptz END AS at
+        ) AS due
+        WHERE h.id = %(hook_id)s
+        RETURNING {delivery_columns}
     """
 
     def _fan_out(
@@ -1435,7 +1460,7 @@ class PostgresStore:
             found = []
             for r in rows:
                 if r[0] is None:
-                    found.append(self._run(cur, self._join_batch(r[1], params[r[2] - 1])))
+                    found.append(self._run(cur, self._join_batch(r[1], r[3], params[r[2] - 1])))
                 else:
                     found.append((r[0], r[1], owners[r[2] - 1], events[r[2] - 1], None, False))
         if found and self._notifies_in(hosts=hosts):
@@ -1531,13 +1556,12 @@ class PostgresStore:
                     await cur.execute(self._q(self._ENQUEUE_KEYED), params)
                 rows = await cur.fetchall()
                 found: list[_Made] = [
-                    (r[0], r[1], owner, event, ordering_key, len(r) > 2 and r[2])
-                    for r in rows
-                    if r[0] is not None
+                    (r[0], r[1], owner, event, ordering_key, r[2]) for r in rows if r[0] is not None
                 ]
                 for r in rows:
                     if r[0] is None:
-                        found.append(await self._run_async(cur, self._join_batch(r[1], params)))
+                        steps = self._join_batch(r[1], r[3], params)
+                        found.append(await self._run_async(cur, steps))
                 if found and self._notifies_in(hosts=True):
                     await cur.execute("SELECT pg_notify(%s, '')", (self._channel,))
         except psycopg.Error as exc:

@@ -13,19 +13,19 @@ one ``transport.write`` of bytes prepared per URL, feeds the answer to the C par
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import socket
 import ssl
 from types import TracebackType
-from typing import Any
 
 import httptools
 from urllib3.util import parse_url
 
 from ..errors import ConfigurationError, TransportError
 from ..network import IPAddress, NetworkPolicy, Resolver, system_resolver
-from ._protocol import AsyncTransport, Request, Response
-from ._proxy import Proxy, parse_proxy
+from ._protocol import Request, Response
+from ._proxy import Proxy, parse_proxy, proxy_unreachable, tunnel_refused
 from ._rules import (
     CappedBody,
     connection_limit,
@@ -305,9 +305,12 @@ class AsyncioTransport:
     The transport belongs to the event loop of its first :meth:`send`; after :meth:`aclose`,
     the next :meth:`send` may come from another loop.
 
-    With a ``proxy``, requests go through an :class:`AiohttpTransport` made with the same
-    options (aiohttp's ``CONNECT`` tunnel is the one resthooks trusts; this client does not
-    speak to proxies).
+    With a ``proxy``, it dials only the proxy (resolved with the system's resolver, without
+    the policy: the host chose it): ``https`` targets go through a ``CONNECT`` tunnel inside
+    which TLS runs end to end with the receiver (whose certificate is the one checked),
+    ``http`` targets are sent to the proxy in absolute form; IP-literal targets are still
+    checked against ``policy`` first, and checking the receivers' addresses is the proxy's
+    job (see "Security"). ``resolver`` is not used for targets then.
 
     Args:
         policy: The :class:`~resthooks.network.NetworkPolicy` to enforce. Default:
@@ -320,8 +323,8 @@ class AsyncioTransport:
             besides the requests in flight.
         max_connections_per_host: The same, per (scheme, host, port).
         keepalive: Seconds an idle connection stays in the pool.
-        proxy: An egress proxy, ``http://[user:password@]host:port``: sent through
-            :class:`AiohttpTransport` (see above).
+        proxy: An egress proxy, ``http://[user:password@]host:port``, as for
+            :class:`~resthooks.transports.Urllib3Transport` (see above).
 
     Raises:
         ConfigurationError: If ``ssl_context`` does not verify, a limit is not a positive
@@ -369,19 +372,6 @@ class AsyncioTransport:
         ):
             raise ConfigurationError("keepalive must be a positive number of seconds")
         self._keepalive = float(keepalive)
-        self._via: AsyncTransport | None = None
-        if self.proxy is not None:
-            from ._aiohttp import AiohttpTransport  # noqa: PLC0415 - only with a proxy
-
-            self._via = AiohttpTransport(
-                policy=self.policy,
-                resolver=resolver,
-                ssl_context=ssl_context,
-                max_connections=max_connections,
-                max_connections_per_host=max_connections_per_host,
-                keepalive=keepalive,
-                proxy=self.proxy,
-            )
         self._targets: dict[str, _Target] = {}
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._in_use = 0
@@ -406,12 +396,20 @@ class AsyncioTransport:
         )
         if _BAD_VALUE(request_target) or " " in request_target:
             raise TransportError("protocol", "invalid URL")  # unreachable past parse_target
+        head = f" {request_target} HTTP/1.1\r\nHost: {authority}\r\n"
+        proxy = self.proxy
+        if proxy is not None and target.scheme == "http":
+            # To the proxy, in absolute form, with the proxy's credentials (which it strips);
+            # an https target's go on the CONNECT only.
+            head = f" http://{authority}{request_target} HTTP/1.1\r\nHost: {authority}\r\n"
+            if proxy.authorization is not None:
+                head += f"Proxy-Authorization: {proxy.authorization}\r\n"
         prepared = _Target(
             host=target.host,
             port=target.port,
             tls=target.scheme == "https",
             address=address,
-            head=f" {request_target} HTTP/1.1\r\nHost: {authority}\r\n",
+            head=head,
             safe=target.safe,
         )
         if len(self._targets) >= _MAX_TARGETS:
@@ -423,8 +421,6 @@ class AsyncioTransport:
 
     async def send(self, request: Request) -> Response:
         """Send ``request`` once. See :class:`~resthooks.transports.AsyncTransport`."""
-        if self._via is not None:
-            return await self._via.send(request)
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._bind(loop)
@@ -437,6 +433,13 @@ class AsyncioTransport:
         except Exception as exc:  # noqa: BLE001 - a URL or header the wire cannot carry
             raise transport_error(exc, _ERRORS, request.url, _invalid) from None
         conn = await self._acquire(loop, target, request, deadline)
+        if conn.closed:
+            # Between the handshake and now (a new connection's opening is awaited), the
+            # server closed it or spoke unasked: nothing was sent.
+            self._release(conn)
+            raise TransportError(
+                "connection", "the server closed the connection before the request was sent"
+            )
         future: asyncio.Future[None] = loop.create_future()
         conn.begin(future, request.max_response_bytes)
         timer = loop.call_at(deadline, _time_out, conn, future, request.timeouts.total)
@@ -549,16 +552,34 @@ class AsyncioTransport:
         )
 
     async def _open(self, loop: asyncio.AbstractEventLoop, target: _Target) -> _Connection:
-        """Resolve once, validate every answer, connect to a validated address."""
-        if target.address is not None:
-            addresses = [target.address]
+        """Resolve once, validate every answer, connect to a validated address (or to the
+        proxy, through a tunnel for TLS)."""
+        if self.proxy is not None:
+            sock = await self._dial_proxy(loop, self.proxy)
+            if target.tls:
+                try:
+                    await _tunnel(loop, sock, target, self.proxy)
+                except BaseException:
+                    sock.close()
+                    raise
         else:
+            if target.address is not None:
+                addresses = [target.address]
+            else:
+                try:
+                    answers = await loop.run_in_executor(
+                        None, self._resolver, target.host, target.port
+                    )
+                except OSError as exc:
+                    raise resolution_failed(target.host, exc) from None
+                addresses = self.policy.check_resolved(target.host, answers)
             try:
-                answers = await loop.run_in_executor(None, self._resolver, target.host, target.port)
+                sock = await _dial(loop, addresses, target.port)
             except OSError as exc:
-                raise resolution_failed(target.host, exc) from None
-            addresses = self.policy.check_resolved(target.host, answers)
-        sock = await _dial(loop, addresses, target)
+                host = f"[{target.host}]" if ":" in target.host else target.host
+                raise TransportError(
+                    "connection", f"cannot connect to {host}:{target.port}: {_reason(exc)}"
+                ) from None
         conn = _Connection(target.key, self._generation)
         try:
             await loop.create_connection(
@@ -571,6 +592,14 @@ class AsyncioTransport:
             sock.close()
             raise
         return conn
+
+    async def _dial_proxy(self, loop: asyncio.AbstractEventLoop, proxy: Proxy) -> socket.socket:
+        """A socket connected to the proxy (the system's resolver, no policy)."""
+        try:
+            answers = await loop.run_in_executor(None, system_resolver, proxy.host, proxy.port)
+            return await _dial(loop, [ipaddress.ip_address(a) for a in answers], proxy.port)
+        except OSError as exc:
+            raise TransportError("connection", proxy_unreachable(proxy, _reason(exc))) from None
 
     def _pool(self, loop: asyncio.AbstractEventLoop, conn: _Connection) -> None:
         if conn.generation != self._generation:
@@ -634,9 +663,6 @@ class AsyncioTransport:
 
         .. versionadded:: 0.2.0
         """
-        if self._via is not None:
-            via: Any = self._via
-            return list(via.pooled_hosts())
         loop = self._loop
         if loop is None or loop.is_closed():
             return []
@@ -658,9 +684,6 @@ class AsyncioTransport:
 
     async def aclose(self) -> None:
         """Close every pooled connection (the transport can send again afterwards)."""
-        if self._via is not None:
-            await self._via.aclose()
-            return
         idle, self._idle = self._idle, {}
         for connections in idle.values():
             for conn in connections:
@@ -701,17 +724,21 @@ def _time_out(conn: _Connection, future: asyncio.Future[None], total: float) -> 
 
 
 async def _dial(
-    loop: asyncio.AbstractEventLoop, addresses: list[IPAddress], target: _Target
+    loop: asyncio.AbstractEventLoop, addresses: list[IPAddress], port: int
 ) -> socket.socket:
-    """A socket connected to the first of ``addresses`` that accepts, in order."""
-    last: OSError | None = None
+    """A socket connected to the first of ``addresses`` that accepts, in order.
+
+    Raises:
+        OSError: The last address's error, when none accepts.
+    """
+    last: OSError = OSError("no address to connect to")
     for address in addresses:
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await loop.sock_connect(sock, (str(address), target.port))
+            await loop.sock_connect(sock, (str(address), port))
         except OSError as exc:
             sock.close()
             last = exc
@@ -720,9 +747,45 @@ async def _dial(
             sock.close()
             raise
         return sock
+    raise last
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+async def _tunnel(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, target: _Target, proxy: Proxy
+) -> None:
+    """Ask the proxy on ``sock`` for a tunnel to ``target`` (``CONNECT``); raise unless it
+    answers 2xx. The receiver's TLS handshake then runs inside it."""
     host = f"[{target.host}]" if ":" in target.host else target.host
-    reason = last.strerror or str(last) if last is not None else "no address"
-    raise TransportError("connection", f"cannot connect to {host}:{target.port}: {reason}")
+    authority = f"{host}:{target.port}"
+    head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+    if proxy.authorization is not None:
+        head += f"Proxy-Authorization: {proxy.authorization}\r\n"
+    try:
+        await loop.sock_sendall(sock, (head + "\r\n").encode("ascii"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = await loop.sock_recv(sock, 65536)
+            if not chunk:
+                raise ConnectionError("the proxy closed the connection before answering")
+            answer += chunk
+            if len(answer) > _MAX_HEAD:
+                raise ConnectionError("the proxy's answer to CONNECT is too long")
+    except OSError as exc:
+        raise TransportError("connection", proxy_unreachable(proxy, _reason(exc))) from None
+    head_bytes, _, rest = answer.partition(b"\r\n\r\n")
+    version, _, status_reason = head_bytes.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
+    status, _, reason = status_reason.partition(" ")
+    if not version.startswith("HTTP/1.") or not status.isdigit():
+        raise TransportError("protocol", "invalid response from the proxy to CONNECT")
+    if not 200 <= int(status) < 300:
+        raise TransportError("connection", tunnel_refused(authority, int(status), reason))
+    if rest:
+        # Bytes before the receiver's TLS handshake: the tunnel's framing is not to be trusted.
+        raise TransportError("protocol", "the proxy sent bytes after its CONNECT answer")
 
 
 def _request_bytes(request: Request, target: _Target) -> bytes:
