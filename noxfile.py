@@ -18,7 +18,8 @@ def tests(session: nox.Session) -> None:
     """Run the whole test suite with branch coverage."""
     session.install(
         "-e",
-        ".[postgres,async,django,flask,fastapi,otel,prometheus,schemas]",
+        # Every extra but postgres-binary, as .ci/run and README.md (tests/test_project_files.py)
+        ".[postgres,async,django,flask,fastapi,otel,prometheus,ed25519,schemas]",
         *nox.project.dependency_groups(PYPROJECT, "tests"),
     )
     session.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import socket
@@ -71,6 +72,7 @@ ASYNC_FACE = frozenset(
         "ping",
         "revive",
         "emit",
+        "emit_many",
         "deliveries",
         "get_delivery",
         "attempts",
@@ -315,7 +317,12 @@ def _make_loopback_dispatcher() -> Iterator[Callable[..., Dispatcher]]:
 
 
 class BlackHole:
-    """A TCP server on loopback that accepts connections, reads nothing and never answers."""
+    """A TCP server on loopback that accepts connections, reads nothing and never answers.
+
+    Until :meth:`release`: from then on it closes every connection, held or new, without a
+    word (the sender sees a ``connection`` error), so a test can end a hanging attempt when
+    a condition holds instead of after a deadline.
+    """
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -323,6 +330,8 @@ class BlackHole:
         self.sock.listen(128)
         self.connections: list[socket.socket] = []
         self.accepted = threading.Semaphore(0)
+        self.released = threading.Event()
+        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -332,19 +341,31 @@ class BlackHole:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.connections.append(conn)
+            with self._lock:
+                if self.released.is_set():
+                    conn.close()
+                else:
+                    self.connections.append(conn)
             self.accepted.release()
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.sock.getsockname()[1]}{path}"
+
+    def release(self) -> None:
+        """Close the connections held, and every one accepted from now on."""
+        with self._lock:
+            self.released.set()
+            for conn in self.connections:
+                conn.close()
 
     def close(self) -> None:
         # shutdown() wakes the thread blocked in accept(); close() alone does not on Linux.
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
-        for conn in self.connections:
-            conn.close()
+        with self._lock:
+            for conn in self.connections:
+                conn.close()
 
 
 @pytest.fixture(name="receiver")
@@ -366,9 +387,10 @@ def _black_hole() -> Iterator[BlackHole]:
 
 class AsyncReceiver:
     """An aiohttp server on loopback, on an event loop of its own thread, for many requests
-    at once: each waits ``delay`` seconds (or, while ``hold`` is on, until :meth:`release`),
-    then gets ``status``. It counts the requests open at once (``open``, ``max_open``) and
-    records each ``webhook-id`` it received."""
+    at once: each waits ``delay`` seconds (or, while ``hold`` is on, until :meth:`release`;
+    or, while ``one_at_a_time`` is on, until :meth:`answer_oldest` picks it), then gets
+    ``status``. It counts the requests open at once (``open``, ``max_open``) and records each
+    ``webhook-id`` it received."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         from aiohttp import web  # noqa: PLC0415 - only the async tests need it
@@ -376,6 +398,8 @@ class AsyncReceiver:
         self.delay = 0.0
         self.status = 204
         self.hold = False
+        self.one_at_a_time = False
+        self._waiting: collections.deque[asyncio.Event] = collections.deque()
         self.open = 0
         self.max_open = 0
         self.received: list[str] = []
@@ -391,6 +415,10 @@ class AsyncReceiver:
             self.max_open = max(self.max_open, self.open)
             self.open_at_arrival.append(self.open)
             try:
+                if self.one_at_a_time:
+                    picked = asyncio.Event()
+                    self._waiting.append(picked)
+                    await picked.wait()
                 if self.hold:
                     assert self._released is not None
                     await self._released.wait()
@@ -430,7 +458,17 @@ class AsyncReceiver:
         assert self._released is not None
         self.loop.call_soon_threadsafe(self._released.set)
 
+    def answer_oldest(self) -> None:
+        """Answer the request that has waited longest (with ``one_at_a_time`` on)."""
+
+        def answer() -> None:
+            self._waiting.popleft().set()
+
+        self.loop.call_soon_threadsafe(answer)
+
     def close(self) -> None:
+        self.one_at_a_time = False
+        self.loop.call_soon_threadsafe(lambda: [e.set() for e in self._waiting])
         if self._released is not None:
             self.release()
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)

@@ -102,6 +102,7 @@ def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
                 "rotate_secret",
                 "revive",
                 "emit",
+                "emit_many",
                 "deliveries",
                 "get_delivery",
                 "attempts",
@@ -157,6 +158,17 @@ def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         }
         if draw(st.booleans()):
             args["ordering_key"] = either(st.sampled_from(["party:1", "party:2", None]))
+    elif name == "emit_many":
+        item = st.one_of(
+            st.tuples(
+                st.one_of(event, anything),
+                st.one_of(st.just({"id": 1}), anything),
+                st.one_of(owner, anything),
+            ),
+            st.tuples(event, st.just({"id": 2}), owner, st.one_of(st.just("party:1"), anything)),
+            anything,
+        )
+        args = {"events": either(st.lists(item, max_size=4))}
     elif name == "deliveries":
         args = {"owner": either(owner)}
         for key, good in (

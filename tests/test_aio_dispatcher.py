@@ -156,6 +156,58 @@ def test_an_aiosqlite_connection_is_refused_with_the_reason(tmp_path: Any) -> No
         store.close()
 
 
+def test_emit_many_refuses_an_async_connection_and_stores_nothing(tmp_path: Any) -> None:
+    """emit_many through an async connection is refused (ConfigurationError naming
+    ``connection``) before anything is validated or stored."""
+    aiosqlite = pytest.importorskip("aiosqlite", reason="aiosqlite is in the tests group")
+    store = SQLiteStore(tmp_path / "hooks.db")
+    hooks = AsyncDispatcher(Dispatcher(store, clock=FakeClock()))
+
+    async def main() -> None:
+        await hooks.subscribe("party/created", URL, owner="acme")
+        async with aiosqlite.connect(tmp_path / "hooks.db") as conn:
+            with pytest.raises(ConfigurationError, match=r"^connection: emit_many cannot"):
+                await hooks.emit_many([("party/created", {"id": 1}, "acme")], connection=conn)
+
+    try:
+        asyncio.run(main())
+        assert store.list_deliveries() == []
+    finally:
+        store.close()
+
+
+def test_emit_many_runs_in_the_executor_with_the_callers_context() -> None:
+    """emit_many's store work runs on the face's executor (never on the loop's thread), with
+    the caller's context variables."""
+    seen: list[tuple[str, str]] = []
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="none")
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emit-many-test")
+    engine = Dispatcher(MemoryStore(), clock=FakeClock())
+    engine.subscribe("party/created", URL, owner="acme")
+    enqueue_many = engine.store.enqueue_many
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        import threading  # noqa: PLC0415
+
+        seen.append((threading.current_thread().name, marker.get()))
+        return enqueue_many(*args, **kwargs)
+
+    engine.store.enqueue_many = watched  # type: ignore[method-assign]
+    hooks = AsyncDispatcher(engine, executor=executor)
+
+    async def main() -> int:
+        marker.set("caller")
+        return len(await hooks.emit_many([("party/created", {"id": 1}, "acme")] * 2))
+
+    try:
+        assert asyncio.run(main()) == 2
+    finally:
+        executor.shutdown()
+    [(thread, value)] = seen
+    assert thread.startswith("emit-many-test")
+    assert value == "caller"
+
+
 def test_a_sync_sqlite_connection_still_works_through_the_async_face(tmp_path: Any) -> None:
     """A sqlite3 connection (check_same_thread=False) is used in a thread, as emit uses it."""
     path = tmp_path / "hooks.db"
@@ -203,7 +255,12 @@ def _outcome(call: Any) -> tuple[str, str | None]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    method=st.sampled_from(["subscribe", "emit", "get_hook", "hooks", "deliveries", "stats"]),
+    method=st.sampled_from(
+        [
+            *("subscribe", "emit", "emit_many", "emit_many_item"),
+            *("get_hook", "hooks", "deliveries", "stats"),
+        ]
+    ),
     first=_junk,
     owner=_junk,
 )
@@ -215,6 +272,10 @@ def test_fuzzed_calls_fail_alike_on_both_faces(method: str, first: Any, owner: A
     calls = {
         "subscribe": lambda d: d.subscribe(first, URL, owner=owner),
         "emit": lambda d: d.emit("party/created", first, owner=owner),
+        "emit_many": lambda d: d.emit_many(first),
+        "emit_many_item": lambda d: d.emit_many(
+            [("party/created", {"id": 1}, "acme"), ("party/created", first, owner)]
+        ),
         "get_hook": lambda d: d.get_hook(first, owner=owner),
         "hooks": lambda d: d.hooks(owner=owner, event=first),
         "deliveries": lambda d: d.deliveries(owner=owner, limit=first),

@@ -36,7 +36,7 @@ def test_the_projects_own_tests_pass_under_djangos_runner(env: dict[str, str]) -
     the store's tables inside it (the default) and with the store elsewhere (on_commit)."""
     result = run(["manage.py", "test", "crm", "-v", "2"], cwd=DJANGO_PROJECT, env=env)
     assert result.returncode == 0, result.stderr[-5000:]
-    assert "Ran 18 tests" in result.stderr
+    assert "Ran 20 tests" in result.stderr
     assert "OK" in result.stderr
 
 

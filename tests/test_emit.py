@@ -361,6 +361,31 @@ def test_emit_many_on_a_store_without_enqueue_many(dispatcher: Dispatcher) -> No
     assert (calls, [d.owner for d in made]) == (["a", "b"], ["a"])
 
 
+def test_emit_many_on_both_faces(subscribed: Dispatcher) -> None:
+    """emit_many (sync, and awaited on the asyncio face) fans out every event, in order, and
+    refuses a bad event by its field and index, storing none of the batch."""
+    made = subscribed.emit_many(
+        [("party/created", {"id": 1}, "acme"), ("party/created", {"id": 2}, "acme", "p:1")]
+    )
+    assert [d.ordering_key for d in made] == [None] * 3 + ["p:1"] * 3
+    assert len({d.id for d in made}) == 6
+    before = len(subscribed.deliveries(owner="acme", limit=100))
+    for bad, field in (
+        (("party/nope", {}, "acme"), "event"),
+        (("party/created", {}, ""), "owner"),
+        (("party/created", {"x": object()}, "acme"), "payload"),
+        (("party/created", {}, "acme", ""), "ordering_key"),
+    ):
+        with pytest.raises(ValidationError) as info:
+            subscribed.emit_many([("party/created", {"id": 3}, "acme"), bad])
+        assert (field, True) == (info.value.field, "events[1]" in str(info.value))
+    with pytest.raises(ValidationError) as info:
+        subscribed.emit_many("party/created")  # type: ignore[arg-type]
+    assert info.value.field == "events"
+    assert before == len(subscribed.deliveries(owner="acme", limit=100))
+    assert subscribed.emit_many([]) == []
+
+
 def test_a_lazy_fan_out_behaves_like_a_list(tmp_path: object) -> None:
     """SQLite's fan-out result (built when first read) compares, indexes, slices and
     prints like the list of its deliveries, also after the store is closed."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +75,37 @@ def test_every_metric_has_one_prometheus_spelling() -> None:
     """No two metrics share a name, in either exporter's spelling."""
     assert len({m.name for m in METRICS}) == len(METRICS)
     assert len({m.prometheus_name for m in METRICS}) == len(METRICS)
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "observability.md"
+# | `resthooks.x` (kind[, s][, `resthooks.label`]) | `resthooks_x[{label}]` | what |
+_FIGURE_ROW = re.compile(
+    r"^\| `(resthooks\.[a-z_.]+)` \(([^)]*)\) \| `([a-z_]+)(?:\{([a-z]+)\})?` \|"
+)
+
+
+def test_the_docs_table_of_figures_is_metrics() -> None:
+    """docs/observability.md's table lists every figure of METRICS and nothing else, each
+    with its kind, a seconds unit, its attribute and its Prometheus name and label."""
+    documented = {}
+    for line in DOCS.read_text().splitlines():
+        if found := _FIGURE_ROW.match(line):
+            name, details, prometheus_name, prometheus_label = found.groups()
+            kind, *rest = (part.strip().strip("`") for part in details.split(","))
+            unit = next((p for p in rest if not p.startswith("resthooks.")), None)
+            attribute = next((p for p in rest if p.startswith("resthooks.")), None)
+            documented[name] = (kind, unit, attribute, prometheus_name, prometheus_label)
+    expected = {
+        m.name: (
+            m.kind,
+            "s" if m.unit == "s" else None,
+            m.attribute,
+            m.prometheus_name,
+            m.prometheus_label,
+        )
+        for m in METRICS
+    }
+    assert expected == documented
 
 
 @pytest.mark.parametrize("bad", [-1, float("inf"), float("nan"), "10", True, None])

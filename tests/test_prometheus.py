@@ -17,7 +17,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+import resthooks.prometheus
 from resthooks import ConfigurationError, Dispatcher
+from resthooks.observability import METRICS
 from resthooks.prometheus import instrument, metrics_registry, serve_metrics
 from resthooks.stores import MemoryStore, SQLiteStore
 from resthooks.testing import FakeClock, HookReceiver, RecordingTransport
@@ -32,6 +34,18 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for sample in family.samples:
             found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
+
+
+def test_the_module_docstring_lists_every_figure() -> None:
+    """The table in resthooks.prometheus's docstring is METRICS, in its order: each figure's
+    Prometheus name, type and label, and no other."""
+    assert resthooks.prometheus.__doc__ is not None
+    rows = [
+        found.groups()
+        for line in resthooks.prometheus.__doc__.splitlines()
+        if (found := re.match(r"``(resthooks_\w+)``\s+(\w+)(?:\s+``(\w+)``)?", line))
+    ]
+    assert [(m.prometheus_name, m.kind, m.prometheus_label) for m in METRICS] == rows
 
 
 def test_the_registry_holds_every_figure() -> None:

@@ -142,20 +142,27 @@ def test_restart_loses_nothing_and_dead_hook_stays_dead(
 
 
 def test_sigkilled_workers_lose_no_delivery(tmp_path: Path, receiver: HookReceiver) -> None:
-    """Workers killed with SIGKILL at random moments lose no delivery, duplicate at most one
-    each (batch size 1), and leave every delivery final and the file intact."""
+    """Workers killed with SIGKILL at random moments lose no delivery, send at most one
+    request each that the attempt log does not know of (batch size 1), and leave every
+    delivery final and the file intact.
+
+    A duplicate is a request the log does not know of (a killed worker's) or one whose
+    attempt the log holds as failed (on a loaded machine an answer can come after the 2 s
+    deadline of an attempt): both are counted, neither depends on the machine's speed."""
     db = tmp_path / "hooks.db"
     store = SQLiteStore(db)
     _add_hooks(store, receiver, 10)
     emitted = _emit(store, 150)
     assert len(emitted) == 1500
-    rng = random.Random()
+    seed = random.randrange(2**32)
+    print(f"seed {seed}")
+    rng = random.Random(seed)
     kills = 0
     for _ in range(5):
         before = sum(_delivered(receiver).values())
         proc = _worker(db, "--batch", "1", "--lease", "3", "--total", "2")
         # Kill it at a random moment once it is delivering (its start-up time varies a lot).
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while sum(_delivered(receiver).values()) == before and proc.poll() is None:
             assert time.monotonic() < deadline, "the worker never delivered anything"
             time.sleep(0.01)
@@ -163,16 +170,21 @@ def test_sigkilled_workers_lose_no_delivery(tmp_path: Path, receiver: HookReceiv
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
-        proc.communicate(timeout=10)
+        proc.communicate(timeout=60)
     left = store.stats().deliveries
     assert left["pending"] + left["in_flight"] > 0, "the kills must land while work remains"
     assert left["delivered"] > 0, "the killed workers delivered some before they died"
-    # The last worker waits out the leases of the killed ones before it calls the outbox empty.
-    _finish(_worker(db, "--batch", "1", "--lease", "3", "--total", "2"))
+    # The last worker waits out the leases of the killed ones before it calls the outbox empty
+    # (and any retry a late answer made due meanwhile).
+    _finish(_worker(db, "--batch", "1", "--lease", "3", "--total", "2"), timeout=600)
     counts = _delivered(receiver)
     assert set() == emitted - set(counts), "every delivery reached the receiver"
+    logged = {i: len(store.attempts(i)) for i in emitted}
+    unlogged = sum(max(0, counts[i] - logged[i]) for i in emitted)
+    assert unlogged <= kills, (unlogged, kills)
+    failed_tries = sum(n - 1 for n in logged.values())  # each delivered once, on its last try
     duplicates = sum(n - 1 for n in counts.values())
-    assert duplicates <= kills, (duplicates, kills)
+    assert duplicates <= kills + failed_tries, (duplicates, kills, failed_tries)
     stats = store.stats().deliveries
     assert len(emitted) == stats["delivered"]
     store.close()

@@ -7,94 +7,25 @@ against small raw-socket servers on loopback that behave well or badly on purpos
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
-import struct
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from raw_server import Handle, RawServer, reset
 from resthooks import NetworkPolicy, TransportError
 from resthooks.transports import Request, Response, Timeouts, Transport
 
 MakeTransport = Callable[..., Transport]
-Handle = Callable[[socket.socket], None]
-
-
-class ScriptedServer:
-    """A TCP server on loopback; every connection is handed to ``handle`` in a thread.
-
-    ``requests`` keeps the raw head (request line and headers) of every request read with
-    :meth:`read_request`.
-    """
-
-    def __init__(self, handle: Handle) -> None:
-        self.handle = handle
-        self.requests: list[bytes] = []
-        self.connections = 0
-        self._threads: list[threading.Thread] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._accepting = threading.Thread(target=self._accept, daemon=True)
-        self._accepting.start()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _run(self, conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
-            self.handle(conn)
-
-    def read_request(self, conn: socket.socket) -> bool:
-        """Read one request (head and Content-Length body); False at the end of the stream."""
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return False
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        self.requests.append(head)
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(body) < length:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return False
-            body += chunk
-        return True
-
-    def close(self) -> None:
-        # shutdown() wakes the thread blocked in accept(); close() alone does not on Linux.
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(5)
 
 
 @pytest.fixture(name="serve")
-def _serve() -> Iterator[Callable[[Handle], ScriptedServer]]:
-    servers: list[ScriptedServer] = []
+def _serve() -> Iterator[Callable[[Handle], RawServer]]:
+    servers: list[RawServer] = []
 
-    def start(handle: Handle) -> ScriptedServer:
-        servers.append(ScriptedServer(handle))
+    def start(handle: Handle) -> RawServer:
+        servers.append(RawServer(handle))
         return servers[-1]
 
     yield start
@@ -102,20 +33,27 @@ def _serve() -> Iterator[Callable[[Handle], ScriptedServer]]:
         server.close()
 
 
-def _request(url: str, *, cap: int = 16) -> Request:
+# Generous: on a loaded machine a server thread can wait seconds for its turn, and no answer
+# but silence may end in a timeout. Only the server that never answers gets the short deadline
+# (it never answers, so how short it is changes nothing but the test's length).
+TIMEOUTS = Timeouts(connect=10.0, total=30.0)
+SILENCE_TIMEOUTS = Timeouts(connect=1.0, total=1.0)
+
+
+def _request(url: str, *, cap: int = 16, timeouts: Timeouts = TIMEOUTS) -> Request:
     return Request(
         method="POST",
         url=url,
         headers={"Content-Type": "application/json", "User-Agent": "resthooks-test"},
         body=b'{"event": "party/created"}',
-        timeouts=Timeouts(connect=1.0, total=1.0),
+        timeouts=timeouts,
         max_response_bytes=cap,
     )
 
 
-def _reset(conn: socket.socket) -> None:
-    """Close with a TCP reset rather than a FIN (SO_LINGER with a zero timeout)."""
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+def _request_for(behaviour: str, url: str) -> Request:
+    """The request for a server ``behaviour``: the short deadline only for silence."""
+    return _request(url, timeouts=SILENCE_TIMEOUTS if behaviour == "never-answers" else TIMEOUTS)
 
 
 # name -> (what the server does after reading the request, the kind of the error)
@@ -134,13 +72,13 @@ FAILURES: dict[str, tuple[bytes | None, str]] = {
 }
 
 
-def _failing(answer: bytes | None, server_of: Callable[[], ScriptedServer]) -> Handle:
+def _failing(answer: bytes | None, server_of: Callable[[], RawServer]) -> Handle:
     def handle(conn: socket.socket) -> None:
         server = server_of()
         if not server.read_request(conn):
             return
         if answer is None:
-            _reset(conn)
+            reset(conn)
         elif answer == b"...":
             conn.recv(1)  # until the client gives up and closes
         elif answer:
@@ -149,10 +87,8 @@ def _failing(answer: bytes | None, server_of: Callable[[], ScriptedServer]) -> H
     return handle
 
 
-def _start_failing(
-    serve: Callable[[Handle], ScriptedServer], answer: bytes | None
-) -> ScriptedServer:
-    box: list[ScriptedServer] = []
+def _start_failing(serve: Callable[[Handle], RawServer], answer: bytes | None) -> RawServer:
+    box: list[RawServer] = []
     box.append(serve(_failing(answer, lambda: box[0])))
     return box[0]
 
@@ -161,7 +97,7 @@ def _start_failing(
 def test_the_same_server_behaviour_is_the_same_error_kind(
     make_transport: MakeTransport,
     loopback_policy: NetworkPolicy,
-    serve: Callable[[Handle], ScriptedServer],
+    serve: Callable[[Handle], RawServer],
     behaviour: str,
 ) -> None:
     """Each bad answer (reset, silence, garbage, a short body, a huge header, no answer) is
@@ -170,7 +106,7 @@ def test_the_same_server_behaviour_is_the_same_error_kind(
     answer, kind = FAILURES[behaviour]
     server = _start_failing(serve, answer)
     with make_transport(policy=loopback_policy) as transport, pytest.raises(TransportError) as info:
-        transport.send(_request(server.url()))
+        transport.send(_request_for(behaviour, server.url()))
     assert kind == info.value.kind, info.value.message
     assert len(server.requests) == 1  # sent exactly once
 
@@ -178,14 +114,14 @@ def test_the_same_server_behaviour_is_the_same_error_kind(
 def test_a_reset_in_the_middle_of_the_body_is_a_connection_error(
     make_transport: MakeTransport,
     loopback_policy: NetworkPolicy,
-    serve: Callable[[Handle], ScriptedServer],
+    serve: Callable[[Handle], RawServer],
 ) -> None:
     """The server starts a long body, then resets the connection: ``connection``."""
 
     def handle(conn: socket.socket) -> None:
         if server.read_request(conn):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
-            _reset(conn)
+            reset(conn)
 
     server = serve(handle)
     with make_transport(policy=loopback_policy) as transport, pytest.raises(TransportError) as info:
@@ -256,7 +192,7 @@ EXPECTED: dict[str, Response] = {
 def test_the_same_answer_is_the_same_response(
     make_transport: MakeTransport,
     loopback_policy: NetworkPolicy,
-    serve: Callable[[Handle], ScriptedServer],
+    serve: Callable[[Handle], RawServer],
     name: str,
 ) -> None:
     """Status, lower-case headers, the capped body and ``truncated`` are the same from both
@@ -278,7 +214,7 @@ def test_the_same_answer_is_the_same_response(
 def test_both_transports_send_the_same_request(
     make_transport: MakeTransport,
     loopback_policy: NetworkPolicy,
-    serve: Callable[[Handle], ScriptedServer],
+    serve: Callable[[Handle], RawServer],
 ) -> None:
     """The receiver sees the same request line and header names from either transport (but
     for the ``Accept: */*`` aiohttp adds): no credentials from the URL, no cookies kept from
@@ -318,7 +254,7 @@ SECRETS = ("hunter2", "alice", "s3cret", "token=")
 def test_no_secret_of_the_url_in_errors_or_logs(
     make_transport: MakeTransport,
     loopback_policy: NetworkPolicy,
-    serve: Callable[[Handle], ScriptedServer],
+    serve: Callable[[Handle], RawServer],
     caplog: pytest.LogCaptureFixture,
     behaviour: str,
 ) -> None:
@@ -340,7 +276,7 @@ def test_no_secret_of_the_url_in_errors_or_logs(
     scheme = "https" if behaviour == "tls" else "http"
     url = f"{scheme}://alice:hunter2@127.0.0.1:{port}/hook?token=s3cret"
     with make_transport(policy=policy) as transport, pytest.raises(TransportError) as info:
-        transport.send(_request(url))
+        transport.send(_request_for(behaviour, url))
     shown = [str(info.value), repr(info.value), *(r.getMessage() for r in caplog.records)]
     for text in shown:
         for secret in SECRETS:
@@ -351,7 +287,7 @@ def test_no_secret_of_the_url_in_errors_or_logs(
 def test_a_header_value_with_a_line_break_is_a_protocol_error(
     make_transport: MakeTransport,
     loopback_policy: NetworkPolicy,
-    serve: Callable[[Handle], ScriptedServer],
+    serve: Callable[[Handle], RawServer],
     value: str,
 ) -> None:
     """A header value that would end its line (header injection) is refused as ``protocol``
@@ -367,7 +303,7 @@ def test_a_header_value_with_a_line_break_is_a_protocol_error(
         url=server.url(),
         headers={"Content-Type": "application/json", "X-Custom": value},
         body=b"{}",
-        timeouts=Timeouts(connect=1.0, total=1.0),
+        timeouts=TIMEOUTS,
     )
     with make_transport(policy=loopback_policy) as transport, pytest.raises(TransportError) as info:
         transport.send(request)
@@ -378,7 +314,7 @@ def test_a_header_value_with_a_line_break_is_a_protocol_error(
 def test_a_server_that_closes_on_accept_is_a_connection_error(
     make_transport: MakeTransport,
     loopback_policy: NetworkPolicy,
-    serve: Callable[[Handle], ScriptedServer],
+    serve: Callable[[Handle], RawServer],
 ) -> None:
     """The server accepts the connection and closes it at once, before any request: a
     ``connection`` error (not a ``timeout`` at the deadline), from every transport."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
-import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -15,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
+from raw_server import RawServer, answering
 from resthooks import (
     ConfigurationError,
     Dispatcher,
@@ -166,45 +165,11 @@ def test_an_accepted_url_means_the_same_to_both_parsers(scheme: str, body: str) 
 # -- the transport applies the shape rules too ---------------------------------------------------
 
 
-class _RawServer:
-    """A loopback TCP server that answers each request with fixed bytes, and counts them."""
-
-    def __init__(self, answer: bytes) -> None:
-        self.answer = answer
-        self.requests: list[bytes] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                self.requests.append(data)
-                conn.sendall(self.answer)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in the thread
-        self.sock.close()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture(name="malformed_server")
-def _malformed_server() -> Iterator[_RawServer]:
+def _malformed_server() -> Iterator[RawServer]:
     # A header line without a colon: http.client keeps it as unparsed data, and urllib3
     # warns "Failed to parse headers (url=...)" on the urllib3.connection logger.
-    server = _RawServer(
+    server = answering(
         b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nthis line is no header\r\n"
         b"Connection: close\r\n\r\n"
     )
@@ -221,7 +186,7 @@ def test_transport_refuses_bad_shapes_before_dialling(
 ) -> None:
     """A stored URL that breaks the shape rules is refused by the transport (``protocol``, an
     invalid URL): nothing is sent."""
-    server = _RawServer(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+    server = answering(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
     try:
         url = (
             f"http://127.0.0.1:{server.port}{url_tail}"
@@ -239,7 +204,7 @@ def test_transport_refuses_bad_shapes_before_dialling(
 
 
 def test_no_log_record_carries_the_query_string(
-    malformed_server: _RawServer, caplog: pytest.LogCaptureFixture
+    malformed_server: RawServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A malformed header line makes urllib3 warn with the URL: the api_key is masked there too.
 
@@ -400,7 +365,7 @@ def test_deny_wins_over_allow() -> None:
 
 def test_deny_networks_are_enforced_at_dial(make_transport: Callable[..., Transport]) -> None:
     """A name resolving to a denied address is blocked at every attempt; nothing is sent."""
-    server = _RawServer(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+    server = answering(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
     try:
         policy = NetworkPolicy(allow_networks=["127.0.0.0/8"], deny_networks=["127.0.0.1/32"])
         transport = make_transport(policy=policy, resolver=lambda h, p: ["127.0.0.1"])
@@ -430,7 +395,7 @@ def test_allowed_ports_at_subscribe(dispatcher: Dispatcher) -> None:
 
 def test_allowed_ports_at_dial(make_transport: Callable[..., Transport]) -> None:
     """A port outside the list is blocked when dialled, before any connection."""
-    server = _RawServer(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+    server = answering(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
     try:
         policy = NetworkPolicy(allow_networks=["127.0.0.0/8"], allowed_ports={443})
         with pytest.raises(TransportError) as info:

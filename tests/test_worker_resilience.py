@@ -178,8 +178,11 @@ class BrokenStore(MemoryStore):
         self.method = method
         self.error = error
         self.times = times
+        self.asked = threading.Event()  # the broken method was called at least once
 
     def _maybe_fail(self, name: str) -> None:
+        if name == self.method:
+            self.asked.set()
         if name == self.method and self.times:
             self.times -= 1
             raise self.error
@@ -216,11 +219,23 @@ def test_any_store_error_in_any_step_is_logged_once_and_the_loop_goes_on(
     if method != "next_due_at":
         dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
     else:
-        # Only an idle worker asks next_due_at: emit once it has started sleeping.
-        threading.Timer(0.3, dispatcher.emit, (EVENT, {"id": 1}), {"owner": OWNER}).start()
+        # Only an idle worker asks next_due_at: emit once it has asked (it is idle then),
+        # however long the worker took to start.
+        def emit_when_idle() -> None:
+            if store.asked.wait(30):
+                dispatcher.emit(EVENT, {"id": 1}, owner=OWNER)
+
+        threading.Thread(target=emit_when_idle, daemon=True).start()
+
+    def store_works_again() -> bool:
+        return any("works again" in r.getMessage() for r in list(caplog.records))
 
     with caplog.at_level(logging.WARNING, logger="resthooks"):
-        summary = run_until(dispatcher, delivered.is_set, poll_interval=0.5)
+        # Done once delivered and the loop has got through a whole round again, in whichever
+        # order the two come (the delivery can land before the third failed try).
+        summary = run_until(
+            dispatcher, lambda: delivered.is_set() and store_works_again(), poll_interval=0.5
+        )
 
     assert summary.delivered == 1
     failures = [r for r in caplog.records if "the store failed" in r.getMessage()]

@@ -63,6 +63,7 @@ from .network import NetworkPolicy
 from .observability import OutboxMonitor, read_outbox
 from .outcomes import DeliverySummary
 from .stores import SQLiteStore, Store
+from .transports import Urllib3Transport
 from .urls import mask_url, validate_target_url
 
 if TYPE_CHECKING:
@@ -412,7 +413,16 @@ class _Context:
         """The engine on this store (the app's own Dispatcher, with an app)."""
         if self.app is not None:
             return _app.sync_dispatcher(self.app_dispatcher())
-        return Dispatcher(self.store(create=create), network_policy=self.policy())
+        policy = self.policy()
+        proxy = getattr(self.args, "proxy", None)
+        if proxy is None:
+            return Dispatcher(self.store(create=create), network_policy=policy)
+        try:  # before the store is opened: a bad --proxy changes nothing
+            transport = Urllib3Transport(policy=policy, proxy=proxy)
+        except ConfigurationError as exc:
+            raise _BadInput(f"--proxy: {exc}") from None
+        # The asyncio worker's default transport takes the same proxy from this one.
+        return Dispatcher(self.store(create=create), network_policy=policy, transport=transport)
 
     def close(self) -> None:
         if self._store is not None:
@@ -1511,6 +1521,13 @@ def _build_parser(  # noqa: PLR0915 - one statement per option, in help order
     )
     worker.add_argument("--once", action="store_true", help="stop when nothing is due")
     allow_network(worker)
+    if not app:
+        worker.add_argument(
+            "--proxy",
+            metavar="URL",
+            help="send every delivery through this egress proxy, http://[user:password@]host:port"
+            " (an SSRF-safe one: it resolves and dials the receivers)",
+        )
     _worker_observability(worker)
 
     deliveries = command(commands, "deliveries", None, "deliveries: list, show, redeliver, replay")

@@ -1,6 +1,7 @@
 """Prometheus metrics for hosts using ``prometheus_client`` (the ``resthooks[prometheus]`` extra).
 
-The figures are those of :mod:`resthooks.observability`, under Prometheus names:
+The figures are :data:`resthooks.observability.METRICS`, under Prometheus names (a test holds
+this table to it):
 
 =============================================  =========  ========================================
 name                                           type       labels

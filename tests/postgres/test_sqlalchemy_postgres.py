@@ -1,5 +1,6 @@
 """The transactional outbox inside a SQLAlchemy 2 session on PostgreSQL (``postgresql+psycopg``),
-as docs/scaling.md shows it: the session's row and its deliveries commit or roll back together."""
+as docs/scaling.md shows it: the session's row and its deliveries commit or roll back together
+(the checks of ``sqlalchemy_outbox_checks``, which SQLite runs too)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy
-from sqlalchemy import orm
 
-from resthooks import Dispatcher
-from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
-
-
-class _Base(orm.DeclarativeBase):
-    pass
-
-
-class Party(_Base):
-    __tablename__ = "sa_parties"
-    id = sqlalchemy.Column(sqlalchemy.Integer, primary_key=True)
-    name = sqlalchemy.Column(sqlalchemy.String(100))
+from sqlalchemy_outbox_checks import (  # noqa: F401 - pytest collects the imported tests
+    outbox_app,
+    test_a_committed_session_carries_its_row_and_its_delivery,
+    test_a_rolled_back_session_leaves_neither_row_nor_delivery,
+)
 
 
 @pytest.fixture(name="app")
@@ -33,56 +26,4 @@ def _app(pg_conninfo: str, new_schema: Callable[[], str]) -> Iterator[Any]:
     engine = sqlalchemy.create_engine(
         "postgresql+psycopg://", creator=lambda: psycopg.connect(pg_conninfo)
     )
-    _Base.metadata.drop_all(engine)
-    _Base.metadata.create_all(engine)
-    transport = RecordingTransport()
-    dispatcher = Dispatcher(
-        PostgresStore(pg_conninfo, schema=new_schema()),
-        clock=FakeClock(),
-        transport=transport,
-        network_policy=LOOPBACK_POLICY,
-    )
-    dispatcher.subscribe("party/created", "http://127.0.0.1:9/hooks", owner="acme")
-    yield engine, dispatcher, transport
-    dispatcher.store.close()
-    _Base.metadata.drop_all(engine)
-    engine.dispose()
-
-
-def _create_party(session: Any, dispatcher: Dispatcher, name: str) -> None:
-    party = Party(name=name)
-    session.add(party)
-    session.flush()
-    conn = session.connection().connection.driver_connection  # a psycopg.Connection
-    dispatcher.emit("party/created", {"id": party.id, "name": name}, owner="acme", connection=conn)
-
-
-def test_a_committed_session_carries_its_row_and_its_delivery(app: Any) -> None:
-    """After session.begin() commits, the party row exists and its delivery goes out."""
-    engine, dispatcher, transport = app
-    with orm.Session(engine) as session, session.begin():
-        _create_party(session, dispatcher, "Ada")
-        assert dispatcher.stats().deliveries["pending"] == 0, "invisible before the commit"
-
-    with orm.Session(engine) as session:
-        assert [p.name for p in session.scalars(sqlalchemy.select(Party))] == ["Ada"]
-    assert dispatcher.deliver_due().delivered == 1
-    assert b'"name":"Ada"' in transport.requests[0].body
-
-
-def test_a_rolled_back_session_leaves_neither_row_nor_delivery(app: Any) -> None:
-    """An exception inside session.begin() rolls back the party and its delivery together."""
-    engine, dispatcher, transport = app
-    with (  # noqa: PT012 - the block is the test
-        pytest.raises(RuntimeError, match="after the emit"),
-        orm.Session(engine) as session,
-        session.begin(),
-    ):
-        _create_party(session, dispatcher, "Ada")
-        raise RuntimeError("after the emit")
-
-    with orm.Session(engine) as session:
-        assert list(session.scalars(sqlalchemy.select(Party))) == []
-    assert dispatcher.stats().deliveries["pending"] == 0
-    assert dispatcher.deliver_due().attempts == 0
-    assert transport.requests == []
+    yield from outbox_app(engine, lambda: PostgresStore(pg_conninfo, schema=new_schema()))

@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -304,6 +304,63 @@ class AsyncDispatcher:
             connection=connection,
             ordering_key=ordering_key,
         )
+
+    async def emit_many(
+        self,
+        events: Iterable[tuple[str, object, str] | tuple[str, object, str, str | None]],
+        *,
+        connection: object | None = None,
+    ) -> Sequence[Delivery]:
+        """:meth:`Dispatcher.emit_many <resthooks.Dispatcher.emit_many>`, awaitable: several
+        events in one store transaction, run in the executor like every call of this face.
+
+        The validation and its errors are the Dispatcher's: every event is checked and
+        encoded before anything is stored, one bad event stores none, and the error names
+        the field and the event's index (``events[3]: ...``).
+
+        Args:
+            events: ``(event, payload, owner)`` or ``(event, payload, owner, ordering_key)``
+                tuples.
+            connection: A sync connection (``psycopg``, ``sqlite3``), used as
+                :meth:`Dispatcher.emit_many <resthooks.Dispatcher.emit_many>` uses it, in the
+                executor's thread. An async connection is refused: call :meth:`emit` for
+                each event inside the host's transaction instead.
+
+        Returns:
+            The new pending deliveries of all the events, in their order.
+
+        Raises:
+            ValidationError: Naming the field at fault and the event's index; nothing is
+                stored.
+            PayloadError: Likewise, for a payload that cannot be encoded or is too large.
+            ConfigurationError: For an async connection (naming ``connection``).
+
+        .. versionadded:: 0.2.0
+
+        Example:
+            >>> import asyncio
+            >>> from resthooks import Dispatcher
+            >>> from resthooks.aio import AsyncDispatcher
+            >>> from resthooks.stores import MemoryStore
+            >>> from resthooks.testing import FakeClock
+            >>> hooks = AsyncDispatcher(Dispatcher(MemoryStore(), clock=FakeClock()))
+            >>> async def main():
+            ...     await hooks.subscribe("party/created", "https://example.com/h", owner="a")
+            ...     await hooks.subscribe("party/created", "https://example.com/h", owner="b")
+            ...     made = await hooks.emit_many(
+            ...         [("party/created", {"id": 1}, "a"), ("party/created", {"id": 2}, "b")]
+            ...     )
+            ...     return [d.owner for d in made]
+            >>> asyncio.run(main())
+            ['a', 'b']
+        """
+        if connection is not None and _is_async_connection(connection):
+            raise ConfigurationError(
+                f"connection: emit_many cannot write through an async connection "
+                f"({type(connection).__module__}.{type(connection).__name__}); await emit() "
+                "for each event inside the transaction instead"
+            )
+        return await self._call(self.dispatcher.emit_many, events, connection=connection)
 
     async def _emit_through(
         self,

@@ -258,6 +258,36 @@ class Admin(TestCase):
             self.assertEqual(200, answer.status_code, page)
             self.assertContains(answer, delivery.id if "deliveries" in page else hook.id)
 
+    def test_the_admin_index_links_to_the_pages_for_superusers(self):
+        """The admin index (and the app's page in the side bar) lists Hooks and Deliveries
+        under "REST hooks" for a superuser; each link leads to its page. Staff see neither."""
+        hook = get_dispatcher().subscribe("party/created", "http://127.0.0.1:9/h", owner="acme")
+        self.client.force_login(self.superuser)
+        index = self.client.get("/admin/")
+        self.assertContains(index, "REST hooks")
+        for link, page, shows in (
+            ("/admin/resthooks/hookspage/", "/admin/resthooks/", hook.id),
+            ("/admin/resthooks/deliveriespage/", "/admin/resthooks/deliveries/", "deliveries"),
+        ):
+            self.assertContains(index, f'href="{link}"')
+            followed = self.client.get(link, follow=True)
+            self.assertEqual([(page, 302)], followed.redirect_chain)
+            self.assertContains(followed, shows)
+        self.assertContains(self.client.get("/admin/"), "Deliveries")
+        self.client.force_login(self.staff)
+        index = self.client.get("/admin/")
+        self.assertEqual(200, index.status_code)
+        self.assertNotContains(index, "/admin/resthooks/")
+        self.assertEqual(403, self.client.get("/admin/resthooks/hookspage/").status_code)
+
+    def test_the_admin_links_need_no_migration_and_no_table(self):
+        """The links' models are in the app's migrations (makemigrations finds nothing to do)
+        and have no table: the store's tables are the only resthooks_* ones."""
+        call_command("makemigrations", "resthooks", "--check", "--dry-run", verbosity=0)
+        tables = connections["default"].introspection.table_names()
+        self.assertNotIn("resthooks_admin_link_hooks", tables)
+        self.assertNotIn("resthooks_admin_link_deliveries", tables)
+
     def test_revive_and_redeliver(self):
         """The admin's actions revive a dead hook and queue its failed delivery again."""
         dispatcher = get_dispatcher()

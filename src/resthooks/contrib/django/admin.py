@@ -5,10 +5,12 @@ Mount it before Django's admin, in the project's ``urls.py``::
     path("admin/resthooks/", include("resthooks.contrib.django.admin_urls")),
     path("admin/", admin.site.urls),
 
-The pages use the admin's look and login: anyone not logged in is sent to the admin login,
-and only superusers see them (others get ``403``). They read through the store, so they work
-wherever it lives (the project's database or elsewhere). The two actions, each a POST with
-Django's CSRF check, go through the Dispatcher and its rules: **redeliver** a failed or
+The admin's index lists them under "REST hooks" (**Hooks**, **Deliveries**), for superusers
+(:func:`register_index_links`, called when the app loads with ``django.contrib.admin``
+installed). The pages use the admin's look and login: anyone not logged in is sent to the
+admin login, and only superusers see them (others get ``403``). They read through the store,
+so they work wherever it lives (the project's database or elsewhere). The two actions, each a
+POST with Django's CSRF check, go through the Dispatcher and its rules: **redeliver** a failed or
 cancelled delivery, **revive** a dead hook (optionally queueing its failed deliveries again).
 """
 
@@ -28,14 +30,21 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from ...errors import ResthooksError
 from ...model import DeliveryState, HookState
 from ...urls import mask_url
 from ._store import get_dispatcher
 
-__all__ = ["deliveries_page", "delivery_page", "hooks_page", "redeliver_action", "revive_action"]
+__all__ = [
+    "deliveries_page",
+    "delivery_page",
+    "hooks_page",
+    "redeliver_action",
+    "register_index_links",
+    "revive_action",
+]
 
 _PAGE = 100
 
@@ -184,3 +193,64 @@ delivery_page = _superuser(_delivery)
 redeliver_action = _superuser(_redeliver)
 #: POST: make a dead hook active again (``redeliver=1``: and queue its failed deliveries).
 revive_action = _superuser(_revive)
+
+
+def register_index_links(site: Any = None) -> None:
+    """List the pages on the admin index (and its side bar), under "REST hooks": **Hooks**
+    and **Deliveries**, for superusers, as the pages themselves.
+
+    The index lists models, so each link is an unmanaged model of
+    ``resthooks.contrib.django.models`` (no table) whose change list redirects to its
+    page. Where the pages are not mounted (no ``include(...admin_urls)``), nothing is listed.
+    Called by the app's ``ready()`` when ``django.contrib.admin`` is installed.
+
+    Args:
+        site: The admin site. Default: ``django.contrib.admin.site``.
+
+    .. versionadded:: 0.2.0
+    """
+    from django.contrib.admin import ModelAdmin  # noqa: PLC0415 - needs the app registry
+
+    from .models import DeliveriesPage, HooksPage  # noqa: PLC0415 - needs the app registry
+
+    site = site if site is not None else _site()
+
+    class _Link(ModelAdmin):  # type: ignore[misc] # Django ships no type hints
+        page = ""  # the URL name of the page the link leads to
+
+        def _url(self) -> str | None:
+            try:
+                return str(reverse(self.page))
+            except NoReverseMatch:
+                return None
+
+        def has_module_permission(self, request: HttpRequest) -> bool:
+            return bool(request.user.is_active and request.user.is_superuser) and bool(self._url())
+
+        def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+            return self.has_module_permission(request)
+
+        def has_add_permission(self, request: HttpRequest) -> bool:
+            return False
+
+        def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+            return False
+
+        def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+            return False
+
+        def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+            url = self._url()
+            if url is None or not self.has_view_permission(request):
+                raise PermissionDenied("only superusers may see the REST hooks admin")
+            return HttpResponseRedirect(url)
+
+    class _HooksLink(_Link):
+        page = "resthooks-admin-hooks"
+
+    class _DeliveriesLink(_Link):
+        page = "resthooks-admin-deliveries"
+
+    for model, link in ((HooksPage, _HooksLink), (DeliveriesPage, _DeliveriesLink)):
+        if not site.is_registered(model):
+            site.register(model, link)

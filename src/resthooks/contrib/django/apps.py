@@ -8,8 +8,9 @@ from django.apps import AppConfig
 
 
 class ResthooksConfig(AppConfig):  # type: ignore[misc] # Django ships no type hints
-    """Registers the system checks and the model-event receivers, and rebuilds the Dispatcher
-    when the settings change (``override_settings`` in tests)."""
+    """Registers the system checks, the model-event receivers and (with Django's admin) the
+    admin index's links, and rebuilds the Dispatcher when the settings change
+    (``override_settings`` in tests)."""
 
     name = "resthooks.contrib.django"
     label = "resthooks"
@@ -17,6 +18,7 @@ class ResthooksConfig(AppConfig):  # type: ignore[misc] # Django ships no type h
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
+        from django.apps import apps  # noqa: PLC0415
         from django.core import checks  # noqa: PLC0415
         from django.core.signals import setting_changed  # noqa: PLC0415
 
@@ -25,6 +27,10 @@ class ResthooksConfig(AppConfig):  # type: ignore[misc] # Django ships no type h
 
         checks.register(resthooks_checks.check_settings, "resthooks")
         events.connect()
+        if apps.is_installed("django.contrib.admin"):
+            from .admin import register_index_links  # noqa: PLC0415
+
+            register_index_links()
         setting_changed.connect(_settings_changed, dispatch_uid="resthooks-settings")
 
 
