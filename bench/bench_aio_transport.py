@@ -2,8 +2,10 @@
 
 Run it from the repository root (needs the ``async`` extra):
 
-    python bench/bench_aio_transport.py [--hosts 100] [--concurrency 256 1024]
+    python bench/bench_aio_transport.py [--quick] [--hosts 100] [--concurrency 256 1024]
                                         [--seconds 4] [--rounds 3] [--httpx]
+
+``--quick`` is 2 rounds of 3 s.
 
 The asyncio receiver of ``bench/bench_hosts.py`` runs in a subprocess, listening on ``--hosts``
 distinct loopback addresses (127.0.0.2, 127.0.0.3, ...) and answering every POST with 204
@@ -19,7 +21,8 @@ interleaved (the order rotating) so a burst of load from elsewhere hits both cli
   connection limits, the other client the transport could be built on;
 - ``transport``: the same N tasks awaiting ``AiohttpTransport.send`` (network policy, capped
   read, deadline and all), with a new transport per round, as the plain client has a new
-  session.
+  session;
+- ``asyncio transport``: the same with ``AsyncioTransport``, the async worker's default.
 
 Each run has a warm-up second (the connections open) before its measured seconds. Each
 prints requests per second and its ratio to plain aiohttp in the same round (the ceiling
@@ -210,7 +213,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--httpx", action="store_true", help="add a plain httpx.AsyncClient")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 3 s")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.seconds = 2, 3.0
     if args.httpx:
         CLIENTS["plain httpx"] = plain_httpx
     receiver = subprocess.Popen(

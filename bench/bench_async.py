@@ -19,8 +19,14 @@ SQLite file (``synchronous=FULL``).
    limit (4), against the run with the 900 healthy hooks only. Target: at least 0.8x. Also
    the same runs without slow start (the rule before it: hosts start at their full limit,
    timeouts cut it, an answer gives it back), and with neither rule, to show what each buys.
-3. Memory: a 100,000-delivery backlog drained at concurrency 1,000; the process's RSS
-   sampled as it drains. Target: flat.
+3. Memory: backlogs of 150,000 deliveries (50,000 with ``--quick``) emitted and drained at
+   concurrency 1,000, twice in one process (each drain a new ``run_until_idle``, so a
+   second run's threads, connections and caches show too); the process's RSS sampled every
+   second, with each drain's slope past its first tenth (a least-squares fit, MiB per
+   100,000 deliveries). Target: flat. ``--drains N`` drains N backlogs instead of two;
+   ``--memory-transport aiohttp`` runs it on ``AiohttpTransport`` instead of the async
+   face's default; ``--trace-memory`` adds the allocation sites that grew most between the
+   end of the first drain and the end of the last (tracemalloc; slower).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -135,7 +142,7 @@ async def plain_aiohttp(hosts: list[str], concurrency: int, total: int) -> float
 
 def _engine(path: Path, **options: Any) -> Dispatcher:
     return Dispatcher(
-        SQLiteStore(path, synchronous="FULL"),
+        SQLiteStore(path, synchronous="FULL", busy_timeout=options.pop("busy_timeout", 5.0)),
         network_policy=LOOPBACK_POLICY,
         max_hooks_per_owner=None,
         max_in_flight_per_host=options.pop("max_in_flight_per_host", 16),
@@ -227,15 +234,30 @@ def _rss_mib() -> float:
     return float("nan")
 
 
-async def memory_run(hosts: list[str], backlog: int, directory: Path) -> list[tuple[int, float]]:
-    """(deliveries left, RSS MiB) samples while a backlog drains at concurrency 1,000."""
-    engine = _engine(directory / "memory.db")
+async def memory_run(
+    hosts: list[str],
+    backlog: int,
+    drains: int,
+    directory: Path,
+    *,
+    trace: bool = False,
+    aiohttp: bool = False,
+) -> tuple[list[list[tuple[int, float]]], list[float], list[str]]:
+    """RSS while backlogs drain at concurrency 1,000, one after another in this process, on
+    the async face's default transport (on AiohttpTransport with `aiohttp`).
+
+    Returns each drain's samples (deliveries done so far, RSS MiB), one a second from its
+    start; the RSS after each drain (once the worker has returned and a collection has
+    run); and, with ``trace``, the
+    allocation sites that grew most between the end of the first drain and the end of the
+    last (tracemalloc: slows the run, so off by default).
+    """
+    # A long drain on a loaded machine (and tracemalloc's slowness) can keep one store
+    # thread waiting for the other's write longer than the default 5 s: wait, do not fail.
+    engine = _engine(directory / "memory.db", busy_timeout=60.0)
     _subscribe(engine, [hosts[n % len(hosts)] for n in range(1000)])
-    _emit(engine, backlog // 1000)
-    gc.collect()
-    transport = AiohttpTransport(policy=LOOPBACK_POLICY)
-    face = AsyncDispatcher(engine, transport=transport)
-    samples: list[tuple[int, float]] = [(backlog, _rss_mib())]
+    transport = AiohttpTransport(policy=LOOPBACK_POLICY) if aiohttp else None
+    face = AsyncDispatcher(engine, transport=transport)  # None: the face's default
     delivered = 0
 
     def count(event: Any) -> None:
@@ -244,14 +266,54 @@ async def memory_run(hosts: list[str], backlog: int, directory: Path) -> list[tu
             delivered += 1
 
     engine.add_listener(count)
-    running = asyncio.ensure_future(face.run_until_idle(concurrency=1000))
-    while not running.done():
-        await asyncio.sleep(1.0)
-        samples.append((backlog - delivered, _rss_mib()))
-    await running
-    await transport.aclose()
+    samples: list[list[tuple[int, float]]] = []
+    ends: list[float] = []
+    first: tracemalloc.Snapshot | None = None
+    if trace:
+        tracemalloc.start(5)
+    for _ in range(drains):
+        _emit(engine, backlog // 1000)
+        gc.collect()
+        drain = [(delivered, _rss_mib())]
+        samples.append(drain)
+        running = asyncio.ensure_future(face.run_until_idle(concurrency=1000))
+        while not running.done():
+            await asyncio.wait({running}, timeout=1.0)
+            drain.append((delivered, _rss_mib()))
+        await running
+        gc.collect()
+        ends.append(_rss_mib())
+        if trace and first is None:
+            first = tracemalloc.take_snapshot()
+    grown: list[str] = []
+    if trace and first is not None:
+        last = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        for stat in last.compare_to(first, "traceback")[:8]:
+            frame = stat.traceback[-1]
+            grown.append(
+                f"{stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7} blocks  "
+                f"{frame.filename.rsplit('site-packages/', 1)[-1]}:{frame.lineno}"
+            )
+    if transport is not None:
+        await transport.aclose()
+    await face.aclose()  # the default transport, if the face made it
     engine.store.close()
-    return samples
+    assert delivered == drains * (backlog // 1000) * 1000, delivered
+    return samples, ends, grown
+
+
+def _slope(points: list[tuple[int, float]]) -> float:
+    """Least-squares slope of RSS against deliveries done, in MiB per 100,000 deliveries."""
+    if len(points) < 2:
+        return float("nan")
+    xs = [x for x, _ in points]
+    ys = [y for _, y in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        return float("nan")
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx * 100_000
 
 
 def _without_slow_start(self: HostGate, host: str) -> int | None:
@@ -281,6 +343,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     parser.add_argument("--only", type=int, choices=(1, 2, 3), help="run one part")
+    parser.add_argument(
+        "--drains", type=int, default=2, help="part 3: how many backlogs to drain (default 2)"
+    )
+    parser.add_argument(
+        "--memory-transport",
+        choices=("default", "aiohttp"),
+        default="default",
+        help="part 3: the async face's default transport, or AiohttpTransport",
+    )
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="part 3: list the allocation sites that grew between the drains (slower)",
+    )
     args = parser.parse_args()
     rounds = 1 if args.quick else 2
     parts = {args.only} if args.only else {1, 2, 3}
@@ -299,7 +375,14 @@ def main() -> None:
         if 2 in parts:
             _black_holes(hosts, holes, directory, rounds=rounds, quick=args.quick)
         if 3 in parts:
-            _memory(hosts, directory, quick=args.quick)
+            _memory(
+                hosts,
+                directory,
+                quick=args.quick,
+                trace=args.trace_memory,
+                aiohttp=args.memory_transport == "aiohttp",
+                drains=args.drains,
+            )
     parent.send("stop")
     server.join(5)
     sys.stdout.flush()
@@ -363,18 +446,39 @@ def _black_holes(
         print(f"   {name:29}{h:7.0f}/s  ratio {h / c:.2f}x  (rounds {[round(x) for x in rates]})")
 
 
-def _memory(hosts: list[str], directory: Path, *, quick: bool) -> None:
-    backlog = 50_000 if quick else 100_000
-    print(f"\n3. memory: a {backlog:,} backlog drained at concurrency 1,000 (RSS MiB)")
-    samples = asyncio.run(memory_run(hosts, backlog, directory))
-    for left, rss in [*samples[:: max(1, len(samples) // 10)], samples[-1]]:
-        print(f"   {left:7} left  {rss:7.1f} MiB")
-    draining = [rss for left, rss in samples[2:] if left > backlog // 20]
-    if draining:
+def _memory(
+    hosts: list[str], directory: Path, *, quick: bool, trace: bool, aiohttp: bool, drains: int
+) -> None:
+    backlog = 50_000 if quick else 150_000
+    print(
+        f"\n3. memory: {drains} backlogs of {backlog:,} drained one after another in one "
+        "process (each emitted, then drained by a new run_until_idle), concurrency 1,000, "
+        f"on {'AiohttpTransport' if aiohttp else 'the default transport'}"
+    )
+    runs, ends, grown = asyncio.run(
+        memory_run(hosts, backlog, drains, directory, trace=trace, aiohttp=aiohttp)
+    )
+    slopes = []
+    for n, (drain, end) in enumerate(zip(runs, ends, strict=True), 1):
+        done = drain[0][0]
+        step = max(1, len(drain) // 6)
+        shown = ", ".join(f"{rss:.1f}" for _, rss in [*drain[::step], drain[-1]])
+        # Its first tenth warms up (connections opened, the caches filling to their caps).
+        warm = [(d, r) for d, r in drain if d - done >= backlog // 10]
+        slopes.append(_slope(warm))
         print(
-            f"   while draining: min {min(draining):.1f}, max {max(draining):.1f} MiB "
-            f"(spread {max(draining) - min(draining):.1f} MiB)"
+            f"   drain {n}: RSS MiB {shown}; after it {end:.1f}; past its first tenth "
+            f"{min(r for _, r in warm):.1f}-{max(r for _, r in warm):.1f}, slope "
+            f"{slopes[-1]:+.2f} MiB per 100,000 deliveries"
+            if warm
+            else f"   drain {n}: RSS MiB {shown}; after it {end:.1f}"
         )
+    print(
+        f"   after the last drain {ends[-1] - ends[0]:+.1f} MiB against the first "
+        f"({ends[0]:.1f} -> {ends[-1]:.1f} MiB)"
+    )
+    for line in grown:
+        print(f"   grew: {line}")
 
 
 if __name__ == "__main__":

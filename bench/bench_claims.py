@@ -4,6 +4,7 @@ Run from the repository root:
 
     python bench/bench_claims.py [--store sqlite|postgres|both] [--sizes 10000,100000,1000000]
                                  [--before REV] [--claims 15] [--shapes 1,10,100]
+                                 [--maintenance vacuum|analyze|none] [--quick]
 
 For each store and each shape (1,000 hooks on 1,000, 100 or 10 hosts: 1, 10 or 100 hooks per
 host), one store per size is loaded (bulk-inserted pending deliveries in fan-out order), the
@@ -19,6 +20,12 @@ files or schemas, in the same turns, so before and after share the machine's loa
 
 It prints the median claim time per size and its ratio to the first size: flat means the
 claim costs the same at 1,000,000 pending as at 10,000.
+
+On PostgreSQL each load is vacuumed (``VACUUM (ANALYZE)``, the state autovacuum keeps a table
+that grew over time in) unless ``--maintenance analyze`` (statistics only: no page of the fresh
+rows is all-visible, so index-only scans read the heap) or ``none`` (not even statistics);
+with either, autovacuum is off on the table, so that it cannot run beside the timed claims.
+``--quick`` is a short run: sizes 10,000 and 100,000, 5 claims, 1 and 10 hooks per host.
 """
 
 from __future__ import annotations
@@ -94,11 +101,18 @@ def _grow_sqlite(store: Any, emits_from: int, emits_to: int, hot: int) -> None:
     conn.execute("COMMIT")
 
 
-def _grow_postgres(store: Any, emits_from: int, emits_to: int, hot: int) -> None:
+def _grow_postgres(
+    store: Any, emits_from: int, emits_to: int, hot: int, *, maintenance: str = "vacuum"
+) -> None:
     from psycopg import sql  # noqa: PLC0415 - optional
 
     s = sql.Identifier(store.schema)
     with store._pool.connection() as conn:
+        if maintenance != "vacuum":
+            # Nor may autovacuum set the map while the claims are timed.
+            conn.execute(
+                sql.SQL("ALTER TABLE {}.deliveries SET (autovacuum_enabled = off)").format(s)
+            )
         conn.execute(
             sql.SQL(
                 "INSERT INTO {}.messages (id, body) VALUES (1, '\\x7b7d') ON CONFLICT DO NOTHING"
@@ -119,8 +133,11 @@ def _grow_postgres(store: Any, emits_from: int, emits_to: int, hot: int) -> None
         )
         # As autovacuum keeps a table that grew over time: statistics and the visibility map
         # up to date (index-only scans read no heap page), and no vacuum of a million fresh
-        # rows running beside the timed claims.
-        conn.execute(sql.SQL("VACUUM (ANALYZE) {}.deliveries").format(s))
+        # rows running beside the timed claims. With --maintenance analyze: the statistics
+        # only, no page of the fresh rows marked all-visible; none: not even statistics.
+        if maintenance != "none":
+            what = "VACUUM (ANALYZE)" if maintenance == "vacuum" else "ANALYZE"
+            conn.execute(sql.SQL(what + " {}.deliveries").format(s))
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -237,7 +254,17 @@ def main() -> None:
     parser.add_argument("--before", help="a git revision whose store to compare")
     parser.add_argument("--claims", type=int, default=15)
     parser.add_argument("--shapes", default="1,10,100", help="hooks per host, comma-separated")
+    parser.add_argument(
+        "--maintenance",
+        choices=["vacuum", "analyze", "none"],
+        default="vacuum",
+        help="PostgreSQL, after each load: VACUUM (ANALYZE), ANALYZE only (no visibility "
+        "map: unvacuumed), or nothing; autovacuum is off on the table but for vacuum",
+    )
+    parser.add_argument("--quick", action="store_true", help="10k and 100k, 5 claims, 1 and 10")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.claims, args.shapes = "10000,100000", 5, "1,10"
     sizes = [int(n) for n in args.sizes.split(",")]
     shapes = tuple(int(n) for n in args.shapes.split(","))
     print(
@@ -268,7 +295,9 @@ def main() -> None:
                 name: functools.partial(_postgres_store, cls, conninfo)
                 for name, cls in classes.items()
             }
-            run("PostgreSQL", makers, _grow_postgres, sizes, args.claims, shapes, _drop_schema)
+            grow = functools.partial(_grow_postgres, maintenance=args.maintenance)
+            label = f"PostgreSQL, after each load: {args.maintenance}"
+            run(label, makers, grow, sizes, args.claims, shapes, _drop_schema)
 
 
 if __name__ == "__main__":

@@ -220,8 +220,11 @@ def matrix(args: argparse.Namespace) -> None:
         if args.before_worker:
             command += ["--before-worker", args.before_worker]
         load = os.getloadavg()[0]
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        out = done.stdout
         print(out, flush=True)
+        if done.returncode:  # say why, and go on with the other cases
+            print(done.stderr[-3000:], flush=True)
         medians = {}
         for line in out.splitlines():
             name = line[:24].strip()  # the summary lines: name, median/s, ratio, range

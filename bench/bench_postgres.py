@@ -24,7 +24,8 @@ measured in the same run), not the absolute numbers.
 Usage: ``python bench/bench_postgres.py [--deliveries N] [--fast]``,
 ``python bench/bench_postgres.py --end-to-end [--before REV] [--deliveries N] [--fast]``,
 ``python bench/bench_postgres.py --store-ops [--before REV] [--fast]`` (``emit_many`` of 100
-events and ``record`` of 100 outcomes alone, in turns with the revision's store)
+events, ``claim_due`` and ``record`` of 100 alone, in turns with the revision's store); ``--quick``
+makes any of them short (600 deliveries, 10 rounds).
 """
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ def end_to_end(conninfo: str, deliveries: int, before: str | None) -> None:
 
 
 def store_ops(conninfo: str, before: str | None, rounds: int = 40) -> None:
-    """``emit_many`` of 100 events to one hook and ``record`` of 100 outcomes, each store
+    """``emit_many`` of 100 events to one hook, ``claim_due`` and ``record`` of 100, each store
     (this one, and a git revision's beside it) in turns: wall and CPU time, medians."""
     from datetime import datetime, timedelta, timezone  # noqa: PLC0415
 
@@ -267,7 +268,14 @@ def store_ops(conninfo: str, before: str | None, rounds: int = 40) -> None:
             timed((name, "emit_many(100)"), lambda e=engines[name]: e.emit_many(events))
         for name in names:
             store = engines[name].store
-            claims = store.claim_due(now=now, limit=100, lease_until=now + timedelta(minutes=5))
+            claimed: list[Any] = []
+            timed(
+                (name, "claim_due(100)"),
+                lambda s=store, out=claimed: out.extend(
+                    s.claim_due(now=now, limit=100, lease_until=now + timedelta(minutes=5))
+                ),
+            )
+            claims = claimed
             outcomes = [
                 Outcome(
                     delivery_id=c.delivery.id,
@@ -300,16 +308,23 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="fsync and synchronous_commit off")
     parser.add_argument("--fan-out-only", action="store_true", help="skip the worker runs")
     parser.add_argument("--end-to-end", action="store_true", help="the single-thread path")
-    parser.add_argument("--store-ops", action="store_true", help="emit_many and record alone")
+    parser.add_argument(
+        "--store-ops", action="store_true", help="emit_many, claim and record alone"
+    )
     parser.add_argument("--before", help="with --end-to-end: a git revision's store beside")
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run: 600 deliveries, 10 rounds of store ops"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.deliveries = min(args.deliveries, 600)
     settings = dict(support.TEST_SETTINGS) if args.fast else DURABLE
     print(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__} implementation)")
     print(f"PostgreSQL settings: {settings}; {os.cpu_count()} CPUs")
     print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     if args.store_ops:
         with support.start_cluster(settings) as cluster:
-            store_ops(cluster.conninfo(), args.before)
+            store_ops(cluster.conninfo(), args.before, rounds=10 if args.quick else 40)
         return
     if args.end_to_end:
         with support.start_cluster(settings) as cluster:

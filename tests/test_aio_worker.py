@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -381,3 +385,46 @@ def test_cancelling_the_worker_releases_every_claim() -> None:
     stats = asyncio.run(main())
 
     assert {k: v for k, v in stats.deliveries.items() if v} == {"pending": 50}
+
+
+def _open_files(path: Any) -> int:
+    """How many file descriptors of this process are open on ``path``."""
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):  # closed since it was listed
+            if os.readlink(fd) == str(path):
+                count += 1
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files in /proc")
+def test_running_the_worker_again_and_again_does_not_keep_each_runs_connections(
+    tmp_path: Any,
+) -> None:
+    """Each run has store threads of its own, each with its own SQLite connection: once a run
+    has ended, its connections are closed when the next run opens its own, so twenty runs in
+    one process keep the file open about as many times as one run does (a run whose threads
+    had not quite ended when the next one began may leave two more, for one run)."""
+    db = tmp_path / "hooks.db"
+    store = SQLiteStore(db)
+    hooks = AsyncDispatcher(
+        Dispatcher(store, clock=FakeClock(), max_hooks_per_owner=None),
+        transport=AsyncRecordingTransport(),
+    )
+    opened: list[int] = []
+
+    async def main() -> None:
+        # One thread for the face's own store calls, so that only the runs' threads vary.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
+        await hooks.subscribe("party/created", URL, owner="acme")
+        for i in range(20):
+            await hooks.emit("party/created", {"id": i}, owner="acme")
+            assert (await hooks.run_until_idle()).delivered == 1
+            opened.append(_open_files(db))
+
+    asyncio.run(main())
+    store.close()
+
+    assert max(opened) <= min(opened) + 4, opened
+    assert _open_files(db) == 0

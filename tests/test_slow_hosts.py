@@ -369,21 +369,7 @@ def _answer_as_slow_start_allows(receiver: Any, total: int, limit: int, failed: 
 
 @pytest.mark.parametrize(
     "kind",
-    [
-        "threads",
-        pytest.param(
-            "asyncio",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "the async worker's run_until_idle claims while it records (asyncio.gather "
-                    "of record_done and claim) and claims again only when no attempt is "
-                    "running: the per-host place an answer frees stays unused until another "
-                    "attempt ends, so the host sits at 7 of its 8"
-                ),
-            ),
-        ),
-    ],
+    ["threads", "asyncio"],
 )
 def test_a_new_host_earns_its_limit_by_answering_in_both_workers(
     kind: str, async_receiver: Any, async_transport: Any

@@ -491,6 +491,54 @@ def test_enqueue_many_fans_out_every_event_in_order(
     assert pg_store.enqueue_many([], now=T0) == []
 
 
+def test_enqueue_many_plan_joins_nothing_back_to_its_events(
+    pg_store: PostgresStore, pg_conninfo: str
+) -> None:
+    """enqueue_many finds each event's hooks through the hooks' index and joins no delivery
+    back to its event: the planner cannot see how many events an array holds and ran such
+    joins as nested loops over the batch (every delivery against every event, 10,000
+    comparisons per join for 100 events). Executed with 200 events to 2 hooks, no join
+    discards a row."""
+    import re
+
+    import psycopg
+    from psycopg import sql
+
+    for n in range(2):
+        pg_store.add_hook(_hook(n), max_per_owner=None)
+    other = _hook(9)
+    pg_store.add_hook(
+        Hook(
+            id="hook_bob",
+            owner="bob",
+            event="task/created",
+            target_url=other.target_url,
+            created_at=T0,
+            updated_at=T0,
+        ),
+        max_per_owner=None,
+    )
+    events = 200
+    params = {
+        "owners": ["acme", "nobody"] * (events // 2),
+        "events": ["party/created"] * events,
+        "bodies": [b"{}"] * events,
+        "messages": pg_store._messages_table,
+        "now": T0,
+        "guard": False,
+    }
+    with psycopg.connect(pg_conninfo) as conn:
+        rows = conn.execute(
+            sql.SQL("EXPLAIN (ANALYZE) ") + pg_store._q(pg_store._ENQUEUE_MANY), params
+        )
+        plan = "\n".join(r[0] for r in rows.fetchall())
+        conn.rollback()
+    assert "Nested Loop" in plan, plan  # the probes of the hooks' index, per event
+    removed = [int(n) for n in re.findall(r"Rows Removed by Join Filter: (\d+)", plan)]
+    assert not [n for n in removed if n > 0], plan
+    assert re.search(r"Index (Only )?Scan using \S+ on hooks", plan), plan
+
+
 def test_purge_deletes_bodies_no_delivery_needs(pg_store: PostgresStore, pg_conninfo: str) -> None:
     """Purging the final deliveries of a message deletes the message; a message that a
     pending delivery still needs is kept."""
@@ -672,6 +720,56 @@ def test_per_host_claim_plan_reads_each_host_by_index(
         assert dues == sorted(dues)  # type: ignore[type-var]
     finally:
         store.close()
+
+
+def test_per_host_claim_reads_past_the_first_row_only_of_the_hosts_it_can_take(
+    pg_store: PostgresStore, pg_conninfo: str
+) -> None:
+    """Under the per-host limit the claim reads each host's oldest due delivery, then the
+    rest of its room only for the ``limit`` hosts whose oldest come first (no other host can
+    have a delivery among the claim's): with 50 hosts of 20 due deliveries each, a claim of
+    10 under a limit of 4 reads at most 50 + 10 x 4 rows of the index, not 50 x 4. Each read
+    is a heap page until autovacuum has set the visibility map."""
+    import re
+
+    import psycopg
+    from psycopg import sql
+
+    hosts, per_host, limit = 50, 4, 10
+    for n in range(hosts):
+        pg_store.add_hook(_hook(n, f"https://h{n}.example.com/{n}"), max_per_owner=None)
+    for i in range(20):
+        pg_store.enqueue(
+            owner="acme", event="party/created", body=b"{}", now=T0 + timedelta(seconds=i)
+        )
+    params = {
+        "now": T0 + timedelta(hours=1),
+        "limit": limit,
+        "lease_until": T0 + timedelta(hours=2),
+        "per_host": per_host,
+    }
+    query = pg_store._q(pg_store._CLAIM_PER_HOST + pg_store._CLAIM_UPDATE)
+    with psycopg.connect(pg_conninfo) as conn:
+        conn.execute("SET enable_seqscan = off")  # the plan of a large backlog
+        rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE) ") + query, params).fetchall()
+        plan = [r[0] for r in rows]
+        conn.rollback()
+    read = sum(
+        int(m.group(1)) * int(m.group(2))
+        for line in plan
+        if "deliveries_due_by_host" in line
+        for m in [re.search(r"actual time=\S+ rows=(\d+) loops=(\d+)", line)]
+        if m
+    )
+    assert 0 < read <= hosts + limit * per_host, "\n".join(plan)
+    claims = pg_store.claim_due(
+        now=T0 + timedelta(hours=1),
+        limit=limit,
+        lease_until=T0 + timedelta(hours=2),
+        max_in_flight_per_host=per_host,
+    )
+    # The oldest first: each host's first delivery (due at T0), one per host.
+    assert [c.delivery.next_attempt_at for c in claims] == [T0] * limit
 
 
 def test_the_per_host_claim_is_never_jit_compiled(

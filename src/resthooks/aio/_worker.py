@@ -334,10 +334,11 @@ class _Session:
                 if self.sending:
                     # Recording and claiming at once, on two store threads: slots must not
                     # wait for new claims while a batch of outcomes is being written.
-                    await asyncio.gather(self.record_done(), self.claim())
-                    if not self.sending and not len(self.gate):
-                        # That claim may have looked before the last outcomes were recorded
-                        # (their per-host places still taken): look again, now.
+                    recorded, _ = await asyncio.gather(self.record_done(), self.claim())
+                    if recorded:
+                        # That claim looked while these outcomes were being recorded: the
+                        # per-host places they free may still have been taken to it. Look
+                        # again now, or a freed place waits for the next attempt to end.
                         await self.claim()
                 else:
                     await self.record_done()
@@ -438,7 +439,8 @@ class _Session:
             return outcome
         raise AssertionError("attempt_steps yields one request")  # pragma: no cover
 
-    async def record_done(self) -> None:
+    async def record_done(self) -> int:
+        """Record the outcomes of the attempts that ended; return how many were recorded."""
         batch, self.done = self.done, []
         for claim, outcome in batch:
             if self.in_flight.pop(claim.delivery.id, None) is None:
@@ -447,14 +449,16 @@ class _Session:
                 (claim, outcome if outcome is not None else release_outcome(claim))
             )
         if not self.unrecorded:
-            return
+            return 0
         pending = self.unrecorded = still_recordable(self.unrecorded, self.clock.now())
-        if pending:
-            claims = [c for c, _ in pending]
-            outcomes = [o for _, o in pending]
-            summary = await self.store(self.dispatcher.record, outcomes, claims=claims)
-            self.unrecorded = []
-            self.summary += summary
+        if not pending:
+            return 0
+        claims = [c for c, _ in pending]
+        outcomes = [o for _, o in pending]
+        summary = await self.store(self.dispatcher.record, outcomes, claims=claims)
+        self.unrecorded = []
+        self.summary += summary
+        return len(pending)
 
     async def sleep(self, due: datetime | None) -> None:
         deadline = idle_deadline(

@@ -737,7 +737,11 @@ class SQLiteStore:
         self.synchronous = synchronous.upper()
         self.busy_timeout = float(busy_timeout)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Each thread's own connection, by thread. A thread that has ended has its connection
+        # closed when the next one is opened: a process that runs workers again and again
+        # (each run its own store threads) would otherwise keep every run's connections
+        # open, each with its page cache, until the store is closed.
+        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
         self._connections_lock = threading.Lock()
         self._write_lock = threading.Lock()
         # Rows moved aside by the transaction in progress (under _write_lock), then, once it
@@ -807,7 +811,12 @@ class SQLiteStore:
                 raise StoreError(f"the store on {self.path!r} is closed")
             conn = self._connect()
             with self._connections_lock:
-                self._connections.append(conn)
+                ended = [t for t in self._connections if not t.is_alive()]
+                gone = [self._connections.pop(t) for t in ended]
+                self._connections[threading.current_thread()] = conn
+            for old in gone:
+                with contextlib.suppress(sqlite3.Error):
+                    old.close()
             self._local.conn = conn
         elif self._closed:
             raise StoreError(f"the store on {self.path!r} is closed")
@@ -2644,8 +2653,8 @@ class SQLiteStore:
         """Close every connection the store opened. Idempotent; the store is unusable after."""
         self._closed = True
         with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
+            connections, self._connections = self._connections, {}
+        for conn in connections.values():
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
 
