@@ -381,7 +381,8 @@ class _Session:
                         if started:
                             claim = started[0]
                             self.running[claim.delivery.id] = claim
-                            self._wake_after_take()
+                            if self.idle and self.gate.startable:
+                                ready.notify(min(self.idle, self.gate.startable))
                             break
                         if not self.running:
                             self.wake.set()  # nothing runs: the watcher decides what next
@@ -403,30 +404,9 @@ class _Session:
                     self._turn_failed(exc)
                 finally:
                     self.turn.release()
-                self._wake_for_turn()
                 continue
             assert claim is not None
             outcome = self.attempt(claim)
-
-    def _wake_after_take(self) -> None:
-        """A thread took a claim (lock held): wake as many idle threads as can start the
-        claims still startable, or, if that was the last and a store turn is due, one to
-        take it."""
-        if not self.idle:
-            return
-        if self.gate.startable:
-            self.ready.notify(min(self.idle, self.gate.startable))
-        elif not self.troubled and self._turn_due():
-            self.ready.notify()
-
-    def _wake_for_turn(self) -> None:
-        """Called as the store turn is let go: an attempt thread that finished while it was
-        held found it taken and went to wait, its outcome holding its host's place in the
-        per-host limit. If a turn is due, wake one thread to take it (or to ask the watcher
-        for it), or that place waits for the next attempt to end."""
-        with self.lock:
-            if self.idle and not self.troubled and self._turn_due():
-                self.ready.notify()
 
     def _turn_due(self) -> bool:
         """Whether a thread with nothing running should take the store turn (lock held)."""
@@ -598,7 +578,6 @@ class _Session:
                     ]
                 if not self.once and not self.stopping():
                     due = self.dispatcher.store.next_due_at()
-            self._wake_for_turn()
         except Exception as exc:
             if self.once:
                 if isinstance(exc, ResthooksError):
