@@ -325,10 +325,6 @@ class _Session:
         # When the watcher sleeps: _AWAKE, None (until woken) or the time it wakes up.
         self.sleeping_until: datetime | object | None = _AWAKE
         self.threads: list[threading.Thread] = []
-        # The threads that take store turns (see work); a turn due to one of the others
-        # when it has nothing to start is asked of the watcher.
-        self.turn_threads = max(4, self.workers // 16)
-        self.turn_wanted = False
 
     def stopping(self) -> bool:
         return self.worker._stopping.is_set() or (
@@ -337,14 +333,8 @@ class _Session:
 
     # -- the attempt threads -------------------------------------------------------------------
 
-    def work(self, may_turn: bool) -> None:
-        """One attempt thread: take a claim and send it, or take the store turn; repeat.
-
-        Only the first few threads (``may_turn``) take store turns: a store may hold a
-        connection for every thread that uses it (SQLiteStore does), and a worker of 1,000
-        threads must not open 1,000. The others leave a turn that is due to them and, when
-        they have nothing to start either, to the watcher.
-        """
+    def work(self) -> None:
+        """One attempt thread: take a claim and send it, or take the store turn; repeat."""
         ready = self.ready
         claim: Claim | None = None
         outcome: Outcome | None = None
@@ -368,12 +358,7 @@ class _Session:
                     if self.stopping():
                         # Stopping takes no new work: the watcher releases what is left.
                         self.wake.set()
-                    elif (
-                        may_turn
-                        and not self.troubled
-                        and self._turn_due()
-                        and self.turn.acquire(blocking=False)
-                    ):
+                    elif not self.troubled and self._turn_due() and self.turn.acquire(False):
                         turn = True
                         break
                     else:
@@ -386,14 +371,6 @@ class _Session:
                             break
                         if not self.running:
                             self.wake.set()  # nothing runs: the watcher decides what next
-                        elif (
-                            not may_turn
-                            and not self.turn_wanted
-                            and not self.troubled
-                            and self._turn_due()
-                        ):
-                            self.turn_wanted = True  # the watcher takes it
-                            self.wake.set()
                     self.idle += 1
                     ready.wait()
                     self.idle -= 1
@@ -510,8 +487,11 @@ class _Session:
     # -- the watcher (the calling thread) ------------------------------------------------------
 
     def watch(self) -> None:
-        """Look at the store whenever woken (starting the attempt threads after the first
-        look), until done."""
+        """Start the attempt threads, then look at the store whenever woken, until done."""
+        for n in range(self.workers):
+            thread = threading.Thread(target=self.work, name=f"resthooks-attempt-{n}", daemon=True)
+            self.threads.append(thread)
+            thread.start()
         while True:
             self.wake.clear()
             if self.stopping() or self.error is not None:
@@ -524,16 +504,6 @@ class _Session:
                 if self.stopping():
                     break
             looked = self.look()
-            if not self.threads:
-                for n in range(self.workers):
-                    thread = threading.Thread(
-                        target=self.work,
-                        args=(n < self.turn_threads,),
-                        name=f"resthooks-attempt-{n}",
-                        daemon=True,
-                    )
-                    self.threads.append(thread)
-                    thread.start()
             if looked is None or self.stopping() or self.error is not None:
                 continue
             idle, due, held = looked
@@ -561,21 +531,12 @@ class _Session:
         due: datetime | None = None
         try:
             with self.turn:
-                with self.lock:
-                    # The threads record their own outcomes, unless the store failed them
-                    # or a thread that takes no turns asked for one.
-                    record = self.troubled or self.turn_wanted
-                    self.turn_wanted = False
-                self.take_turn(claim=True, record=record)
+                # The threads record their own outcomes, unless the store failed them.
+                self.take_turn(claim=True, record=self.troubled)
                 with self.lock:
                     idle = not (self.running or self.outcomes or len(self.gate))
-                    # Claims waiting for a thread, and outcomes waiting to be recorded, hold
-                    # leases too: never sleep past them.
-                    held = [
-                        *self.running.values(),
-                        *self.gate.firsts(),
-                        *(c for c, _ in self.outcomes),
-                    ]
+                    # Claims waiting for a thread hold leases too: never sleep past them.
+                    held = [*self.running.values(), *self.gate.firsts()]
                 if not self.once and not self.stopping():
                     due = self.dispatcher.store.next_due_at()
         except Exception as exc:
