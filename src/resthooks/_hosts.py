@@ -209,10 +209,6 @@ class HostGate:
                     self._turns.remove(host)
         return gone
 
-    def firsts(self) -> list[Claim]:
-        """Each host's first waiting claim: the one whose lease ends first for that host."""
-        return [queue[0] for queue in self._queues.values()]
-
     def drain(self) -> list[Claim]:
         """Take out every waiting claim (the worker is stopping: the caller releases them)."""
         claims = [claim for queue in self._queues.values() for claim in queue]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -33,7 +35,7 @@ logger = logging.getLogger("resthooks")
 _RUNS = itertools.count(1)
 
 #: The most threads one worker runs (each is a thread and a connection, and the worker
-#: holds at most twice as many claims at once).
+#: claims twice as many deliveries at once).
 MAX_WORKERS = 4096
 
 
@@ -41,17 +43,14 @@ class Worker:
     """Delivers for a :class:`~resthooks.Dispatcher` on a bounded pool of threads.
 
     Make one with :meth:`Dispatcher.worker() <resthooks.Dispatcher.worker>` (or let
-    :meth:`Dispatcher.run() <resthooks.Dispatcher.run>` make it). Each of its ``workers``
-    threads claims, sends and records its own work: it takes the next claimed delivery whose
-    host has room from the claims the worker holds, sends it, and when it finds nothing
-    left to start (or the held claims run low while the store has more, or half a batch of
-    outcomes is waiting) it records the outcomes in one store call and claims the next batch
-    in another, one thread at a time. No delivery is handed from one thread to another. The
-    calling thread only watches: it sleeps until the next delivery is due, an emit in this
-    process, ``stop``, ``poll_interval`` (for work queued by other processes) or its threads
-    running out of work, and then looks at the store. A claim whose lease could run out
-    during its attempt, or that is not yet sent when the worker stops, goes back to the
-    store unsent.
+    :meth:`Dispatcher.run() <resthooks.Dispatcher.run>` make it). One loop thread claims due
+    deliveries from the store in batches, queues them (up to ``workers`` beyond the threads)
+    for ``workers`` threads that make the attempts and take the next queued claim
+    as soon as they finish, records their outcomes in batches, and sleeps until something
+    can be done: the queue ran low, a batch of attempts finished or none is left running, an
+    emit in this process, the next delivery due, ``stop``, or ``poll_interval`` (for work
+    queued by other processes). A queued claim whose lease could run out during its attempt,
+    or that is still queued when the worker stops, goes back to the store unsent.
 
     How a slow endpoint is kept from delaying the others:
 
@@ -129,9 +128,9 @@ class Worker:
         """When the running loop last went round (the Dispatcher's clock), or ``None`` when
         it is not running: what :func:`resthooks.health.check_health` watches.
 
-        It moves at least every ``poll_interval`` while idle, and at every store turn (each
-        batch of outcomes recorded) while busy, so a heartbeat older than the attempt
-        deadline plus ``poll_interval`` means a stuck worker.
+        The loop goes round at least every ``poll_interval`` while idle, and whenever an
+        attempt finishes while busy, so a heartbeat older than the attempt deadline plus
+        ``poll_interval`` means a stuck loop.
 
         .. versionadded:: 0.2.0
         """
@@ -176,7 +175,7 @@ class Worker:
         if not self._running.acquire(blocking=False):
             raise InvalidStateError("this worker is already running")
         run_id = self._run_id = next(_RUNS)
-        session = _Session(self, stop, once=once)
+        session = _Session(self, stop)
         listener: threading.Thread | None = None
         self.dispatcher.add_waker(self._wake)  # the Dispatcher's own worker
         try:
@@ -196,7 +195,7 @@ class Worker:
                 " (until idle)" if once else "",
                 extra={"workers": self.workers},
             )
-            session.watch()
+            session.loop(once=once)
             session.finish()
         finally:
             self._heartbeat = None
@@ -276,373 +275,235 @@ def listen_for_work(
 
 
 class _Session:
-    """The state of one run, shared by its threads under one lock.
+    """The state of one run: claims waiting for a thread, attempts in flight, results."""
 
-    Each of the ``workers`` attempt threads claims, sends and records its own work: it
-    takes the next claim whose host has room from the gate (the claimed batch, shared),
-    sends it, and leaves the outcome beside the others; when it finds nothing to start, or
-    the gate runs low while the store has more, or half a batch of outcomes is waiting, it
-    takes the store turn (one thread at a time): it records the waiting outcomes in one
-    call and claims the next batch in another. No delivery passes from one thread to
-    another on its way. The calling thread only watches: it sleeps until the next due time,
-    an emit, ``stop`` or its threads running out of work, takes a store turn then (to claim
-    what came due, or find that nothing did), and runs the stop with its grace period.
-    """
+    def __init__(self, worker: Worker, stop: threading.Event | None) -> None:
 
-    def __init__(self, worker: Worker, stop: threading.Event | None, *, once: bool) -> None:
         self.worker = worker
         self.dispatcher = worker.dispatcher
         self.clock = worker.dispatcher.clock
         self.stop_event = stop
-        self.once = once
         self.wake = worker._wake
-        self.workers = worker.workers
-        self.lock = threading.Lock()
-        # Attempt threads with nothing to start wait on it; a claim that became startable,
-        # or outcomes that need a store turn, notify as many as can use them.
-        self.ready = threading.Condition(self.lock)
-        # Held for every store call (the store turn): one thread at a time uses the store.
-        self.turn = threading.Lock()
-        # Claimed, not yet started: taken as threads free up and their hosts have room.
+        self.executor = ThreadPoolExecutor(
+            max_workers=worker.workers, thread_name_prefix="resthooks-attempt"
+        )
+        # Claimed, not yet sent: started as threads free up and their hosts have room.
         self.gate = HostGate(self.dispatcher.limits.in_flight_per_host)
-        self.running: dict[str, Claim] = {}  # being attempted, by delivery id
-        self.outcomes: list[tuple[Claim, Outcome]] = []  # finished, not yet recorded
+        self.in_flight: dict[str, tuple[Claim, Future[None]]] = {}
+        self.done: queue.SimpleQueue[tuple[Claim, Outcome | None]] = queue.SimpleQueue()
         self.summary = DeliverySummary()
         self.attempt_deadline = timedelta(seconds=self.dispatcher.timeouts.total)
+        self.unrecorded: list[tuple[Claim, Outcome]] = []
         self.trouble = StoreTrouble(self.clock, cap=worker.poll_interval)
-        # Outcomes are recorded once half a batch waits, or sooner when a thread has nothing
-        # else to do. Claims are taken up to one batch ahead of the threads (claim_limit): a
-        # worker holds at most 2 x workers claims (waiting, running or not yet recorded), so
-        # what a killed worker had in flight stays one batch.
-        self.batch = max(2, self.workers // 2)
-        self.idle = 0  # attempt threads waiting on ``ready``
+        # Claims are handed to the pool up to ``ahead`` beyond its threads, so a thread that
+        # finishes takes the next claim from the pool's queue at once instead of waiting for
+        # this loop; the threads wake the loop only when it has something to do: the queue
+        # ran low, a batch of outcomes is waiting, or nothing is left running. Two thread
+        # hand-offs per delivery (submit, then wake) become about two per batch.
+        # At most 2 x workers claims are held (queued, running or waiting in the gate), as
+        # before: what a killed worker can have in flight stays one batch.
+        workers = worker.workers
+        self.ahead = workers
+        self.capacity = workers + self.ahead
+        self.low_water = self.ahead // 2
+        self.batch = max(1, self.ahead // 2)
+        self.counts = threading.Lock()
+        self.queued = 0  # handed to the pool, not started
+        self.unfinished = 0  # handed to the pool, outcome not yet handed back
+        self.finished_since_wake = 0
         self.more_to_claim = True  # whether the last claim filled its limit
-        self.troubled = False  # the store failed: only the watcher tries it, backing off
-        self.pause_until: datetime | None = None  # the watcher's back-off after a failure
-        self.halting = False  # stopping: no new attempts, no new claims
-        self.closed = False  # abandoned: outcomes of attempts still running are dropped
-        self.error: BaseException | None = None  # what ends run_until_idle early
-        # When the watcher sleeps: _AWAKE, None (until woken) or the time it wakes up.
-        self.sleeping_until: datetime | object | None = _AWAKE
-        self.threads: list[threading.Thread] = []
+        self.eager = False  # stopping: every finished attempt wakes the loop
 
     def stopping(self) -> bool:
         return self.worker._stopping.is_set() or (
             self.stop_event is not None and self.stop_event.is_set()
         )
 
-    # -- the attempt threads -------------------------------------------------------------------
+    # -- the loop ------------------------------------------------------------------------------
 
-    def work(self) -> None:
-        """One attempt thread: take a claim and send it, or take the store turn; repeat."""
-        ready = self.ready
-        claim: Claim | None = None
-        outcome: Outcome | None = None
-        while True:
-            turn = False
-            with ready:
-                if claim is not None:
-                    if self.running.pop(claim.delivery.id, None) is None:
-                        return  # abandoned after the grace period: its claim was released
-                    self.gate.finished(claim, outcome)
-                    self.outcomes.append(
-                        (claim, outcome if outcome is not None else release_outcome(claim))
-                    )
-                    claim = None
-                    if self.halting:
-                        self.wake.set()  # the stop records it
-                        return
-                while True:
-                    if self.halting:
-                        return
-                    if self.stopping():
-                        # Stopping takes no new work: the watcher releases what is left.
-                        self.wake.set()
-                    elif not self.troubled and self._turn_due() and self.turn.acquire(False):
-                        turn = True
-                        break
-                    else:
-                        started = self.gate.take(1)
-                        if started:
-                            claim = started[0]
-                            self.running[claim.delivery.id] = claim
-                            if self.idle and self.gate.startable:
-                                ready.notify(min(self.idle, self.gate.startable))
-                            break
-                        if not self.running:
-                            self.wake.set()  # nothing runs: the watcher decides what next
-                    self.idle += 1
-                    ready.wait()
-                    self.idle -= 1
-            if turn:
-                try:
-                    self.take_turn()
-                except Exception as exc:  # noqa: BLE001 - handed to the watcher
-                    self._turn_failed(exc)
-                finally:
-                    self.turn.release()
-                continue
-            assert claim is not None
-            outcome = self.attempt(claim)
-
-    def _turn_due(self) -> bool:
-        """Whether a thread with nothing running should take the store turn (lock held)."""
-        waiting = len(self.outcomes)
-        if waiting >= self.batch or (waiting and not self.gate.startable):
-            return True
-        # Low on claims: claim more if the store had more, or if recording the outcomes
-        # waiting frees room (they hold their hosts' places in the per-host limit).
-        return (self.more_to_claim or waiting > 0) and claim_limit(
-            self.gate, self.workers, len(self.running) + waiting
-        ) > 0
-
-    def attempt(self, claim: Claim) -> Outcome | None:
-        try:
-            if claim.lease_until - self.clock.now() < self.attempt_deadline:
-                # It waited until its lease could expire mid-attempt: let it go, to be
-                # claimed afresh.
-                return release_outcome(claim)
-            return self.dispatcher.attempt(claim)
-        except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer parses
-            return unmade_attempt(self.dispatcher, claim, exc)
-
-    def _turn_failed(self, exc: Exception) -> None:
-        if self.once:
-            with self.lock:
-                self.error = _as_store_error(exc)
-                self.halting = True  # run_until_idle ends with the error
-            self.wake.set()
-            return
-        # A long-running worker outlives any store failure: the watcher alone tries the
-        # store again, backing off, while the threads finish what they hold.
-        delay = self.trouble.failed(exc)
-        with self.lock:
-            self.troubled = True
-            self.pause_until = self.clock.now() + timedelta(seconds=delay)
-        self.wake.set()
-
-    # -- the store turn ------------------------------------------------------------------------
-
-    def take_turn(self, *, claim: bool = False, record: bool = True) -> None:
-        """Record the outcomes waiting (unless not ``record``) and release claims gone
-        stale, then claim the next batch if there is room (always look with ``claim``).
-        ``self.turn`` is held."""
-        now = self.clock.now()
-        self.worker._heartbeat = now
-        with self.lock:
-            pending: list[tuple[Claim, Outcome]] = []
-            if record:
-                pending, self.outcomes = self.outcomes, []
-            # A claim whose lease could expire mid-attempt is let go, to be claimed afresh.
-            stale = self.gate.expiring(now + self.attempt_deadline)
-        if stale:
-            pending.extend((c, release_outcome(c)) for c in stale)
-        if pending:
-            pending = still_recordable(pending, now)
-        if pending:
-            try:
-                summary = self.dispatcher.record(
-                    [o for _, o in pending], claims=[c for c, _ in pending]
-                )
-            except BaseException:
-                with self.lock:  # kept, and recorded on a later turn while the claims last
-                    self.outcomes[:0] = pending
-                raise
-            self._wake_for_retries(pending)
-        with self.lock:
-            if pending:
-                self.summary += summary
-            limit = 0
-            if not self.halting and (claim or pending or self.more_to_claim):
-                limit = claim_limit(self.gate, self.workers, len(self.running) + len(self.outcomes))
-        claims: list[Claim] = []
-        if limit > 0:
-            claims = self.dispatcher.claim_due(now=self.clock.now(), limit=limit, per_host=True)
-        late: list[Claim] = []
-        with self.lock:
-            if limit > 0:
-                self.more_to_claim = len(claims) >= limit
-            if self.halting:
-                late = claims  # the stop began while claiming: they go back
-            elif claims:
-                self.gate.add(claims)
-            if self.idle and (self.outcomes or self.gate.startable):
-                self.ready.notify(min(self.idle, max(1, self.gate.startable)))
-        if late:
-            self.release(late)
-
-    def _wake_for_retries(self, recorded: list[tuple[Claim, Outcome]]) -> None:
-        """Wake the watcher if a retry just recorded is due before it would look again."""
-        due = [
-            o.next_attempt_at
-            for _, o in recorded
-            if o.kind is OutcomeKind.RETRY and o.next_attempt_at is not None
-        ]
-        if not due or self.once:
-            return
-        until = self.sleeping_until
-        if not isinstance(until, datetime) or min(due) < until:
-            self.wake.set()
-
-    # -- the watcher (the calling thread) ------------------------------------------------------
-
-    def watch(self) -> None:
-        """Start the attempt threads, then look at the store whenever woken, until done."""
-        for n in range(self.workers):
-            thread = threading.Thread(target=self.work, name=f"resthooks-attempt-{n}", daemon=True)
-            self.threads.append(thread)
-            thread.start()
-        while True:
+    def loop(self, *, once: bool) -> None:
+        while not self.stopping():
+            self.worker._heartbeat = self.clock.now()
+            # Cleared before collecting results: a result that lands after this point sets
+            # it again, so the wait below cannot miss it.
             self.wake.clear()
-            if self.stopping() or self.error is not None:
-                break
-            with self.lock:
-                pause, self.pause_until = self.pause_until, None
-            if pause is not None:  # the store failed: back off before trying it again
-                self.clock.sleep_until(pause, self.wake)
-                self.wake.clear()
-                if self.stopping():
-                    break
-            looked = self.look()
-            if looked is None or self.stopping() or self.error is not None:
+            due: datetime | None = None
+            try:
+                self.record_done()
+                self.start_ready()
+                self.claim()
+                self.start_ready()
+                busy = len(self.in_flight) >= self.capacity
+                if not busy and not once and not self.stopping():
+                    due = self.dispatcher.store.next_due_at()
+            except Exception as exc:
+                if once:
+                    if isinstance(exc, ResthooksError):
+                        raise
+                    raise StoreError(f"the store failed: {type(exc).__name__}: {exc}") from exc
+                # A long-running worker outlives any store failure (a locked, full, damaged
+                # or restarting database; a store's own bug): outcomes it could not record
+                # are kept and recorded later, or come back when their leases expire.
+                delay = self.trouble.failed(exc)
+                self.clock.sleep_until(self.clock.now() + timedelta(seconds=delay), self.wake)
                 continue
-            idle, due, held = looked
-            if self.once:
-                if idle:
+            self.trouble.recovered()
+            if self.stopping():
+                return
+            if busy:
+                # Every thread is busy: only a finished attempt (or stop) changes anything.
+                self.wake.wait()
+            elif once:
+                if not self.in_flight:
                     return
-                self.wake.wait()  # until the threads run out of work, an emit, or stop
-                continue
-            deadline = idle_deadline(
-                self.clock.now(), self.worker.poll_interval, due, ((c, None) for c in held)
-            )
-            self.sleeping_until = deadline
-            if deadline is None:
                 self.wake.wait()
             else:
-                self.clock.sleep_until(deadline, self.wake)
-            self.sleeping_until = _AWAKE
-        if self.error is not None:
-            raise self.error
+                self.sleep(due)
 
-    def look(self) -> tuple[bool, datetime | None, list[Claim]] | None:
-        """The watcher's store turn: claim what is due, then whether the run is idle, when
-        the store has something due next, and the claims held (``None``: the store failed)."""
-        self.worker._heartbeat = self.clock.now()
-        due: datetime | None = None
+    def claim(self) -> None:
+        limit = claim_limit(self.gate, self.worker.workers, len(self.in_flight))
+        if limit <= 0:
+            return
+        claims = self.dispatcher.claim_due(now=self.clock.now(), limit=limit, per_host=True)
+        self.more_to_claim = len(claims) >= limit
+        self.gate.add(claims)
+
+    def start_ready(self) -> None:
+        # A claim whose lease could expire mid-attempt is let go, to be claimed afresh.
+        stale = self.gate.expiring(self.clock.now() + self.attempt_deadline)
+        for claim in self.gate.take(self.capacity - len(self.in_flight)):
+            with self.counts:
+                self.queued += 1
+                self.unfinished += 1
+            future = self.executor.submit(self.attempt, claim)
+            self.in_flight[claim.delivery.id] = (claim, future)
+        if stale:
+            self.release(stale)
+
+    def attempt(self, claim: Claim) -> None:
+        """Runs on a pool thread: one attempt, then hand the outcome to the loop."""
+        with self.counts:
+            self.queued -= 1
+            low = self.queued <= self.low_water and self.more_to_claim
+        if low:
+            self.wake.set()  # top the queue up while this attempt runs
+        outcome: Outcome | None = None
         try:
-            with self.turn:
-                # The threads record their own outcomes, unless the store failed them.
-                self.take_turn(claim=True, record=self.troubled)
-                with self.lock:
-                    idle = not (self.running or self.outcomes or len(self.gate))
-                    # Claims waiting for a thread hold leases too: never sleep past them.
-                    held = [*self.running.values(), *self.gate.firsts()]
-                if not self.once and not self.stopping():
-                    due = self.dispatcher.store.next_due_at()
-        except Exception as exc:
-            if self.once:
-                if isinstance(exc, ResthooksError):
-                    raise
-                raise _as_store_error(exc) from exc
-            delay = self.trouble.failed(exc)
-            with self.lock:
-                self.troubled = True
-                self.pause_until = self.clock.now() + timedelta(seconds=delay)
-            return None
-        self.trouble.recovered()
-        if self.troubled:
-            with self.lock:
-                self.troubled = False
-                if self.idle:
-                    self.ready.notify(self.idle)
-        return idle, due, held
+            if self.stopping():
+                # Stopping takes no new work: a claim still queued when stop came goes back.
+                outcome = release_outcome(claim)
+            elif claim.lease_until - self.clock.now() < self.attempt_deadline:
+                # It waited in the queue until its lease could expire mid-attempt: let it go,
+                # to be claimed afresh.
+                outcome = release_outcome(claim)
+            else:
+                outcome = self.dispatcher.attempt(claim)
+        except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer parses
+            outcome = unmade_attempt(self.dispatcher, claim, exc)
+        finally:
+            self.done.put((claim, outcome))
+            with self.counts:
+                self.unfinished -= 1
+                self.finished_since_wake += 1
+                wake = (
+                    self.eager
+                    or self.unfinished == 0
+                    or self.queued == 0
+                    or self.finished_since_wake >= self.batch
+                )
+                if wake:
+                    self.finished_since_wake = 0
+            if wake:
+                self.wake.set()
+
+    def record_done(self) -> None:
+        while True:
+            try:
+                claim, outcome = self.done.get_nowait()
+            except queue.Empty:
+                break
+            if self.in_flight.pop(claim.delivery.id, None) is None:
+                continue  # abandoned after the grace period: its claim was released
+            self.gate.finished(claim, outcome)
+            self.unrecorded.append(
+                (claim, outcome if outcome is not None else release_outcome(claim))
+            )
+        if not self.unrecorded:
+            return
+        pending = self.unrecorded = still_recordable(self.unrecorded, self.clock.now())
+        if pending:
+            claims = [c for c, _ in pending]
+            summary = self.dispatcher.record([o for _, o in pending], claims=claims)
+            self.unrecorded = []
+            self.summary += summary
+
+    def sleep(self, due: datetime | None) -> None:
+        deadline = idle_deadline(
+            self.clock.now(), self.worker.poll_interval, due, self.in_flight.values()
+        )
+        if deadline is None:
+            self.wake.wait()
+        else:
+            self.clock.sleep_until(deadline, self.wake)
 
     # -- stopping ------------------------------------------------------------------------------
 
     def finish(self) -> None:
         """Stop cleanly: release what was not sent, give attempts in flight ``grace``."""
-        with self.lock:
-            self.halting = True
-            self.ready.notify_all()
-        with self.turn:
-            with self.lock:
-                unsent = self.gate.drain()
-            if unsent:
-                self.release(unsent)
-            deadline = self.clock.now() + timedelta(seconds=self.worker.grace)
-            while True:
-                self.wake.clear()
-                self._record_at_stop()
-                with self.lock:
-                    running = bool(self.running)
-                if not running or self.clock.now() >= deadline:
-                    break
-                self.clock.sleep_until(deadline, self.wake)
-            self._record_at_stop()
+        self.eager = True
+        unsent = self.gate.drain()
+        for delivery_id, (claim, future) in list(self.in_flight.items()):
+            if future.cancel():  # still waiting in the pool's queue: never started
+                del self.in_flight[delivery_id]
+                unsent.append(claim)
+                with self.counts:
+                    self.queued -= 1
+                    self.unfinished -= 1
+        if unsent:
+            self.release(unsent)
+        deadline = self.clock.now() + timedelta(seconds=self.worker.grace)
+        while self.in_flight:
+            self.wake.clear()
+            self._record_done_at_stop()
+            if not self.in_flight or self.clock.now() >= deadline:
+                break
+            self.clock.sleep_until(deadline, self.wake)
+        self._record_done_at_stop()
 
-    def _record_at_stop(self) -> None:
-        with self.lock:
-            pending, self.outcomes = self.outcomes, []
-        pending = still_recordable(pending, self.clock.now())
-        if not pending:
-            return
+    def _record_done_at_stop(self) -> None:
         try:
-            self.summary += self.dispatcher.record(
-                [o for _, o in pending], claims=[c for c, _ in pending]
-            )
+            self.record_done()
         except Exception:  # the claims run out; stopping must not be stopped by the store
             logger.exception(
                 "could not record %d outcomes while stopping; their deliveries will be "
                 "attempted again when their claims expire",
-                len(pending),
+                len(self.unrecorded),
             )
+            self.unrecorded = []
 
     def abandon(self) -> None:
         """Release every claim still held (after the grace period, or after an error)."""
-        with self.lock:
-            self.halting = self.closed = True
-            self.ready.notify_all()
-        with self.turn:  # a store turn under way ends first (it claims nothing more)
-            with self.lock:
-                leftover = self.gate.drain()
-                stuck = list(self.running.values())
-                self.running.clear()
-                # Outcomes a failing store could not take: their claims go back too.
-                unrecorded, self.outcomes = self.outcomes, []
-            leftover += stuck
-            leftover += [c for c, _ in unrecorded]
-            if leftover:
-                logger.warning(
-                    "released %d claimed deliveries that were not finished when the worker "
-                    "stopped; they will be attempted again",
-                    len(leftover),
-                    extra={"released": len(leftover)},
-                )
-                try:
-                    self.release(leftover)
-                except Exception:  # their leases expire anyway; say so
-                    logger.exception("could not release %d claims", len(leftover))
-        if not stuck:
-            # Every thread is between attempts and leaves at once; one still in an attempt
-            # after the grace period is left to end on its own (it records nothing).
-            for thread in self.threads:
-                thread.join()
+        leftover = self.gate.drain()
+        running = False
+        for claim, future in self.in_flight.values():
+            running = running or not future.cancel()
+            leftover.append(claim)
+        self.in_flight.clear()
+        if leftover:
+            logger.warning(
+                "released %d claimed deliveries that were not finished when the worker "
+                "stopped; they will be attempted again",
+                len(leftover),
+                extra={"released": len(leftover)},
+            )
+            try:
+                self.release(leftover)
+            except Exception:  # their leases expire anyway; say so
+                logger.exception("could not release %d claims", len(leftover))
+        self.executor.shutdown(wait=not running, cancel_futures=True)
 
     def release(self, claims: list[Claim]) -> None:
-        summary = self.dispatcher.record([release_outcome(c) for c in claims], claims=claims)
-        with self.lock:
-            self.summary += summary
-
-
-_AWAKE = object()
-
-
-def _as_store_error(exc: Exception) -> ResthooksError:
-    if isinstance(exc, ResthooksError):
-        return exc
-    error = StoreError(f"the store failed: {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
+        self.summary += self.dispatcher.record([release_outcome(c) for c in claims], claims=claims)
 
 
 # -- what the thread worker and the asyncio worker (resthooks.aio) share -------------------------
