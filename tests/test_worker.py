@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from datetime import datetime, timedelta
@@ -18,7 +19,8 @@ from resthooks import (
 )
 from resthooks.lifecycle import DeliveryDelivered, HookDead
 from resthooks.stores import MemoryStore
-from resthooks.testing import FakeClock, RecordingTransport
+from resthooks.testing import LOOPBACK_POLICY, FakeClock, RecordingTransport
+from resthooks.transports import Request, Response, Urllib3Transport
 from resthooks.worker import Worker
 
 OWNER = "acme"
@@ -300,3 +302,79 @@ def test_a_running_worker_outlives_a_store_error(make_loopback_dispatcher, recei
     ]
     [attempt] = dispatcher.attempts(delivery.id, owner=OWNER)
     assert attempt.started_at - delivery.created_at == timedelta(seconds=0.25)
+
+
+# -- one thread: the loop makes the attempts itself ----------------------------------------------
+
+
+class NotingTransport(Urllib3Transport):
+    """The real transport, noting which thread sent each request and the worker's heartbeat
+    at that moment."""
+
+    def __init__(self) -> None:
+        super().__init__(policy=LOOPBACK_POLICY)
+        self.threads: list[int] = []
+        self.heartbeats: list[datetime | None] = []
+        self.worker: Worker | None = None
+
+    def send(self, request: Request) -> Response:
+        self.threads.append(threading.get_ident())
+        self.heartbeats.append(self.worker.heartbeat if self.worker is not None else None)
+        return super().send(request)
+
+
+def test_one_thread_sends_on_the_loop_thread_and_a_short_grace_on_a_thread_of_its_own(
+    make_loopback_dispatcher, receiver
+):
+    """With workers=1 the attempts run on the thread that runs the worker (nothing is handed
+    between threads); with a grace shorter than the attempt deadline they run on a thread the
+    worker can leave behind."""
+    for grace, on_caller in ((None, True), (0.5, False)):
+        transport = NotingTransport()
+        dispatcher = make_loopback_dispatcher(transport=transport)
+        dispatcher.subscribe(EVENT, receiver.url(), owner=OWNER)
+        dispatcher.emit_many([(EVENT, {"id": n}, OWNER) for n in range(5)])
+
+        summary = dispatcher.worker(workers=1, grace=grace).run_until_idle()
+
+        assert summary.delivered == 5
+        assert len(transport.threads) == 5
+        assert (set(transport.threads) == {threading.get_ident()}) is on_caller, grace
+
+
+def test_one_thread_moves_the_heartbeat_after_every_attempt(make_loopback_dispatcher, receiver):
+    """The loop busy with attempts is not a stuck loop: the heartbeat moves after each one,
+    so a run of attempts longer than the deadline does not look stale to check_health."""
+    transport = NotingTransport()
+    dispatcher = make_loopback_dispatcher(transport=transport)
+    dispatcher.subscribe(EVENT, receiver.url(), owner=OWNER)
+    dispatcher.emit_many([(EVENT, {"id": n}, OWNER) for n in range(6)])
+    transport.worker = worker = dispatcher.worker(workers=1)
+
+    assert worker.run_until_idle().delivered == 6
+
+    seen = transport.heartbeats
+    assert None not in seen
+    assert all(a < b for a, b in itertools.pairwise(seen)), seen  # type: ignore[operator]
+
+
+def test_one_thread_goes_round_again_without_sleeping_after_its_attempts(
+    make_loopback_dispatcher, receiver
+):
+    """A running one-thread worker claims again as soon as its attempts are recorded: a
+    backlog larger than one claim is sent without waiting for the poll interval."""
+    dispatcher = make_loopback_dispatcher()
+    dispatcher.subscribe(EVENT, receiver.url(), owner=OWNER)
+    dispatcher.emit_many([(EVENT, {"id": n}, OWNER) for n in range(12)])
+    delivered = threading.Semaphore(0)
+    dispatcher.add_listener(
+        lambda e: delivered.release() if isinstance(e, DeliveryDelivered) else None
+    )
+    stop = threading.Event()
+    thread, result = run_in_thread(dispatcher.run, workers=1, stop=stop, poll_interval=3600)
+    try:
+        for n in range(12):
+            assert delivered.acquire(timeout=30), f"only {n} of 12 delivered"
+    finally:
+        stop.set()
+    assert join(thread, result).delivered == 12  # type: ignore[attr-defined]

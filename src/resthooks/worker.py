@@ -52,6 +52,12 @@ class Worker:
     queued by other processes). A queued claim whose lease could run out during its attempt,
     or that is still queued when the worker stops, goes back to the store unsent.
 
+    With ``workers=1`` (and a ``grace`` no shorter than the attempt deadline, the default)
+    the loop thread makes the attempts itself, one after the other, and records them
+    together: with one attempt at a time there is nothing to gain from a second thread,
+    and handing each claim to it and its outcome back cost a third of a delivery. A stop
+    then waits for the attempt in flight, which its deadline bounds, as ``grace`` would.
+
     How a slow endpoint is kept from delaying the others:
 
     - at most ``Dispatcher.limits.in_flight_per_host`` deliveries to one host are in flight at
@@ -313,6 +319,12 @@ class _Session:
         self.finished_since_wake = 0
         self.more_to_claim = True  # whether the last claim filled its limit
         self.eager = False  # stopping: every finished attempt wakes the loop
+        # One thread: the loop makes the attempts itself, one after the other, as
+        # ``deliver_due`` does; nothing passes between threads. Only when the grace
+        # allows the attempt in flight its whole deadline: a shorter grace needs a thread
+        # the loop can leave behind.
+        self.here = workers == 1 and worker.grace >= self.dispatcher.timeouts.total
+        self.attempted = False  # this round made attempts here (then it goes round again)
 
     def stopping(self) -> bool:
         return self.worker._stopping.is_set() or (
@@ -328,13 +340,14 @@ class _Session:
             # it again, so the wait below cannot miss it.
             self.wake.clear()
             due: datetime | None = None
+            self.attempted = False
             try:
                 self.record_done()
                 self.start_ready()
                 self.claim()
                 self.start_ready()
                 busy = len(self.in_flight) >= self.capacity
-                if not busy and not once and not self.stopping():
+                if not busy and not once and not self.stopping() and not self.attempted:
                     due = self.dispatcher.store.next_due_at()
             except Exception as exc:
                 if once:
@@ -350,6 +363,8 @@ class _Session:
             self.trouble.recovered()
             if self.stopping():
                 return
+            if self.attempted:
+                continue  # it made attempts itself: more may be due, and none is in flight
             if busy:
                 # Every thread is busy: only a finished attempt (or stop) changes anything.
                 self.wake.wait()
@@ -369,6 +384,9 @@ class _Session:
         self.gate.add(claims)
 
     def start_ready(self) -> None:
+        if self.here:
+            self.attempt_here()
+            return
         # A claim whose lease could expire mid-attempt is let go, to be claimed afresh.
         stale = self.gate.expiring(self.clock.now() + self.attempt_deadline)
         for claim in self.gate.take(self.capacity - len(self.in_flight)):
@@ -380,6 +398,47 @@ class _Session:
         if stale:
             self.release(stale)
 
+    def attempt_here(self) -> None:
+        """With one thread: the claims' attempts one after the other on the loop's own thread,
+        then one ``record`` for their outcomes.
+
+        Recording at the end is in time: the claims come from one ``claim_due`` (the loop
+        records before it claims again) and share its lease, and each is attempted only if
+        its attempt can end before that lease does (the others are released first), so the
+        last attempt ends, and every outcome waiting for it is recorded, while the claims
+        are still held.
+        """
+        while not self.stopping():
+            stale = self.gate.expiring(self.clock.now() + self.attempt_deadline)
+            if stale:
+                self.release(stale)
+            taken = self.gate.take(1)
+            if not taken:
+                break
+            claim = taken[0]
+            self.attempted = True
+            outcome = self.outcome_of(claim)
+            self.gate.finished(claim, outcome)
+            self.unrecorded.append(
+                (claim, outcome if outcome is not None else release_outcome(claim))
+            )
+            self.worker._heartbeat = self.clock.now()  # the loop is busy, not stuck
+        self.record_done()
+
+    def outcome_of(self, claim: Claim) -> Outcome | None:
+        """One claim's attempt (``None``: release it), or its release without an attempt."""
+        try:
+            if self.stopping():
+                # Stopping takes no new work: a claim still queued when stop came goes back.
+                return release_outcome(claim)
+            if claim.lease_until - self.clock.now() < self.attempt_deadline:
+                # It waited in the queue until its lease could expire mid-attempt: let it go,
+                # to be claimed afresh.
+                return release_outcome(claim)
+            return self.dispatcher.attempt(claim)
+        except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer parses
+            return unmade_attempt(self.dispatcher, claim, exc)
+
     def attempt(self, claim: Claim) -> None:
         """Runs on a pool thread: one attempt, then hand the outcome to the loop."""
         with self.counts:
@@ -389,17 +448,7 @@ class _Session:
             self.wake.set()  # top the queue up while this attempt runs
         outcome: Outcome | None = None
         try:
-            if self.stopping():
-                # Stopping takes no new work: a claim still queued when stop came goes back.
-                outcome = release_outcome(claim)
-            elif claim.lease_until - self.clock.now() < self.attempt_deadline:
-                # It waited in the queue until its lease could expire mid-attempt: let it go,
-                # to be claimed afresh.
-                outcome = release_outcome(claim)
-            else:
-                outcome = self.dispatcher.attempt(claim)
-        except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer parses
-            outcome = unmade_attempt(self.dispatcher, claim, exc)
+            outcome = self.outcome_of(claim)
         finally:
             self.done.put((claim, outcome))
             with self.counts:
