@@ -26,6 +26,7 @@ from ._rules import (
     CappedBody,
     Deadline,
     connection_limit,
+    default_context,
     error_table,
     literal_address,
     mask_request_logs,
@@ -33,8 +34,8 @@ from ._rules import (
     resolution_failed,
     resolved_addresses,
     response_from,
-    tls_context,
     transport_error,
+    verified_context,
 )
 from ._urllib3 import PooledHost
 
@@ -236,7 +237,7 @@ class AiohttpTransport:
         if resolver is not None and not callable(resolver):
             raise ConfigurationError("resolver must be a function (host, port) -> addresses")
         self._resolver = resolver
-        self._ssl = tls_context(ssl_context)
+        self._ssl = _verified_context(ssl_context)
         # 0 is aiohttp's "no limit", as connection_limit says for None.
         self._limit = connection_limit("max_connections", max_connections)
         self._limit_per_host = connection_limit(
@@ -418,6 +419,11 @@ class AiohttpTransport:
         if self.proxy is not None:
             return f"AiohttpTransport(proxy={self.proxy.safe!r})"
         return "AiohttpTransport()"
+
+
+def _verified_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
+    checked = verified_context(context)
+    return checked if checked is not None else default_context()
 
 
 @functools.lru_cache(maxsize=64)

@@ -29,13 +29,14 @@ from ._proxy import Proxy, parse_proxy, proxy_unreachable, tunnel_refused
 from ._rules import (
     CappedBody,
     connection_limit,
+    default_context,
     error_table,
     literal_address,
     parse_target,
     resolution_failed,
     response_from,
-    tls_context,
     transport_error,
+    verified_context,
 )
 from ._urllib3 import PooledHost
 
@@ -358,7 +359,8 @@ class AsyncioTransport:
         if resolver is not None and not callable(resolver):
             raise ConfigurationError("resolver must be a function (host, port) -> addresses")
         self._resolver: Resolver = resolver if resolver is not None else system_resolver
-        self._ssl = tls_context(ssl_context)
+        checked = verified_context(ssl_context)
+        self._ssl = checked if checked is not None else default_context()
         self._limit = connection_limit("max_connections", max_connections)
         self._limit_per_host = connection_limit(
             "max_connections_per_host", max_connections_per_host

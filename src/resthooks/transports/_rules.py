@@ -50,7 +50,6 @@ __all__ = [
     "resolution_failed",
     "resolved_addresses",
     "response_from",
-    "tls_context",
     "transport_error",
     "verified_context",
 ]
@@ -121,25 +120,9 @@ def default_context() -> ssl.SSLContext:
     """The TLS context of a transport given none: the system's CA store, verifying.
 
     Loading the CA store takes tens of milliseconds: once per process (a context is safe to
-    share between connections, transports and threads), not once per connection, which is
-    what urllib3 does when it is given no context. A certificate must name the host in its
-    subject alternative names; the subject's common name alone is not accepted (urllib3's
-    rule, and RFC 6125's).
+    share between connections, transports and threads).
     """
-    context = ssl.create_default_context()
-    context.hostname_checks_common_name = False
-    return context
-
-
-def tls_context(context: object) -> ssl.SSLContext:
-    """The context a transport uses for every TLS connection: ``context`` if it verifies
-    (see :func:`verified_context`), else :func:`default_context`.
-
-    Raises:
-        ConfigurationError: Naming ``ssl_context``, for a context that does not verify.
-    """
-    checked = verified_context(context)
-    return checked if checked is not None else default_context()
+    return ssl.create_default_context()
 
 
 def connection_limit(name: str, value: int | None) -> int:

@@ -47,8 +47,8 @@ from ._rules import (
     mask_request_logs,
     parse_target,
     response_from,
-    tls_context,
     transport_error,
+    verified_context,
 )
 
 __all__ = ["PooledHost", "Urllib3Transport"]
@@ -137,10 +137,7 @@ class Urllib3Transport:
     the CPU per request. Through an egress ``proxy`` each host has a urllib3
     ``HTTPConnectionPool`` instead, bounded the same way.
 
-    Redirects are never followed and nothing is retried. TLS certificates are verified, with
-    one TLS context for all the transport's connections (``ssl_context``, or else the
-    process's default one, built once: urllib3 alone would build one and load the CA store
-    for every new connection). The
+    Redirects are never followed and nothing is retried. TLS certificates are verified. The
     total deadline of :class:`~resthooks.Timeouts` holds however slowly a server sends its
     body: the body is read in chunks against a monotonic deadline. A response body longer than
     the cap is not read past the cap, and its connection is closed instead of going back to
@@ -223,9 +220,7 @@ class Urllib3Transport:
         self._pool_classes = with_deadline(
             {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
         )
-        # One context for every TLS connection (urllib3 would build one per connection, its
-        # CA store loaded anew each time, when given none).
-        self._ssl_context = tls_context(ssl_context)
+        self._ssl_context = verified_context(ssl_context)
         self._lock = threading.Lock()
         self._hosts: dict[tuple[str, str, int], _Host] = {}
         self._targets: dict[str, _Target] = {}
