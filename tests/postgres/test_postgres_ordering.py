@@ -7,8 +7,10 @@ import os
 import random
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,7 @@ import pytest
 import support
 
 import ordering_support
+from resthooks import DeliveryState, Hook, Outcome, OutcomeKind
 from resthooks.testing import HookReceiver
 
 if TYPE_CHECKING:
@@ -180,3 +183,110 @@ def test_keyed_emits_through_the_hosts_connections_keep_their_order(
         order.append(claim.delivery.id)
         dispatcher.record([dispatcher.attempt(claim)])
     assert made == order
+
+
+def test_a_stale_outcome_and_a_redelivery_taking_the_turn_never_deadlock(
+    pg_store: PostgresStore, pg_conninfo: str
+) -> None:
+    """A redelivery that takes its key's turn makes the holder (a newer delivery waiting on a
+    retry) wait again, updating that row under the key's lock; a late outcome for the same
+    holder locks it in ``record``. Both take the key's lock before any row of the key, so
+    neither holds what the other waits for. The test holds the key's lock until both wait on
+    it, the redelivery first (the order that deadlocked when each locked its own row first)."""
+    import psycopg  # noqa: PLC0415 - optional: the fixtures checked for it first
+
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    hook = Hook(
+        id="hook_1",
+        owner="acme",
+        event="party/updated",
+        target_url="https://h.example.com/1",
+        created_at=t0,
+        updated_at=t0,
+    )
+    pg_store.add_hook(hook, max_per_owner=None)
+    lease = timedelta(minutes=5)
+
+    def claim_one(now: datetime) -> tuple[str, str]:
+        (claim,) = pg_store.claim_due(now=now, limit=1, lease_until=now + lease)
+        return claim.delivery.id, claim.token
+
+    (older,) = pg_store.enqueue(
+        owner="acme", event="party/updated", body=b"{}", now=t0, ordering_key="party:1"
+    )
+    older_id, token = claim_one(t0)
+    pg_store.record([Outcome(delivery_id=older_id, token=token, kind=OutcomeKind.FAILED)], now=t0)
+    pg_store.revive_hook("hook_1", now=t0)
+    pg_store.enqueue(
+        owner="acme", event="party/updated", body=b"{}", now=t0, ordering_key="party:1"
+    )
+    holder_id, stale_token = claim_one(t0)
+    retry_at = t0 + timedelta(minutes=1)
+    pg_store.record(
+        [
+            Outcome(
+                delivery_id=holder_id,
+                token=stale_token,
+                kind=OutcomeKind.RETRY,
+                next_attempt_at=retry_at,
+            )
+        ],
+        now=t0,
+    )
+    assert older.id == older_id
+
+    def waiting_on_advisory_locks(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    errors: list[BaseException] = []
+
+    def run(call: object) -> None:
+        try:
+            call()  # type: ignore[operator]
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+
+    now = t0 + timedelta(seconds=1)
+    with (
+        psycopg.connect(pg_conninfo, autocommit=True) as gate,
+        psycopg.connect(pg_conninfo, autocommit=True) as watch,
+    ):
+        gate.execute("BEGIN")
+        gate.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s || %s || ':' || %s, 0))",
+            (pg_store._turn_lock, "hook_1", "party:1"),
+        )
+        redelivery = threading.Thread(
+            target=run, args=(lambda: pg_store.requeue(older_id, now=now),)
+        )
+        late = threading.Thread(
+            target=run,
+            args=(
+                lambda: pg_store.record(
+                    [Outcome(delivery_id=holder_id, token=stale_token, kind=OutcomeKind.DELIVERED)],
+                    now=now,
+                ),
+            ),
+        )
+        redelivery.start()
+        for expected, thread in ((1, None), (2, late)):
+            if thread is not None:
+                thread.start()
+            deadline = time.monotonic() + 30
+            while waiting_on_advisory_locks(watch) < expected:
+                assert time.monotonic() < deadline, "the store never waited on the key"
+                time.sleep(0.01)
+        gate.execute("COMMIT")
+        redelivery.join(60)
+        late.join(60)
+    assert errors == []
+    redelivered = pg_store.get_delivery(older_id)
+    holder = pg_store.get_delivery(holder_id)
+    assert redelivered is not None
+    assert holder is not None
+    assert (redelivered.state, redelivered.next_attempt_at) == (DeliveryState.PENDING, now)
+    assert holder.state == DeliveryState.PENDING  # the late outcome changed nothing
+    assert holder.next_attempt_at != retry_at  # it waits for the redelivered one's turn
