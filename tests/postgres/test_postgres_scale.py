@@ -25,33 +25,14 @@ LEASE = 3.0
 DEADLINE = 240.0  # generous: a hung run fails instead of blocking CI forever
 
 
-def _workers(
-    conninfo: str, schema: str, n: int, reports: list[Path] | None = None
-) -> list[subprocess.Popen[bytes]]:
+def _workers(conninfo: str, schema: str, n: int) -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parent), *sys.path])}
     return [
         subprocess.Popen(
-            [sys.executable, str(WORKER), conninfo, schema, str(BATCH), str(LEASE)],
-            env={**env, "WORKER_REPORT": str(reports[i])} if reports else env,
+            [sys.executable, str(WORKER), conninfo, schema, str(BATCH), str(LEASE)], env=env
         )
-        for i in range(n)
+        for _ in range(n)
     ]
-
-
-def _sent_again_by_retries(conninfo: str, schema: str) -> int:
-    """Attempts beyond each delivery's first, in the attempt log: a failed attempt (a
-    timeout under load, say) may well have reached the receiver, and its retry is sent again."""
-    import psycopg  # noqa: PLC0415 - optional: the fixtures checked for it first
-    from psycopg import sql  # noqa: PLC0415
-
-    with psycopg.connect(conninfo) as conn:
-        row = conn.execute(
-            sql.SQL(
-                "SELECT coalesce(sum(n - 1), 0) FROM "
-                "(SELECT count(*) AS n FROM {s}.attempts GROUP BY delivery_id) a"
-            ).format(s=sql.Identifier(schema))
-        ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -107,14 +88,12 @@ def test_four_workers_deliver_each_exactly_once(
 
 
 def test_killed_worker_loses_nothing(
-    pg_store: PostgresStore, pg_conninfo: str, receiver: HookReceiver, tmp_path: Path
+    pg_store: PostgresStore, pg_conninfo: str, receiver: HookReceiver
 ) -> None:
     """kill -9 of one of 4 workers mid-run loses no delivery, and sends again at most what it
-    had in flight (one batch), besides the at-least-once sends of the others, each counted:
-    a retry after a failed attempt, an outcome that came after its lease (stale)."""
+    had in flight (one batch)."""
     ids = _emit_all(pg_store, receiver)
-    reports = [tmp_path / f"worker{i}" for i in range(4)]
-    workers = _workers(pg_conninfo, pg_store.schema, 4, reports)
+    workers = _workers(pg_conninfo, pg_store.schema, 4)
     try:
         deadline = time.monotonic() + DEADLINE
         receiver.wait_for(1000, timeout=max(deadline - time.monotonic(), 0))
@@ -125,15 +104,9 @@ def test_killed_worker_loses_nothing(
     finally:
         _stop(workers)
     assert workers[0].returncode == -signal.SIGKILL
-    assert [w.returncode for w in workers[1:]] == [0, 0, 0]
     assert set(receiver.webhook_ids()) == ids, "nothing lost"
     duplicates = len(receiver.deliveries) - len(ids)
-    retried = _sent_again_by_retries(pg_conninfo, pg_store.schema)
-    stale = sum(int(r.read_text()) for r in reports[1:])
-    assert duplicates <= BATCH + retried + stale, (
-        f"{duplicates} sent twice; at most one batch was in flight in the killed worker, "
-        f"{retried} attempts were retries, {stale} outcomes of the others came after the lease"
-    )
-    assert max(receiver.webhook_ids().values()) <= 2 + retried + stale
+    assert duplicates <= BATCH, f"{duplicates} sent twice; at most one batch was in flight"
+    assert max(receiver.webhook_ids().values()) <= 2
     assert in_flight_at_kill <= 4 * BATCH
     assert pg_store.stats().deliveries[DeliveryState.DELIVERED.value] == len(ids)

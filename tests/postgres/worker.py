@@ -5,8 +5,7 @@ sent SIGTERM (or killed). It runs ``Dispatcher.run`` (or, with
 ``RESTHOOKS_WORKER_LOOP=deliver_due``, a loop of ``deliver_due`` that sleeps briefly when
 nothing is due). With
 ``WORKER_TRANSPORT=null`` (the benchmark's store-only runs) nothing is sent over the network:
-every attempt is answered 204 at once. With ``WORKER_REPORT=PATH``, a worker stopped by
-SIGTERM writes there how many of its outcomes came after its lease (stale).
+every attempt is answered 204 at once.
 """
 
 from __future__ import annotations
@@ -41,13 +40,7 @@ def main() -> None:
     if os.environ.get("RESTHOOKS_WORKER_LOOP") != "deliver_due":
         # The worker claims up to two batches of its thread count: half the batch size in
         # threads keeps what one process holds in flight within one batch.
-        summary = dispatcher.run(workers=max(1, batch // 2), stop=stop, poll_interval=0.05)
-        report = os.environ.get("WORKER_REPORT")
-        if report:
-            # Outcomes refused because the lease had run out and another worker claimed the
-            # delivery again (it was sent twice): the scale tests allow for each.
-            with open(report, "w") as out:
-                out.write(str(summary.stale))
+        dispatcher.run(workers=max(1, batch // 2), stop=stop, poll_interval=0.05)
     else:
         while not stop.is_set():
             if dispatcher.deliver_due(batch_size=batch).attempts == 0:
