@@ -227,6 +227,7 @@ _DAMAGED: LiteralString = """
         OR NOT (coalesce(h.dead_at, h.created_at) BETWEEN {lo} AND {hi})
         OR NOT (coalesce(h.previous_secret_until, h.created_at) BETWEEN {lo} AND {hi})
     )
+    FOR UPDATE OF d SKIP LOCKED
 """
 
 _HOOK_COLUMNS: LiteralString = (
@@ -1752,67 +1753,52 @@ class PostgresStore:
         return self._claim_due(now, limit, lease_until, max_in_flight_per_host)
 
     def _quarantine_damaged(self, now: datetime, lease_until: datetime | None = None) -> None:
-        # The one lock order (see record): the turns of the keys a moved row may hold come
-        # before any row. The damaged rows are found without a lock (a delivery's hook and
-        # key never change), locked after the turns (SKIP LOCKED: one another transaction
-        # holds waits for the next claim), and what the failed claim took is released in a
-        # transaction of its own, its rows locked in id order. Locking the damaged rows first,
-        # then waiting for a turn, deadlocked with a record that held the turn and waited for
-        # one of them (the oldest waiting delivery of its key, which it hands the turn to).
         with self._tx() as cur:
             cur.execute(self._q(_DAMAGED))
-            found = [r[0] for r in cur.fetchall()]
-            moved: list[tuple[str, str]] = []
-            if found:
+            damaged = cur.fetchall()
+            turns: list[tuple[str, str]] = []
+            if damaged:
+                # The keys whose turn a moved row may hold: the key goes on without it.
                 cur.execute(
                     self._q(
-                        "SELECT id, hook_id, ordering_key FROM {s}.deliveries WHERE id = ANY(%s) "
+                        "SELECT hook_id, ordering_key FROM {s}.deliveries WHERE id = ANY(%s) "
                         "AND ordering_key IS NOT NULL AND next_attempt_at IS NOT NULL"
                     ),
-                    (found,),
+                    ([r[0] for r in damaged],),
                 )
-                turn_of = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
-                self._lock_turns(cur, list(turn_of.values()))
-                # Read again under the turns: what is still damaged, and not held elsewhere.
+                turns = [(r[0], r[1]) for r in cur.fetchall()]
+                self._lock_turns(cur, turns)
                 cur.execute(
-                    self._q(_DAMAGED + " AND d.id = ANY(%s) FOR UPDATE OF d SKIP LOCKED"),
-                    (found,),
+                    self._q(
+                        "WITH bad AS (SELECT * FROM unnest(%(ids)s::text[], %(reasons)s::text[]) "
+                        "AS b(id, reason)), moved AS ("
+                        "DELETE FROM {s}.deliveries d USING bad WHERE d.id = bad.id "
+                        "RETURNING d.*, bad.reason) "
+                        "INSERT INTO {s}.quarantine (delivery_id, hook_id, message_id, reason, "
+                        "row, quarantined_at) SELECT moved.id, moved.hook_id, moved.message_id, "
+                        "moved.reason, moved::text, %(now)s FROM moved RETURNING delivery_id, "
+                        "reason"
+                    ),
+                    {
+                        "ids": [r[0] for r in damaged],
+                        "reasons": [r[1] for r in damaged],
+                        "now": now,
+                    },
                 )
-                damaged = cur.fetchall()
-                if damaged:
-                    cur.execute(
-                        self._q(
-                            "WITH bad AS (SELECT * FROM unnest(%(ids)s::text[], "
-                            "%(reasons)s::text[]) AS b(id, reason)), moved AS ("
-                            "DELETE FROM {s}.deliveries d USING bad WHERE d.id = bad.id "
-                            "RETURNING d.*, bad.reason) "
-                            "INSERT INTO {s}.quarantine (delivery_id, hook_id, message_id, "
-                            "reason, row, quarantined_at) SELECT moved.id, moved.hook_id, "
-                            "moved.message_id, moved.reason, moved::text, %(now)s FROM moved "
-                            "RETURNING delivery_id, reason"
-                        ),
-                        {
-                            "ids": [r[0] for r in damaged],
-                            "reasons": [r[1] for r in damaged],
-                            "now": now,
-                        },
-                    )
-                    moved = cur.fetchall()
-                # The keys go on without the rows moved (a turn not held: nothing changes).
-                for hook_id, key in sorted({turn_of[i] for i, _ in moved if i in turn_of}):
+                moved = cur.fetchall()
+                for hook_id, key in turns:
                     cur.execute(
                         self._q(self._HAND_OVER),
                         {"hook_id": hook_id, "key": key, "waiting": WAITING_FOR_TURN, "now": now},
                     )
-        if lease_until is not None:
-            with self._tx(atomic=False) as cur:
+            else:
+                moved = []
+            if lease_until is not None:
                 cur.execute(
                     self._q(
-                        "UPDATE {s}.deliveries d SET state = 'pending', "
-                        "due_at = d.next_attempt_at, token = NULL, lease_until = NULL "
-                        "FROM (SELECT id FROM {s}.deliveries WHERE state = 'in_flight' "
-                        "AND lease_until = %s AND updated_at = %s ORDER BY id FOR UPDATE) c "
-                        "WHERE d.id = c.id"
+                        "UPDATE {s}.deliveries SET state = 'pending', due_at = next_attempt_at, "
+                        "token = NULL, lease_until = NULL "
+                        "WHERE state = 'in_flight' AND lease_until = %s AND updated_at = %s"
                     ),
                     (lease_until, now),
                 )
